@@ -1,0 +1,12 @@
+{
+  "targets": [
+    {
+      "target_name": "vpcgw_native",
+      "sources": ["src/tun/native/addon.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-O2", "-std=c++17", "-Wall"],
+      "cflags": ["-O2"]
+    }
+  ]
+}
