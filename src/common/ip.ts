@@ -149,11 +149,10 @@ export class PrefixTable<V> {
 
   insert(p: Prefix, value: V): void {
     const idx = p.family === 4 ? 0 : 1;
-    let node = this.roots[idx];
-    if (!node) node = this.roots[idx] = new TrieNode<V>();
+    let node: TrieNode<V> = this.roots[idx] ?? (this.roots[idx] = new TrieNode<V>());
     for (let i = 0; i < p.len; i++) {
       const bit = (p.bytes[i >> 3]! >> (7 - (i & 7))) & 1;
-      let next = node.child[bit];
+      let next: TrieNode<V> | null = node.child[bit]!;
       if (!next) next = node.child[bit] = new TrieNode<V>();
       node = next;
     }
