@@ -1,0 +1,8 @@
+export { parseConfig, loadConfigFile, type LoadOptions } from './load.js';
+export { parseDurationSec, formatDuration } from './duration.js';
+export { Secret } from './secret.js';
+export * from './types.js';
+export {
+  DEFAULT_IKE_PROPOSALS, DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_LIFETIME_SEC, DEFAULT_ESP_LIFETIME_SEC,
+  DEFAULT_REPLAY_WINDOW, DEFAULT_TUN_NAME, DEFAULT_TUN_MTU, DEFAULT_SSL_PORT, DEFAULT_MAX_CONNECTIONS,
+} from './validate.js';

@@ -1,0 +1,74 @@
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import { ConfigError } from '../../common/errors.js';
+import type { GatewayConfig } from './types.js';
+import { buildConfig, deepFreeze } from './validate.js';
+
+/** A ConfigError whose message we word ourselves (YAML syntax, unreadable file). */
+function configError(path: string, message: string): ConfigError {
+  const e = new ConfigError(path, null, '');
+  e.message = `config ${path}: ${message}`;
+  return e;
+}
+
+function lineCol(text: string, pos: number): string {
+  let line = 1;
+  let col = 1;
+  for (let i = 0; i < pos && i < text.length; i++) {
+    if (text.charCodeAt(i) === 10) { line++; col = 1; } else col++;
+  }
+  return `line ${line}, column ${col}`;
+}
+
+/**
+ * Parses and validates config text. `source` names it in messages (a file path or a label);
+ * relative paths in the config resolve against `baseDir` (default: the folder of `source`).
+ * Returns a deeply frozen GatewayConfig or throws the first ConfigError. YAML syntax errors give
+ * only the position, never the offending text (it may be a PSK line).
+ */
+export function parseConfig(text: string, source: string, baseDir: string = dirname(resolve(source))): GatewayConfig {
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, merge: false });
+  const err = doc.errors[0];
+  if (err) throw configError(`${source} (${lineCol(text, err.pos[0])})`, `YAML syntax: ${err.message}`);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw configError(source, `YAML: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return deepFreeze(buildConfig(raw, source, baseDir));
+}
+
+export interface LoadOptions {
+  /** Also check that files the config names (certificates, keys) are readable. Default true. */
+  checkFiles?: boolean;
+}
+
+/** Reads, parses and validates a config file; see parseConfig. */
+export function loadConfigFile(path: string, opts: LoadOptions = {}): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw configError(path, `cannot read the config file (${code})`);
+  }
+  const cfg = parseConfig(text, path);
+  if (opts.checkFiles !== false) {
+    cfg.vpnServers.forEach((s, i) => {
+      checkReadable(s.serverCert.cert, `vpnServers[${i}].serverCert.cert`);
+      checkReadable(s.serverCert.key, `vpnServers[${i}].serverCert.key`);
+      checkReadable(s.clientCa, `vpnServers[${i}].clientCa`);
+    });
+  }
+  return cfg;
+}
+
+function checkReadable(file: string, path: string): void {
+  try {
+    accessSync(file, constants.R_OK);
+  } catch (e) {
+    throw new ConfigError(path, file, `a readable file (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
