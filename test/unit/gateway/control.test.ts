@@ -50,7 +50,7 @@ describe('control socket', () => {
   it('answers an unknown method with ERR_UNKNOWN_METHOD naming the known ones', async () => {
     const path = sockPath();
     await serve(path, { status: () => ({}) });
-    const err = await controlCall(path, 'statsu').catch((e) => e);
+    const err = await controlCall(path, 'statsu').catch((e: unknown) => e as ControlError);
     expect(err).toBeInstanceOf(ControlError);
     expect(err.code).toBe('ERR_UNKNOWN_METHOD');
     expect(err.message).toContain('status');
@@ -66,10 +66,10 @@ describe('control socket', () => {
         throw new TypeError('boom');
       },
     });
-    const e1 = await controlCall(path, 'initiate', { name: 'dc9' }).catch((e) => e);
+    const e1 = await controlCall(path, 'initiate', { name: 'dc9' }).catch((e: unknown) => e as ControlError);
     expect(e1.code).toBe('ERR_CONFIG');
     expect(e1.message).toContain('dc9');
-    const e2 = await controlCall(path, 'crash').catch((e) => e);
+    const e2 = await controlCall(path, 'crash').catch((e: unknown) => e as ControlError);
     expect(e2.code).toBe('ERR_INTERNAL');
   });
 
@@ -98,7 +98,7 @@ describe('control socket', () => {
   });
 
   it('reports ERR_NOT_RUNNING when no daemon listens', async () => {
-    const err = await controlCall(sockPath(), 'status').catch((e) => e);
+    const err = await controlCall(sockPath(), 'status').catch((e: unknown) => e as ControlError);
     expect(err).toBeInstanceOf(ControlError);
     expect(err.code).toBe('ERR_NOT_RUNNING');
   });
@@ -109,7 +109,7 @@ describe('control socket', () => {
     await new Promise<void>((r) => mute.listen(path, r));
     try {
       const t0 = Date.now();
-      const err = await controlCall(path, 'status', {}, { timeoutMs: 150 }).catch((e) => e);
+      const err = await controlCall(path, 'status', {}, { timeoutMs: 150 }).catch((e: unknown) => e as ControlError);
       expect(err.code).toBe('ERR_TIMEOUT');
       expect(Date.now() - t0).toBeLessThan(2_000);
     } finally {
