@@ -20,6 +20,16 @@ async function serve(path: string, handlers: Record<string, (p: unknown) => unkn
   return s;
 }
 
+/** Resolves to the error a call fails with; a call that succeeds fails the test. */
+function failure(p: Promise<unknown>): Promise<ControlError> {
+  return p.then(
+    (v) => {
+      throw new Error(`expected a failure, got ${JSON.stringify(v)}`);
+    },
+    (e: unknown) => e as ControlError,
+  );
+}
+
 afterEach(async () => {
   for (const s of servers.splice(0)) await s.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -50,7 +60,7 @@ describe('control socket', () => {
   it('answers an unknown method with ERR_UNKNOWN_METHOD naming the known ones', async () => {
     const path = sockPath();
     await serve(path, { status: () => ({}) });
-    const err = await controlCall(path, 'statsu').catch((e: unknown) => e as ControlError);
+    const err = await failure(controlCall(path, 'statsu'));
     expect(err).toBeInstanceOf(ControlError);
     expect(err.code).toBe('ERR_UNKNOWN_METHOD');
     expect(err.message).toContain('status');
@@ -66,10 +76,10 @@ describe('control socket', () => {
         throw new TypeError('boom');
       },
     });
-    const e1 = await controlCall(path, 'initiate', { name: 'dc9' }).catch((e: unknown) => e as ControlError);
+    const e1 = await failure(controlCall(path, 'initiate', { name: 'dc9' }));
     expect(e1.code).toBe('ERR_CONFIG');
     expect(e1.message).toContain('dc9');
-    const e2 = await controlCall(path, 'crash').catch((e: unknown) => e as ControlError);
+    const e2 = await failure(controlCall(path, 'crash'));
     expect(e2.code).toBe('ERR_INTERNAL');
   });
 
@@ -98,7 +108,7 @@ describe('control socket', () => {
   });
 
   it('reports ERR_NOT_RUNNING when no daemon listens', async () => {
-    const err = await controlCall(sockPath(), 'status').catch((e: unknown) => e as ControlError);
+    const err = await failure(controlCall(sockPath(), 'status'));
     expect(err).toBeInstanceOf(ControlError);
     expect(err.code).toBe('ERR_NOT_RUNNING');
   });
@@ -109,7 +119,7 @@ describe('control socket', () => {
     await new Promise<void>((r) => mute.listen(path, r));
     try {
       const t0 = Date.now();
-      const err = await controlCall(path, 'status', {}, { timeoutMs: 150 }).catch((e: unknown) => e as ControlError);
+      const err = await failure(controlCall(path, 'status', {}, { timeoutMs: 150 }));
       expect(err.code).toBe('ERR_TIMEOUT');
       expect(Date.now() - t0).toBeLessThan(2_000);
     } finally {
