@@ -83,7 +83,7 @@ export class ManagedProcess {
 
   constructor(
     readonly label: string,
-    private readonly child: ChildProcess,
+    child: ChildProcess,
     private readonly maxOutputChars = 200_000,
   ) {
     if (child.pid === undefined) throw new Error(`${label}: spawn failed`);
