@@ -9,7 +9,8 @@
  * `TcpDeframer` is an incremental parser with explicit state. Chunks from the socket go in through
  * `push(chunk)`; each complete frame is handed to `onFrame(buf, off, len)`. A frame wholly inside one
  * chunk is delivered as a view of that chunk (no copy); only a frame that crosses chunk boundaries is
- * assembled in a reused buffer. The view/assembly buffer is valid only during the callback.
+ * copied, into a buffer of its own. Views alias the caller's chunk: copy before keeping one if the caller
+ * reuses its chunks (node:net does not).
  */
 
 export const TCP_LENGTH_SIZE = 2;
@@ -17,6 +18,8 @@ export const TCP_MAX_FRAME = 0xffff;
 
 const STATE_LEN = 0; // reading the 2-byte length (possibly split)
 const STATE_BODY = 1; // assembling a body that crossed a chunk boundary
+
+const EMPTY = Buffer.alloc(0);
 
 export type FrameHandler = (buf: Buffer, off: number, len: number) => void;
 
@@ -26,7 +29,7 @@ export class TcpDeframer {
   private lenHi = -1;
   private need = 0;
   private have = 0;
-  private readonly asm: Buffer;
+  private asm: Buffer = EMPTY;
   /** frames whose length is 0 or above `maxFrame` put the parser into a failed state */
   private failedReason: string | null = null;
   framesIn = 0;
@@ -35,9 +38,7 @@ export class TcpDeframer {
   constructor(
     private readonly onFrame: FrameHandler,
     private readonly maxFrame = TCP_MAX_FRAME,
-  ) {
-    this.asm = Buffer.allocUnsafe(maxFrame);
-  }
+  ) {}
 
   /** Non-null once the stream carried an impossible length; the caller should close the connection. */
   get failed(): string | null {
@@ -59,7 +60,9 @@ export class TcpDeframer {
           this.state = STATE_LEN;
           this.framesIn++;
           this.copiedFrames++;
-          this.onFrame(this.asm, 0, this.need);
+          const frame = this.asm;
+          this.asm = EMPTY;
+          this.onFrame(frame, 0, this.need);
           if (this.failedReason) return false;
         }
         continue;
@@ -92,6 +95,7 @@ export class TcpDeframer {
         this.state = STATE_BODY;
         this.need = len;
         this.have = 0;
+        this.asm = Buffer.allocUnsafe(len);
       }
     }
     return true;

@@ -1,0 +1,361 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createSocket, type Socket } from 'node:dgram';
+import { connect, type Socket as TcpSocket } from 'node:net';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import {
+  SslServer,
+  type ControlSession,
+  type ControlSessionFactory,
+  type PacketSink,
+  type SslServerConfig,
+  type TunnelHooks,
+} from '../../../src/gateway/ssl-server.js';
+import type { SslAction, PushParams } from '../../../src/ssl/session.js';
+import { formatPrefix, type Prefix } from '../../../src/common/ip.js';
+import { captureLogger } from '../../../src/common/log.js';
+import { PING_MAGIC } from '../../../src/ssl/data/special.js';
+import { POOL_EXHAUSTED } from '../../../src/gateway/pools.js';
+
+// ---- a fake control channel: hard reset = 0x38 || user name; P_CONTROL_V1 (0x20) carries text -----
+const keyBlocks = new Map<string, Buffer>();
+class FakeSession implements ControlSession {
+  state = 'initial';
+  user = '';
+  pushed: PushParams | null = null;
+  rejected: string | null = null;
+  constructor(
+    private readonly peerId: number,
+    private readonly emit: (a: SslAction) => void,
+  ) {}
+  receiveControl(pkt: Buffer): void {
+    if (pkt[0] === 0x38) {
+      this.user = pkt.subarray(1).toString();
+      this.emit({ kind: 'send', packet: Buffer.from([0x40, 1, 2, 3]) });
+      this.state = 'authenticating';
+      this.emit({ kind: 'authenticated', user: this.user, certCn: this.user, peerInfo: new Map(), clientOptions: '', cipher: 'AES-256-GCM' } as SslAction);
+    } else if (pkt[0] === 0x20) {
+      this.emit({ kind: 'control', text: pkt.subarray(1).toString() });
+    }
+  }
+  tick(): void {}
+  nextDeadline(): number {
+    return Infinity;
+  }
+  setPush(p: PushParams): void {
+    this.pushed = p;
+    this.state = 'established';
+    const kb = keyBlocks.get(this.user)!;
+    this.emit({
+      kind: 'keys', keyId: 0, cipher: 'AES-256-GCM', peerId: this.peerId, compress: 'none',
+      decKey: kb.subarray(0, 64), decImplicitIv: kb.subarray(64, 72), encKey: kb.subarray(128, 192), encImplicitIv: kb.subarray(192, 200),
+    } as SslAction);
+  }
+  reject(reason: string): void {
+    this.rejected = reason;
+    this.close(reason);
+  }
+  sendControlText(): void {}
+  close(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.emit({ kind: 'closed', reason });
+  }
+}
+const sessions: FakeSession[] = [];
+const factory: ControlSessionFactory = {
+  isInitialPacket: (p) => p[0] === 0x38,
+  create: (_o, peerId, onAction) => {
+    const s = new FakeSession(peerId, onAction);
+    sessions.push(s);
+    return s;
+  },
+};
+
+// ---- the client side of the data channel, from the spec (brief §6.1) ----
+function clientSeal(kb: Buffer, peerId: number, pid: number, payload: Buffer): Buffer {
+  const hdr = Buffer.alloc(8);
+  hdr[0] = 0x48;
+  hdr.writeUIntBE(peerId, 1, 3);
+  hdr.writeUInt32BE(pid, 4);
+  const c = createCipheriv('aes-256-gcm', kb.subarray(0, 32), Buffer.concat([hdr.subarray(4), kb.subarray(64, 72)]), { authTagLength: 16 });
+  c.setAAD(hdr);
+  const ct = Buffer.concat([c.update(payload), c.final()]);
+  return Buffer.concat([hdr, c.getAuthTag(), ct]);
+}
+function clientOpen(kb: Buffer, pkt: Buffer): Buffer {
+  const d = createDecipheriv('aes-256-gcm', kb.subarray(128, 160), Buffer.concat([pkt.subarray(4, 8), kb.subarray(192, 200)]), { authTagLength: 16 });
+  d.setAAD(pkt.subarray(0, 8));
+  d.setAuthTag(pkt.subarray(8, 24));
+  return Buffer.concat([d.update(pkt.subarray(24)), d.final()]);
+}
+function ipv4(src: string, dst: string, payloadLen = 20): Buffer {
+  const p = Buffer.alloc(20 + payloadLen);
+  p[0] = 0x45;
+  p.writeUInt16BE(p.length, 2);
+  p[8] = 64;
+  p[9] = 17;
+  src.split('.').forEach((o, i) => (p[12 + i] = Number(o)));
+  dst.split('.').forEach((o, i) => (p[16 + i] = Number(o)));
+  randomBytes(payloadLen).copy(p, 20);
+  return p;
+}
+
+class FakeTunnel implements TunnelHooks {
+  readonly written: Buffer[] = [];
+  readonly sinks = new Map<string, PacketSink>();
+  writeToTun(buf: Buffer, off: number, len: number): void {
+    this.written.push(Buffer.from(buf.subarray(off, off + len)));
+  }
+  addSinkRoute(p: Prefix, sink: PacketSink): void {
+    this.sinks.set(formatPrefix(p), sink);
+  }
+  removeSinkRoute(p: Prefix): void {
+    this.sinks.delete(formatPrefix(p));
+  }
+}
+
+function config(over: Partial<SslServerConfig> = {}): SslServerConfig {
+  return {
+    name: 'p2c', protocols: ['udp', 'tcp'], port: 0, listen: '127.0.0.1', clientCidr: '10.8.0.0/24',
+    localSubnets: ['10.2.0.0/16'], dnsServers: ['10.2.0.53'], dataCiphers: ['AES-256-GCM'],
+    identity: { cert: '', key: '', clientCa: '' }, maxConnections: 10, clientToClient: false, renegSec: 0, ...over,
+  };
+}
+
+async function until(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+class UdpClient {
+  readonly got: Buffer[] = [];
+  readonly sock: Socket = createSocket('udp4');
+  private constructor(readonly user: string, readonly port: number) {}
+  static async open(user: string, serverPort: number): Promise<UdpClient> {
+    const c = new UdpClient(user, serverPort);
+    keyBlocks.set(user, keyBlocks.get(user) ?? randomBytes(256));
+    c.sock.on('message', (m) => c.got.push(m));
+    await new Promise<void>((r) => c.sock.bind(0, '127.0.0.1', () => r()));
+    opened.push(c);
+    return c;
+  }
+  get kb(): Buffer {
+    return keyBlocks.get(this.user)!;
+  }
+  send(b: Buffer): void {
+    this.sock.send(b, this.port, '127.0.0.1');
+  }
+  hello(): void {
+    this.send(Buffer.concat([Buffer.from([0x38]), Buffer.from(this.user)]));
+  }
+}
+const opened: UdpClient[] = [];
+let server: SslServer | null = null;
+let now = 1_000_000;
+
+async function startServer(over: Partial<SslServerConfig> = {}) {
+  const tunnel = new FakeTunnel();
+  const log = captureLogger();
+  server = new SslServer({ config: config(over), log, tunnel, sessions: factory, clock: () => now, timer: false });
+  await server.start();
+  return { server, tunnel, log };
+}
+
+afterEach(async () => {
+  for (const c of opened.splice(0)) c.sock.close();
+  await server?.stop();
+  server = null;
+  sessions.length = 0;
+});
+
+describe('SslServer over UDP (fake control channel, real sockets on loopback)', () => {
+  it('a client connects, gets .2 pushed, and IP packets flow both ways through the data channel', async () => {
+    const { server, tunnel } = await startServer();
+    const c = await UdpClient.open('alice', server.udpPort);
+    c.hello();
+    await until(() => c.got.length >= 1);
+    expect(c.got[0]![0]).toBe(0x40);
+    const fs = sessions[0]!;
+    expect(fs.pushed).toMatchObject({
+      ifconfig: { address: '10.8.0.2', netmask: '255.255.255.0' },
+      routeGateway: '10.8.0.1',
+      routes: [{ network: '10.2.0.0', netmask: '255.255.0.0' }],
+      dns: ['10.2.0.53'],
+      pingSec: 10,
+      pingRestartSec: 60,
+    });
+    // uplink
+    const up = ipv4('10.8.0.2', '10.2.0.10', 100);
+    c.send(clientSeal(c.kb, 0, 1, up));
+    await until(() => tunnel.written.length === 1);
+    expect(tunnel.written[0]!.equals(up)).toBe(true);
+    // downlink through the sink the data plane would call
+    const down = ipv4('10.2.0.10', '10.8.0.2', 300);
+    tunnel.sinks.get('10.8.0.2/32')!.push(down, 0, down.length);
+    await until(() => c.got.length === 2);
+    expect(c.got[1]![0]).toBe(0x48);
+    expect(clientOpen(c.kb, c.got[1]!).equals(down)).toBe(true);
+    const [st] = server.status();
+    expect(st).toMatchObject({ user: 'alice', protocol: 'udp', virtualAddress: '10.8.0.2', bytesIn: 120, bytesOut: 320, packetsIn: 1, packetsOut: 1, cipher: 'AES-256-GCM' });
+    expect(st!.realAddress).toBe(`127.0.0.1:${c.sock.address().port}`);
+  });
+
+  it('garbage on the port makes no session and is counted; data from unknown remotes too', async () => {
+    const { server, log } = await startServer();
+    const c = await UdpClient.open('mallory', server.udpPort);
+    c.send(Buffer.from('GET / HTTP/1.0\r\n\r\n'));
+    c.send(clientSeal(c.kb, 0, 1, ipv4('10.8.0.2', '10.2.0.1')));
+    await until(() => server.counters.garbageDrops === 1 && server.counters.noSessionDataDrops === 1);
+    expect(server.sessionCount).toBe(0);
+    expect(log.lines.some((l) => l.level === 'debug' && /not an initial packet/.test(l.msg ?? ''))).toBe(true);
+  });
+
+  it('spoofed source addresses and IPv6 are dropped and counted; tampered packets count as drops in status', async () => {
+    const { server, tunnel } = await startServer();
+    const c = await UdpClient.open('alice', server.udpPort);
+    c.hello();
+    await until(() => sessions[0]?.state === 'established');
+    c.send(clientSeal(c.kb, 0, 1, ipv4('10.8.0.9', '10.2.0.10')));
+    const v6 = randomBytes(48);
+    v6[0] = 0x60;
+    c.send(clientSeal(c.kb, 0, 2, v6));
+    const bad = clientSeal(c.kb, 0, 3, ipv4('10.8.0.2', '10.2.0.10'));
+    bad[30] ^= 1;
+    c.send(bad);
+    c.send(clientSeal(c.kb, 0, 2, ipv4('10.8.0.2', '10.2.0.10'))); // replay of id 2
+    await until(() => server.counters.badSourceDrops === 1 && server.counters.ipv6Drops === 1 && Object.keys(server.status()[0]!.drops).length === 2);
+    expect(server.status()[0]!.drops).toEqual({ badTag: 1, replay: 1 });
+    expect(tunnel.written).toHaveLength(0);
+  });
+
+  it('maxConnections refuses further clients', async () => {
+    const { server } = await startServer({ maxConnections: 1 });
+    const a = await UdpClient.open('a', server.udpPort);
+    const b = await UdpClient.open('b', server.udpPort);
+    a.hello();
+    await until(() => server.sessionCount === 1);
+    b.hello();
+    await until(() => server.counters.maxConnectionRefusals === 1);
+    expect(server.sessionCount).toBe(1);
+    expect(b.got).toHaveLength(0);
+  });
+
+  it('a reconnect by the same user replaces the old session and keeps the address', async () => {
+    const { server, tunnel } = await startServer();
+    const a1 = await UdpClient.open('alice', server.udpPort);
+    a1.hello();
+    await until(() => server.sessionCount === 1 && sessions[0]!.state === 'established');
+    const a2 = await UdpClient.open('alice', server.udpPort);
+    a2.hello();
+    await until(() => server.counters.replacedSessions === 1);
+    const st = server.status();
+    expect(st).toHaveLength(1);
+    expect(st[0]).toMatchObject({ user: 'alice', virtualAddress: '10.8.0.2', realAddress: `127.0.0.1:${a2.sock.address().port}` });
+    expect(sessions[0]!.state).toBe('closed');
+    expect(tunnel.sinks.has('10.8.0.2/32')).toBe(true);
+  });
+
+  it('client-to-client: dropped and counted when off, delivered when on', async () => {
+    for (const c2c of [false, true]) {
+      const { server, tunnel } = await startServer({ clientToClient: c2c });
+      const a = await UdpClient.open(`a${c2c}`, server.udpPort);
+      const b = await UdpClient.open(`b${c2c}`, server.udpPort);
+      a.hello();
+      await until(() => server.sessionCount === 1 && sessions.at(-1)!.state === 'established');
+      b.hello();
+      await until(() => server.sessionCount === 2 && sessions.at(-1)!.state === 'established');
+      const pkt = ipv4('10.8.0.2', '10.8.0.3', 64);
+      a.send(clientSeal(a.kb, 0, 1, pkt));
+      if (c2c) {
+        await until(() => b.got.length === 2);
+        expect(clientOpen(b.kb, b.got[1]!).equals(pkt)).toBe(true);
+      } else {
+        await until(() => server.counters.clientToClientDrops === 1);
+        expect(b.got).toHaveLength(1);
+      }
+      expect(tunnel.written).toHaveLength(0);
+      for (const c of opened.splice(0)) c.sock.close();
+      await server.stop();
+      sessions.length = 0;
+    }
+    server = null;
+  });
+
+  it('pings after `ping` seconds of silence; a silent client expires after 2x ping-restart and frees its address', async () => {
+    const { server, tunnel } = await startServer();
+    const c = await UdpClient.open('alice', server.udpPort);
+    c.hello();
+    await until(() => sessions[0]?.state === 'established');
+    const t0 = now;
+    server.tick(t0 + 5_000);
+    server.tick(t0 + 10_000);
+    await until(() => c.got.length === 2);
+    expect(c.got[1]!.length).toBe(40);
+    expect(clientOpen(c.kb, c.got[1]!).equals(PING_MAGIC)).toBe(true);
+    server.tick(t0 + 119_000);
+    expect(server.sessionCount).toBe(1);
+    server.tick(t0 + 120_500);
+    expect(server.sessionCount).toBe(0);
+    expect(tunnel.sinks.size).toBe(0);
+    expect(server.pool.stats()).toMatchObject({ online: 0, offline: 1 });
+  });
+
+  it('pool exhaustion refuses with the reason', async () => {
+    const { server } = await startServer({ clientCidr: '10.9.0.0/29' });
+    const cs = await Promise.all(['u1', 'u2', 'u3', 'u4', 'u5', 'u6'].map((u) => UdpClient.open(u, server.udpPort)));
+    for (const c of cs.slice(0, 5)) c.hello();
+    await until(() => sessions.length === 5 && sessions.every((s) => s.state === 'established'));
+    cs[5]!.hello();
+    await until(() => server.counters.poolRefusals === 1);
+    expect(sessions[5]!.rejected).toBe(POOL_EXHAUSTED);
+    expect(server.sessionCount).toBe(5);
+  });
+});
+
+describe('SslServer over TCP', () => {
+  it('frames split across chunks; EXIT closes the session; garbage first frames close the connection', async () => {
+    const { server, tunnel } = await startServer({ protocols: ['tcp'] });
+    keyBlocks.set('tcpuser', randomBytes(256));
+    const kb = keyBlocks.get('tcpuser')!;
+    const sock: TcpSocket = connect(server.tcpPort, '127.0.0.1');
+    const rx: Buffer[] = [];
+    sock.on('data', (d) => rx.push(d));
+    await new Promise((r) => sock.once('connect', r));
+    const frame = (p: Buffer) => Buffer.concat([Buffer.from([p.length >> 8, p.length & 255]), p]);
+    sock.write(frame(Buffer.concat([Buffer.from([0x38]), Buffer.from('tcpuser')])));
+    await until(() => sessions[0]?.state === 'established');
+    const up = ipv4('10.8.0.2', '10.2.0.10', 500);
+    const f = frame(clientSeal(kb, 0, 1, up));
+    sock.write(f.subarray(0, 1));
+    await new Promise((r) => setTimeout(r, 20));
+    sock.write(f.subarray(1, 300));
+    await new Promise((r) => setTimeout(r, 20));
+    sock.write(f.subarray(300));
+    await until(() => tunnel.written.length === 1);
+    expect(tunnel.written[0]!.equals(up)).toBe(true);
+    const down = ipv4('10.2.0.10', '10.8.0.2', 50);
+    tunnel.sinks.get('10.8.0.2/32')!.push(down, 0, down.length);
+    await until(() => Buffer.concat(rx).length >= 6 + 2 + 70 + 24);
+    const all = Buffer.concat(rx);
+    const second = all.subarray(6); // first frame: the 4-byte fake reset reply
+    expect(second.readUInt16BE(0)).toBe(94);
+    expect(clientOpen(kb, second.subarray(2, 96)).equals(down)).toBe(true);
+    expect(server.status()[0]).toMatchObject({ protocol: 'tcp', user: 'tcpuser' });
+    sock.write(frame(Buffer.concat([Buffer.from([0x20]), Buffer.from('EXIT')])));
+    await until(() => server.sessionCount === 0);
+    sock.destroy();
+
+    const g: TcpSocket = connect(server.tcpPort, '127.0.0.1');
+    let closed = false;
+    g.on('close', () => (closed = true));
+    g.on('error', () => {});
+    await new Promise((r) => g.once('connect', r));
+    g.write(Buffer.from('\x00\x05hello'));
+    await until(() => closed);
+    expect(server.counters.garbageDrops).toBe(1);
+    expect(server.sessionCount).toBe(0);
+  });
+});
