@@ -1,0 +1,139 @@
+/**
+ * Loader and typings for the vpcgw N-API addon (build/Release/vpcgw_native.node, built by
+ * `npm install` / `node-gyp rebuild` from src/tun/native/*.cc).
+ *
+ * Stats arrays: native code updates a Float64Array in place (indices below), so reading counters
+ * costs no call into native and nothing is allocated per packet or per batch.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getSystemErrorName } from 'node:util';
+
+/** Indices into the TUN stats array. */
+export const TUN_STAT = {
+  rxPackets: 0,
+  rxBytes: 1,
+  txPackets: 2,
+  txBytes: 3,
+  readBatches: 4,
+  writeErrors: 5,
+  readErrors: 6,
+  pollErrors: 7,
+} as const;
+export const TUN_STAT_COUNT = 8;
+
+/** Indices into the UDP stats array. */
+export const UDP_STAT = {
+  rxPackets: 0,
+  rxBytes: 1,
+  txPackets: 2,
+  txBytes: 3,
+  sendErrors: 4,
+  recvErrors: 5,
+  recvBatches: 6,
+  pollErrors: 7,
+  icmpErrors: 8,
+  truncated: 9,
+} as const;
+export const UDP_STAT_COUNT = 10;
+
+export interface NativeTunHandle {
+  readonly name: string;
+  readonly fd: number;
+  start(
+    buf: Buffer,
+    off: Uint32Array,
+    len: Uint32Array,
+    capacity: number,
+    slotSize: number,
+    headroom: number,
+    readMax: number,
+    cb: (count: number) => void,
+  ): void;
+  write(buf: Buffer, off: Uint32Array, len: Uint32Array, count: number): number;
+  close(): void;
+}
+
+export interface NativeUdpHandle {
+  readonly port: number;
+  readonly fd: number;
+  start(
+    buf: Buffer,
+    off: Uint32Array,
+    len: Uint32Array,
+    family: Uint8Array,
+    addr: Buffer,
+    port: Uint16Array,
+    capacity: number,
+    slotSize: number,
+    headroom: number,
+    readMax: number,
+    cb: (count: number) => void,
+  ): void;
+  send(buf: Buffer, off: Uint32Array, len: Uint32Array, family: Uint8Array, addr: Buffer, port: Uint16Array, count: number): number;
+  sendTo(data: Uint8Array, family: number, addr: Uint8Array, port: number): boolean;
+  close(): void;
+}
+
+export interface NativeAddon {
+  readonly abiVersion: number;
+  TunHandle: new (name: string, stats: Float64Array) => NativeTunHandle;
+  UdpHandle: new (family: 4 | 6, addr: Buffer, port: number, ipv6Only: boolean, stats: Float64Array) => NativeUdpHandle;
+  /** Returns 0 or a positive errno. `up`: -1 leave, 0 down, 1 up; `mtu` 0 leaves it. */
+  nlLink(name: string, up: number, mtu: number): number;
+  nlAddr(add: boolean, name: string, family: 4 | 6, addr: Buffer, prefixLen: number): number;
+  nlRoute(add: boolean, family: 4 | 6, dst: Buffer, prefixLen: number, dev: string, metric: number): number;
+  strerror(errno: number): string;
+}
+
+/** An error thrown by the addon: message is strerror(errno). */
+export interface NativeErrnoError extends Error {
+  errno: number;
+  syscall: string;
+}
+
+let cached: NativeAddon | undefined;
+
+/** Candidate locations, from src/tun (vitest, tsx) and dist/tun or dist/src/tun (compiled). */
+function candidates(): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const out: string[] = [];
+  if (process.env.VPCGW_NATIVE) out.push(process.env.VPCGW_NATIVE);
+  let dir = here;
+  for (let i = 0; i < 5; i++) {
+    out.push(join(dir, 'build', 'Release', 'vpcgw_native.node'));
+    dir = dirname(dir);
+  }
+  return out;
+}
+
+/** Loads the addon once; throws an Error listing the paths tried when it is not built. */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const tried = candidates();
+  for (const p of tried) {
+    if (existsSync(p)) {
+      cached = require(p) as NativeAddon;
+      return cached;
+    }
+  }
+  throw new Error(`vpcgw native addon not built (run \`npm run build\`); tried: ${tried.join(', ')}`);
+}
+
+/** "EPERM: Operation not permitted" style text for an errno (positive). */
+export function errnoText(errno: number): string {
+  let name = `errno ${errno}`;
+  try {
+    name = getSystemErrorName(-errno);
+  } catch {
+    // unknown errno: keep the number
+  }
+  return `${name}: ${loadNative().strerror(errno)}`;
+}
+
+export function isNativeErrnoError(e: unknown): e is NativeErrnoError {
+  return e instanceof Error && typeof (e as Partial<NativeErrnoError>).errno === 'number';
+}

@@ -1,0 +1,472 @@
+// UDP socket with batch I/O: recvmmsg straight into PacketBatch slots (sender endpoint into the
+// batch's per-slot family/addr/port arrays) and sendmmsg from batch slots to per-slot endpoints.
+//
+// Receive path:
+//   1. uv_poll reports readable, or POLLERR (libuv then stops the handle): on error we drain the
+//      socket error queue (IP_RECVERR: ICMP unreachable, port unreachable...), clear SO_ERROR,
+//      count, and re-arm. An ICMP error never leaves the socket deaf.
+//   2. recvmmsg into slots n..capacity-1; a truncated datagram (bigger than the slot) is dropped and
+//      counted; the JS callback runs once per filled batch, at most kMaxRoundsPerWake per wake-up.
+//
+// Later: UDP_SEGMENT (GSO) on send and UDP_GRO on receive fit in SendChunk / OnPoll.
+#include <arpa/inet.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "common.h"
+
+namespace vpcgw {
+namespace {
+
+constexpr int kMaxRoundsPerWake = 8;
+constexpr uint32_t kSendChunk = 64;
+constexpr int kBufferBytes = 32 * 1024 * 1024;
+
+// Indices into the stats Float64Array (mirrored in src/tun/native.ts).
+enum UdpStat {
+  kRxPackets = 0,
+  kRxBytes,
+  kTxPackets,
+  kTxBytes,
+  kSendErrors,
+  kRecvErrors,
+  kRecvBatches,
+  kPollErrors,
+  kIcmpErrors,
+  kTruncated,
+  kUdpStatCount
+};
+
+// Errors that report an earlier ICMP message (or a transient route problem), not this datagram.
+bool IsIcmpErrno(int e) {
+  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ENETDOWN ||
+         e == EPROTO || e == ENOPROTOOPT || e == ECONNRESET || e == EMSGSIZE;
+}
+
+void SetBuf(int fd, int force, int plain, int bytes) {
+  if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof bytes) == 0) return;
+  setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes);
+}
+
+// Fills a sockaddr from (family, 16-byte addr slot, port); a v4 endpoint on a v6 socket is v4-mapped.
+socklen_t MakeSockaddr(sockaddr_storage* ss, int sockFamily, uint8_t family, const uint8_t* addr, uint16_t port) {
+  if (sockFamily == AF_INET) {
+    if (family != 4) return 0;
+    sockaddr_in* sin = reinterpret_cast<sockaddr_in*>(ss);
+    memset(sin, 0, sizeof *sin);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    memcpy(&sin->sin_addr, addr, 4);
+    return sizeof *sin;
+  }
+  sockaddr_in6* s6 = reinterpret_cast<sockaddr_in6*>(ss);
+  memset(s6, 0, sizeof *s6);
+  s6->sin6_family = AF_INET6;
+  s6->sin6_port = htons(port);
+  if (family == 4) {
+    s6->sin6_addr.s6_addr[10] = 0xff;
+    s6->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&s6->sin6_addr.s6_addr[12], addr, 4);
+  } else if (family == 6) {
+    memcpy(&s6->sin6_addr, addr, 16);
+  } else {
+    return 0;
+  }
+  return sizeof *s6;
+}
+
+// Writes a received sender into the batch's endpoint arrays (v4-mapped reported as family 4).
+void StoreEndpoint(const sockaddr_storage* ss, uint8_t* family, uint8_t* addr16, uint16_t* port) {
+  memset(addr16, 0, 16);
+  if (ss->ss_family == AF_INET) {
+    const sockaddr_in* sin = reinterpret_cast<const sockaddr_in*>(ss);
+    *family = 4;
+    memcpy(addr16, &sin->sin_addr, 4);
+    *port = ntohs(sin->sin_port);
+  } else if (ss->ss_family == AF_INET6) {
+    const sockaddr_in6* s6 = reinterpret_cast<const sockaddr_in6*>(ss);
+    *port = ntohs(s6->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+      *family = 4;
+      memcpy(addr16, &s6->sin6_addr.s6_addr[12], 4);
+    } else {
+      *family = 6;
+      memcpy(addr16, &s6->sin6_addr, 16);
+    }
+  } else {
+    *family = 0;
+    *port = 0;
+  }
+}
+
+class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "UdpHandle",
+                       {
+                           InstanceAccessor<&UdpHandle::GetPort>("port"),
+                           InstanceAccessor<&UdpHandle::GetFd>("fd"),
+                           InstanceMethod<&UdpHandle::Start>("start"),
+                           InstanceMethod<&UdpHandle::Send>("send"),
+                           InstanceMethod<&UdpHandle::SendTo>("sendTo"),
+                           InstanceMethod<&UdpHandle::Close>("close"),
+                       });
+  }
+
+  // new UdpHandle(family: 4|6, addr: Buffer(4|16), port, ipv6Only: boolean, stats: Float64Array)
+  explicit UdpHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpHandle>(info) {
+    Napi::Env env = info.Env();
+    RawView a;
+    if (info.Length() < 5 || !info[0].IsNumber() || !GetRaw(env, info[1], &a) || !info[2].IsNumber() ||
+        !stats_.Pin(env, info[4]) || stats_.count < kUdpStatCount) {
+      ThrowType(env, "UdpHandle(family, addr, port, ipv6Only, stats)");
+      return;
+    }
+    int fam = info[0].As<Napi::Number>().Int32Value();
+    uint32_t port = info[2].As<Napi::Number>().Uint32Value();
+    bool v6only = info[3].ToBoolean().Value();
+    if ((fam != 4 && fam != 6) || a.bytes != (fam == 4 ? 4u : 16u) || port > 65535) {
+      ThrowType(env, "UdpHandle: bad family/address/port");
+      return;
+    }
+    sockFamily_ = fam == 4 ? AF_INET : AF_INET6;
+    int fd = socket(sockFamily_, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      ThrowErrno(env, "socket", errno);
+      return;
+    }
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    SetBuf(fd, SO_RCVBUFFORCE, SO_RCVBUF, kBufferBytes);
+    SetBuf(fd, SO_SNDBUFFORCE, SO_SNDBUF, kBufferBytes);
+    // ICMP errors go to the error queue (drained and counted on POLLERR) instead of being ignored.
+    setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof one);
+    if (sockFamily_ == AF_INET6) {
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
+      setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof one);
+    }
+    sockaddr_storage ss;
+    socklen_t sl = MakeSockaddr(&ss, sockFamily_, static_cast<uint8_t>(fam), a.data, static_cast<uint16_t>(port));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&ss), sl) < 0) {
+      int e = errno;
+      close(fd);
+      ThrowErrno(env, "bind", e);
+      return;
+    }
+    sl = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &sl);
+    port_ = ntohs(sockFamily_ == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                         : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    fd_ = fd;
+    sendMsgs_.resize(kSendChunk);
+    sendIov_.resize(kSendChunk);
+    sendAddr_.resize(kSendChunk);
+  }
+
+  ~UdpHandle() override {
+    if (fd_ >= 0) close(fd_);
+  }
+
+ private:
+  Napi::Value GetPort(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), port_); }
+  Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+
+  // start(buf, off, len, family, addr, port, capacity, slotSize, headroom, readMax, cb)
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) {
+      ThrowErrno(env, "start", EBADF);
+      return env.Undefined();
+    }
+    if (poller_.Active()) {
+      ThrowErrno(env, "start", EALREADY);
+      return env.Undefined();
+    }
+    if (info.Length() < 11 || !info[10].IsFunction() || !buf_.Pin(env, info[0]) || !off_.Pin(env, info[1]) ||
+        !len_.Pin(env, info[2]) || !fam_.Pin(env, info[3]) || !addr_.Pin(env, info[4]) || !port_arr_.Pin(env, info[5])) {
+      ReleaseBatch();
+      ThrowType(env, "start(buf, off, len, family, addr, port, capacity, slotSize, headroom, readMax, cb)");
+      return env.Undefined();
+    }
+    capacity_ = info[6].As<Napi::Number>().Uint32Value();
+    slot_ = info[7].As<Napi::Number>().Uint32Value();
+    headroom_ = info[8].As<Napi::Number>().Uint32Value();
+    readMax_ = info[9].As<Napi::Number>().Uint32Value();
+    if (capacity_ == 0 || capacity_ > off_.count || capacity_ > len_.count || capacity_ > fam_.count ||
+        capacity_ > port_arr_.count || static_cast<size_t>(capacity_) * 16 > addr_.count ||
+        headroom_ + readMax_ > slot_ || static_cast<size_t>(capacity_) * slot_ > buf_.count) {
+      ReleaseBatch();
+      ThrowType(env, "start: batch geometry does not fit its buffers");
+      return env.Undefined();
+    }
+    recvMsgs_.assign(capacity_, mmsghdr{});
+    recvIov_.resize(capacity_);
+    recvAddr_.resize(capacity_);
+    for (uint32_t i = 0; i < capacity_; i++) {
+      recvIov_[i].iov_base = buf_.ptr + i * slot_ + headroom_;
+      recvIov_[i].iov_len = readMax_;
+      msghdr& h = recvMsgs_[i].msg_hdr;
+      h.msg_name = &recvAddr_[i];
+      h.msg_iov = &recvIov_[i];
+      h.msg_iovlen = 1;
+    }
+    cb_ = Napi::Persistent(info[10].As<Napi::Function>());
+    napi_async_init(env, Value(), Napi::String::New(env, "vpcgw:udp"), &async_);
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    int rc = poller_.Start(loop, fd_, this, &UdpHandle::OnPollThunk);
+    if (rc != 0) {
+      ReleaseBatch();
+      ThrowErrno(env, "uv_poll_start", -rc);
+      return env.Undefined();
+    }
+    Ref();
+    return env.Undefined();
+  }
+
+  static void OnPollThunk(void* owner, int status, int events) { static_cast<UdpHandle*>(owner)->OnPoll(status); }
+
+  // Reads and counts queued ICMP errors (IP_RECVERR), then clears the pending socket error.
+  void DrainErrors() {
+    double* st = stats_.ptr;
+    char ctrl[512];
+    char data[64];
+    for (int i = 0; i < 256; i++) {
+      iovec iov{data, sizeof data};
+      sockaddr_storage from;
+      msghdr m{};
+      m.msg_name = &from;
+      m.msg_namelen = sizeof from;
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      m.msg_control = ctrl;
+      m.msg_controllen = sizeof ctrl;
+      if (recvmsg(fd_, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+      st[kIcmpErrors] += 1;
+    }
+    int err = 0;
+    socklen_t el = sizeof err;
+    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &el);
+  }
+
+  void OnPoll(int status) {
+    double* st = stats_.ptr;
+    if (status < 0) {
+      st[kPollErrors] += 1;
+      DrainErrors();
+      poller_.Rearm();
+    }
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    int errorsThisWake = 0;
+    for (int round = 0; round < kMaxRoundsPerWake && fd_ >= 0; round++) {
+      uint32_t n = 0;
+      bool drained = false;
+      while (n < capacity_) {
+        for (uint32_t i = n; i < capacity_; i++) recvMsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+        int r = recvmmsg(fd_, &recvMsgs_[n], capacity_ - n, MSG_DONTWAIT, nullptr);
+        if (r < 0) {
+          int e = errno;
+          if (e == EINTR) continue;
+          if (e == EAGAIN || e == EWOULDBLOCK) {
+            drained = true;
+            break;
+          }
+          st[kRecvErrors] += 1;
+          if (IsIcmpErrno(e)) DrainErrors();
+          if (!IsIcmpErrno(e) || ++errorsThisWake > 16) {
+            drained = true;
+            break;
+          }
+          continue;
+        }
+        // Keep the good datagrams contiguous; truncated ones (bigger than a slot) are dropped.
+        uint32_t w = n;
+        for (uint32_t j = n; j < n + static_cast<uint32_t>(r); j++) {
+          const mmsghdr& m = recvMsgs_[j];
+          if (m.msg_hdr.msg_flags & MSG_TRUNC) {
+            st[kTruncated] += 1;
+            st[kRecvErrors] += 1;
+            continue;
+          }
+          uint32_t ow = w * slot_ + headroom_;
+          if (w != j) memmove(buf_.ptr + ow, buf_.ptr + j * slot_ + headroom_, m.msg_len);
+          off_.ptr[w] = ow;
+          len_.ptr[w] = m.msg_len;
+          StoreEndpoint(&recvAddr_[j], &fam_.ptr[w], addr_.ptr + w * 16, &port_arr_.ptr[w]);
+          st[kRxPackets] += 1;
+          st[kRxBytes] += m.msg_len;
+          w++;
+        }
+        n = w;
+      }
+      if (n > 0) {
+        st[kRecvBatches] += 1;
+        CallFromLoop(env, async_, Value(), cb_.Value(), n);
+      }
+      if (drained) break;
+    }
+  }
+
+  // Sends msgs[0..k) with sendmmsg, handling partial sends and per-datagram errors. Returns sent.
+  uint32_t SendChunk(uint32_t k) {
+    double* st = stats_.ptr;
+    uint32_t p = 0, sent = 0;
+    int retries = 0;
+    while (p < k) {
+      int r = sendmmsg(fd_, &sendMsgs_[p], k - p, MSG_DONTWAIT);
+      if (r > 0) {
+        for (int j = 0; j < r; j++) st[kTxBytes] += sendMsgs_[p + j].msg_len;
+        st[kTxPackets] += r;
+        sent += r;
+        p += r;
+        continue;
+      }
+      int e = errno;
+      if (r < 0 && e == EINTR) continue;
+      st[kSendErrors] += 1;
+      if (r < 0 && (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS)) {
+        // Socket buffer full: drop the rest of this chunk (counted), as a NIC queue would.
+        st[kSendErrors] += (k - p - 1);
+        break;
+      }
+      if (r < 0 && IsIcmpErrno(e) && e != EMSGSIZE && retries++ < 4) continue;  // error was for an earlier datagram
+      p++;  // this datagram is refused (EMSGSIZE, EINVAL, EPERM by a firewall...): skip it
+    }
+    return sent;
+  }
+
+  // send(buf, off, len, family, addr, port, count) -> datagrams sent
+  Napi::Value Send(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView b, o, l, f, a, pt;
+    if (info.Length() < 7 || !GetRaw(env, info[0], &b) || !GetRaw(env, info[1], &o) || !GetRaw(env, info[2], &l) ||
+        !GetRaw(env, info[3], &f) || !GetRaw(env, info[4], &a) || !GetRaw(env, info[5], &pt)) {
+      ThrowType(env, "send(buf, off, len, family, addr, port, count)");
+      return env.Undefined();
+    }
+    if (fd_ < 0) return Napi::Number::New(env, 0);
+    const uint32_t* off = reinterpret_cast<const uint32_t*>(o.data);
+    const uint32_t* len = reinterpret_cast<const uint32_t*>(l.data);
+    const uint16_t* port = reinterpret_cast<const uint16_t*>(pt.data);
+    uint32_t count = info[6].As<Napi::Number>().Uint32Value();
+    size_t maxCount = std::min({o.bytes / 4, l.bytes / 4, f.bytes, a.bytes / 16, pt.bytes / 2});
+    if (count > maxCount) count = static_cast<uint32_t>(maxCount);
+    double* st = stats_.ptr;
+    uint32_t sent = 0, k = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      uint64_t end = static_cast<uint64_t>(off[i]) + len[i];
+      socklen_t sl = 0;
+      if (end <= b.bytes) sl = MakeSockaddr(&sendAddr_[k], sockFamily_, f.data[i], a.data + i * 16, port[i]);
+      if (sl == 0) {
+        st[kSendErrors] += 1;
+        continue;
+      }
+      sendIov_[k].iov_base = b.data + off[i];
+      sendIov_[k].iov_len = len[i];
+      msghdr& h = sendMsgs_[k].msg_hdr;
+      memset(&h, 0, sizeof h);
+      h.msg_name = &sendAddr_[k];
+      h.msg_namelen = sl;
+      h.msg_iov = &sendIov_[k];
+      h.msg_iovlen = 1;
+      if (++k == kSendChunk) {
+        sent += SendChunk(k);
+        k = 0;
+      }
+    }
+    if (k > 0) sent += SendChunk(k);
+    return Napi::Number::New(env, sent);
+  }
+
+  // sendTo(data: Uint8Array, family, addr: Uint8Array(4|16), port) -> boolean (sent)
+  Napi::Value SendTo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView d, a;
+    if (info.Length() < 4 || !GetRaw(env, info[0], &d) || !GetRaw(env, info[2], &a) || a.bytes < 4) {
+      ThrowType(env, "sendTo(data, family, addr, port)");
+      return env.Undefined();
+    }
+    if (fd_ < 0) return Napi::Boolean::New(env, false);
+    uint8_t fam = static_cast<uint8_t>(info[1].As<Napi::Number>().Uint32Value());
+    uint16_t port = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
+    uint8_t addr16[16] = {0};
+    memcpy(addr16, a.data, std::min<size_t>(a.bytes, 16));
+    socklen_t sl = MakeSockaddr(&sendAddr_[0], sockFamily_, fam, addr16, port);
+    if (sl == 0 || (fam == 6 && a.bytes < 16)) {
+      stats_.ptr[kSendErrors] += 1;
+      return Napi::Boolean::New(env, false);
+    }
+    sendIov_[0].iov_base = d.data;
+    sendIov_[0].iov_len = d.bytes;
+    msghdr& h = sendMsgs_[0].msg_hdr;
+    memset(&h, 0, sizeof h);
+    h.msg_name = &sendAddr_[0];
+    h.msg_namelen = sl;
+    h.msg_iov = &sendIov_[0];
+    h.msg_iovlen = 1;
+    return Napi::Boolean::New(env, SendChunk(1) == 1);
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (fd_ < 0) return info.Env().Undefined();
+    bool deferred = poller_.Close(&UdpHandle::OnPollClosed);
+    close(fd_);
+    fd_ = -1;
+    if (!deferred) ReleaseBatch();
+    return info.Env().Undefined();
+  }
+
+  static void OnPollClosed(void* owner) {
+    UdpHandle* self = static_cast<UdpHandle*>(owner);
+    Napi::HandleScope scope(self->Env());
+    self->ReleaseBatch();
+    self->Unref();
+  }
+
+  void ReleaseBatch() {
+    buf_.Release();
+    off_.Release();
+    len_.Release();
+    fam_.Release();
+    addr_.Release();
+    port_arr_.Release();
+    if (!cb_.IsEmpty()) cb_.Reset();
+    if (async_) {
+      napi_async_destroy(Env(), async_);
+      async_ = nullptr;
+    }
+  }
+
+  int fd_ = -1;
+  int sockFamily_ = AF_INET;
+  uint32_t port_ = 0;
+  Poller poller_;
+  Pinned<double> stats_;
+  Pinned<uint8_t> buf_;
+  Pinned<uint32_t> off_;
+  Pinned<uint32_t> len_;
+  Pinned<uint8_t> fam_;
+  Pinned<uint8_t> addr_;
+  Pinned<uint16_t> port_arr_;
+  uint32_t capacity_ = 0, slot_ = 0, headroom_ = 0, readMax_ = 0;
+  std::vector<mmsghdr> recvMsgs_;
+  std::vector<iovec> recvIov_;
+  std::vector<sockaddr_storage> recvAddr_;
+  std::vector<mmsghdr> sendMsgs_;
+  std::vector<iovec> sendIov_;
+  std::vector<sockaddr_storage> sendAddr_;
+  Napi::FunctionReference cb_;
+  napi_async_context async_ = nullptr;
+};
+
+}  // namespace
+
+void InitUdp(Napi::Env env, Napi::Object exports) { exports.Set("UdpHandle", UdpHandle::Define(env)); }
+
+}  // namespace vpcgw
