@@ -1,0 +1,124 @@
+/**
+ * The status document `vpcgw status --json` prints and the control method "status" returns:
+ *
+ *   { "gateway": {...}, "connections": [ { "name", "state", "children": [ { "state", "spiIn", "spiOut",
+ *     "bytesIn", "bytesOut", "packetsIn", "packetsOut" } ] } ], "vpnServers": [...] }
+ *
+ * SPIs print as "0x" + 8 hex digits (STYLE §6). Everything here is plain JSON data.
+ */
+
+export type ConnectionState = 'DOWN' | 'CONNECTING' | 'ESTABLISHED' | 'REKEYING' | 'DELETING';
+
+export interface ChildSaStatus {
+  state: string;
+  spiIn: string;
+  spiOut: string;
+  bytesIn: number;
+  bytesOut: number;
+  packetsIn: number;
+  packetsOut: number;
+  localTs?: string[];
+  remoteTs?: string[];
+}
+
+export interface ConnectionStatus {
+  name: string;
+  state: ConnectionState;
+  /** The peer as ip:port once known. */
+  peer?: string;
+  /** IKE SA as spiI/spiR in hex. */
+  ikeSa?: string;
+  /** Why the connection is in its state (last error, "IKE not available"). */
+  reason?: string;
+  children: ChildSaStatus[];
+}
+
+export interface VpnServerStatus {
+  name: string;
+  state: 'DOWN' | 'LISTENING';
+  protocols: string[];
+  port: number;
+  clients: number;
+  reason?: string;
+}
+
+export interface IoCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  errors: number;
+}
+
+export interface GatewayInfo {
+  name: string;
+  pid: number;
+  startedAt: string;
+  uptimeSec: number;
+  config: string;
+  publicAddresses: string[];
+  vpcSubnets: string[];
+  tun: { name: string; mtu: number } & IoCounters;
+  udp: ({ address: string; port: number } & IoCounters)[];
+  routes: string[];
+  ike: 'available' | 'not available';
+  dataPlane: 'available' | 'not available';
+}
+
+export interface GatewayStatus {
+  gateway: GatewayInfo;
+  connections: ConnectionStatus[];
+  vpnServers: VpnServerStatus[];
+}
+
+export function spiHex(spi: number): string {
+  return `0x${(spi >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = -1;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+function uptime(sec: number): string {
+  const d = Math.floor(sec / 86400);
+  const h = Math.floor((sec % 86400) / 3600);
+  const m = Math.floor((sec % 3600) / 60);
+  const s = sec % 60;
+  return `${d ? `${d}d ` : ''}${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}:${String(s).padStart(2, '0')}`;
+}
+
+/** The human-readable `vpcgw status` text. */
+export function formatStatus(st: GatewayStatus): string {
+  const g = st.gateway;
+  const out: string[] = [];
+  out.push(`gateway ${g.name}: up ${uptime(g.uptimeSec)}, pid ${g.pid}, config ${g.config}`);
+  out.push(`  public addresses: ${g.publicAddresses.join(', ') || '(none)'}    vpc subnets: ${g.vpcSubnets.join(', ') || '(none)'}`);
+  out.push(`  tun ${g.tun.name} mtu ${g.tun.mtu}: rx ${g.tun.rxPackets} pkts / ${bytes(g.tun.rxBytes)}, tx ${g.tun.txPackets} pkts / ${bytes(g.tun.txBytes)}`);
+  for (const u of g.udp) out.push(`  udp ${u.address}:${u.port}: rx ${u.rxPackets} pkts, tx ${u.txPackets} pkts, errors ${u.errors}`);
+  out.push(`  ike: ${g.ike}, data plane: ${g.dataPlane}`);
+  out.push(`connections (${st.connections.length}):`);
+  if (st.connections.length === 0) out.push('  (none configured: add vpnConnections to the config)');
+  for (const c of st.connections) {
+    const extra = [c.peer && `peer ${c.peer}`, c.ikeSa && `ike ${c.ikeSa}`, c.reason].filter(Boolean).join(', ');
+    out.push(`  ${c.name}: ${c.state}${extra ? ` (${extra})` : ''}`);
+    for (const ch of c.children) {
+      out.push(`    child ${ch.spiIn}_i ${ch.spiOut}_o ${ch.state}: in ${bytes(ch.bytesIn)} / ${ch.packetsIn} pkts, out ${bytes(ch.bytesOut)} / ${ch.packetsOut} pkts`);
+      if (ch.localTs && ch.remoteTs) out.push(`      ${ch.localTs.join(' ')} === ${ch.remoteTs.join(' ')}`);
+    }
+  }
+  if (st.vpnServers.length) {
+    out.push(`vpn servers (${st.vpnServers.length}):`);
+    for (const s of st.vpnServers) {
+      out.push(`  ${s.name}: ${s.state} ${s.protocols.join('+')}/${s.port}, ${s.clients} clients${s.reason ? ` (${s.reason})` : ''}`);
+    }
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,322 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { PacketBatch } from '../../../src/common/batch.js';
+import { captureLogger, silentLogger } from '../../../src/common/log.js';
+import { parseIp } from '../../../src/common/ip.js';
+import type { UdpStats } from '../../../src/net/udp-bind.js';
+import type { TunDevice, TunStats } from '../../../src/tun/tun-device.js';
+import type { GatewayConfig } from '../../../src/gateway/config/types.js';
+import { parseConfig } from '../../../src/gateway/config/load.js';
+import { controlCall } from '../../../src/gateway/control.js';
+import {
+  Gateway, type DataPlane, type Endpoint, type GatewayPlatform, type GatewayUdp, type TunnelContext, type TunnelController,
+} from '../../../src/gateway/daemon.js';
+import type { GatewayStatus } from '../../../src/gateway/status.js';
+import { createRootLogger } from '../../../src/gateway/log.js';
+
+const dirs: string[] = [];
+const gateways: Gateway[] = [];
+afterEach(async () => {
+  for (const g of gateways.splice(0)) await g.stop();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function config(extra = ''): GatewayConfig {
+  const dir = mkdtempSync(join(tmpdir(), 'vpcgw-daemon-'));
+  dirs.push(dir);
+  const text = `
+gateway:
+  name: gw1
+  dataDir: ./var
+  publicAddresses: [192.0.2.2, 198.51.100.2]
+  vpcSubnets: [10.2.0.0/16]
+  tun: { name: vpcgwt0, mtu: 1380, address: 169.254.0.1/32 }
+customerGateways:
+  - { name: dc1, address: 192.0.2.1 }
+  - { name: road, address: "%any", id: fqdn:road.example }
+vpnConnections:
+  - { name: dc1-main, customerGateway: dc1, localSubnets: [10.2.0.0/16], remoteSubnets: [10.1.0.0/16, 10.11.0.0/16], auth: { psk: topsecret-psk } }
+  - { name: road-1, customerGateway: road, localSubnets: [10.2.0.0/24], remoteSubnets: [10.5.0.0/24], auth: { psk: topsecret-psk } }
+${extra}`;
+  return parseConfig(text, join(dir, 'vpcgw.yaml'));
+}
+
+class FakeTun implements TunDevice {
+  closed = false;
+  onBatch: ((b: PacketBatch) => void) | null = null;
+  constructor(readonly name: string, readonly mtu: number) {}
+  start(cb: (b: PacketBatch) => void): void {
+    this.onBatch = cb;
+  }
+  write(): number {
+    return 0;
+  }
+  stats(): TunStats {
+    return { rxPackets: 3, rxBytes: 300, txPackets: 0, txBytes: 0, readBatches: 1, writeErrors: 0 };
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+class FakeUdp implements GatewayUdp {
+  readonly family: 4 | 6 = 4;
+  closed = false;
+  onBatch: ((b: PacketBatch) => void) | null = null;
+  sent: { data: Buffer; addr: string; port: number }[] = [];
+  constructor(readonly address: string, readonly port: number) {}
+  start(cb: (b: PacketBatch) => void): void {
+    this.onBatch = cb;
+  }
+  send(): number {
+    return 0;
+  }
+  sendTo(data: Uint8Array, _f: 4 | 6, addr: Uint8Array | string, port: number): boolean {
+    this.sent.push({ data: Buffer.from(data), addr: String(addr), port });
+    return true;
+  }
+  stats(): UdpStats {
+    return { rxPackets: 0, rxBytes: 0, txPackets: this.sent.length, txBytes: 0, sendErrors: 0, recvErrors: 0 };
+  }
+  close(): void {
+    this.closed = true;
+  }
+  /** Delivers datagrams as the native bind would: one batch, sender in each slot. */
+  deliver(datagrams: Buffer[], from = '192.0.2.1', port = 4500): void {
+    const b = new PacketBatch(8, 2048, 0);
+    for (const d of datagrams) b.push(d, 4, parseIp(from)!.bytes, port);
+    this.onBatch!(b);
+    b.buf.fill(0xee); // the daemon must not keep views into a reused batch
+  }
+}
+
+class FakePlatform implements GatewayPlatform {
+  root = true;
+  failBind: string | null = null;
+  tun: FakeTun | null = null;
+  udp: FakeUdp[] = [];
+  routes = new Set<string>();
+  addresses: string[] = [];
+  forwarding = false;
+  isRoot(): boolean {
+    return this.root;
+  }
+  openTun(cfg: { name: string; mtu: number }): TunDevice {
+    this.tun = new FakeTun(cfg.name, cfg.mtu);
+    return this.tun;
+  }
+  addAddress(dev: string, p: string): void {
+    this.addresses.push(`${p} dev ${dev}`);
+  }
+  enableForwarding(): void {
+    this.forwarding = true;
+  }
+  bindUdp(address: string, port: number): GatewayUdp {
+    if (this.failBind === `${address}:${port}`) throw new Error(`bind ${address}:${port}: EADDRINUSE`);
+    const u = new FakeUdp(address, port);
+    this.udp.push(u);
+    return u;
+  }
+  addRoute(p: string, dev: string): void {
+    this.routes.add(`${p} dev ${dev}`);
+  }
+  delRoute(p: string, dev: string): void {
+    this.routes.delete(`${p} dev ${dev}`);
+  }
+  bind(address: string, port: number): FakeUdp {
+    return this.udp.find((u) => u.address === address && u.port === port)!;
+  }
+}
+
+/** A recording controller in the shape the lead's IKE manager will have. */
+class RecordingController implements TunnelController {
+  received: { msg: Buffer; from: Endpoint; local: Endpoint }[] = [];
+  ticks: number[] = [];
+  deadline = Infinity;
+  started = false;
+  stopped = false;
+  throwOnReceive = false;
+  constructor(readonly ctx: TunnelContext) {}
+  start(): void {
+    this.started = true;
+  }
+  stop(): void {
+    this.stopped = true;
+  }
+  status() {
+    return this.ctx.config.vpnConnections.map((c) => ({ name: c.name, state: 'ESTABLISHED' as const, children: [] }));
+  }
+  initiate(): void {}
+  terminate(): void {}
+  receiveIke(msg: Buffer, from: Endpoint, local: Endpoint): void {
+    if (this.throwOnReceive) throw new Error('controller bug');
+    this.received.push({ msg, from, local });
+  }
+  tick(now: number): void {
+    this.ticks.push(now);
+    this.deadline = Infinity;
+  }
+  nextDeadline(): number {
+    return this.deadline;
+  }
+}
+
+async function started(cfg: GatewayConfig, platform: FakePlatform, extra: Partial<ConstructorParameters<typeof Gateway>[0]> = {}): Promise<Gateway> {
+  const gw = new Gateway({ config: cfg, log: silentLogger, platform, ...extra });
+  gateways.push(gw);
+  await gw.start();
+  return gw;
+}
+
+describe('Gateway lifecycle (fake platform)', () => {
+  it('refuses to start when not root, with one clear message, and opens nothing', async () => {
+    const p = new FakePlatform();
+    p.root = false;
+    const gw = new Gateway({ config: config(), log: silentLogger, platform: p });
+    await expect(gw.start()).rejects.toMatchObject({ code: 'ERR_NOT_ROOT', message: expect.stringMatching(/must run as root/) });
+    expect(p.tun).toBeNull();
+    expect(gw.state).toBe('stopped');
+  });
+
+  it('sets up TUN, forwarding, UDP 500/4500 per public address, routes and the control socket; stop undoes it', async () => {
+    const cfg = config();
+    const p = new FakePlatform();
+    const gw = await started(cfg, p);
+    expect(gw.state).toBe('running');
+    expect(p.tun).toMatchObject({ name: 'vpcgwt0', mtu: 1380 });
+    expect(p.addresses).toEqual(['169.254.0.1/32 dev vpcgwt0']);
+    expect(p.forwarding).toBe(true);
+    expect(p.udp.map((u) => `${u.address}:${u.port}`)).toEqual(['192.0.2.2:500', '192.0.2.2:4500', '198.51.100.2:500', '198.51.100.2:4500']);
+    expect([...p.routes].sort()).toEqual(['10.1.0.0/16 dev vpcgwt0', '10.11.0.0/16 dev vpcgwt0', '10.5.0.0/24 dev vpcgwt0']);
+    expect(existsSync(join(cfg.gateway.dataDir, 'vpcgw.sock'))).toBe(true);
+
+    await gw.stop();
+    expect(gw.state).toBe('stopped');
+    expect(p.routes.size).toBe(0);
+    expect(p.udp.every((u) => u.closed)).toBe(true);
+    expect(p.tun!.closed).toBe(true);
+    expect(existsSync(join(cfg.gateway.dataDir, 'vpcgw.sock'))).toBe(false);
+  });
+
+  it('without IKE, status over the control socket lists connections as CONNECTING/DOWN; initiate and terminate work by name', async () => {
+    const cfg = config();
+    const gw = await started(cfg, new FakePlatform());
+    const st = (await controlCall(gw.controlPath, 'status')) as GatewayStatus;
+    expect(st.gateway).toMatchObject({ name: 'gw1', ike: 'not available', publicAddresses: ['192.0.2.2', '198.51.100.2'] });
+    expect(st.gateway.tun).toMatchObject({ name: 'vpcgwt0', mtu: 1380, rxPackets: 3 });
+    expect(st.connections).toEqual([
+      { name: 'dc1-main', state: 'CONNECTING', reason: 'IKE not available', children: [] },
+      { name: 'road-1', state: 'DOWN', reason: 'IKE not available', children: [] },
+    ]);
+    expect(await controlCall(gw.controlPath, 'terminate', { name: 'dc1-main' })).toEqual({ name: 'dc1-main', state: 'DOWN' });
+    expect(await controlCall(gw.controlPath, 'initiate', { name: 'road-1' })).toEqual({ name: 'road-1', state: 'CONNECTING' });
+    await expect(controlCall(gw.controlPath, 'initiate', { name: 'dc9' })).rejects.toMatchObject({
+      code: 'ERR_UNKNOWN_CONNECTION',
+      message: expect.stringContaining('dc1-main, road-1'),
+    });
+    await expect(controlCall(gw.controlPath, 'initiate', {})).rejects.toMatchObject({ code: 'ERR_BAD_REQUEST' });
+  });
+
+  it('lists configured VPN servers as DOWN until an SSL server reports', async () => {
+    const extra = `vpnServers:
+  - { name: p2c, protocols: [tcp], port: 1194, clientCidr: 10.8.0.0/24, localSubnets: [10.2.0.0/16], auth: { type: cert }, serverCert: { cert: a, key: b }, clientCa: c }`;
+    const gw = await started(config(extra), new FakePlatform());
+    expect(gw.status().vpnServers).toEqual([
+      { name: 'p2c', state: 'DOWN', protocols: ['tcp'], port: 1194, clients: 0, reason: 'SSL VPN server not available' },
+    ]);
+  });
+
+  it('undoes a half-done start when a bind fails, and says which', async () => {
+    const p = new FakePlatform();
+    p.failBind = '198.51.100.2:500';
+    const gw = new Gateway({ config: config(), log: silentLogger, platform: p });
+    await expect(gw.start()).rejects.toThrow(/198\.51\.100\.2:500: EADDRINUSE/);
+    expect(p.tun!.closed).toBe(true);
+    expect(p.udp.length).toBe(2);
+    expect(p.udp.every((u) => u.closed)).toBe(true);
+    expect(p.routes.size).toBe(0);
+    expect(gw.state).toBe('stopped');
+  });
+});
+
+describe('Gateway packet demux and IKE plumbing', () => {
+  it('hands IKE to the controller (marker stripped on 4500, copies), skips keepalives, passes ESP to the data plane', async () => {
+    const p = new FakePlatform();
+    let ctl: RecordingController | null = null;
+    const esp: number[][] = [];
+    const dp: DataPlane = { onTunBatch: () => {}, onEspBatch: (_b, _bind, slots) => esp.push([...slots]), close: () => {} };
+    await started(config(), p, { tunnels: (ctx) => (ctl = new RecordingController(ctx)), dataPlane: () => dp });
+    const ike = Buffer.from('0102030405060708', 'hex');
+    p.bind('192.0.2.2', 4500).deliver([
+      Buffer.concat([Buffer.alloc(4), ike]), // IKE behind the non-ESP marker
+      Buffer.from([0xff]), // NAT keepalive
+      Buffer.from('00001001000000010000', 'hex'), // ESP: SPI 0x1001
+    ]);
+    p.bind('198.51.100.2', 500).deliver([ike], '203.0.113.9', 500);
+    expect(ctl!.started).toBe(true);
+    expect(ctl!.received.map((r) => r.msg.toString('hex'))).toEqual([ike.toString('hex'), ike.toString('hex')]);
+    expect(ctl!.received[0]!.from).toEqual({ family: 4, address: '192.0.2.1', port: 4500 });
+    expect(ctl!.received[0]!.local).toEqual({ family: 4, address: '192.0.2.2', port: 4500 });
+    expect(ctl!.received[1]!.from).toEqual({ family: 4, address: '203.0.113.9', port: 500 });
+    expect(ctl!.received[1]!.local.port).toBe(500);
+    expect(esp).toEqual([[2]]);
+  });
+
+  it('sendIke adds the non-ESP marker on 4500 only and picks the socket by local endpoint', async () => {
+    const p = new FakePlatform();
+    let ctx: TunnelContext | null = null;
+    await started(config(), p, { tunnels: (c) => new RecordingController((ctx = c)) });
+    const msg = Buffer.from('aabbccdd', 'hex');
+    expect(ctx!.sendIke(msg, { family: 4, address: '192.0.2.1', port: 500 }, { family: 4, address: '198.51.100.2', port: 500 })).toBe(true);
+    expect(ctx!.sendIke(msg, { family: 4, address: '192.0.2.1', port: 4500 }, { family: 4, address: '192.0.2.2', port: 4500 })).toBe(true);
+    expect(p.bind('198.51.100.2', 500).sent).toEqual([{ data: msg, addr: '192.0.2.1', port: 500 }]);
+    expect(p.bind('192.0.2.2', 4500).sent[0]!.data.toString('hex')).toBe('00000000aabbccdd');
+    expect(ctx!.sendIke(msg, { family: 4, address: '192.0.2.1', port: 500 }, { family: 4, address: '192.0.2.2', port: 9999 })).toBe(false);
+  });
+
+  it('ticks the controller when its deadline passes, and survives a controller that throws', async () => {
+    const p = new FakePlatform();
+    let ctl: RecordingController | null = null;
+    let now = 1_000_000;
+    const lines = captureLogger();
+    const gw = new Gateway({ config: config(), log: lines, platform: p, tickMs: 10, nowMs: () => now, tunnels: (c) => (ctl = new RecordingController(c)) });
+    gateways.push(gw);
+    await gw.start();
+    ctl!.deadline = now + 5_000;
+    p.bind('192.0.2.2', 500).deliver([Buffer.from('00', 'hex')]); // makes the daemon re-read nextDeadline
+    await new Promise((r) => setTimeout(r, 60));
+    expect(ctl!.ticks).toEqual([]);
+    now += 5_000;
+    for (let i = 0; i < 100 && ctl!.ticks.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(ctl!.ticks).toEqual([now]);
+
+    ctl!.throwOnReceive = true;
+    p.bind('192.0.2.2', 500).deliver([Buffer.from('00', 'hex')]);
+    expect(gw.state).toBe('running');
+    expect(lines.lines.some((l) => l.level === 'error' && JSON.stringify(l.obj).includes('controller bug'))).toBe(true);
+    await gw.stop();
+    expect(ctl!.stopped).toBe(true);
+  });
+});
+
+describe('root logger', () => {
+  it('redacts psk, key and password fields as a safety net', () => {
+    const out: string[] = [];
+    const dest = new Writable({
+      write(chunk, _enc, cb) {
+        out.push(String(chunk));
+        cb();
+      },
+    });
+    const log = createRootLogger({ level: 'info', destination: dest });
+    log.info({ conn: 'dc1', auth: { psk: 'topsecret-psk' }, cert: { key: 'PRIVATE' }, password: 'hunter22' }, 'loaded');
+    log.child({ ike: 'abc' }).info({ cfg: { auth: { psk: 'topsecret-psk' } } }, 'nested');
+    const text = out.join('');
+    expect(text).toContain('"conn":"dc1"');
+    expect(text).toContain('(hidden)');
+    expect(text).not.toMatch(/topsecret-psk|PRIVATE|hunter22/);
+  });
+});
