@@ -95,6 +95,8 @@ describe('parseConfig: a valid config', () => {
     expect(c.esp.lifetimeSec).toBe(3600);
     expect(c.esp.replayWindow).toBe(1024);
     expect(c.dpd).toEqual({ intervalSec: 30 });
+    expect(c.ike.parsedProposals).toHaveLength(1);
+    expect(c.esp.parsedProposals[0]!.transforms.length).toBeGreaterThan(0);
     expect(c.auth.psk.reveal()).toBe(PSK);
     const s = cfg.vpnServers[0]!;
     expect(s.serverCert.cert).toBe('/etc/vpcgw/server.crt');
@@ -224,6 +226,10 @@ describe('parseConfig: every rule names its field', () => {
     ['client CA missing', (c) => delete c.vpnServers[0].clientCa, 'vpnServers[0].clientCa'],
     ['max connections', (c) => (c.vpnServers[0].maxConnections = 0), 'vpnServers[0].maxConnections'],
     ['client to client', (c) => (c.vpnServers[0].clientToClient = 'yes'), 'vpnServers[0].clientToClient', /true or false/],
+    ['ike proposal unknown', (c) => (c.vpnConnections[0].ike.proposals = 'aes128gcm16-prfsha256-x25519x'), 'vpnConnections[0].ike.proposals'],
+    ['ike proposal without DH', (c) => (c.vpnConnections[0].ike.proposals = 'aes128gcm16-prfsha256'), 'vpnConnections[0].ike.proposals', /DH group/],
+    ['esp proposal with prf', (c) => (c.vpnConnections[0].esp.proposals = 'aes128gcm16-prfsha256'), 'vpnConnections[0].esp.proposals'],
+    ['empty esp proposal', (c) => (c.vpnConnections[0].esp.proposals = ''), 'vpnConnections[0].esp.proposals'],
     ['duplicate server', (c) => c.vpnServers.push({ ...c.vpnServers[0], port: 1195, clientCidr: '10.9.0.0/24' }), 'vpnServers[1].name'],
   ])('%s', (_title, edit, path, allowed) => {
     rejects(edit, path, allowed);
