@@ -183,10 +183,11 @@ export class ReliableChannel {
     this.pendingAcks.unshift(id);
   }
 
+  /** history holds the most recent acknowledged ids, highest first */
   private remember(id: number): void {
-    const i = this.ackHistory.indexOf(id);
-    if (i >= 0) this.ackHistory.splice(i, 1);
-    this.ackHistory.unshift(id);
+    if (this.ackHistory.includes(id)) return;
+    this.ackHistory.push(id);
+    this.ackHistory.sort((a, b) => b - a);
     if (this.ackHistory.length > ACK_HISTORY_SIZE) this.ackHistory.length = ACK_HISTORY_SIZE;
   }
 }
