@@ -200,6 +200,8 @@ export class SslServer {
   private readonly clock: () => number;
   private readonly useTimer: boolean;
   private readonly clientPrefix: Prefix;
+  /** the server's tunnel address (.1): packets to it go to the TUN like VPC traffic */
+  private readonly serverAddressNum: number;
   private readonly pushRoutes: { network: string; netmask: string }[];
   private readonly pingSec: number;
   private readonly pingRestartSec: number;
@@ -229,6 +231,7 @@ export class SslServer {
     this.useTimer = opts.timer ?? true;
     this.pool = new AddressPool({ name: c.name, cidr: c.clientCidr }, this.log);
     this.clientPrefix = this.pool.prefix;
+    this.serverAddressNum = this.pool.prefix.bytes.readUInt32BE(0) + 1;
     this.pushRoutes = c.localSubnets.map((s, i) => {
       const p = parsePrefix(s);
       if (!p || p.family !== 4) throw new ConfigError(`vpnServers.${c.name}.localSubnets[${i}]`, s, 'an IPv4 CIDR');
@@ -639,8 +642,9 @@ export class SslServer {
         this.counters.badSourceDrops++;
         return;
       }
-      if (prefixContains(this.clientPrefix, buf.subarray(off + 16, off + 20))) {
-        const dst = this.byAddress.get(buf.readUInt32BE(off + 16));
+      const dstNum = buf.readUInt32BE(off + 16);
+      if (dstNum !== this.serverAddressNum && prefixContains(this.clientPrefix, buf.subarray(off + 16, off + 20))) {
+        const dst = this.byAddress.get(dstNum);
         if (!this.config.clientToClient) {
           this.counters.clientToClientDrops++;
           return;

@@ -192,6 +192,11 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     c.send(clientSeal(c.kb, 0, 1, up));
     await until(() => tunnel.written.length === 1);
     expect(tunnel.written[0]!.equals(up)).toBe(true);
+    // the server's own tunnel address (.1) is reached through the TUN too, not treated as a client
+    const toGw = ipv4('10.8.0.2', '10.8.0.1', 8);
+    c.send(clientSeal(c.kb, 0, 2, toGw));
+    await until(() => tunnel.written.length === 2);
+    expect(tunnel.written[1]!.equals(toGw)).toBe(true);
     // downlink through the sink the data plane would call
     const down = ipv4('10.2.0.10', '10.8.0.2', 300);
     tunnel.sinks.get('10.8.0.2/32')!.push(down, 0, down.length);
@@ -199,7 +204,7 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     expect(c.got[1]![0]).toBe(0x48);
     expect(clientOpen(c.kb, c.got[1]!).equals(down)).toBe(true);
     const [st] = server.status();
-    expect(st).toMatchObject({ user: 'alice', protocol: 'udp', virtualAddress: '10.8.0.2', bytesIn: 120, bytesOut: 320, packetsIn: 1, packetsOut: 1, cipher: 'AES-256-GCM' });
+    expect(st).toMatchObject({ user: 'alice', protocol: 'udp', virtualAddress: '10.8.0.2', bytesIn: 148, bytesOut: 320, packetsIn: 2, packetsOut: 1, cipher: 'AES-256-GCM' });
     expect(st!.realAddress).toBe(`127.0.0.1:${c.sock.address().port}`);
   });
 

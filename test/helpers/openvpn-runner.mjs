@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// TEST HELPER: runs our SslServer with a real LinuxTun inside a network namespace, for the interop
+// tests with the real openvpn client (test/interop/openvpn.test.ts). Plain JS over the compiled dist/.
+//
+//   ip netns exec NS node test/helpers/openvpn-runner.mjs CONFIG.json
+//
+// CONFIG.json: { server: SslServerConfig with identity given as PEM *paths* (cert, key, clientCa),
+//                tun: { name, mtu, address } , logLevel }
+// Prints "READY udp=<port> tcp=<port>" once listening. SIGUSR2 prints "STATUS <json>" (clients and
+// counters). SIGTERM stops the server and the TUN, and exits 0. Logs are pino JSON lines on stdout.
+//
+// The tunnel hooks are a minimal stand-in for the data plane (src/dataplane): TUN batches are routed
+// by destination to the sessions' sinks; packets to the VPC are written to the TUN once per turn.
+import { readFileSync } from 'node:fs';
+import pino from 'pino';
+
+const dist = new URL('../../dist/', import.meta.url);
+const { SslServer } = await import(new URL('gateway/ssl-server.js', dist).href);
+const { LinuxTun } = await import(new URL('tun/linux-tun.js', dist).href);
+const { addAddress, setIpForwarding } = await import(new URL('tun/netcfg.js', dist).href);
+const { PrefixTable } = await import(new URL('common/ip.js', dist).href);
+const { PacketBatch } = await import(new URL('common/batch.js', dist).href);
+
+const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const log = pino({ level: cfg.logLevel ?? 'info', base: undefined, redact: ['*.key', '*.password', '*.psk'] });
+
+const tun = LinuxTun.open({ name: cfg.tun.name, mtu: cfg.tun.mtu ?? 1500, log });
+addAddress(tun.name, cfg.tun.address);
+setIpForwarding(true);
+
+class MiniTunnel {
+  constructor(dev) {
+    this.dev = dev;
+    this.routes = new PrefixTable();
+    this.out = new PacketBatch(64, 2048, 0);
+    this.pending = false;
+    this.noRoute = 0;
+  }
+  writeToTun(buf, off, len) {
+    if (this.out.count >= this.out.capacity) this.flush();
+    const i = this.out.count++;
+    const o = i * this.out.slotSize;
+    buf.copy(this.out.buf, o, off, off + len);
+    this.out.off[i] = o;
+    this.out.len[i] = len;
+    if (!this.pending) {
+      this.pending = true;
+      setImmediate(() => this.flush());
+    }
+  }
+  flush() {
+    this.pending = false;
+    if (this.out.count === 0) return;
+    this.dev.write(this.out);
+    this.out.count = 0;
+  }
+  addSinkRoute(prefix, sink) {
+    this.routes.insert(prefix, sink);
+  }
+  removeSinkRoute(prefix) {
+    this.routes.remove(prefix);
+  }
+  onTunBatch(b) {
+    const touched = new Set();
+    for (let i = 0; i < b.count; i++) {
+      const off = b.off[i];
+      const len = b.len[i];
+      if (len < 20 || b.buf[off] >> 4 !== 4) continue;
+      const sink = this.routes.lookup(b.buf, off + 16, 4);
+      if (!sink) {
+        this.noRoute++;
+        continue;
+      }
+      sink.push(b.buf, off, len);
+      touched.add(sink);
+    }
+    for (const s of touched) s.flush();
+  }
+}
+
+const tunnel = new MiniTunnel(tun);
+tun.start((b) => tunnel.onTunBatch(b));
+
+const s = cfg.server;
+const config = Object.freeze({
+  ...s,
+  identity: Object.freeze({
+    cert: readFileSync(s.identity.cert, 'utf8'),
+    key: readFileSync(s.identity.key, 'utf8'),
+    clientCa: readFileSync(s.identity.clientCa, 'utf8'),
+  }),
+});
+const server = new SslServer({ config, log, tunnel });
+await server.start();
+process.stdout.write(`READY udp=${server.udpPort} tcp=${server.tcpPort}\n`);
+
+process.on('SIGUSR2', () => {
+  process.stdout.write(`STATUS ${JSON.stringify({ clients: server.status(), counters: server.counters, pool: server.pool.stats(), tun: tun.stats() })}\n`);
+});
+let stopping = false;
+process.on('SIGTERM', async () => {
+  if (stopping) return;
+  stopping = true;
+  await server.stop();
+  tun.close();
+  process.exit(0);
+});
