@@ -1,0 +1,451 @@
+import { PacketBatch } from '../common/batch.js';
+import { bytesToIp, parseIp } from '../common/ip.js';
+import type { Prefix } from '../common/ip.js';
+import type { Logger } from '../common/log.js';
+import { silentLogger } from '../common/log.js';
+import { createEncTransform } from '../crypto/aead.js';
+import { espDecap } from '../esp/decap.js';
+import { DROP_REASON_COUNT, DROP_REASON_NAMES, DropReason } from '../esp/drop-reason.js';
+import { ESP_HEADER_SIZE, ESP_MAX_HEADROOM, ESP_MAX_TAILROOM, espEncap } from '../esp/encap.js';
+import { EspSa, EspSpan, SA_EVENT_HARD, SA_EVENT_SEQ_EXHAUSTED, SA_EVENT_SOFT } from '../esp/esp-sa.js';
+import { Sad } from '../esp/sad.js';
+import { innerIpLength, policyAllows, Route, Spd } from '../esp/spd.js';
+import type { UdpBind } from '../net/udp-bind.js';
+import type { TunDevice } from '../tun/tun-device.js';
+import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
+
+/**
+ * The TypeScript data plane: TUN ⇄ ESP-in-UDP (RFC 4303 tunnel mode, RFC 3948 encapsulation).
+ *
+ * Outbound flow (one TUN batch):
+ *   1. per packet: check the IP header, LPM on the inner destination → route;
+ *   2. a sink route hands the packet to its sink (SSL VPN); an SA route finds the outbound SA by SPI;
+ *   3. policy: inner src/dst inside the SA's selectors;
+ *   4. copy the inner packet into the next slot of the send batch of the SA's UDP bind, at a headroom
+ *      offset, and encapsulate it there in place (ESP header + IV before, trailer + ICV after);
+ *   5. after the batch: one send per bind, one flush per touched sink, then SA events.
+ *   (We copy before sealing rather than sealing in the TUN slot and copying after: same one copy, and it
+ *   does not depend on how much headroom the TunDevice left.)
+ *
+ * Inbound flow (one UDP batch):
+ *   1. a single 0xff byte is a NAT-T keepalive (RFC 3948 §2.3): count, drop;
+ *   2. a zero 4-byte non-ESP marker means IKE: copy the rest out and queue it for the control callback;
+ *   3. otherwise ESP: SPI → inbound SA, decapsulate in place (replay, ICV, padding, policy);
+ *   4. copy the inner packet into the TUN write batch; after the batch: one TUN write, control callbacks,
+ *      SA events.
+ *
+ * No per-packet closures, promises, object literals or Buffer.concat on these paths; drops are numeric
+ * reasons counted per SA and globally.
+ */
+
+// Implementation choices
+const DEFAULT_BATCH = 64;
+const SEND_HEADROOM = Math.max(64, ESP_MAX_HEADROOM);
+const NON_ESP_MARKER_SIZE = 4;
+const NAT_KEEPALIVE_BYTE = 0xff;
+
+export interface TsDataPlaneOptions {
+  logger?: Logger;
+  /** packets per send/TUN-write batch (default 64) */
+  batchSize?: number;
+  /** largest inner packet accepted from the TUN or the wire (default max(tun.mtu, 1500)) */
+  maxPacket?: number;
+}
+
+class PendingControl {
+  constructor(
+    readonly pkt: Buffer,
+    readonly from: Endpoint,
+    readonly local: Endpoint,
+  ) {}
+}
+
+export class TsDataPlane implements DataPlane {
+  private readonly log: Logger;
+  private readonly tun: TunDevice;
+  private readonly binds: readonly UdpBind[];
+  private readonly bindLocal: readonly Endpoint[];
+  private readonly sad = new Sad();
+  private readonly spd = new Spd();
+  private readonly sinks: PacketSink[] = [];
+  private readonly sinkTouched: boolean[] = [];
+  private readonly sendBatches: PacketBatch[];
+  private readonly tunBatch: PacketBatch;
+  private readonly ctlBatch: PacketBatch;
+  private readonly span = new EspSpan();
+  private readonly drops = new Float64Array(DROP_REASON_COUNT);
+  private readonly st: DataPlaneStats = {
+    tunRxPackets: 0,
+    espTxPackets: 0,
+    espRxPackets: 0,
+    tunTxPackets: 0,
+    sinkPackets: 0,
+    controlPackets: 0,
+    natKeepalives: 0,
+  };
+  private readonly maxPacket: number;
+  private controlCbs: ((pkt: Buffer, from: Endpoint, local: Endpoint) => void)[] = [];
+  private eventCbs: ((ev: SaEvent) => void)[] = [];
+  private pendingEvents: SaEvent[] = [];
+  private pendingControl: PendingControl[] = [];
+  private tunFlushScheduled = false;
+  private closed = false;
+  private readonly flushTunSoon: () => void;
+
+  constructor(tun: TunDevice, binds: readonly UdpBind[], opts: TsDataPlaneOptions = {}) {
+    this.log = (opts.logger ?? silentLogger).child({ component: 'dataplane' });
+    this.tun = tun;
+    this.binds = [...binds];
+    this.bindLocal = this.binds.map((b) => ({ family: b.family, address: b.address, port: b.port }));
+    const batch = opts.batchSize ?? DEFAULT_BATCH;
+    this.maxPacket = opts.maxPacket ?? Math.max(tun.mtu, 1500);
+    const slot = SEND_HEADROOM + this.maxPacket + ESP_MAX_TAILROOM;
+    this.sendBatches = this.binds.map(() => new PacketBatch(batch, slot, SEND_HEADROOM));
+    this.tunBatch = new PacketBatch(batch, this.maxPacket, 0);
+    this.ctlBatch = new PacketBatch(1, 65536, 0);
+    this.flushTunSoon = () => {
+      this.tunFlushScheduled = false;
+      this.flushTun();
+    };
+    tun.start((b) => this.onTunBatch(b));
+    this.binds.forEach((b, i) => b.start((batch) => this.onUdpBatch(i, batch)));
+  }
+
+  // ---------------------------------------------------------------- control-plane API
+
+  installSa(p: SaParams): void {
+    if (this.closed) return;
+    const transform = createEncTransform({ encr: p.encr, encrKeyBits: p.encrKeyBits, integ: p.integ }, p.encrKey, p.integKey);
+    const sa = new EspSa({
+      spi: p.spi,
+      direction: p.direction,
+      transform,
+      replayWindow: p.replayWindow,
+      initialSeq: p.initialSeq,
+      localTs: p.localTs,
+      remoteTs: p.remoteTs,
+      localAddr: p.localAddr,
+      localPort: p.localPort,
+      remoteAddr: p.remoteAddr,
+      remotePort: p.remotePort,
+      lifetime: p.lifetime,
+    });
+    sa.ioIndex = this.findBind(sa);
+    const old = this.sad.add(sa);
+    const fields = { child: sa.id, dir: sa.direction, alg: transform.name, peer: `${p.remoteAddr}:${p.remotePort}` };
+    if (sa.direction === 'out' && sa.ioIndex < 0) this.log.warn(fields, 'outbound SA has no UDP bind for its local address');
+    this.log.info(fields, old ? 'ESP SA replaced' : 'ESP SA installed');
+  }
+
+  removeSa(spi: number, direction: 'in' | 'out'): void {
+    const sa = this.sad.remove(spi, direction);
+    if (sa) this.log.info({ child: sa.id, dir: direction, bytes: sa.bytes, packets: sa.packets }, 'ESP SA removed');
+  }
+
+  addRoute(prefix: Prefix, outSpi: number): void {
+    if (this.closed) return;
+    this.spd.set(prefix, new Route(outSpi >>> 0, -1));
+  }
+
+  removeRoute(prefix: Prefix): void {
+    this.spd.remove(prefix);
+  }
+
+  addSinkRoute(prefix: Prefix, sink: PacketSink): void {
+    if (this.closed) return;
+    let idx = this.sinks.indexOf(sink);
+    if (idx < 0) {
+      idx = this.sinks.length;
+      this.sinks.push(sink);
+      this.sinkTouched.push(false);
+    }
+    this.spd.set(prefix, new Route(-1, idx));
+  }
+
+  removeSinkRoute(prefix: Prefix): void {
+    const r = this.spd.get(prefix);
+    if (r && r.sinkIndex >= 0) this.spd.remove(prefix);
+  }
+
+  saCounters(spi: number, direction: 'in' | 'out'): SaCounters | undefined {
+    const sa = this.sad.get(spi, direction);
+    if (!sa) return undefined;
+    const drops: Record<string, number> = {};
+    for (let i = 1; i < DROP_REASON_COUNT; i++) if (sa.drops[i]! > 0) drops[DROP_REASON_NAMES[i]!] = sa.drops[i]!;
+    return { bytes: sa.bytes, packets: sa.packets, drops, seq: sa.direction === 'out' ? sa.seq : sa.replay!.top };
+  }
+
+  dropCounters(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (let i = 1; i < DROP_REASON_COUNT; i++) out[DROP_REASON_NAMES[i]!] = this.drops[i]!;
+    return out;
+  }
+
+  stats(): DataPlaneStats {
+    return { ...this.st };
+  }
+
+  onControl(cb: (pkt: Buffer, from: Endpoint, local: Endpoint) => void): void {
+    this.controlCbs.push(cb);
+  }
+
+  onSaEvent(cb: (ev: SaEvent) => void): void {
+    this.eventCbs.push(cb);
+  }
+
+  sendControl(pkt: Buffer, to: Endpoint, local: Endpoint): boolean {
+    if (this.closed) return false;
+    const i = this.bindFor(local.family, local.address, local.port);
+    const addr = parseIp(to.address);
+    if (i < 0 || !addr || pkt.length + NON_ESP_MARKER_SIZE > this.ctlBatch.slotSize) return false;
+    const b = this.ctlBatch;
+    b.count = 1;
+    b.off[0] = 0;
+    b.buf.writeUInt32BE(0, 0);
+    pkt.copy(b.buf, NON_ESP_MARKER_SIZE);
+    b.len[0] = pkt.length + NON_ESP_MARKER_SIZE;
+    b.family[0] = addr.family;
+    b.addr.fill(0, 0, 16);
+    addr.bytes.copy(b.addr, 0);
+    b.port[0] = to.port;
+    const n = this.binds[i]!.send(b);
+    b.count = 0;
+    return n === 1;
+  }
+
+  writeToTun(pkt: Buffer, off: number, len: number): void {
+    if (this.closed) return;
+    this.appendTun(pkt, off, len);
+    if (!this.tunFlushScheduled) {
+      this.tunFlushScheduled = true;
+      setImmediate(this.flushTunSoon);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.tun.close();
+    for (const b of this.binds) b.close();
+    this.log.info({ sas: this.sad.inboundCount + this.sad.outboundCount }, 'data plane closed');
+  }
+
+  // ---------------------------------------------------------------- outbound: TUN → ESP
+
+  private onTunBatch(batch: PacketBatch): void {
+    if (this.closed) return;
+    const buf = batch.buf;
+    const span = this.span;
+    const n = batch.count;
+    this.st.tunRxPackets += n;
+    for (let i = 0; i < n; i++) {
+      const off = batch.off[i]!;
+      const len = batch.len[i]!;
+      if (innerIpLength(buf, off, len) < 0) {
+        this.drops[DropReason.BAD_INNER]!++;
+        continue;
+      }
+      const route = this.spd.lookup(buf, off);
+      if (route === undefined) {
+        this.drops[DropReason.NO_ROUTE]!++;
+        continue;
+      }
+      if (route.sinkIndex >= 0) {
+        try {
+          this.sinks[route.sinkIndex]!.push(buf, off, len);
+        } catch (err) {
+          this.log.error({ err }, 'packet sink push failed');
+        }
+        this.sinkTouched[route.sinkIndex] = true;
+        this.st.sinkPackets++;
+        continue;
+      }
+      const sa = this.sad.get(route.outSpi, 'out');
+      if (sa === undefined) {
+        this.drops[DropReason.NO_SA]!++;
+        continue;
+      }
+      if (!policyAllows(sa, buf, off, false)) {
+        sa.drops[DropReason.POLICY]!++;
+        this.drops[DropReason.POLICY]!++;
+        continue;
+      }
+      const bi = sa.ioIndex;
+      if (bi < 0) {
+        sa.drops[DropReason.NO_BIND]!++;
+        this.drops[DropReason.NO_BIND]!++;
+        continue;
+      }
+      if (len > this.maxPacket) {
+        sa.drops[DropReason.NO_ROOM]!++;
+        this.drops[DropReason.NO_ROOM]!++;
+        continue;
+      }
+      const sb = this.sendBatches[bi]!;
+      if (sb.count === sb.capacity) this.flushSend(bi);
+      const slot = sb.count;
+      const start = slot * sb.slotSize + SEND_HEADROOM;
+      buf.copy(sb.buf, start, off, off + len);
+      const r = espEncap(sa, sb.buf, start, len, (slot + 1) * sb.slotSize, span);
+      if (span.event !== 0) this.queueEvents(sa, span.event);
+      if (r !== DropReason.NONE) {
+        this.drops[r]!++;
+        continue;
+      }
+      sb.off[slot] = span.off;
+      sb.len[slot] = span.len;
+      sb.family[slot] = sa.family;
+      sa.remoteAddrBytes.copy(sb.addr, slot * 16);
+      sb.port[slot] = sa.remotePort;
+      sb.count = slot + 1;
+      this.st.espTxPackets++;
+    }
+    for (let b = 0; b < this.sendBatches.length; b++) if (this.sendBatches[b]!.count > 0) this.flushSend(b);
+    for (let s = 0; s < this.sinks.length; s++) {
+      if (!this.sinkTouched[s]) continue;
+      this.sinkTouched[s] = false;
+      this.guard(this.sinks[s]!, 'flush');
+    }
+    this.deliverPending();
+  }
+
+  private flushSend(b: number): void {
+    const sb = this.sendBatches[b]!;
+    this.binds[b]!.send(sb);
+    sb.count = 0;
+  }
+
+  // ---------------------------------------------------------------- inbound: UDP → TUN
+
+  private onUdpBatch(bindIndex: number, batch: PacketBatch): void {
+    if (this.closed) return;
+    const buf = batch.buf;
+    const span = this.span;
+    const n = batch.count;
+    for (let i = 0; i < n; i++) {
+      const off = batch.off[i]!;
+      const len = batch.len[i]!;
+      if (len === 1 && buf[off] === NAT_KEEPALIVE_BYTE) {
+        this.st.natKeepalives++;
+        continue;
+      }
+      if (len >= NON_ESP_MARKER_SIZE && buf.readUInt32BE(off) === 0) {
+        this.queueControl(bindIndex, batch, i);
+        continue;
+      }
+      if (len < ESP_HEADER_SIZE) {
+        this.drops[DropReason.SHORT]!++;
+        continue;
+      }
+      const sa = this.sad.lookupInbound(buf, off);
+      if (sa === undefined) {
+        this.drops[DropReason.NO_SA]!++; // RFC 4303 §3.4.2: audit, no INVALID_SPI (as libipsec)
+        continue;
+      }
+      const r = espDecap(sa, buf, off, len, span);
+      if (span.event !== 0) this.queueEvents(sa, span.event);
+      if (r !== DropReason.NONE) {
+        this.drops[r]!++;
+        continue;
+      }
+      this.st.espRxPackets++;
+      this.appendTun(buf, span.off, span.len);
+    }
+    this.flushTun();
+    this.deliverPending();
+  }
+
+  private appendTun(src: Buffer, off: number, len: number): void {
+    const tb = this.tunBatch;
+    if (len > tb.slotSize) {
+      this.drops[DropReason.NO_ROOM]!++;
+      return;
+    }
+    if (tb.count === tb.capacity) this.flushTun();
+    const slot = tb.count;
+    const start = slot * tb.slotSize;
+    src.copy(tb.buf, start, off, off + len);
+    tb.off[slot] = start;
+    tb.len[slot] = len;
+    tb.count = slot + 1;
+  }
+
+  private flushTun(): void {
+    const tb = this.tunBatch;
+    if (tb.count === 0) return;
+    this.st.tunTxPackets += this.tun.write(tb);
+    tb.count = 0;
+  }
+
+  // ---------------------------------------------------------------- rare paths: control, events
+
+  private queueControl(bindIndex: number, batch: PacketBatch, i: number): void {
+    const off = batch.off[i]!;
+    const len = batch.len[i]!;
+    const fam = batch.family[i] === 6 ? 6 : 4;
+    const addr = batch.addr.subarray(i * 16, i * 16 + (fam === 4 ? 4 : 16));
+    const pkt = Buffer.from(batch.buf.subarray(off + NON_ESP_MARKER_SIZE, off + len));
+    this.pendingControl.push(new PendingControl(pkt, { family: fam, address: bytesToIp(addr), port: batch.port[i]! }, this.bindLocal[bindIndex]!));
+    this.st.controlPackets++;
+  }
+
+  private queueEvents(sa: EspSa, bits: number): void {
+    if (bits & SA_EVENT_SOFT) this.pendingEvents.push({ spi: sa.spi, direction: sa.direction, kind: 'soft' });
+    if (bits & SA_EVENT_HARD) this.pendingEvents.push({ spi: sa.spi, direction: sa.direction, kind: 'hard' });
+    if (bits & SA_EVENT_SEQ_EXHAUSTED) this.pendingEvents.push({ spi: sa.spi, direction: sa.direction, kind: 'seq-exhausted' });
+  }
+
+  private deliverPending(): void {
+    if (this.pendingControl.length > 0) {
+      const list = this.pendingControl;
+      this.pendingControl = [];
+      for (const c of list) {
+        for (const cb of this.controlCbs) {
+          try {
+            cb(c.pkt, c.from, c.local);
+          } catch (err) {
+            this.log.error({ err }, 'control callback failed');
+          }
+        }
+      }
+    }
+    if (this.pendingEvents.length > 0) {
+      const list = this.pendingEvents;
+      this.pendingEvents = [];
+      for (const ev of list) {
+        this.log.info({ child: `0x${ev.spi.toString(16).padStart(8, '0')}`, dir: ev.direction, kind: ev.kind }, 'ESP SA lifetime event');
+        for (const cb of this.eventCbs) {
+          try {
+            cb(ev);
+          } catch (err) {
+            this.log.error({ err }, 'SA event callback failed');
+          }
+        }
+      }
+    }
+  }
+
+  private guard(sink: PacketSink, what: 'flush'): void {
+    try {
+      sink.flush();
+    } catch (err) {
+      this.log.error({ err, what }, 'packet sink failed');
+    }
+  }
+
+  private findBind(sa: EspSa): number {
+    return this.bindFor(sa.family, sa.localAddr, sa.localPort);
+  }
+
+  /** Exact address+port first, then a wildcard bind of the same family and port. */
+  private bindFor(family: number, address: string, port: number): number {
+    let wildcard = -1;
+    for (let i = 0; i < this.binds.length; i++) {
+      const b = this.binds[i]!;
+      if (b.family !== family || b.port !== port) continue;
+      if (b.address === address) return i;
+      if (wildcard < 0 && (b.address === '0.0.0.0' || b.address === '::')) wildcard = i;
+    }
+    return wildcard;
+  }
+}
