@@ -1,0 +1,51 @@
+import type { Proposal } from '../wire/types.js';
+import type { Prefix } from '../../common/ip.js';
+import type { Identity } from './identity.js';
+
+/**
+ * Frozen configuration objects for IKE (strongSwan's peer_cfg / ike_cfg / child_cfg graph).
+ * Runtime objects (IkeSa, ChildSa) refer to these and never change them; a reload builds new ones.
+ */
+
+export interface ChildConfig {
+  readonly name: string;
+  readonly localTs: readonly Prefix[];
+  readonly remoteTs: readonly Prefix[];
+  /** ESP proposals as configured (a DH group in them means PFS for CREATE_CHILD_SA) */
+  readonly espProposals: readonly Proposal[];
+  readonly lifetimeSec: number;
+  readonly replayWindow: number;
+}
+
+export interface PeerConfig {
+  readonly name: string;
+  /** our addresses peers reach (publicAddresses); empty means any local address */
+  readonly localAddrs: readonly string[];
+  /** the customer gateway's address, or null for "%any" (responder only) */
+  readonly remoteAddr: string | null;
+  readonly localId: Identity;
+  readonly remoteId: Identity;
+  /** the pre-shared key, raw bytes (strongSwan 0x/0s forms decoded) */
+  readonly psk: Buffer;
+  readonly ikeProposals: readonly Proposal[];
+  readonly ikeLifetimeSec: number;
+  readonly startAction: 'start' | 'none';
+  readonly dpdIntervalSec: number;
+  readonly children: readonly ChildConfig[];
+}
+
+/** Retransmission schedule (strongSwan's retransmit_timeout/base/tries). */
+export interface RetransmitConfig {
+  readonly timeoutMs: number;
+  readonly base: number;
+  readonly tries: number;
+}
+
+export const DEFAULT_RETRANSMIT: RetransmitConfig = Object.freeze({ timeoutMs: 4000, base: 1.8, tries: 5 });
+
+/** Decodes strongSwan's PSK forms: "0x<hex>", "0s<base64>", otherwise the UTF-8 text itself. */
+export function decodePsk(text: string): Buffer {
+  if (/^0x[0-9a-fA-F]+$/.test(text) && text.length % 2 === 0) return Buffer.from(text.slice(2), 'hex');
+  if (text.startsWith('0s')) return Buffer.from(text.slice(2), 'base64');
+  return Buffer.from(text, 'utf8');
+}

@@ -1,0 +1,399 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from '../common/log.js';
+import { ExchangeType, HeaderFlag, IKE_PORT, NotifyType, PayloadType } from './wire/constants.js';
+import type { IkeMessage } from './wire/types.js';
+import { decodeHeader, decodeMessage, encodeMessage } from './wire/message.js';
+import { DEFAULT_RETRANSMIT, type PeerConfig, type RetransmitConfig } from './config/peer-config.js';
+import { IkeSa, notify, type IkeContext } from './sa/ike-sa.js';
+import { spiHex } from './sa/child-sa.js';
+import { type Endpoint, type IkeAction, endpointToString } from './sa/types.js';
+import { IkeInitTask, chooseIkeProposal } from './tasks/ike-init.js';
+import { IkeNatdTask } from './tasks/ike-natd.js';
+import { IkeAuthTask } from './tasks/ike-auth.js';
+import { ChildCreateTask } from './tasks/child-create.js';
+import { ChildDeleteTask, IkeDeleteTask, IkeDpdTask, InformationalResponder } from './tasks/informational.js';
+import type { IkeTask } from './tasks/task.js';
+import { findPayload } from './tasks/task.js';
+import { tsToString } from './config/traffic-selector.js';
+import { proposalToString } from './config/proposal.js';
+
+export interface IkeManagerOptions {
+  log: Logger;
+  retransmit?: RetransmitConfig;
+  halfOpenTimeoutSec?: number;
+  /** injectable randomness (tests) */
+  random?: (n: number) => Buffer;
+}
+
+export interface ChildStatus {
+  name: string;
+  state: string;
+  spiIn: string;
+  spiOut: string;
+  localTs: string[];
+  remoteTs: string[];
+  proposal: string;
+  installedAtMs: number;
+}
+
+export interface IkeSaStatus {
+  connection: string;
+  ikeId: string;
+  state: string;
+  initiator: boolean;
+  local: string;
+  remote: string;
+  peerId: string | null;
+  proposal: string | null;
+  establishedAtMs: number;
+  children: ChildStatus[];
+}
+
+/** Drop counters for IKE input that never reached an SA. */
+export interface IkeCounters {
+  malformed: number;
+  unknownSpi: number;
+  noConfig: number;
+  noProposal: number;
+  invalidKe: number;
+  badVersion: number;
+  unsupportedCritical: number;
+  [k: string]: number;
+}
+
+/**
+ * All IKE SAs of the gateway: demultiplexes datagrams to SAs by our SPI, answers stateless errors
+ * for IKE_SA_INIT, creates responder SAs, and drives initiation and teardown per connection.
+ * Pure like the SAs: every call takes `now` and returns actions for the shell.
+ */
+export class IkeManager {
+  private readonly log: Logger;
+  private readonly ctx: IkeContext;
+  private configs = new Map<string, PeerConfig>();
+  /** by our SPI (hex) */
+  private readonly sas = new Map<string, IkeSa>();
+  /** responder half-open SAs by "spiI|peer" so a retransmitted IKE_SA_INIT finds its SA */
+  private readonly halfOpen = new Map<string, IkeSa>();
+  private readonly childSpis = new Set<number>();
+  private readonly random: (n: number) => Buffer;
+  readonly counters: IkeCounters = { malformed: 0, unknownSpi: 0, noConfig: 0, noProposal: 0, invalidKe: 0, badVersion: 0, unsupportedCritical: 0 };
+  private clock = 0;
+
+  constructor(opts: IkeManagerOptions) {
+    this.log = opts.log;
+    this.random = opts.random ?? ((n) => randomBytes(n));
+    const mgr = this;
+    this.ctx = {
+      log: opts.log,
+      retransmit: opts.retransmit ?? DEFAULT_RETRANSMIT,
+      halfOpenTimeoutSec: opts.halfOpenTimeoutSec ?? 30,
+      random: (n) => mgr.random(n),
+      allocChildSpi: () => mgr.allocChildSpi(),
+      releaseChildSpi: (spi) => void mgr.childSpis.delete(spi),
+      hasOtherIkeSa: (cfg, except) => [...mgr.sas.values()].some((s) => s !== except && s.cfg === cfg && s.state === 'ESTABLISHED'),
+    };
+  }
+
+  /** Replaces the set of connections. Existing SAs keep their (old, frozen) config objects. */
+  setConfigs(configs: readonly PeerConfig[]): void {
+    this.configs = new Map(configs.map((c) => [c.name, c]));
+  }
+
+  config(name: string): PeerConfig | undefined {
+    return this.configs.get(name);
+  }
+
+  /** Starts an IKE SA for a connection (initiator). No-op if one is up or being set up. */
+  initiate(name: string, now: number): IkeAction[] {
+    this.clock = now;
+    const cfg = this.configs.get(name);
+    if (!cfg) throw new Error(`no connection named ${JSON.stringify(name)}`);
+    if (!cfg.remoteAddr) throw new Error(`connection ${name} has customer gateway address %any: it can only respond`);
+    for (const sa of this.sas.values()) if (sa.cfg === cfg && sa.state !== 'DEAD' && sa.state !== 'DELETING') return [];
+    const spiI = this.newIkeSpi();
+    const local: Endpoint = { address: cfg.localAddrs[0] ?? '0.0.0.0', port: IKE_PORT };
+    const remote: Endpoint = { address: cfg.remoteAddr, port: IKE_PORT };
+    const sa = new IkeSa(this.ctx, { initiator: true, spiI, cfg, local, remote, now });
+    this.wire(sa);
+    this.sas.set(spiI.toString('hex'), sa);
+    sa.log.info({}, `initiating IKE_SA ${cfg.name} to ${endpointToString(remote)}`);
+    const nowFn = () => this.clock;
+    const actions = sa.queueExchange(ExchangeType.IKE_SA_INIT, [new IkeInitTask(sa), new IkeNatdTask(sa)], now);
+    actions.push(...sa.queueExchange(ExchangeType.IKE_AUTH, [new IkeAuthTask(sa, nowFn), new ChildCreateTask(sa, nowFn)], now));
+    return this.collect(actions);
+  }
+
+  /** Deletes every IKE SA of a connection (INFORMATIONAL D(IKE)); half-open ones are just dropped. */
+  terminate(name: string, now: number): IkeAction[] {
+    this.clock = now;
+    const out: IkeAction[] = [];
+    for (const sa of [...this.sas.values()]) {
+      if (sa.cfg?.name !== name) continue;
+      out.push(...this.deleteSa(sa, `terminated by operator`, now));
+    }
+    return this.collect(out);
+  }
+
+  /** Shutdown: DELETE for every established SA. */
+  terminateAll(now: number, reason = 'gateway shutting down'): IkeAction[] {
+    this.clock = now;
+    const out: IkeAction[] = [];
+    for (const sa of [...this.sas.values()]) out.push(...this.deleteSa(sa, reason, now));
+    return this.collect(out);
+  }
+
+  /** Sends a liveness check (DPD) on the connection's established IKE SA. */
+  dpd(name: string, now: number): IkeAction[] {
+    const out: IkeAction[] = [];
+    for (const sa of this.sas.values()) {
+      if (sa.cfg?.name === name && sa.state === 'ESTABLISHED') out.push(...sa.queueExchange(ExchangeType.INFORMATIONAL, [new IkeDpdTask()], now));
+    }
+    return this.collect(out);
+  }
+
+  /** Deletes one child SA by our inbound SPI. */
+  deleteChild(spiIn: number, now: number): IkeAction[] {
+    for (const sa of this.sas.values()) {
+      if (sa.children.some((c) => c.spiIn === spiIn)) return this.collect(sa.queueExchange(ExchangeType.INFORMATIONAL, [new ChildDeleteTask(sa, spiIn)], now));
+    }
+    return [];
+  }
+
+  private deleteSa(sa: IkeSa, reason: string, now: number): IkeAction[] {
+    if (sa.state === 'ESTABLISHED') {
+      return sa.queueExchange(ExchangeType.INFORMATIONAL, [new IkeDeleteTask(sa, () => this.clock, reason)], now);
+    }
+    if (sa.state !== 'DEAD' && sa.state !== 'DELETING') {
+      sa.destroy(reason, now);
+      return sa.tick(now);
+    }
+    return [];
+  }
+
+  /**
+   * One IKE datagram (the non-ESP marker already removed when it came on 4500).
+   * Malformed input is counted and dropped; it never throws and never tears down an SA.
+   */
+  receive(datagram: Buffer, from: Endpoint, to: Endpoint, now: number): IkeAction[] {
+    this.clock = now;
+    const h = decodeHeader(datagram);
+    if (!h) {
+      this.counters.malformed++;
+      return [];
+    }
+    const isResponse = (h.flags & HeaderFlag.R) !== 0;
+    const fromOriginalInitiator = (h.flags & HeaderFlag.I) !== 0;
+    if (h.exchangeType === ExchangeType.IKE_SA_INIT && !isResponse && isZero(h.spiR)) {
+      const key = `${h.spiI.toString('hex')}|${endpointToString(from)}`;
+      const existing = this.halfOpen.get(key);
+      if (existing && existing.state !== 'DEAD') return this.collect(existing.receive(datagram, from, to, now));
+      return this.collect(this.respondInit(datagram, from, to, now));
+    }
+    const ourSpi = fromOriginalInitiator ? h.spiR : h.spiI;
+    const sa = this.sas.get(ourSpi.toString('hex'));
+    if (!sa) {
+      this.counters.unknownSpi++;
+      this.log.debug({ peer: endpointToString(from), spi: ourSpi.toString('hex') }, 'IKE message for unknown SA dropped');
+      return [];
+    }
+    return this.collect(sa.receive(datagram, from, to, now));
+  }
+
+  /** A new IKE_SA_INIT request: stateless checks first (RFC 7296 §2.6), then a responder SA. */
+  private respondInit(datagram: Buffer, from: Endpoint, to: Endpoint, now: number): IkeAction[] {
+    const res = decodeMessage(datagram, null);
+    const h = decodeHeader(datagram)!;
+    if (!res.ok) {
+      if (res.reason === 'version') {
+        this.counters.badVersion++;
+        return [this.stateless(h, from, to, NotifyType.INVALID_MAJOR_VERSION, Buffer.alloc(0))];
+      }
+      if (res.reason === 'unsupported-critical') {
+        this.counters.unsupportedCritical++;
+        return [this.stateless(h, from, to, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.from([res.criticalType ?? 0]))];
+      }
+      this.counters.malformed++;
+      this.log.debug({ peer: endpointToString(from), reason: res.reason, detail: res.detail }, 'malformed IKE_SA_INIT dropped');
+      return [];
+    }
+    const msg = res.msg;
+    const candidates = this.candidatesFor(from, to);
+    if (candidates.length === 0) {
+      this.counters.noConfig++;
+      this.log.info({ peer: endpointToString(from) }, `no connection configured for peer ${from.address}: IKE_SA_INIT ignored`);
+      return [this.stateless(h, from, to, NotifyType.NO_PROPOSAL_CHOSEN, Buffer.alloc(0))];
+    }
+    const saP = findPayload(msg, PayloadType.SA);
+    const ke = findPayload(msg, PayloadType.KE);
+    if (!saP || !ke || !findPayload(msg, PayloadType.NONCE)) {
+      this.counters.malformed++;
+      return [];
+    }
+    const choice = chooseIkeProposal(saP.proposals, ke.group, candidates);
+    if (choice.kind === 'none') {
+      this.counters.noProposal++;
+      this.log.warn(
+        { peer: endpointToString(from) },
+        `no acceptable IKE proposal: peer offered ${saP.proposals.map(proposalToString).join(', ')}; we accept ${candidates.flatMap((c) => c.ikeProposals.map(proposalToString)).join(', ')}`,
+      );
+      return [this.stateless(h, from, to, NotifyType.NO_PROPOSAL_CHOSEN, Buffer.alloc(0))];
+    }
+    if (choice.kind === 'invalid-ke') {
+      this.counters.invalidKe++;
+      const data = Buffer.alloc(2);
+      data.writeUInt16BE(choice.group, 0);
+      this.log.info({ peer: endpointToString(from) }, `peer sent KE for group ${ke.group}, requesting group ${choice.group} (INVALID_KE_PAYLOAD)`);
+      return [this.stateless(h, from, to, NotifyType.INVALID_KE_PAYLOAD, data)];
+    }
+    const spiR = this.newIkeSpi();
+    const sa = new IkeSa(this.ctx, { initiator: false, spiI: h.spiI, spiR, cfg: null, candidates, local: to, remote: from, now });
+    this.wire(sa);
+    this.sas.set(spiR.toString('hex'), sa);
+    this.halfOpen.set(`${h.spiI.toString('hex')}|${endpointToString(from)}`, sa);
+    sa.log.info({}, `${endpointToString(from)} is initiating an IKE_SA`);
+    return sa.receive(datagram, from, to, now);
+  }
+
+  private stateless(h: { spiI: Buffer; exchangeType: number; messageId: number }, from: Endpoint, to: Endpoint, type: number, data: Buffer): IkeAction {
+    const datagram = encodeMessage(
+      { spiI: h.spiI, spiR: Buffer.alloc(8), exchangeType: h.exchangeType, flags: HeaderFlag.R, messageId: h.messageId },
+      [notify(type, data)],
+      null,
+    );
+    return { kind: 'send', from: to, to: from, datagram };
+  }
+
+  private candidatesFor(from: Endpoint, to: Endpoint): PeerConfig[] {
+    const exact: PeerConfig[] = [];
+    const any: PeerConfig[] = [];
+    for (const c of this.configs.values()) {
+      if (c.localAddrs.length > 0 && !c.localAddrs.includes(to.address) && !c.localAddrs.includes('0.0.0.0') && !c.localAddrs.includes('::')) continue;
+      if (c.remoteAddr === from.address) exact.push(c);
+      else if (c.remoteAddr === null) any.push(c);
+    }
+    return [...exact, ...any];
+  }
+
+  /** Responder task lists per exchange (strongSwan's task_manager process_request order). */
+  private wire(sa: IkeSa): void {
+    const nowFn = () => this.clock;
+    sa.responderTasks = (exchange: ExchangeType, _msg: IkeMessage): IkeTask[] | null => {
+      switch (exchange) {
+        case ExchangeType.IKE_SA_INIT:
+          return sa.state === 'CREATED' ? [new IkeInitTask(sa), new IkeNatdTask(sa)] : null;
+        case ExchangeType.IKE_AUTH:
+          return sa.state === 'INIT_RECEIVED' ? [new IkeAuthTask(sa, nowFn), new ChildCreateTask(sa, nowFn)] : null;
+        case ExchangeType.INFORMATIONAL:
+          return [new InformationalResponder(sa)];
+        case ExchangeType.CREATE_CHILD_SA:
+          // rekeying and additional children arrive with the next issue; refuse cleanly meanwhile
+          return [new RefuseChildTask()];
+        default:
+          return null;
+      }
+    };
+  }
+
+  /** Post-processing of every batch of actions: bookkeeping for dead SAs and INITIAL_CONTACT. */
+  private collect(actions: IkeAction[]): IkeAction[] {
+    for (const a of actions) {
+      if (a.kind === 'ikeDown') {
+        for (const [k, sa] of this.sas) if (sa.id === a.ikeId && sa.state === 'DEAD') this.sas.delete(k);
+        for (const [k, sa] of this.halfOpen) if (sa.state === 'DEAD' || sa.state === 'ESTABLISHED') this.halfOpen.delete(k);
+      } else if (a.kind === 'ikeUp') {
+        for (const [k, sa] of this.halfOpen) if (sa.state === 'ESTABLISHED') this.halfOpen.delete(k);
+        const up = [...this.sas.values()].find((s) => s.id === a.ikeId);
+        if (up && up.initialContact) {
+          up.initialContact = false;
+          // RFC 7296 §2.4: the peer lost its state; drop our older SAs with the same identities
+          for (const other of [...this.sas.values()]) {
+            if (other !== up && other.cfg === up.cfg && other.state !== 'DEAD') {
+              other.destroy('replaced (INITIAL_CONTACT from peer)', this.clock);
+              actions.push(...other.tick(this.clock));
+            }
+          }
+        }
+      }
+    }
+    // sweep SAs that died without a down event in this batch
+    for (const [k, sa] of this.sas) if (sa.state === 'DEAD') this.sas.delete(k);
+    return actions;
+  }
+
+  tick(now: number): IkeAction[] {
+    this.clock = now;
+    const out: IkeAction[] = [];
+    for (const sa of [...this.sas.values()]) if (sa.nextDeadline() <= now) out.push(...sa.tick(now));
+    return this.collect(out);
+  }
+
+  nextDeadline(): number {
+    let d = Infinity;
+    for (const sa of this.sas.values()) d = Math.min(d, sa.nextDeadline());
+    return d;
+  }
+
+  status(): IkeSaStatus[] {
+    return [...this.sas.values()].map((sa) => ({
+      connection: sa.cfg?.name ?? '',
+      ikeId: sa.id,
+      state: sa.state,
+      initiator: sa.initiator,
+      local: endpointToString(sa.local),
+      remote: endpointToString(sa.remote),
+      peerId: sa.peerId?.text ?? null,
+      proposal: sa.proposal ? proposalToString(sa.proposal) : null,
+      establishedAtMs: sa.establishedAtMs,
+      children: sa.children.map((c) => ({
+        name: c.cfg.name,
+        state: c.state,
+        spiIn: spiHex(c.spiIn),
+        spiOut: spiHex(c.spiOut),
+        localTs: c.localTs.map(tsToString),
+        remoteTs: c.remoteTs.map(tsToString),
+        proposal: c.proposal ? proposalToString(c.proposal) : '',
+        installedAtMs: c.installedAtMs,
+      })),
+    }));
+  }
+
+  /** Number of SAs (tests). */
+  get size(): number {
+    return this.sas.size;
+  }
+
+  private newIkeSpi(): Buffer {
+    for (;;) {
+      const spi = this.random(8);
+      if (!isZero(spi) && !this.sas.has(spi.toString('hex'))) return Buffer.from(spi);
+    }
+  }
+
+  private allocChildSpi(): number {
+    for (;;) {
+      const spi = this.random(4).readUInt32BE(0);
+      // never 0..255 (reserved, RFC 4303 §2.1) and never a duplicate (strongswan issue #2778)
+      if (spi > 255 && !this.childSpis.has(spi)) {
+        this.childSpis.add(spi);
+        return spi;
+      }
+    }
+  }
+}
+
+/** CREATE_CHILD_SA is not supported yet: answer NO_ADDITIONAL_SAS (RFC 7296 §1.3), keep the IKE SA. */
+class RefuseChildTask implements IkeTask {
+  readonly type = 'CHILD_CREATE';
+  processRequest(): 'done' {
+    return 'done';
+  }
+  buildResponse(out: import('./wire/types.js').Payload[]): 'done' {
+    out.push(notify(NotifyType.NO_ADDITIONAL_SAS));
+    return 'done';
+  }
+}
+
+function isZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}

@@ -1,0 +1,435 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Logger } from '../../common/log.js';
+import type { Prf } from '../../crypto/prf.js';
+import type { KeyExchange } from '../../crypto/dh.js';
+import { ExchangeType, HeaderFlag, NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
+import type { IkeMessage, Payload, Proposal } from '../wire/types.js';
+import { decodeMessage, describeMessage, encodeMessage, type SkCrypto } from '../wire/message.js';
+import type { IkeKeys } from './keymat.js';
+import type { PeerConfig, RetransmitConfig } from '../config/peer-config.js';
+import type { Identity } from '../config/identity.js';
+import { ChildSa, spiHex, spiToBuffer } from './child-sa.js';
+import { type Endpoint, type IkeAction, endpointToString } from './types.js';
+import type { IkeTask } from '../tasks/task.js';
+import { firstErrorNotify } from '../tasks/task.js';
+
+/** Services the manager gives every IKE SA (randomness and SPI allocation are injectable for tests). */
+export interface IkeContext {
+  readonly log: Logger;
+  readonly retransmit: RetransmitConfig;
+  /** seconds a responder SA may stay half-open (no IKE_AUTH) */
+  readonly halfOpenTimeoutSec: number;
+  random(n: number): Buffer;
+  allocChildSpi(): number;
+  releaseChildSpi(spi: number): void;
+  /** true when we hold another established IKE SA with this peer config (INITIAL_CONTACT is sent only when not) */
+  hasOtherIkeSa(cfg: PeerConfig, except: IkeSa): boolean;
+}
+
+export type IkeSaState = 'CREATED' | 'INIT_SENT' | 'INIT_RECEIVED' | 'AUTH_SENT' | 'ESTABLISHED' | 'DELETING' | 'DEAD';
+
+interface Outstanding {
+  mid: number;
+  exchange: ExchangeType;
+  datagram: Buffer;
+  tasks: IkeTask[];
+  sentAtMs: number;
+  retries: number;
+  nextAtMs: number;
+}
+
+interface QueuedExchange {
+  exchange: ExchangeType;
+  tasks: IkeTask[];
+}
+
+/**
+ * One IKE SA: SPIs, keys, message IDs (window 1), the retransmission schedule as data, the
+ * response cache, the task queue and its CHILD_SAs. Pure: no sockets, no timers, no clock.
+ * Each method takes `now` (ms) and returns the actions the shell must carry out.
+ */
+export class IkeSa {
+  readonly ctx: IkeContext;
+  readonly initiator: boolean; // we are the ORIGINAL initiator
+  readonly spiI: Buffer;
+  spiR: Buffer;
+  state: IkeSaState = 'CREATED';
+  /** chosen config; for a responder, the candidates until IKE_AUTH picks one */
+  cfg: PeerConfig | null;
+  candidates: PeerConfig[];
+  local: Endpoint;
+  remote: Endpoint;
+  log: Logger;
+
+  // negotiation results (set by the tasks)
+  proposal: Proposal | null = null;
+  prf: Prf | null = null;
+  keys: IkeKeys | null = null;
+  sk: SkCrypto | null = null;
+  ke: KeyExchange | null = null;
+  nonceI: Buffer = Buffer.alloc(0);
+  nonceR: Buffer = Buffer.alloc(0);
+  /** RealMessage1 / RealMessage2 for AUTH (RFC 7296 §2.15) */
+  initRequest: Buffer = Buffer.alloc(0);
+  initResponse: Buffer = Buffer.alloc(0);
+  peerId: Identity | null = null;
+  natDetected = false;
+  /** the raw bytes of the message being processed (tasks need them for AUTH) */
+  currentRaw: Buffer = Buffer.alloc(0);
+  /** set by a responder task: destroy the SA once the response is out (e.g. peer deleted the IKE SA) */
+  pendingDestroy = '';
+  /** the peer asked us to drop other IKE SAs with it (INITIAL_CONTACT) */
+  initialContact = false;
+  establishedAtMs = 0;
+  lastInboundMs = 0;
+  failReason = '';
+
+  readonly children: ChildSa[] = [];
+
+  // messaging
+  private nextRequestMid = 0;
+  private expectedRequestMid = 0;
+  private outstanding: Outstanding | null = null;
+  private readonly queue: QueuedExchange[] = [];
+  private lastResponse: { mid: number; requestHash: Buffer; datagram: Buffer; to: Endpoint; from: Endpoint } | null = null;
+  private readonly actions: IkeAction[] = [];
+  private createdAtMs: number;
+
+  constructor(ctx: IkeContext, opts: {
+    initiator: boolean; spiI: Buffer; spiR?: Buffer; cfg: PeerConfig | null; candidates?: PeerConfig[];
+    local: Endpoint; remote: Endpoint; now: number;
+  }) {
+    this.ctx = ctx;
+    this.initiator = opts.initiator;
+    this.spiI = Buffer.from(opts.spiI);
+    this.spiR = opts.spiR ? Buffer.from(opts.spiR) : Buffer.alloc(8);
+    this.cfg = opts.cfg;
+    this.candidates = opts.candidates ?? (opts.cfg ? [opts.cfg] : []);
+    this.local = opts.local;
+    this.remote = opts.remote;
+    this.createdAtMs = opts.now;
+    this.lastInboundMs = opts.now;
+    this.log = ctx.log.child({ ike: this.id, peer: endpointToString(opts.remote), conn: opts.cfg?.name ?? null });
+  }
+
+  /** "spiI/spiR" in hex: how this SA prints everywhere. */
+  get id(): string {
+    return `${this.spiI.toString('hex')}/${this.spiR.toString('hex')}`;
+  }
+
+  /** Our own SPI (the key the manager indexes this SA by). */
+  get ourSpi(): Buffer {
+    return this.initiator ? this.spiI : this.spiR;
+  }
+
+  setResponderSpi(spiR: Buffer): void {
+    this.spiR = Buffer.from(spiR);
+    this.log = this.ctx.log.child({ ike: this.id, peer: endpointToString(this.remote), conn: this.cfg?.name ?? null });
+  }
+
+  chooseConfig(cfg: PeerConfig): void {
+    this.cfg = cfg;
+    this.log = this.ctx.log.child({ ike: this.id, peer: endpointToString(this.remote), conn: cfg.name });
+  }
+
+  /** Queue an exchange we initiate; it goes out when no request of ours is outstanding. */
+  queueExchange(exchange: ExchangeType, tasks: IkeTask[], now: number): IkeAction[] {
+    this.queue.push({ exchange, tasks });
+    this.pump(now);
+    return this.drain();
+  }
+
+  /** The next moment `tick` has work: a retransmit or an expiry. */
+  nextDeadline(): number {
+    let d = Infinity;
+    if (this.outstanding) d = this.outstanding.nextAtMs;
+    if (this.state === 'INIT_RECEIVED') d = Math.min(d, this.createdAtMs + this.ctx.halfOpenTimeoutSec * 1000);
+    return d;
+  }
+
+  tick(now: number): IkeAction[] {
+    if (this.state === 'DEAD') return this.drain();
+    if (this.state === 'INIT_RECEIVED' && now >= this.createdAtMs + this.ctx.halfOpenTimeoutSec * 1000) {
+      this.destroy('half-open IKE SA timed out (no IKE_AUTH)', now);
+      return this.drain();
+    }
+    const o = this.outstanding;
+    if (o && now >= o.nextAtMs) {
+      if (o.retries >= this.ctx.retransmit.tries) {
+        this.log.warn({ mid: o.mid, tries: o.retries }, `giving up after ${o.retries} retransmits: peer does not answer`);
+        this.destroy(`peer did not answer ${ExchangeType[o.exchange]} #${o.mid} after ${o.retries} retransmits`, now);
+        return this.drain();
+      }
+      o.retries++;
+      o.nextAtMs = now + this.ctx.retransmit.timeoutMs * Math.pow(this.ctx.retransmit.base, o.retries);
+      this.log.debug({ mid: o.mid, retry: o.retries }, `retransmit ${ExchangeType[o.exchange]} request #${o.mid}`);
+      this.emitSend(o.datagram);
+    }
+    return this.drain();
+  }
+
+  /**
+   * An IKE datagram for this SA (the non-ESP marker already stripped). `from` is where it came
+   * from and `to` the local endpoint it arrived on; responses go back exactly there (RFC 7296 §2.11).
+   */
+  receive(datagram: Buffer, from: Endpoint, to: Endpoint, now: number): IkeAction[] {
+    if (this.state === 'DEAD') return [];
+    if (datagram.length < 28) return [];
+    const flags = datagram[19]!;
+    const mid = datagram.readUInt32BE(20);
+    const isResponse = (flags & HeaderFlag.R) !== 0;
+    if (!isResponse) {
+      // a retransmitted request: resend the cached response, nothing else (RFC 7296 §2.1)
+      if (this.lastResponse && mid === this.lastResponse.mid) {
+        if (sha1(datagram).equals(this.lastResponse.requestHash)) {
+          this.log.debug({ mid }, 'retransmitted request: resending cached response');
+          this.actions.push({ kind: 'send', from: this.lastResponse.from, to: this.lastResponse.to, datagram: this.lastResponse.datagram });
+        }
+        return this.drain();
+      }
+      if (mid !== this.expectedRequestMid) {
+        this.log.debug({ mid, expected: this.expectedRequestMid }, `received message ID ${mid}, expected ${this.expectedRequestMid}, ignored`);
+        return [];
+      }
+    } else if (!this.outstanding || this.outstanding.mid !== mid) {
+      this.log.debug({ mid }, 'unexpected response ignored');
+      return [];
+    }
+    const res = decodeMessage(datagram, datagram[18] === ExchangeType.IKE_SA_INIT ? null : this.sk);
+    if (!res.ok) {
+      if (res.reason === 'unsupported-critical' && !isResponse) {
+        this.respondError(datagram, mid, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.from([res.criticalType ?? 0]), from, to);
+        return this.drain();
+      }
+      // malformed or bad ICV: silent drop, state untouched (RFC 7296 §2.21)
+      this.log.debug({ mid, reason: res.reason, detail: res.detail }, 'dropped invalid IKE message');
+      return [];
+    }
+    const msg = res.msg;
+    if (msg.header.exchangeType !== ExchangeType.IKE_SA_INIT && !msg.encrypted) {
+      this.log.debug({ mid }, 'unprotected message after IKE_SA_INIT dropped');
+      return [];
+    }
+    if (this.log.isLevelEnabled('debug')) this.log.debug({}, `received ${describeMessage(msg)}`);
+    this.lastInboundMs = now;
+    // follow the peer's address/port from any authenticated message (NAT, port floating)
+    if (msg.encrypted && (from.address !== this.remote.address || from.port !== this.remote.port || to.port !== this.local.port)) {
+      this.remote = from;
+      this.local = to;
+    }
+    this.currentRaw = datagram;
+    if (isResponse) this.handleResponse(msg, now);
+    else this.handleRequest(datagram, msg, from, to, now);
+    this.pump(now);
+    return this.drain();
+  }
+
+  /** Build and send our next queued request if the window (size 1) is free. */
+  private pump(now: number): void {
+    while (!this.outstanding && this.queue.length > 0 && this.state !== 'DEAD') {
+      const q = this.queue.shift()!;
+      const payloads: Payload[] = [];
+      let failed = false;
+      for (const t of q.tasks) {
+        if (!t.buildRequest) continue;
+        const st = t.buildRequest(payloads);
+        if (st === 'fail') {
+          failed = true;
+          this.log.warn({ task: t.type }, `cannot build ${ExchangeType[q.exchange]}: ${t.failReason ?? 'task failed'}`);
+          break;
+        }
+      }
+      if (failed) {
+        if (q.exchange === ExchangeType.IKE_SA_INIT || q.exchange === ExchangeType.IKE_AUTH) this.destroy('could not build request', now);
+        continue;
+      }
+      const mid = q.exchange === ExchangeType.IKE_SA_INIT ? 0 : this.nextRequestMid;
+      const datagram = this.encode(q.exchange, false, mid, payloads);
+      if (q.exchange === ExchangeType.IKE_SA_INIT) this.initRequest = datagram;
+      this.outstanding = {
+        mid, exchange: q.exchange, datagram, tasks: q.tasks, sentAtMs: now, retries: 0,
+        nextAtMs: now + this.ctx.retransmit.timeoutMs,
+      };
+      if (this.log.isLevelEnabled('debug')) this.log.debug({}, `sending ${ExchangeType[q.exchange]} request #${mid} [ ${payloadNames(payloads)} ]`);
+      this.emitSend(datagram);
+    }
+  }
+
+  private handleResponse(msg: IkeMessage, now: number): void {
+    const o = this.outstanding!;
+    this.outstanding = null;
+    this.nextRequestMid = o.mid + 1;
+    let retry = false;
+    for (const t of o.tasks) {
+      if (!t.processResponse) continue;
+      const st = t.processResponse(msg);
+      if (st === 'more') retry = true;
+      if (st === 'fail') {
+        const reason = t.failReason ?? `${t.type} failed`;
+        if (o.exchange === ExchangeType.IKE_SA_INIT || (o.exchange === ExchangeType.IKE_AUTH && t.type !== 'CHILD_CREATE')) {
+          this.destroy(reason, now);
+          return;
+        }
+        this.log.warn({ task: t.type }, reason);
+      }
+      if (this.state === 'DEAD') return;
+    }
+    if (retry) {
+      // e.g. INVALID_KE_PAYLOAD or COOKIE: the same tasks build the request again (MID stays 0)
+      this.queue.unshift({ exchange: o.exchange, tasks: o.tasks });
+    }
+  }
+
+  private handleRequest(raw: Buffer, msg: IkeMessage, from: Endpoint, to: Endpoint, now: number): void {
+    const exchange = msg.header.exchangeType as ExchangeType;
+    const tasks = this.responderTasks(exchange, msg);
+    const out: Payload[] = [];
+    let fatal = false;
+    if (tasks === null) {
+      out.push(notify(NotifyType.INVALID_SYNTAX));
+      fatal = true;
+    } else {
+      for (const t of tasks) {
+        if (!t.processRequest) continue;
+        if (t.processRequest(msg) === 'fail' && isFatalResponderTask(t)) {
+          fatal = true;
+          break;
+        }
+      }
+      if (fatal) {
+        const failed = tasks.find((t) => t.failReason);
+        out.length = 0;
+        out.push(...failurePayloads(failed));
+      } else {
+        for (const t of tasks) {
+          if (!t.buildResponse) continue;
+          if (t.buildResponse(out) === 'fail' && isFatalResponderTask(t)) {
+            fatal = true;
+          }
+        }
+      }
+    }
+    const datagram = this.encode(exchange, true, msg.header.messageId, out);
+    if (exchange === ExchangeType.IKE_SA_INIT) this.initResponse = datagram;
+    this.lastResponse = { mid: msg.header.messageId, requestHash: sha1(raw), datagram, to: from, from: to };
+    this.expectedRequestMid = msg.header.messageId + 1;
+    if (this.log.isLevelEnabled('debug')) this.log.debug({}, `sending ${ExchangeType[exchange]} response #${msg.header.messageId} [ ${payloadNames(out)} ]`);
+    this.actions.push({ kind: 'send', from: to, to: from, datagram });
+    if (fatal) {
+      const failed = tasks?.find((t) => t.failReason);
+      this.destroy(failed?.failReason ?? 'request failed', now);
+    } else if (this.pendingDestroy) {
+      this.destroy(this.pendingDestroy, now);
+    }
+  }
+
+  /** Factory for responder tasks (set by the manager so this file does not import every task). */
+  responderTasks: (exchange: ExchangeType, msg: IkeMessage) => IkeTask[] | null = () => null;
+
+  private respondError(raw: Buffer, mid: number, type: NotifyType, data: Buffer, from: Endpoint, to: Endpoint): void {
+    const exchange = raw[18]!;
+    const sk = exchange === ExchangeType.IKE_SA_INIT ? null : this.sk;
+    const datagram = encodeMessage(
+      { spiI: this.spiI, spiR: this.spiR, exchangeType: exchange, flags: this.flagsFor(true), messageId: mid },
+      [notify(type, data)],
+      sk,
+    );
+    this.actions.push({ kind: 'send', from: to, to: from, datagram });
+  }
+
+  flagsFor(response: boolean): number {
+    return (this.initiator ? HeaderFlag.I : 0) | (response ? HeaderFlag.R : 0);
+  }
+
+  private encode(exchange: ExchangeType, response: boolean, mid: number, payloads: Payload[]): Buffer {
+    const sk = exchange === ExchangeType.IKE_SA_INIT ? null : this.sk;
+    return encodeMessage({ spiI: this.spiI, spiR: this.spiR, exchangeType: exchange, flags: this.flagsFor(response), messageId: mid }, payloads, sk);
+  }
+
+  private emitSend(datagram: Buffer): void {
+    this.actions.push({ kind: 'send', from: this.local, to: this.remote, datagram });
+  }
+
+  /** Tasks use this to emit data-plane actions. */
+  emit(a: IkeAction): void {
+    this.actions.push(a);
+  }
+
+  private drain(): IkeAction[] {
+    if (this.actions.length === 0) return [];
+    return this.actions.splice(0, this.actions.length);
+  }
+
+  /** Marks the SA established (called by the auth task) and reports it. */
+  established(now: number): void {
+    this.state = 'ESTABLISHED';
+    this.establishedAtMs = now;
+    this.log.info({ proposal: this.proposal ? undefined : null }, `IKE_SA ${this.cfg?.name ?? ''}[${this.id}] established`);
+    this.actions.push({ kind: 'ikeUp', connection: this.cfg?.name ?? '', ikeId: this.id });
+  }
+
+  /** Tears the SA down locally: children removed from the data plane, SPIs released. */
+  destroy(reason: string, now: number, log = true): void {
+    if (this.state === 'DEAD') return;
+    void now;
+    if (log) this.log.info({ reason }, `IKE_SA ${this.cfg?.name ?? ''}[${this.id}] down: ${reason}`);
+    this.failReason = reason;
+    this.state = 'DEAD';
+    this.outstanding = null;
+    this.queue.length = 0;
+    for (const c of this.children) this.removeChild(c);
+    this.children.length = 0;
+    this.actions.push({ kind: 'ikeDown', connection: this.cfg?.name ?? null, ikeId: this.id, reason });
+  }
+
+  removeChild(c: ChildSa): void {
+    if (c.state === 'INSTALLED' || c.state === 'DELETING') {
+      this.actions.push({ kind: 'deleteChildSa', connection: this.cfg?.name ?? '', spiIn: c.spiIn, spiOut: c.spiOut });
+      this.log.info({ child: c.id }, `CHILD_SA ${c.cfg.name}{${spiHex(c.spiIn)}_i ${spiHex(c.spiOut)}_o} deleted`);
+    }
+    c.state = 'DELETED';
+    this.ctx.releaseChildSpi(c.spiIn);
+  }
+
+  /** Whether our own request is in flight (status, tests). */
+  get busy(): boolean {
+    return this.outstanding !== null || this.queue.length > 0;
+  }
+
+  randomNonce(): Buffer {
+    return this.ctx.random(32);
+  }
+}
+
+export function notify(type: number, data: Buffer = Buffer.alloc(0), protocol = 0, spi: Buffer = Buffer.alloc(0)): Payload {
+  return { type: PayloadType.N, protocol, spi, notifyType: type, data };
+}
+
+export function deletePayload(protocol: ProtocolId, spis: number[]): Payload {
+  return { type: PayloadType.D, protocol, spiSize: protocol === ProtocolId.IKE ? 0 : 4, spis: spis.map(spiToBuffer) };
+}
+
+function sha1(b: Buffer): Buffer {
+  return createHash('sha1').update(b).digest();
+}
+
+function isFatalResponderTask(t: IkeTask): boolean {
+  return t.type !== 'CHILD_CREATE';
+}
+
+function failurePayloads(t: IkeTask | undefined): Payload[] {
+  const n = (t as { failNotify?: number } | undefined)?.failNotify;
+  return [notify(n ?? NotifyType.AUTHENTICATION_FAILED)];
+}
+
+export function payloadNames(payloads: Payload[]): string {
+  return payloads
+    .map((p) => {
+      if (p.type === PayloadType.N) return `N(${NotifyType[(p as { notifyType: number }).notifyType] ?? (p as { notifyType: number }).notifyType})`;
+      if (p.type === PayloadType.D) return 'D';
+      return PayloadType[p.type] ?? String(p.type);
+    })
+    .join(' ');
+}
+
+export { firstErrorNotify, randomBytes };

@@ -1,0 +1,43 @@
+import type { Prefix } from '../../common/ip.js';
+
+/** A UDP endpoint; addresses print as text, ports as numbers (`ip:port` in logs). */
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+export function endpointToString(e: Endpoint): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+/** Everything the data plane needs to install one direction pair of an ESP child SA. */
+export interface ChildSaParams {
+  readonly connection: string;
+  readonly child: string;
+  readonly spiIn: number;
+  readonly spiOut: number;
+  readonly encr: number; // EncrId
+  readonly encrKeyBits: number;
+  readonly integ: number; // IntegId, 0 for AEAD
+  readonly encrKeyIn: Buffer; // incl. salt for AEAD
+  readonly integKeyIn: Buffer;
+  readonly encrKeyOut: Buffer;
+  readonly integKeyOut: Buffer;
+  readonly localTs: readonly Prefix[];
+  readonly remoteTs: readonly Prefix[];
+  readonly local: Endpoint; // our outer endpoint (UDP 4500)
+  readonly remote: Endpoint; // the peer's outer endpoint
+  readonly replayWindow: number;
+  readonly lifetimeSec: number;
+}
+
+/**
+ * What an IKE SA asks its shell to do. The core does no I/O: the gateway sends datagrams
+ * (prepending the non-ESP marker when `from.port` is 4500) and installs SAs in the data plane.
+ */
+export type IkeAction =
+  | { kind: 'send'; from: Endpoint; to: Endpoint; datagram: Buffer }
+  | { kind: 'installChildSa'; params: ChildSaParams }
+  | { kind: 'deleteChildSa'; connection: string; spiIn: number; spiOut: number }
+  | { kind: 'ikeUp'; connection: string; ikeId: string }
+  | { kind: 'ikeDown'; connection: string | null; ikeId: string; reason: string };
