@@ -9,6 +9,8 @@ import type { UdpBind } from '../net/udp-bind.js';
 import { LinuxTun } from '../tun/linux-tun.js';
 import { addAddress, addRoute, delRoute, setIpForwarding } from '../tun/netcfg.js';
 import type { TunDevice } from '../tun/tun-device.js';
+import type { DataPlane, Endpoint } from '../dataplane/data-plane.js';
+import { TsDataPlane } from '../dataplane/ts-data-plane.js';
 import type { GatewayConfig, TunConfig } from './config/types.js';
 import { ControlServer, type ControlHandlers } from './control.js';
 import type { ConnectionStatus, GatewayStatus, IoCounters, VpnServerStatus } from './status.js';
@@ -42,12 +44,7 @@ export const STATS_LOG_INTERVAL_MS = 60_000;
 const TIMER_TUNNELS = 'tunnels';
 const TIMER_STATS = 'stats';
 
-/** A UDP peer or local endpoint. */
-export interface Endpoint {
-  family: 4 | 6;
-  address: string;
-  port: number;
-}
+export type { Endpoint };
 
 /**
  * What the daemon gives the tunnel controller (the lead's IKE manager): the frozen config, a
@@ -56,7 +53,7 @@ export interface Endpoint {
 export interface TunnelContext {
   readonly config: GatewayConfig;
   readonly log: Logger;
-  /** The data plane, when one is plugged in (for installChildSa / counters); null otherwise. */
+  /** The data plane (installSa / addRoute / counters / onSaEvent); null when the gateway runs without one. */
   readonly dataPlane: DataPlane | null;
   /**
    * Sends an IKE message from `local` (one of our bound address:port pairs) to `to`. On port 4500
@@ -96,18 +93,13 @@ export interface TunnelController {
 export type TunnelControllerFactory = (ctx: TunnelContext) => TunnelController;
 
 /**
- * The packet path as the daemon sees it. Contract: batches are valid only during the call
- * (STYLE §5); the data plane writes to the TUN / sends on the binds it was given itself.
+ * Builds the data plane over the TUN and the UDP 4500 sockets. The data plane owns their receive
+ * side (it calls `start` on them): ESP goes TUN <-> UDP inside it, IKE on 4500 comes out through
+ * `onControl`. Default: TsDataPlane.
  */
-export interface DataPlane {
-  /** A batch read from the TUN (cloud side → tunnels). */
-  onTunBatch(batch: PacketBatch): void;
-  /** ESP-in-UDP datagrams received on a 4500 socket (IKE and keepalives already taken out). */
-  onEspBatch(batch: PacketBatch, bind: UdpBind, slots: readonly number[]): void;
-  close(): void;
-}
-
 export type DataPlaneFactory = (io: { tun: TunDevice; binds: readonly UdpBind[]; log: Logger }) => DataPlane;
+
+export const tsDataPlane: DataPlaneFactory = ({ tun, binds, log }) => new TsDataPlane(tun, binds, { logger: log });
 
 /** A bound UDP socket the daemon can also send single control-plane datagrams on. */
 export interface GatewayUdp extends UdpBind {
@@ -144,7 +136,8 @@ export interface GatewayOptions {
   platform?: GatewayPlatform;
   /** The IKE manager; without it connections show as CONNECTING/DOWN with reason "IKE not available". */
   tunnels?: TunnelControllerFactory;
-  dataPlane?: DataPlaneFactory;
+  /** Default `tsDataPlane`; null runs without one (TUN packets and ESP are counted and dropped). */
+  dataPlane?: DataPlaneFactory | null;
   /** Extra control methods (the SSL server, the lead's additions). */
   controlHandlers?: ControlHandlers;
   /** VPN server status provider (the SSL server); default: each configured server as DOWN. */
@@ -273,8 +266,15 @@ export class Gateway {
           this.udp.push({ bind, local: { family: a.addr.family, address: a.text, port } });
         }
       }
-      if (this.opts.dataPlane) {
-        this.dataPlane = this.opts.dataPlane({ tun: this.tun, binds: this.udp.map((u) => u.bind), log: this.log.child({ dp: 'main' }) });
+      const dpFactory = this.opts.dataPlane === undefined ? tsDataPlane : this.opts.dataPlane;
+      if (dpFactory) {
+        const natt = this.udp.filter((u) => u.local.port === IKE_NATT_PORT).map((u) => u.bind);
+        this.dataPlane = dpFactory({ tun: this.tun, binds: natt, log: this.log });
+        // IKE on 4500 arrives through the data plane, which owns those sockets
+        this.dataPlane.onControl((msg, from, local) => this.guard('ike', () => {
+          this.tunnels?.receiveIke(msg, from, local);
+          this.scheduleTunnels();
+        }));
       }
       const ctx: TunnelContext = {
         config: this.config,
@@ -291,8 +291,12 @@ export class Gateway {
       }
       this.control = await ControlServer.listen({ path: this.controlPath, handlers: this.handlers(), log: this.log });
       const tun = this.tun;
-      tun.start((b) => this.guard('tun', () => this.onTunBatch(b)));
-      for (const u of this.udp) u.bind.start((b) => this.guard('udp', () => this.onUdpBatch(u, b)));
+      // with a data plane, it reads the TUN and the 4500 sockets; the daemon reads port 500
+      if (!this.dataPlane) tun.start((b) => this.guard('tun', () => (this.droppedTun += b.count)));
+      for (const u of this.udp) {
+        if (this.dataPlane && u.local.port === IKE_NATT_PORT) continue;
+        u.bind.start((b) => this.guard('udp', () => this.onUdpBatch(u, b)));
+      }
       this.tunnels.start();
       this.startedAtMs = this.nowMs();
       this.wheel.schedule(TIMER_STATS, this.startedAtMs + STATS_LOG_INTERVAL_MS);
@@ -420,17 +424,8 @@ export class Gateway {
     else this.wheel.cancel(TIMER_TUNNELS);
   }
 
-  private onTunBatch(batch: PacketBatch): void {
-    if (this.dataPlane) this.dataPlane.onTunBatch(batch);
-    else this.droppedTun += batch.count;
-  }
-
-  private espSlots: number[] = [];
-
   private onUdpBatch(u: BoundUdp, batch: PacketBatch): void {
     const natt = u.local.port === IKE_NATT_PORT;
-    const esp = this.espSlots;
-    esp.length = 0;
     for (let i = 0; i < batch.count; i++) {
       const off = batch.off[i]!;
       const len = batch.len[i]!;
@@ -439,7 +434,7 @@ export class Gateway {
         if (len === 1 && batch.buf[off] === NAT_KEEPALIVE_BYTE) continue;
         const marker = len >= NON_ESP_MARKER_SIZE && batch.buf.readUInt32BE(off) === 0;
         if (!marker) {
-          esp.push(i);
+          this.droppedEsp++; // ESP without a data plane
           continue;
         }
         start = off + NON_ESP_MARKER_SIZE;
@@ -451,10 +446,6 @@ export class Gateway {
       const msg = Buffer.from(batch.buf.subarray(start, off + len));
       this.guard('ike', () => this.tunnels?.receiveIke(msg, from, u.local));
     }
-    if (esp.length) {
-      if (this.dataPlane) this.dataPlane.onEspBatch(batch, u.bind, esp);
-      else this.droppedEsp += esp.length;
-    }
     this.scheduleTunnels();
   }
 
@@ -462,6 +453,9 @@ export class Gateway {
     const u = this.udp.find((x) => x.local.port === local.port && x.local.address === local.address)
       ?? this.udp.find((x) => x.local.port === local.port && x.local.family === to.family);
     if (!u) return false;
+    if (this.dataPlane && u.local.port === IKE_NATT_PORT) {
+      return this.dataPlane.sendControl(Buffer.from(message.buffer, message.byteOffset, message.byteLength), to, u.local);
+    }
     let data = message;
     if (u.local.port === IKE_NATT_PORT) {
       const framed = Buffer.alloc(NON_ESP_MARKER_SIZE + message.length);

@@ -12,7 +12,7 @@ import type { GatewayConfig } from '../../../src/gateway/config/types.js';
 import { parseConfig } from '../../../src/gateway/config/load.js';
 import { controlCall } from '../../../src/gateway/control.js';
 import {
-  Gateway, type DataPlane, type Endpoint, type GatewayPlatform, type GatewayUdp, type TunnelContext, type TunnelController,
+  Gateway, type Endpoint, type GatewayPlatform, type GatewayUdp, type TunnelContext, type TunnelController,
 } from '../../../src/gateway/daemon.js';
 import type { GatewayStatus } from '../../../src/gateway/status.js';
 import { createRootLogger } from '../../../src/gateway/log.js';
@@ -71,8 +71,13 @@ class FakeUdp implements GatewayUdp {
   start(cb: (b: PacketBatch) => void): void {
     this.onBatch = cb;
   }
-  send(): number {
-    return 0;
+  send(b: PacketBatch): number {
+    for (let i = 0; i < b.count; i++) {
+      const fam = b.family[i] === 6 ? 6 : 4;
+      const addr = b.addr.subarray(i * 16, i * 16 + (fam === 4 ? 4 : 16));
+      this.sent.push({ data: Buffer.from(b.packet(i)), addr: [...addr].join('.'), port: b.port[i]! });
+    }
+    return b.count;
   }
   sendTo(data: Uint8Array, _f: 4 | 6, addr: Uint8Array | string, port: number): boolean {
     this.sent.push({ data: Buffer.from(data), addr: String(addr), port });
@@ -165,7 +170,7 @@ class RecordingController implements TunnelController {
 }
 
 async function started(cfg: GatewayConfig, platform: FakePlatform, extra: Partial<ConstructorParameters<typeof Gateway>[0]> = {}): Promise<Gateway> {
-  const gw = new Gateway({ config: cfg, log: silentLogger, platform, ...extra });
+  const gw = new Gateway({ config: cfg, log: silentLogger, platform, dataPlane: null, ...extra });
   gateways.push(gw);
   await gw.start();
   return gw;
@@ -175,7 +180,7 @@ describe('Gateway lifecycle (fake platform)', () => {
   it('refuses to start when not root, with one clear message, and opens nothing', async () => {
     const p = new FakePlatform();
     p.root = false;
-    const gw = new Gateway({ config: config(), log: silentLogger, platform: p });
+    const gw = new Gateway({ config: config(), log: silentLogger, platform: p, dataPlane: null });
     await expect(gw.start()).rejects.toMatchObject({ code: 'ERR_NOT_ROOT', message: expect.stringMatching(/must run as root/) });
     expect(p.tun).toBeNull();
     expect(gw.state).toBe('stopped');
@@ -232,7 +237,7 @@ describe('Gateway lifecycle (fake platform)', () => {
   it('undoes a half-done start when a bind fails, and says which', async () => {
     const p = new FakePlatform();
     p.failBind = '198.51.100.2:500';
-    const gw = new Gateway({ config: config(), log: silentLogger, platform: p });
+    const gw = new Gateway({ config: config(), log: silentLogger, platform: p, dataPlane: null });
     await expect(gw.start()).rejects.toThrow(/198\.51\.100\.2:500: EADDRINUSE/);
     expect(p.tun!.closed).toBe(true);
     expect(p.udp.length).toBe(2);
@@ -243,12 +248,10 @@ describe('Gateway lifecycle (fake platform)', () => {
 });
 
 describe('Gateway packet demux and IKE plumbing', () => {
-  it('hands IKE to the controller (marker stripped on 4500, copies), skips keepalives, passes ESP to the data plane', async () => {
+  it('without a data plane: IKE to the controller (marker stripped on 4500, copies), keepalives and ESP dropped', async () => {
     const p = new FakePlatform();
     let ctl: RecordingController | null = null;
-    const esp: number[][] = [];
-    const dp: DataPlane = { onTunBatch: () => {}, onEspBatch: (_b, _bind, slots) => esp.push([...slots]), close: () => {} };
-    await started(config(), p, { tunnels: (ctx) => (ctl = new RecordingController(ctx)), dataPlane: () => dp });
+    const gw = await started(config(), p, { tunnels: (ctx) => (ctl = new RecordingController(ctx)) });
     const ike = Buffer.from('0102030405060708', 'hex');
     p.bind('192.0.2.2', 4500).deliver([
       Buffer.concat([Buffer.alloc(4), ike]), // IKE behind the non-ESP marker
@@ -262,7 +265,26 @@ describe('Gateway packet demux and IKE plumbing', () => {
     expect(ctl!.received[0]!.local).toEqual({ family: 4, address: '192.0.2.2', port: 4500 });
     expect(ctl!.received[1]!.from).toEqual({ family: 4, address: '203.0.113.9', port: 500 });
     expect(ctl!.received[1]!.local.port).toBe(500);
-    expect(esp).toEqual([[2]]);
+    expect(gw.status().gateway.dataPlane).toBe('not available');
+  });
+
+  it('with the TsDataPlane: it owns TUN and 4500, IKE on 4500 reaches the controller through it, replies go back through it', async () => {
+    const p = new FakePlatform();
+    let ctl: RecordingController | null = null;
+    const gw = await started(config(), p, { tunnels: (ctx) => (ctl = new RecordingController(ctx)), dataPlane: undefined });
+    expect(gw.status().gateway.dataPlane).toBe('available');
+    expect(p.tun!.onBatch).not.toBeNull(); // the data plane reads the TUN
+    const ike = Buffer.from('1112131415161718', 'hex');
+    p.bind('192.0.2.2', 4500).deliver([Buffer.concat([Buffer.alloc(4), ike])]);
+    for (let i = 0; i < 50 && ctl!.received.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(ctl!.received.map((r) => r.msg.toString('hex'))).toEqual([ike.toString('hex')]);
+    expect(ctl!.received[0]!.local).toMatchObject({ address: '192.0.2.2', port: 4500 });
+    const ok = ctl!.ctx.sendIke(Buffer.from('aabb', 'hex'), { family: 4, address: '192.0.2.1', port: 4500 }, { family: 4, address: '192.0.2.2', port: 4500 });
+    expect(ok).toBe(true);
+    const sent = p.bind('192.0.2.2', 4500).sent;
+    expect(sent.map((x) => x.data.toString('hex'))).toEqual(['00000000aabb']);
+    await gw.stop();
+    expect(p.tun!.closed).toBe(true);
   });
 
   it('sendIke adds the non-ESP marker on 4500 only and picks the socket by local endpoint', async () => {
@@ -282,7 +304,7 @@ describe('Gateway packet demux and IKE plumbing', () => {
     let ctl: RecordingController | null = null;
     let now = 1_000_000;
     const lines = captureLogger();
-    const gw = new Gateway({ config: config(), log: lines, platform: p, tickMs: 10, nowMs: () => now, tunnels: (c) => (ctl = new RecordingController(c)) });
+    const gw = new Gateway({ config: config(), log: lines, platform: p, dataPlane: null, tickMs: 10, nowMs: () => now, tunnels: (c) => (ctl = new RecordingController(c)) });
     gateways.push(gw);
     await gw.start();
     ctl!.deadline = now + 5_000;
