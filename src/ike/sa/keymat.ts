@@ -8,8 +8,7 @@
 // 3. Child KEYMAT = prf+(SK_d, [g^ir(new) |] Ni | Nr), sliced encr(I→R) | integ(I→R) | encr(R→I) | integ(R→I)
 //    where I/R are the roles in the exchange that created the child (§2.17).
 // 4. PSK AUTH = prf(prf(PSK, "Key Pad for IKEv2"), RealMessage | Nonce(peer) | prf(SK_p, ID'))  (§2.15)
-import * as aead from '../../crypto/aead.js';
-import type { EncTransform, EncTransformSpec } from '../../crypto/aead.js';
+import { createEncTransform, type EncTransform, type EncTransformSpec } from '../../crypto/aead.js';
 import { prfPlus, type Prf } from '../../crypto/prf.js';
 import { EncrId, IntegId, TransformType } from '../wire/constants.js';
 import type { Proposal } from '../wire/types.js';
@@ -168,7 +167,7 @@ export function deriveRekeyedIkeKeys(prf: Prf, oldSkD: Buffer, sharedSecret: Buf
   return keys;
 }
 
-type EncTransformFactory = (spec: EncTransformSpec, encrKey: Buffer, integKey: Buffer) => EncTransform;
+export type EncTransformFactory = (spec: EncTransformSpec, encrKey: Buffer, integKey: Buffer) => EncTransform;
 
 /** The EncTransform spec for a selected proposal (IKE or ESP). */
 export function encSpecFor(proposal: Proposal): EncTransformSpec {
@@ -191,18 +190,11 @@ export function encSpecFor(proposal: Proposal): EncTransformSpec {
  */
 export function skCryptoFor(proposal: Proposal, keys: IkeKeys, weAreOriginalInitiator: boolean,
   factory?: EncTransformFactory): SkCrypto {
-  const make = factory ?? defaultFactory();
+  const make = factory ?? createEncTransform;
   const spec = encSpecFor(proposal);
   const i = (): EncTransform => make(spec, keys.skEi, keys.skAi);
   const r = (): EncTransform => make(spec, keys.skEr, keys.skAr);
   return weAreOriginalInitiator ? { enc: i(), dec: r() } : { enc: r(), dec: i() };
-}
-
-function defaultFactory(): EncTransformFactory {
-  // looked up at call time so this module loads before aead.ts grows its factory
-  const f = (aead as unknown as { createEncTransform?: EncTransformFactory }).createEncTransform;
-  if (typeof f !== 'function') throw new Error('src/crypto/aead.ts does not export createEncTransform yet');
-  return f;
 }
 
 /**
