@@ -111,4 +111,83 @@ describe('openvpn 2.6 client ↔ vpcgw SSL VPN', () => {
       });
     }, 90_000);
   }
+
+  it('two clients at once (UDP and TCP) reach the VPC and, with clientToClient, each other', async () => {
+    await withServer({ clientToClient: true }, async (server) => {
+      const a = client('udp', 0, 'alice');
+      const b = client('tcp', 1, 'bob');
+      try {
+        await Promise.all([a.waitConnected(), b.waitConnected()]);
+        const addrA = /ifconfig (10\.8\.0\.\d+) /.exec(a.pushReply()!)![1]!;
+        const addrB = /ifconfig (10\.8\.0\.\d+) /.exec(b.pushReply()!)![1]!;
+        expect(addrA).not.toBe(addrB);
+        const [pa, pb, ab, ba] = await Promise.all([
+          pingOk(lab, lab.ns.c1, LAB.vpcHost, 3),
+          pingOk(lab, lab.ns.c2, LAB.vpcHost, 3),
+          pingOk(lab, lab.ns.c1, addrB, 3),
+          pingOk(lab, lab.ns.c2, addrA, 3),
+        ]);
+        expect([pa.received, pb.received, ab.received, ba.received]).toEqual([3, 3, 3, 3]);
+        const st = await server.status();
+        expect(st.clients.map((c) => c.user).sort()).toEqual(['alice', 'bob']);
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    });
+  }, 90_000);
+
+  it('without clientToClient, clients reach the VPC but not each other (dropped and counted)', async () => {
+    await withServer({ clientToClient: false }, async (server) => {
+      const a = client('udp', 0, 'alice');
+      const b = client('udp', 1, 'bob');
+      try {
+        await Promise.all([a.waitConnected(), b.waitConnected()]);
+        const addrB = /ifconfig (10\.8\.0\.\d+) /.exec(b.pushReply()!)![1]!;
+        expect((await pingOk(lab, lab.ns.c2, LAB.vpcHost, 2)).received).toBe(2);
+        expect((await pingOk(lab, lab.ns.c1, addrB, 2)).received).toBe(0);
+        const st = await server.status();
+        expect(st.counters.clientToClientDrops).toBeGreaterThanOrEqual(2);
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    });
+  }, 90_000);
+
+  it('a client whose certificate is from another CA is refused: no session, reason logged', async () => {
+    await withServer({}, async (server) => {
+      const foreign = { cert: writePem(lab, 'foreign.crt', pki.foreignClient.cert), key: writePem(lab, 'foreign.key', pki.foreignClient.key) };
+      const c = startClient(lab, lab.ns.c1, { proto: 'udp', remote: LAB.gwForClient[0], ca, cert: foreign.cert, key: foreign.key }, 'foreign');
+      try {
+        const refused = await waitFor(async () => server.logs().find((l) => l.msg === 'client refused'), {
+          timeoutMs: 20_000, what: 'server log "client refused"',
+        });
+        expect(String(refused.reason)).toMatch(/certificate|verify|issuer|unknown ca/i);
+        expect(c.log()).not.toContain('Initialization Sequence Completed');
+        const st = await server.status();
+        expect(st.clients.filter((x) => x.virtualAddress)).toHaveLength(0);
+        expect(st.counters.authRefusals).toBeGreaterThanOrEqual(1);
+      } finally {
+        await c.stop();
+      }
+    });
+  }, 60_000);
+
+  it('a client with --reneg-sec 10 keeps working across two renegotiations', async () => {
+    await withServer({}, async () => {
+      const c = client('udp', 0, 'carol', ['--reneg-sec', '10']);
+      try {
+        await c.waitConnected();
+        // ping continuously across 2 renegotiations (at ~10 s and ~20 s)
+        const r = await lab.exec(lab.ns.c1, 'ping', ['-c', '50', '-i', '0.5', '-W', '1', LAB.vpcHost], { timeoutMs: 40_000, allowFail: true });
+        const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout)!;
+        const renegs = (c.log().match(/Outgoing Data Channel: Cipher/g) ?? []).length;
+        expect(renegs, c.log().slice(-3000)).toBeGreaterThanOrEqual(3); // key 0 + two renegotiations
+        expect(Number(m[2]), r.stdout).toBeGreaterThanOrEqual(47);
+        expect(c.log()).not.toMatch(/AEAD Decrypt error|TLS Error/);
+      } finally {
+        await c.stop();
+      }
+    });
+  }, 90_000);
 });
+
