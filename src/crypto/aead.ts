@@ -160,7 +160,7 @@ class AeadTransform implements EncTransform {
   seal(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number): void {
     buf.copy(this.nonce, AEAD_SALT_SIZE, ivOff, ivOff + AEAD_IV_SIZE);
     const c = createCipheriv(this.algo as 'aes-128-gcm', this.key, this.nonce, this.opts);
-    if (ivOff > authStart) c.setAAD(buf.subarray(authStart, ivOff), { plaintextLength: dataLen });
+    if (ivOff > authStart) c.setAAD(buf.subarray(authStart, ivOff));
     const ct = c.update(buf.subarray(dataOff, dataOff + dataLen));
     ct.copy(buf, dataOff);
     c.final();
@@ -171,7 +171,7 @@ class AeadTransform implements EncTransform {
     if (dataOff + dataLen + this.icvLen > buf.length) return false;
     buf.copy(this.nonce, AEAD_SALT_SIZE, ivOff, ivOff + AEAD_IV_SIZE);
     const d = createDecipheriv(this.algo as 'aes-128-gcm', this.key, this.nonce, this.opts);
-    if (ivOff > authStart) d.setAAD(buf.subarray(authStart, ivOff), { plaintextLength: dataLen });
+    if (ivOff > authStart) d.setAAD(buf.subarray(authStart, ivOff));
     d.setAuthTag(buf.subarray(dataOff + dataLen, dataOff + dataLen + this.icvLen));
     const pt = d.update(buf.subarray(dataOff, dataOff + dataLen));
     try {
