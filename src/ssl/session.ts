@@ -203,6 +203,7 @@ export class SslSession {
     if (clear instanceof ParseError) return this.drop(`unwrap: ${clear.message}`);
     const p = decodeControlPacket(clear);
     if (p instanceof ParseError) return this.drop(p.message);
+    if (p.ack.remoteSessionId !== null && !p.ack.remoteSessionId.equals(this.localSid)) return this.drop('ACK for another session id');
 
     if (this.remoteSid === null) {
       if (p.opcode !== Opcode.P_CONTROL_HARD_RESET_CLIENT_V2 || p.messageId !== 0) return this.drop(`expected a client hard reset, got ${opcodeName(p.opcode)}`);
@@ -219,7 +220,6 @@ export class SslSession {
       }
       return this.drop('wrong sender session id');
     }
-    if (p.ack.remoteSessionId !== null && !p.ack.remoteSessionId.equals(this.localSid)) return this.drop('ACK for another session id');
 
     let ks = this.keyStates.get(p.keyId);
     if (!ks || (ks.status === 'lameDuck' && p.opcode === Opcode.P_CONTROL_SOFT_RESET_V1)) {
@@ -275,13 +275,10 @@ export class SslSession {
         this.retire(ks);
       }
     }
-    if (this.st === 'established' && now >= this.renegAtMs && this.active) {
-      const keyId = nextKeyId(this.active.keyId);
-      if (!this.keyStates.has(keyId) || this.keyStates.get(keyId)!.status === 'lameDuck') {
-        this.log.info({ keyId }, 'starting renegotiation (reneg-sec)');
-        this.startRenegotiation(keyId);
-      }
-      this.renegAtMs = Infinity;
+    if (this.st === 'established' && now >= this.renegAtMs) {
+      this.log.info({ renegSec: this.opts.renegSec }, 'reneg-sec reached');
+      if (!this.renegotiate(now)) this.renegAtMs = Infinity; // one is under way; its completion re-arms the timer
+      return;
     }
     this.flush();
   }
@@ -326,6 +323,22 @@ export class SslSession {
   sendControlText(text: string): void {
     if (this.st === 'closed') return;
     this.sendText(this.active ?? this.keyStates.get(0) ?? null, text);
+  }
+
+  /**
+   * Starts a server-initiated renegotiation now (e.g. the data channel's packet-id nears its
+   * limit). Returns false if the session is not established or a renegotiation is under way.
+   */
+  renegotiate(now: number): boolean {
+    this.nowMs = now;
+    if (this.st !== 'established' || !this.active) return false;
+    for (const ks of this.keyStates.values()) if (ks.status === 'negotiating') return false;
+    const keyId = nextKeyId(this.active.keyId);
+    this.log.info({ keyId }, 'starting renegotiation');
+    this.startRenegotiation(keyId);
+    this.renegAtMs = Infinity;
+    this.flush();
+    return true;
   }
 
   /** Immediate close: no more packets, TLS engines destroyed, 'closed' emitted. */

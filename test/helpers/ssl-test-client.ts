@@ -37,6 +37,8 @@ export interface TestClientOptions {
   peerInfo?: string;
   options?: string;
   tlsMaxVersion?: 'TLSv1.2' | 'TLSv1.3';
+  username?: string;
+  password?: string;
 }
 
 interface ClientKeyState {
@@ -121,7 +123,7 @@ export class TestOvpnClient {
       ks.rel.onReceive(p.messageId, p.opcode, p.payload);
       for (const m of ks.rel.takeDeliverable()) {
         if (m.messageId === 0) ks.peerResetSeen = true;
-        else if (m.opcode === Opcode.P_CONTROL_V1) ks.tls!.feedCiphertext(m.payload);
+        else if (m.opcode === Opcode.P_CONTROL_V1) ks.tls?.feedCiphertext(m.payload);
       }
     }
     // the client starts TLS once its reset has been ACKed and the server's reset arrived
@@ -159,10 +161,8 @@ export class TestOvpnClient {
     return ks;
   }
 
-  private started = new Set<number>();
   private maybeStartTls(ks: ClientKeyState): void {
-    if (this.started.has(ks.keyId) || !ks.rel.allAcked() || !ks.peerResetSeen) return;
-    this.started.add(ks.keyId);
+    if (ks.tls !== null || !ks.rel.allAcked() || !ks.peerResetSeen) return;
     ks.tls = createTlsEngine(
       { role: 'client', cert: this.opts.cert, key: this.opts.key, ca: this.opts.ca, maxVersion: this.opts.tlsMaxVersion },
       {
@@ -179,8 +179,8 @@ export class TestOvpnClient {
               random1: ks.random1,
               random2: ks.random2,
               options: this.opts.options ?? CLIENT_OPTIONS_26,
-              username: null,
-              password: null,
+              username: this.opts.username ?? null,
+              password: this.opts.password ?? null,
               peerInfoText: this.opts.peerInfo ?? CLIENT_PEER_INFO_26,
             }),
           );

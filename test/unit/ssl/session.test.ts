@@ -186,3 +186,158 @@ describe('SslSession full handshake against an in-process TLS client', () => {
     expect(SslSession.isInitialPacket(Buffer.from('38cb3a27b28d7562fb0000000001', 'hex'))).toBe(false); // message id 1
   });
 });
+
+describe('SslSession renegotiation', () => {
+  async function established() {
+    const h = makeHarness(pki, { server: { renegSec: 0, tranWindowSec: 60 } });
+    h.client.start(h.now());
+    expect(await h.pump(() => h.client.commands.some((c) => c.startsWith('PUSH_REPLY')))).toBe(true);
+    return h;
+  }
+
+  it('client SOFT_RESET: new key id 1, brand-new TLS session, new keys, old key kept as lame duck then retired', async () => {
+    const h = await established();
+    const k0 = h.of('keys')[0]!;
+    h.advance(1000);
+    const keyId = h.client.renegotiate(h.now());
+    expect(keyId).toBe(1);
+    expect(await h.pump(() => h.of('keys').length === 2)).toBe(true);
+    const k1 = h.of('keys')[1]!;
+    expect(k1.keyId).toBe(1);
+    expect(k1.cipher).toBe('AES-256-GCM');
+    expect(k1.encKey.equals(k0.encKey)).toBe(false);
+    const mine = serverKeysFromBlock(h.client.keys.get(1)!.ekmBlock!, 'AES-256-GCM');
+    expect(k1.encKey.equals(mine.encKey)).toBe(true);
+    expect(k1.decKey.equals(mine.decKey)).toBe(true);
+    // no second PUSH_REPLY after a renegotiation, and no second 'authenticated'
+    await h.pump(() => false, 10);
+    expect(h.client.commands.filter((c) => c.startsWith('PUSH_REPLY'))).toHaveLength(1);
+    expect(h.of('authenticated')).toHaveLength(1);
+    expect(h.of('retireKey')).toHaveLength(0);
+    // the lame duck lives for tranWindowSec (60 s here), then is retired
+    h.advance(59_000);
+    expect(h.of('retireKey')).toHaveLength(0);
+    h.advance(2_000);
+    expect(h.of('retireKey')).toEqual([{ kind: 'retireKey', keyId: 0 }]);
+    expect(h.server.state).toBe('established');
+  });
+
+  it('server-initiated after renegSec: SOFT_RESET from us, client answers, new keys', async () => {
+    const h = makeHarness(pki, { server: { renegSec: 30 } });
+    h.client.start(h.now());
+    expect(await h.pump(() => h.of('keys').length === 1)).toBe(true);
+    expect(h.server.nextDeadline()).toBeLessThanOrEqual(h.now() + 30_000);
+    h.advance(30_000);
+    const soft = h.of('send').filter((a) => a.packet[0] === ((3 << 3) | 1));
+    expect(soft.length).toBeGreaterThanOrEqual(1);
+    expect(await h.pump(() => h.of('keys').length === 2)).toBe(true);
+    expect(h.of('keys')[1]!.keyId).toBe(1);
+    const mine = serverKeysFromBlock(h.client.keys.get(1)!.ekmBlock!, 'AES-256-GCM');
+    expect(h.of('keys')[1]!.encKey.equals(mine.encKey)).toBe(true);
+  });
+
+  it('key ids run 1..7 and wrap to 1; a replaced lame duck is retired', async () => {
+    const h = await established();
+    const seen: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      h.advance(100);
+      const want = h.of('keys').length + 1;
+      seen.push(h.client.renegotiate(h.now()));
+      expect(await h.pump(() => h.of('keys').length === want)).toBe(true);
+    }
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7, 1]);
+    expect(h.of('keys').map((k) => k.keyId)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 1]);
+    // every renegotiation after the first replaced the previous lame duck
+    expect(h.of('retireKey').map((r) => r.keyId)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  });
+
+  it('a SOFT_RESET with an out-of-sync key id is dropped without effect', async () => {
+    const h = await established();
+    const before = h.server.dropped;
+    // hand-made SOFT_RESET for key id 3 (expected next is 1)
+    const pkt = Buffer.concat([Buffer.from([(3 << 3) | 3]), h.client.sid, Buffer.from([0, 0, 0, 0, 0])]);
+    h.server.receiveControl(pkt, h.now());
+    expect(h.server.dropped).toBe(before + 1);
+    await h.pump(() => false, 5);
+    expect(h.of('keys')).toHaveLength(1);
+  });
+
+  it('drops packets with a foreign session id or an ACK for another session', async () => {
+    const h = await established();
+    const before = h.server.dropped;
+    const other = Buffer.from('0102030405060708', 'hex');
+    const ack = (sender: Buffer, acked: Buffer) => Buffer.concat([Buffer.from([0x28]), sender, Buffer.from([1, 0, 0, 0, 1]), acked]);
+    h.server.receiveControl(ack(other, h.server.sessionId), h.now());
+    h.server.receiveControl(ack(h.client.sid, other), h.now());
+    expect(h.server.dropped).toBe(before + 2);
+    expect(h.of('closed')).toHaveLength(0);
+  });
+
+  it('a new hard reset with another client session id ends this session (the shell starts a new one)', async () => {
+    const h = await established();
+    h.server.receiveControl(Buffer.from('380102030405060708' + '0000000000', 'hex'), h.now());
+    expect(h.of('closed').map((c) => c.reason)).toEqual(['peer started a new session']);
+  });
+
+  it('garbage and truncated packets never throw and never change state', async () => {
+    const h = await established();
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256);
+    for (let i = 0; i < 300; i++) {
+      const len = rnd() % 60;
+      const b = Buffer.alloc(len);
+      for (let j = 0; j < len; j++) b[j] = rnd();
+      if (len > 0 && i % 2 === 0) b[0] = 0x20; // pretend P_CONTROL_V1
+      expect(() => h.server.receiveControl(b, h.now())).not.toThrow();
+    }
+    expect(h.server.state).toBe('established');
+    expect(h.of('closed')).toHaveLength(0);
+  });
+});
+
+describe('SslSession edge cases', () => {
+  it('a client without any certificate is refused (NO_PEER_CERTIFICATE)', async () => {
+    const h = makeHarness(pki, { client: { cert: undefined, key: undefined } });
+    h.client.start(h.now());
+    expect(await h.pump(() => h.of('closed').length === 1)).toBe(true);
+    expect(h.of('closed')[0]!.reason).toBe('client certificate rejected: NO_PEER_CERTIFICATE');
+  });
+
+  it('never logs the password, key material or the km2 randoms', async () => {
+    const log = captureLogger();
+    const h = makeHarness(pki, { client: { username: 'alice', password: 'Sup3r-S3cret-PW' }, log });
+    h.client.start(h.now());
+    expect(await h.pump(() => h.client.commands.some((c) => c.startsWith('PUSH_REPLY')))).toBe(true);
+    const text = JSON.stringify(log.lines.map((l) => [l.bindings, l.obj, l.msg]));
+    expect(text).toContain('data channel keys ready');
+    expect(text).not.toContain('Sup3r-S3cret-PW');
+    const k = h.of('keys')[0]!;
+    for (const secret of [k.encKey, k.decKey, k.encImplicitIv, k.decImplicitIv]) expect(text).not.toContain(secret.toString('hex'));
+  });
+
+  it('renegotiate() starts a server SOFT_RESET only when established and idle', async () => {
+    const h = makeHarness(pki);
+    expect(h.server.renegotiate(h.now())).toBe(false);
+    h.client.start(h.now());
+    expect(await h.pump(() => h.of('keys').length === 1)).toBe(true);
+    expect(h.server.renegotiate(h.now())).toBe(true);
+    expect(h.server.renegotiate(h.now())).toBe(false); // one under way
+    expect(await h.pump(() => h.of('keys').length === 2)).toBe(true);
+    expect(h.of('keys')[1]!.keyId).toBe(1);
+  });
+
+  it('a renegotiation that never completes is abandoned after the handshake window; the old key stays', async () => {
+    const h = makeHarness(pki, { server: { handshakeWindowSec: 20 } });
+    h.client.start(h.now());
+    expect(await h.pump(() => h.of('keys').length === 1)).toBe(true);
+    h.filter.toServer = () => 0; // the client goes silent
+    expect(h.server.renegotiate(h.now())).toBe(true);
+    for (let i = 0; i < 12; i++) h.advance(2000);
+    expect(h.of('keys')).toHaveLength(1);
+    expect(h.of('closed')).toHaveLength(0);
+    expect(h.of('retireKey')).toHaveLength(0);
+    expect(h.server.state).toBe('established');
+    // and a later one can start again
+    expect(h.server.renegotiate(h.now())).toBe(true);
+  });
+});
