@@ -47,10 +47,13 @@ function ok(buf: Buffer, sk: SkCrypto | null): IkeMessage {
   return r.msg;
 }
 
-function find<T extends Payload['type']>(m: IkeMessage, type: T): Extract<Payload, { type: T }> {
+// the payload variant whose `type` admits T (IdPayload covers IDi and IDr)
+type Of<T, P = Payload> = P extends { type: infer U } ? (T extends U ? P : never) : never;
+
+function find<T extends Payload['type']>(m: IkeMessage, type: T): Of<T> {
   const p = m.payloads.find((x) => x.type === type);
   if (!p) throw new Error(`no payload ${type}`);
-  return p as Extract<Payload, { type: T }>;
+  return p as Of<T>;
 }
 
 for (const [file, suiteName] of FIXTURES) {
