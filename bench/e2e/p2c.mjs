@@ -1,0 +1,189 @@
+#!/usr/bin/env node
+// Point-to-cloud throughput: iperf3 TCP from an openvpn 2.6 client to a VPC host, through
+//   (a) our SSL VPN server (SslServer + real TUN, test/helpers/openvpn-runner.mjs over dist/), and
+//   (b) a stock `openvpn --server`,
+// both UDP with AES-256-GCM, in one run. Prints Mbit/s for each and the ratio (a)/(b).
+//
+//   npm run bench:p2c [-- --seconds 8 --reps 2]
+//
+// Needs root, openvpn, iperf3, openssl. Everything runs in network namespaces created here and
+// deleted at the end (also on Ctrl-C); processes are stopped by PID.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const arg = (name, def) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const SECONDS = arg('seconds', 8);
+const REPS = arg('reps', 2);
+
+const id = `ob${randomBytes(2).toString('hex')}`;
+const NS = { srv: `${id}-s`, cli: `${id}-c`, vpc: `${id}-v` };
+const dir = mkdtempSync(join(tmpdir(), `${id}-`));
+const procs = new Set();
+
+function sh(cmd, args, { allowFail = false, timeoutMs = 20_000 } = {}) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs });
+  if (!allowFail && r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.error?.message}`);
+  return r;
+}
+const inNs = (ns, cmd, args, o) => sh('ip', ['netns', 'exec', ns, cmd, ...args], o);
+
+function spawnIn(ns, cmd, args) {
+  const p = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  p.out = '';
+  p.stdout.on('data', (d) => (p.out += d));
+  p.stderr.on('data', (d) => (p.out += d));
+  p.done = new Promise((r) => p.on('exit', r));
+  procs.add(p);
+  return p;
+}
+
+async function stop(p) {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  p.kill('SIGTERM');
+  const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+  await p.done;
+  clearTimeout(t);
+  procs.delete(p);
+}
+
+async function waitFor(probe, ms, what) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function cleanup() {
+  for (const p of procs) try { p.kill('SIGKILL'); } catch { /* gone */ }
+  for (const n of Object.values(NS)) sh('ip', ['netns', 'del', n], { allowFail: true });
+  rmSync(dir, { recursive: true, force: true });
+}
+process.on('SIGINT', () => { cleanup(); process.exit(130); });
+
+function setupNetns() {
+  for (const n of Object.values(NS)) {
+    sh('ip', ['netns', 'add', n]);
+    sh('ip', ['-n', n, 'link', 'set', 'lo', 'up']);
+  }
+  const link = (gwIf, peerNs, gwAddr, peerAddr) => {
+    sh('ip', ['link', 'add', gwIf, 'type', 'veth', 'peer', 'name', `${gwIf}p`]);
+    sh('ip', ['link', 'set', gwIf, 'netns', NS.srv]);
+    sh('ip', ['link', 'set', `${gwIf}p`, 'netns', peerNs]);
+    sh('ip', ['-n', peerNs, 'link', 'set', `${gwIf}p`, 'name', 'eth0']);
+    sh('ip', ['-n', NS.srv, 'addr', 'add', gwAddr, 'dev', gwIf]);
+    sh('ip', ['-n', peerNs, 'addr', 'add', peerAddr, 'dev', 'eth0']);
+    sh('ip', ['-n', NS.srv, 'link', 'set', gwIf, 'up']);
+    sh('ip', ['-n', peerNs, 'link', 'set', 'eth0', 'up']);
+  };
+  link(`${id}c`, NS.cli, '10.99.1.1/24', '10.99.1.2/24');
+  link(`${id}v`, NS.vpc, '10.2.0.1/24', '10.2.0.10/24');
+  sh('ip', ['-n', NS.vpc, 'route', 'add', 'default', 'via', '10.2.0.1']);
+  inNs(NS.srv, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+}
+
+// Test PKI with openssl (EC P-256), brief §11.1: CA, server with serverAuth, client with clientAuth.
+function makePki() {
+  const f = (n) => join(dir, n);
+  const ossl = (args) => sh('openssl', args);
+  ossl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.crt'), '-days', '2', '-subj', '/CN=bench CA']);
+  for (const [name, eku] of [['server', 'serverAuth'], ['client', 'clientAuth']]) {
+    writeFileSync(f(`${name}.ext`), `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyAgreement\nextendedKeyUsage=${eku}\n`);
+    ossl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`), '-subj', `/CN=bench ${name}`]);
+    ossl(['x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.crt'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f(`${name}.crt`), '-days', '2', '-extfile', f(`${name}.ext`)]);
+  }
+  return { ca: f('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
+}
+
+async function connectClient(pki, tag) {
+  const log = join(dir, `client-${tag}.log`);
+  const p = spawnIn(NS.cli, 'openvpn', ['--client', '--dev', 'tun', '--proto', 'udp', '--remote', '10.99.1.1', '1194', '--nobind',
+    '--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey, '--remote-cert-tls', 'server', '--verb', '3', '--log', log]);
+  const read = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+  await waitFor(() => read().includes('Initialization Sequence Completed'), 30_000, `openvpn client (${tag}) connected`);
+  const cipher = /Data Channel: cipher '([^']+)'/.exec(read())?.[1] ?? '?';
+  return { p, cipher };
+}
+
+async function iperf() {
+  const results = [];
+  for (let i = 0; i < REPS; i++) {
+    const srv = spawnIn(NS.vpc, 'iperf3', ['-s', '-1', '-B', '10.2.0.10']);
+    await waitFor(() => inNs(NS.vpc, 'ss', ['-ltn'], { allowFail: true }).stdout.includes('10.2.0.10:5201'), 5000, 'iperf3 server');
+    const r = inNs(NS.cli, 'iperf3', ['-c', '10.2.0.10', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
+    results.push(JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e6);
+    await stop(srv);
+  }
+  results.sort((a, b) => a - b);
+  return results[Math.floor(results.length / 2)];
+}
+
+async function runOurs(pki) {
+  if (!existsSync(join(root, 'dist/gateway/ssl-server.js'))) {
+    console.error('building dist/ ...');
+    sh('npx', ['tsc', '-p', 'tsconfig.build.json'], { allowFail: true, timeoutMs: 240_000 });
+  }
+  const cfg = join(dir, 'vpcgw.json');
+  writeFileSync(cfg, JSON.stringify({
+    logLevel: 'warn',
+    tun: { name: `${id}t`, mtu: 1500, address: '10.8.0.1/24' },
+    server: { name: 'bench', protocols: ['udp'], port: 1194, listen: '0.0.0.0', clientCidr: '10.8.0.0/24', localSubnets: ['10.2.0.0/16'],
+      dnsServers: [], dataCiphers: ['AES-256-GCM'], identity: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.ca },
+      maxConnections: 10, clientToClient: false, renegSec: 0 },
+  }));
+  const srv = spawnIn(NS.srv, process.execPath, [join(root, 'test/helpers/openvpn-runner.mjs'), cfg]);
+  try {
+    await waitFor(() => srv.out.includes('READY'), 15_000, 'vpcgw ssl runner');
+    const c = await connectClient(pki, 'vpcgw');
+    try {
+      return { mbit: await iperf(), cipher: c.cipher };
+    } finally {
+      await stop(c.p);
+    }
+  } finally {
+    await stop(srv);
+  }
+}
+
+async function runStock(pki) {
+  const srv = spawnIn(NS.srv, 'openvpn', ['--server', '10.8.0.0', '255.255.255.0', '--dev', 'tun', '--proto', 'udp', '--port', '1194',
+    '--topology', 'subnet', '--ca', pki.ca, '--cert', pki.serverCert, '--key', pki.serverKey, '--dh', 'none',
+    '--data-ciphers', 'AES-256-GCM', '--keepalive', '10', '60', '--push', 'route 10.2.0.0 255.255.0.0', '--verb', '3']);
+  try {
+    await waitFor(() => srv.out.includes('Initialization Sequence Completed'), 15_000, 'stock openvpn server');
+    const c = await connectClient(pki, 'stock');
+    try {
+      return { mbit: await iperf(), cipher: c.cipher };
+    } finally {
+      await stop(c.p);
+    }
+  } finally {
+    await stop(srv);
+  }
+}
+
+try {
+  setupNetns();
+  const pki = makePki();
+  const ours = await runOurs(pki);
+  const stock = await runStock(pki);
+  console.log(`p2c iperf3 TCP, ${SECONDS} s x ${REPS} (median), UDP:`);
+  console.log(`  openvpn client <-> vpcgw          ${ours.mbit.toFixed(1).padStart(8)} Mbit/s  (${ours.cipher})`);
+  console.log(`  openvpn client <-> openvpn server ${stock.mbit.toFixed(1).padStart(8)} Mbit/s  (${stock.cipher})`);
+  console.log(`  ratio vpcgw / openvpn             ${(ours.mbit / stock.mbit).toFixed(2).padStart(8)}x`);
+} catch (e) {
+  console.error(`bench failed: ${e.message}`);
+  process.exitCode = 1;
+} finally {
+  cleanup();
+}
