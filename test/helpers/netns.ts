@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, spawnProcess, waitFor, type ManagedProcess, type RunResult } from './proc.js';
+import { run, sleep, spawnProcess, waitFor, type ManagedProcess, type RunResult } from './proc.js';
 
 export type NodeName = 'siteHost' | 'siteGw' | 'cloudGw' | 'vpcHost';
 
@@ -296,4 +296,71 @@ export function parseIperfJson(stdout: string, stderr = ''): IperfResult {
     retransmits: tx.retransmits ?? 0,
     bytes: rx.bytes,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// capture: what crosses a link, as tcpdump decodes it
+
+export interface EspPacket {
+  src: string;
+  dst: string;
+  srcPort: number;
+  dstPort: number;
+  /** 8 lower-case hex digits. */
+  spi: string;
+  seq: number;
+}
+
+export interface Capture {
+  /** Stops tcpdump (SIGINT, bounded) and returns its decoded lines. */
+  stop(): Promise<string[]>;
+}
+
+/**
+ * Starts `tcpdump -n -l --immediate-mode -i IFACE FILTER` in a namespace and resolves once it is listening.
+ * At most `maxPackets` are kept; stop() ends it.
+ */
+export async function startCapture(
+  topo: Topology,
+  ns: NodeName | string,
+  iface: string,
+  filter: readonly string[],
+  maxPackets = 200,
+): Promise<Capture> {
+  const p = topo.spawnIn(ns, 'tcpdump', ['-n', '-l', '--immediate-mode', '-i', iface, '-c', String(maxPackets), ...filter], { label: 'tcpdump' });
+  await waitFor(
+    async () => {
+      if (!p.running) throw new Error(`tcpdump exited: ${p.output()}`);
+      return p.output().includes('listening on');
+    },
+    { timeoutMs: 5000, intervalMs: 50, what: 'tcpdump to listen' },
+  );
+  // tcpdump announces "listening" slightly before its packet ring sees traffic.
+  await sleep(300);
+  return {
+    async stop() {
+      await sleep(200); // let the last packets of the traffic under test reach tcpdump
+      await p.stop('SIGINT', 3000);
+      return p.output().split('\n');
+    },
+  };
+}
+
+/** Parses tcpdump lines of the form `IP a.b.c.d.4500 > e.f.g.h.4500: UDP-encap: ESP(spi=0x…,seq=0x…), length N`. */
+export function parseEspLines(lines: readonly string[]): EspPacket[] {
+  const out: EspPacket[] = [];
+  const re = /IP (\d+\.\d+\.\d+\.\d+)\.(\d+) > (\d+\.\d+\.\d+\.\d+)\.(\d+): UDP-encap: ESP\(spi=0x([0-9a-f]+),seq=0x([0-9a-f]+)\)/i;
+  for (const line of lines) {
+    const m = re.exec(line);
+    if (!m) continue;
+    out.push({
+      src: m[1]!,
+      srcPort: Number(m[2]),
+      dst: m[3]!,
+      dstPort: Number(m[4]),
+      spi: m[5]!.toLowerCase().padStart(8, '0'),
+      seq: parseInt(m[6]!, 16),
+    });
+  }
+  return out;
 }

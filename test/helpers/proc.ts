@@ -95,7 +95,7 @@ export class ManagedProcess {
     child.stdout?.setEncoding('utf8').on('data', append);
     child.stderr?.setEncoding('utf8').on('data', append);
     this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
+      child.on('close', (code, signal) => {
         this.exitInfo = { code, signal };
         resolve(this.exitInfo);
       });

@@ -3,7 +3,7 @@
 // same checks: SA up on both sides, mirrored child SPIs, ping both ways, a short iperf3 TCP run,
 // and a clean SIGTERM exit of every vpcgw.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADDR, createTopology, iperf3Tcp, ping, waitForPing, type NodeName, type Topology } from './netns.js';
+import { ADDR, createTopology, IFACE, iperf3Tcp, parseEspLines, ping, startCapture, waitForPing, type NodeName, type Topology } from './netns.js';
 import { Charon } from './strongswan.js';
 import { s2cConfig, Vpcgw } from './vpcgw.js';
 
@@ -265,6 +265,26 @@ export function defineS2cScenario(spec: ScenarioSpec): void {
       const big = await ping(topo, 'siteHost', ADDR.vpcHost, { count: 2, intervalSec: 0.2, size: 1300 });
       expect(big.received, big.output).toBe(2);
     }, 30_000);
+
+    it('the outside link carries that traffic only as UDP-encapsulated ESP (4500) under the agreed SPIs', async () => {
+      ready();
+      const s = await site!.child();
+      const cap = await startCapture(topo, 'cloudGw', IFACE.cloudGwOutside, ['udp', 'or', 'icmp']);
+      const r = await ping(topo, 'siteHost', ADDR.vpcHost, { count: 3, intervalSec: 0.1 });
+      const lines = await cap.stop();
+      expect(r.received, r.output).toBe(3);
+      const esp = parseEspLines(lines);
+      const toCloud = esp.filter((p) => p.src === ADDR.siteGwOutside && p.dst === ADDR.cloudGwOutside);
+      const toSite = esp.filter((p) => p.src === ADDR.cloudGwOutside && p.dst === ADDR.siteGwOutside);
+      expect(toCloud.length, lines.join('\n')).toBeGreaterThanOrEqual(3);
+      expect(toSite.length, lines.join('\n')).toBeGreaterThanOrEqual(3);
+      expect([...new Set(toCloud.map((p) => p.spi))]).toEqual([s.spiOut]);
+      expect([...new Set(toSite.map((p) => p.spi))]).toEqual([s.spiIn]);
+      expect(esp.every((p) => p.srcPort === 4500 && p.dstPort === 4500)).toBe(true);
+      // Sequence numbers grow per SA (RFC 4303 §3.3.3).
+      for (const dir of [toCloud, toSite]) for (let i = 1; i < dir.length; i++) expect(dir[i]!.seq).toBeGreaterThan(dir[i - 1]!.seq);
+      expect(lines.some((l) => l.includes(`${ADDR.siteHost} > ${ADDR.vpcHost}`)), 'plaintext inner packet on the outside link').toBe(false);
+    }, 20_000);
 
     it('carries an iperf3 TCP run site-host -> vpc-host, counted by the receiving gateway', async () => {
       ready();

@@ -1,8 +1,9 @@
 // Baseline that proves the interop harness: strongSwan <-> strongSwan (kernel-libipsec) across
 // the four-namespace site-to-cloud topology. If this fails, the s2c-vpcgw scenarios prove nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADDR, createTopology, iperf3Tcp, ping, waitForPing, type Topology } from '../helpers/netns.js';
-import { Charon, type IkeSaInfo } from '../helpers/strongswan.js';
+import { ADDR, createTopology, IFACE, iperf3Tcp, parseEspLines, ping, startCapture, waitForPing, type Topology } from '../helpers/netns.js';
+import { Charon, normSpi, type IkeSaInfo } from '../helpers/strongswan.js';
+import { parseVpcgwStatus } from '../helpers/vpcgw.js';
 
 // TEST FIXTURE ONLY: not a real secret.
 const TEST_PSK = 'test-fixture-psk-harness-0123456789';
@@ -98,6 +99,23 @@ describe('interop harness: strongSwan <-> strongSwan', () => {
     expect(child.packetsIn).toBeGreaterThanOrEqual(10);
   }, 30_000);
 
+  it('the outside link carries the pings only as UDP-encapsulated ESP on port 4500 with the negotiated SPIs', async () => {
+    const site0 = siteSas[0]!.children[0]!;
+    const cap = await startCapture(topo, 'cloudGw', IFACE.cloudGwOutside, ['udp', 'or', 'icmp']);
+    const r = await ping(topo, 'siteHost', ADDR.vpcHost, { count: 3, intervalSec: 0.1 });
+    const lines = await cap.stop();
+    expect(r.received).toBe(3);
+    const esp = parseEspLines(lines);
+    const toCloud = esp.filter((p) => p.src === ADDR.siteGwOutside && p.dst === ADDR.cloudGwOutside);
+    const toSite = esp.filter((p) => p.src === ADDR.cloudGwOutside && p.dst === ADDR.siteGwOutside);
+    expect(toCloud.length, lines.join('\n')).toBeGreaterThanOrEqual(3);
+    expect(toSite.length, lines.join('\n')).toBeGreaterThanOrEqual(3);
+    expect(new Set(toCloud.map((p) => p.spi))).toEqual(new Set([site0.spiOut]));
+    expect(new Set(toSite.map((p) => p.spi))).toEqual(new Set([site0.spiIn]));
+    expect(esp.every((p) => p.srcPort === 4500 && p.dstPort === 4500)).toBe(true);
+    expect(lines.some((l) => l.includes(`${ADDR.siteHost} > ${ADDR.vpcHost}`))).toBe(false);
+  }, 20_000);
+
   it('carries a 3-second iperf3 TCP run', async () => {
     const r = await iperf3Tcp(topo, { serverNs: 'vpcHost', serverAddr: ADDR.vpcHost, clientNs: 'siteHost', seconds: 3 });
     console.log(`[harness] strongSwan<->strongSwan aes128gcm16: ${r.mbps.toFixed(1)} Mbit/s (retransmits ${r.retransmits})`);
@@ -114,4 +132,24 @@ describe('interop harness: strongSwan <-> strongSwan', () => {
     const r = await ping(topo, 'siteHost', ADDR.vpcHost, { count: 1, waitSec: 1 });
     expect(r.received).toBe(0);
   }, 30_000);
+});
+
+describe('interop harness: SPI comparison between swanctl and vpcgw status', () => {
+  it('accepts vpcgw SPIs with or without 0x and with dropped leading zeros, as 8 hex digits', () => {
+    const st = parseVpcgwStatus(
+      JSON.stringify({
+        connections: [
+          { name: 'c', state: 'ESTABLISHED', children: [{ state: 'INSTALLED', spiIn: '0xC1A2B3D4', spiOut: 'a2b3d4', bytesIn: 1, bytesOut: 2, packetsIn: 3, packetsOut: 4 }] },
+        ],
+      }),
+    );
+    expect(st.connections[0]!.children[0]!.spiIn).toBe('c1a2b3d4');
+    expect(st.connections[0]!.children[0]!.spiOut).toBe('00a2b3d4');
+    expect(normSpi('00a2b3d4')).toBe(st.connections[0]!.children[0]!.spiOut);
+  });
+
+  it('rejects status output that is not the JSON contract, instead of comparing nothing', () => {
+    expect(() => parseVpcgwStatus('ok')).toThrow(/no JSON/);
+    expect(() => parseVpcgwStatus('{"conns":[]}')).toThrow(/connections/);
+  });
 });
