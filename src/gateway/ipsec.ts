@@ -1,0 +1,201 @@
+import type { Prefix } from '../common/ip.js';
+import { formatPrefix, parseIp } from '../common/ip.js';
+import type { Endpoint as DpEndpoint } from '../dataplane/data-plane.js';
+import { IkeManager, type IkeSaStatus } from '../ike/ike-manager.js';
+import type { PeerConfig, RetransmitConfig } from '../ike/config/peer-config.js';
+import type { ChildSaParams, Endpoint, IkeAction } from '../ike/sa/types.js';
+import type { TunnelContext, TunnelController } from './daemon.js';
+import { unknownConnection } from './daemon.js';
+import type { ConnectionState, ConnectionStatus } from './status.js';
+import { peerConfigsFrom } from './peer-configs.js';
+
+/** How long shutdown waits for the peers to answer our DELETEs. */
+export const SHUTDOWN_DELETE_WAIT_MS = 1500;
+
+/**
+ * The site-to-cloud side of the gateway: the IKE manager (pure) plus the glue that carries out its
+ * actions — datagrams through the daemon's sockets, CHILD_SAs and routes into the data plane.
+ */
+export class IpsecController implements TunnelController {
+  readonly mgr: IkeManager;
+  private readonly configs: PeerConfig[];
+  private readonly lastReason = new Map<string, string>();
+  /** outbound SPI → the inner prefixes routed to it */
+  private readonly routesBySpi = new Map<number, Prefix[]>();
+  private readonly now: () => number;
+
+  constructor(private readonly ctx: TunnelContext, opts: { now?: () => number; retransmit?: RetransmitConfig } = {}) {
+    this.now = opts.now ?? Date.now;
+    this.configs = peerConfigsFrom(ctx.config);
+    this.mgr = new IkeManager({ log: ctx.log, retransmit: opts.retransmit });
+    this.mgr.setConfigs(this.configs);
+    ctx.dataPlane?.onSaEvent((ev) => {
+      ctx.log.info({ child: `0x${ev.spi.toString(16).padStart(8, '0')}`, direction: ev.direction }, `CHILD_SA lifetime event: ${ev.kind}`);
+    });
+  }
+
+  start(): void {
+    for (const c of this.configs) {
+      if (c.startAction !== 'start') continue;
+      if (!c.remoteAddr) {
+        this.ctx.log.warn({ conn: c.name }, `connection ${c.name}: startAction start ignored: customer gateway address is %any`);
+        continue;
+      }
+      this.exec(this.mgr.initiate(c.name, this.now()));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.exec(this.mgr.terminateAll(this.now()));
+    const deadline = Date.now() + SHUTDOWN_DELETE_WAIT_MS;
+    while (this.mgr.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    // whatever did not answer is dropped locally
+    for (const s of this.mgr.status()) {
+      for (const c of s.children) this.removeChild(parseInt(c.spiIn, 16), parseInt(c.spiOut, 16));
+    }
+  }
+
+  status(): ConnectionStatus[] {
+    const all = this.mgr.status();
+    return this.configs.map((cfg) => {
+      const sas = all.filter((s) => s.connection === cfg.name);
+      const sa = sas.find((s) => s.state === 'ESTABLISHED') ?? sas[0];
+      if (!sa) {
+        const reason = this.lastReason.get(cfg.name);
+        return { name: cfg.name, state: 'DOWN' as ConnectionState, ...(reason ? { reason } : {}), children: [] };
+      }
+      return {
+        name: cfg.name,
+        state: mapState(sa),
+        peer: sa.remote,
+        ikeSa: sa.ikeId,
+        ...(this.lastReason.get(cfg.name) && sa.state !== 'ESTABLISHED' ? { reason: this.lastReason.get(cfg.name)! } : {}),
+        children: sa.children.map((c) => {
+          const spiIn = parseInt(c.spiIn, 16);
+          const spiOut = parseInt(c.spiOut, 16);
+          const cin = this.ctx.dataPlane?.saCounters(spiIn, 'in');
+          const cout = this.ctx.dataPlane?.saCounters(spiOut, 'out');
+          return {
+            state: c.state,
+            spiIn: `0x${c.spiIn}`,
+            spiOut: `0x${c.spiOut}`,
+            bytesIn: cin?.bytes ?? 0,
+            bytesOut: cout?.bytes ?? 0,
+            packetsIn: cin?.packets ?? 0,
+            packetsOut: cout?.packets ?? 0,
+            localTs: c.localTs,
+            remoteTs: c.remoteTs,
+          };
+        }),
+      };
+    });
+  }
+
+  initiate(name: string): void {
+    const cfg = this.configs.find((c) => c.name === name);
+    if (!cfg) throw unknownConnection(name, this.configs.map((c) => c.name));
+    this.lastReason.delete(name);
+    this.exec(this.mgr.initiate(name, this.now()));
+  }
+
+  terminate(name: string): void {
+    if (!this.configs.some((c) => c.name === name)) throw unknownConnection(name, this.configs.map((c) => c.name));
+    this.exec(this.mgr.terminate(name, this.now()));
+  }
+
+  receiveIke(message: Buffer, from: DpEndpoint, local: DpEndpoint): void {
+    this.exec(this.mgr.receive(message, ep(from), ep(local), this.now()));
+  }
+
+  tick(nowMs: number): void {
+    this.exec(this.mgr.tick(nowMs));
+  }
+
+  nextDeadline(): number {
+    return this.mgr.nextDeadline();
+  }
+
+  /** Carries out what the IKE core asked for. */
+  private exec(actions: IkeAction[]): void {
+    for (const a of actions) {
+      switch (a.kind) {
+        case 'send':
+          if (!this.ctx.sendIke(a.datagram, dpEp(a.to), dpEp(a.from))) {
+            this.ctx.log.debug({ to: `${a.to.address}:${a.to.port}`, from: `${a.from.address}:${a.from.port}` }, 'IKE datagram not sent (no socket or kernel refused)');
+          }
+          break;
+        case 'installChildSa':
+          this.installChild(a.params);
+          break;
+        case 'deleteChildSa':
+          this.removeChild(a.spiIn, a.spiOut);
+          break;
+        case 'ikeUp':
+          this.lastReason.delete(a.connection);
+          break;
+        case 'ikeDown':
+          if (a.connection) this.lastReason.set(a.connection, a.reason);
+          break;
+      }
+    }
+  }
+
+  private installChild(p: ChildSaParams): void {
+    const dp = this.ctx.dataPlane;
+    if (!dp) return;
+    const common = {
+      encr: p.encr,
+      encrKeyBits: p.encrKeyBits,
+      integ: p.integ,
+      replayWindow: p.replayWindow,
+      localAddr: p.local.address,
+      localPort: p.local.port,
+      remoteAddr: p.remote.address,
+      remotePort: p.remote.port,
+      localTs: [...p.localTs],
+      remoteTs: [...p.remoteTs],
+    };
+    dp.installSa({ ...common, direction: 'in', spi: p.spiIn, encrKey: p.encrKeyIn, integKey: p.integKeyIn });
+    dp.installSa({ ...common, direction: 'out', spi: p.spiOut, encrKey: p.encrKeyOut, integKey: p.integKeyOut });
+    for (const prefix of p.remoteTs) dp.addRoute(prefix, p.spiOut);
+    this.routesBySpi.set(p.spiOut, [...p.remoteTs]);
+    this.ctx.log.debug({ routes: p.remoteTs.map(formatPrefix) }, `routes to 0x${p.spiOut.toString(16)} installed`);
+  }
+
+  private removeChild(spiIn: number, spiOut: number): void {
+    const dp = this.ctx.dataPlane;
+    if (!dp) return;
+    for (const prefix of this.routesBySpi.get(spiOut) ?? []) dp.removeRoute(prefix);
+    this.routesBySpi.delete(spiOut);
+    dp.removeSa(spiIn, 'in');
+    dp.removeSa(spiOut, 'out');
+  }
+
+  /** Per-connection IKE SA details (tests, API). */
+  ikeSas(): IkeSaStatus[] {
+    return this.mgr.status();
+  }
+}
+
+export const ipsecController = (ctx: TunnelContext): TunnelController => new IpsecController(ctx);
+
+function mapState(sa: IkeSaStatus): ConnectionState {
+  switch (sa.state) {
+    case 'ESTABLISHED':
+      return 'ESTABLISHED';
+    case 'DELETING':
+      return 'DELETING';
+    case 'DEAD':
+      return 'DOWN';
+    default:
+      return 'CONNECTING';
+  }
+}
+
+function ep(e: DpEndpoint): Endpoint {
+  return { address: e.address, port: e.port };
+}
+
+function dpEp(e: Endpoint): DpEndpoint {
+  return { family: parseIp(e.address)?.family ?? 4, address: e.address, port: e.port };
+}
