@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PacketBatch } from '../../../src/common/batch.js';
 import { IoError } from '../../../src/common/errors.js';
 import { LinuxTun } from '../../../src/tun/linux-tun.js';
-import { addAddress, addRoute } from '../../../src/tun/netcfg.js';
+import { addAddress, addRoute, setLinkDown, setLinkUp } from '../../../src/tun/netcfg.js';
 import { runAsNobody } from './as-nobody.js';
 
 const tag = (process.pid % 10000).toString();
@@ -169,6 +169,34 @@ describe('LinuxTun', () => {
     expect(st.txPackets).toBe(1);
     expect(st.txBytes).toBe(28 + 8);
     expect(st.writeErrors).toBe(1);
+  });
+
+  it('keeps working after the link goes down and up: refused writes are counted, reads resume', async () => {
+    const t = openTun('g');
+    const s = udp4();
+    let udpIn = 0;
+    t.start((b) => {
+      for (let i = 0; i < b.count; i++) if (b.packet(i)[9] === 17) udpIn++;
+    });
+    const setup = (): void => {
+      addAddress(t.name, '198.18.103.1/24');
+      addRoute('198.18.104.0/24', t.name);
+    };
+    setup();
+    await new Promise<void>((r) => s.bind(0, '198.18.103.1', r));
+    const pkt = new PacketBatch(1, 256, 0);
+    pkt.push(ipv4Udp([198, 18, 104, 5], [198, 18, 103, 1], 7000, s.address().port, Buffer.from('w')));
+    setLinkDown(t.name);
+    expect(t.write(pkt)).toBe(0); // the kernel refuses writes on a down TUN (EIO)
+    expect(t.stats().writeErrors).toBe(1);
+    setLinkUp(t.name);
+    setup(); // the kernel drops the device route while the link is down
+    const got: string[] = [];
+    s.on('message', (m) => got.push(m.toString()));
+    expect(t.write(pkt)).toBe(1);
+    s.send('r', 9, '198.18.104.5');
+    await until(() => got.length >= 1 && udpIn >= 1);
+    expect(got).toEqual(['w']);
   });
 
   it('close() stops callbacks, makes write return 0 and removes the interface', async () => {
