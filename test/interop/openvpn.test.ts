@@ -189,5 +189,36 @@ describe('openvpn 2.6 client ↔ vpcgw SSL VPN', () => {
       }
     });
   }, 90_000);
+
+  it('client variants: each data cipher, comp-lzo no (stub framing), explicit-exit-notify ends the session at once', async () => {
+    await withServer({}, async (server) => {
+      const variants: { name: string; extra: string[]; expect: RegExp }[] = [
+        { name: 'chacha', extra: ['--data-ciphers', 'CHACHA20-POLY1305'], expect: /cipher CHACHA20-POLY1305/ },
+        { name: 'aes128', extra: ['--data-ciphers', 'AES-128-GCM'], expect: /cipher AES-128-GCM/ },
+        { name: 'complzo', extra: ['--comp-lzo', 'no'], expect: /compress stub-v2|comp-lzo no/ },
+        { name: 'compstub', extra: ['--compress', 'stub', '--allow-compression', 'asym'], expect: /compress stub-v2|comp-lzo no/ },
+      ];
+      for (const v of variants) {
+        const c = client('udp', 0, `v-${v.name}`, v.extra);
+        try {
+          await c.waitConnected();
+          expect(c.pushReply(), v.name).toMatch(v.expect);
+          const p = await pingOk(lab, lab.ns.c1, LAB.vpcHost, 3);
+          expect(p.received, `${v.name}: ${p.out}`).toBe(3);
+          expect(c.log(), v.name).not.toMatch(/Bad compression stub|AEAD Decrypt error/);
+        } finally {
+          await c.stop();
+        }
+      }
+      // with explicit-exit-notify the client says EXIT on SIGTERM: the session goes away without waiting for ping-restart
+      const c = client('udp', 0, 'exiter', ['--explicit-exit-notify', '2']);
+      await c.waitConnected();
+      expect((await server.status()).clients.some((x) => x.user === 'exiter')).toBe(true);
+      await c.stop();
+      await waitFor(async () => !(await server.status()).clients.some((x) => x.user === 'exiter'), {
+        timeoutMs: 8_000, what: 'the exiting client to be gone from status',
+      });
+    });
+  }, 120_000);
 });
 
