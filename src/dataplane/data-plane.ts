@@ -85,7 +85,9 @@ export interface DataPlaneStats {
  * - Routes map an inner destination prefix to an outbound SPI (or a sink). A route may name an SPI that
  *   is not installed (yet): packets then drop NO_SA. Rekey = install new SAs, re-point routes, remove old.
  * - Callbacks run after each batch, never in the middle of one; control packets are copies the callee owns.
- * - After close() nothing is delivered, and installs/routes are ignored.
+ * - The TUN device and UDP binds passed to a backend stay owned by the caller: the backend starts them
+ *   (installs its batch callbacks) but never closes them. After close() nothing is delivered or sent,
+ *   all SAs are forgotten, and installs/routes are ignored; the caller then closes the devices.
  */
 export interface DataPlane {
   installSa(p: SaParams): void;

@@ -225,9 +225,11 @@ export class TsDataPlane implements DataPlane {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.tun.close();
-    for (const b of this.binds) b.close();
-    this.log.info({ sas: this.sad.inboundCount + this.sad.outboundCount }, 'data plane closed');
+    const sas = this.sad.inboundCount + this.sad.outboundCount;
+    this.sad.clear(); // drop the SAs (and with them the key objects)
+    this.pendingControl = [];
+    this.pendingEvents = [];
+    this.log.info({ sas }, 'data plane closed');
   }
 
   // ---------------------------------------------------------------- outbound: TUN → ESP

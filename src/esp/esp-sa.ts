@@ -80,7 +80,8 @@ export class EspSa {
   readonly id: string;
 
   constructor(c: EspSaConfig) {
-    if (!Number.isInteger(c.spi) || c.spi < 0 || c.spi > 0xffffffff) throw new VpnError('ERR_SA', `bad SPI ${c.spi}`);
+    // RFC 4303 §2.1: SPI 0 is reserved for local use and never appears on the wire
+    if (!Number.isInteger(c.spi) || c.spi <= 0 || c.spi > 0xffffffff) throw new VpnError('ERR_SA', `bad SPI ${c.spi}`);
     const local = parseIp(c.localAddr);
     const remote = parseIp(c.remoteAddr);
     if (!local || !remote || local.family !== remote.family) {

@@ -41,6 +41,11 @@ export class Sad {
     return this.outbound.size;
   }
 
+  clear(): void {
+    this.inbound.clear();
+    this.outbound.clear();
+  }
+
   *all(): IterableIterator<EspSa> {
     yield* this.inbound.values();
     yield* this.outbound.values();

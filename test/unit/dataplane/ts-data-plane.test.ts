@@ -279,11 +279,19 @@ describe('TsDataPlane back to back over memory UDP', () => {
     expect(text).toContain('ESP SA installed');
   });
 
-  it('after close nothing is delivered', async () => {
+  it('after close nothing is delivered or sent, SAs are gone, and the devices stay open for their owner', async () => {
     const t = backToBack(SUITES[0]!);
     t.dpB.close();
     t.tunA.inject(ipv4Packet('10.1.0.1', '10.2.0.1'));
     await settle();
+    expect(t.wire.length).toBe(1);
     expect(t.tunB.written.length).toBe(0);
+    expect(t.dpB.saCounters(SPI_TO_B, 'in')).toBeUndefined();
+    t.tunB.inject(ipv4Packet('10.2.0.1', '10.1.0.1'));
+    await settle();
+    expect(t.wire.length).toBe(1);
+    expect(t.dpB.sendControl(Buffer.from('00', 'hex'), { family: 4, address: A, port: 4500 }, { family: 4, address: B, port: 4500 })).toBe(false);
+    // the devices are the caller's: still usable
+    expect(t.udpB.sendTo(Buffer.from([1]), 4, A, 4500)).toBe(true);
   });
 });

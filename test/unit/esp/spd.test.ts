@@ -73,4 +73,9 @@ describe('Spd (LPM on the inner destination) and Sad', () => {
     expect(sad.get(0xc0ffee01, 'in')).toBeUndefined();
     expect(sad.outboundCount).toBe(1);
   });
+
+  it('refuses SPI 0 and mismatched outer address families', () => {
+    expect(() => saPair(SUITES[0]!, { spi: 0 })).toThrow(expect.objectContaining({ code: 'ERR_SA' }));
+    expect(() => saPair(SUITES[0]!, { remoteAddr: '2001:db8::1' })).toThrow(expect.objectContaining({ code: 'ERR_SA' }));
+  });
 });
