@@ -146,6 +146,7 @@ describe('message rules', () => {
     const b = encodeMessage(HDR, [nonceP], i);
     // 28 header + 4 SK header + 16 IV + ciphertext (36 → 48) + 16 ICV
     expect(b.length).toBe(28 + 4 + 16 + 48 + 16);
+    expect(decodeMessage(b, r).ok).toBe(true);
     const [gi, gr] = SUITES[2]![1];
     const g = encodeMessage(HDR, [nonceP], gi);
     const t = Buffer.from(g);
