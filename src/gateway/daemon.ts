@@ -305,7 +305,6 @@ export class Gateway {
       this.stateValue = 'running';
       this.log.info(
         {
-          gw: g.name,
           tun: tun.name,
           mtu: tun.mtu,
           udp: this.udp.map((u) => `${u.local.address}:${u.local.port}`),
@@ -328,7 +327,7 @@ export class Gateway {
     this.stateValue = 'stopping';
     await this.teardown();
     this.stateValue = 'stopped';
-    this.log.info({ gw: this.config.gateway.name }, 'gateway stopped');
+    this.log.info({ uptimeSec: Math.floor((this.nowMs() - this.startedAtMs) / 1000) }, 'gateway stopped');
   }
 
   status(): GatewayStatus {

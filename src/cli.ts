@@ -1,0 +1,205 @@
+#!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { VpnError } from './common/errors.js';
+import { loadConfigFile } from './gateway/config/load.js';
+import type { GatewayConfig } from './gateway/config/types.js';
+import { controlCall } from './gateway/control.js';
+import { Gateway, type GatewayOptions } from './gateway/daemon.js';
+import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps } from './gateway/default-config.js';
+import { createRootLogger, resolveLogLevel } from './gateway/log.js';
+import { formatStatus, type GatewayStatus } from './gateway/status.js';
+
+/**
+ * vpcgw: the command line. Every failure is one line on stderr ("vpcgw: ...") and exit code 1.
+ */
+
+export const USAGE = `usage: vpcgw <command> [options]
+
+commands:
+  start [--config FILE] [--control PATH]   run the gateway (root). Without --config: uses
+                                           $VPCGW_DATA_DIR/vpcgw.yaml (default ./var), created if missing
+  status [--json] [--control PATH | --config FILE]
+                                           show the gateway, its connections and VPN servers
+  initiate NAME [--control PATH | --config FILE]   bring a VPN connection up
+  terminate NAME [--control PATH | --config FILE]  take a VPN connection down
+  check-config FILE                        validate a config file and exit
+  --help                                   this text
+
+The control socket defaults to <dataDir>/${CONTROL_SOCKET_NAME}; dataDir comes from --config when given.
+Environment: VPCGW_DATA_DIR (default data dir), VPCGW_LOG_LEVEL (overrides gateway.logLevel).`;
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  isRoot: () => boolean;
+}
+
+const defaultIo: CliIo = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  env: process.env,
+  cwd: process.cwd(),
+  isRoot: () => process.getuid?.() === 0,
+};
+
+/** A failure the CLI reports as one line and exit 1. */
+class CliError extends Error {}
+
+function oneLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+interface Parsed {
+  command: string | undefined;
+  positionals: string[];
+  values: { config?: string; control?: string; json?: boolean; help?: boolean };
+}
+
+function parse(argv: string[]): Parsed {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        control: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+    return { command: positionals[0], positionals: positionals.slice(1), values };
+  } catch (e) {
+    throw new CliError(`${oneLine(e)} (see vpcgw --help)`);
+  }
+}
+
+/** The control socket: --control, else <dataDir of --config>/vpcgw.sock, else the default data dir's. */
+function controlPathFor(p: Parsed, io: CliIo): string {
+  if (p.values.control) return resolve(io.cwd, p.values.control);
+  if (p.values.config) return join(loadConfigFile(resolve(io.cwd, p.values.config), { checkFiles: false }).gateway.dataDir, CONTROL_SOCKET_NAME);
+  return join(defaultDataDir(io.env, io.cwd), CONTROL_SOCKET_NAME);
+}
+
+function expectArgs(p: Parsed, n: number, what: string): void {
+  if (p.positionals.length !== n) throw new CliError(`${p.command} takes ${what} (see vpcgw --help)`);
+}
+
+/** Runs one command; resolves to the exit code. `start` resolves only once the daemon has stopped. */
+export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions: Partial<GatewayOptions> = {}): Promise<number> {
+  try {
+    const p = parse(argv);
+    if (p.values.help || p.command === 'help' || p.command === undefined) {
+      if (p.command === undefined && !p.values.help) {
+        io.stderr(`${USAGE}\n`);
+        return 1;
+      }
+      io.stdout(`${USAGE}\n`);
+      return 0;
+    }
+    switch (p.command) {
+      case 'check-config': {
+        expectArgs(p, 1, 'one argument: the config file');
+        const cfg = loadConfigFile(resolve(io.cwd, p.positionals[0]!));
+        io.stdout(`${cfg.source}: OK (${cfg.customerGateways.length} customer gateways, ${cfg.vpnConnections.length} VPN connections, ${cfg.vpnServers.length} VPN servers)\n`);
+        return 0;
+      }
+      case 'status': {
+        expectArgs(p, 0, 'no arguments');
+        const st = (await controlCall(controlPathFor(p, io), 'status')) as GatewayStatus;
+        io.stdout(p.values.json ? `${JSON.stringify(st, null, 2)}\n` : `${formatStatus(st)}\n`);
+        return 0;
+      }
+      case 'initiate':
+      case 'terminate': {
+        expectArgs(p, 1, 'one argument: the VPN connection name');
+        const name = p.positionals[0]!;
+        const r = (await controlCall(controlPathFor(p, io), p.command, { name })) as { name: string; state: string };
+        io.stdout(p.values.json ? `${JSON.stringify(r)}\n` : `${r.name}: ${r.state}\n`);
+        return 0;
+      }
+      case 'start':
+        expectArgs(p, 0, 'no arguments');
+        return await start(p, io, gatewayOptions);
+      default:
+        throw new CliError(`unknown command "${p.command}" (see vpcgw --help)`);
+    }
+  } catch (e) {
+    io.stderr(`vpcgw: ${oneLine(e)}\n`);
+    return 1;
+  }
+}
+
+async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOptions>): Promise<number> {
+  // checked first, so a non-root run creates nothing and says exactly one thing
+  if (!io.isRoot()) {
+    throw new CliError('start must run as root (it creates a TUN device, binds UDP 500/4500 and installs routes)');
+  }
+  let configPath: string;
+  let created = false;
+  if (p.values.config) {
+    configPath = resolve(io.cwd, p.values.config);
+  } else {
+    const d = ensureDefaultConfig(defaultDataDir(io.env, io.cwd));
+    configPath = d.path;
+    created = d.created;
+  }
+  const config: GatewayConfig = loadConfigFile(configPath);
+  const log = createRootLogger({ level: resolveLogLevel(config.gateway.logLevel, io.env), base: { gw: config.gateway.name } });
+  const controlPath = p.values.control ? resolve(io.cwd, p.values.control) : join(config.gateway.dataDir, CONTROL_SOCKET_NAME);
+  const gw = new Gateway({ config, log, controlPath, ...gatewayOptions });
+  try {
+    await gw.start();
+  } catch (e) {
+    const code = e instanceof VpnError ? e.code : 'ERR_START';
+    log.error({ code, err: oneLine(e) }, 'gateway failed to start');
+    throw new CliError(`cannot start: ${oneLine(e)}`);
+  }
+  io.stdout(`${nextSteps(config, controlPath, created)}\n`);
+
+  return await new Promise<number>((resolveExit) => {
+    let stopping = false;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn({ signal: sig }, 'second signal: exiting now');
+        resolveExit(1);
+        return;
+      }
+      stopping = true;
+      log.info({ signal: sig }, 'stopping');
+      gw.stop().then(
+        () => resolveExit(0),
+        (e: unknown) => {
+          log.error({ err: oneLine(e) }, 'stop failed');
+          resolveExit(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    // the shell's last line of defence: a bug in one SA must not take the gateway down (STYLE §8)
+    process.on('uncaughtException', (e) => log.error({ err: oneLine(e), stack: e.stack }, 'uncaught exception (continuing)'));
+    process.on('unhandledRejection', (e) => log.error({ err: oneLine(e) }, 'unhandled rejection (continuing)'));
+  });
+}
+
+function isMain(): boolean {
+  const argv1 = process.argv[1];
+  if (!argv1) return false;
+  try {
+    return realpathSync(argv1) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
+}
+
