@@ -97,6 +97,29 @@ describe('TsDataPlane back to back over memory UDP', () => {
     });
   }
 
+  it('works over IPv6 outer endpoints (family 6 in the send batch)', async () => {
+    const s = SUITES[0]!;
+    const net = new MemoryUdpNetwork();
+    const wire: MemoryDatagram[] = [];
+    net.filter = (d) => (wire.push(d), true);
+    const A6 = '2001:db8::1';
+    const B6 = '2001:db8::2';
+    const tunA = new MemoryTun();
+    const tunB = new MemoryTun();
+    const dpA = new TsDataPlane(tunA, [net.bind('192.0.2.1', 4500), net.bind(A6, 4500)]);
+    const dpB = new TsDataPlane(tunB, [net.bind(B6, 4500)]);
+    dpA.installSa(params(s, 'out', SPI_TO_B, 1, A6, B6, { localTs: SITE_A, remoteTs: SITE_B }));
+    dpB.installSa(params(s, 'in', SPI_TO_B, 1, B6, A6, { localTs: SITE_B, remoteTs: SITE_A }));
+    dpA.addRoute(P('10.2.0.0/16'), SPI_TO_B);
+    const p = ipv4Packet('10.1.0.1', '10.2.0.1', 300, 5);
+    tunA.inject(p);
+    await settle();
+    expect(wire.length).toBe(1);
+    expect(wire[0]!.fromFamily).toBe(6);
+    expect(wire[0]!.toAddr).toBe(B6);
+    expect(tunB.written).toEqual([p]);
+  });
+
   it('a batch bigger than the send batch is split, nothing lost', async () => {
     const t = backToBack(SUITES[0]!);
     const pkts = Array.from({ length: 150 }, (_, i) => ipv4Packet('10.1.0.1', `10.2.0.${i % 250}`, 60 + i, i));

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { createDecipheriv, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createEncTransform } from '../../../src/crypto/aead.js';
@@ -165,6 +166,24 @@ describe('ESP drops (never throws on packet contents)', () => {
         const r = open(inb, pkt.subarray(0, n)).r;
         expect([DropReason.SHORT, DropReason.ICV, DropReason.MALFORMED]).toContain(r);
       }
+    }
+  });
+
+  it('decap of arbitrary bytes behind a valid SPI returns a drop reason, never throws (property)', () => {
+    for (const suite of [SUITES[0]!, SUITES[2]!, SUITES[3]!]) {
+      const { inb } = saPair(suite);
+      const span = new EspSpan();
+      fc.assert(
+        fc.property(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 1, max: 0xffffffff }), (body, seq) => {
+          const b = Buffer.alloc(8 + body.length);
+          b.writeUInt32BE(inb.spi, 0);
+          b.writeUInt32BE(seq, 4);
+          b.set(body, 8);
+          const r = espDecap(inb, b, 0, b.length, span);
+          expect(r).not.toBe(DropReason.NONE);
+        }),
+        { numRuns: 200 },
+      );
     }
   });
 
