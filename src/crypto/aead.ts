@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHmac, createSecretKey, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, randomFillSync, timingSafeEqual } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { VpnError } from '../common/errors.js';
 
@@ -227,4 +227,21 @@ class CbcHmacTransform implements EncTransform {
     d.final();
     return true;
   }
+}
+
+// Implementation choice: CBC IVs (RFC 3602 §2.4: unpredictable) come from a pool of CSPRNG bytes
+// refilled 4 KiB at a time, so the data path does not call into the RNG per packet.
+const IV_POOL_SIZE = 4096;
+const ivPool = Buffer.alloc(IV_POOL_SIZE);
+let ivPoolPos = IV_POOL_SIZE;
+
+/** Writes `len` (≤ 4096) fresh random bytes at buf[off] (for CBC IVs). */
+export function fillRandomIv(buf: Buffer, off: number, len: number): void {
+  if (ivPoolPos + len > IV_POOL_SIZE) {
+    randomFillSync(ivPool);
+    ivPoolPos = 0;
+  }
+  ivPool.copy(buf, off, ivPoolPos, ivPoolPos + len);
+  ivPool.fill(0, ivPoolPos, ivPoolPos + len); // used bytes never linger
+  ivPoolPos += len;
 }

@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto';
+import { fillRandomIv } from '../crypto/aead.js';
 import { DropReason } from './drop-reason.js';
 import type { EspSa, EspSpan } from './esp-sa.js';
 import { SA_EVENT_SEQ_EXHAUSTED, SEQ_MAX } from './esp-sa.js';
@@ -35,20 +35,6 @@ export const NEXT_HEADER_NONE = 59;
 export const ESP_MAX_TAILROOM = 15 + ESP_TRAILER_FIXED + 32;
 /** Largest ESP header + IV (CBC). */
 export const ESP_MAX_HEADROOM = ESP_HEADER_SIZE + 16;
-
-// Implementation choice: CBC IVs come from a pool of CSPRNG bytes refilled in 4 KiB steps.
-const IV_POOL_SIZE = 4096;
-const ivPool = Buffer.alloc(IV_POOL_SIZE);
-let ivPoolPos = IV_POOL_SIZE;
-
-function randomIv(buf: Buffer, at: number, n: number): void {
-  if (ivPoolPos + n > IV_POOL_SIZE) {
-    randomFillSync(ivPool);
-    ivPoolPos = 0;
-  }
-  ivPool.copy(buf, at, ivPoolPos, ivPoolPos + n);
-  ivPoolPos += n;
-}
 
 /** Bytes of ESP overhead around an inner packet of `len` bytes (header + IV + padding + trailer + ICV). */
 export function espOverhead(sa: EspSa, len: number): number {
@@ -93,7 +79,7 @@ export function espEncap(sa: EspSa, buf: Buffer, off: number, len: number, limit
     buf.writeUInt32BE(0, ivOff);
     buf.writeUInt32BE(seq, ivOff + 4);
   } else {
-    randomIv(buf, ivOff, t.ivLen);
+    fillRandomIv(buf, ivOff, t.ivLen);
   }
   let p = off + len;
   for (let i = 1; i <= padLen; i++) buf[p++] = i;

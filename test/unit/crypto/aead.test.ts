@@ -13,6 +13,7 @@ import {
   AUTH_HMAC_SHA2_256_128,
   AUTH_HMAC_SHA2_384_192,
   AUTH_HMAC_SHA2_512_256,
+  fillRandomIv,
 } from '../../../src/crypto/aead.js';
 
 // Vectors and their sources: test/vectors/aead-transforms.json
@@ -175,5 +176,19 @@ describe('key sizes and specs', () => {
     d.setAuthTag(buf.subarray(56));
     const pt = Buffer.concat([d.update(buf.subarray(16, 56)), d.final()]);
     expect(pt.equals(Buffer.alloc(40, 0x5a))).toBe(true);
+  });
+});
+
+describe('fillRandomIv', () => {
+  it('gives distinct 16-byte IVs across pool refills and writes only its range', () => {
+    const seen = new Set<string>();
+    const buf = Buffer.alloc(40, 0xee);
+    for (let i = 0; i < 1000; i++) {
+      fillRandomIv(buf, 8, 16);
+      seen.add(buf.subarray(8, 24).toString('hex'));
+    }
+    expect(seen.size).toBe(1000);
+    expect(buf.subarray(0, 8).equals(Buffer.alloc(8, 0xee))).toBe(true);
+    expect(buf.subarray(24).equals(Buffer.alloc(16, 0xee))).toBe(true);
   });
 });
