@@ -90,6 +90,8 @@ export interface ControlSession {
   reject(reason: string): void;
   sendControlText(t: string): void;
   close(reason: string): void;
+  /** starts a server-side renegotiation (SOFT_RESET); false if one is under way */
+  renegotiate?(now: number): boolean;
   readonly state: string;
 }
 export interface ControlSessionFactory {
@@ -321,6 +323,8 @@ export class SslServer {
           continue;
         }
         if (s.data.pingDue(now, this.pingSec)) this.sendPing(s, now);
+        // brief §6.3: never let the data packet-id wrap; renegotiate well before (OpenVPN: 0xFF000000)
+        if (s.data.needsRenegotiation && s.ssl.renegotiate) s.ssl.renegotiate(now);
       } catch (err) {
         s.log.error({ err: (err as Error).message }, 'session tick failed; closing it');
         this.closeSession(s, 'internal error');

@@ -9,8 +9,9 @@
 // Prints "READY udp=<port> tcp=<port>" once listening. SIGUSR2 prints "STATUS <json>" (clients and
 // counters). SIGTERM stops the server and the TUN, and exits 0. Logs are pino JSON lines on stdout.
 //
-// The tunnel hooks are a minimal stand-in for the data plane (src/dataplane): TUN batches are routed
-// by destination to the sessions' sinks; packets to the VPC are written to the TUN once per turn.
+// The tunnel hooks are the project's TsDataPlane (dist/dataplane) over the TUN, with no UDP binds.
+// VPCGW_RUNNER_MINI=1 uses a minimal stand-in instead (TUN batches routed by destination to the
+// sessions' sinks; packets to the VPC written to the TUN once per turn), to tell the layers apart.
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
 
@@ -78,8 +79,14 @@ class MiniTunnel {
   }
 }
 
-const tunnel = new MiniTunnel(tun);
-tun.start((b) => tunnel.onTunBatch(b));
+let tunnel;
+if (process.env.VPCGW_RUNNER_MINI === '1') {
+  tunnel = new MiniTunnel(tun);
+  tun.start((b) => tunnel.onTunBatch(b));
+} else {
+  const { TsDataPlane } = await import(new URL('dataplane/ts-data-plane.js', dist).href);
+  tunnel = new TsDataPlane(tun, [], { logger: log });
+}
 
 const s = cfg.server;
 const config = Object.freeze({

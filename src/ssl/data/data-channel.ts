@@ -73,6 +73,8 @@ export interface DataKeyMaterial {
   encImplicitIv: Buffer; // server → client implicit IV (8 bytes)
   decKey: Buffer; // client → server
   decImplicitIv: Buffer;
+  /** the last send packet-id already used (default 0); for tests of the wrap limit */
+  initialSendPacketId?: number;
 }
 
 class DataKey {
@@ -177,6 +179,7 @@ export class DataChannel {
       nowMs,
       this.replayBacktrackMs,
     );
+    key.sendPacketId = k.initialSendPacketId ?? 0;
     this.keys[k.keyId] = key;
     this.sendKey = key;
   }

@@ -18,8 +18,10 @@ import { POOL_EXHAUSTED } from '../../../src/gateway/pools.js';
 
 // ---- a fake control channel: hard reset = 0x38 || user name; P_CONTROL_V1 (0x20) carries text -----
 const keyBlocks = new Map<string, Buffer>();
+const initialPid = new Map<string, number>();
 class FakeSession implements ControlSession {
   state = 'initial';
+  renegotiations = 0;
   user = '';
   pushed: PushParams | null = null;
   rejected: string | null = null;
@@ -48,7 +50,12 @@ class FakeSession implements ControlSession {
     this.emit({
       kind: 'keys', keyId: 0, cipher: 'AES-256-GCM', peerId: this.peerId, compress: 'none',
       decKey: kb.subarray(0, 64), decImplicitIv: kb.subarray(64, 72), encKey: kb.subarray(128, 192), encImplicitIv: kb.subarray(192, 200),
+      initialSendPacketId: initialPid.get(this.user) ?? 0,
     } as SslAction);
+  }
+  renegotiate(): boolean {
+    this.renegotiations++;
+    return true;
   }
   reject(reason: string): void {
     this.rejected = reason;
@@ -306,6 +313,40 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     expect(server.sessionCount).toBe(0);
     expect(tunnel.sinks.size).toBe(0);
     expect(server.pool.stats()).toMatchObject({ online: 0, offline: 1 });
+  });
+
+  it('a client whose address changes is matched by peer-id once its packet authenticates (float)', async () => {
+    const { server, tunnel } = await startServer();
+    const c = await UdpClient.open('roamer', server.udpPort);
+    c.hello();
+    await until(() => sessions[0]?.state === 'established');
+    const moved = await UdpClient.open('roamer', server.udpPort);
+    const forged = clientSeal(randomBytes(256), 0, 1, ipv4('10.8.0.2', '10.2.0.10'));
+    moved.send(forged); // wrong keys: no float
+    await new Promise((r) => setTimeout(r, 30));
+    expect(server.status()[0]!.realAddress).toBe(`127.0.0.1:${c.sock.address().port}`);
+    const up = ipv4('10.8.0.2', '10.2.0.10');
+    moved.send(clientSeal(c.kb, 0, 1, up));
+    await until(() => tunnel.written.length === 1);
+    expect(server.status()[0]!.realAddress).toBe(`127.0.0.1:${moved.sock.address().port}`);
+    const down = ipv4('10.2.0.10', '10.8.0.2');
+    tunnel.sinks.get('10.8.0.2/32')!.push(down, 0, down.length);
+    await until(() => moved.got.length === 1);
+    expect(clientOpen(c.kb, moved.got[0]!).equals(down)).toBe(true);
+  });
+
+  it('asks the control channel to renegotiate when the send packet-id nears its limit', async () => {
+    initialPid.set('busy', 0xfeffffff);
+    const { server, tunnel } = await startServer();
+    const c = await UdpClient.open('busy', server.udpPort);
+    c.hello();
+    await until(() => sessions[0]?.state === 'established');
+    server.tick(now);
+    expect(sessions[0]!.renegotiations).toBe(0);
+    const down = ipv4('10.2.0.10', '10.8.0.2');
+    tunnel.sinks.get('10.8.0.2/32')!.push(down, 0, down.length);
+    server.tick(now + 1);
+    expect(sessions[0]!.renegotiations).toBe(1);
   });
 
   it('pool exhaustion refuses with the reason', async () => {

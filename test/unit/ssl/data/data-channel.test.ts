@@ -9,6 +9,7 @@ import {
   DROP_BAD_TAG,
   DROP_COMPRESSED,
   DROP_NO_KEY,
+  DROP_PACKET_ID_EXHAUSTED,
   DROP_REPLAY,
   DROP_SHORT,
   type DataKeyMaterial,
@@ -181,6 +182,18 @@ describe('DataChannel: drops are counted, never thrown', () => {
     expect(dc.decrypt(good, 0, 40, 0)).toBe(DROP_BAD_TAG);
     const other = clientSealV2(kb, 'AES-128-GCM', 2, 0, 1, ipPacket(30));
     expect(dc.decrypt(other, 0, other.length, 0)).toBe(DROP_NO_KEY);
+  });
+
+  it('the send packet-id never wraps: renegotiation is asked for from 0xFF000000, sending stops at 0xFFFFFFFF', () => {
+    const dc = new DataChannel({ peerId: 0 }, 0);
+    dc.installKey({ ...serverKeys(kb, 'AES-128-GCM'), initialSendPacketId: 0xfeffffff }, 0);
+    expect(dc.needsRenegotiation).toBe(false);
+    expect(enc(dc, ipPacket()).readUInt32BE(4)).toBe(0xff000000);
+    expect(dc.needsRenegotiation).toBe(true);
+    dc.installKey({ ...serverKeys(kb, 'AES-128-GCM'), initialSendPacketId: 0xfffffffe }, 0);
+    expect(enc(dc, ipPacket()).readUInt32BE(4)).toBe(0xffffffff);
+    expect(enc(dc, ipPacket()).length).toBe(0);
+    expect(dc.stats.drops[DROP_PACKET_ID_EXHAUSTED]).toBe(1);
   });
 
   it('without keys nothing is sent', () => {
