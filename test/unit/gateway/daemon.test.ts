@@ -1,5 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -341,4 +343,103 @@ describe('root logger', () => {
     expect(text).toContain('(hidden)');
     expect(text).not.toMatch(/topsecret-psk|PRIVATE|hunter22/);
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The real thing: `vpcgw start` (built dist/cli.js) in a network namespace we create and delete.
+
+
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const CLI = join(REPO, 'dist', 'cli.js');
+
+function ensureBuilt(): void {
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
+      const p = join(dir, e.name);
+      return Math.max(m, e.isDirectory() ? newest(p) : e.name.endsWith('.ts') ? statSync(p).mtimeMs : 0);
+    }, 0);
+  if (existsSync(CLI) && statSync(CLI).mtimeMs >= newest(join(REPO, 'src'))) return;
+  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, stdio: 'ignore', timeout: 120_000 });
+  if (!existsSync(CLI)) throw new Error('dist/cli.js was not built');
+}
+
+function ipIn(ns: string, ...args: string[]): string {
+  const r = spawnSync('ip', ['-n', ns, ...args], { encoding: 'utf8', timeout: 5_000 });
+  return r.stdout;
+}
+
+describe('vpcgw start/stop in a network namespace (real TUN, UDP, routes)', () => {
+  const ns = `vpcgwd-${process.pid}`;
+  let dir = '';
+
+  beforeAll(() => {
+    ensureBuilt();
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    const r = spawnSync('ip', ['netns', 'add', ns], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`ip netns add: ${r.stderr}`);
+    spawnSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    dir = mkdtempSync(join(tmpdir(), 'vpcgw-ns-'));
+  }, 150_000);
+
+  afterAll(() => {
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('comes up (TUN with MTU and address, UDP 500/4500, routes, 0600 socket), answers status, and SIGTERM undoes it with exit 0', async () => {
+    const cfgPath = join(dir, 'vpcgw.yaml');
+    mkdirSync(join(dir, 'var'));
+    writeFileSync(
+      cfgPath,
+      `gateway:
+  name: nsgw
+  dataDir: ./var
+  publicAddresses: [127.0.0.1]
+  vpcSubnets: [10.2.0.0/16]
+  tun: { name: vpcgwns0, mtu: 1380, address: 169.254.7.1/32 }
+customerGateways:
+  - { name: dc1, address: 127.0.0.2 }
+vpnConnections:
+  - { name: dc1-main, customerGateway: dc1, localSubnets: [10.2.0.0/16], remoteSubnets: [10.1.0.0/16, 10.11.0.0/24], auth: { psk: ns-test-psk-123 } }
+`,
+      { mode: 0o600 },
+    );
+    const sock = join(dir, 'var', 'vpcgw.sock');
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'start', '--config', cfgPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      for (let i = 0; i < 100 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(existsSync(sock), output).toBe(true);
+      expect(statSync(sock).mode & 0o777).toBe(0o600);
+
+      const st = (await controlCall(sock, 'status')) as GatewayStatus;
+      expect(st.gateway).toMatchObject({ name: 'nsgw', tun: { name: 'vpcgwns0', mtu: 1380 }, routes: ['10.1.0.0/16', '10.11.0.0/24'] });
+      expect(st.gateway.udp.map((u) => `${u.address}:${u.port}`)).toEqual(['127.0.0.1:500', '127.0.0.1:4500']);
+      expect(st.connections.map((c) => c.name)).toEqual(['dc1-main']);
+
+      expect(ipIn(ns, 'link', 'show', 'vpcgwns0')).toMatch(/mtu 1380.*UP|UP.*mtu 1380/);
+      expect(ipIn(ns, 'addr', 'show', 'vpcgwns0')).toContain('169.254.7.1/32');
+      const routes = ipIn(ns, 'route');
+      expect(routes).toContain('10.1.0.0/16 dev vpcgwns0');
+      expect(routes).toContain('10.11.0.0/24 dev vpcgwns0');
+      const udp = spawnSync('ip', ['netns', 'exec', ns, 'ss', '-uanH'], { encoding: 'utf8' }).stdout;
+      expect(udp).toContain('127.0.0.1:500');
+      expect(udp).toContain('127.0.0.1:4500');
+      expect(output).not.toContain('ns-test-psk-123');
+
+      // `ip netns exec` runs the daemon as its own child process with the same pid: signal it
+      child.kill('SIGTERM');
+      const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 10_000))]);
+      expect(code, output).toBe(0);
+      expect(ipIn(ns, 'route')).not.toContain('vpcgwns0');
+      expect(ipIn(ns, 'link')).not.toContain('vpcgwns0');
+      expect(existsSync(sock)).toBe(false);
+      expect(output).toContain('gateway stopped');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 30_000);
 });
