@@ -8,6 +8,7 @@ import { loadConfigFile } from './gateway/config/load.js';
 import type { GatewayConfig } from './gateway/config/types.js';
 import { controlCall } from './gateway/control.js';
 import { Gateway, type GatewayOptions } from './gateway/daemon.js';
+import { ipsecController } from './gateway/ipsec.js';
 import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps } from './gateway/default-config.js';
 import { createRootLogger, resolveLogLevel } from './gateway/log.js';
 import { formatStatus, type GatewayStatus } from './gateway/status.js';
@@ -153,7 +154,7 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
   const config: GatewayConfig = loadConfigFile(configPath);
   const log = createRootLogger({ level: resolveLogLevel(config.gateway.logLevel, io.env), base: { gw: config.gateway.name } });
   const controlPath = p.values.control ? resolve(io.cwd, p.values.control) : join(config.gateway.dataDir, CONTROL_SOCKET_NAME);
-  const gw = new Gateway({ config, log, controlPath, ...gatewayOptions });
+  const gw = new Gateway({ config, log, controlPath, tunnels: ipsecController, ...gatewayOptions });
   try {
     await gw.start();
   } catch (e) {
