@@ -277,6 +277,25 @@ export function decodeMessage(buf: Buffer, sk: SkCrypto | null): DecodeResult {
 }
 
 /**
+ * Parses a decrypted inner payload chain (for SKF reassembly: the concatenated fragment
+ * plaintexts, starting with the first fragment's Next Payload type). Never throws.
+ */
+export function decodeInnerPayloads(header: IkeHeader, first: number, plaintext: Buffer): DecodeResult {
+  try {
+    const payloads: Payload[] = [];
+    const skipped: UnknownPayload[] = [];
+    walkChain(plaintext, 0, plaintext.length, first, false, payloads, skipped);
+    return { ok: true, msg: { header, payloads, encrypted: true, skipped } };
+  } catch (e) {
+    if (e instanceof CriticalPayload) {
+      return { ok: false, reason: 'unsupported-critical', detail: e.message, criticalType: e.payloadType, header };
+    }
+    const detail = e instanceof ParseError ? e.message : `decoder error: ${String(e)}`;
+    return { ok: false, reason: 'malformed', detail, header };
+  }
+}
+
+/**
  * Encodes one message. With `sk`, the payloads go inside an SK payload protected with sk.enc
  * (fresh random IV); without, they are sent in plaintext (IKE_SA_INIT and its error replies).
  * The header's version is always 2.0. Throws RangeError for values that cannot be encoded.
