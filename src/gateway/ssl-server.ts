@@ -160,6 +160,8 @@ class ClientSession implements PacketSink {
   lastRxMs: number;
   status: Closer = 'open';
   authenticated = false;
+  /** the client's control-channel session id (bytes 1..8 of its hard reset), UDP only */
+  clientSid: Buffer | null = null;
   readonly log: Logger;
 
   constructor(
@@ -396,6 +398,12 @@ export class SslServer {
         this.onData(s, msg, 0, msg.length, now);
         return;
       }
+      if (s && s.clientSid !== null && this.factory.isInitialPacket(msg) && !msg.subarray(1, 9).equals(s.clientSid)) {
+        // a new hard reset with a new session id from the same addr:port: the client restarted
+        s.log.info({}, 'client restarted its session from the same address');
+        this.closeSession(s, 'client started a new session');
+        s = undefined;
+      }
       if (!s) {
         if (!this.factory.isInitialPacket(msg)) {
           this.counters.garbageDrops++;
@@ -404,6 +412,7 @@ export class SslServer {
         }
         const created = this.newSession('udp', rinfo.address, rinfo.port, null, now);
         if (!created) return;
+        created.clientSid = Buffer.from(msg.subarray(1, 9));
         s = created;
         this.udpSessions.set(key, s);
       }
@@ -556,11 +565,6 @@ export class SslServer {
       this.counters.replacedSessions++;
       old.log.info({ by: s.remote }, 'replaced by a new connection of the same user');
       this.closeSession(old, 'replaced by a new connection of the same user');
-      try {
-        old.ssl.close('replaced by a new connection of the same user');
-      } catch {
-        /* already closing */
-      }
     }
     const r = this.pool.acquire(user);
     if (!r.ok) {

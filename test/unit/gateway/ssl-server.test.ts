@@ -4,6 +4,7 @@ import { connect, type Socket as TcpSocket } from 'node:net';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import {
   SslServer,
+  sslServerConfigFrom,
   type ControlSession,
   type ControlSessionFactory,
   type PacketSink,
@@ -315,6 +316,21 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     expect(server.pool.stats()).toMatchObject({ online: 0, offline: 1 });
   });
 
+  it('a new hard reset with another session id from the same addr:port starts a fresh session', async () => {
+    const { server } = await startServer();
+    const c = await UdpClient.open('restarter', server.udpPort);
+    c.hello();
+    await until(() => sessions[0]?.state === 'established');
+    c.hello(); // same bytes = same session id: a retransmission, handled by the existing session
+    await until(() => c.got.length === 2);
+    expect(sessions).toHaveLength(1);
+    keyBlocks.set('Restarter', randomBytes(256));
+    c.send(Buffer.concat([Buffer.from([0x38]), Buffer.from('Restarter')])); // bytes 1..8 differ
+    await until(() => sessions.length === 2);
+    expect(sessions[0]!.state).toBe('closed');
+    expect(server.sessionCount).toBe(1);
+  });
+
   it('a client whose address changes is matched by peer-id once its packet authenticates (float)', async () => {
     const { server, tunnel } = await startServer();
     const c = await UdpClient.open('roamer', server.udpPort);
@@ -358,6 +374,28 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     await until(() => server.counters.poolRefusals === 1);
     expect(sessions[5]!.rejected).toBe(POOL_EXHAUSTED);
     expect(server.sessionCount).toBe(5);
+  });
+});
+
+describe('sslServerConfigFrom', () => {
+  it('builds the frozen server config from a validated vpnServers entry, reading the PEM files', async () => {
+    const { parseConfig } = await import('../../../src/gateway/config/index.js');
+    const yaml = [
+      'gateway: { name: gw1, dataDir: /tmp/x, publicAddresses: [192.0.2.2], vpcSubnets: [10.2.0.0/16], tun: { name: vpcgw0, mtu: 1400 } }',
+      'vpnServers:',
+      '  - { name: p2c, protocols: [udp, tcp], port: 1194, clientCidr: 10.8.0.0/24, localSubnets: [10.2.0.0/16], dnsServers: [10.2.0.53],',
+      '      dataCiphers: [AES-256-GCM], auth: { type: cert }, serverCert: { cert: /pki/s.crt, key: /pki/s.key }, clientCa: /pki/ca.crt,',
+      '      maxConnections: 5, clientToClient: true }',
+    ].join('\n');
+    const gc = parseConfig(yaml, 'test.yaml');
+    const read = (p: string) => `PEM(${p})`;
+    const c = sslServerConfigFrom(gc.vpnServers[0]!, read);
+    expect(c).toMatchObject({
+      name: 'p2c', protocols: ['udp', 'tcp'], port: 1194, listen: '0.0.0.0', clientCidr: '10.8.0.0/24', localSubnets: ['10.2.0.0/16'],
+      dnsServers: ['10.2.0.53'], dataCiphers: ['AES-256-GCM'], maxConnections: 5, clientToClient: true, renegSec: 0,
+      identity: { cert: 'PEM(/pki/s.crt)', key: 'PEM(/pki/s.key)', clientCa: 'PEM(/pki/ca.crt)' },
+    });
+    expect(Object.isFrozen(c)).toBe(true);
   });
 });
 
