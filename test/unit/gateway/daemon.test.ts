@@ -17,7 +17,7 @@ import {
   Gateway, type Endpoint, type GatewayPlatform, type GatewayUdp, type TunnelContext, type TunnelController,
 } from '../../../src/gateway/daemon.js';
 import type { GatewayStatus } from '../../../src/gateway/status.js';
-import { createRootLogger } from '../../../src/gateway/log.js';
+import { createRootLogger, resolveLogLevel } from '../../../src/gateway/log.js';
 
 const dirs: string[] = [];
 const gateways: Gateway[] = [];
@@ -342,6 +342,24 @@ describe('root logger', () => {
     expect(text).toContain('"conn":"dc1"');
     expect(text).toContain('(hidden)');
     expect(text).not.toMatch(/topsecret-psk|PRIVATE|hunter22/);
+  });
+
+  it('VPCGW_LOG_LEVEL overrides the config level when valid, and the level filters lines', () => {
+    expect(resolveLogLevel('info', { VPCGW_LOG_LEVEL: 'DEBUG' })).toBe('debug');
+    expect(resolveLogLevel('warn', { VPCGW_LOG_LEVEL: 'loud' })).toBe('warn');
+    expect(resolveLogLevel(undefined, {})).toBe('info');
+    const out: string[] = [];
+    const dest = new Writable({
+      write(chunk, _enc, cb) {
+        out.push(String(chunk));
+        cb();
+      },
+    });
+    const log = createRootLogger({ level: resolveLogLevel('info', { VPCGW_LOG_LEVEL: 'warn' }), destination: dest });
+    log.info({}, 'quiet');
+    log.warn({}, 'loud');
+    expect(out.join('')).not.toContain('quiet');
+    expect(out.join('')).toContain('loud');
   });
 });
 
