@@ -42,7 +42,7 @@ class NodeDataAead implements DataAead {
 
   seal(nonce: Buffer, buf: Buffer, aadOff: number, aadLen: number, dataOff: number, dataLen: number, tagOff: number): void {
     const c = createCipheriv(this.alg as 'aes-256-gcm', this.key, nonce, { authTagLength: AEAD_TAG_SIZE });
-    c.setAAD(buf.subarray(aadOff, aadOff + aadLen), { plaintextLength: dataLen });
+    c.setAAD(buf.subarray(aadOff, aadOff + aadLen));
     const ct = c.update(buf.subarray(dataOff, dataOff + dataLen));
     ct.copy(buf, dataOff);
     c.final();
@@ -51,7 +51,7 @@ class NodeDataAead implements DataAead {
 
   open(nonce: Buffer, buf: Buffer, aadOff: number, aadLen: number, dataOff: number, dataLen: number, tagOff: number): boolean {
     const d = createDecipheriv(this.alg as 'aes-256-gcm', this.key, nonce, { authTagLength: AEAD_TAG_SIZE });
-    d.setAAD(buf.subarray(aadOff, aadOff + aadLen), { plaintextLength: dataLen });
+    d.setAAD(buf.subarray(aadOff, aadOff + aadLen));
     d.setAuthTag(buf.subarray(tagOff, tagOff + AEAD_TAG_SIZE));
     const pt = d.update(buf.subarray(dataOff, dataOff + dataLen));
     try {
