@@ -158,14 +158,17 @@ export function dhGroupOf(p: Proposal): number {
   return p.transforms.find((t) => t.type === TransformType.DH)?.id ?? 0;
 }
 
+/** INTEG NONE / DH NONE (ID 0): "no such transform" (RFC 7296 §3.3.2). */
+function isNone(t: Transform): boolean {
+  return (t.type === TransformType.INTEG || t.type === TransformType.DH) && t.id === 0;
+}
+
 /**
- * Transforms of a type as a selection sees them: INTEG NONE counts as absent (AEAD offers may
- * carry it), and a missing ESN type as NO_ESN for ESP.
+ * Transforms of a type as a selection sees them: INTEG/DH NONE count as absent (AEAD offers may
+ * carry INTEG NONE, non-PFS offers DH NONE), and a missing ESN type as NO_ESN for ESP.
  */
 function candidates(p: Proposal, type: TransformType): Transform[] {
-  const list = p.transforms.filter(
-    (t) => t.type === type && !(type === TransformType.INTEG && t.id === IntegId.NONE) && !(t as { unknownAttributes?: boolean }).unknownAttributes,
-  );
+  const list = p.transforms.filter((t) => t.type === type && !isNone(t) && !(t as { unknownAttributes?: boolean }).unknownAttributes);
   if (list.length === 0 && type === TransformType.ESN && p.protocol === ProtocolId.ESP) {
     return [{ type: TransformType.ESN, id: EsnId.NO_ESN }];
   }
@@ -178,7 +181,12 @@ function match(offer: Proposal, cfg: Proposal): Proposal | null {
   for (const type of TYPE_ORDER) {
     const ours = candidates(cfg, type);
     const theirs = candidates(offer, type);
-    if (ours.length === 0 && theirs.length === 0) continue;
+    if (ours.length === 0 && theirs.length === 0) {
+      // the offer may spell "none" explicitly (INTEG NONE with AEAD, DH NONE without PFS): echo it
+      const none = offer.transforms.find((t) => t.type === type && isNone(t));
+      if (none) chosen.push({ type, id: 0 });
+      continue;
+    }
     const pick = ours.find((o) => theirs.some((t) => sameTransform(o, t)));
     if (!pick) return null;
     // echo exactly one transform of each type that was OFFERED (§3.3.6); an implied NO_ESN is not echoed
@@ -217,7 +225,7 @@ export function isValidResponseProposal(chosen: Proposal, offered: readonly Prop
     if (had.length === 0 && got.length === 0) continue;
     if (got.length !== 1) {
       // AEAD offers may list INTEG NONE; a responder may omit it
-      if (got.length === 0 && type === TransformType.INTEG && had.every((t) => t.id === IntegId.NONE)) continue;
+      if (got.length === 0 && had.every(isNone)) continue;
       return false;
     }
     if (!had.some((t) => sameTransform(t, got[0]!))) return false;
@@ -251,6 +259,7 @@ const PRF_NAMES: Record<number, string> = {
   [PrfId.PRF_HMAC_SHA2_512]: 'PRF_HMAC_SHA2_512',
 };
 const DH_NAMES: Record<number, string> = {
+  [DhId.NONE]: 'NONE',
   [DhId.MODP_2048]: 'MODP_2048',
   [DhId.MODP_3072]: 'MODP_3072',
   [DhId.MODP_4096]: 'MODP_4096',

@@ -134,7 +134,17 @@ describe('selectProposal', () => {
     expect(selectProposal(offer('aes128gcm16-esn', 'esp'), offer('aes128gcm16', 'esp'))).toBeNull();
     const o = offer('aes128gcm16', 'esp');
     o[0]!.transforms.push({ type: TransformType.INTEG, id: 0 });
-    expect(proposalToString(selectProposal(o, offer('aes128gcm16', 'esp'))!)).toBe('AES_GCM_16_128/NO_EXT_SEQ');
+    expect(proposalToString(selectProposal(o, offer('aes128gcm16', 'esp'))!)).toBe('AES_GCM_16_128/NONE/NO_EXT_SEQ');
+  });
+
+  it('an explicit DH NONE in a child offer matches a non-PFS configuration and is echoed', () => {
+    const o = offer('aes128-sha256', 'esp');
+    o[0]!.transforms.push({ type: TransformType.DH, id: 0 });
+    const chosen = selectProposal(o, offer('aes128-sha256', 'esp'))!;
+    expect(proposalToString(chosen)).toBe('AES_CBC_128/HMAC_SHA2_256_128/NONE/NO_EXT_SEQ');
+    expect(dhGroupOf(chosen)).toBe(0);
+    expect(isValidResponseProposal(chosen, o)).toBe(true);
+    expect(selectProposal(o, offer('aes128-sha256-ecp256', 'esp'))).toBeNull();
   });
 
   it('isValidResponseProposal rejects several transforms of one type, a wrong num, and a missing type', () => {
