@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADDR, createTopology, IFACE, iperf3Tcp, parseEspLines, ping, startCapture, waitForPing, type NodeName, type Topology } from './netns.js';
 import { Charon } from './strongswan.js';
-import { s2cConfig, Vpcgw } from './vpcgw.js';
+import { run } from './proc.js';
+import { s2cConfig, Vpcgw, VPCGW_CLI } from './vpcgw.js';
 
 export type Impl = 'strongswan' | 'vpcgw';
 
@@ -75,6 +76,8 @@ interface LabGateway {
   waitInstalled(timeoutMs: number): Promise<void>;
   child(): Promise<ChildView>;
   diagnostics(): string;
+  /** The gateway's own view (swanctl --list-sas / vpcgw status --json), or why it is unavailable. */
+  snapshot(): Promise<string>;
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null; killed: boolean }>;
 }
 
@@ -151,7 +154,11 @@ async function startGateway(topo: Topology, impl: Impl, side: Side, p: ProposalS
           integ: e.espInteg,
         });
       },
-      diagnostics: () => `--- charon@${side.node} log ---\n${tail(c.log())}`,
+      diagnostics: () => `--- charon@${side.node} log ---\n${tail(c.logForDiagnostics())}`,
+      snapshot: async () => {
+        const r = await c.swanctl(['--list-sas', '--noblock'], { allowFail: true });
+        return `--- swanctl --list-sas @${side.node} ---\n${r.stdout}${r.stderr}`;
+      },
       stop: () => c.stop(),
     };
   }
@@ -186,6 +193,13 @@ async function startGateway(topo: Topology, impl: Impl, side: Side, p: ProposalS
       return installed[0]!;
     },
     diagnostics: () => `--- vpcgw@${side.node} output ---\n${tail(gw.output())}`,
+    snapshot: async () => {
+      const r = await run(process.execPath, [VPCGW_CLI, 'status', '--json', '--control', gw.controlPath], {
+        timeoutMs: 5000,
+        allowFail: true,
+      });
+      return `--- vpcgw status --json @${side.node} ---\n${r.stdout}${r.stderr}`;
+    },
     stop: () => gw.stop(),
   };
 }
@@ -233,7 +247,8 @@ export function defineS2cScenario(spec: ScenarioSpec): void {
       try {
         await Promise.all([site!.waitInstalled(20_000), cloud!.waitInstalled(20_000)]);
       } catch (err) {
-        throw new Error(`${(err as Error).message}\n${diag()}`);
+        const snaps = await Promise.all([site!.snapshot(), cloud!.snapshot()]);
+        throw new Error(`${(err as Error).message}\n${snaps.join('\n')}\n${diag()}`);
       }
     }, 30_000);
 

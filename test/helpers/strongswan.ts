@@ -59,7 +59,7 @@ export interface StrongSwanConnConfig {
   dpdAction?: 'clear' | 'restart' | 'trap';
   ikeRekeyTime?: string;
   childRekeyTime?: string;
-  /** Log levels per subsystem for the file log (default: `default=1 ike=2 cfg=2 knl=1`). */
+  /** Log levels per subsystem for the file log (default: `default=1 ike=2 cfg=1 knl=1`). */
   logLevels?: Record<string, number>;
 }
 
@@ -101,7 +101,7 @@ export interface IkeSaInfo {
 }
 
 export function strongswanConf(dir: string, cfg: Pick<StrongSwanConnConfig, 'logLevels'> = {}): string {
-  const levels = cfg.logLevels ?? { default: 1, ike: 2, cfg: 2, knl: 1 };
+  const levels = cfg.logLevels ?? { default: 1, ike: 2, cfg: 1, knl: 1 };
   const levelLines = Object.entries(levels)
     .map(([k, v]) => `        ${k} = ${v}`)
     .join('\n');
@@ -279,6 +279,14 @@ export class Charon {
     } catch {
       return '';
     }
+  }
+
+  /** The log without the per-request vici chatter that our polling causes. */
+  logForDiagnostics(): string {
+    return this.log()
+      .split('\n')
+      .filter((l) => !/vici client \d+ (connected|disconnected|registered|requests)/.test(l))
+      .join('\n');
   }
 
   /** SIGTERM to the charon PID, bounded wait, SIGKILL fallback. */
