@@ -67,6 +67,8 @@ export interface SslSessionOptions {
   tranWindowSec?: number;
   /** only for the options string we send ('udp' default) */
   proto?: 'udp' | 'tcp';
+  /** false = never use the TLS exporter for data keys (legacy PRF for everyone; for tests and old-client debugging). Default true. */
+  allowEkm?: boolean;
   /** tls-auth / tls-crypt layer (default: none) */
   wrap?: ControlWrap;
 }
@@ -125,6 +127,8 @@ class KeyState {
   serverKm2: ServerKeyMethod2 | null = null;
   km2Sent = false;
   keys: DirectionalKeys | null = null;
+  /** set when the client certificate failed: the km2 exchange only carries AUTH_FAILED */
+  refusal: string | null = null;
   /** handshake window end for this key state */
   deadlineMs: number;
   /** lame-duck end */
@@ -398,13 +402,20 @@ export class SslSession {
 
   private onTlsSecure(ks: KeyState, info: TlsSecureInfo): void {
     if (ks.status === 'dead' || this.st === 'closed' || this.st === 'closing') return;
-    if (info.peerVerifyError !== null) {
+    const refusal = info.peerVerifyError !== null ? `client certificate rejected: ${info.peerVerifyError}` : info.peerCn === '' ? 'client certificate has no common name' : null;
+    if (refusal !== null) {
       this.log.warn({ keyId: ks.keyId, cn: info.peerCn, verifyError: info.peerVerifyError }, 'client certificate rejected');
-      this.failKeyState(ks, `client certificate rejected: ${info.peerVerifyError}`);
-      return;
-    }
-    if (info.peerCn === '') {
-      this.failKeyState(ks, 'client certificate has no common name');
+      if (ks.keyId === 0 && this.st === 'handshake') {
+        // Node verifies after the handshake, so no TLS alert reaches the client. Like the stock
+        // server for failed auth, answer its km2 with ours plus AUTH_FAILED so it stops (instead
+        // of retrying until hand-window), and close after the linger time.
+        ks.secure = info;
+        ks.refusal = refusal;
+        this.beginClose(refusal);
+        this.tryKeyExchange(ks);
+      } else {
+        this.failKeyState(ks, refusal);
+      }
       return;
     }
     if (ks.keyId !== 0 && info.peerCn !== this.certCn) {
@@ -467,6 +478,12 @@ export class SslSession {
     if (!ks.secure || !ks.clientKm2 || ks.km2Sent) return;
     const km2 = ks.clientKm2;
     ks.serverKm2 = makeServerKeyMethod2(this.serverOptionsString(km2.options));
+    if (ks.refusal !== null) {
+      this.sendKm2(ks);
+      this.sendText(ks, 'AUTH_FAILED,client certificate rejected');
+      return;
+    }
+    if (this.st === 'closing' || this.st === 'closed') return;
     if (ks.keyId === 0 && this.st === 'handshake') {
       this.peerInfo = parsePeerInfo(km2.peerInfoText);
       this.clientOptions = km2.options;
@@ -486,7 +503,7 @@ export class SslSession {
         return;
       }
       this.cipher = cipher;
-      this.ekm = usesEkm(this.peerInfo);
+      this.ekm = this.opts.allowEkm !== false && usesEkm(this.peerInfo);
       ks.keys = this.deriveKeys(ks);
       this.st = 'authenticating';
       this.emit({ kind: 'authenticated', user: this.certCn, certCn: this.certCn, peerInfo: this.peerInfo, clientOptions: this.clientOptions, cipher });
@@ -588,7 +605,7 @@ export class SslSession {
   private sendPushReply(): void {
     const ks = this.active;
     if (!ks || !this.push) return;
-    const parts = buildPushReplyParts(this.push, this.peerInfo, this.cipher, this.peerId, this.clientOptions);
+    const parts = buildPushReplyParts(this.push, this.peerInfo, this.cipher, this.peerId, this.clientOptions, this.ekm);
     for (const part of parts) this.sendText(ks, part);
     this.lastPushReplyMs = this.nowMs;
     this.pushRequested = false;

@@ -41,7 +41,7 @@ export function usesEkm(peerInfo: Map<string, string>): boolean {
 }
 
 /** The pushed options, in the stock server's order, without the "PUSH_REPLY," prefix. */
-export function pushOptions(params: PushParams, peerInfo: Map<string, string>, cipher: string, peerId: number, clientOptions = ''): string[] {
+export function pushOptions(params: PushParams, peerInfo: Map<string, string>, cipher: string, peerId: number, clientOptions = '', allowEkm = true): string[] {
   const proto = ivProto(peerInfo);
   const o: string[] = [];
   o.push(`route-gateway ${params.routeGateway}`);
@@ -53,7 +53,7 @@ export function pushOptions(params: PushParams, peerInfo: Map<string, string>, c
   for (const d of params.dns) o.push(`dhcp-option DNS ${d}`);
   if (proto & IV_PROTO_DATA_V2) o.push(`peer-id ${peerId}`);
   o.push(`cipher ${cipher}`);
-  const ekm = usesEkm(peerInfo);
+  const ekm = allowEkm && usesEkm(peerInfo);
   if (proto & IV_PROTO_CC_EXIT_NOTIFY) {
     // only what we implement: no dyn-tls-crypt (pitfall §11.4.3)
     o.push(ekm ? 'protocol-flags cc-exit tls-ekm' : 'protocol-flags cc-exit');
@@ -79,8 +79,15 @@ export function buildPushReply(params: PushParams, peerInfo: Map<string, string>
  * The reply as the messages to send: one if it fits in PUSH_PART_MAX, otherwise several, each
  * but the last ending in ",push-continuation 2" and the last in ",push-continuation 1".
  */
-export function buildPushReplyParts(params: PushParams, peerInfo: Map<string, string>, cipher: string, peerId: number, clientOptions = ''): string[] {
-  const opts = pushOptions(params, peerInfo, cipher, peerId, clientOptions);
+export function buildPushReplyParts(
+  params: PushParams,
+  peerInfo: Map<string, string>,
+  cipher: string,
+  peerId: number,
+  clientOptions = '',
+  allowEkm = true,
+): string[] {
+  const opts = pushOptions(params, peerInfo, cipher, peerId, clientOptions, allowEkm);
   const whole = ['PUSH_REPLY', ...opts].join(',');
   if (whole.length <= PUSH_PART_MAX) return [whole];
   const parts: string[] = [];
