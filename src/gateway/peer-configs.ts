@@ -14,7 +14,12 @@ export function peerConfigsFrom(cfg: GatewayConfig): PeerConfig[] {
 
 export function peerConfigFrom(cfg: GatewayConfig, c: VpnConnectionConfig, path: string): PeerConfig {
   const localAddrs = cfg.gateway.publicAddresses.map((a) => a.text);
-  const localIdText = c.ike.localId ?? localAddrs[0] ?? '%any';
+  const firstAddr = localAddrs[0];
+  if (!c.ike.localId && (!firstAddr || firstAddr === '0.0.0.0' || firstAddr === '::')) {
+    // with a wildcard bind we do not know which address the peer reaches, so the ID must be explicit
+    throw new ConfigError(`${path}.ike.localId`, undefined, `required when gateway.publicAddresses is ${firstAddr ?? 'empty'} (set it to the address or name the customer gateway expects)`);
+  }
+  const localIdText = c.ike.localId ?? firstAddr!;
   const localId = parseIdentity(localIdText);
   if (!localId || localId.any) throw new ConfigError(`${path}.ike.localId`, localIdText, 'an IP address, fqdn:host, email:user@host or a DN');
   const remoteId = parseIdentity(c.peer.id || c.peer.address?.text || '%any');
