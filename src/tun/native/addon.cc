@@ -6,6 +6,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vpcgw::InitTun(env, exports);
   vpcgw::InitUdp(env, exports);
   vpcgw::InitNetlink(env, exports);
+  vpcgw::InitDataPlane(env, exports);
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   return exports;
 }

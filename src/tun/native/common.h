@@ -159,5 +159,6 @@ inline void CallFromLoop(napi_env env, napi_async_context ctx, napi_value recv, 
 void InitTun(Napi::Env env, Napi::Object exports);
 void InitUdp(Napi::Env env, Napi::Object exports);
 void InitNetlink(Napi::Env env, Napi::Object exports);
+void InitDataPlane(Napi::Env env, Napi::Object exports);
 
 }  // namespace vpcgw

@@ -1,0 +1,1404 @@
+// The native data plane: TUN <-> ESP-in-UDP (RFC 4303 tunnel mode, RFC 3948) entirely in C++, on the
+// event loop thread. JavaScript sees only control packets (IKE behind the non-ESP marker), packets
+// routed to a JS sink (the SSL VPN), and SA events: copied into pinned JS buffers and announced by
+// one callback per batch.
+//
+// Outbound flow (TUN readable):
+//   1. read packets into tx slots (with IFF_VNET_HDR: read a super-packet, complete a partial
+//      checksum, split TCP super-packets into MSS segments, one per slot);
+//   2. per packet: IP header sanity, LPM on the inner destination (per-length hash tables);
+//   3. a sink route copies the packet for JS; an SA route finds the outbound SA by SPI, checks policy,
+//      and encapsulates in place in the slot (headroom for SPI|Seq|IV, tailroom for trailer + ICV);
+//   4. flush: per UDP bind one sendmmsg; with GSO, runs of equal-size datagrams to the same SA go
+//      as one message with UDP_SEGMENT; then one JS callback for control/sink/events.
+// Inbound flow (UDP readable):
+//   1. recvmmsg into rx slots; 0xff = NAT-T keepalive (counted), zero marker = IKE (copied for JS);
+//   2. SPI -> inbound SA, decap in place (replay check, ICV, replay update, padding, policy);
+//   3. the inner packets are written to the TUN: one write each, or with GRO coalesced into TCP
+//      super-packets carrying a virtio_net_hdr; then one JS callback.
+// Errors never stop a poll: POLLERR is counted, the socket error queue drained, the poll re-armed.
+// Nothing is allocated per packet; SAs removed while a batch runs are freed after it.
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "common.h"
+#include "esp.h"
+#include "offload.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+namespace vpcgw {
+namespace {
+
+using esp::Sa;
+using esp::Span;
+
+// Implementation choices
+constexpr uint32_t kReadBatch = 64;       // packets per TUN read round / UDP recvmmsg
+constexpr int kMaxRoundsPerWake = 8;      // then yield to other handles (level-triggered poll)
+constexpr size_t kHeadroom = 64;          // >= ESP header + IV, >= vnet header
+constexpr size_t kTailroom = 64;          // >= ESP trailer + ICV
+constexpr uint32_t kMaxSegsPerRead = 64;  // TSO: 64 KiB / MSS
+constexpr uint32_t kTxSlots = kReadBatch + kMaxSegsPerRead;
+constexpr uint32_t kGsoMaxSegs = 64;      // UDP_MAX_SEGMENTS
+constexpr size_t kGsoMaxBytes = 65000;
+constexpr size_t kSuperPacket = 65535 + offload::kVnetHdrSize;
+constexpr uint32_t kJsTunSlots = 64;
+constexpr size_t kNonEspMarker = 4;
+constexpr uint8_t kNatKeepalive = 0xff;
+
+// Indices into the stats Float64Array (mirrored in src/dataplane/native-data-plane.ts).
+enum Stat {
+  kTunRxPackets = 0,
+  kEspTxPackets,
+  kEspRxPackets,
+  kTunTxPackets,
+  kSinkPackets,
+  kControlPackets,
+  kNatKeepalives,
+  kUdpRxDatagrams,
+  kUdpTxDatagrams,
+  kUdpSendMsgs,
+  kSendErrors,
+  kTunWriteErrors,
+  kTunReadErrors,
+  kPollErrors,
+  kIcmpErrors,
+  kGsoSends,
+  kTsoSuperPackets,
+  kGroWrites,
+  kGroSegments,
+  kTruncated,
+  kJsCallbacks,
+  kStatDrops = 24,  // 15 drop counters follow
+  kStatCount = kStatDrops + esp::kDropCount
+};
+
+// Layouts of the pinned JS buffers.
+constexpr uint32_t kCtlStride = 5;    // off, len, bind, family, port (+ 16 bytes in ctlAddr)
+constexpr uint32_t kSinkStride = 3;   // off, len, sink index
+constexpr uint32_t kEventStride = 3;  // spi, direction (0 in, 1 out), event bits
+
+struct RouteKey {
+  uint64_t hi = 0, lo = 0;
+  bool operator==(const RouteKey& o) const { return hi == o.hi && lo == o.lo; }
+};
+struct RouteKeyHash {
+  size_t operator()(const RouteKey& k) const { return std::hash<uint64_t>()(k.hi * 0x9e3779b97f4a7c15ull ^ k.lo); }
+};
+struct RouteTarget {
+  uint32_t spi = 0;
+  int32_t sink = -1;  // >= 0: a JS sink index
+};
+
+// Longest-prefix match: one hash table per prefix length, probed from the longest present length.
+class RouteTable {
+ public:
+  static RouteKey Key(const uint8_t* a, size_t alen, unsigned plen) {
+    uint8_t b[16] = {0};
+    memcpy(b, a, alen);
+    size_t full = plen >> 3;
+    if (full < 16) {
+      unsigned rem = plen & 7;
+      b[full] &= uint8_t(0xff << (8 - rem));
+      for (size_t i = full + 1; i < 16; i++) b[i] = 0;
+    }
+    RouteKey k;
+    for (int i = 0; i < 8; i++) k.hi = (k.hi << 8) | b[i];
+    for (int i = 8; i < 16; i++) k.lo = (k.lo << 8) | b[i];
+    return k;
+  }
+  void Set(const uint8_t* a, size_t alen, unsigned plen, RouteTarget t) {
+    auto& m = byLen_[plen];
+    bool had = m.count(Key(a, alen, plen)) > 0;
+    m[Key(a, alen, plen)] = t;
+    if (!had) Recount();
+  }
+  bool Remove(const uint8_t* a, size_t alen, unsigned plen) {
+    bool r = byLen_[plen].erase(Key(a, alen, plen)) > 0;
+    if (r) Recount();
+    return r;
+  }
+  const RouteTarget* Get(const uint8_t* a, size_t alen, unsigned plen) const {
+    auto it = byLen_[plen].find(Key(a, alen, plen));
+    return it == byLen_[plen].end() ? nullptr : &it->second;
+  }
+  const RouteTarget* Lookup(const uint8_t* a, size_t alen) const {
+    for (unsigned plen : lens_) {
+      auto it = byLen_[plen].find(Key(a, alen, plen));
+      if (it != byLen_[plen].end()) return &it->second;
+    }
+    return nullptr;
+  }
+  void Clear() {
+    for (auto& m : byLen_) m.clear();
+    lens_.clear();
+  }
+
+ private:
+  void Recount() {
+    lens_.clear();
+    for (int l = 128; l >= 0; l--)
+      if (!byLen_[l].empty()) lens_.push_back(unsigned(l));
+  }
+  std::unordered_map<RouteKey, RouteTarget, RouteKeyHash> byLen_[129];
+  std::vector<unsigned> lens_;  // present lengths, longest first
+};
+
+struct OutSa {
+  std::unique_ptr<Sa> sa;
+  sockaddr_storage to{};
+  socklen_t toLen = 0;
+};
+
+struct TxEntry {
+  uint8_t* data;
+  uint32_t len;
+  int32_t bind;
+  OutSa* out;
+};
+
+class DataPlaneHandle;
+
+struct Bind {
+  DataPlaneHandle* owner = nullptr;
+  int index = 0;
+  int fd = -1;
+  int sockFamily = AF_INET;
+  Poller poller;
+};
+
+socklen_t MakeSockaddr(sockaddr_storage* ss, int sockFamily, uint8_t family, const uint8_t* addr, uint16_t port) {
+  memset(ss, 0, sizeof *ss);
+  if (sockFamily == AF_INET) {
+    if (family != 4) return 0;
+    sockaddr_in* sin = reinterpret_cast<sockaddr_in*>(ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    memcpy(&sin->sin_addr, addr, 4);
+    return sizeof *sin;
+  }
+  sockaddr_in6* s6 = reinterpret_cast<sockaddr_in6*>(ss);
+  s6->sin6_family = AF_INET6;
+  s6->sin6_port = htons(port);
+  if (family == 4) {
+    s6->sin6_addr.s6_addr[10] = 0xff;
+    s6->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&s6->sin6_addr.s6_addr[12], addr, 4);
+  } else if (family == 6) {
+    memcpy(&s6->sin6_addr, addr, 16);
+  } else {
+    return 0;
+  }
+  return sizeof *s6;
+}
+
+void StoreEndpoint(const sockaddr_storage* ss, uint32_t* family, uint8_t* addr16, uint32_t* port) {
+  memset(addr16, 0, 16);
+  *family = 0;
+  *port = 0;
+  if (ss->ss_family == AF_INET) {
+    const sockaddr_in* sin = reinterpret_cast<const sockaddr_in*>(ss);
+    *family = 4;
+    memcpy(addr16, &sin->sin_addr, 4);
+    *port = ntohs(sin->sin_port);
+  } else if (ss->ss_family == AF_INET6) {
+    const sockaddr_in6* s6 = reinterpret_cast<const sockaddr_in6*>(ss);
+    *port = ntohs(s6->sin6_port);
+    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+      *family = 4;
+      memcpy(addr16, &s6->sin6_addr.s6_addr[12], 4);
+    } else {
+      *family = 6;
+      memcpy(addr16, &s6->sin6_addr, 16);
+    }
+  }
+}
+
+bool IsIcmpErrno(int e) {
+  return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ENETDOWN ||
+         e == EPROTO || e == ENOPROTOOPT || e == ECONNRESET;
+}
+
+inline uint32_t Rd32(const uint8_t* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
+}
+
+bool ParsePrefixes(const Napi::Value& v, std::vector<esp::Prefix>* out) {
+  // packed: 18 bytes per prefix (family, length, 16 address bytes)
+  RawView r;
+  if (!v.IsObject() || !GetRaw(v.Env(), v, &r) || r.bytes % 18 != 0) return false;
+  for (size_t i = 0; i < r.bytes; i += 18) {
+    esp::Prefix p;
+    p.family = r.data[i];
+    p.len = r.data[i + 1];
+    if ((p.family != 4 && p.family != 6) || p.len > (p.family == 4 ? 32 : 128)) return false;
+    memcpy(p.bytes, r.data + i + 2, 16);
+    out->push_back(p);
+  }
+  return true;
+}
+
+class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "DataPlaneHandle",
+                       {
+                           InstanceMethod<&DataPlaneHandle::AttachTun>("attachTun"),
+                           InstanceMethod<&DataPlaneHandle::AttachUdp>("attachUdp"),
+                           InstanceMethod<&DataPlaneHandle::Start>("start"),
+                           InstanceMethod<&DataPlaneHandle::InstallSa>("installSa"),
+                           InstanceMethod<&DataPlaneHandle::RemoveSa>("removeSa"),
+                           InstanceMethod<&DataPlaneHandle::SaCounters>("saCounters"),
+                           InstanceMethod<&DataPlaneHandle::AddRoute>("addRoute"),
+                           InstanceMethod<&DataPlaneHandle::RemoveRoute>("removeRoute"),
+                           InstanceMethod<&DataPlaneHandle::LookupRoute>("lookupRoute"),
+                           InstanceMethod<&DataPlaneHandle::SendControl>("sendControl"),
+                           InstanceMethod<&DataPlaneHandle::WriteTun>("writeTun"),
+                           InstanceMethod<&DataPlaneHandle::FlushTun>("flushTun"),
+                           InstanceMethod<&DataPlaneHandle::SetOptions>("setOptions"),
+                           InstanceMethod<&DataPlaneHandle::Close>("close"),
+                       });
+  }
+
+  // new DataPlaneHandle({ stats, ctlBuf, ctlMeta, ctlAddr, sinkBuf, sinkMeta, events, maxPacket })
+  explicit DataPlaneHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DataPlaneHandle>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      ThrowType(env, "DataPlaneHandle(options)");
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    if (!stats_.Pin(env, o.Get("stats")) || stats_.count < kStatCount || !ctlBuf_.Pin(env, o.Get("ctlBuf")) ||
+        !ctlMeta_.Pin(env, o.Get("ctlMeta")) || !ctlAddr_.Pin(env, o.Get("ctlAddr")) ||
+        !sinkBuf_.Pin(env, o.Get("sinkBuf")) || !sinkMeta_.Pin(env, o.Get("sinkMeta")) ||
+        !events_.Pin(env, o.Get("events")) || !o.Get("maxPacket").IsNumber()) {
+      ThrowType(env, "DataPlaneHandle: bad options");
+      return;
+    }
+    ctlCap_ = uint32_t(std::min<size_t>(ctlMeta_.count / kCtlStride, ctlAddr_.count / 16));
+    sinkCap_ = uint32_t(sinkMeta_.count / kSinkStride);
+    evCap_ = uint32_t(events_.count / kEventStride);
+    maxPacket_ = o.Get("maxPacket").As<Napi::Number>().Uint32Value();
+    if (maxPacket_ < 576 || maxPacket_ > 9000 || ctlCap_ == 0 || sinkCap_ == 0 || evCap_ == 0) {
+      ThrowType(env, "DataPlaneHandle: bad geometry");
+      return;
+    }
+    slot_ = (kHeadroom + maxPacket_ + kTailroom + 63) & ~size_t(63);
+    tx_.resize(kTxSlots * slot_);
+    txEntries_.resize(kTxSlots);
+    txIdx_.resize(kTxSlots);
+    rx_.resize(kReadBatch * slot_);
+    rxMsgs_.assign(kReadBatch, mmsghdr{});
+    rxIov_.resize(kReadBatch);
+    rxAddr_.resize(kReadBatch);
+    for (uint32_t i = 0; i < kReadBatch; i++) {
+      rxIov_[i].iov_base = rx_.data() + i * slot_ + kHeadroom;
+      rxIov_[i].iov_len = maxPacket_ + kTailroom;  // room to see an oversize datagram as truncated
+      msghdr& h = rxMsgs_[i].msg_hdr;
+      h.msg_name = &rxAddr_[i];
+      h.msg_iov = &rxIov_[i];
+      h.msg_iovlen = 1;
+    }
+    txMsgs_.resize(kTxSlots);
+    txIov_.resize(kTxSlots);
+    txCtrl_.resize(kTxSlots * CMSG_SPACE(sizeof(uint16_t)));
+    tunOut_.resize(kReadBatch);
+    jsTun_.resize(kJsTunSlots * maxPacket_);
+    jsTunLen_.resize(kJsTunSlots);
+    scratch_.resize(kSuperPacket + kHeadroom);
+    groBuf_.resize(kSuperPacket);
+    coalescer_.reset(new offload::Coalescer(groBuf_.data(), groBuf_.size()));
+    segLens_.resize(kMaxSegsPerRead);
+  }
+
+  ~DataPlaneHandle() override {
+    if (ownsTunFd_ && tunFd_ >= 0) close(tunFd_);
+  }
+
+ private:
+  double* st() { return stats_.ptr; }
+  void DropCount(int r) { stats_.ptr[kStatDrops + r] += 1; }
+
+  // ------------------------------------------------------------------ setup
+
+  // attachTun(fd, vnetHdr: boolean, owns: boolean)
+  Napi::Value AttachTun(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_ || tunFd_ >= 0 || info.Length() < 3 || !info[0].IsNumber()) {
+      ThrowType(env, "attachTun(fd, vnetHdr, owns) once, before start");
+      return env.Undefined();
+    }
+    tunFd_ = info[0].As<Napi::Number>().Int32Value();
+    vnet_ = info[1].ToBoolean().Value();
+    ownsTunFd_ = info[2].ToBoolean().Value();
+    return env.Undefined();
+  }
+
+  // attachUdp(fd) -> bind index
+  Napi::Value AttachUdp(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_ || started_ || info.Length() < 1 || !info[0].IsNumber()) {
+      ThrowType(env, "attachUdp(fd) before start");
+      return env.Undefined();
+    }
+    auto b = std::make_unique<Bind>();
+    b->owner = this;
+    b->index = int(binds_.size());
+    b->fd = info[0].As<Napi::Number>().Int32Value();
+    sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(b->fd, reinterpret_cast<sockaddr*>(&ss), &sl) < 0) {
+      ThrowErrno(env, "getsockname", errno);
+      return env.Undefined();
+    }
+    b->sockFamily = ss.ss_family;
+    binds_.push_back(std::move(b));
+    return Napi::Number::New(env, binds_.size() - 1);
+  }
+
+  // setOptions(gso, gro, tso): offload switches (tso/gro need a vnet-header TUN)
+  Napi::Value SetOptions(const Napi::CallbackInfo& info) {
+    gso_ = info.Length() > 0 && info[0].ToBoolean().Value();
+    gro_ = info.Length() > 1 && info[1].ToBoolean().Value() && vnet_;
+    return info.Env().Undefined();
+  }
+
+  // start(cb(ctlCount, sinkCount, eventCount))
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_ || started_ || info.Length() < 1 || !info[0].IsFunction()) {
+      ThrowType(env, "start(cb) once");
+      return env.Undefined();
+    }
+    cb_ = Napi::Persistent(info[0].As<Napi::Function>());
+    napi_async_init(env, Value(), Napi::String::New(env, "vpcgw:dataplane"), &async_);
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    if (tunFd_ >= 0) {
+      tunCtx_.owner = this;
+      tunCtx_.index = -1;
+      tunCtx_.fd = tunFd_;
+      int rc = tunCtx_.poller.Start(loop, tunFd_, &tunCtx_, &DataPlaneHandle::OnPollThunk);
+      if (rc != 0) {
+        ThrowErrno(env, "uv_poll_start", -rc);
+        return env.Undefined();
+      }
+      polls_++;
+    }
+    for (auto& b : binds_) {
+      int rc = b->poller.Start(loop, b->fd, b.get(), &DataPlaneHandle::OnPollThunk);
+      if (rc != 0) {
+        ThrowErrno(env, "uv_poll_start", -rc);
+        return env.Undefined();
+      }
+      polls_++;
+    }
+    started_ = true;
+    Ref();  // alive while polling
+    return env.Undefined();
+  }
+
+  // ------------------------------------------------------------------ SAs and routes
+
+  // installSa({ inbound, spi, encr, encrKeyBits, integ, encrKey, integKey, replayWindow, initialSeq,
+  //   bind, remoteFamily, remoteAddr(16), remotePort, localTs, remoteTs, softBytes, hardBytes,
+  //   softPackets, hardPackets })
+  Napi::Value InstallSa(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      ThrowType(env, "installSa(params)");
+      return env.Undefined();
+    }
+    if (closed_) return env.Undefined();
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto num = [&](const char* k) -> double {
+      Napi::Value v = o.Get(k);
+      return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0;
+    };
+    esp::SaConfig c;
+    c.inbound = o.Get("inbound").ToBoolean().Value();
+    c.spi = uint32_t(num("spi"));
+    c.encr = int(num("encr"));
+    c.encrKeyBits = int(num("encrKeyBits"));
+    c.integ = int(num("integ"));
+    RawView ek, ik, ra;
+    if (!GetRaw(env, o.Get("encrKey"), &ek) || !GetRaw(env, o.Get("integKey"), &ik) ||
+        !GetRaw(env, o.Get("remoteAddr"), &ra) || ra.bytes < 16 || !ParsePrefixes(o.Get("localTs"), &c.localTs) ||
+        !ParsePrefixes(o.Get("remoteTs"), &c.remoteTs)) {
+      ThrowType(env, "installSa: bad keys, address or selectors");
+      return env.Undefined();
+    }
+    c.encrKey = ek.data;
+    c.encrKeyLen = ek.bytes;
+    c.integKey = ik.data;
+    c.integKeyLen = ik.bytes;
+    c.replayWindow = o.Get("replayWindow").IsNumber() ? uint32_t(num("replayWindow")) : 1024;
+    c.initialSeq = uint32_t(num("initialSeq"));
+    c.softBytes = num("softBytes");
+    c.hardBytes = num("hardBytes");
+    c.softPackets = num("softPackets");
+    c.hardPackets = num("hardPackets");
+    const char* err = nullptr;
+    Sa* sa = Sa::Create(c, &err);
+    if (!sa) {
+      Napi::Error::New(env, std::string("installSa: ") + err).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int bind = int(num("bind"));
+    sa->bindIndex = bind >= 0 && bind < int(binds_.size()) ? bind : -1;
+    sa->remoteFamily = uint8_t(num("remoteFamily"));
+    memcpy(sa->remoteAddr, ra.data, 16);
+    sa->remotePort = uint16_t(num("remotePort"));
+    auto out = std::make_unique<OutSa>();
+    out->sa.reset(sa);
+    if (sa->bindIndex >= 0) {
+      out->toLen = MakeSockaddr(&out->to, binds_[sa->bindIndex]->sockFamily, sa->remoteFamily, sa->remoteAddr,
+                                sa->remotePort);
+      if (out->toLen == 0) sa->bindIndex = -1;
+    }
+    auto& m = c.inbound ? inSas_ : outSas_;
+    auto it = m.find(c.spi);
+    if (it != m.end()) {
+      Retire(std::move(it->second));
+      it->second = std::move(out);
+    } else {
+      m.emplace(c.spi, std::move(out));
+    }
+    return Napi::Boolean::New(env, sa->bindIndex >= 0);
+  }
+
+  void Retire(std::unique_ptr<OutSa> sa) {
+    if (depth_ > 0)
+      graveyard_.push_back(std::move(sa));  // a batch may still hold a pointer to it
+  }
+
+  // removeSa(spi, inbound) -> boolean
+  Napi::Value RemoveSa(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t spi = info[0].As<Napi::Number>().Uint32Value();
+    auto& m = info[1].ToBoolean().Value() ? inSas_ : outSas_;
+    auto it = m.find(spi);
+    if (it == m.end()) return Napi::Boolean::New(env, false);
+    Retire(std::move(it->second));
+    m.erase(it);
+    return Napi::Boolean::New(env, true);
+  }
+
+  // saCounters(spi, inbound, out: Float64Array(4 + 15)) -> boolean; out = bytes, packets, seq, 0, drops...
+  Napi::Value SaCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView r;
+    if (info.Length() < 3 || !GetRaw(env, info[2], &r) || r.bytes < (4 + esp::kDropCount) * sizeof(double)) {
+      ThrowType(env, "saCounters(spi, inbound, out)");
+      return env.Undefined();
+    }
+    uint32_t spi = info[0].As<Napi::Number>().Uint32Value();
+    auto& m = info[1].ToBoolean().Value() ? inSas_ : outSas_;
+    auto it = m.find(spi);
+    if (it == m.end()) return Napi::Boolean::New(env, false);
+    double* out = reinterpret_cast<double*>(r.data);
+    Sa* sa = it->second->sa.get();
+    out[0] = sa->bytes;
+    out[1] = sa->packets;
+    out[2] = sa->seq();
+    out[3] = 0;
+    for (int i = 0; i < esp::kDropCount; i++) out[4 + i] = sa->drops[i];
+    return Napi::Boolean::New(env, true);
+  }
+
+  // addRoute(family, addr(16), prefixLen, spi, sink)
+  Napi::Value AddRoute(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView a;
+    if (info.Length() < 5 || !GetRaw(env, info[1], &a) || a.bytes < 16) {
+      ThrowType(env, "addRoute(family, addr, len, spi, sink)");
+      return env.Undefined();
+    }
+    if (closed_) return env.Undefined();
+    int fam = info[0].As<Napi::Number>().Int32Value();
+    unsigned len = info[2].As<Napi::Number>().Uint32Value();
+    if ((fam != 4 && fam != 6) || len > (fam == 4 ? 32u : 128u)) {
+      ThrowType(env, "addRoute: bad prefix");
+      return env.Undefined();
+    }
+    RouteTarget t;
+    t.spi = info[3].As<Napi::Number>().Uint32Value();
+    t.sink = info[4].As<Napi::Number>().Int32Value();
+    (fam == 4 ? routes4_ : routes6_).Set(a.data, fam == 4 ? 4 : 16, len, t);
+    return env.Undefined();
+  }
+
+  // removeRoute(family, addr, prefixLen, onlySink) -> boolean
+  Napi::Value RemoveRoute(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView a;
+    if (info.Length() < 4 || !GetRaw(env, info[1], &a) || a.bytes < 16) {
+      ThrowType(env, "removeRoute(family, addr, len, onlySink)");
+      return env.Undefined();
+    }
+    int fam = info[0].As<Napi::Number>().Int32Value();
+    unsigned len = info[2].As<Napi::Number>().Uint32Value();
+    if ((fam != 4 && fam != 6) || len > (fam == 4 ? 32u : 128u)) return Napi::Boolean::New(env, false);
+    RouteTable& rt = fam == 4 ? routes4_ : routes6_;
+    size_t alen = fam == 4 ? 4 : 16;
+    if (info[3].ToBoolean().Value()) {
+      const RouteTarget* t = rt.Get(a.data, alen, len);
+      if (!t || t->sink < 0) return Napi::Boolean::New(env, false);
+    }
+    return Napi::Boolean::New(env, rt.Remove(a.data, alen, len));
+  }
+
+  // lookupRoute(family, addr) -> [spi, sink] | null (tests)
+  Napi::Value LookupRoute(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView a;
+    if (info.Length() < 2 || !GetRaw(env, info[1], &a) || a.bytes < 16) {
+      ThrowType(env, "lookupRoute(family, addr)");
+      return env.Undefined();
+    }
+    int fam = info[0].As<Napi::Number>().Int32Value();
+    const RouteTarget* t = fam == 4 ? routes4_.Lookup(a.data, 4) : routes6_.Lookup(a.data, 16);
+    if (!t) return env.Null();
+    Napi::Array r = Napi::Array::New(env, 2);
+    r.Set(0u, Napi::Number::New(env, t->spi));
+    r.Set(1u, Napi::Number::New(env, t->sink));
+    return r;
+  }
+
+  // ------------------------------------------------------------------ JS -> wire / TUN
+
+  // sendControl(bind, data, family, addr(16), port) -> boolean; prepends the non-ESP marker
+  Napi::Value SendControl(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView d, a;
+    if (info.Length() < 5 || !GetRaw(env, info[1], &d) || !GetRaw(env, info[3], &a) || a.bytes < 16) {
+      ThrowType(env, "sendControl(bind, data, family, addr, port)");
+      return env.Undefined();
+    }
+    int bi = info[0].As<Napi::Number>().Int32Value();
+    if (closed_ || bi < 0 || bi >= int(binds_.size())) return Napi::Boolean::New(env, false);
+    sockaddr_storage ss;
+    socklen_t sl = MakeSockaddr(&ss, binds_[bi]->sockFamily, uint8_t(info[2].As<Napi::Number>().Uint32Value()), a.data,
+                                uint16_t(info[4].As<Napi::Number>().Uint32Value()));
+    if (sl == 0) return Napi::Boolean::New(env, false);
+    static const uint8_t marker[kNonEspMarker] = {0, 0, 0, 0};
+    iovec iov[2] = {{const_cast<uint8_t*>(marker), kNonEspMarker}, {d.data, d.bytes}};
+    msghdr h{};
+    h.msg_name = &ss;
+    h.msg_namelen = sl;
+    h.msg_iov = iov;
+    h.msg_iovlen = 2;
+    ssize_t r;
+    do {
+      r = sendmsg(binds_[bi]->fd, &h, MSG_DONTWAIT);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) st()[kSendErrors] += 1;
+    return Napi::Boolean::New(env, r >= 0);
+  }
+
+  // writeTun(buf, off, len): queues a copy; written when the queue fills or at flushTun()
+  Napi::Value WriteTun(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView b;
+    if (info.Length() < 3 || !GetRaw(env, info[0], &b)) {
+      ThrowType(env, "writeTun(buf, off, len)");
+      return env.Undefined();
+    }
+    uint32_t off = info[1].As<Napi::Number>().Uint32Value();
+    uint32_t len = info[2].As<Napi::Number>().Uint32Value();
+    if (closed_ || tunFd_ < 0) return Napi::Boolean::New(env, false);
+    if (len == 0 || len > maxPacket_ || uint64_t(off) + len > b.bytes) {
+      DropCount(esp::kNoRoom);
+      return Napi::Boolean::New(env, false);
+    }
+    if (jsTunCount_ == kJsTunSlots) FlushJsTun();
+    memcpy(jsTun_.data() + size_t(jsTunCount_) * maxPacket_, b.data + off, len);
+    jsTunLen_[jsTunCount_++] = len;
+    return Napi::Boolean::New(env, true);
+  }
+
+  Napi::Value FlushTun(const Napi::CallbackInfo& info) {
+    if (!closed_) FlushJsTun();
+    return info.Env().Undefined();
+  }
+
+  void FlushJsTun() {
+    for (uint32_t i = 0; i < jsTunCount_; i++) WriteTunPacket(jsTun_.data() + size_t(i) * maxPacket_, jsTunLen_[i]);
+    jsTunCount_ = 0;
+  }
+
+  // One packet to the TUN (a zero vnet header first when the TUN carries them).
+  void WriteTunPacket(const uint8_t* p, size_t len) {
+    ssize_t r;
+    if (vnet_) {
+      static const uint8_t zero[offload::kVnetHdrSize] = {0};
+      iovec iov[2] = {{const_cast<uint8_t*>(zero), sizeof zero}, {const_cast<uint8_t*>(p), len}};
+      do {
+        r = writev(tunFd_, iov, 2);
+      } while (r < 0 && errno == EINTR);
+    } else {
+      do {
+        r = write(tunFd_, p, len);
+      } while (r < 0 && errno == EINTR);
+    }
+    if (r < 0)
+      st()[kTunWriteErrors] += 1;
+    else
+      st()[kTunTxPackets] += 1;
+  }
+
+  // ------------------------------------------------------------------ poll dispatch
+
+  static void OnPollThunk(void* owner, int status, int events) {
+    Bind* b = static_cast<Bind*>(owner);
+    DataPlaneHandle* self = b->owner;
+    if (self->closed_) return;
+    Napi::HandleScope scope(self->Env());
+    self->depth_++;
+    if (b->index < 0)
+      self->OnTunReadable(status);
+    else
+      self->OnUdpReadable(b, status);
+    self->depth_--;
+    if (self->depth_ == 0) self->graveyard_.clear();
+  }
+
+  // ------------------------------------------------------------------ outbound: TUN -> ESP
+
+  uint8_t* TxSlot(uint32_t i) { return tx_.data() + size_t(i) * slot_; }
+
+  void OnTunReadable(int status) {
+    if (status < 0) {
+      st()[kPollErrors] += 1;
+      tunCtx_.poller.Rearm();
+    }
+    uint32_t budget = kReadBatch * kMaxRoundsPerWake;
+    while (budget > 0 && !closed_) {
+      if (txUsed_ + kMaxSegsPerRead > kTxSlots) FlushTx();
+      ssize_t r;
+      if (vnet_) {
+        do {
+          r = read(tunFd_, scratch_.data(), kSuperPacket);
+        } while (r < 0 && errno == EINTR);
+      } else {
+        do {
+          r = read(tunFd_, TxSlot(txUsed_) + kHeadroom, maxPacket_);
+        } while (r < 0 && errno == EINTR);
+      }
+      if (r < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) st()[kTunReadErrors] += 1;
+        break;
+      }
+      budget--;
+      if (vnet_) {
+        ReadVnet(size_t(r));
+      } else {
+        st()[kTunRxPackets] += 1;
+        uint32_t i = txUsed_++;
+        Outbound(i, size_t(r));
+      }
+      if (txUsed_ >= kReadBatch) FlushTx();
+    }
+    FlushTx();
+    DeliverJs();
+  }
+
+  // A read from a vnet-header TUN at scratch_: header, then one packet or a TSO super-packet.
+  void ReadVnet(size_t n) {
+    if (n < offload::kVnetHdrSize) {
+      st()[kTunReadErrors] += 1;
+      return;
+    }
+    offload::VnetHdr h;
+    memcpy(&h, scratch_.data(), sizeof h);
+    uint8_t* pkt = scratch_.data() + offload::kVnetHdrSize;
+    size_t len = n - offload::kVnetHdrSize;
+    uint8_t gso = h.gsoType & uint8_t(~offload::kGsoEcn);
+    if (gso == offload::kGsoTcpv4 || gso == offload::kGsoTcpv6) {
+      st()[kTsoSuperPackets] += 1;
+      // the kernel leaves the TCP checksum partial; TcpSegment recomputes it per segment
+      int segs = offload::TcpSegment(pkt, len, h.gsoSize, TxSlot(txUsed_) + kHeadroom, slot_, maxPacket_,
+                                     segLens_.data(), kTxSlots - txUsed_);
+      if (segs < 0) {
+        DropCount(esp::kBadInner);
+        return;
+      }
+      st()[kTunRxPackets] += segs;
+      uint32_t first = txUsed_;
+      txUsed_ += uint32_t(segs);
+      for (int s = 0; s < segs; s++) Outbound(first + uint32_t(s), segLens_[s]);
+      return;
+    }
+    if (gso != offload::kGsoNone) {
+      DropCount(esp::kBadInner);  // UDP fragmentation offload etc.: not negotiated
+      return;
+    }
+    if (h.flags & offload::kFlagNeedsCsum) offload::CompleteChecksum(pkt, len, h.csumStart, h.csumOffset);
+    st()[kTunRxPackets] += 1;
+    if (len > maxPacket_) {
+      DropCount(esp::kNoRoom);
+      return;
+    }
+    uint32_t i = txUsed_++;
+    memcpy(TxSlot(i) + kHeadroom, pkt, len);
+    Outbound(i, len);
+  }
+
+  void Outbound(uint32_t slot, size_t len) {
+    uint8_t* base = TxSlot(slot);
+    uint8_t* ip = base + kHeadroom;
+    if (esp::InnerIpLength(ip, len) < 0) {
+      DropCount(esp::kBadInner);
+      return;
+    }
+    bool v6 = (ip[0] >> 4) == 6;
+    const RouteTarget* rt = v6 ? routes6_.Lookup(ip + 24, 16) : routes4_.Lookup(ip + 16, 4);
+    if (!rt) {
+      DropCount(esp::kNoRoute);
+      return;
+    }
+    if (rt->sink >= 0) {
+      ToSink(rt->sink, ip, len);
+      return;
+    }
+    auto it = outSas_.find(rt->spi);
+    if (it == outSas_.end()) {
+      DropCount(esp::kNoSa);
+      return;
+    }
+    OutSa* out = it->second.get();
+    Sa* sa = out->sa.get();
+    if (!sa->PolicyAllows(ip, false)) {
+      sa->drops[esp::kPolicy] += 1;
+      DropCount(esp::kPolicy);
+      return;
+    }
+    if (sa->bindIndex < 0) {
+      sa->drops[esp::kNoBind] += 1;
+      DropCount(esp::kNoBind);
+      return;
+    }
+    if (len > maxPacket_) {
+      sa->drops[esp::kNoRoom] += 1;
+      DropCount(esp::kNoRoom);
+      return;
+    }
+    Span span;
+    int r = sa->Encap(base, kHeadroom, len, slot_, &span);
+    if (span.event) QueueEvent(sa, span.event);
+    if (r != esp::kNone) {
+      DropCount(r);
+      return;
+    }
+    st()[kEspTxPackets] += 1;
+    TxEntry& e = txEntries_[txCount_++];
+    e.data = base + span.off;
+    e.len = uint32_t(span.len);
+    e.bind = sa->bindIndex;
+    e.out = out;
+  }
+
+  // Sends the queued ESP datagrams: per bind, one sendmmsg; GSO groups equal-size runs per SA.
+  void FlushTx() {
+    if (txCount_ > 0 && !closed_) {
+      for (size_t b = 0; b < binds_.size(); b++) SendBind(int(b));
+    }
+    txCount_ = 0;
+    txUsed_ = 0;
+  }
+
+  void SendBind(int b) {
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < txCount_; i++)
+      if (txEntries_[i].bind == b) txIdx_[m++] = i;
+    uint32_t x = 0, k = 0, iovUsed = 0;
+    size_t ctrlUsed = 0;
+    while (x < m) {
+      const TxEntry& e = txEntries_[txIdx_[x]];
+      uint32_t n = 1;
+      size_t bytes = e.len;
+      if (gso_ && !gsoBroken_) {
+        // a GSO run: same SA (so same destination), same size; only the last may be shorter
+        while (x + n < m && n < kGsoMaxSegs) {
+          const TxEntry& f = txEntries_[txIdx_[x + n]];
+          if (f.out != e.out || f.len > e.len || bytes + f.len > kGsoMaxBytes) break;
+          n++;
+          bytes += f.len;
+          if (f.len < e.len) break;
+        }
+      }
+      msghdr& h = txMsgs_[k].msg_hdr;
+      memset(&h, 0, sizeof h);
+      h.msg_name = &e.out->to;
+      h.msg_namelen = e.out->toLen;
+      h.msg_iov = &txIov_[iovUsed];
+      h.msg_iovlen = n;
+      for (uint32_t y = 0; y < n; y++) {
+        const TxEntry& f = txEntries_[txIdx_[x + y]];
+        txIov_[iovUsed + y].iov_base = f.data;
+        txIov_[iovUsed + y].iov_len = f.len;
+      }
+      iovUsed += n;
+      if (n > 1) {
+        h.msg_control = txCtrl_.data() + ctrlUsed;
+        h.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+        cmsghdr* cm = CMSG_FIRSTHDR(&h);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t gs = uint16_t(e.len);
+        memcpy(CMSG_DATA(cm), &gs, sizeof gs);
+        ctrlUsed += CMSG_SPACE(sizeof(uint16_t));
+        st()[kGsoSends] += 1;
+      }
+      k++;
+      x += n;
+    }
+    if (k > 0) SendMsgs(b, k);
+  }
+
+  void SendMsgs(int b, uint32_t k) {
+    int fd = binds_[b]->fd;
+    uint32_t p = 0;
+    int retries = 0;
+    while (p < k) {
+      int r = sendmmsg(fd, &txMsgs_[p], k - p, MSG_DONTWAIT);
+      if (r > 0) {
+        for (int j = 0; j < r; j++) {
+          st()[kUdpTxDatagrams] += double(txMsgs_[p + j].msg_hdr.msg_iovlen);
+          st()[kUdpSendMsgs] += 1;
+        }
+        p += uint32_t(r);
+        continue;
+      }
+      int e = errno;
+      if (r < 0 && e == EINTR) continue;
+      st()[kSendErrors] += 1;
+      if (r < 0 && (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS)) break;  // queue full: drop the rest
+      if (r < 0 && IsIcmpErrno(e) && retries++ < 4) continue;  // the error was for an earlier datagram
+      if (r < 0 && (e == EIO || e == EINVAL) && txMsgs_[p].msg_hdr.msg_controllen > 0) gsoBroken_ = true;
+      p++;  // refused (EMSGSIZE, EPERM...): skip it
+    }
+  }
+
+  void ToSink(int32_t sink, const uint8_t* p, size_t len) {
+    if (len > maxPacket_) {
+      DropCount(esp::kNoRoom);
+      return;
+    }
+    if (sinkCount_ == sinkCap_ || size_t(sinkCount_ + 1) * maxPacket_ > sinkBuf_.count) DeliverJs();
+    if (closed_ || size_t(sinkCount_ + 1) * maxPacket_ > sinkBuf_.count) {
+      DropCount(esp::kNoRoom);
+      return;
+    }
+    uint32_t off = sinkCount_ * maxPacket_;
+    memcpy(sinkBuf_.ptr + off, p, len);
+    uint32_t* m = sinkMeta_.ptr + sinkCount_ * kSinkStride;
+    m[0] = off;
+    m[1] = uint32_t(len);
+    m[2] = uint32_t(sink);
+    sinkCount_++;
+    st()[kSinkPackets] += 1;
+  }
+
+  void QueueEvent(Sa* sa, int bits) {
+    if (evCount_ == evCap_) DeliverJs();
+    if (evCount_ == evCap_) return;
+    uint32_t* m = events_.ptr + evCount_ * kEventStride;
+    m[0] = sa->spi();
+    m[1] = sa->inbound() ? 0 : 1;
+    m[2] = uint32_t(bits);
+    evCount_++;
+  }
+
+  // One JS callback for everything collected in this batch.
+  void DeliverJs() {
+    if (ctlCount_ == 0 && sinkCount_ == 0 && evCount_ == 0) return;
+    if (closed_ || cb_.IsEmpty()) {
+      ctlCount_ = sinkCount_ = evCount_ = 0;
+      return;
+    }
+    napi_env env = Env();
+    napi_value argv[3];
+    napi_create_uint32(env, ctlCount_, &argv[0]);
+    napi_create_uint32(env, sinkCount_, &argv[1]);
+    napi_create_uint32(env, evCount_, &argv[2]);
+    ctlCount_ = sinkCount_ = evCount_ = 0;
+    ctlBytes_ = 0;
+    st()[kJsCallbacks] += 1;
+    napi_value result;
+    napi_status s = napi_make_callback(env, async_, Value(), cb_.Value(), 3, argv, &result);
+    if (s != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value ex;
+        napi_get_and_clear_last_exception(env, &ex);
+        napi_fatal_exception(env, ex);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ inbound: UDP -> TUN
+
+  void DrainErrors(int fd) {
+    char ctrl[512], data[64];
+    for (int i = 0; i < 256; i++) {
+      iovec iov{data, sizeof data};
+      sockaddr_storage from;
+      msghdr m{};
+      m.msg_name = &from;
+      m.msg_namelen = sizeof from;
+      m.msg_iov = &iov;
+      m.msg_iovlen = 1;
+      m.msg_control = ctrl;
+      m.msg_controllen = sizeof ctrl;
+      if (recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+      st()[kIcmpErrors] += 1;
+    }
+    int err = 0;
+    socklen_t el = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+  }
+
+  void OnUdpReadable(Bind* b, int status) {
+    if (status < 0) {
+      st()[kPollErrors] += 1;
+      DrainErrors(b->fd);
+      b->poller.Rearm();
+    }
+    int errors = 0;
+    for (int round = 0; round < kMaxRoundsPerWake && !closed_; round++) {
+      for (uint32_t i = 0; i < kReadBatch; i++) rxMsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      int r = recvmmsg(b->fd, rxMsgs_.data(), kReadBatch, MSG_DONTWAIT, nullptr);
+      if (r < 0) {
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK) break;
+        if (IsIcmpErrno(e) && ++errors <= 16) {
+          st()[kIcmpErrors] += 1;
+          DrainErrors(b->fd);
+          continue;
+        }
+        break;
+      }
+      st()[kUdpRxDatagrams] += r;
+      for (int j = 0; j < r && !closed_; j++) {
+        const mmsghdr& m = rxMsgs_[j];
+        if ((m.msg_hdr.msg_flags & MSG_TRUNC) || m.msg_len > maxPacket_ + kTailroom) {
+          st()[kTruncated] += 1;
+          DropCount(esp::kShort);
+          continue;
+        }
+        Inbound(b, uint32_t(j), m.msg_len);
+      }
+      FlushTunOut();
+      DeliverJs();
+      if (r < int(kReadBatch)) break;
+    }
+  }
+
+  void Inbound(Bind* b, uint32_t j, size_t len) {
+    uint8_t* base = rx_.data() + size_t(j) * slot_;
+    uint8_t* p = base + kHeadroom;
+    if (len == 1 && p[0] == kNatKeepalive) {
+      st()[kNatKeepalives] += 1;
+      return;
+    }
+    if (len >= kNonEspMarker && Rd32(p) == 0) {
+      ToControl(b, j, p + kNonEspMarker, len - kNonEspMarker);
+      return;
+    }
+    if (len < esp::kHeaderSize) {
+      DropCount(esp::kShort);
+      return;
+    }
+    auto it = inSas_.find(Rd32(p));
+    if (it == inSas_.end()) {
+      DropCount(esp::kNoSa);  // RFC 4303 §3.4.2: audit only, no INVALID_SPI notify (as libipsec)
+      return;
+    }
+    Sa* sa = it->second->sa.get();
+    Span span;
+    int r = sa->Decap(base, kHeadroom, len, &span);
+    if (span.event) QueueEvent(sa, span.event);
+    if (r != esp::kNone) {
+      DropCount(r);
+      return;
+    }
+    st()[kEspRxPackets] += 1;
+    TunOut& t = tunOut_[tunOutCount_++];
+    t.data = base + span.off;
+    t.len = uint32_t(span.len);
+  }
+
+  void ToControl(Bind* b, uint32_t j, const uint8_t* p, size_t len) {
+    if (ctlCount_ == ctlCap_ || ctlBytes_ + len > ctlBuf_.count) DeliverJs();
+    if (closed_ || ctlBytes_ + len > ctlBuf_.count) {
+      DropCount(esp::kNoRoom);
+      return;
+    }
+    memcpy(ctlBuf_.ptr + ctlBytes_, p, len);
+    uint32_t* m = ctlMeta_.ptr + ctlCount_ * kCtlStride;
+    m[0] = uint32_t(ctlBytes_);
+    m[1] = uint32_t(len);
+    m[2] = uint32_t(b->index);
+    StoreEndpoint(&rxAddr_[j], &m[3], ctlAddr_.ptr + ctlCount_ * 16, &m[4]);
+    ctlBytes_ += len;
+    ctlCount_++;
+    st()[kControlPackets] += 1;
+  }
+
+  void FlushTunOut() {
+    if (tunFd_ < 0) {
+      tunOutCount_ = 0;
+      return;
+    }
+    if (!gro_) {
+      for (uint32_t i = 0; i < tunOutCount_; i++) WriteTunPacket(tunOut_[i].data, tunOut_[i].len);
+      tunOutCount_ = 0;
+      return;
+    }
+    offload::Coalescer& c = *coalescer_;
+    for (uint32_t i = 0; i < tunOutCount_; i++) {
+      const TunOut& t = tunOut_[i];
+      if (c.Pending() && c.Append(t.data, t.len)) continue;
+      if (c.Pending()) WriteCoalesced();
+      if (!c.Start(t.data, t.len)) WriteTunPacket(t.data, t.len);
+    }
+    if (c.Pending()) WriteCoalesced();
+    tunOutCount_ = 0;
+  }
+
+  void WriteCoalesced() {
+    size_t n = 0;
+    uint32_t segs = 0;
+    const uint8_t* d = coalescer_->Finish(&n, &segs);
+    ssize_t r;
+    do {
+      r = write(tunFd_, d, n);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      st()[kTunWriteErrors] += 1;
+      return;
+    }
+    st()[kTunTxPackets] += segs;
+    if (segs > 1) {
+      st()[kGroWrites] += 1;
+      st()[kGroSegments] += segs;
+    }
+  }
+
+  // ------------------------------------------------------------------ close
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (closed_) return info.Env().Undefined();
+    closed_ = true;
+    int pending = 0;
+    if (tunCtx_.poller.Close(&DataPlaneHandle::OnPollClosed)) pending++;
+    for (auto& b : binds_)
+      if (b->poller.Close(&DataPlaneHandle::OnPollClosed)) pending++;
+    closing_ = pending;
+    for (auto& kv : inSas_) Retire(std::move(kv.second));
+    for (auto& kv : outSas_) Retire(std::move(kv.second));
+    inSas_.clear();
+    outSas_.clear();
+    routes4_.Clear();
+    routes6_.Clear();
+    jsTunCount_ = 0;
+    if (ownsTunFd_ && tunFd_ >= 0) {
+      close(tunFd_);  // uv_close already removed it from epoll
+    }
+    tunFd_ = -1;
+    if (pending == 0 && started_) Unref();
+    return info.Env().Undefined();
+  }
+
+  static void OnPollClosed(void* owner) {
+    Bind* b = static_cast<Bind*>(owner);
+    DataPlaneHandle* self = b->owner;
+    if (--self->closing_ == 0) {
+      Napi::HandleScope scope(self->Env());
+      if (!self->cb_.IsEmpty()) self->cb_.Reset();
+      if (self->async_) {
+        napi_async_destroy(self->Env(), self->async_);
+        self->async_ = nullptr;
+      }
+      self->Unref();
+    }
+  }
+
+  struct TunOut {
+    uint8_t* data;
+    uint32_t len;
+  };
+
+  Pinned<double> stats_;
+  Pinned<uint8_t> ctlBuf_;
+  Pinned<uint32_t> ctlMeta_;
+  Pinned<uint8_t> ctlAddr_;
+  Pinned<uint8_t> sinkBuf_;
+  Pinned<uint32_t> sinkMeta_;
+  Pinned<uint32_t> events_;
+  uint32_t ctlCap_ = 0, sinkCap_ = 0, evCap_ = 0;
+  uint32_t ctlCount_ = 0, sinkCount_ = 0, evCount_ = 0;
+  size_t ctlBytes_ = 0;
+  uint32_t maxPacket_ = 1500;
+  size_t slot_ = 0;
+
+  int tunFd_ = -1;
+  bool ownsTunFd_ = false;
+  bool vnet_ = false;
+  bool gso_ = false, gsoBroken_ = false, gro_ = false;
+  Bind tunCtx_;
+  std::vector<std::unique_ptr<Bind>> binds_;
+  bool started_ = false, closed_ = false;
+  int polls_ = 0, closing_ = 0, depth_ = 0;
+
+  std::unordered_map<uint32_t, std::unique_ptr<OutSa>> inSas_, outSas_;
+  std::vector<std::unique_ptr<OutSa>> graveyard_;
+  RouteTable routes4_, routes6_;
+
+  std::vector<uint8_t> tx_;
+  std::vector<TxEntry> txEntries_;
+  std::vector<uint32_t> txIdx_;
+  uint32_t txUsed_ = 0, txCount_ = 0;
+  std::vector<mmsghdr> txMsgs_;
+  std::vector<iovec> txIov_;
+  std::vector<uint8_t> txCtrl_;
+  std::vector<uint8_t> rx_;
+  std::vector<mmsghdr> rxMsgs_;
+  std::vector<iovec> rxIov_;
+  std::vector<sockaddr_storage> rxAddr_;
+  std::vector<TunOut> tunOut_;
+  uint32_t tunOutCount_ = 0;
+  std::vector<uint8_t> jsTun_;
+  std::vector<uint32_t> jsTunLen_;
+  uint32_t jsTunCount_ = 0;
+  std::vector<uint8_t> scratch_;
+  std::vector<uint8_t> groBuf_;
+  std::unique_ptr<offload::Coalescer> coalescer_;
+  std::vector<uint32_t> segLens_;
+
+  Napi::FunctionReference cb_;
+  napi_async_context async_ = nullptr;
+};
+
+// ------------------------------------------------------------------ single-SA core for tests/bench
+
+// new EspCore(params like installSa) ; encap(buf, off, len, limit, span: Uint32Array(3)) -> drop;
+// decap(buf, off, len, span) -> drop; counters(out: Float64Array(4 + 15)); encapBatch/decapBatch for bench.
+class EspCore : public Napi::ObjectWrap<EspCore> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "EspCore",
+                       {
+                           InstanceMethod<&EspCore::Encap>("encap"),
+                           InstanceMethod<&EspCore::Decap>("decap"),
+                           InstanceMethod<&EspCore::EncapBatch>("encapBatch"),
+                           InstanceMethod<&EspCore::DecapBatch>("decapBatch"),
+                           InstanceMethod<&EspCore::Counters>("counters"),
+                       });
+  }
+
+  explicit EspCore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EspCore>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      ThrowType(env, "EspCore(params)");
+      return;
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto num = [&](const char* k) -> double {
+      Napi::Value v = o.Get(k);
+      return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0;
+    };
+    esp::SaConfig c;
+    c.inbound = o.Get("inbound").ToBoolean().Value();
+    c.spi = uint32_t(num("spi"));
+    c.encr = int(num("encr"));
+    c.encrKeyBits = int(num("encrKeyBits"));
+    c.integ = int(num("integ"));
+    RawView ek, ik;
+    if (!GetRaw(env, o.Get("encrKey"), &ek) || !GetRaw(env, o.Get("integKey"), &ik) ||
+        !ParsePrefixes(o.Get("localTs"), &c.localTs) || !ParsePrefixes(o.Get("remoteTs"), &c.remoteTs)) {
+      ThrowType(env, "EspCore: bad keys or selectors");
+      return;
+    }
+    c.encrKey = ek.data;
+    c.encrKeyLen = ek.bytes;
+    c.integKey = ik.data;
+    c.integKeyLen = ik.bytes;
+    c.replayWindow = o.Get("replayWindow").IsNumber() ? uint32_t(num("replayWindow")) : 1024;
+    c.initialSeq = uint32_t(num("initialSeq"));
+    c.softBytes = num("softBytes");
+    c.hardBytes = num("hardBytes");
+    c.softPackets = num("softPackets");
+    c.hardPackets = num("hardPackets");
+    const char* err = nullptr;
+    sa_.reset(Sa::Create(c, &err));
+    if (!sa_) Napi::Error::New(env, std::string("EspCore: ") + err).ThrowAsJavaScriptException();
+  }
+
+ private:
+  Napi::Value Encap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView b, s;
+    if (info.Length() < 5 || !GetRaw(env, info[0], &b) || !GetRaw(env, info[4], &s) || s.bytes < 12) {
+      ThrowType(env, "encap(buf, off, len, limit, span)");
+      return env.Undefined();
+    }
+    size_t off = info[1].As<Napi::Number>().Uint32Value(), len = info[2].As<Napi::Number>().Uint32Value();
+    size_t limit = std::min<size_t>(info[3].As<Napi::Number>().Uint32Value(), b.bytes);
+    if (off + len > limit) return Napi::Number::New(env, esp::kNoRoom);
+    Span span;
+    int r = sa_->Encap(b.data, off, len, limit, &span);
+    uint32_t* so = reinterpret_cast<uint32_t*>(s.data);
+    so[0] = uint32_t(span.off);
+    so[1] = uint32_t(span.len);
+    so[2] = uint32_t(span.event);
+    return Napi::Number::New(env, r);
+  }
+
+  Napi::Value Decap(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView b, s;
+    if (info.Length() < 4 || !GetRaw(env, info[0], &b) || !GetRaw(env, info[3], &s) || s.bytes < 12) {
+      ThrowType(env, "decap(buf, off, len, span)");
+      return env.Undefined();
+    }
+    size_t off = info[1].As<Napi::Number>().Uint32Value(), len = info[2].As<Napi::Number>().Uint32Value();
+    if (off + len > b.bytes) return Napi::Number::New(env, esp::kShort);
+    Span span;
+    int r = sa_->Decap(b.data, off, len, &span);
+    uint32_t* so = reinterpret_cast<uint32_t*>(s.data);
+    so[0] = uint32_t(span.off);
+    so[1] = uint32_t(span.len);
+    so[2] = uint32_t(span.event);
+    return Napi::Number::New(env, r);
+  }
+
+  // encapBatch(buf, off: Uint32Array, len: Uint32Array, count, slotSize) -> packets sealed
+  // (in place; off/len are updated to the ESP packets)
+  Napi::Value EncapBatch(const Napi::CallbackInfo& info) { return Batch(info, true); }
+  Napi::Value DecapBatch(const Napi::CallbackInfo& info) { return Batch(info, false); }
+
+  Napi::Value Batch(const Napi::CallbackInfo& info, bool enc) {
+    Napi::Env env = info.Env();
+    RawView b, o, l;
+    if (info.Length() < 5 || !GetRaw(env, info[0], &b) || !GetRaw(env, info[1], &o) || !GetRaw(env, info[2], &l)) {
+      ThrowType(env, "encapBatch/decapBatch(buf, off, len, count, slotSize)");
+      return env.Undefined();
+    }
+    uint32_t* off = reinterpret_cast<uint32_t*>(o.data);
+    uint32_t* len = reinterpret_cast<uint32_t*>(l.data);
+    uint32_t count = std::min<uint32_t>(info[3].As<Napi::Number>().Uint32Value(), uint32_t(std::min(o.bytes, l.bytes) / 4));
+    size_t slot = info[4].As<Napi::Number>().Uint32Value();
+    uint32_t ok = 0;
+    for (uint32_t i = 0; i < count; i++) {
+      size_t end = (off[i] / slot + 1) * slot;
+      if (end > b.bytes || off[i] + size_t(len[i]) > end) continue;
+      Span span;
+      int r = enc ? sa_->Encap(b.data, off[i], len[i], end, &span) : sa_->Decap(b.data, off[i], len[i], &span);
+      if (r != esp::kNone) continue;
+      off[i] = uint32_t(span.off);
+      len[i] = uint32_t(span.len);
+      ok++;
+    }
+    return Napi::Number::New(env, ok);
+  }
+
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView r;
+    if (info.Length() < 1 || !GetRaw(env, info[0], &r) || r.bytes < (4 + esp::kDropCount) * sizeof(double)) {
+      ThrowType(env, "counters(out)");
+      return env.Undefined();
+    }
+    double* out = reinterpret_cast<double*>(r.data);
+    out[0] = sa_->bytes;
+    out[1] = sa_->packets;
+    out[2] = sa_->seq();
+    out[3] = (sa_->softReached ? 1 : 0) | (sa_->hardReached ? 2 : 0) | (sa_->seqExhausted ? 4 : 0);
+    for (int i = 0; i < esp::kDropCount; i++) out[4 + i] = sa_->drops[i];
+    return env.Undefined();
+  }
+
+  std::unique_ptr<Sa> sa_;
+};
+
+// openTun(name, flags: { vnetHdr, multiQueue }) -> [fd, name]; TUNSETOFFLOAD when vnetHdr
+Napi::Value OpenTun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString()) {
+    ThrowType(env, "openTun(name, vnetHdr, multiQueue)");
+    return env.Undefined();
+  }
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  bool vnet = info[1].ToBoolean().Value();
+  bool mq = info[2].ToBoolean().Value();
+  if (name.size() >= IFNAMSIZ) {
+    ThrowErrno(env, "TUNSETIFF", ENAMETOOLONG);
+    return env.Undefined();
+  }
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    ThrowErrno(env, "open", errno);
+    return env.Undefined();
+  }
+  ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0) | (mq ? IFF_MULTI_QUEUE : 0);
+  memcpy(ifr.ifr_name, name.data(), name.size());
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    ThrowErrno(env, "TUNSETIFF", e);
+    return env.Undefined();
+  }
+  if (vnet) {
+    int sz = int(offload::kVnetHdrSize);
+    unsigned off = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0 || ioctl(fd, TUNSETOFFLOAD, off) < 0) {
+      int e = errno;
+      close(fd);
+      ThrowErrno(env, "TUNSETOFFLOAD", e);
+      return env.Undefined();
+    }
+  }
+  Napi::Array r = Napi::Array::New(env, 2);
+  r.Set(0u, Napi::Number::New(env, fd));
+  r.Set(1u, Napi::String::New(env, std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ))));
+  return r;
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && info[0].IsNumber()) close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void InitDataPlane(Napi::Env env, Napi::Object exports) {
+  exports.Set("DataPlaneHandle", DataPlaneHandle::Define(env));
+  exports.Set("EspCore", EspCore::Define(env));
+  exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("dataPlaneAbi", Napi::Number::New(env, 1));
+}
+
+}  // namespace vpcgw
