@@ -235,7 +235,9 @@ function walkChain(
 
 /**
  * Decodes (and with `sk`, verifies and decrypts) one IKE message. Never throws.
- * Plain payloads sent next to an SK payload are refused (strongSwan does the same).
+ * IKE_SA_INIT must be plaintext, every other exchange must be one SK payload: plain payloads
+ * next to SK, or a non-INIT message without SK, are refused (strongSwan does the same).
+ * SKF (RFC 7383) datagrams are refused here: route header.nextPayload === SKF to decodeFragment.
  * An SK payload without `sk` is reported as malformed. Payload buffers are views: into `buf` for
  * plaintext messages, into a private decrypted copy for encrypted ones.
  */
@@ -254,7 +256,15 @@ export function decodeMessage(buf: Buffer, sk: SkCrypto | null): DecodeResult {
     const payloads: Payload[] = [];
     const skipped: UnknownPayload[] = [];
     const outer = walkChain(buf, IKE_HEADER_SIZE, buf.length, h.nextPayload, true, payloads, skipped);
-    if (outer.skOff < 0) return { ok: true, msg: { header: h, payloads, encrypted: false, skipped } };
+    // RFC 7296 §1.2/§3.14: only IKE_SA_INIT travels in the clear, and every later exchange is
+    // entirely inside SK. Enforcing it here also stops a flipped Next Payload in the header from
+    // turning an encrypted message into an "unencrypted" one that parses.
+    const isInit = h.exchangeType === ExchangeType.IKE_SA_INIT;
+    if (outer.skOff < 0) {
+      if (!isInit) return { ok: false, reason: 'malformed', detail: `${exchangeName(h.exchangeType)} is not encrypted`, header };
+      return { ok: true, msg: { header: h, payloads, encrypted: false, skipped } };
+    }
+    if (isInit) return { ok: false, reason: 'malformed', detail: 'IKE_SA_INIT must not carry SK', header };
     if (payloads.length > 0 || skipped.length > 0) {
       const t = payloads[0]?.type ?? skipped[0]!.type;
       return { ok: false, reason: 'malformed', detail: `payload type ${t} was not encrypted`, header };
@@ -382,10 +392,14 @@ function payloadName(p: Payload | UnknownPayload): string {
   return PAYLOAD_NAMES[p.type] ?? `U(${p.type})`;
 }
 
+function exchangeName(t: number): string {
+  return ExchangeType[t] ?? `EXCHANGE(${t})`;
+}
+
 /** One-line summary for debug logs: "IKE_AUTH request #1 [ IDi AUTH SA TSi TSr ]". No secrets. */
 export function describeMessage(msg: IkeMessage): string {
   const h = msg.header;
-  const ex = ExchangeType[h.exchangeType] ?? `EXCHANGE(${h.exchangeType})`;
+  const ex = exchangeName(h.exchangeType);
   const dir = h.flags & HeaderFlag.R ? 'response' : 'request';
   const names = [...msg.payloads.map(payloadName), ...msg.skipped.map(payloadName)];
   return `${ex} ${dir} #${h.messageId} [ ${names.join(' ')}${names.length ? ' ' : ''}]`;

@@ -18,6 +18,8 @@ const HDR = {
   flags: HeaderFlag.I,
   messageId: 7,
 };
+// plaintext messages exist only in IKE_SA_INIT
+const INIT = { ...HDR, exchangeType: ExchangeType.IKE_SA_INIT, messageId: 0 };
 
 function skPair(spec: EncTransformSpec, encrLen: number, integLen: number): [SkCrypto, SkCrypto] {
   const ei = randomBytes(encrLen);
@@ -76,25 +78,25 @@ describe('message rules', () => {
   const unknown = (critical: boolean): UnknownPayload => ({ type: 200, critical, data: Buffer.from('abcd') });
 
   it('an unknown non-critical payload is skipped and listed', () => {
-    const b = encodeMessage(HDR, [nonceP, unknown(false), notify(16430)], null);
+    const b = encodeMessage(INIT, [nonceP, unknown(false), notify(16430)], null);
     const r = decodeMessage(b, null);
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.msg.payloads.map((p) => p.type)).toEqual([PayloadType.NONCE, PayloadType.N]);
     expect(r.msg.skipped).toEqual([{ type: 200, critical: false, data: Buffer.from('abcd') }]);
-    expect(describeMessage(r.msg)).toBe('INFORMATIONAL request #7 [ No N(FRAG_SUP) U(200) ]');
+    expect(describeMessage(r.msg)).toBe('IKE_SA_INIT request #0 [ No N(FRAG_SUP) U(200) ]');
   });
 
   it('an unknown critical payload rejects the message with its type (UNSUPPORTED_CRITICAL_PAYLOAD)', () => {
-    const b = encodeMessage(HDR, [nonceP, unknown(true)], null);
+    const b = encodeMessage(INIT, [nonceP, unknown(true)], null);
     expect(b[28 + 4 + 32 + 1]).toBe(0x80); // C bit on the wire
     const r = decodeMessage(b, null);
     expect(r).toMatchObject({ ok: false, reason: 'unsupported-critical', criticalType: 200 });
-    if (!r.ok) expect(r.header?.messageId).toBe(7);
+    if (!r.ok) expect(r.header?.spiI.toString('hex')).toBe('0102030405060708');
   });
 
   it('the C bit on a known payload type means nothing', () => {
-    const b = encodeMessage(HDR, [nonceP], null);
+    const b = encodeMessage(INIT, [nonceP], null);
     b[29] = 0x80;
     expect(decodeMessage(b, null).ok).toBe(true);
   });
@@ -106,7 +108,7 @@ describe('message rules', () => {
   });
 
   it('major version 3 → "version"; minor version 1 is accepted', () => {
-    const b = encodeMessage(HDR, [nonceP], null);
+    const b = encodeMessage(INIT, [nonceP], null);
     b[17] = 0x30;
     expect(decodeMessage(b, null)).toMatchObject({ ok: false, reason: 'version' });
     b[17] = 0x21;
@@ -114,7 +116,7 @@ describe('message rules', () => {
   });
 
   it('header Length must equal the datagram length', () => {
-    const b = encodeMessage(HDR, [nonceP], null);
+    const b = encodeMessage(INIT, [nonceP], null);
     expect(decodeMessage(Buffer.concat([b, Buffer.alloc(1)]), null)).toMatchObject({ ok: false, reason: 'malformed' });
   });
 
@@ -131,6 +133,22 @@ describe('message rules', () => {
     const after = Buffer.concat([enc, Buffer.from('00000008000040 2e'.replace(/\s/g, ''), 'hex')]);
     after.writeUInt32BE(after.length, 24);
     expect(decodeMessage(after, r)).toMatchObject({ ok: false, reason: 'malformed' });
+  });
+
+  it('only IKE_SA_INIT may be plaintext, and it may not carry SK', () => {
+    expect(decodeMessage(encodeMessage(HDR, [nonceP], null), null)).toMatchObject({ ok: false, reason: 'malformed', detail: 'INFORMATIONAL is not encrypted' });
+    const [i, r] = SUITES[2]![1];
+    expect(decodeMessage(encodeMessage(INIT, [nonceP], i), r)).toMatchObject({ ok: false, reason: 'malformed' });
+  });
+
+  it('a flipped Next Payload in the header cannot turn an empty SK into a plaintext message', () => {
+    const [i, r] = SUITES[2]![1];
+    const b = encodeMessage(HDR, [], i);
+    for (let bit = 0; bit < 8; bit++) {
+      const bad = Buffer.from(b);
+      bad[16]! ^= 1 << bit; // SK (46) becomes CERTREQ (38), unknown 14, ...
+      expect(decodeMessage(bad, r).ok, `bit ${bit}`).toBe(false);
+    }
   });
 
   it('an empty SK (DPD) round-trips in every suite', () => {
@@ -160,7 +178,7 @@ describe('properties', () => {
   it('plain: decode(encode(payloads)) == payloads', () => {
     fc.assert(
       fc.property(fc.array(payload, { maxLength: 6 }), (ps) => {
-        const r = decodeMessage(encodeMessage(HDR, ps, null), null);
+        const r = decodeMessage(encodeMessage(INIT, ps, null), null);
         expect(r.ok).toBe(true);
         if (r.ok) expect(norm(r.msg.payloads)).toBe(norm(ps));
       }),
