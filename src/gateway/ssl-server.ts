@@ -23,7 +23,9 @@ import { createServer, type Server as TcpServer, type Socket as TcpSocket } from
 import { readFileSync } from 'node:fs';
 import type { Logger } from '../common/log.js';
 import { ConfigError } from '../common/errors.js';
-import { bytesToIp, parsePrefix, prefixContains, type Prefix } from '../common/ip.js';
+import { bytesToIp, parseIp, parsePrefix, prefixContains, type Prefix } from '../common/ip.js';
+import { PacketBatch } from '../common/batch.js';
+import type { UdpBind } from '../net/udp-bind.js';
 import { AddressPool } from './pools.js';
 import { SslSession, type SslAction, type SslSessionOptions, type PushParams } from '../ssl/session.js';
 import {
@@ -113,7 +115,21 @@ export interface SslServerOptions {
   clock?: () => number;
   /** run the interval timer (default true; tests drive `tick(now)` by hand) */
   timer?: boolean;
+  /**
+   * Batch UDP socket factory (NativeUdp.bind in the daemon, MemoryUdp in tests). Without it UDP uses
+   * node:dgram (one datagram per event and per send).
+   */
+  udpBind?: (address: string, port: number) => BatchUdp;
 }
+
+/** A UdpBind with the single-datagram control-plane send (NativeUdp and MemoryUdp have it). */
+export interface BatchUdp extends UdpBind {
+  sendTo(data: Uint8Array, family: 4 | 6, addr: Uint8Array | string, port: number): boolean;
+}
+
+/** outgoing data datagrams per sendmmsg batch */
+export const UDP_TX_BATCH = 64;
+export const UDP_TX_SLOT = 2048;
 
 export interface SslClientStatus {
   user: string;
@@ -162,6 +178,9 @@ class ClientSession implements PacketSink {
   authenticated = false;
   /** the client's control-channel session id (bytes 1..8 of its hard reset), UDP only */
   clientSid: Buffer | null = null;
+  /** the remote address in network order (16 bytes, IPv4 in the first 4) and its family, for batch sends */
+  readonly remoteBytes = Buffer.alloc(16);
+  remoteFamily: 4 | 6 = 4;
   readonly log: Logger;
 
   constructor(
@@ -178,6 +197,18 @@ class ClientSession implements PacketSink {
     this.data = new DataChannel({ peerId }, createdMs);
     this.lastRxMs = createdMs;
     this.log = log;
+    this.setRemote(remoteAddr, remotePort);
+  }
+
+  setRemote(addr: string, port: number): void {
+    this.remoteAddr = addr;
+    this.remotePort = port;
+    const ip = parseIp(addr);
+    this.remoteBytes.fill(0);
+    if (ip) {
+      ip.bytes.copy(this.remoteBytes);
+      this.remoteFamily = ip.family;
+    }
   }
 
   get remote(): string {
@@ -190,7 +221,8 @@ class ClientSession implements PacketSink {
   }
 
   flush(): void {
-    // node:dgram and node:net send each packet at once; nothing is queued here
+    // batch UDP: send what this batch queued; dgram and TCP send each packet at once
+    if (!this.tcp) this.server.flushUdp();
   }
 }
 
@@ -210,6 +242,14 @@ export class SslServer {
   private readonly pingSec: number;
   private readonly pingRestartSec: number;
   private udp: UdpSocket | null = null;
+  private bind: BatchUdp | null = null;
+  private readonly udpBindFactory: ((address: string, port: number) => BatchUdp) | null;
+  private readonly tx = new PacketBatch(UDP_TX_BATCH, UDP_TX_SLOT, 0);
+  private txScheduled = false;
+  private readonly flushUdpSoon = (): void => {
+    this.txScheduled = false;
+    this.flushUdp();
+  };
   private tcp: TcpServer | null = null;
   private timer: NodeJS.Timeout | null = null;
   private nextSessionId = 1;
@@ -233,6 +273,7 @@ export class SslServer {
     this.factory = opts.sessions ?? defaultSessionFactory;
     this.clock = opts.clock ?? Date.now;
     this.useTimer = opts.timer ?? true;
+    this.udpBindFactory = opts.udpBind ?? null;
     this.pool = new AddressPool({ name: c.name, cidr: c.clientCidr }, this.log);
     this.clientPrefix = this.pool.prefix;
     this.serverAddressNum = this.pool.prefix.bytes.readUInt32BE(0) + 1;
@@ -251,7 +292,12 @@ export class SslServer {
   /** Binds the configured sockets and starts the timer. */
   async start(): Promise<void> {
     const c = this.config;
-    if (c.protocols.includes('udp')) {
+    if (c.protocols.includes('udp') && this.udpBindFactory) {
+      const b = this.udpBindFactory(c.listen, c.port);
+      this.bind = b;
+      this.udpPort = b.port;
+      b.start((batch) => this.onUdpBatch(batch));
+    } else if (c.protocols.includes('udp')) {
       const family = c.listen.includes(':') ? 'udp6' : 'udp4';
       const sock = createSocket({ type: family, recvBufferSize: UDP_SOCKET_BUFFER_BYTES, sendBufferSize: UDP_SOCKET_BUFFER_BYTES });
       sock.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
@@ -287,7 +333,7 @@ export class SslServer {
       this.timer = setInterval(() => this.tick(this.clock()), TICK_MS);
       this.timer.unref();
     }
-    this.log.info({ udp: this.udp ? this.udpPort : null, tcp: this.tcp ? this.tcpPort : null, listen: c.listen, pool: c.clientCidr }, 'ssl vpn server listening');
+    this.log.info({ udp: this.udp || this.bind ? this.udpPort : null, tcp: this.tcp ? this.tcpPort : null, listen: c.listen, pool: c.clientCidr }, 'ssl vpn server listening');
   }
 
   /** Closes every session, the sockets and the timer. */
@@ -302,6 +348,9 @@ export class SslServer {
       }
       this.closeSession(s, 'server shutdown');
     }
+    this.flushUdp();
+    this.bind?.close();
+    this.bind = null;
     const udp = this.udp;
     this.udp = null;
     if (udp) await new Promise<void>((r) => udp.close(() => r()));
@@ -365,7 +414,26 @@ export class SslServer {
   // ---------------------------------------------------------------- UDP
 
   private onUdp(msg: Buffer, rinfo: RemoteInfo): void {
+    this.onDatagram(msg, rinfo.address, rinfo.port, true, this.clock());
+  }
+
+  private onUdpBatch(b: PacketBatch): void {
     const now = this.clock();
+    for (let i = 0; i < b.count; i++) {
+      const fam = b.family[i]!;
+      const addr = bytesToIp(b.addr.subarray(i * 16, i * 16 + (fam === 6 ? 16 : 4)));
+      const off = b.off[i]!;
+      this.onDatagram(b.buf.subarray(off, off + b.len[i]!), addr, b.port[i]!, false, now);
+    }
+    this.flushUdp();
+  }
+
+  /**
+   * One datagram. `owned`: the buffer is ours to keep (dgram); batch slots are reused after the
+   * batch, so control packets are copied before they go to the (asynchronous) control core.
+   */
+  private onDatagram(msg: Buffer, address: string, port: number, owned: boolean, now: number): void {
+    const rinfo = { address, port };
     try {
       if (msg.length === 0) {
         this.counters.garbageDrops++;
@@ -383,8 +451,7 @@ export class SslServer {
             if (r <= DATA_OCC_EXIT) {
               this.udpSessions.delete(cand.remote);
               cand.log.info({ from: cand.remote, to: key }, 'client address changed (float)');
-              cand.remoteAddr = rinfo.address;
-              cand.remotePort = rinfo.port;
+              cand.setRemote(rinfo.address, rinfo.port);
               this.udpSessions.set(key, cand);
               this.afterDecrypt(cand, r, msg, now);
             }
@@ -417,7 +484,7 @@ export class SslServer {
         this.udpSessions.set(key, s);
       }
       s.lastRxMs = now;
-      s.ssl.receiveControl(msg, now);
+      s.ssl.receiveControl(owned ? msg : Buffer.from(msg), now);
     } catch (err) {
       this.log.error({ err: (err as Error).message, peer: `${rinfo.address}:${rinfo.port}` }, 'udp packet handling failed');
     }
@@ -677,15 +744,55 @@ export class SslServer {
   /** Encrypts an IP packet for a client and sends it (the PacketSink path). */
   sendData(s: ClientSession, buf: Buffer, off: number, len: number): void {
     if (s.status !== 'open') return;
+    if (this.bind && !s.tcp) {
+      // batch UDP: encrypt straight into a send slot
+      const b = this.tx;
+      if (b.count === b.capacity) this.flushUdp();
+      const o = b.count * b.slotSize;
+      const n = s.data.encrypt(buf, off, len, b.buf, o, this.clock());
+      if (n > 0) this.queueTx(s, o, n);
+      return;
+    }
     const out = Buffer.allocUnsafe(TCP_LENGTH_SIZE + len + DATA_MAX_OVERHEAD);
     const n = s.data.encrypt(buf, off, len, out, TCP_LENGTH_SIZE, this.clock());
     if (n > 0) this.transmit(s, out, n);
   }
 
   private sendPing(s: ClientSession, now: number): void {
+    if (this.bind && !s.tcp) {
+      const b = this.tx;
+      if (b.count === b.capacity) this.flushUdp();
+      const o = b.count * b.slotSize;
+      const n = s.data.encryptPing(b.buf, o, now);
+      if (n > 0) this.queueTx(s, o, n);
+      return;
+    }
     const out = Buffer.allocUnsafe(TCP_LENGTH_SIZE + 16 + DATA_MAX_OVERHEAD);
     const n = s.data.encryptPing(out, TCP_LENGTH_SIZE, now);
     if (n > 0) this.transmit(s, out, n);
+  }
+
+  private queueTx(s: ClientSession, o: number, n: number): void {
+    const b = this.tx;
+    const i = b.count++;
+    b.off[i] = o;
+    b.len[i] = n;
+    b.family[i] = s.remoteFamily;
+    s.remoteBytes.copy(b.addr, i * 16);
+    b.port[i] = s.remotePort;
+    if (!this.txScheduled) {
+      this.txScheduled = true;
+      setImmediate(this.flushUdpSoon);
+    }
+  }
+
+  /** Sends the queued UDP data datagrams in one batch (sendmmsg with NativeUdp). */
+  flushUdp(): void {
+    const b = this.tx;
+    if (b.count === 0 || !this.bind) return;
+    const sent = this.bind.send(b);
+    if (sent < b.count) this.counters.sendErrors += b.count - sent;
+    b.count = 0;
   }
 
   /** Sends a packet written at out[2, 2+n) (2 bytes of headroom for the TCP length). */
@@ -705,6 +812,8 @@ export class SslServer {
   private sendControl(s: ClientSession, pkt: Buffer): void {
     if (s.tcp) {
       if (!s.tcp.destroyed) s.tcp.write(frameForTcp(pkt));
+    } else if (this.bind) {
+      if (!this.bind.sendTo(pkt, s.remoteFamily, s.remoteBytes.subarray(0, s.remoteFamily === 4 ? 4 : 16), s.remotePort)) this.counters.sendErrors++;
     } else if (this.udp) {
       this.udp.send(pkt, s.remotePort, s.remoteAddr);
     }

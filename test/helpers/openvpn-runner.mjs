@@ -4,6 +4,7 @@
 //
 //   ip netns exec NS node test/helpers/openvpn-runner.mjs CONFIG.json
 //
+// UDP uses the native batch socket (NativeUdp) unless VPCGW_RUNNER_DGRAM=1.
 // CONFIG.json: { server: SslServerConfig with identity given as PEM *paths* (cert, key, clientCa),
 //                tun: { name, mtu, address } , logLevel }
 // Prints "READY udp=<port> tcp=<port>" once listening. SIGUSR2 prints "STATUS <json>" (clients and
@@ -97,7 +98,13 @@ const config = Object.freeze({
     clientCa: readFileSync(s.identity.clientCa, 'utf8'),
   }),
 });
-const server = new SslServer({ config, log, tunnel });
+// UDP through the batch NativeUdp (recvmmsg/sendmmsg) unless VPCGW_RUNNER_DGRAM=1
+let udpBind;
+if (process.env.VPCGW_RUNNER_DGRAM !== '1') {
+  const { NativeUdp } = await import(new URL('net/native-udp.js', dist).href);
+  udpBind = (address, port) => NativeUdp.bind({ address, port, log });
+}
+const server = new SslServer({ config, log, tunnel, udpBind });
 await server.start();
 process.stdout.write(`READY udp=${server.udpPort} tcp=${server.tcpPort}\n`);
 

@@ -16,6 +16,8 @@ import { formatPrefix, type Prefix } from '../../../src/common/ip.js';
 import { captureLogger } from '../../../src/common/log.js';
 import { PING_MAGIC } from '../../../src/ssl/data/special.js';
 import { POOL_EXHAUSTED } from '../../../src/gateway/pools.js';
+import { MemoryUdpNetwork, type MemoryUdp } from '../../../src/net/memory-udp.js';
+import type { PacketBatch } from '../../../src/common/batch.js';
 
 // ---- a fake control channel: hard reset = 0x38 || user name; P_CONTROL_V1 (0x20) carries text -----
 const keyBlocks = new Map<string, Buffer>();
@@ -374,6 +376,46 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     await until(() => server.counters.poolRefusals === 1);
     expect(sessions[5]!.rejected).toBe(POOL_EXHAUSTED);
     expect(server.sessionCount).toBe(5);
+  });
+});
+
+describe('SslServer over a batch UdpBind (MemoryUdp; NativeUdp in the daemon)', () => {
+  it('connects, routes both ways, batches downlink datagrams until the sink flushes, pings', async () => {
+    const net = new MemoryUdpNetwork();
+    const tunnel = new FakeTunnel();
+    server = new SslServer({
+      config: config({ protocols: ['udp'], listen: '192.0.2.2', port: 1194 }), log: captureLogger(), tunnel, sessions: factory,
+      clock: () => now, timer: false, udpBind: (a, p) => net.bind(a, p),
+    });
+    await server.start();
+    expect(server.udpPort).toBe(1194);
+    keyBlocks.set('batchy', randomBytes(256));
+    const kb = keyBlocks.get('batchy')!;
+    const cli: MemoryUdp = net.bind('198.51.100.7', 5000);
+    const got: Buffer[] = [];
+    const batches: number[] = [];
+    cli.start((b: PacketBatch) => {
+      batches.push(b.count);
+      for (let i = 0; i < b.count; i++) got.push(Buffer.from(b.packet(i)));
+    });
+    cli.sendTo(Buffer.concat([Buffer.from([0x38]), Buffer.from('batchy')]), 4, '192.0.2.2', 1194);
+    await until(() => got.length === 1 && sessions[0]?.state === 'established');
+    expect(server.status()[0]!.realAddress).toBe('198.51.100.7:5000');
+    const up = ipv4('10.8.0.2', '10.2.0.10', 200);
+    cli.sendTo(clientSeal(kb, 0, 1, up), 4, '192.0.2.2', 1194);
+    await until(() => tunnel.written.length === 1);
+    expect(tunnel.written[0]!.equals(up)).toBe(true);
+    const sink = tunnel.sinks.get('10.8.0.2/32')!;
+    const downs = [1, 2, 3].map((k) => ipv4('10.2.0.10', '10.8.0.2', 10 * k));
+    for (const d of downs) sink.push(d, 0, d.length);
+    sink.flush();
+    await until(() => got.length === 4);
+    expect(batches.at(-1)).toBe(3); // one batch send, delivered as one batch
+    expect(got.slice(1).map((g) => clientOpen(kb, g))).toEqual(downs);
+    server.tick(now + 10_000);
+    await until(() => got.length === 5);
+    expect(clientOpen(kb, got[4]!).equals(PING_MAGIC)).toBe(true);
+    cli.close();
   });
 });
 
