@@ -5,9 +5,11 @@
 # logging ike=4 so the SK_* keys are printed; tcpdump records the UDP datagrams. The result goes to
 # $OUT/<suite>.{pcap,log}; test/recorded/ike/extract.mjs turns them into the committed JSON fixtures.
 #
-# usage: sh capture.sh OUTDIR SUITE IKE_PROPOSALS ESP_PROPOSALS      (run as root; cleans up after itself)
+# usage: sh capture.sh OUTDIR SUITE IKE_PROPOSALS ESP_PROPOSALS [rekey]  (run as root; cleans up after itself)
+# With "rekey", the initiator also rekeys the child SA (PFS if ESP_PROPOSALS has a DH group) and
+# then the IKE SA, before deleting.
 set -eu
-OUT=$1; SUITE=$2; IKEP=$3; ESPP=$4
+OUT=$1; SUITE=$2; IKEP=$3; ESPP=$4; REKEY=${5:-}
 A=ikwA$$; B=ikwB$$
 W=$(mktemp -d /tmp/ikw.XXXXXX)
 PIDS=""
@@ -103,6 +105,12 @@ i=0; while [ ! -S "$W/a/charon.vici" ] || [ ! -S "$W/b/charon.vici" ]; do i=$((i
 swanctl --load-all --file "$W/a/swanctl.conf" --uri "unix://$W/a/charon.vici" >/dev/null
 swanctl --load-all --file "$W/b/swanctl.conf" --uri "unix://$W/b/charon.vici" >/dev/null
 timeout 20 swanctl --initiate --child net --uri "unix://$W/a/charon.vici" >/dev/null
+if [ "$REKEY" = rekey ]; then
+  timeout 20 swanctl --rekey --child net --uri "unix://$W/a/charon.vici" >/dev/null
+  sleep 1
+  timeout 20 swanctl --rekey --ike lab --uri "unix://$W/b/charon.vici" >/dev/null
+  sleep 1
+fi
 # one INFORMATIONAL (delete) as well
 timeout 20 swanctl --terminate --ike lab --uri "unix://$W/a/charon.vici" >/dev/null || true
 sleep 1

@@ -89,5 +89,13 @@ const fixture = {
     childIntegI: one('integrity initiator key'),
     childIntegR: one('integrity responder key'),
   },
+  // every dump of these names, in log order (rekeys print them again)
+  series: Object.fromEntries(
+    [
+      'shared Diffie Hellman secret', 'SKEYSEED', 'Sk_d secret', 'Sk_ai secret', 'Sk_ar secret', 'Sk_ei secret',
+      'Sk_er secret', 'Sk_pi secret', 'Sk_pr secret', 'DH secret', 'seed', 'encryption initiator key',
+      'encryption responder key', 'integrity initiator key', 'integrity responder key',
+    ].map((n) => [n, all(n)]),
+  ),
 };
 process.stdout.write(JSON.stringify(fixture, null, 1) + '\n');
