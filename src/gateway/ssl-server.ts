@@ -433,13 +433,12 @@ export class SslServer {
    * batch, so control packets are copied before they go to the (asynchronous) control core.
    */
   private onDatagram(msg: Buffer, address: string, port: number, owned: boolean, now: number): void {
-    const rinfo = { address, port };
     try {
       if (msg.length === 0) {
         this.counters.garbageDrops++;
         return;
       }
-      const key = `${rinfo.address}:${rinfo.port}`;
+      const key = `${address}:${port}`;
       let s = this.udpSessions.get(key);
       if (isDataOpcode(msg[0]!)) {
         if (!s && opcodeOf(msg[0]!) === P_DATA_V2 && msg.length >= 4) {
@@ -451,7 +450,7 @@ export class SslServer {
             if (r <= DATA_OCC_EXIT) {
               this.udpSessions.delete(cand.remote);
               cand.log.info({ from: cand.remote, to: key }, 'client address changed (float)');
-              cand.setRemote(rinfo.address, rinfo.port);
+              cand.setRemote(address, port);
               this.udpSessions.set(key, cand);
               this.afterDecrypt(cand, r, msg, now);
             }
@@ -477,7 +476,7 @@ export class SslServer {
           this.log.debug({ peer: key, len: msg.length, byte0: msg[0] }, 'dropped: not an initial packet from an unknown remote');
           return;
         }
-        const created = this.newSession('udp', rinfo.address, rinfo.port, null, now);
+        const created = this.newSession('udp', address, port, null, now);
         if (!created) return;
         created.clientSid = Buffer.from(msg.subarray(1, 9));
         s = created;
@@ -486,7 +485,7 @@ export class SslServer {
       s.lastRxMs = now;
       s.ssl.receiveControl(owned ? msg : Buffer.from(msg), now);
     } catch (err) {
-      this.log.error({ err: (err as Error).message, peer: `${rinfo.address}:${rinfo.port}` }, 'udp packet handling failed');
+      this.log.error({ err: (err as Error).message, peer: `${address}:${port}` }, 'udp packet handling failed');
     }
   }
 

@@ -15,7 +15,7 @@ import {
   type LabServer,
   type OpenVpnClient,
 } from '../helpers/openvpn.js';
-import { run, waitFor } from '../helpers/proc.js';
+import { waitFor } from '../helpers/proc.js';
 
 let lab: Lab;
 let pki: TestPki;
