@@ -1,0 +1,530 @@
+import { bytesToIp, parseIp } from '../common/ip.js';
+import type { Prefix } from '../common/ip.js';
+import { IoError, VpnError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { silentLogger } from '../common/log.js';
+import { encrKeyMatLen, integKeyLen, isSupportedSpec } from '../crypto/aead.js';
+import { DROP_REASON_COUNT, DROP_REASON_NAMES } from '../esp/drop-reason.js';
+import type { UdpBind } from '../net/udp-bind.js';
+import { loadNative } from '../tun/native.js';
+import { setLinkUp, setMtu } from '../tun/netcfg.js';
+import type { TunDevice } from '../tun/tun-device.js';
+import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
+
+/**
+ * The native data plane (src/tun/native/dataplane.cc + esp.cc + offload.cc): the whole packet path
+ * TUN ⇄ ESP-in-UDP runs in C++ on the event-loop thread, with reused OpenSSL contexts per SA.
+ *
+ *   1. TUN readable → read a batch (or TSO super-packets, segmented in C) → LPM route in C →
+ *      encapsulate in place → sendmmsg per bind (UDP GSO for runs of equal-size datagrams);
+ *   2. UDP readable → recvmmsg → keepalive / non-ESP marker (IKE) / SPI → decapsulate in place →
+ *      write to the TUN (or GRO: coalesce in-order TCP segments into one vnet-header write);
+ *   3. what JavaScript must see — IKE packets, packets routed to a PacketSink (SSL VPN), SA lifetime
+ *      events — is copied into buffers pinned here and announced by ONE callback per batch.
+ *
+ * The TUN and UDP devices stay owned by the caller (DataPlane contract): we poll their fds instead of
+ * calling their `start`, and never close them, unless the TUN fd came from `openOffloadTun`.
+ */
+
+// Indices into the native stats array (mirror of enum Stat in dataplane.cc).
+export const NATIVE_DP_STAT = {
+  tunRxPackets: 0,
+  espTxPackets: 1,
+  espRxPackets: 2,
+  tunTxPackets: 3,
+  sinkPackets: 4,
+  controlPackets: 5,
+  natKeepalives: 6,
+  udpRxDatagrams: 7,
+  udpTxDatagrams: 8,
+  udpSendMsgs: 9,
+  sendErrors: 10,
+  tunWriteErrors: 11,
+  tunReadErrors: 12,
+  pollErrors: 13,
+  icmpErrors: 14,
+  gsoSends: 15,
+  tsoSuperPackets: 16,
+  groWrites: 17,
+  groSegments: 18,
+  truncated: 19,
+  jsCallbacks: 20,
+} as const;
+const STAT_DROPS = 24;
+const STAT_COUNT = STAT_DROPS + DROP_REASON_COUNT;
+
+// Implementation choices: sizes of the buffers native code fills for JS.
+const CTL_CAPACITY = 64;
+const CTL_BYTES = 128 * 1024;
+const CTL_STRIDE = 5;
+const SINK_CAPACITY = 64;
+const SINK_STRIDE = 3;
+const EVENT_CAPACITY = 64;
+const EVENT_STRIDE = 3;
+const PREFIX_PACKED = 18;
+const COUNTERS_LEN = 4 + DROP_REASON_COUNT;
+
+/** The part of the addon this module uses (declared here: src/tun/native.ts types the I/O handles). */
+export interface NativeDataPlaneHandle {
+  attachTun(fd: number, vnetHdr: boolean, owns: boolean): void;
+  attachUdp(fd: number): number;
+  setOptions(gso: boolean, gro: boolean): void;
+  start(cb: (ctl: number, sink: number, events: number) => void): void;
+  installSa(p: NativeSaParams): boolean;
+  removeSa(spi: number, inbound: boolean): boolean;
+  saCounters(spi: number, inbound: boolean, out: Float64Array): boolean;
+  addRoute(family: number, addr: Buffer, len: number, spi: number, sink: number): void;
+  removeRoute(family: number, addr: Buffer, len: number, onlySink: boolean): boolean;
+  lookupRoute(family: number, addr: Buffer): [number, number] | null;
+  sendControl(bind: number, data: Uint8Array, family: number, addr: Buffer, port: number): boolean;
+  writeTun(buf: Uint8Array, off: number, len: number): boolean;
+  flushTun(): void;
+  close(): void;
+}
+
+export interface NativeSaParams {
+  inbound: boolean;
+  spi: number;
+  encr: number;
+  encrKeyBits: number;
+  integ: number;
+  encrKey: Buffer;
+  integKey: Buffer;
+  replayWindow: number;
+  initialSeq: number;
+  bind: number;
+  remoteFamily: number;
+  remoteAddr: Buffer;
+  remotePort: number;
+  localTs: Buffer;
+  remoteTs: Buffer;
+  softBytes: number;
+  hardBytes: number;
+  softPackets: number;
+  hardPackets: number;
+}
+
+/** One direction of an SA outside any data plane: the native ESP core, for tests and benchmarks. */
+export interface NativeEspCore {
+  /** in place; span receives [off, len, eventBits]; returns a DropReason */
+  encap(buf: Buffer, off: number, len: number, limit: number, span: Uint32Array): number;
+  decap(buf: Buffer, off: number, len: number, span: Uint32Array): number;
+  encapBatch(buf: Buffer, off: Uint32Array, len: Uint32Array, count: number, slotSize: number): number;
+  decapBatch(buf: Buffer, off: Uint32Array, len: Uint32Array, count: number, slotSize: number): number;
+  /** out: bytes, packets, seq, flags (1 soft, 2 hard, 4 seq exhausted), drops by reason */
+  counters(out: Float64Array): void;
+}
+
+interface DataPlaneAddon {
+  dataPlaneAbi: number;
+  DataPlaneHandle: new (o: {
+    stats: Float64Array;
+    ctlBuf: Buffer;
+    ctlMeta: Uint32Array;
+    ctlAddr: Buffer;
+    sinkBuf: Buffer;
+    sinkMeta: Uint32Array;
+    events: Uint32Array;
+    maxPacket: number;
+  }) => NativeDataPlaneHandle;
+  EspCore: new (p: Omit<NativeSaParams, 'bind' | 'remoteFamily' | 'remoteAddr' | 'remotePort'>) => NativeEspCore;
+  openTun(name: string, vnetHdr: boolean, multiQueue: boolean): [number, string];
+  closeFd(fd: number): void;
+}
+
+/** Loads the addon's data-plane part; throws when the addon is missing or too old. */
+export function loadNativeDataPlane(): DataPlaneAddon {
+  const a = loadNative() as unknown as Partial<DataPlaneAddon>;
+  if (typeof a.DataPlaneHandle !== 'function' || typeof a.EspCore !== 'function' || a.dataPlaneAbi !== 1) {
+    throw new Error('vpcgw native addon has no data plane (rebuild it with `npm run build`)');
+  }
+  return a as DataPlaneAddon;
+}
+
+/** Packs selectors for native code: 18 bytes each (family, length, 16 address bytes). */
+export function packPrefixes(list: readonly Prefix[]): Buffer {
+  const b = Buffer.alloc(list.length * PREFIX_PACKED);
+  list.forEach((p, i) => {
+    b[i * PREFIX_PACKED] = p.family;
+    b[i * PREFIX_PACKED + 1] = p.len;
+    p.bytes.copy(b, i * PREFIX_PACKED + 2);
+  });
+  return b;
+}
+
+/** Validates SaParams as TsDataPlane does (same error codes) and builds the native form. */
+export function nativeSaParams(p: SaParams, bind: number): NativeSaParams {
+  if (!Number.isInteger(p.spi) || p.spi <= 0 || p.spi > 0xffffffff) throw new VpnError('ERR_SA', `bad SPI ${p.spi}`);
+  const spec = { encr: p.encr, encrKeyBits: p.encrKeyBits, integ: p.integ };
+  if (!isSupportedSpec(spec)) {
+    throw new VpnError('ERR_CRYPTO_UNSUPPORTED', `unsupported transform encr=${p.encr}/${p.encrKeyBits} integ=${p.integ}`);
+  }
+  if (p.encrKey.length !== encrKeyMatLen(spec)) {
+    throw new VpnError('ERR_CRYPTO_KEY', `encryption key material must be ${encrKeyMatLen(spec)} bytes, got ${p.encrKey.length}`);
+  }
+  if (p.integ !== 0 && p.integKey.length !== integKeyLen(p.integ)) {
+    throw new VpnError('ERR_CRYPTO_KEY', `integrity key must be ${integKeyLen(p.integ)} bytes, got ${p.integKey.length}`);
+  }
+  const local = parseIp(p.localAddr);
+  const remote = parseIp(p.remoteAddr);
+  if (!local || !remote || local.family !== remote.family) {
+    throw new VpnError('ERR_SA', `bad outer addresses ${p.localAddr} / ${p.remoteAddr}`);
+  }
+  const remoteAddr = Buffer.alloc(16);
+  remote.bytes.copy(remoteAddr);
+  const lt = p.lifetime;
+  return {
+    inbound: p.direction === 'in',
+    spi: p.spi >>> 0,
+    encr: p.encr,
+    encrKeyBits: p.encrKeyBits,
+    integ: p.integ,
+    encrKey: p.encrKey,
+    integKey: p.integKey,
+    replayWindow: p.replayWindow ?? 1024,
+    initialSeq: p.initialSeq ?? 0,
+    bind,
+    remoteFamily: remote.family,
+    remoteAddr,
+    remotePort: p.remotePort,
+    localTs: packPrefixes(p.localTs),
+    remoteTs: packPrefixes(p.remoteTs),
+    softBytes: lt?.softBytes ?? 0,
+    hardBytes: lt?.hardBytes ?? 0,
+    softPackets: lt?.softPackets ?? 0,
+    hardPackets: lt?.hardPackets ?? 0,
+  };
+}
+
+/** Builds a standalone native ESP core for one SA direction (differential tests, micro benchmarks). */
+export function createNativeEspCore(p: SaParams): NativeEspCore {
+  const n = nativeSaParams(p, -1);
+  return new (loadNativeDataPlane().EspCore)(n);
+}
+
+/** A TUN the native data plane opens itself, with IFF_VNET_HDR and TSO/CSUM offloads (bench, tests). */
+export interface OffloadTun {
+  readonly fd: number;
+  readonly name: string;
+  readonly mtu: number;
+  readonly vnetHdr: boolean;
+}
+
+/** Opens (creates) a TUN with the vnet header and TUNSETOFFLOAD(CSUM|TSO4|TSO6), sets MTU and up. */
+export function openOffloadTun(name: string, mtu: number, vnetHdr = true): OffloadTun {
+  const a = loadNativeDataPlane();
+  let r: [number, string];
+  try {
+    r = a.openTun(name, vnetHdr, false);
+  } catch (e) {
+    throw new IoError(`cannot create TUN device "${name}": ${(e as Error).message}`, e);
+  }
+  try {
+    setMtu(r[1], mtu);
+    setLinkUp(r[1]);
+  } catch (e) {
+    a.closeFd(r[0]);
+    throw e;
+  }
+  return { fd: r[0], name: r[1], mtu, vnetHdr };
+}
+
+/** A UDP bind the native data plane can poll: anything with a socket fd (NativeUdp). */
+export type FdUdpBind = UdpBind & { readonly fd: number };
+
+export interface NativeDataPlaneOptions {
+  logger?: Logger;
+  /** largest inner packet (default max(tun mtu, 1500)) */
+  maxPacket?: number;
+  /** UDP GSO (UDP_SEGMENT) on send (default true) */
+  gso?: boolean;
+  /** GRO-style coalescing into the TUN; needs a vnet-header TUN (default true when it has one) */
+  gro?: boolean;
+}
+
+/** The TUN side: a TunDevice with an fd (LinuxTun, not started) or an OffloadTun (owned, closed by us). */
+export type NativeTunSource = (TunDevice & { readonly fd: number }) | OffloadTun;
+
+function isOffloadTun(t: NativeTunSource): t is OffloadTun {
+  return 'vnetHdr' in t;
+}
+
+export class NativeDataPlane implements DataPlane {
+  private readonly log: Logger;
+  private readonly h: NativeDataPlaneHandle;
+  private readonly bindLocal: Endpoint[];
+  private readonly binds: readonly FdUdpBind[];
+  private readonly statsArr = new Float64Array(STAT_COUNT);
+  private readonly ctlBuf = Buffer.alloc(CTL_BYTES);
+  private readonly ctlMeta = new Uint32Array(CTL_CAPACITY * CTL_STRIDE);
+  private readonly ctlAddr = Buffer.alloc(CTL_CAPACITY * 16);
+  private readonly sinkBuf: Buffer;
+  private readonly sinkMeta = new Uint32Array(SINK_CAPACITY * SINK_STRIDE);
+  private readonly events = new Uint32Array(EVENT_CAPACITY * EVENT_STRIDE);
+  private readonly counterOut = new Float64Array(COUNTERS_LEN);
+  private readonly addrTmp = Buffer.alloc(16);
+  private readonly sinks: PacketSink[] = [];
+  private readonly sinkTouched: boolean[] = [];
+  private readonly sas = new Map<string, string>();
+  private controlCbs: ((pkt: Buffer, from: Endpoint, local: Endpoint) => void)[] = [];
+  private eventCbs: ((ev: SaEvent) => void)[] = [];
+  private tunFlushScheduled = false;
+  private closed = false;
+  private readonly flushTunSoon: () => void;
+  readonly tunName: string;
+  readonly offloads: { vnetHdr: boolean; gso: boolean; gro: boolean };
+
+  constructor(tun: NativeTunSource, binds: readonly FdUdpBind[], opts: NativeDataPlaneOptions = {}) {
+    const addon = loadNativeDataPlane();
+    this.log = (opts.logger ?? silentLogger).child({ component: 'dataplane', backend: 'native' });
+    const maxPacket = opts.maxPacket ?? Math.max(tun.mtu, 1500);
+    this.sinkBuf = Buffer.alloc(SINK_CAPACITY * maxPacket);
+    this.h = new addon.DataPlaneHandle({
+      stats: this.statsArr,
+      ctlBuf: this.ctlBuf,
+      ctlMeta: this.ctlMeta,
+      ctlAddr: this.ctlAddr,
+      sinkBuf: this.sinkBuf,
+      sinkMeta: this.sinkMeta,
+      events: this.events,
+      maxPacket,
+    });
+    const vnet = isOffloadTun(tun) && tun.vnetHdr;
+    this.h.attachTun(tun.fd, vnet, isOffloadTun(tun));
+    this.binds = [...binds];
+    for (const b of this.binds) this.h.attachUdp(b.fd);
+    this.bindLocal = this.binds.map((b) => ({ family: b.family, address: b.address, port: b.port }));
+    const gso = opts.gso ?? true;
+    const gro = vnet && (opts.gro ?? true);
+    this.h.setOptions(gso, gro);
+    this.offloads = { vnetHdr: vnet, gso, gro };
+    this.tunName = tun.name;
+    this.flushTunSoon = () => {
+      this.tunFlushScheduled = false;
+      if (!this.closed) this.h.flushTun();
+    };
+    this.h.start((c, s, e) => this.onNative(c, s, e));
+    this.log.info({ tun: tun.name, binds: this.bindLocal.length, ...this.offloads }, 'native data plane started');
+  }
+
+  // ---------------------------------------------------------------- control-plane API
+
+  installSa(p: SaParams): void {
+    if (this.closed) return;
+    const bind = this.bindFor(parseIp(p.localAddr)?.family ?? 0, p.localAddr, p.localPort);
+    const n = nativeSaParams(p, bind);
+    this.h.installSa(n);
+    const key = `${p.direction}:${n.spi}`;
+    const old = this.sas.has(key);
+    const child = `0x${n.spi.toString(16).padStart(8, '0')}`;
+    this.sas.set(key, child);
+    const fields = { child, dir: p.direction, peer: `${p.remoteAddr}:${p.remotePort}` };
+    if (p.direction === 'out' && bind < 0) this.log.warn(fields, 'outbound SA has no UDP bind for its local address');
+    this.log.info(fields, old ? 'ESP SA replaced' : 'ESP SA installed');
+  }
+
+  removeSa(spi: number, direction: 'in' | 'out'): void {
+    if (this.closed) return;
+    const c = this.saCounters(spi, direction);
+    if (this.h.removeSa(spi >>> 0, direction === 'in')) {
+      this.sas.delete(`${direction}:${spi >>> 0}`);
+      this.log.info({ child: `0x${(spi >>> 0).toString(16).padStart(8, '0')}`, dir: direction, bytes: c?.bytes, packets: c?.packets }, 'ESP SA removed');
+    }
+  }
+
+  addRoute(prefix: Prefix, outSpi: number): void {
+    if (this.closed) return;
+    this.h.addRoute(prefix.family, this.addr16(prefix.bytes), prefix.len, outSpi >>> 0, -1);
+  }
+
+  removeRoute(prefix: Prefix): void {
+    if (this.closed) return;
+    this.h.removeRoute(prefix.family, this.addr16(prefix.bytes), prefix.len, false);
+  }
+
+  addSinkRoute(prefix: Prefix, sink: PacketSink): void {
+    if (this.closed) return;
+    let idx = this.sinks.indexOf(sink);
+    if (idx < 0) {
+      idx = this.sinks.length;
+      this.sinks.push(sink);
+      this.sinkTouched.push(false);
+    }
+    this.h.addRoute(prefix.family, this.addr16(prefix.bytes), prefix.len, 0, idx);
+  }
+
+  removeSinkRoute(prefix: Prefix): void {
+    if (this.closed) return;
+    this.h.removeRoute(prefix.family, this.addr16(prefix.bytes), prefix.len, true);
+  }
+
+  /** LPM as the native table sees it (tests): the route's SPI or sink index, or null. */
+  lookupRoute(address: string): { spi: number; sink: number } | null {
+    const ip = parseIp(address);
+    if (!ip || this.closed) return null;
+    const r = this.h.lookupRoute(ip.family, this.addr16(ip.bytes));
+    return r ? { spi: r[0], sink: r[1] } : null;
+  }
+
+  saCounters(spi: number, direction: 'in' | 'out'): SaCounters | undefined {
+    if (this.closed) return undefined;
+    const o = this.counterOut;
+    if (!this.h.saCounters(spi >>> 0, direction === 'in', o)) return undefined;
+    const drops: Record<string, number> = {};
+    for (let i = 1; i < DROP_REASON_COUNT; i++) if (o[4 + i]! > 0) drops[DROP_REASON_NAMES[i]!] = o[4 + i]!;
+    return { bytes: o[0]!, packets: o[1]!, drops, seq: o[2]! };
+  }
+
+  dropCounters(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (let i = 1; i < DROP_REASON_COUNT; i++) out[DROP_REASON_NAMES[i]!] = this.statsArr[STAT_DROPS + i]!;
+    return out;
+  }
+
+  stats(): DataPlaneStats {
+    const s = this.statsArr;
+    return {
+      tunRxPackets: s[NATIVE_DP_STAT.tunRxPackets]!,
+      espTxPackets: s[NATIVE_DP_STAT.espTxPackets]!,
+      espRxPackets: s[NATIVE_DP_STAT.espRxPackets]!,
+      tunTxPackets: s[NATIVE_DP_STAT.tunTxPackets]!,
+      sinkPackets: s[NATIVE_DP_STAT.sinkPackets]!,
+      controlPackets: s[NATIVE_DP_STAT.controlPackets]!,
+      natKeepalives: s[NATIVE_DP_STAT.natKeepalives]!,
+    };
+  }
+
+  /** Every native counter by name (offload and error counters included). */
+  nativeStats(): Record<keyof typeof NATIVE_DP_STAT, number> {
+    const out = {} as Record<keyof typeof NATIVE_DP_STAT, number>;
+    for (const [k, i] of Object.entries(NATIVE_DP_STAT)) out[k as keyof typeof NATIVE_DP_STAT] = this.statsArr[i]!;
+    return out;
+  }
+
+  onControl(cb: (pkt: Buffer, from: Endpoint, local: Endpoint) => void): void {
+    this.controlCbs.push(cb);
+  }
+
+  onSaEvent(cb: (ev: SaEvent) => void): void {
+    this.eventCbs.push(cb);
+  }
+
+  sendControl(pkt: Buffer, to: Endpoint, local: Endpoint): boolean {
+    if (this.closed) return false;
+    const i = this.bindFor(local.family, local.address, local.port);
+    const addr = parseIp(to.address);
+    if (i < 0 || !addr) return false;
+    return this.h.sendControl(i, pkt, addr.family, this.addr16(addr.bytes), to.port);
+  }
+
+  writeToTun(pkt: Buffer, off: number, len: number): void {
+    if (this.closed) return;
+    this.h.writeTun(pkt, off, len);
+    if (!this.tunFlushScheduled) {
+      this.tunFlushScheduled = true;
+      setImmediate(this.flushTunSoon);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.h.close();
+    this.log.info({ sas: this.sas.size }, 'data plane closed');
+    this.sas.clear();
+  }
+
+  // ---------------------------------------------------------------- once per native batch
+
+  private onNative(ctl: number, sink: number, events: number): void {
+    if (this.closed) return;
+    if (sink > 0) this.deliverSinks(sink);
+    if (ctl > 0) this.deliverControl(ctl);
+    if (events > 0) this.deliverEvents(events);
+  }
+
+  private deliverSinks(n: number): void {
+    const m = this.sinkMeta;
+    for (let i = 0; i < n; i++) {
+      const idx = m[i * SINK_STRIDE + 2]!;
+      const s = this.sinks[idx];
+      if (!s) continue;
+      try {
+        s.push(this.sinkBuf, m[i * SINK_STRIDE]!, m[i * SINK_STRIDE + 1]!);
+      } catch (err) {
+        this.log.error({ err }, 'packet sink push failed');
+      }
+      this.sinkTouched[idx] = true;
+    }
+    for (let s = 0; s < this.sinks.length; s++) {
+      if (!this.sinkTouched[s]) continue;
+      this.sinkTouched[s] = false;
+      try {
+        this.sinks[s]!.flush();
+      } catch (err) {
+        this.log.error({ err }, 'packet sink flush failed');
+      }
+    }
+  }
+
+  private deliverControl(n: number): void {
+    const m = this.ctlMeta;
+    for (let i = 0; i < n; i++) {
+      const off = m[i * CTL_STRIDE]!;
+      const len = m[i * CTL_STRIDE + 1]!;
+      const local = this.bindLocal[m[i * CTL_STRIDE + 2]!]!;
+      const fam = m[i * CTL_STRIDE + 3] === 6 ? 6 : 4;
+      const addr = this.ctlAddr.subarray(i * 16, i * 16 + (fam === 4 ? 4 : 16));
+      const pkt = Buffer.from(this.ctlBuf.subarray(off, off + len));
+      const from: Endpoint = { family: fam, address: bytesToIp(addr), port: m[i * CTL_STRIDE + 4]! };
+      for (const cb of this.controlCbs) {
+        try {
+          cb(pkt, from, local);
+        } catch (err) {
+          this.log.error({ err }, 'control callback failed');
+        }
+      }
+    }
+  }
+
+  private deliverEvents(n: number): void {
+    const list: SaEvent[] = [];
+    const m = this.events;
+    for (let i = 0; i < n; i++) {
+      const spi = m[i * EVENT_STRIDE]!;
+      const direction = m[i * EVENT_STRIDE + 1] === 0 ? 'in' : 'out';
+      const bits = m[i * EVENT_STRIDE + 2]!;
+      if (bits & 1) list.push({ spi, direction, kind: 'soft' });
+      if (bits & 2) list.push({ spi, direction, kind: 'hard' });
+      if (bits & 4) list.push({ spi, direction, kind: 'seq-exhausted' });
+    }
+    for (const ev of list) {
+      this.log.info({ child: `0x${ev.spi.toString(16).padStart(8, '0')}`, dir: ev.direction, kind: ev.kind }, 'ESP SA lifetime event');
+      for (const cb of this.eventCbs) {
+        try {
+          cb(ev);
+        } catch (err) {
+          this.log.error({ err }, 'SA event callback failed');
+        }
+      }
+    }
+  }
+
+  private addr16(bytes: Buffer): Buffer {
+    this.addrTmp.fill(0);
+    bytes.copy(this.addrTmp, 0, 0, Math.min(16, bytes.length));
+    return this.addrTmp;
+  }
+
+  /** Exact address+port first, then a wildcard bind of the same family and port (as TsDataPlane). */
+  private bindFor(family: number, address: string, port: number): number {
+    let wildcard = -1;
+    for (let i = 0; i < this.binds.length; i++) {
+      const b = this.binds[i]!;
+      if (b.family !== family || b.port !== port) continue;
+      if (b.address === address) return i;
+      if (wildcard < 0 && (b.address === '0.0.0.0' || b.address === '::')) wildcard = i;
+    }
+    return wildcard;
+  }
+}
