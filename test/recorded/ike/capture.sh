@@ -8,8 +8,10 @@
 # usage: sh capture.sh OUTDIR SUITE IKE_PROPOSALS ESP_PROPOSALS [rekey]  (run as root; cleans up after itself)
 # With "rekey", the initiator also rekeys the child SA (PFS if ESP_PROPOSALS has a DH group) and
 # then the IKE SA, before deleting.
+# RESP_IKEP (environment) gives the responder other IKE proposals, e.g. to provoke INVALID_KE_PAYLOAD.
 set -eu
 OUT=$1; SUITE=$2; IKEP=$3; ESPP=$4; REKEY=${5:-}
+RESP_IKEP=${RESP_IKEP:-$IKEP}
 A=ikwA$$; B=ikwB$$
 W=$(mktemp -d /tmp/ikw.XXXXXX)
 PIDS=""
@@ -27,7 +29,7 @@ ip -n "$A" addr add 192.0.2.1/24 dev ikwa$$; ip -n "$A" link set ikwa$$ up; ip -
 ip -n "$B" addr add 192.0.2.2/24 dev ikwb$$; ip -n "$B" link set ikwb$$ up; ip -n "$B" link set lo up
 ip -n "$A" addr add 10.1.0.1/32 dev lo; ip -n "$B" addr add 10.2.0.1/32 dev lo
 
-mkconf() { # dir localaddr remoteaddr localid remoteid localts remotets
+mkconf() { # dir localaddr remoteaddr localid remoteid localts remotets ikeproposals
   mkdir -p "$1"
   cat > "$1/strongswan.conf" <<EOC
 charon {
@@ -62,7 +64,7 @@ connections {
     version = 2
     local_addrs = $2
     remote_addrs = $3
-    proposals = $IKEP
+    proposals = $8
     encap = yes
     local {
       auth = psk
@@ -91,8 +93,8 @@ secrets {
 }
 EOC
 }
-mkconf "$W/a" 192.0.2.1 192.0.2.2 a@example.org b.example.org 10.1.0.0/16 10.2.0.0/16
-mkconf "$W/b" 192.0.2.2 192.0.2.1 b.example.org a@example.org 10.2.0.0/16 10.1.0.0/16
+mkconf "$W/a" 192.0.2.1 192.0.2.2 a@example.org b.example.org 10.1.0.0/16 10.2.0.0/16 "$IKEP"
+mkconf "$W/b" 192.0.2.2 192.0.2.1 b.example.org a@example.org 10.2.0.0/16 10.1.0.0/16 "$RESP_IKEP"
 
 ip netns exec "$A" tcpdump -i ikwa$$ -U -s 0 -w "$W/cap.pcap" udp 2>/dev/null &
 PIDS="$PIDS $!"
