@@ -407,6 +407,20 @@ export class SslServer {
     return out;
   }
 
+  /** One line for the gateway status (the shape of status.ts VpnServerStatus), plus the client list. */
+  summary(): { name: string; state: 'DOWN' | 'LISTENING'; protocols: string[]; port: number; clients: number; sessions: SslClientStatus[] } {
+    const listening = this.udp !== null || this.bind !== null || this.tcp !== null;
+    const sessions = this.status();
+    return {
+      name: this.config.name,
+      state: listening ? 'LISTENING' : 'DOWN',
+      protocols: [...this.config.protocols],
+      port: this.udpPort || this.tcpPort || this.config.port,
+      clients: sessions.filter((x) => x.virtualAddress !== null).length,
+      sessions,
+    };
+  }
+
   get sessionCount(): number {
     return this.all.size;
   }
