@@ -114,6 +114,8 @@ export const CLOSE_MIN_LINGER_MS = 1_000;
 /** the stock server ignores repeated PUSH_REQUESTs for 30 s after a reply */
 export const PUSH_REQUEST_HOLDOFF_MS = 30_000;
 export const DEFAULT_TRAN_WINDOW_SEC = 3600;
+/** an unterminated control command longer than this ends the key state (the client's own buffer is ~2 KB) */
+export const CONTROL_TEXT_MAX = 16 * 1024;
 
 type KeyStateStatus = 'negotiating' | 'active' | 'lameDuck' | 'dead';
 
@@ -447,6 +449,10 @@ export class SslSession {
     const { commands, rest } = splitCommands(ks.plain);
     ks.plain = Buffer.from(rest);
     for (const c of commands) this.onCommand(c);
+    if (ks.plain.length > CONTROL_TEXT_MAX) {
+      this.log.warn({ keyId: ks.keyId, bytes: ks.plain.length }, 'unterminated control message too long');
+      this.failKeyState(ks, 'control message too long');
+    }
   }
 
   private onTlsError(ks: KeyState, err: Error): void {

@@ -350,3 +350,24 @@ describe('SslSession edge cases', () => {
     expect(h.server.renegotiate(h.now())).toBe(true);
   });
 });
+
+describe('SslSession control text limits', () => {
+  it('an endless unterminated control message closes the session instead of growing memory', async () => {
+    const h = makeHarness(pki);
+    h.client.start(h.now());
+    expect(await h.pump(() => h.client.commands.length > 0)).toBe(true);
+    h.client.keys.get(0)!.tls!.writePlaintext(Buffer.alloc(20_000, 0x41));
+    expect(await h.pump(() => h.of('closed').length === 1)).toBe(true);
+    expect(h.of('closed')[0]!.reason).toBe('control message too long');
+  });
+
+  it('unknown client commands are passed to the shell as control text', async () => {
+    const h = makeHarness(pki);
+    h.client.start(h.now());
+    expect(await h.pump(() => h.client.commands.length > 0)).toBe(true);
+    h.client.sendText('INFO,hello\r\n');
+    expect(await h.pump(() => h.of('control').length === 1)).toBe(true);
+    expect(h.of('control')[0]!.text).toBe('INFO,hello');
+    expect(h.server.state).toBe('established');
+  });
+});

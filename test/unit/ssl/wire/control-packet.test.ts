@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { ParseError } from '../../../../src/common/errors.js';
@@ -171,5 +172,42 @@ describe('ACK block', () => {
   });
   it('refuses to encode more than 8 ids (the client rejects such packets)', () => {
     expect(() => encodeAck({ ids: [1, 2, 3, 4, 5, 6, 7, 8, 9], remoteSessionId: SERVER_SID }, Buffer.alloc(64), 0)).toThrow(RangeError);
+  });
+});
+
+describe('recorded exchange with the openvpn 2.6.14 client (test/recorded/openvpn)', () => {
+  const rec = JSON.parse(readFileSync(new URL('../../../recorded/openvpn/udp-control-2.6.14.json', import.meta.url), 'utf8')) as {
+    clientSid: string;
+    serverSid: string;
+    packets: { t: number; dir: 'c2s' | 's2c'; hex: string }[];
+  };
+
+  it('every packet decodes, re-encodes byte for byte, and carries the right session ids', () => {
+    expect(rec.packets.length).toBeGreaterThan(20);
+    for (const r of rec.packets) {
+      const b = Buffer.from(r.hex, 'hex');
+      const p = dec(b);
+      expect(encodeControlPacket(p).equals(b)).toBe(true);
+      const [mine, theirs] = r.dir === 'c2s' ? [rec.clientSid, rec.serverSid] : [rec.serverSid, rec.clientSid];
+      expect(p.sessionId.toString('hex')).toBe(mine);
+      if (p.ack.ids.length > 0) expect(p.ack.remoteSessionId!.toString('hex')).toBe(theirs);
+      expect(p.ack.ids.length).toBeLessThanOrEqual(8);
+      expect(b.length).toBeLessThanOrEqual(1250);
+    }
+  });
+
+  it('shows the opening sequence of brief §2.3 and a client SOFT_RESET with key id 1', () => {
+    const ops = rec.packets.map((r) => dec(Buffer.from(r.hex, 'hex')));
+    expect(ops[0]!.opcode).toBe(Opcode.P_CONTROL_HARD_RESET_CLIENT_V2);
+    expect(ops[1]!.opcode).toBe(Opcode.P_CONTROL_HARD_RESET_SERVER_V2);
+    expect(ops[1]!.ack.ids).toEqual([0]);
+    expect(ops[2]!.opcode).toBe(Opcode.P_CONTROL_V1);
+    expect(ops[2]!.messageId).toBe(1);
+    expect(ops[2]!.payload[0]).toBe(0x16); // TLS handshake record: ClientHello
+    const soft = ops.find((p) => p.opcode === Opcode.P_CONTROL_SOFT_RESET_V1)!;
+    expect(soft.keyId).toBe(1);
+    expect(soft.messageId).toBe(0);
+    // the 2.6 client ACKs generously (up to 8 ids in one P_ACK_V1)
+    expect(Math.max(...ops.filter((p) => p.opcode === Opcode.P_ACK_V1).map((p) => p.ack.ids.length))).toBeGreaterThanOrEqual(4);
   });
 });
