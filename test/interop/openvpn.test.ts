@@ -91,6 +91,10 @@ describe('openvpn 2.6 client ↔ vpcgw SSL VPN', () => {
           expect(st.clients[0]).toMatchObject({ user: 'alice', virtualAddress: '10.8.0.2', protocol: proto });
           expect(st.clients[0]!.realAddress.startsWith(`${LAB.client[0]}:`)).toBe(true);
           expect(st.clients[0]!.bytesIn).toBeGreaterThan(1_000_000);
+          // secrets never reach the logs: no PEM key, no key-material fields
+          const logText = server.proc.output();
+          expect(logText).not.toContain('PRIVATE KEY');
+          expect(logText).not.toMatch(/"(encKey|decKey|encImplicitIv|decImplicitIv|key)":/);
         } finally {
           await c.stop();
         }
