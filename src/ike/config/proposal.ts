@@ -192,14 +192,15 @@ function match(offer: Proposal, cfg: Proposal): Proposal | null {
     // echo exactly one transform of each type that was OFFERED (§3.3.6); an implied NO_ESN is not echoed
     if (offer.transforms.some((t) => t.type === type)) chosen.push({ ...pick });
   }
-  return { num: offer.num, protocol: offer.protocol, spi: offer.spi, transforms: chosen };
+  // own copy of the SPI: the offer may be a view into a received datagram
+  return { num: offer.num, protocol: offer.protocol, spi: Buffer.from(offer.spi), transforms: chosen };
 }
 
 /**
  * Responder's choice (RFC 7296 §2.7): the first configured proposal, in our preference order, that
  * some offered proposal can satisfy; within it, per transform type our most preferred transform
  * that was offered (key length must match). Returns exactly one transform per offered type, with
- * the offered proposal number and SPI (for ESP the caller puts its own SPI in), or null.
+ * the offered proposal number and a copy of its SPI (for ESP the caller puts its own SPI in), or null.
  * Also usable by an initiator to check a response: selectProposal([chosen], ourOffer).
  */
 export function selectProposal(offered: readonly Proposal[], configured: readonly Proposal[]): Proposal | null {

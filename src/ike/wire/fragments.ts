@@ -34,8 +34,9 @@ export type FragmentResult =
     }
   | { ok: false; reason: 'malformed' | 'integrity' | 'version'; detail: string; header?: IkeHeader };
 
-/** Verifies and decrypts one SKF datagram. Never throws, never modifies `buf`. */
-export function decodeFragment(buf: Buffer, sk: SkCrypto): FragmentResult {
+/** Verifies and decrypts one SKF datagram. Never throws, never modifies `datagram`. */
+export function decodeFragment(datagram: Buffer, sk: SkCrypto): FragmentResult {
+  const buf = Buffer.from(datagram); // private copy: decrypted in place, never aliases the caller's buffer
   const header = decodeHeader(buf);
   if (!header) return { ok: false, reason: 'malformed', detail: `bad IKE header (${buf.length} bytes)` };
   try {
@@ -47,16 +48,16 @@ export function decodeFragment(buf: Buffer, sk: SkCrypto): FragmentResult {
     const len = buf.readUInt16BE(off + 2);
     if (off + len !== buf.length) return { ok: false, reason: 'malformed', detail: 'SKF must be the only payload', header };
     const f = decodeFields(buf, off);
-    const copy = Buffer.from(buf);
-    const r = skp.open(sk.dec, copy, 0, off + SKF_HEADER_SIZE, copy.length);
+    const nextPayload = buf[off]!;
+    const r = skp.open(sk.dec, buf, 0, off + SKF_HEADER_SIZE, buf.length);
     if (!r.ok) return { ok: false, reason: r.reason, detail: r.detail, header };
     return {
       ok: true,
       header,
       fragmentNumber: f.fragmentNumber,
       totalFragments: f.totalFragments,
-      nextPayload: buf[off]!,
-      plaintext: Buffer.from(r.inner),
+      nextPayload,
+      plaintext: r.inner,
     };
   } catch (e) {
     return { ok: false, reason: 'malformed', detail: e instanceof ParseError ? e.message : String(e), header };

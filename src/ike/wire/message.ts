@@ -238,12 +238,15 @@ function walkChain(
  * IKE_SA_INIT must be plaintext, every other exchange must be one SK payload: plain payloads
  * next to SK, or a non-INIT message without SK, are refused (strongSwan does the same).
  * SKF (RFC 7383) datagrams are refused here: route header.nextPayload === SKF to decodeFragment.
- * An SK payload without `sk` is reported as malformed. Payload buffers are views: into `buf` for
- * plaintext messages, into a private decrypted copy for encrypted ones.
+ * An SK payload without `sk` is reported as malformed. Payload buffers are views into a private
+ * copy of the datagram (decrypted for SK), so they stay valid after the caller reuses `datagram`.
  */
-export function decodeMessage(buf: Buffer, sk: SkCrypto | null): DecodeResult {
+export function decodeMessage(datagram: Buffer, sk: SkCrypto | null): DecodeResult {
   let header: IkeHeader | undefined;
   try {
+    // One private copy per message (control plane, cheap): the result never aliases the caller's
+    // buffer, which may be a reused batch slot, and decryption in place leaves the input intact.
+    const buf = Buffer.from(datagram);
     const h = decodeHeader(buf);
     if (!h) return { ok: false, reason: 'malformed', detail: `bad IKE header (${buf.length} bytes)` };
     header = h;
@@ -270,7 +273,7 @@ export function decodeMessage(buf: Buffer, sk: SkCrypto | null): DecodeResult {
       return { ok: false, reason: 'malformed', detail: `payload type ${t} was not encrypted`, header };
     }
     if (!sk) return { ok: false, reason: 'malformed', detail: 'encrypted message but no SK keys', header };
-    const copy = Buffer.from(buf);
+    const copy = buf;
     const r = skp.open(sk.dec, copy, 0, outer.skOff + GENERIC_HEADER_SIZE, copy.length);
     if (!r.ok) return { ok: false, reason: r.reason, detail: r.detail, header };
     const inner: Payload[] = [];

@@ -109,7 +109,9 @@ describe('selectProposal', () => {
     offered[1]!.spi = spi;
     const chosen = selectProposal(offered, offer('aes128gcm16-prfsha256-x25519,aes128-sha256-modp2048', 'ike'))!;
     expect(chosen.num).toBe(2);
-    expect(chosen.spi).toBe(spi);
+    expect(chosen.spi.equals(spi)).toBe(true);
+    spi[0] = 0xff; // a copy, not a view into the offer
+    expect(chosen.spi[0]).toBe(1);
     expect(proposalToString(chosen)).toBe('AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519');
   });
 

@@ -239,3 +239,19 @@ describe('properties', () => {
     );
   });
 });
+
+describe('buffer ownership', () => {
+  it('decoded payloads do not alias the input datagram, and decryption leaves it intact', () => {
+    const [i, r] = SUITES[2]![1];
+    const nonceP: Payload = { type: PayloadType.NONCE, nonce: Buffer.alloc(32, 1) };
+    const plain = encodeMessage(INIT, [nonceP], null);
+    const res = decodeMessage(plain, null);
+    plain.fill(0xee);
+    expect(res.ok && (res.msg.payloads[0] as { nonce: Buffer }).nonce.equals(Buffer.alloc(32, 1))).toBe(true);
+    expect(res.ok && res.msg.header.spiI.toString('hex')).toBe('0102030405060708');
+    const enc = encodeMessage(HDR, [nonceP], i);
+    const before = Buffer.from(enc);
+    expect(decodeMessage(enc, r).ok).toBe(true);
+    expect(enc.equals(before)).toBe(true);
+  });
+});
