@@ -156,6 +156,7 @@ export class SslSession {
   private readonly log: Logger;
   private readonly wrap: ControlWrap;
   private readonly windowMs: number;
+  private readonly debug: boolean;
 
   private cipher = '';
   private certCn = '';
@@ -182,6 +183,7 @@ export class SslSession {
     this.wrap = opts.wrap ?? plainWrap;
     this.windowMs = opts.handshakeWindowSec * 1000;
     this.log = opts.log.child({ sid: this.localSid.toString('hex'), peerId });
+    this.debug = this.log.isLevelEnabled('debug');
   }
 
   /** The first packet from a new remote must be a P_CONTROL_HARD_RESET_CLIENT_V2 (V3 needs tls-crypt-v2, which we lack). */
@@ -209,6 +211,7 @@ export class SslSession {
     if (clear instanceof ParseError) return this.drop(`unwrap: ${clear.message}`);
     const p = decodeControlPacket(clear);
     if (p instanceof ParseError) return this.drop(p.message);
+    if (this.debug) this.log.debug({ kid: p.keyId, mid: p.messageId, acks: p.ack.ids, len: p.payload.length }, `in ${opcodeName(p.opcode)}`);
     if (p.ack.remoteSessionId !== null && !p.ack.remoteSessionId.equals(this.localSid)) return this.drop('ACK for another session id');
 
     if (this.remoteSid === null) {
@@ -284,7 +287,6 @@ export class SslSession {
     if (this.st === 'established' && now >= this.renegAtMs) {
       this.log.info({ renegSec: this.opts.renegSec }, 'reneg-sec reached');
       if (!this.renegotiate(now)) this.renegAtMs = Infinity; // one is under way; its completion re-arms the timer
-      return;
     }
     this.flush();
   }
@@ -651,6 +653,7 @@ export class SslSession {
   }
 
   private sendPacket(p: ControlPacket): void {
+    if (this.debug) this.log.debug({ kid: p.keyId, mid: p.messageId, acks: p.ack.ids, len: p.payload.length }, `out ${opcodeName(p.opcode)}`);
     this.emit({ kind: 'send', packet: this.wrap.wrap(encodeControlPacket(p), this.nowMs) });
   }
 
