@@ -1,0 +1,74 @@
+// A tiny gateway for data-plane tests and benches: one data plane (native or TypeScript) with
+// hand-installed SAs, run inside a network namespace. Built code only (dist/): run `npx tsc -p
+// tsconfig.build.json` first. Config comes as JSON in the env var VPCGW_DP_RUNNER (keys are test
+// fixtures, kept off the command line):
+//   { backend: 'native'|'ts', tunName, mtu, offload (vnet-header TUN: TSO + GRO), gso, gro,
+//     local, peer, port, localNet, remoteNet, encr, encrKeyBits, integ,
+//     spiIn, spiOut, encrKeyIn, encrKeyOut, integKeyIn, integKeyOut (hex) }
+// Prints "READY <json>" once packets flow, and "STATS <json>" on SIGTERM before exiting.
+import { NativeDataPlane, openOffloadTun } from '../dist/dataplane/native-data-plane.js';
+import { TsDataPlane } from '../dist/dataplane/ts-data-plane.js';
+import { LinuxTun } from '../dist/tun/linux-tun.js';
+import { NativeUdp } from '../dist/net/native-udp.js';
+import { addRoute } from '../dist/tun/netcfg.js';
+import { parsePrefix } from '../dist/common/ip.js';
+
+const cfg = JSON.parse(process.env.VPCGW_DP_RUNNER ?? '{}');
+const port = cfg.port ?? 4500;
+const udp = NativeUdp.bind({ address: cfg.local, port });
+let tun;
+let dp;
+if (cfg.backend === 'native') {
+  tun = cfg.offload ? openOffloadTun(cfg.tunName, cfg.mtu, true) : LinuxTun.open({ name: cfg.tunName, mtu: cfg.mtu });
+  dp = new NativeDataPlane(tun, [udp], { gso: cfg.gso ?? true, gro: cfg.gro ?? true });
+} else {
+  tun = LinuxTun.open({ name: cfg.tunName, mtu: cfg.mtu });
+  dp = new TsDataPlane(tun, [udp]);
+}
+addRoute(cfg.remoteNet, tun.name);
+const localTs = [parsePrefix(cfg.localNet)];
+const remoteTs = [parsePrefix(cfg.remoteNet)];
+const common = {
+  encr: cfg.encr,
+  encrKeyBits: cfg.encrKeyBits,
+  integ: cfg.integ ?? 0,
+  localAddr: cfg.local,
+  localPort: port,
+  remoteAddr: cfg.peer,
+  remotePort: port,
+  localTs,
+  remoteTs,
+};
+dp.installSa({
+  ...common,
+  direction: 'in',
+  spi: cfg.spiIn,
+  encrKey: Buffer.from(cfg.encrKeyIn, 'hex'),
+  integKey: Buffer.from(cfg.integKeyIn ?? '', 'hex'),
+});
+dp.installSa({
+  ...common,
+  direction: 'out',
+  spi: cfg.spiOut,
+  encrKey: Buffer.from(cfg.encrKeyOut, 'hex'),
+  integKey: Buffer.from(cfg.integKeyOut ?? '', 'hex'),
+});
+dp.addRoute(remoteTs[0], cfg.spiOut);
+console.log(`READY ${JSON.stringify({ backend: cfg.backend, tun: tun.name, offloads: dp.offloads ?? null })}`);
+
+function finish() {
+  const out = {
+    stats: dp.stats(),
+    drops: Object.fromEntries(Object.entries(dp.dropCounters()).filter(([, v]) => v > 0)),
+    native: typeof dp.nativeStats === 'function' ? dp.nativeStats() : null,
+    saIn: dp.saCounters(cfg.spiIn, 'in'),
+    saOut: dp.saCounters(cfg.spiOut, 'out'),
+  };
+  console.log(`STATS ${JSON.stringify(out)}`);
+  dp.close();
+  if (typeof tun.close === 'function') tun.close();
+  udp.close();
+  process.exit(0);
+}
+process.on('SIGTERM', finish);
+process.on('SIGINT', finish);
