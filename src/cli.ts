@@ -9,6 +9,7 @@ import type { GatewayConfig } from './gateway/config/types.js';
 import { controlCall } from './gateway/control.js';
 import { Gateway, type GatewayOptions } from './gateway/daemon.js';
 import { ipsecController } from './gateway/ipsec.js';
+import { sslVpnServers } from './gateway/vpn-servers.js';
 import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps } from './gateway/default-config.js';
 import { createRootLogger, resolveLogLevel } from './gateway/log.js';
 import { formatStatus, type GatewayStatus } from './gateway/status.js';
@@ -154,7 +155,7 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
   const config: GatewayConfig = loadConfigFile(configPath);
   const log = createRootLogger({ level: resolveLogLevel(config.gateway.logLevel, io.env), base: { gw: config.gateway.name } });
   const controlPath = p.values.control ? resolve(io.cwd, p.values.control) : join(config.gateway.dataDir, CONTROL_SOCKET_NAME);
-  const gw = new Gateway({ config, log, controlPath, tunnels: ipsecController, ...gatewayOptions });
+  const gw = new Gateway({ config, log, controlPath, tunnels: ipsecController, vpnServers: sslVpnServers, ...gatewayOptions });
   try {
     await gw.start();
   } catch (e) {

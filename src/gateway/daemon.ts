@@ -14,6 +14,7 @@ import { TsDataPlane } from '../dataplane/ts-data-plane.js';
 import type { GatewayConfig, TunConfig } from './config/types.js';
 import { ControlServer, type ControlHandlers } from './control.js';
 import type { ConnectionStatus, GatewayStatus, IoCounters, VpnServerStatus } from './status.js';
+import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
 
 /**
  * The gateway daemon: the one place that owns process state (STYLE §1, §11). It
@@ -142,6 +143,8 @@ export interface GatewayOptions {
   controlHandlers?: ControlHandlers;
   /** VPN server status provider (the SSL server); default: each configured server as DOWN. */
   vpnServerStatus?: () => VpnServerStatus[];
+  /** The point-to-cloud servers (needs a data plane); their client pools are routed into the TUN. */
+  vpnServers?: VpnServersFactory;
   nowMs?: () => number;
   tickMs?: number;
 }
@@ -221,6 +224,7 @@ export class Gateway {
   private udp: BoundUdp[] = [];
   private dataPlane: DataPlane | null = null;
   private tunnels: TunnelController | null = null;
+  private vpnServers: VpnServers | null = null;
   private control: ControlServer | null = null;
   private routes: string[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -289,6 +293,14 @@ export class Gateway {
           this.routes.push(p.text);
         }
       }
+      if (this.opts.vpnServers && this.dataPlane && this.config.vpnServers.length > 0) {
+        for (const v of this.config.vpnServers) {
+          this.platform.addRoute(v.clientCidr.text, this.tun.name);
+          this.routes.push(v.clientCidr.text);
+        }
+        this.vpnServers = this.opts.vpnServers({ config: this.config, log: this.log, dataPlane: this.dataPlane });
+        await this.vpnServers.start();
+      }
       this.control = await ControlServer.listen({ path: this.controlPath, handlers: this.handlers(), log: this.log });
       const tun = this.tun;
       // with a data plane, it reads the TUN and the 4500 sockets; the daemon reads port 500
@@ -337,7 +349,9 @@ export class Gateway {
     const connections = this.tunnels
       ? this.tunnels.status()
       : this.config.vpnConnections.map((c) => ({ name: c.name, state: 'DOWN' as const, children: [] }));
-    const vpnServers = this.opts.vpnServerStatus
+    const vpnServers = this.vpnServers
+      ? this.vpnServers.status()
+      : this.opts.vpnServerStatus
       ? this.opts.vpnServerStatus()
       : this.config.vpnServers.map((s) => ({
           name: s.name,
@@ -485,6 +499,8 @@ export class Gateway {
         this.log.warn({ err: e instanceof Error ? e.message : String(e) }, `stop: ${what} failed`);
       }
     };
+    if (this.vpnServers) await step('vpn servers', () => this.vpnServers!.stop());
+    this.vpnServers = null;
     if (this.tunnels) await step('tunnels', () => this.tunnels!.stop());
     this.tunnels = null;
     if (this.control) await step('control socket', () => this.control!.close());

@@ -40,6 +40,22 @@ export interface VpnServerStatus {
   port: number;
   clients: number;
   reason?: string;
+  /** online clients: user, real and virtual address, bytes in/out, connected since */
+  sessions?: VpnClientStatus[];
+}
+
+export interface VpnClientStatus {
+  user: string;
+  protocol: string;
+  realAddress: string;
+  virtualAddress: string | null;
+  state: string;
+  cipher: string;
+  bytesIn: number;
+  bytesOut: number;
+  packetsIn: number;
+  packetsOut: number;
+  connectedSince: string;
 }
 
 export interface IoCounters {
@@ -118,6 +134,9 @@ export function formatStatus(st: GatewayStatus): string {
     out.push(`vpn servers (${st.vpnServers.length}):`);
     for (const s of st.vpnServers) {
       out.push(`  ${s.name}: ${s.state} ${s.protocols.join('+')}/${s.port}, ${s.clients} clients${s.reason ? ` (${s.reason})` : ''}`);
+      for (const c of s.sessions ?? []) {
+        out.push(`    ${c.user} ${c.virtualAddress ?? '-'} from ${c.realAddress} (${c.protocol}, ${c.cipher}) ${c.state}, in ${c.bytesIn} B / out ${c.bytesOut} B, since ${c.connectedSince}`);
+      }
     }
   }
   return out.join('\n');
