@@ -76,13 +76,7 @@ class NodeTlsEngine implements TlsEngine {
         cb();
       },
     });
-    const secureContext = tls.createSecureContext({
-      cert: opts.cert,
-      key: opts.key,
-      ca: opts.ca,
-      minVersion: opts.minVersion ?? 'TLSv1.2',
-      maxVersion: opts.maxVersion ?? 'TLSv1.3',
-    });
+    const secureContext = secureContextFor(opts);
     if (opts.role === 'server') {
       this.sock = new tls.TLSSocket(this.pipe, {
         isServer: true,
@@ -172,6 +166,33 @@ class NodeTlsEngine implements TlsEngine {
       this.fail(err instanceof Error ? err : new Error(String(err)));
     }
   }
+}
+
+/**
+ * Parsing PEM keys and certificates for every key state (every client, every renegotiation)
+ * is wasted work: keep the few contexts in use (normally one per server identity).
+ */
+const CONTEXT_CACHE_SIZE = 8;
+const contextCache = new Map<string, tls.SecureContext>();
+
+function secureContextFor(opts: TlsEngineOptions): tls.SecureContext {
+  const k = [opts.role, opts.cert ?? '', opts.key ?? '', opts.ca ?? '', opts.minVersion ?? '', opts.maxVersion ?? ''].join('\0');
+  let ctx = contextCache.get(k);
+  if (ctx) {
+    contextCache.delete(k);
+    contextCache.set(k, ctx); // most recently used last
+    return ctx;
+  }
+  ctx = tls.createSecureContext({
+    cert: opts.cert,
+    key: opts.key,
+    ca: opts.ca,
+    minVersion: opts.minVersion ?? 'TLSv1.2',
+    maxVersion: opts.maxVersion ?? 'TLSv1.3',
+  });
+  contextCache.set(k, ctx);
+  if (contextCache.size > CONTEXT_CACHE_SIZE) contextCache.delete(contextCache.keys().next().value!);
+  return ctx;
 }
 
 function subjectCn(c: X509Certificate): string {
