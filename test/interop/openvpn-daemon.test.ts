@@ -1,0 +1,112 @@
+// The README path for point-to-cloud: `vpcgw start --config` with a vpnServers entry (the real daemon,
+// not a test runner), and a plain `openvpn --client` (the real 2.6 binary) over UDP and over TCP.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeTestPki, type TestPki } from '../helpers/pki.js';
+import { LAB, REPO_ROOT, createLab, ensureBuilt, pingOk, startClient, writePem, type Lab } from '../helpers/openvpn.js';
+import { run, waitFor, type ManagedProcess } from '../helpers/proc.js';
+
+const CLI = join(REPO_ROOT, 'dist/cli.js');
+let lab: Lab;
+let pki: TestPki;
+let daemon: ManagedProcess;
+let control: string;
+let ca: string;
+
+interface StatusDoc {
+  vpnServers: { name: string; state: string; clients: number; sessions?: { user: string; virtualAddress: string | null; realAddress: string; protocol: string; bytesIn: number; bytesOut: number }[] }[];
+}
+
+async function status(): Promise<StatusDoc> {
+  const r = await lab.exec(lab.ns.gw, process.execPath, [CLI, 'status', '--json', '--control', control], { timeoutMs: 15_000 });
+  return JSON.parse(r.stdout) as StatusDoc;
+}
+
+beforeAll(async () => {
+  await ensureBuilt();
+  pki = makeTestPki();
+  lab = await createLab();
+  ca = writePem(lab, 'ca.crt', pki.ca.cert);
+  const cert = writePem(lab, 'server.crt', pki.server.cert);
+  const key = writePem(lab, 'server.key', pki.server.key);
+  control = join(lab.dir, 'vpcgw.sock');
+  const cfg = join(lab.dir, 'vpcgw.yaml');
+  writeFileSync(
+    cfg,
+    `gateway:
+  name: p2c-test
+  dataDir: ${lab.dir}/var
+  publicAddresses: [${LAB.gwForClient[0]}]
+  vpcSubnets: [${LAB.vpcSubnet}]
+  tun: { name: ${lab.id}t, mtu: 1500, address: ${LAB.tunAddress} }
+vpnServers:
+  - name: p2c
+    protocols: [udp, tcp]
+    port: 1194
+    listen: 0.0.0.0
+    clientCidr: ${LAB.clientCidr}
+    localSubnets: [${LAB.vpcSubnet}]
+    dnsServers: [10.2.0.53]
+    dataCiphers: [AES-256-GCM, AES-128-GCM, CHACHA20-POLY1305]
+    auth: { type: cert }
+    serverCert: { cert: ${cert}, key: ${key} }
+    clientCa: ${ca}
+    maxConnections: 10
+`,
+  );
+  daemon = lab.spawnIn(lab.ns.gw, process.execPath, [CLI, 'start', '--config', cfg, '--control', control], 'vpcgw start');
+  await waitFor(
+    async () => {
+      if (!daemon.running) throw new Error(`vpcgw exited: ${daemon.output().slice(-2000)}`);
+      return daemon.output().includes('is running');
+    },
+    { timeoutMs: 20_000, intervalMs: 100, what: 'vpcgw start' },
+  );
+}, 240_000);
+
+afterAll(async () => {
+  if (daemon?.running) {
+    const r = await daemon.stop('SIGTERM', 8000);
+    expect(r.killed, 'vpcgw exits on SIGTERM by itself').toBe(false);
+  }
+  await lab?.destroy();
+});
+
+describe('vpcgw start with a vpnServers entry ↔ openvpn 2.6 client', () => {
+  for (const proto of ['udp', 'tcp'] as const) {
+    it(`${proto}: openvpn --client connects, reaches the VPC host, and vpcgw status lists the client`, async () => {
+      const k = pki.client(`user-${proto}`);
+      const c = startClient(
+        lab,
+        lab.ns.c1,
+        { proto, remote: LAB.gwForClient[0], ca, cert: writePem(lab, `${proto}.crt`, k.cert), key: writePem(lab, `${proto}.key`, k.key) },
+        `client-${proto}`,
+      );
+      try {
+        await c.waitConnected();
+        expect(c.pushReply()).toMatch(/ifconfig 10\.8\.0\.\d+ 255\.255\.255\.0/);
+        expect(c.pushReply()).toContain('route 10.2.0.0 255.255.0.0');
+        const p = await pingOk(lab, lab.ns.c1, LAB.vpcHost, 3);
+        expect(p.received, p.out).toBe(3);
+        const st = await status();
+        const server = st.vpnServers.find((s) => s.name === 'p2c')!;
+        expect(server.state).toBe('LISTENING');
+        const session = server.sessions?.find((s) => s.user === `user-${proto}`);
+        expect(session, JSON.stringify(server)).toBeDefined();
+        expect(session!.protocol).toBe(proto);
+        expect(session!.virtualAddress).toMatch(/^10\.8\.0\.\d+$/);
+        expect(session!.realAddress.startsWith(`${LAB.client[0]}:`)).toBe(true);
+        expect(session!.bytesIn).toBeGreaterThan(0);
+        expect(session!.bytesOut).toBeGreaterThan(0);
+      } finally {
+        await c.stop();
+      }
+    }, 90_000);
+  }
+
+  it('the control CLI works against the daemon (plain status)', async () => {
+    const r = await run('ip', ['netns', 'exec', lab.ns.gw, process.execPath, CLI, 'status', '--control', control], { timeoutMs: 15_000 });
+    expect(r.stdout).toMatch(/p2c: LISTENING/);
+  });
+});
