@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { IoError } from '../common/errors.js';
 import { parseIp, parsePrefix, prefixContains } from '../common/ip.js';
 import type { GatewayConfig, VpnConnectionConfig } from './config/types.js';
+import { issueCertificate, validFor } from './pki.js';
 
 /**
  * `vpcgw start` with no --config: the data dir ($VPCGW_DATA_DIR, else ./var) holds vpcgw.yaml,
@@ -42,12 +43,64 @@ function localAddresses(): string[] {
   return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }
 
+export const DEFAULT_CLIENT_CIDR = '10.8.0.0/24';
+
+/**
+ * The SSL VPN's own PKI for the default config: a CA, a server certificate and one client
+ * certificate with a ready-to-use inline .ovpn profile. Keys are 0600 and never logged; existing
+ * files are never overwritten.
+ */
+export function ensureDefaultPki(dir: string, host: string = firstPublicIpv4()): void {
+  if (existsSync(join(dir, 'ca.crt'))) return;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const ca = issueCertificate({ cn: 'vpcgw CA', isCa: true, ...validFor(3650) }, null);
+  const server = issueCertificate({ cn: 'vpcgw server', isCa: false, eku: 'serverAuth', ...validFor(825) }, ca);
+  const client = issueCertificate({ cn: 'client1', isCa: false, eku: 'clientAuth', ...validFor(825) }, ca);
+  const put = (name: string, text: string, mode: number) => writeFileSync(join(dir, name), text, { mode, flag: 'wx' });
+  put('ca.key', ca.pem.key, 0o600);
+  put('server.crt', server.pem.cert, 0o644);
+  put('server.key', server.pem.key, 0o600);
+  put('client1.crt', client.pem.cert, 0o644);
+  put('client1.key', client.pem.key, 0o600);
+  put('client1.ovpn', ovpnProfile({ host, port: 1194, ca: ca.pem.cert, cert: client.pem.cert, key: client.pem.key }), 0o600);
+  put('ca.crt', ca.pem.cert, 0o644); // last: its presence means the PKI is complete
+}
+
+/** An inline OpenVPN client profile (`openvpn --config client1.ovpn`). */
+export function ovpnProfile(o: { host: string; port: number; ca: string; cert: string; key: string }): string {
+  return `client
+dev tun
+proto udp
+remote ${o.host} ${o.port}
+# proto tcp-client   (the server listens on TCP ${o.port} too)
+nobind
+remote-cert-tls server
+verb 3
+<ca>
+${o.ca.trim()}
+</ca>
+<cert>
+${o.cert.trim()}
+</cert>
+<key>
+${o.key.trim()}
+</key>
+`;
+}
+
+function firstPublicIpv4(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
+  }
+  return '127.0.0.1';
+}
+
 /** A PSK for the example: 32 random characters from 24 random bytes (base64url). */
 export function generatePsk(): string {
   return randomBytes(24).toString('base64url');
 }
 
-export function defaultConfigText(opts: { vpcSubnet: string; psk: string }): string {
+export function defaultConfigText(opts: { vpcSubnet: string; psk: string; clientCidr: string }): string {
   return `# vpcgw configuration (created by \`vpcgw start\` because none existed).
 # Relative paths are relative to this file's folder. Check edits with: vpcgw check-config <this file>
 gateway:
@@ -60,6 +113,21 @@ gateway:
 
 customerGateways: []
 vpnConnections: []
+
+# Point-to-cloud SSL VPN for stock OpenVPN 2.6 clients. The PKI in ./pki was generated on first start;
+# ./pki/client1.ovpn is a ready client profile (set its "remote" line to this host's public address).
+vpnServers:
+  - name: p2c
+    protocols: [udp, tcp]
+    port: 1194
+    clientCidr: ${opts.clientCidr}
+    localSubnets: [${opts.vpcSubnet}]
+    dnsServers: []
+    dataCiphers: [AES-256-GCM, AES-128-GCM, CHACHA20-POLY1305]
+    auth: { type: cert }
+    serverCert: { cert: pki/server.crt, key: pki/server.key }
+    clientCa: pki/ca.crt
+    maxConnections: 50
 
 # An example site-to-cloud connection. Uncomment, set the addresses and subnets, and restart.
 # The PSK below was generated for this gateway; give the same value to the customer side.
@@ -88,7 +156,9 @@ export function ensureDefaultConfig(dataDir: string): { path: string; created: b
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     if (existsSync(path)) return { path, created: false };
-    writeFileSync(path, defaultConfigText({ vpcSubnet: pickDefaultVpcSubnet(), psk: generatePsk() }), { mode: 0o600, flag: 'wx' });
+    const vpcSubnet = pickDefaultVpcSubnet();
+    ensureDefaultPki(join(dataDir, 'pki'));
+    writeFileSync(path, defaultConfigText({ vpcSubnet, psk: generatePsk(), clientCidr: DEFAULT_CLIENT_CIDR }), { mode: 0o600, flag: 'wx' });
   } catch (e) {
     throw new IoError(`cannot create the default config in ${dataDir}: ${(e as Error).message}`, e);
   }
@@ -154,6 +224,11 @@ export function nextSteps(cfg: GatewayConfig, controlPath: string, created: bool
       lines.push(swanctlSnippet(cfg, c).split('\n').map((l) => `     ${l}`).join('\n'));
     }
     lines.push('');
+  }
+  for (const v of cfg.vpnServers) {
+    const profile = join(dirname(cfg.source), 'pki', 'client1.ovpn');
+    lines.push(`  * SSL VPN "${v.name}" listens on ${v.protocols.join('+')} port ${v.port}; clients get addresses from ${v.clientCidr.text}.`);
+    if (existsSync(profile)) lines.push(`    Connect a client: sudo openvpn --config ${profile}   (edit its "remote" line first if needed)`);
   }
   lines.push(`  ${cfg.vpnConnections.length === 0 ? '4' : '2'}. Watch it: vpcgw status --control ${controlPath}`);
   return lines.join('\n');

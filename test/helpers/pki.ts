@@ -9,8 +9,7 @@
  *   expired       a client cert whose validity ended yesterday                 (signed by ca)
  *   foreignClient a client cert from another CA ("vpcgw other CA")
  */
-import { generateKeyPairSync } from 'node:crypto';
-import forge from 'node-forge';
+import { issueCertificate, DAY_MS, type CertSpec, type Issuer } from '../../src/gateway/pki.js';
 
 export interface TestCert {
   cert: string; // PEM
@@ -26,48 +25,11 @@ export interface TestPki {
   foreignClient: TestCert;
 }
 
-let serial = 1;
-
-function rsaKey(): { pub: forge.pki.PublicKey; priv: forge.pki.rsa.PrivateKey; pem: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  return {
-    pem,
-    priv: <forge.pki.rsa.PrivateKey>forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()),
-    pub: forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString()),
-  };
+function makeCert(spec: CertSpec, issuer: Issuer | null): Issuer {
+  return issueCertificate({ organization: 'vpcgw test fixtures', ...spec }, issuer);
 }
 
-interface CertSpec {
-  cn: string;
-  isCa: boolean;
-  eku?: 'serverAuth' | 'clientAuth';
-  notBefore: Date;
-  notAfter: Date;
-}
 
-function makeCert(spec: CertSpec, issuer: { cert: forge.pki.Certificate; priv: forge.pki.rsa.PrivateKey } | null) {
-  const k = rsaKey();
-  const c = forge.pki.createCertificate();
-  c.publicKey = k.pub;
-  c.serialNumber = (serial++).toString(16).padStart(4, '0');
-  c.validity.notBefore = spec.notBefore;
-  c.validity.notAfter = spec.notAfter;
-  const subject = [{ name: 'commonName', value: spec.cn }, { name: 'organizationName', value: 'vpcgw test fixtures' }];
-  c.setSubject(subject);
-  c.setIssuer(issuer ? issuer.cert.subject.attributes : subject);
-  const ext: object[] = [{ name: 'basicConstraints', cA: spec.isCa, critical: true }];
-  if (spec.isCa) ext.push({ name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true });
-  else ext.push({ name: 'keyUsage', digitalSignature: true, keyEncipherment: spec.eku === 'serverAuth', critical: true });
-  if (spec.eku === 'serverAuth') ext.push({ name: 'extKeyUsage', serverAuth: true });
-  if (spec.eku === 'clientAuth') ext.push({ name: 'extKeyUsage', clientAuth: true });
-  ext.push({ name: 'subjectKeyIdentifier' });
-  c.setExtensions(ext);
-  c.sign(issuer ? issuer.priv : k.priv, forge.md.sha256.create());
-  return { cert: c, priv: k.priv, pem: { cert: forge.pki.certificateToPem(c), key: k.pem } };
-}
-
-const DAY_MS = 86_400_000;
 
 /** Builds the whole fixture PKI (about 0.5 s: seven RSA-2048 keys). */
 export function makeTestPki(): TestPki {

@@ -110,3 +110,46 @@ describe('vpcgw start with a vpnServers entry ↔ openvpn 2.6 client', () => {
     expect(r.stdout).toMatch(/p2c: LISTENING/);
   });
 });
+
+describe('the README quick start: vpcgw start with no config, then the generated client1.ovpn', () => {
+  it('serves the generated profile to the real openvpn client', async () => {
+    const { readFileSync: read, writeFileSync: write } = await import('node:fs');
+    // stop the daemon of the other suite first: both would bind UDP/TCP 1194 in the same namespace
+    if (daemon?.running) await daemon.stop('SIGTERM', 8000);
+    const dataDir = join(lab.dir, 'quickstart-var');
+    const gw = lab.spawnIn(lab.ns.gw, 'env', [`VPCGW_DATA_DIR=${dataDir}`, process.execPath, CLI, 'start'], 'vpcgw quick start');
+    try {
+      await waitFor(
+        async () => {
+          if (!gw.running) throw new Error(`vpcgw exited: ${gw.output().slice(-2000)}`);
+          return gw.output().includes('client1.ovpn');
+        },
+        { timeoutMs: 30_000, intervalMs: 100, what: 'vpcgw start (default config)' },
+      );
+      const profile = join(dataDir, 'pki', 'client1.ovpn');
+      write(profile, read(profile, 'utf8').replace(/^remote \S+ 1194$/m, `remote ${LAB.gwForClient[0]} 1194`));
+      const logPath = join(lab.dir, 'quickstart-client.log');
+      const c = lab.spawnIn(lab.ns.c1, 'openvpn', ['--config', profile, '--log', logPath, '--connect-retry-max', '3'], 'openvpn quickstart');
+      try {
+        await waitFor(
+          async () => {
+            const log = (() => { try { return read(logPath, 'utf8'); } catch { return ''; } })();
+            if (!c.running) throw new Error(`openvpn exited:\n${log.slice(-3000)}`);
+            return log.includes('Initialization Sequence Completed');
+          },
+          { timeoutMs: 30_000, intervalMs: 200, what: 'openvpn with the generated profile' },
+        );
+        // the gateway's own tunnel-side address is not configured by default; the VPC host is reachable
+        // only when it lies in the default vpcSubnets, so check the session in status instead
+        const r = await lab.exec(lab.ns.gw, process.execPath, [CLI, 'status', '--json', '--control', join(dataDir, 'vpcgw.sock')], { timeoutMs: 15_000 });
+        const st = JSON.parse(r.stdout) as StatusDoc;
+        expect(st.vpnServers[0]!.sessions?.map((s) => s.user)).toEqual(['client1']);
+      } finally {
+        await c.stop('SIGTERM', 5000);
+      }
+    } finally {
+      const r = await gw.stop('SIGTERM', 8000);
+      expect(r.killed, 'vpcgw exits on SIGTERM by itself').toBe(false);
+    }
+  }, 120_000);
+});

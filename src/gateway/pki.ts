@@ -1,0 +1,82 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import forge from 'node-forge';
+
+/**
+ * A small X.509 issuer for the gateway's own PKI: the SSL VPN's CA, server certificate and client
+ * certificates (`vpcgw start` generates them on first run; tests use it for fixtures). RSA keys come
+ * from node:crypto (native, fast); certificates are built and signed with node-forge.
+ */
+
+export interface IssuedCert {
+  cert: string; // PEM
+  key: string; // PEM (PKCS#8)
+}
+
+export interface CertSpec {
+  cn: string;
+  isCa: boolean;
+  eku?: 'serverAuth' | 'clientAuth';
+  notBefore: Date;
+  notAfter: Date;
+  organization?: string;
+}
+
+/** A certificate together with what is needed to sign others with it. */
+export interface Issuer {
+  readonly cert: forge.pki.Certificate;
+  readonly priv: forge.pki.rsa.PrivateKey;
+  readonly pem: IssuedCert;
+}
+
+function rsaKey(bits: number): { pub: forge.pki.PublicKey; priv: forge.pki.rsa.PrivateKey; pem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+  return {
+    pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    priv: forge.pki.privateKeyFromPem(privateKey.export({ type: 'pkcs1', format: 'pem' }).toString()) as forge.pki.rsa.PrivateKey,
+    pub: forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString()),
+  };
+}
+
+/**
+ * Issues a certificate (self-signed when `issuer` is null). Server certificates get EKU serverAuth and
+ * digitalSignature+keyEncipherment (OpenVPN clients with `remote-cert-tls server` insist on them),
+ * client certificates EKU clientAuth.
+ */
+export function issueCertificate(spec: CertSpec, issuer: Issuer | null, keyBits = 2048): Issuer {
+  const k = rsaKey(keyBits);
+  const c = forge.pki.createCertificate();
+  c.publicKey = k.pub;
+  // positive 64-bit random serial (RFC 5280 §4.1.2.2)
+  const serial = randomBytes(8);
+  serial[0] = serial[0]! & 0x7f;
+  c.serialNumber = serial.toString('hex');
+  c.validity.notBefore = spec.notBefore;
+  c.validity.notAfter = spec.notAfter;
+  const subject = [{ name: 'commonName', value: spec.cn }, { name: 'organizationName', value: spec.organization ?? 'vpcgw' }];
+  c.setSubject(subject);
+  c.setIssuer(issuer ? issuer.cert.subject.attributes : subject);
+  const ext: object[] = [{ name: 'basicConstraints', cA: spec.isCa, critical: true }];
+  if (spec.isCa) ext.push({ name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true });
+  else ext.push({ name: 'keyUsage', digitalSignature: true, keyEncipherment: spec.eku === 'serverAuth', critical: true });
+  if (spec.eku === 'serverAuth') ext.push({ name: 'extKeyUsage', serverAuth: true });
+  if (spec.eku === 'clientAuth') ext.push({ name: 'extKeyUsage', clientAuth: true });
+  ext.push({ name: 'subjectKeyIdentifier' });
+  c.setExtensions(ext);
+  c.sign(issuer ? issuer.priv : k.priv, forge.md.sha256.create());
+  return { cert: c, priv: k.priv, pem: { cert: forge.pki.certificateToPem(c), key: k.pem } };
+}
+
+/** Loads an issuer (CA) back from PEM files' contents. */
+export function loadIssuer(pem: IssuedCert): Issuer {
+  return {
+    cert: forge.pki.certificateFromPem(pem.cert),
+    priv: forge.pki.privateKeyFromPem(pem.key) as forge.pki.rsa.PrivateKey, // PKCS#8 or PKCS#1, unencrypted
+    pem,
+  };
+}
+
+export const DAY_MS = 86_400_000;
+
+export function validFor(days: number, now = Date.now()): { notBefore: Date; notAfter: Date } {
+  return { notBefore: new Date(now - DAY_MS), notAfter: new Date(now + days * DAY_MS) };
+}
