@@ -58,7 +58,7 @@ export function selectDataPlane(io: SelectDataPlaneIo, opts: SelectOptions = {})
       }
     } else {
       if (prefer === 'native') throw new Error(`native data plane not available: ${why}`);
-      io.log.warn(`native data plane not available (${why}); using the TypeScript data plane`);
+      io.log.warn({ reason: why }, `native data plane not available (${why}); using the TypeScript data plane`);
     }
   }
   const ts = new TsDataPlane(io.tun, io.binds, { logger: io.log });
