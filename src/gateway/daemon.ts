@@ -11,6 +11,8 @@ import { addAddress, addRoute, delRoute, setIpForwarding } from '../tun/netcfg.j
 import type { TunDevice } from '../tun/tun-device.js';
 import type { DataPlane, Endpoint } from '../dataplane/data-plane.js';
 import { TsDataPlane } from '../dataplane/ts-data-plane.js';
+import { NativeDataPlane, loadNativeDataPlane } from '../dataplane/native-data-plane.js';
+import { OffloadTunDevice } from './offload-tun.js';
 import type { GatewayConfig, TunConfig } from './config/types.js';
 import { ControlServer, type ControlHandlers } from './control.js';
 import type { ConnectionStatus, GatewayStatus, IoCounters, VpnServerStatus } from './status.js';
@@ -102,6 +104,20 @@ export type DataPlaneFactory = (io: { tun: TunDevice; binds: readonly UdpBind[];
 
 export const tsDataPlane: DataPlaneFactory = ({ tun, binds, log }) => new TsDataPlane(tun, binds, { logger: log });
 
+/**
+ * Why the native data plane cannot be used here, or null. `VPCGW_DATAPLANE=ts` forces the
+ * TypeScript backend.
+ */
+export function nativeDataPlaneProblem(env: NodeJS.ProcessEnv = process.env): string | null {
+  if (env.VPCGW_DATAPLANE === 'ts') return 'VPCGW_DATAPLANE=ts';
+  try {
+    loadNativeDataPlane();
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 /** A bound UDP socket the daemon can also send single control-plane datagrams on. */
 export interface GatewayUdp extends UdpBind {
   sendTo(data: Uint8Array, family: 4 | 6, addr: Uint8Array | string, port: number): boolean;
@@ -111,6 +127,8 @@ export interface GatewayUdp extends UdpBind {
 export interface GatewayPlatform {
   isRoot(): boolean;
   openTun(cfg: TunConfig, log: Logger): TunDevice;
+  /** A TUN with virtio headers + TSO for the native data plane; absent on platforms without it. */
+  openOffloadTun?(cfg: TunConfig, log: Logger): OffloadTunDevice;
   addAddress(dev: string, prefixText: string): void;
   enableForwarding(): void;
   bindUdp(address: string, port: number, log: Logger): GatewayUdp;
@@ -122,6 +140,7 @@ export interface GatewayPlatform {
 export const linuxPlatform: GatewayPlatform = {
   isRoot: () => process.getuid?.() === 0,
   openTun: (cfg, log) => LinuxTun.open({ name: cfg.name, mtu: cfg.mtu, up: true, log }),
+  openOffloadTun: (cfg) => OffloadTunDevice.open(cfg),
   addAddress: (dev, prefixText) => addAddress(dev, prefixText),
   enableForwarding: () => setIpForwarding(true),
   bindUdp: (address, port, log) => NativeUdp.bind({ address, port, log }),
@@ -137,7 +156,11 @@ export interface GatewayOptions {
   platform?: GatewayPlatform;
   /** The IKE manager; without it connections show as CONNECTING/DOWN with reason "IKE not available". */
   tunnels?: TunnelControllerFactory;
-  /** Default `tsDataPlane`; null runs without one (TUN packets and ESP are counted and dropped). */
+  /**
+   * Default: the native data plane (TUN with TSO/GRO, UDP GSO, ESP in C) when the addon has it, else
+   * `tsDataPlane` after one log line saying why; a factory forces that one; null runs without one
+   * (TUN packets and ESP are counted and dropped).
+   */
   dataPlane?: DataPlaneFactory | null;
   /** Extra control methods (the SSL server, the lead's additions). */
   controlHandlers?: ControlHandlers;
@@ -261,7 +284,21 @@ export class Gateway {
       } catch (e) {
         throw new IoError(`cannot create the data dir ${g.dataDir}: ${(e as Error).message}`, e);
       }
-      this.tun = this.platform.openTun(g.tun, this.log);
+      // the native data plane needs the TUN opened with offloads, so the choice is made here
+      let offloadTun: OffloadTunDevice | null = null;
+      if (this.opts.dataPlane === undefined && this.platform.openOffloadTun) {
+        const why = nativeDataPlaneProblem();
+        if (why === null) {
+          try {
+            offloadTun = this.platform.openOffloadTun(g.tun, this.log);
+          } catch (e) {
+            this.log.warn({ err: (e as Error).message }, `native data plane: cannot open an offload TUN (${(e as Error).message}); using the TypeScript data plane`);
+          }
+        } else {
+          this.log.warn({ reason: why }, `native data plane not available (${why}); using the TypeScript data plane`);
+        }
+      }
+      this.tun = offloadTun ?? this.platform.openTun(g.tun, this.log);
       if (g.tun.address) this.platform.addAddress(this.tun.name, g.tun.address.text);
       this.platform.enableForwarding();
       for (const a of g.publicAddresses) {
@@ -273,7 +310,18 @@ export class Gateway {
       const dpFactory = this.opts.dataPlane === undefined ? tsDataPlane : this.opts.dataPlane;
       if (dpFactory) {
         const natt = this.udp.filter((u) => u.local.port === IKE_NATT_PORT).map((u) => u.bind);
-        this.dataPlane = dpFactory({ tun: this.tun, binds: natt, log: this.log });
+        if (offloadTun) {
+          const fdBinds = natt.filter((b): b is GatewayUdp & { fd: number } => typeof (b as { fd?: unknown }).fd === 'number');
+          if (fdBinds.length !== natt.length) throw new IoError('the native data plane needs NativeUdp sockets');
+          const dp = new NativeDataPlane(offloadTun, fdBinds, { logger: this.log });
+          offloadTun.statsSource = () => {
+            const st = dp.stats();
+            return { rxPackets: st.tunRxPackets, rxBytes: 0, txPackets: st.tunTxPackets, txBytes: 0, readBatches: 0, writeErrors: 0 };
+          };
+          this.dataPlane = dp;
+        } else {
+          this.dataPlane = dpFactory({ tun: this.tun, binds: natt, log: this.log });
+        }
         // IKE on 4500 arrives through the data plane, which owns those sockets
         this.dataPlane.onControl((msg, from, local) => this.guard('ike', () => {
           this.tunnels?.receiveIke(msg, from, local);
@@ -382,7 +430,7 @@ export class Gateway {
         udp: this.udp.map((u) => ({ address: u.local.address, port: u.local.port, ...udpCounters(u.bind) })),
         routes: [...this.routes],
         ike: this.opts.tunnels ? 'available' : 'not available',
-        dataPlane: this.dataPlane ? 'available' : 'not available',
+        dataPlane: this.dataPlane ? (this.dataPlane instanceof NativeDataPlane ? 'native' : 'typescript') : 'not available',
       },
       connections,
       vpnServers,

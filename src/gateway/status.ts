@@ -78,7 +78,7 @@ export interface GatewayInfo {
   udp: ({ address: string; port: number } & IoCounters)[];
   routes: string[];
   ike: 'available' | 'not available';
-  dataPlane: 'available' | 'not available';
+  dataPlane: 'native' | 'typescript' | 'available' | 'not available';
 }
 
 export interface GatewayStatus {
