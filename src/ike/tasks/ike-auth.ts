@@ -6,17 +6,17 @@ import { identityFromWire, identityMatches } from '../config/identity.js';
 import type { PeerConfig } from '../config/peer-config.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
-import { type IkeTask, type TaskStatus, findNotify, findPayload, firstErrorNotify } from './task.js';
+import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
 
 // RFC 7296 §2.15: authentication of the IKE SA with a pre-shared key (method 2, Shared Key MIC).
 // Certificates (RFC 7427) come next: they plug in here as another AUTH method.
 
-export class IkeAuthTask implements IkeTask {
+export class IkeAuthTask extends TaskBase implements IkeTask {
   readonly type = 'IKE_AUTH';
-  failReason?: string;
-  failNotify?: number;
 
-  constructor(private readonly sa: IkeSa, private readonly now: () => number) {}
+  constructor(private readonly sa: IkeSa, private readonly now: () => number) {
+    super();
+  }
 
   /* IKE_AUTH request: SK { IDi [N(INITIAL_CONTACT)] [IDr] AUTH (+ SA TSi TSr from CHILD_CREATE) } --> */
   buildRequest(out: Payload[]): TaskStatus {
@@ -97,14 +97,5 @@ export class IkeAuthTask implements IkeTask {
     return expected.length === auth.data.length && timingSafeEqual(expected, auth.data);
   }
 
-  private fail(reason: string): TaskStatus {
-    this.failReason = reason;
-    return 'fail';
-  }
 
-  private failWith(n: number, reason: string): TaskStatus {
-    this.failNotify = n;
-    this.failReason = reason;
-    return 'fail';
-  }
 }

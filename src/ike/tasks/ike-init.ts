@@ -7,7 +7,7 @@ import { selectProposal, dhGroupOf, proposalToString } from '../config/proposal.
 import type { PeerConfig } from '../config/peer-config.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
-import { type IkeTask, type TaskStatus, findNotify, findPayload, firstErrorNotify } from './task.js';
+import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
 
 // RFC 7296 §1.2, §2.6, §3.3: IKE_SA_INIT — proposal selection, KE, nonces, INVALID_KE_PAYLOAD retry, COOKIE.
 
@@ -38,15 +38,15 @@ export function chooseIkeProposal(offered: Proposal[], keGroup: number, candidat
   return { kind: 'none' };
 }
 
-export class IkeInitTask implements IkeTask {
+export class IkeInitTask extends TaskBase implements IkeTask {
   readonly type = 'IKE_INIT';
-  failReason?: string;
-  failNotify?: number;
   private group = 0;
   private cookie: Buffer | null = null;
   private retries = 0;
 
-  constructor(private readonly sa: IkeSa) {}
+  constructor(private readonly sa: IkeSa) {
+    super();
+  }
 
   // --- initiator ---------------------------------------------------------------------------
   /* IKE_SA_INIT request: [N(COOKIE)] SA KE Ni (+ NATD from the natd task) --> */
@@ -162,16 +162,7 @@ export class IkeInitTask implements IkeTask {
     sa.log.debug({ proposal: proposalToString(proposal) }, `selected proposal: ${proposalToString(proposal)}`);
   }
 
-  private fail(reason: string): TaskStatus {
-    this.failReason = reason;
-    return 'fail';
-  }
 
-  private failWith(n: number, reason: string): TaskStatus {
-    this.failNotify = n;
-    this.failReason = reason;
-    return 'fail';
-  }
 }
 
 function copyProposal(p: Proposal): Proposal {

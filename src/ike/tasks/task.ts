@@ -20,6 +20,23 @@ export interface IkeTask {
 /** The payload variant whose `type` admits T (ID and TS payloads share one shape for two types). */
 export type PayloadOf<T> = Payload extends infer P ? (P extends { type: infer U } ? (T extends U ? P : never) : never) : never;
 
+/** Failure bookkeeping shared by tasks: the reason (logs, status) and the Notify to send. */
+export abstract class TaskBase {
+  failReason?: string;
+  failNotify?: number;
+
+  protected fail(reason: string): TaskStatus {
+    this.failReason = reason;
+    return 'fail';
+  }
+
+  protected failWith(notifyType: number, reason: string): TaskStatus {
+    this.failNotify = notifyType;
+    this.failReason = reason;
+    return 'fail';
+  }
+}
+
 export function findPayload<T extends Payload['type']>(msg: IkeMessage, type: T): PayloadOf<T> | undefined {
   return msg.payloads.find((p) => p.type === type) as PayloadOf<T> | undefined;
 }
