@@ -44,6 +44,8 @@ export interface VpcgwChildStatus {
 }
 
 export interface VpcgwStatus {
+  /** "native" | "typescript" | "not available" */
+  dataPlane: string;
   connections: Array<{ name: string; state: string; children: VpcgwChildStatus[] }>;
 }
 
@@ -106,7 +108,7 @@ export class Vpcgw {
   }
 
   /** `vpcgw status --json --control SOCK`, parsed; SPIs normalised to 8 lower-case hex digits. */
-  async status(timeoutMs = 5000): Promise<VpcgwStatus> {
+  async status(timeoutMs = 15_000): Promise<VpcgwStatus> {
     const r = await run(process.execPath, [VPCGW_CLI, 'status', '--json', '--control', this.controlPath], { timeoutMs });
     return parseVpcgwStatus(r.stdout);
   }
@@ -151,6 +153,10 @@ export class Vpcgw {
         },
         { timeoutMs, intervalMs: 150, what: `vpcgw in ${ns} to answer status --json` },
       );
+      // the suite runs once per data plane (scripts/test.mjs): make sure the one asked for is in use
+      const want = process.env.VPCGW_DATAPLANE === 'ts' ? 'typescript' : 'native';
+      const got = (await gw.status(5000)).dataPlane;
+      if (got !== want) throw new Error(`vpcgw runs the ${got} data plane, expected ${want}: ${proc.output().slice(-2000)}`);
     } catch (err) {
       await proc.stop('SIGTERM', 3000);
       throw err;
@@ -174,6 +180,7 @@ export function parseVpcgwStatus(stdout: string): VpcgwStatus {
   const conns = (j as { connections?: unknown }).connections;
   if (!Array.isArray(conns)) throw new Error(`vpcgw status JSON lacks connections[]: ${stdout.slice(0, 500)}`);
   return {
+    dataPlane: String((j as { gateway?: { dataPlane?: unknown } }).gateway?.dataPlane ?? ''),
     connections: conns.map((c: Record<string, unknown>) => ({
       name: String(c.name),
       state: String(c.state),

@@ -15,6 +15,7 @@ let control: string;
 let ca: string;
 
 interface StatusDoc {
+  gateway: { dataPlane: string };
   vpnServers: { name: string; state: string; clients: number; sessions?: { user: string; virtualAddress: string | null; realAddress: string; protocol: string; bytesIn: number; bytesOut: number }[] }[];
 }
 
@@ -90,6 +91,7 @@ describe('vpcgw start with a vpnServers entry ↔ openvpn 2.6 client', () => {
         const p = await pingOk(lab, lab.ns.c1, LAB.vpcHost, 3);
         expect(p.received, p.out).toBe(3);
         const st = await status();
+        expect(st.gateway.dataPlane).toBe(process.env.VPCGW_DATAPLANE === 'ts' ? 'typescript' : 'native');
         const server = st.vpnServers.find((s) => s.name === 'p2c')!;
         expect(server.state).toBe('LISTENING');
         const session = server.sessions?.find((s) => s.user === `user-${proto}`);
