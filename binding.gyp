@@ -9,6 +9,7 @@
         "src/tun/native/netlink.cc",
         "src/tun/native/esp.cc",
         "src/tun/native/offload.cc",
+        "src/tun/native/ovpn.cc",
         "src/tun/native/dataplane.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -9,6 +9,7 @@ import type { UdpBind } from '../net/udp-bind.js';
 import { loadNative } from '../tun/native.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import type { TunDevice } from '../tun/tun-device.js';
+import { PING_MAGIC } from '../ssl/data/special.js';
 import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
 
 /**
@@ -49,9 +50,14 @@ export const NATIVE_DP_STAT = {
   groSegments: 18,
   truncated: 19,
   jsCallbacks: 20,
+  sslRxPackets: 21,
+  sslTxPackets: 22,
+  sslDrops: 23,
 } as const;
 const STAT_DROPS = 24;
 const STAT_COUNT = STAT_DROPS + DROP_REASON_COUNT;
+/** Length of the native stats array (NativeDataPlaneOptions.stats). */
+export const NATIVE_DP_STAT_COUNT = STAT_COUNT;
 
 // Implementation choices: sizes of the buffers native code fills for JS.
 const CTL_CAPACITY = 64;
@@ -63,6 +69,80 @@ const EVENT_CAPACITY = 64;
 const EVENT_STRIDE = 3;
 const PREFIX_PACKED = 18;
 const COUNTERS_LEN = 4 + DROP_REASON_COUNT;
+const SSL_CAPACITY = 64;
+const SSL_BYTES = 128 * 1024;
+const SSL_STRIDE = 7;
+const SSL_KIND_DATAGRAM = 0;
+const SSL_COUNTER_HEAD = 12;
+
+// OpenVPN data-channel results: mirror of ovpn::Result (src/tun/native/ovpn.h). 3..11 have the values
+// and names of DROP_* in src/ssl/data/data-channel.ts; OVPN_OCC is any OCC message (the shell decides).
+export const OVPN_IP = 0;
+export const OVPN_PING = 1;
+export const OVPN_OCC = 2;
+export const OVPN_RESULT_NAMES: readonly string[] = [
+  'ip', 'ping', 'occ', 'short', 'notData', 'noKey', 'replay', 'badTag', 'compressed', 'occOther',
+  'packetIdExhausted', 'tooBig', 'notIpv4', 'badSource', 'noSession', 'noBind',
+];
+export const OVPN_RESULT_COUNT = OVPN_RESULT_NAMES.length;
+/** OpenVPN data cipher name → the native cipher id */
+export const OVPN_CIPHER_IDS: Readonly<Record<string, number>> = Object.freeze({
+  'AES-128-GCM': 1,
+  'AES-256-GCM': 2,
+  'CHACHA20-POLY1305': 3,
+});
+
+/** Key material of one OpenVPN key state (the shape of the control channel's 'keys' action). */
+export interface SslKeyMaterial {
+  keyId: number;
+  cipher: string;
+  encKey: Buffer;
+  encImplicitIv: Buffer;
+  decKey: Buffer;
+  decImplicitIv: Buffer;
+  initialSendPacketId?: number;
+}
+
+/** Where a native SSL session lives and what it may carry. */
+export interface SslSessionParams {
+  /** the index attachSslUdp returned for the socket the session talks on */
+  bind: number;
+  remote: Endpoint;
+  /** COMP_* of src/ssl/data/compression.ts (learned from the uplink as in the TS core) */
+  compression: number;
+  /** the client pool: inner destinations inside it (except serverAddress) go to JS (client-to-client) */
+  clientPrefix: Prefix;
+  serverAddress: string;
+}
+
+export interface SslSessionCounters {
+  rxPackets: number; // authenticated packets in (IP, ping, OCC)
+  rxBytes: number;
+  txPackets: number; // IP packets out (pings not counted)
+  txBytes: number;
+  pingsIn: number;
+  pingsOut: number;
+  /** ms since the last authenticated packet in / packet out (-1: none yet) */
+  msSinceRx: number;
+  msSinceTx: number;
+  sendKeyId: number; // -1: no send key
+  sendPacketId: number; // the last packet-id sent with the send key
+  compression: number;
+  /** non-zero drop counters by OVPN_RESULT_NAMES name */
+  drops: Record<string, number>;
+}
+
+/**
+ * What the SSL VPN shell receives from its socket through the native data plane. Buffers are valid
+ * only during the call (copy to keep). `flush` runs once after each batch.
+ */
+export interface SslDatagramHandler {
+  /** a datagram native code did not handle: control packets, unknown peer-ids, a session's packet from another address */
+  datagram(buf: Buffer, off: number, len: number, from: Endpoint): void;
+  /** the decrypted payload of a session that JS decides on: OCC messages, client-to-client packets */
+  plaintext(peerId: number, buf: Buffer, off: number, len: number, from: Endpoint): void;
+  flush(): void;
+}
 
 /** The part of the addon this module uses (declared here: src/tun/native.ts types the I/O handles). */
 export interface NativeDataPlaneHandle {
@@ -75,11 +155,41 @@ export interface NativeDataPlaneHandle {
   saCounters(spi: number, inbound: boolean, out: Float64Array): boolean;
   addRoute(family: number, addr: Buffer, len: number, spi: number, sink: number): void;
   removeRoute(family: number, addr: Buffer, len: number, onlySink: boolean): boolean;
-  lookupRoute(family: number, addr: Buffer): [number, number] | null;
+  lookupRoute(family: number, addr: Buffer): [number, number, number?] | null;
   sendControl(bind: number, data: Uint8Array, family: number, addr: Buffer, port: number): boolean;
   writeTun(buf: Uint8Array, off: number, len: number): boolean;
   flushTun(): void;
   close(): void;
+  // SSL VPN (src/tun/native/ovpn.cc); see the NativeDataPlane methods of the same names
+  attachSsl(fd: number): number;
+  detachSsl(bind: number): boolean;
+  setSslHandler(bufs: { buf: Buffer; meta: Uint32Array; addr: Buffer }, cb: (n: number) => void): void;
+  installSslSession(peerId: number, bind: number, family: number, addr: Buffer, port: number, comp: number, clientNet: Buffer, clientLen: number, serverAddr: Buffer): boolean;
+  updateSslSession(peerId: number, what: 'remote', bind: number, family: number, addr: Buffer, port: number): boolean;
+  updateSslSession(peerId: number, what: 'vaddr', addr: Buffer | null): boolean;
+  updateSslSession(peerId: number, what: 'comp', mode: number): boolean;
+  setSslKey(peerId: number, keyId: number, cipher: number, encKey: Buffer, encIv: Buffer, decKey: Buffer, decIv: Buffer, initialSendPacketId?: number): boolean;
+  retireSslKey(peerId: number, keyId: number): boolean;
+  removeSslSession(peerId: number): boolean;
+  addSslRoute(family: number, addr: Buffer, len: number, peerId: number): void;
+  removeSslRoute(family: number, addr: Buffer, len: number): boolean;
+  sslCounters(peerId: number, out: Float64Array): boolean;
+  sslSend(peerId: number, buf: Uint8Array, off: number, len: number, ping: boolean): boolean;
+  sslDecrypt(peerId: number, buf: Uint8Array, off: number, len: number, span: Uint32Array): number;
+}
+
+/** One OpenVPN data-channel session outside any data plane (differential tests, micro benchmarks). */
+export interface NativeOvpnCore {
+  setKey(keyId: number, cipher: number, encKey: Buffer, encIv: Buffer, decKey: Buffer, decIv: Buffer, initialSendPacketId?: number): void;
+  retireKey(keyId: number): void;
+  setCompression(mode: number): void;
+  compression(): number;
+  /** in place: the payload at buf[off, off+len) becomes a P_DATA_V2 packet at span [off, len]; returns an OVPN_* result */
+  encrypt(buf: Buffer, off: number, len: number, limit: number, nowMs: number, ping: boolean, span: Uint32Array): number;
+  /** in place: returns an OVPN_* result; for OVPN_IP / OVPN_OCC the payload is at span [off, len] */
+  decrypt(buf: Buffer, off: number, len: number, nowMs: number, span: Uint32Array): number;
+  /** out: rxPackets, rxBytes, txPackets, txBytes, pingsIn, pingsOut, drops by OVPN_* code */
+  counters(out: Float64Array): void;
 }
 
 export interface NativeSaParams {
@@ -102,6 +212,8 @@ export interface NativeSaParams {
   hardBytes: number;
   softPackets: number;
   hardPackets: number;
+  /** outbound SA shared by several queues: its last-used sequence number, in shared memory (multi-queue.ts) */
+  seqCell?: BigUint64Array;
 }
 
 /** One direction of an SA outside any data plane: the native ESP core, for tests and benchmarks. */
@@ -128,6 +240,8 @@ interface DataPlaneAddon {
     maxPacket: number;
   }) => NativeDataPlaneHandle;
   EspCore: new (p: Omit<NativeSaParams, 'bind' | 'remoteFamily' | 'remoteAddr' | 'remotePort'>) => NativeEspCore;
+  OvpnCore?: new (peerId: number, replayBacktrackMs?: number) => NativeOvpnCore;
+  ovpnAbi?: number;
   openTun(name: string, vnetHdr: boolean, multiQueue: boolean): [number, string];
   closeFd(fd: number): void;
 }
@@ -139,6 +253,30 @@ export function loadNativeDataPlane(): DataPlaneAddon {
     throw new Error('vpcgw native addon has no data plane (rebuild it with `npm run build`)');
   }
   return a as DataPlaneAddon;
+}
+
+/** True when the loaded addon has the native OpenVPN data channel (an older build may not). */
+export function nativeSslAvailable(): boolean {
+  try {
+    const a = loadNativeDataPlane();
+    return typeof a.OvpnCore === 'function' && a.ovpnAbi === 1;
+  } catch {
+    return false;
+  }
+}
+
+/** Builds a standalone native OpenVPN data-channel session (differential tests, micro benchmarks). */
+export function createNativeOvpnCore(peerId: number, replayBacktrackMs = 15_000): NativeOvpnCore {
+  const a = loadNativeDataPlane();
+  if (!a.OvpnCore) throw new Error('vpcgw native addon has no OpenVPN data channel (rebuild it with `npm run build`)');
+  return new a.OvpnCore(peerId, replayBacktrackMs);
+}
+
+/** The native cipher id for an OpenVPN data cipher name; throws RangeError for an unknown one. */
+export function ovpnCipherId(name: string): number {
+  const id = OVPN_CIPHER_IDS[name.toUpperCase()];
+  if (id === undefined) throw new RangeError(`unsupported data cipher ${name}`);
+  return id;
 }
 
 /** Packs selectors for native code: 18 bytes each (family, length, 16 address bytes). */
@@ -240,6 +378,11 @@ export interface NativeDataPlaneOptions {
   gso?: boolean;
   /** GRO-style coalescing into the TUN; needs a vnet-header TUN (default true when it has one) */
   gro?: boolean;
+  /**
+   * The array native code counts into (NATIVE_DP_STAT_COUNT doubles); a SharedArrayBuffer view lets
+   * another thread read a worker's counters (multi-queue). Default: a private one.
+   */
+  stats?: Float64Array;
 }
 
 /** The TUN side: a TunDevice with an fd (LinuxTun, not started) or an OffloadTun (owned, closed by us). */
@@ -254,7 +397,7 @@ export class NativeDataPlane implements DataPlane {
   private readonly h: NativeDataPlaneHandle;
   private readonly bindLocal: Endpoint[];
   private readonly binds: readonly FdUdpBind[];
-  private readonly statsArr = new Float64Array(STAT_COUNT);
+  private readonly statsArr: Float64Array;
   private readonly ctlBuf = Buffer.alloc(CTL_BYTES);
   private readonly ctlMeta = new Uint32Array(CTL_CAPACITY * CTL_STRIDE);
   private readonly ctlAddr = Buffer.alloc(CTL_CAPACITY * 16);
@@ -270,12 +413,25 @@ export class NativeDataPlane implements DataPlane {
   private eventCbs: ((ev: SaEvent) => void)[] = [];
   private tunFlushScheduled = false;
   private closed = false;
+  // SSL VPN: buffers native code fills for JS, handlers by bind index, scratch for calls
+  private readonly sslBuf = Buffer.alloc(SSL_BYTES);
+  private readonly sslMeta = new Uint32Array(SSL_CAPACITY * SSL_STRIDE);
+  private readonly sslAddr = Buffer.alloc(SSL_CAPACITY * 16);
+  private readonly sslHandlers: (SslDatagramHandler | undefined)[] = [];
+  private sslHandlerSet = false;
+  private readonly sslCounterOut = new Float64Array(SSL_COUNTER_HEAD + OVPN_RESULT_COUNT);
+  private readonly sslAddrTmp = Buffer.alloc(16);
+  private readonly sslNetTmp = Buffer.alloc(4);
+  private readonly sslSrvTmp = Buffer.alloc(4);
+  /** output of `sslDecrypt` for OVPN_IP / OVPN_OCC: the payload is at buf[sslOutOff, sslOutOff+sslOutLen) */
+  readonly sslSpan = new Uint32Array(2);
   private readonly flushTunSoon: () => void;
   readonly tunName: string;
   readonly offloads: { vnetHdr: boolean; gso: boolean; gro: boolean };
 
   constructor(tun: NativeTunSource, binds: readonly FdUdpBind[], opts: NativeDataPlaneOptions = {}) {
     const addon = loadNativeDataPlane();
+    this.statsArr = opts.stats && opts.stats.length >= STAT_COUNT ? opts.stats : new Float64Array(STAT_COUNT);
     this.log = (opts.logger ?? silentLogger).child({ component: 'dataplane', backend: 'native' });
     const maxPacket = opts.maxPacket ?? Math.max(tun.mtu, 1500);
     this.sinkBuf = Buffer.alloc(SINK_CAPACITY * maxPacket);
@@ -309,10 +465,12 @@ export class NativeDataPlane implements DataPlane {
 
   // ---------------------------------------------------------------- control-plane API
 
-  installSa(p: SaParams): void {
+  /** `seqCell`: an outbound SA shared with other queues takes its sequence numbers from it (multi-queue.ts) */
+  installSa(p: SaParams, seqCell?: BigUint64Array): void {
     if (this.closed) return;
     const bind = this.bindFor(parseIp(p.localAddr)?.family ?? 0, p.localAddr, p.localPort);
     const n = nativeSaParams(p, bind);
+    if (seqCell && p.direction === 'out') n.seqCell = seqCell;
     this.h.installSa(n);
     const key = `${p.direction}:${n.spi}`;
     const old = this.sas.has(key);
@@ -364,6 +522,14 @@ export class NativeDataPlane implements DataPlane {
     if (!ip || this.closed) return null;
     const r = this.h.lookupRoute(ip.family, this.addr16(ip.bytes));
     return r ? { spi: r[0], sink: r[1] } : null;
+  }
+
+  /** The SSL session (peer-id) the route for `address` names, or -1 (tests). */
+  lookupSslRoute(address: string): number {
+    const ip = parseIp(address);
+    if (!ip || this.closed) return -1;
+    const r = this.h.lookupRoute(ip.family, this.addr16(ip.bytes));
+    return r ? (r[2] ?? -1) : -1;
   }
 
   saCounters(spi: number, direction: 'in' | 'out'): SaCounters | undefined {
@@ -432,6 +598,154 @@ export class NativeDataPlane implements DataPlane {
     this.h.close();
     this.log.info({ sas: this.sas.size }, 'data plane closed');
     this.sas.clear();
+  }
+
+  // ---------------------------------------------------------------- SSL VPN (OpenVPN data channel)
+  //
+  // The SSL server's UDP socket can be handed to the data plane (attachSslUdp): then P_DATA_V2/V1
+  // packets of sessions installed here are decrypted in C++ and go straight to the TUN, routes to a
+  // session's /32 encrypt in C++ and leave by sendmmsg/GSO, and JS sees only what needs a decision
+  // (SslDatagramHandler). Sessions are keyed by peer-id; their keys come from the control channel.
+
+  /**
+   * Polls an SSL VPN socket from now on (the bind must not be started; it stays owned by the caller,
+   * who calls detachSslUdp before closing it). Returns the bind index sessions refer to.
+   */
+  attachSslUdp(bind: FdUdpBind, handler: SslDatagramHandler): number {
+    if (this.closed) throw new IoError('attachSslUdp: the data plane is closed');
+    if (!this.sslHandlerSet) {
+      this.h.setSslHandler({ buf: this.sslBuf, meta: this.sslMeta, addr: this.sslAddr }, (n) => this.onSsl(n));
+      this.sslHandlerSet = true;
+    }
+    const idx = this.h.attachSsl(bind.fd);
+    this.sslHandlers[idx] = handler;
+    this.log.info({ udp: `${bind.address}:${bind.port}`, bind: idx }, 'SSL VPN socket attached');
+    return idx;
+  }
+
+  /** Stops polling an SSL socket (before the caller closes it). */
+  detachSslUdp(bind: number): void {
+    this.sslHandlers[bind] = undefined;
+    this.h.detachSsl(bind);
+  }
+
+  /** Creates (or replaces, without keys) the native session of a peer-id. False: the remote is unusable on that bind. */
+  installSslSession(peerId: number, p: SslSessionParams): boolean {
+    if (this.closed) return false;
+    const remote = parseIp(p.remote.address);
+    if (!remote) throw new VpnError('ERR_SSL_SESSION', `bad remote address ${p.remote.address}`);
+    if (p.clientPrefix.family !== 4) throw new VpnError('ERR_SSL_SESSION', 'the client pool must be IPv4');
+    const srv = parseIp(p.serverAddress);
+    if (!srv || srv.family !== 4) throw new VpnError('ERR_SSL_SESSION', `bad server address ${p.serverAddress}`);
+    this.sslAddrTmp.fill(0);
+    remote.bytes.copy(this.sslAddrTmp);
+    p.clientPrefix.bytes.copy(this.sslNetTmp, 0, 0, 4);
+    srv.bytes.copy(this.sslSrvTmp, 0, 0, 4);
+    return this.h.installSslSession(peerId, p.bind, remote.family, this.sslAddrTmp, p.remote.port, p.compression, this.sslNetTmp, p.clientPrefix.len, this.sslSrvTmp);
+  }
+
+  /** A session's client moved (float, decided by the shell). */
+  setSslRemote(peerId: number, bind: number, remote: Endpoint): boolean {
+    const ip = parseIp(remote.address);
+    if (this.closed || !ip) return false;
+    this.sslAddrTmp.fill(0);
+    ip.bytes.copy(this.sslAddrTmp);
+    return this.h.updateSslSession(peerId, 'remote', bind, ip.family, this.sslAddrTmp, remote.port);
+  }
+
+  /** The client's virtual IPv4 address: inner packets from any other source are dropped (badSource). */
+  setSslVirtualAddress(peerId: number, address: string | null): boolean {
+    if (this.closed) return false;
+    if (address === null) return this.h.updateSslSession(peerId, 'vaddr', null);
+    const ip = parseIp(address);
+    if (!ip || ip.family !== 4) return false;
+    return this.h.updateSslSession(peerId, 'vaddr', Buffer.from(ip.bytes.subarray(0, 4)));
+  }
+
+  setSslCompression(peerId: number, mode: number): boolean {
+    return !this.closed && this.h.updateSslSession(peerId, 'comp', mode);
+  }
+
+  /** Installs a key state (becomes the send key at once; the other slot stays as lame duck). */
+  setSslKey(peerId: number, k: SslKeyMaterial): boolean {
+    if (this.closed) return false;
+    return this.h.setSslKey(peerId, k.keyId, ovpnCipherId(k.cipher), k.encKey, k.encImplicitIv, k.decKey, k.decImplicitIv, k.initialSendPacketId ?? 0);
+  }
+
+  retireSslKey(peerId: number, keyId: number): boolean {
+    return !this.closed && this.h.retireSslKey(peerId, keyId);
+  }
+
+  removeSslSession(peerId: number): boolean {
+    return !this.closed && this.h.removeSslSession(peerId);
+  }
+
+  addSslRoute(prefix: Prefix, peerId: number): void {
+    if (this.closed) return;
+    this.h.addSslRoute(prefix.family, this.addr16(prefix.bytes), prefix.len, peerId);
+  }
+
+  removeSslRoute(prefix: Prefix): boolean {
+    if (this.closed) return false;
+    return this.h.removeSslRoute(prefix.family, this.addr16(prefix.bytes), prefix.len);
+  }
+
+  sslCounters(peerId: number): SslSessionCounters | undefined {
+    if (this.closed) return undefined;
+    const o = this.sslCounterOut;
+    if (!this.h.sslCounters(peerId, o)) return undefined;
+    const drops: Record<string, number> = {};
+    for (let i = 3; i < OVPN_RESULT_COUNT; i++) if (o[SSL_COUNTER_HEAD + i]! > 0) drops[OVPN_RESULT_NAMES[i]!] = o[SSL_COUNTER_HEAD + i]!;
+    return {
+      rxPackets: o[0]!, rxBytes: o[1]!, txPackets: o[2]!, txBytes: o[3]!, pingsIn: o[4]!, pingsOut: o[5]!,
+      msSinceRx: o[6]!, msSinceTx: o[7]!, sendKeyId: o[8]!, sendPacketId: o[9]!, compression: o[10]!, drops,
+    };
+  }
+
+  /** Encrypts and sends the keepalive ping (reference §6.6) to a session's client. */
+  sendSslPing(peerId: number): boolean {
+    return !this.closed && this.h.sslSend(peerId, PING_MAGIC, 0, PING_MAGIC.length, true);
+  }
+
+  /** Encrypts and sends one IP packet to a session's client (client-to-client from the shell). */
+  sslSend(peerId: number, buf: Buffer, off: number, len: number): boolean {
+    return !this.closed && this.h.sslSend(peerId, buf, off, len, false);
+  }
+
+  /**
+   * Decrypts one data packet with a session's keys, in place (the shell's float check). Returns an
+   * OVPN_* result (-1: no such session); the payload is then at `sslSpan` [off, len].
+   */
+  sslDecrypt(peerId: number, buf: Buffer, off: number, len: number): number {
+    if (this.closed) return -1;
+    return this.h.sslDecrypt(peerId, buf, off, len, this.sslSpan);
+  }
+
+  private onSsl(n: number): void {
+    if (this.closed) return;
+    const m = this.sslMeta;
+    const touched = new Set<SslDatagramHandler>();
+    for (let i = 0; i < n; i++) {
+      const k = i * SSL_STRIDE;
+      const h = this.sslHandlers[m[k + 2]!];
+      if (!h) continue;
+      const fam = m[k + 3] === 6 ? 6 : 4;
+      const from: Endpoint = { family: fam, address: bytesToIp(this.sslAddr.subarray(i * 16, i * 16 + (fam === 4 ? 4 : 16))), port: m[k + 4]! };
+      try {
+        if (m[k + 6] === SSL_KIND_DATAGRAM) h.datagram(this.sslBuf, m[k]!, m[k + 1]!, from);
+        else h.plaintext(m[k + 5]!, this.sslBuf, m[k]!, m[k + 1]!, from);
+      } catch (err) {
+        this.log.error({ err }, 'SSL datagram handler failed');
+      }
+      touched.add(h);
+    }
+    for (const h of touched) {
+      try {
+        h.flush();
+      } catch (err) {
+        this.log.error({ err }, 'SSL datagram handler flush failed');
+      }
+    }
   }
 
   // ---------------------------------------------------------------- once per native batch

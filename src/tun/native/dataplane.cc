@@ -16,6 +16,13 @@
 //   2. SPI -> inbound SA, decap in place (replay check, ICV, replay update, padding, policy);
 //   3. the inner packets are written to the TUN: one write each, or with GRO coalesced into TCP
 //      super-packets carrying a virtio_net_hdr; then one JS callback.
+// SSL VPN (OpenVPN data channel, ovpn.cc) as a second framing on the same machinery:
+//   - a route may name an SSL session (by peer-id): step 3 encrypts P_DATA_V2 in place instead,
+//     and step 4 sends it from the session's SSL socket (GSO runs per session);
+//   - SSL sockets (attachSsl) demux by first byte: data opcodes with a known peer-id from the
+//     session's own addr:port are decrypted in place and go to the TUN (pings are counted);
+//     everything else (control, unknown peer, a float) and OCC / client-to-client plaintext is
+//     copied for JS and announced by one SSL callback per batch.
 // Errors never stop a poll: POLLERR is counted, the socket error queue drained, the poll re-armed.
 // Nothing is allocated per packet; SAs removed while a batch runs are freed after it.
 #include <fcntl.h>
@@ -36,6 +43,7 @@
 #include "common.h"
 #include "esp.h"
 #include "offload.h"
+#include "ovpn.h"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -84,6 +92,9 @@ enum Stat {
   kGroSegments,
   kTruncated,
   kJsCallbacks,
+  kSslRxPackets,  // decrypted data packets (IP to the TUN, pings, OCC)
+  kSslTxPackets,  // encrypted data packets queued for sending
+  kSslDrops,      // SSL data packets dropped by a native session (per-session reasons in sslCounters)
   kStatDrops = 24,  // 15 drop counters follow
   kStatCount = kStatDrops + esp::kDropCount
 };
@@ -92,6 +103,10 @@ enum Stat {
 constexpr uint32_t kCtlStride = 5;    // off, len, bind, family, port (+ 16 bytes in ctlAddr)
 constexpr uint32_t kSinkStride = 3;   // off, len, sink index
 constexpr uint32_t kEventStride = 3;  // spi, direction (0 in, 1 out), event bits
+constexpr uint32_t kSslStride = 7;    // off, len, bind, family, port, peer-id, kind (+ 16 bytes in addr)
+constexpr uint32_t kSslDatagram = 0;  // a raw datagram JS handles (control, unknown peer, float)
+constexpr uint32_t kSslPlaintext = 1; // decrypted payload of a session JS decides on (OCC, client-to-client)
+constexpr uint32_t kSslCounterHead = 12;
 
 struct RouteKey {
   uint64_t hi = 0, lo = 0;
@@ -103,6 +118,7 @@ struct RouteKeyHash {
 struct RouteTarget {
   uint32_t spi = 0;
   int32_t sink = -1;  // >= 0: a JS sink index
+  int32_t ssl = -1;   // >= 0: an SSL VPN session's peer-id
 };
 
 // Longest-prefix match: one hash table per prefix length, probed from the longest present length.
@@ -161,6 +177,7 @@ class RouteTable {
 
 struct OutSa {
   std::unique_ptr<Sa> sa;
+  Napi::ObjectReference seqRef;  // keeps sa->seqCell's SharedArrayBuffer view alive (multi-queue)
   sockaddr_storage to{};
   socklen_t toLen = 0;
 };
@@ -169,7 +186,9 @@ struct TxEntry {
   uint8_t* data;
   uint32_t len;
   int32_t bind;
-  OutSa* out;
+  const void* group;  // GSO runs never mix groups (an ESP SA or an SSL session)
+  const sockaddr_storage* to;
+  socklen_t toLen;
 };
 
 class DataPlaneHandle;
@@ -179,8 +198,44 @@ struct Bind {
   int index = 0;
   int fd = -1;
   int sockFamily = AF_INET;
+  bool ssl = false;  // an SSL VPN socket (OpenVPN demux) rather than ESP-in-UDP / IKE
   Poller poller;
 };
+
+// A native SSL VPN session: the data channel plus where it talks to and what it may send in.
+struct SslPeer {
+  std::unique_ptr<ovpn::Session> s;
+  int bind = -1;
+  sockaddr_storage to{};
+  socklen_t toLen = 0;
+  bool hasVaddr = false;
+  uint8_t vaddr[4] = {0};        // the client's virtual IPv4 address (inner source check)
+  uint8_t clientNet[4] = {0};    // the client pool: inner destinations inside go to JS (client-to-client)
+  uint8_t clientLen = 0;
+  uint8_t serverAddr[4] = {0};   // ...except the server's own tunnel address
+};
+
+bool SameEndpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
+  if (a.ss_family != b.ss_family) return false;
+  if (a.ss_family == AF_INET) {
+    const sockaddr_in& x = reinterpret_cast<const sockaddr_in&>(a);
+    const sockaddr_in& y = reinterpret_cast<const sockaddr_in&>(b);
+    return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr;
+  }
+  if (a.ss_family == AF_INET6) {
+    const sockaddr_in6& x = reinterpret_cast<const sockaddr_in6&>(a);
+    const sockaddr_in6& y = reinterpret_cast<const sockaddr_in6&>(b);
+    return x.sin6_port == y.sin6_port && memcmp(&x.sin6_addr, &y.sin6_addr, 16) == 0;
+  }
+  return false;
+}
+
+bool InPrefix4(const uint8_t* a, const uint8_t* net, unsigned len) {
+  uint32_t x = (uint32_t(a[0]) << 24) | (uint32_t(a[1]) << 16) | (uint32_t(a[2]) << 8) | a[3];
+  uint32_t n = (uint32_t(net[0]) << 24) | (uint32_t(net[1]) << 16) | (uint32_t(net[2]) << 8) | net[3];
+  uint32_t m = len == 0 ? 0 : (0xffffffffu << (32 - len));
+  return (x & m) == (n & m);
+}
 
 socklen_t MakeSockaddr(sockaddr_storage* ss, int sockFamily, uint8_t family, const uint8_t* addr, uint16_t port) {
   memset(ss, 0, sizeof *ss);
@@ -272,6 +327,19 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
                            InstanceMethod<&DataPlaneHandle::FlushTun>("flushTun"),
                            InstanceMethod<&DataPlaneHandle::SetOptions>("setOptions"),
                            InstanceMethod<&DataPlaneHandle::Close>("close"),
+                           InstanceMethod<&DataPlaneHandle::AttachSsl>("attachSsl"),
+                           InstanceMethod<&DataPlaneHandle::DetachSsl>("detachSsl"),
+                           InstanceMethod<&DataPlaneHandle::SetSslHandler>("setSslHandler"),
+                           InstanceMethod<&DataPlaneHandle::InstallSslSession>("installSslSession"),
+                           InstanceMethod<&DataPlaneHandle::UpdateSslSession>("updateSslSession"),
+                           InstanceMethod<&DataPlaneHandle::SetSslKey>("setSslKey"),
+                           InstanceMethod<&DataPlaneHandle::RetireSslKey>("retireSslKey"),
+                           InstanceMethod<&DataPlaneHandle::RemoveSslSession>("removeSslSession"),
+                           InstanceMethod<&DataPlaneHandle::AddSslRoute>("addSslRoute"),
+                           InstanceMethod<&DataPlaneHandle::RemoveSslRoute>("removeSslRoute"),
+                           InstanceMethod<&DataPlaneHandle::SslCounters>("sslCounters"),
+                           InstanceMethod<&DataPlaneHandle::SslSend>("sslSend"),
+                           InstanceMethod<&DataPlaneHandle::SslDecrypt>("sslDecrypt"),
                        });
   }
 
@@ -324,6 +392,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     groBuf_.resize(kSuperPacket);
     coalescer_.reset(new offload::Coalescer(groBuf_.data(), groBuf_.size()));
     segLens_.resize(kMaxSegsPerRead);
+    sslTx_.resize(slot_);
   }
 
   ~DataPlaneHandle() override {
@@ -389,6 +458,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     napi_async_init(env, Value(), Napi::String::New(env, "vpcgw:dataplane"), &async_);
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
+    loop_ = loop;
     if (tunFd_ >= 0) {
       tunCtx_.owner = this;
       tunCtx_.index = -1;
@@ -466,6 +536,15 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     sa->remotePort = uint16_t(num("remotePort"));
     auto out = std::make_unique<OutSa>();
     out->sa.reset(sa);
+    // multi-queue: an outbound SA shared by several queues takes its sequence numbers from one
+    // 8-aligned 8-byte cell of shared memory (optional `seqCell`, a BigUint64Array view)
+    Napi::Value cell = o.Get("seqCell");
+    RawView cv;
+    if (!c.inbound && cell.IsObject() && GetRaw(env, cell, &cv) && cv.bytes >= 8 &&
+        (reinterpret_cast<uintptr_t>(cv.data) & 7) == 0) {
+      sa->seqCell = reinterpret_cast<uint64_t*>(cv.data);
+      out->seqRef = Napi::Persistent(cell.As<Napi::Object>());
+    }
     if (sa->bindIndex >= 0) {
       out->toLen = MakeSockaddr(&out->to, binds_[sa->bindIndex]->sockFamily, sa->remoteFamily, sa->remoteAddr,
                                 sa->remotePort);
@@ -574,9 +653,10 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     int fam = info[0].As<Napi::Number>().Int32Value();
     const RouteTarget* t = fam == 4 ? routes4_.Lookup(a.data, 4) : routes6_.Lookup(a.data, 16);
     if (!t) return env.Null();
-    Napi::Array r = Napi::Array::New(env, 2);
+    Napi::Array r = Napi::Array::New(env, 3);
     r.Set(0u, Napi::Number::New(env, t->spi));
     r.Set(1u, Napi::Number::New(env, t->sink));
+    r.Set(2u, Napi::Number::New(env, t->ssl));
     return r;
   }
 
@@ -675,7 +755,10 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     else
       self->OnUdpReadable(b, status);
     self->depth_--;
-    if (self->depth_ == 0) self->graveyard_.clear();
+    if (self->depth_ == 0) {
+      self->graveyard_.clear();
+      self->sslGraveyard_.clear();
+    }
   }
 
   // ------------------------------------------------------------------ outbound: TUN -> ESP
@@ -772,6 +855,10 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       DropCount(esp::kNoRoute);
       return;
     }
+    if (rt->ssl >= 0) {
+      OutboundSsl(slot, len, uint32_t(rt->ssl));
+      return;
+    }
     if (rt->sink >= 0) {
       ToSink(rt->sink, ip, len);
       return;
@@ -810,7 +897,9 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     e.data = base + span.off;
     e.len = uint32_t(span.len);
     e.bind = sa->bindIndex;
-    e.out = out;
+    e.group = out;
+    e.to = &out->to;
+    e.toLen = out->toLen;
   }
 
   // Sends the queued ESP datagrams: per bind, one sendmmsg; GSO groups equal-size runs per SA.
@@ -836,7 +925,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
         // a GSO run: same SA (so same destination), same size; only the last may be shorter
         while (x + n < m && n < kGsoMaxSegs) {
           const TxEntry& f = txEntries_[txIdx_[x + n]];
-          if (f.out != e.out || f.len > e.len || bytes + f.len > kGsoMaxBytes) break;
+          if (f.group != e.group || f.len > e.len || bytes + f.len > kGsoMaxBytes) break;
           n++;
           bytes += f.len;
           if (f.len < e.len) break;
@@ -844,8 +933,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       }
       msghdr& h = txMsgs_[k].msg_hdr;
       memset(&h, 0, sizeof h);
-      h.msg_name = &e.out->to;
-      h.msg_namelen = e.out->toLen;
+      h.msg_name = const_cast<sockaddr_storage*>(e.to);
+      h.msg_namelen = e.toLen;
       h.msg_iov = &txIov_[iovUsed];
       h.msg_iovlen = n;
       for (uint32_t y = 0; y < n; y++) {
@@ -928,6 +1017,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
 
   // One JS callback for everything collected in this batch.
   void DeliverJs() {
+    DeliverSsl();
     if (ctlCount_ == 0 && sinkCount_ == 0 && evCount_ == 0) return;
     if (closed_ || cb_.IsEmpty()) {
       ctlCount_ = sinkCount_ = evCount_ = 0;
@@ -1005,7 +1095,10 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
           DropCount(esp::kShort);
           continue;
         }
-        Inbound(b, uint32_t(j), m.msg_len);
+        if (b->ssl)
+          InboundSsl(b, uint32_t(j), m.msg_len);
+        else
+          Inbound(b, uint32_t(j), m.msg_len);
       }
       FlushTunOut();
       DeliverJs();
@@ -1104,6 +1197,475 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     }
   }
 
+  // ------------------------------------------------------------------ SSL VPN (OpenVPN data channel)
+
+  double NowMs() const { return loop_ ? double(uv_now(loop_)) : 0; }
+
+  SslPeer* FindPeer(uint32_t peerId) {
+    auto it = sslPeers_.find(peerId);
+    return it == sslPeers_.end() ? nullptr : it->second.get();
+  }
+
+  void RetireSsl(std::unique_ptr<SslPeer> p) {
+    if (depth_ > 0) sslGraveyard_.push_back(std::move(p));  // a batch may still point at it
+  }
+
+  // attachSsl(fd) -> bind index; may be called after start (polling starts at once)
+  Napi::Value AttachSsl(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_ || info.Length() < 1 || !info[0].IsNumber()) {
+      ThrowType(env, "attachSsl(fd) before close");
+      return env.Undefined();
+    }
+    auto b = std::make_unique<Bind>();
+    b->owner = this;
+    b->index = int(binds_.size());
+    b->fd = info[0].As<Napi::Number>().Int32Value();
+    b->ssl = true;
+    sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(b->fd, reinterpret_cast<sockaddr*>(&ss), &sl) < 0) {
+      ThrowErrno(env, "getsockname", errno);
+      return env.Undefined();
+    }
+    b->sockFamily = ss.ss_family;
+    if (started_) {
+      uv_loop_t* loop = nullptr;
+      napi_get_uv_event_loop(env, &loop);
+      int rc = b->poller.Start(loop, b->fd, b.get(), &DataPlaneHandle::OnPollThunk);
+      if (rc != 0) {
+        ThrowErrno(env, "uv_poll_start", -rc);
+        return env.Undefined();
+      }
+    }
+    binds_.push_back(std::move(b));
+    return Napi::Number::New(env, binds_.size() - 1);
+  }
+
+  static void OnSslDetached(void*) {}
+
+  // detachSsl(index): stops polling the socket (the caller closes it afterwards); sessions on it
+  // then drop kNoBind until they are removed.
+  Napi::Value DetachSsl(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int bi = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+    if (bi < 0 || bi >= int(binds_.size()) || !binds_[bi]->ssl) return Napi::Boolean::New(env, false);
+    Bind* b = binds_[bi].get();
+    if (!closed_) b->poller.Close(&DataPlaneHandle::OnSslDetached);
+    b->fd = -1;
+    return Napi::Boolean::New(env, true);
+  }
+
+  // setSslHandler({ buf, meta, addr }, cb(count)): where datagrams and plaintext for JS go
+  Napi::Value SetSslHandler(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      ThrowType(env, "setSslHandler({ buf, meta, addr }, cb)");
+      return env.Undefined();
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    sslBuf_.Release();
+    sslMeta_.Release();
+    sslAddr_.Release();
+    if (!sslBuf_.Pin(env, o.Get("buf")) || !sslMeta_.Pin(env, o.Get("meta")) || !sslAddr_.Pin(env, o.Get("addr"))) {
+      ThrowType(env, "setSslHandler: bad buffers");
+      return env.Undefined();
+    }
+    sslCap_ = uint32_t(std::min<size_t>(sslMeta_.count / kSslStride, sslAddr_.count / 16));
+    sslCount_ = 0;
+    sslBytes_ = 0;
+    sslCb_ = Napi::Persistent(info[1].As<Napi::Function>());
+    return env.Undefined();
+  }
+
+  bool SetPeerRemote(SslPeer* p, int bind, uint8_t family, const uint8_t* addr, uint16_t port) {
+    p->bind = -1;
+    p->toLen = 0;
+    if (bind < 0 || bind >= int(binds_.size()) || !binds_[bind]->ssl) return false;
+    p->toLen = MakeSockaddr(&p->to, binds_[bind]->sockFamily, family, addr, port);
+    if (p->toLen == 0) return false;
+    p->bind = bind;
+    return true;
+  }
+
+  // installSslSession(peerId, bind, family, addr(16), port, compression, clientNet(4), clientLen,
+  //   serverAddr(4)) -> boolean (remote usable); replaces a session with the same peer-id
+  Napi::Value InstallSslSession(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView a, net, srv;
+    if (info.Length() < 9 || !info[0].IsNumber() || !GetRaw(env, info[3], &a) || a.bytes < 16 ||
+        !GetRaw(env, info[6], &net) || net.bytes < 4 || !GetRaw(env, info[8], &srv) || srv.bytes < 4) {
+      ThrowType(env, "installSslSession(peerId, bind, family, addr, port, comp, clientNet, clientLen, serverAddr)");
+      return env.Undefined();
+    }
+    if (closed_) return Napi::Boolean::New(env, false);
+    uint32_t peerId = info[0].As<Napi::Number>().Uint32Value();
+    if (peerId > 0xffffff) {
+      ThrowType(env, "installSslSession: peer-id is 24 bits");
+      return env.Undefined();
+    }
+    auto p = std::make_unique<SslPeer>();
+    p->s.reset(new ovpn::Session(peerId));
+    p->s->setCompression(info[5].As<Napi::Number>().Int32Value());
+    memcpy(p->clientNet, net.data, 4);
+    p->clientLen = uint8_t(std::min<uint32_t>(32, info[7].As<Napi::Number>().Uint32Value()));
+    memcpy(p->serverAddr, srv.data, 4);
+    bool ok = SetPeerRemote(p.get(), info[1].As<Napi::Number>().Int32Value(), uint8_t(info[2].As<Napi::Number>().Uint32Value()),
+                            a.data, uint16_t(info[4].As<Napi::Number>().Uint32Value()));
+    auto it = sslPeers_.find(peerId);
+    if (it != sslPeers_.end()) {
+      RetireSsl(std::move(it->second));
+      it->second = std::move(p);
+    } else {
+      sslPeers_.emplace(peerId, std::move(p));
+    }
+    return Napi::Boolean::New(env, ok);
+  }
+
+  // updateSslSession(peerId, what, ...): 'remote' (bind, family, addr, port) after a float,
+  // 'vaddr' (addr(4) | null), 'comp' (mode) -> boolean
+  Napi::Value UpdateSslSession(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString()) {
+      ThrowType(env, "updateSslSession(peerId, what, ...)");
+      return env.Undefined();
+    }
+    SslPeer* p = FindPeer(info[0].As<Napi::Number>().Uint32Value());
+    if (!p || closed_) return Napi::Boolean::New(env, false);
+    std::string what = info[1].As<Napi::String>().Utf8Value();
+    if (what == "remote") {
+      // remote: bind, family, addr, port are info[2..5]
+      RawView ad;
+      if (info.Length() < 6 || !GetRaw(env, info[4], &ad) || ad.bytes < 16) {
+        ThrowType(env, "updateSslSession(peerId, 'remote', bind, family, addr, port)");
+        return env.Undefined();
+      }
+      return Napi::Boolean::New(env, SetPeerRemote(p, info[2].As<Napi::Number>().Int32Value(),
+                                                   uint8_t(info[3].As<Napi::Number>().Uint32Value()), ad.data,
+                                                   uint16_t(info[5].As<Napi::Number>().Uint32Value())));
+    }
+    if (what == "vaddr") {
+      RawView a;
+      if (info[2].IsNull() || info[2].IsUndefined()) {
+        p->hasVaddr = false;
+        return Napi::Boolean::New(env, true);
+      }
+      if (!GetRaw(env, info[2], &a) || a.bytes < 4) {
+        ThrowType(env, "updateSslSession(peerId, 'vaddr', addr4 | null)");
+        return env.Undefined();
+      }
+      memcpy(p->vaddr, a.data, 4);
+      p->hasVaddr = true;
+      return Napi::Boolean::New(env, true);
+    }
+    if (what == "comp") {
+      p->s->setCompression(info[2].As<Napi::Number>().Int32Value());
+      return Napi::Boolean::New(env, true);
+    }
+    ThrowType(env, "updateSslSession: what is 'remote', 'vaddr' or 'comp'");
+    return env.Undefined();
+  }
+
+  // setSslKey(peerId, keyId, cipher, encKey, encIv, decKey, decIv) -> boolean (false: no session)
+  Napi::Value SetSslKey(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView ek, ei, dk, di;
+    if (info.Length() < 7 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !GetRaw(env, info[3], &ek) ||
+        !GetRaw(env, info[4], &ei) || !GetRaw(env, info[5], &dk) || !GetRaw(env, info[6], &di) ||
+        ei.bytes < ovpn::kImplicitIv || di.bytes < ovpn::kImplicitIv) {
+      ThrowType(env, "setSslKey(peerId, keyId, cipher, encKey, encIv(8), decKey, decIv(8))");
+      return env.Undefined();
+    }
+    SslPeer* p = FindPeer(info[0].As<Napi::Number>().Uint32Value());
+    if (!p || closed_) return Napi::Boolean::New(env, false);
+    ovpn::KeyConfig k;
+    k.keyId = info[1].As<Napi::Number>().Int32Value();
+    k.cipher = info[2].As<Napi::Number>().Int32Value();
+    k.encKey = ek.data;
+    k.encKeyLen = ek.bytes;
+    k.encIv = ei.data;
+    k.decKey = dk.data;
+    k.decKeyLen = dk.bytes;
+    k.decIv = di.data;
+    if (info.Length() > 7 && info[7].IsNumber()) k.initialSendPacketId = info[7].As<Napi::Number>().Uint32Value();
+    const char* err = nullptr;
+    if (!p->s->InstallKey(k, &err)) {
+      Napi::Error::New(env, std::string("setSslKey: ") + err).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return Napi::Boolean::New(env, true);
+  }
+
+  Napi::Value RetireSslKey(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    SslPeer* p = info.Length() > 1 && info[0].IsNumber() ? FindPeer(info[0].As<Napi::Number>().Uint32Value()) : nullptr;
+    if (!p || !info[1].IsNumber()) return Napi::Boolean::New(env, false);
+    p->s->RetireKey(info[1].As<Napi::Number>().Int32Value());
+    return Napi::Boolean::New(env, true);
+  }
+
+  // removeSslSession(peerId) -> boolean; its routes stay (packets then drop NO_SA) until removed
+  Napi::Value RemoveSslSession(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) return Napi::Boolean::New(env, false);
+    auto it = sslPeers_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == sslPeers_.end()) return Napi::Boolean::New(env, false);
+    RetireSsl(std::move(it->second));
+    sslPeers_.erase(it);
+    return Napi::Boolean::New(env, true);
+  }
+
+  // addSslRoute(family, addr(16), prefixLen, peerId)
+  Napi::Value AddSslRoute(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView a;
+    if (info.Length() < 4 || !GetRaw(env, info[1], &a) || a.bytes < 16 || !info[3].IsNumber()) {
+      ThrowType(env, "addSslRoute(family, addr, len, peerId)");
+      return env.Undefined();
+    }
+    if (closed_) return env.Undefined();
+    int fam = info[0].As<Napi::Number>().Int32Value();
+    unsigned len = info[2].As<Napi::Number>().Uint32Value();
+    uint32_t peerId = info[3].As<Napi::Number>().Uint32Value();
+    if ((fam != 4 && fam != 6) || len > (fam == 4 ? 32u : 128u) || peerId > 0xffffff) {
+      ThrowType(env, "addSslRoute: bad prefix or peer-id");
+      return env.Undefined();
+    }
+    RouteTarget t;
+    t.ssl = int32_t(peerId);
+    (fam == 4 ? routes4_ : routes6_).Set(a.data, fam == 4 ? 4 : 16, len, t);
+    return env.Undefined();
+  }
+
+  // removeSslRoute(family, addr, prefixLen) -> boolean (only removes an SSL route)
+  Napi::Value RemoveSslRoute(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView a;
+    if (info.Length() < 3 || !GetRaw(env, info[1], &a) || a.bytes < 16) {
+      ThrowType(env, "removeSslRoute(family, addr, len)");
+      return env.Undefined();
+    }
+    int fam = info[0].As<Napi::Number>().Int32Value();
+    unsigned len = info[2].As<Napi::Number>().Uint32Value();
+    if ((fam != 4 && fam != 6) || len > (fam == 4 ? 32u : 128u)) return Napi::Boolean::New(env, false);
+    RouteTable& rt = fam == 4 ? routes4_ : routes6_;
+    size_t alen = fam == 4 ? 4 : 16;
+    const RouteTarget* t = rt.Get(a.data, alen, len);
+    if (!t || t->ssl < 0) return Napi::Boolean::New(env, false);
+    return Napi::Boolean::New(env, rt.Remove(a.data, alen, len));
+  }
+
+  // sslCounters(peerId, out: Float64Array(kSslCounterHead + kResultCount)) -> boolean
+  //   rxPackets, rxBytes, txPackets, txBytes, pingsIn, pingsOut, msSinceRx, msSinceTx, sendKeyId,
+  //   sendPacketId, compression, bind, drops by ovpn::Result...
+  Napi::Value SslCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView r;
+    if (info.Length() < 2 || !info[0].IsNumber() || !GetRaw(env, info[1], &r) ||
+        r.bytes < (kSslCounterHead + ovpn::kResultCount) * sizeof(double)) {
+      ThrowType(env, "sslCounters(peerId, out)");
+      return env.Undefined();
+    }
+    SslPeer* p = FindPeer(info[0].As<Napi::Number>().Uint32Value());
+    if (!p) return Napi::Boolean::New(env, false);
+    double* o = reinterpret_cast<double*>(r.data);
+    const ovpn::Counters& c = p->s->counters;
+    double now = NowMs();
+    o[0] = c.rxPackets;
+    o[1] = c.rxBytes;
+    o[2] = c.txPackets;
+    o[3] = c.txBytes;
+    o[4] = c.pingsIn;
+    o[5] = c.pingsOut;
+    o[6] = p->s->lastRxMs > 0 ? now - p->s->lastRxMs : -1;
+    o[7] = p->s->lastTxMs > 0 ? now - p->s->lastTxMs : -1;
+    o[8] = p->s->sendKeyId();
+    o[9] = p->s->sendPacketId();
+    o[10] = p->s->compression();
+    o[11] = p->bind;
+    for (int i = 0; i < ovpn::kResultCount; i++) o[kSslCounterHead + i] = c.drops[i];
+    return Napi::Boolean::New(env, true);
+  }
+
+  // sslSend(peerId, buf, off, len, ping) -> boolean: encrypts one payload (an IP packet from JS, or
+  // the ping magic) and sends it at once from the session's socket
+  Napi::Value SslSend(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView b;
+    if (info.Length() < 5 || !info[0].IsNumber() || !GetRaw(env, info[1], &b)) {
+      ThrowType(env, "sslSend(peerId, buf, off, len, ping)");
+      return env.Undefined();
+    }
+    uint32_t off = info[2].As<Napi::Number>().Uint32Value();
+    uint32_t len = info[3].As<Napi::Number>().Uint32Value();
+    bool ping = info[4].ToBoolean().Value();
+    SslPeer* p = FindPeer(info[0].As<Napi::Number>().Uint32Value());
+    if (!p || closed_) return Napi::Boolean::New(env, false);
+    if (len == 0 || len > maxPacket_ || uint64_t(off) + len > b.bytes) {
+      p->s->Drop(ovpn::kTooBig);
+      return Napi::Boolean::New(env, false);
+    }
+    if (p->bind < 0 || binds_[p->bind]->fd < 0) {
+      p->s->Drop(ovpn::kNoBind);
+      return Napi::Boolean::New(env, false);
+    }
+    uint8_t* slot = sslTx_.data();
+    memcpy(slot + kHeadroom, b.data + off, len);
+    ovpn::Span span;
+    if (p->s->Encrypt(slot, kHeadroom, len, kHeadroom + maxPacket_ + kTailroom, NowMs(), ping, &span) != ovpn::kIp) {
+      st()[kSslDrops] += 1;
+      return Napi::Boolean::New(env, false);
+    }
+    ssize_t r;
+    do {
+      r = sendto(binds_[p->bind]->fd, slot + span.off, span.len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&p->to), p->toLen);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      st()[kSendErrors] += 1;
+      return Napi::Boolean::New(env, false);
+    }
+    st()[kSslTxPackets] += 1;
+    st()[kUdpTxDatagrams] += 1;
+    return Napi::Boolean::New(env, true);
+  }
+
+  // sslDecrypt(peerId, buf, off, len, span: Uint32Array(2)) -> ovpn::Result (-1: no session); in
+  // place in the JS buffer. For JS decisions on packets the demux handed up (a float candidate).
+  Napi::Value SslDecrypt(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView b, s;
+    if (info.Length() < 5 || !info[0].IsNumber() || !GetRaw(env, info[1], &b) || !GetRaw(env, info[4], &s) || s.bytes < 8) {
+      ThrowType(env, "sslDecrypt(peerId, buf, off, len, span)");
+      return env.Undefined();
+    }
+    uint32_t off = info[2].As<Napi::Number>().Uint32Value();
+    uint32_t len = info[3].As<Napi::Number>().Uint32Value();
+    SslPeer* p = FindPeer(info[0].As<Napi::Number>().Uint32Value());
+    if (!p || closed_) return Napi::Number::New(env, -1);
+    if (uint64_t(off) + len > b.bytes) return Napi::Number::New(env, p->s->Drop(ovpn::kShort));
+    ovpn::Span span;
+    int r = p->s->Decrypt(b.data, off, len, NowMs(), &span);
+    uint32_t* so = reinterpret_cast<uint32_t*>(s.data);
+    so[0] = uint32_t(span.off);
+    so[1] = uint32_t(span.len);
+    return Napi::Number::New(env, r);
+  }
+
+  // TUN -> an SSL session: P_DATA_V2 in place in the tx slot, queued for the session's socket.
+  void OutboundSsl(uint32_t slot, size_t len, uint32_t peerId) {
+    SslPeer* p = FindPeer(peerId);
+    if (!p) {
+      DropCount(esp::kNoSa);
+      return;
+    }
+    if (p->bind < 0 || binds_[p->bind]->fd < 0) {
+      p->s->Drop(ovpn::kNoBind);
+      st()[kSslDrops] += 1;
+      return;
+    }
+    ovpn::Span span;
+    if (len > maxPacket_ || p->s->Encrypt(TxSlot(slot), kHeadroom, len, slot_, NowMs(), false, &span) != ovpn::kIp) {
+      if (len > maxPacket_) p->s->Drop(ovpn::kTooBig);
+      st()[kSslDrops] += 1;
+      return;
+    }
+    st()[kSslTxPackets] += 1;
+    TxEntry& e = txEntries_[txCount_++];
+    e.data = TxSlot(slot) + span.off;
+    e.len = uint32_t(span.len);
+    e.bind = p->bind;
+    e.group = p;
+    e.to = &p->to;
+    e.toLen = p->toLen;
+  }
+
+  // SSL socket -> data opcodes of known sessions decrypted in place (to the TUN), the rest to JS.
+  void InboundSsl(Bind* b, uint32_t j, size_t len) {
+    uint8_t* base = rx_.data() + size_t(j) * slot_;
+    uint8_t* p = base + kHeadroom;
+    const sockaddr_storage& from = rxAddr_[j];
+    SslPeer* peer = nullptr;
+    uint8_t op = len > 0 ? p[0] >> ovpn::kOpShift : 0;
+    if (op == ovpn::kOpDataV2 && len >= 4) {
+      peer = FindPeer((uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3]);
+    } else if (op == ovpn::kOpDataV1) {
+      // V1 has no peer-id (legacy clients): find the session by its endpoint
+      for (auto& kv : sslPeers_) {
+        if (kv.second->bind == b->index && SameEndpoint(kv.second->to, from)) {
+          peer = kv.second.get();
+          break;
+        }
+      }
+    }
+    // control packets, unknown peer-ids and packets from another endpoint (a float: JS decides)
+    if (!peer || peer->bind != b->index || !SameEndpoint(peer->to, from)) {
+      ToSslJs(b, j, p, len, ovpn::kPeerIdUnset, kSslDatagram);
+      return;
+    }
+    ovpn::Span span;
+    int r = peer->s->Decrypt(base, kHeadroom, len, NowMs(), &span);
+    if (r > ovpn::kOcc) {
+      st()[kSslDrops] += 1;
+      return;
+    }
+    st()[kSslRxPackets] += 1;
+    if (r == ovpn::kPing) return;
+    if (r == ovpn::kOcc) {
+      ToSslJs(b, j, base + span.off, span.len, peer->s->peerId(), kSslPlaintext);
+      return;
+    }
+    const uint8_t* ip = base + span.off;
+    if (span.len < 20 || (ip[0] >> 4) != 4) {
+      peer->s->Drop(ovpn::kNotIpv4);  // we push no IPv6: the client's router solicitations end here
+      st()[kSslDrops] += 1;
+      return;
+    }
+    if (!peer->hasVaddr || memcmp(ip + 12, peer->vaddr, 4) != 0) {
+      peer->s->Drop(ovpn::kBadSource);
+      st()[kSslDrops] += 1;
+      return;
+    }
+    if (InPrefix4(ip + 16, peer->clientNet, peer->clientLen) && memcmp(ip + 16, peer->serverAddr, 4) != 0) {
+      ToSslJs(b, j, ip, span.len, peer->s->peerId(), kSslPlaintext);  // client-to-client: JS policy
+      return;
+    }
+    TunOut& t = tunOut_[tunOutCount_++];
+    t.data = base + span.off;
+    t.len = uint32_t(span.len);
+  }
+
+  void ToSslJs(Bind* b, uint32_t j, const uint8_t* p, size_t len, uint32_t peerId, uint32_t kind) {
+    if (sslCb_.IsEmpty()) {
+      DropCount(esp::kNoRoom);
+      return;
+    }
+    if (sslCount_ == sslCap_ || sslBytes_ + len > sslBuf_.count) DeliverSsl();
+    if (closed_ || sslBytes_ + len > sslBuf_.count) {
+      DropCount(esp::kNoRoom);
+      return;
+    }
+    if (len > 0) memcpy(sslBuf_.ptr + sslBytes_, p, len);
+    uint32_t* m = sslMeta_.ptr + sslCount_ * kSslStride;
+    m[0] = uint32_t(sslBytes_);
+    m[1] = uint32_t(len);
+    m[2] = uint32_t(b->index);
+    StoreEndpoint(&rxAddr_[j], &m[3], sslAddr_.ptr + sslCount_ * 16, &m[4]);
+    m[5] = peerId;
+    m[6] = kind;
+    sslBytes_ += len;
+    sslCount_++;
+  }
+
+  void DeliverSsl() {
+    if (sslCount_ == 0) return;
+    uint32_t n = sslCount_;
+    sslCount_ = 0;
+    sslBytes_ = 0;
+    if (closed_ || sslCb_.IsEmpty()) return;
+    st()[kJsCallbacks] += 1;
+    CallFromLoop(Env(), async_, Value(), sslCb_.Value(), n);
+  }
+
   // ------------------------------------------------------------------ close
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
@@ -1120,6 +1682,9 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     outSas_.clear();
     routes4_.Clear();
     routes6_.Clear();
+    for (auto& kv : sslPeers_) RetireSsl(std::move(kv.second));
+    sslPeers_.clear();
+    sslCount_ = 0;
     jsTunCount_ = 0;
     if (ownsTunFd_ && tunFd_ >= 0) {
       close(tunFd_);  // uv_close already removed it from epoll
@@ -1172,6 +1737,16 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
 
   std::unordered_map<uint32_t, std::unique_ptr<OutSa>> inSas_, outSas_;
   std::vector<std::unique_ptr<OutSa>> graveyard_;
+  std::unordered_map<uint32_t, std::unique_ptr<SslPeer>> sslPeers_;
+  std::vector<std::unique_ptr<SslPeer>> sslGraveyard_;
+  Pinned<uint8_t> sslBuf_;
+  Pinned<uint32_t> sslMeta_;
+  Pinned<uint8_t> sslAddr_;
+  uint32_t sslCap_ = 0, sslCount_ = 0;
+  size_t sslBytes_ = 0;
+  Napi::FunctionReference sslCb_;
+  uv_loop_t* loop_ = nullptr;
+  std::vector<uint8_t> sslTx_;
   RouteTable routes4_, routes6_;
 
   std::vector<uint8_t> tx_;
@@ -1341,6 +1916,128 @@ class EspCore : public Napi::ObjectWrap<EspCore> {
   std::unique_ptr<Sa> sa_;
 };
 
+
+// ------------------------------------------------------------------ one OpenVPN session for tests/bench
+
+// new OvpnCore(peerId, replayBacktrackMs); setKey(keyId, cipher, encKey, encIv, decKey, decIv,
+// initialSendPacketId); retireKey(keyId); setCompression(mode); compression();
+// encrypt(buf, off, len, limit, nowMs, ping, span: Uint32Array(2)) -> Result;
+// decrypt(buf, off, len, nowMs, span) -> Result; counters(out: Float64Array(6 + kResultCount))
+class OvpnCore : public Napi::ObjectWrap<OvpnCore> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "OvpnCore",
+                       {
+                           InstanceMethod<&OvpnCore::SetKey>("setKey"),
+                           InstanceMethod<&OvpnCore::RetireKey>("retireKey"),
+                           InstanceMethod<&OvpnCore::SetCompression>("setCompression"),
+                           InstanceMethod<&OvpnCore::Compression>("compression"),
+                           InstanceMethod<&OvpnCore::Encrypt>("encrypt"),
+                           InstanceMethod<&OvpnCore::Decrypt>("decrypt"),
+                           InstanceMethod<&OvpnCore::Counters>("counters"),
+                       });
+  }
+
+  explicit OvpnCore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<OvpnCore>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      ThrowType(env, "OvpnCore(peerId, replayBacktrackMs?)");
+      return;
+    }
+    double bt = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 15000;
+    s_.reset(new ovpn::Session(info[0].As<Napi::Number>().Uint32Value() & 0xffffff, bt));
+  }
+
+ private:
+  Napi::Value SetKey(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView ek, ei, dk, di;
+    if (info.Length() < 6 || !GetRaw(env, info[2], &ek) || !GetRaw(env, info[3], &ei) || !GetRaw(env, info[4], &dk) ||
+        !GetRaw(env, info[5], &di) || ei.bytes < ovpn::kImplicitIv || di.bytes < ovpn::kImplicitIv) {
+      ThrowType(env, "setKey(keyId, cipher, encKey, encIv, decKey, decIv, initialSendPacketId?)");
+      return env.Undefined();
+    }
+    ovpn::KeyConfig k;
+    k.keyId = info[0].As<Napi::Number>().Int32Value();
+    k.cipher = info[1].As<Napi::Number>().Int32Value();
+    k.encKey = ek.data;
+    k.encKeyLen = ek.bytes;
+    k.encIv = ei.data;
+    k.decKey = dk.data;
+    k.decKeyLen = dk.bytes;
+    k.decIv = di.data;
+    if (info.Length() > 6 && info[6].IsNumber()) k.initialSendPacketId = info[6].As<Napi::Number>().Uint32Value();
+    const char* err = nullptr;
+    if (!s_->InstallKey(k, &err)) Napi::Error::New(env, std::string("setKey: ") + err).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Value RetireKey(const Napi::CallbackInfo& info) {
+    s_->RetireKey(info[0].As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
+  }
+  Napi::Value SetCompression(const Napi::CallbackInfo& info) {
+    s_->setCompression(info[0].As<Napi::Number>().Int32Value());
+    return info.Env().Undefined();
+  }
+  Napi::Value Compression(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), s_->compression()); }
+
+  Napi::Value Encrypt(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView b, s;
+    if (info.Length() < 7 || !GetRaw(env, info[0], &b) || !GetRaw(env, info[6], &s) || s.bytes < 8) {
+      ThrowType(env, "encrypt(buf, off, len, limit, nowMs, ping, span)");
+      return env.Undefined();
+    }
+    size_t off = info[1].As<Napi::Number>().Uint32Value(), len = info[2].As<Napi::Number>().Uint32Value();
+    size_t limit = std::min<size_t>(info[3].As<Napi::Number>().Uint32Value(), b.bytes);
+    if (off + len > limit) return Napi::Number::New(env, s_->Drop(ovpn::kTooBig));
+    ovpn::Span span;
+    int r = s_->Encrypt(b.data, off, len, limit, info[4].As<Napi::Number>().DoubleValue(), info[5].ToBoolean().Value(), &span);
+    uint32_t* so = reinterpret_cast<uint32_t*>(s.data);
+    so[0] = uint32_t(span.off);
+    so[1] = uint32_t(span.len);
+    return Napi::Number::New(env, r);
+  }
+
+  Napi::Value Decrypt(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView b, s;
+    if (info.Length() < 5 || !GetRaw(env, info[0], &b) || !GetRaw(env, info[4], &s) || s.bytes < 8) {
+      ThrowType(env, "decrypt(buf, off, len, nowMs, span)");
+      return env.Undefined();
+    }
+    size_t off = info[1].As<Napi::Number>().Uint32Value(), len = info[2].As<Napi::Number>().Uint32Value();
+    if (off + len > b.bytes) return Napi::Number::New(env, s_->Drop(ovpn::kShort));
+    ovpn::Span span;
+    int r = s_->Decrypt(b.data, off, len, info[3].As<Napi::Number>().DoubleValue(), &span);
+    uint32_t* so = reinterpret_cast<uint32_t*>(s.data);
+    so[0] = uint32_t(span.off);
+    so[1] = uint32_t(span.len);
+    return Napi::Number::New(env, r);
+  }
+
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView r;
+    if (info.Length() < 1 || !GetRaw(env, info[0], &r) || r.bytes < (6 + ovpn::kResultCount) * sizeof(double)) {
+      ThrowType(env, "counters(out)");
+      return env.Undefined();
+    }
+    double* o = reinterpret_cast<double*>(r.data);
+    const ovpn::Counters& c = s_->counters;
+    o[0] = c.rxPackets;
+    o[1] = c.rxBytes;
+    o[2] = c.txPackets;
+    o[3] = c.txBytes;
+    o[4] = c.pingsIn;
+    o[5] = c.pingsOut;
+    for (int i = 0; i < ovpn::kResultCount; i++) o[6 + i] = c.drops[i];
+    return env.Undefined();
+  }
+
+  std::unique_ptr<ovpn::Session> s_;
+};
+
 // openTun(name, flags: { vnetHdr, multiQueue }) -> [fd, name]; TUNSETOFFLOAD when vnetHdr
 Napi::Value OpenTun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -1399,6 +2096,8 @@ void InitDataPlane(Napi::Env env, Napi::Object exports) {
   exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("dataPlaneAbi", Napi::Number::New(env, 1));
+  exports.Set("OvpnCore", OvpnCore::Define(env));
+  exports.Set("ovpnAbi", Napi::Number::New(env, 1));
 }
 
 }  // namespace vpcgw
