@@ -347,13 +347,7 @@ int Sa::Encap(uint8_t* buf, size_t off, size_t len, size_t limit, Span* span) {
   span->event = 0;
   if (inbound_) return Drop(kNoSa);
   if (hardReached) return Drop(kExpired);
-  if (seq_ >= kSeqMax) {
-    if (!seqExhausted) {
-      seqExhausted = true;
-      span->event = kEventSeqExhausted;
-    }
-    return Drop(kSeqExhausted);
-  }
+  if (seq() >= kSeqMax) return SeqExhausted(span);
   if (len < 1) return Drop(kBadInner);
   unsigned v = buf[off] >> 4;
   uint8_t nextHeader = v == 4 ? kNextHeaderIpv4 : v == 6 ? kNextHeaderIpv6 : 0;
@@ -366,7 +360,14 @@ int Sa::Encap(uint8_t* buf, size_t off, size_t len, size_t limit, Span* span) {
   size_t end = off + dataLen + icvLen_;
   if (end > limit) return Drop(kNoRoom);
 
-  uint32_t seq = ++seq_;
+  uint32_t seq;
+  if (seqCell) {
+    uint64_t s = __atomic_add_fetch(seqCell, 1, __ATOMIC_RELAXED);
+    if (s > kSeqMax) return SeqExhausted(span);  // another queue took the last one
+    seq = uint32_t(s);
+  } else {
+    seq = ++seq_;
+  }
   Wr32(buf + hdrOff, spi_);
   Wr32(buf + hdrOff + kSeqOffset, seq);
   size_t ivOff = hdrOff + kHeaderSize;

@@ -144,7 +144,12 @@ class Sa {
   size_t icvLen() const { return icvLen_; }
   size_t blockLen() const { return blockLen_; }
   // outbound: last sequence number used; inbound: highest authenticated one
-  uint32_t seq() const { return inbound_ ? replay_.top() : seq_; }
+  uint32_t seq() const {
+    if (inbound_) return replay_.top();
+    if (!seqCell) return seq_;
+    uint64_t s = __atomic_load_n(seqCell, __ATOMIC_RELAXED);
+    return s > kSeqMax ? kSeqMax : uint32_t(s);
+  }
 
   double bytes = 0;
   double packets = 0;
@@ -152,6 +157,12 @@ class Sa {
   bool softReached = false;
   bool hardReached = false;
   bool seqExhausted = false;
+
+  // Outbound SA installed on several queues (threads): the last sequence number used lives in this
+  // shared 8-byte cell (SharedArrayBuffer memory, kept alive by the data plane) and every packet
+  // takes the next one with an atomic add, so no number is ever sent twice under one key (RFC 4303
+  // §3.3.3; with AES-GCM a repeated seq would also repeat the nonce, RFC 4106 §3.1). nullptr: seq_.
+  uint64_t* seqCell = nullptr;
 
   // Set by the data plane (outer endpoint): which UDP bind sends, and where to.
   int bindIndex = -1;
@@ -169,6 +180,13 @@ class Sa {
     return r;
   }
   int Count(size_t n);
+  int SeqExhausted(Span* span) {
+    if (!seqExhausted) {
+      seqExhausted = true;
+      span->event = kEventSeqExhausted;
+    }
+    return Drop(kSeqExhausted);
+  }
   bool Seal(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t dataLen);
   bool Open(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t dataLen);
   bool Mac(const uint8_t* p, size_t n, uint8_t* out);
