@@ -20,6 +20,9 @@ export const UDP_DEFAULT_BATCH = 64;
 /** Slot size for received datagrams: a 1500-byte path MTU plus room, aligned. */
 export const UDP_DEFAULT_SLOT = 2048;
 export const UDP_DEFAULT_HEADROOM = 0;
+// Socket option bits for the addon's UdpHandle (mirror of kFlag* in src/tun/native/udp.cc).
+const UDP_FLAG_REUSE_ADDR = 1;
+const UDP_FLAG_REUSE_PORT = 2;
 
 export interface NativeUdpOptions {
   /** Local address, e.g. "0.0.0.0", "127.0.0.1", "::", "::1". */
@@ -28,6 +31,17 @@ export interface NativeUdpOptions {
   port: number;
   /** IPv6 sockets are dual-stack (v4 peers appear as family 4) unless this is true. */
   ipv6Only?: boolean;
+  /**
+   * SO_REUSEADDR (default false). On Linux it would let a second UDP socket bind the same address
+   * and port, so a second gateway could silently share port 500: we want that bind to fail instead.
+   */
+  reuseAddr?: boolean;
+  /**
+   * SO_REUSEPORT (default false): several sockets of this process on one address:port, the kernel
+   * spreads datagrams over them (multi-queue data plane: one socket per queue; see `steerBySpi`).
+   * Every socket of the group must set it, the first one included.
+   */
+  reusePort?: boolean;
   batchSize?: number;
   slotSize?: number;
   headroom?: number;
@@ -71,7 +85,8 @@ export class NativeUdp implements UdpBind {
     const headroom = opts.headroom ?? UDP_DEFAULT_HEADROOM;
     this.batch = new PacketBatch(opts.batchSize ?? UDP_DEFAULT_BATCH, opts.slotSize ?? UDP_DEFAULT_SLOT, headroom);
     try {
-      this.handle = new native.UdpHandle(ip.family, ip.bytes, opts.port, opts.ipv6Only ?? false, this.counters);
+      const flags = (opts.reuseAddr ? UDP_FLAG_REUSE_ADDR : 0) | (opts.reusePort ? UDP_FLAG_REUSE_PORT : 0);
+      this.handle = new native.UdpHandle(ip.family, ip.bytes, opts.port, opts.ipv6Only ?? false, this.counters, flags);
     } catch (e) {
       const why = isNativeErrnoError(e) ? `${e.syscall}: ${e.message}` : String(e);
       throw new IoError(`cannot bind UDP ${fmtEndpoint(this.address, opts.port)}: ${why}`, e);
@@ -82,6 +97,23 @@ export class NativeUdp implements UdpBind {
 
   get fd(): number {
     return this.handle.fd;
+  }
+
+  /**
+   * Steers the datagrams of this socket's SO_REUSEPORT group by ESP SPI: member (SPI % groupSize),
+   * members numbered in bind order; IKE (non-ESP marker 0) and NAT-T keepalives go to member 0.
+   * Call once, on any member, after all `groupSize` sockets are bound. Throws IoError when the
+   * kernel or the addon cannot.
+   */
+  steerBySpi(groupSize: number): void {
+    const where = fmtEndpoint(this.address, this.port);
+    if (!this.handle.steerBySpi) throw new IoError(`UDP ${where}: the native addon cannot steer by SPI (rebuild it)`);
+    try {
+      this.handle.steerBySpi(groupSize);
+    } catch (e) {
+      const why = isNativeErrnoError(e) ? `${e.syscall}: ${e.message}` : String(e);
+      throw new IoError(`UDP ${where}: cannot steer the SO_REUSEPORT group by SPI: ${why}`, e);
+    }
   }
 
   start(onBatch: (batch: PacketBatch) => void): void {

@@ -75,12 +75,15 @@ export interface NativeUdpHandle {
   send(buf: Buffer, off: Uint32Array, len: Uint32Array, family: Uint8Array, addr: Buffer, port: Uint16Array, count: number): number;
   sendTo(data: Uint8Array, family: number, addr: Uint8Array, port: number): boolean;
   close(): void;
+  /** SO_ATTACH_REUSEPORT_CBPF: the group member is (first 4 payload bytes) % groupSize (ESP SPI) */
+  steerBySpi?(groupSize: number): void;
 }
 
 export interface NativeAddon {
   readonly abiVersion: number;
   TunHandle: new (name: string, stats: Float64Array) => NativeTunHandle;
-  UdpHandle: new (family: 4 | 6, addr: Buffer, port: number, ipv6Only: boolean, stats: Float64Array) => NativeUdpHandle;
+  /** flags: 1 SO_REUSEADDR, 2 SO_REUSEPORT (older addons ignore them) */
+  UdpHandle: new (family: 4 | 6, addr: Buffer, port: number, ipv6Only: boolean, stats: Float64Array, flags?: number) => NativeUdpHandle;
   /** Returns 0 or a positive errno. `up`: -1 leave, 0 down, 1 up; `mtu` 0 leaves it. */
   nlLink(name: string, up: number, mtu: number): number;
   nlAddr(add: boolean, name: string, family: 4 | 6, addr: Buffer, prefixLen: number): number;

@@ -11,6 +11,7 @@
 // Later: UDP_SEGMENT (GSO) on send and UDP_GRO on receive fit in SendChunk / OnPoll.
 #include <arpa/inet.h>
 #include <linux/errqueue.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -26,6 +27,9 @@ namespace {
 constexpr int kMaxRoundsPerWake = 8;
 constexpr uint32_t kSendChunk = 64;
 constexpr int kBufferBytes = 32 * 1024 * 1024;
+// Socket option bits (6th constructor argument), mirrored in src/net/native-udp.ts.
+constexpr uint32_t kFlagReuseAddr = 1;  // SO_REUSEADDR (off by default: a second gateway must fail to bind)
+constexpr uint32_t kFlagReusePort = 2;  // SO_REUSEPORT (multi-queue: one socket per queue on one port)
 
 // Indices into the stats Float64Array (mirrored in src/tun/native.ts).
 enum UdpStat {
@@ -115,10 +119,12 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
                            InstanceMethod<&UdpHandle::Send>("send"),
                            InstanceMethod<&UdpHandle::SendTo>("sendTo"),
                            InstanceMethod<&UdpHandle::Close>("close"),
+                           InstanceMethod<&UdpHandle::SteerBySpi>("steerBySpi"),
                        });
   }
 
-  // new UdpHandle(family: 4|6, addr: Buffer(4|16), port, ipv6Only: boolean, stats: Float64Array)
+  // new UdpHandle(family: 4|6, addr: Buffer(4|16), port, ipv6Only: boolean, stats: Float64Array,
+  //               flags?: kFlagReuseAddr | kFlagReusePort)
   explicit UdpHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UdpHandle>(info) {
     Napi::Env env = info.Env();
     RawView a;
@@ -141,7 +147,14 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
       return;
     }
     int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    uint32_t flags = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().Uint32Value() : 0;
+    if (flags & kFlagReuseAddr) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if ((flags & kFlagReusePort) && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+      int e = errno;
+      close(fd);
+      ThrowErrno(env, "setsockopt(SO_REUSEPORT)", e);
+      return;
+    }
     SetBuf(fd, SO_RCVBUFFORCE, SO_RCVBUF, kBufferBytes);
     SetBuf(fd, SO_SNDBUFFORCE, SO_SNDBUF, kBufferBytes);
     // ICMP errors go to the error queue (drained and counted on POLLERR) instead of being ignored.
@@ -175,6 +188,35 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
  private:
   Napi::Value GetPort(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), port_); }
   Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+
+  // steerBySpi(groupSize): attaches a classic BPF program to this socket's SO_REUSEPORT group that
+  // picks the group member by the first 4 payload bytes modulo groupSize, i.e. by ESP SPI
+  // (RFC 4303 §2.1, network order). Members are numbered in bind order. The non-ESP marker (IKE,
+  // RFC 3948 §2.2: 0) and NAT-T keepalives (1 byte: the load fails, the program returns 0) go to
+  // member 0. Without it the kernel hashes the 4-tuple, and a replayed packet with another source
+  // port would reach a queue whose replay window never saw it.
+  Napi::Value SteerBySpi(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber() || fd_ < 0) {
+      ThrowType(env, "steerBySpi(groupSize) on an open socket");
+      return env.Undefined();
+    }
+    uint32_t n = info[0].As<Napi::Number>().Uint32Value();
+    if (n < 1 || n > 256) {
+      ThrowType(env, "steerBySpi: groupSize 1..256");
+      return env.Undefined();
+    }
+    sock_filter code[] = {
+        {BPF_LD | BPF_W | BPF_ABS, 0, 0, 0},  // A = payload[0..3] (data starts after the UDP header)
+        {BPF_ALU | BPF_MOD | BPF_K, 0, 0, n},  // A = A % n
+        {BPF_RET | BPF_A, 0, 0, 0},            // member index
+    };
+    sock_fprog prog = {static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+    if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) {
+      ThrowErrno(env, "setsockopt(SO_ATTACH_REUSEPORT_CBPF)", errno);
+    }
+    return env.Undefined();
+  }
 
   // start(buf, off, len, family, addr, port, capacity, slotSize, headroom, readMax, cb)
   Napi::Value Start(const Napi::CallbackInfo& info) {
