@@ -4,9 +4,11 @@
 // fixtures, kept off the command line):
 //   { backend: 'native'|'ts', tunName, mtu, offload (vnet-header TUN: TSO + GRO), gso, gro,
 //     local, peer, port, localNet, remoteNet, encr, encrKeyBits, integ,
-//     spiIn, spiOut, encrKeyIn, encrKeyOut, integKeyIn, integKeyOut (hex) }
+//     spiIn, spiOut, encrKeyIn, encrKeyOut, integKeyIn, integKeyOut (hex),
+//     queues (native only: > 1 runs the multi-queue data plane, one worker thread per extra queue) }
 // Prints "READY <json>" once packets flow, and "STATS <json>" on SIGTERM before exiting.
 import { NativeDataPlane, openOffloadTun } from '../dist/dataplane/native-data-plane.js';
+import { MultiQueueDataPlane, bindQueueSockets, openMultiQueueTun } from '../dist/dataplane/multi-queue.js';
 import { TsDataPlane } from '../dist/dataplane/ts-data-plane.js';
 import { LinuxTun } from '../dist/tun/linux-tun.js';
 import { NativeUdp } from '../dist/net/native-udp.js';
@@ -15,10 +17,17 @@ import { parsePrefix } from '../dist/common/ip.js';
 
 const cfg = JSON.parse(process.env.VPCGW_DP_RUNNER ?? '{}');
 const port = cfg.port ?? 4500;
-const udp = NativeUdp.bind({ address: cfg.local, port });
+const queues = cfg.queues ?? 1;
+const udp = NativeUdp.bind({ address: cfg.local, port, reusePort: queues > 1 });
 let tun;
 let dp;
-if (cfg.backend === 'native') {
+let extraUdp = [];
+if (cfg.backend === 'native' && queues > 1) {
+  const tuns = openMultiQueueTun(cfg.tunName, cfg.mtu, queues, !!cfg.offload);
+  tun = tuns[0];
+  extraUdp = bindQueueSockets(udp, queues);
+  dp = await MultiQueueDataPlane.start({ tuns, binds: [[udp], ...extraUdp.map((u) => [u])] }, { gso: cfg.gso ?? true, gro: cfg.gro ?? true });
+} else if (cfg.backend === 'native') {
   tun = cfg.offload ? openOffloadTun(cfg.tunName, cfg.mtu, true) : LinuxTun.open({ name: cfg.tunName, mtu: cfg.mtu });
   dp = new NativeDataPlane(tun, [udp], { gso: cfg.gso ?? true, gro: cfg.gro ?? true });
 } else {
@@ -56,8 +65,13 @@ dp.installSa({
 dp.addRoute(remoteTs[0], cfg.spiOut);
 console.log(`READY ${JSON.stringify({ backend: cfg.backend, tun: tun.name, offloads: dp.offloads ?? null })}`);
 
-function finish() {
+let finishing = false;
+async function finish() {
+  if (finishing) return;
+  finishing = true;
+  if (typeof dp.refreshCounters === 'function') await dp.refreshCounters();
   const out = {
+    queues: typeof dp.queueStats === 'function' ? dp.queueStats() : null,
     stats: dp.stats(),
     drops: Object.fromEntries(Object.entries(dp.dropCounters()).filter(([, v]) => v > 0)),
     native: typeof dp.nativeStats === 'function' ? dp.nativeStats() : null,
@@ -65,9 +79,10 @@ function finish() {
     saOut: dp.saCounters(cfg.spiOut, 'out'),
   };
   console.log(`STATS ${JSON.stringify(out)}`);
-  dp.close();
+  await dp.close();
   if (typeof tun.close === 'function') tun.close();
   udp.close();
+  for (const u of extraUdp) u.close();
   process.exit(0);
 }
 process.on('SIGTERM', finish);

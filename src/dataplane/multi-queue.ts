@@ -1,0 +1,542 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Prefix } from '../common/ip.js';
+import { IoError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { silentLogger } from '../common/log.js';
+import { DROP_REASON_NAMES } from '../esp/drop-reason.js';
+import { NativeUdp } from '../net/native-udp.js';
+import { setLinkUp, setMtu } from '../tun/netcfg.js';
+import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import {
+  loadNativeDataPlane,
+  NATIVE_DP_STAT,
+  NATIVE_DP_STAT_COUNT,
+  nativeSaParams,
+  NativeDataPlane,
+} from './native-data-plane.js';
+import type { FdUdpBind, NativeDataPlaneOptions, NativeTunSource, OffloadTun } from './native-data-plane.js';
+import type { FromWorker, ToWorker, WorkerInit, WireSaParams } from './multi-queue-worker.js';
+
+/**
+ * The multi-core native data plane: one queue per core.
+ *
+ *   queue q = TUN queue fd q (one IFF_MULTI_QUEUE device) + UDP socket q on every 4500 address
+ *             (an SO_REUSEPORT group per address) + one NativeDataPlane. Queue 0 runs on the main
+ *             thread next to the control plane; queues 1..N-1 each run in a worker_thread.
+ *
+ * How packets find a queue, and why that is correct:
+ *   1. UDP in: the kernel picks the group member with a classic BPF program keyed on the first 4
+ *      payload bytes, SPI % N (NativeUdp.steerBySpi). So ALL packets of one inbound SA land on ONE
+ *      queue, whatever their outer source port, and a per-queue RFC 6479 replay window sees every
+ *      packet of its SA (a 4-tuple hash would let an attacker replay a captured packet from another
+ *      source port into a queue whose window never saw it). Inbound SAs are installed on queue
+ *      SPI % N only. IKE (non-ESP marker 0) and NAT-T keepalives go to queue 0, i.e. the main thread.
+ *   2. TUN out: the kernel spreads flows over the queues (flow hash; a flow sticks to the queue that
+ *      last wrote its reverse direction), so one outbound SA is read on any queue. Outbound SAs are
+ *      installed on every queue and share ONE sequence counter in shared memory (atomic add in
+ *      native code): no sequence number, hence no AES-GCM nonce, is used twice.
+ *   3. Sinks (SSL VPN sessions) live on the main thread; a worker forwards the packets it routes to
+ *      a sink to the main thread, one message per native batch.
+ *   4. Routes and SAs are broadcast to the workers by postMessage (keys copied into the message).
+ *      Counters: global ones are SharedArrayBuffer views the workers' native code writes (read
+ *      synchronously); per-SA bytes/packets/drops of workers are snapshots refreshed every second
+ *      and by refreshCounters(); the outbound sequence number is always exact (the shared cell).
+ *   5. Lifetimes: an outbound SA on N queues gets soft/N and hard/N byte and packet limits per
+ *      queue (each queue counts its own share), so it rekeys and expires early, never late.
+ *      SA events are reported once per (SPI, direction, kind).
+ */
+
+// Implementation choices
+/** `queues: auto` resolves to this (bench/dp-multiqueue.mjs: no gain on the shared 2-core box). */
+export const AUTO_QUEUES = 1;
+export const MAX_QUEUES = 16;
+const WORKER_START_TIMEOUT_MS = 5000;
+const WORKER_EXIT_TIMEOUT_MS = 2000;
+const COUNTER_REFRESH_MS = 1000;
+
+export type QueueSetting = number | 'auto';
+
+/** How many queues a `gateway.dataPlane.queues` setting means. */
+export function resolveQueues(setting: QueueSetting | undefined): number {
+  if (setting === undefined || setting === 'auto') return AUTO_QUEUES;
+  return Math.max(1, Math.min(MAX_QUEUES, Math.floor(setting)));
+}
+
+/**
+ * Opens `queues` file descriptors of one multi-queue TUN (IFF_MULTI_QUEUE, with the vnet header and
+ * TSO offloads when vnetHdr), sets the MTU and brings the link up. Each fd is owned by the data plane
+ * it is given to.
+ */
+export function openMultiQueueTun(name: string, mtu: number, queues: number, vnetHdr = true): OffloadTun[] {
+  const a = loadNativeDataPlane();
+  const out: OffloadTun[] = [];
+  try {
+    for (let q = 0; q < queues; q++) {
+      const r = a.openTun(out.length === 0 ? name : out[0]!.name, vnetHdr, true);
+      out.push({ fd: r[0], name: r[1], mtu, vnetHdr });
+    }
+    setMtu(out[0]!.name, mtu);
+    setLinkUp(out[0]!.name);
+  } catch (e) {
+    for (const t of out) a.closeFd(t.fd);
+    throw new IoError(`cannot open multi-queue TUN "${name}" (${queues} queues): ${(e as Error).message}`, e);
+  }
+  return out;
+}
+
+/**
+ * Completes an SO_REUSEPORT group: `first` (bound with reusePort) plus queues-1 more sockets on the
+ * same address and port, then steers the group by SPI. Returns the new sockets (the caller closes
+ * them after the data plane has closed). Throws IoError, having closed what it opened.
+ */
+export function bindQueueSockets(first: NativeUdp, queues: number, log: Logger = silentLogger): NativeUdp[] {
+  const extra: NativeUdp[] = [];
+  try {
+    for (let q = 1; q < queues; q++) {
+      extra.push(NativeUdp.bind({ address: first.address, port: first.port, reusePort: true, log }));
+    }
+    if (queues > 1) first.steerBySpi(queues);
+  } catch (e) {
+    for (const u of extra) u.close();
+    throw e;
+  }
+  return extra;
+}
+
+export interface MultiQueueIo {
+  /** one TUN per queue: fds of one multi-queue TUN (openMultiQueueTun); queue 0's may be any NativeTunSource */
+  tuns: readonly NativeTunSource[];
+  /**
+   * per queue, its UDP binds, the same addresses in the same order on every queue; socket q of each
+   * address is member q of that address's SO_REUSEPORT group, steered by SPI (bindQueueSockets)
+   */
+  binds: readonly (readonly FdUdpBind[])[];
+}
+
+export interface MultiQueueOptions extends Omit<NativeDataPlaneOptions, 'stats'> {
+  /** the worker script (default: multi-queue-worker.js next to this module, or the built one in dist/) */
+  workerUrl?: URL;
+}
+
+interface QueueWorker {
+  readonly worker: Worker;
+  readonly stats: Float64Array;
+  /** last per-SA counters this worker reported, by "dir:spi" */
+  snapshot: Map<string, SaCounters>;
+  exited: Promise<void>;
+}
+
+interface SaEntry {
+  readonly direction: 'in' | 'out';
+  /** queues the SA is installed on */
+  readonly queues: readonly number[];
+  readonly seqCell: BigUint64Array | null;
+}
+
+/** The default worker script: compiled next to this module, or (running from src/) the dist/ build. */
+export function defaultWorkerUrl(): URL {
+  const here = new URL('./multi-queue-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(here))) return here;
+  const built = new URL('../../dist/dataplane/multi-queue-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(built))) return built;
+  throw new IoError('multi-queue data plane: no built worker script (run `npx tsc -p tsconfig.build.json`)');
+}
+
+export class MultiQueueDataPlane implements DataPlane {
+  readonly queues: number;
+  readonly tunName: string;
+  readonly offloads: { vnetHdr: boolean; gso: boolean; gro: boolean };
+  private readonly log: Logger;
+  private readonly main: NativeDataPlane;
+  private readonly workers: QueueWorker[];
+  private readonly bindLocal: Endpoint[];
+  private readonly sas = new Map<string, SaEntry>();
+  private readonly sinkIds = new Map<PacketSink, number>();
+  private readonly sinks: PacketSink[] = [];
+  private readonly firedEvents = new Set<string>();
+  private controlCbs: ((pkt: Buffer, from: Endpoint, local: Endpoint) => void)[] = [];
+  private eventCbs: ((ev: SaEvent) => void)[] = [];
+  private readonly pendingRefresh: (() => void)[] = [];
+  private refreshWaiting = 0;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+
+  /** Starts queue 0 here and one worker per further queue; resolves when every queue runs. */
+  static async start(io: MultiQueueIo, opts: MultiQueueOptions = {}): Promise<MultiQueueDataPlane> {
+    const n = io.tuns.length;
+    if (n < 1 || io.binds.length !== n) throw new IoError(`multi-queue data plane: ${n} TUN queues but ${io.binds.length} bind sets`);
+    const log = (opts.logger ?? silentLogger).child({ component: 'dataplane', backend: 'native-mq' });
+    const url = n > 1 ? (opts.workerUrl ?? defaultWorkerUrl()) : null;
+    const workers: QueueWorker[] = [];
+    const started: Promise<void>[] = [];
+    for (let q = 1; q < n; q++) {
+      const t = io.tuns[q]!;
+      if (!('vnetHdr' in t)) throw new IoError('multi-queue data plane: worker queues need OffloadTun fds');
+      const stats = new Float64Array(new SharedArrayBuffer(NATIVE_DP_STAT_COUNT * 8));
+      const init: WorkerInit = {
+        queue: q,
+        tun: { fd: t.fd, name: t.name, mtu: t.mtu, vnetHdr: t.vnetHdr },
+        binds: io.binds[q]!.map((b) => ({ fd: b.fd, family: b.family, address: b.address, port: b.port })),
+        stats,
+        maxPacket: opts.maxPacket ?? null,
+        gso: opts.gso ?? true,
+        gro: opts.gro ?? true,
+      };
+      const worker = new Worker(url!, { workerData: init, name: `vpcgw-dp-q${q}` });
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      workers.push({ worker, stats, snapshot: new Map(), exited });
+      started.push(
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new IoError(`data plane queue ${q}: worker did not start in ${WORKER_START_TIMEOUT_MS} ms`)), WORKER_START_TIMEOUT_MS);
+          const onMsg = (m: FromWorker): void => {
+            if (m.t !== 'ready' && m.t !== 'error') return;
+            clearTimeout(timer);
+            worker.off('message', onMsg);
+            if (m.t === 'ready') resolve();
+            else reject(new IoError(`data plane queue ${q}: ${m.message}`));
+          };
+          worker.on('message', onMsg);
+          worker.once('error', (e) => {
+            clearTimeout(timer);
+            reject(new IoError(`data plane queue ${q}: worker failed: ${e.message}`, e));
+          });
+          worker.once('exit', (code) => {
+            clearTimeout(timer);
+            reject(new IoError(`data plane queue ${q}: worker exited (${code}) before it started`));
+          });
+        }),
+      );
+    }
+    try {
+      await Promise.all(started);
+    } catch (e) {
+      for (const w of workers) void w.worker.terminate();
+      await Promise.all(workers.map((w) => w.exited));
+      throw e;
+    }
+    return new MultiQueueDataPlane(io, workers, { ...opts, logger: log });
+  }
+
+  private constructor(io: MultiQueueIo, workers: QueueWorker[], opts: MultiQueueOptions & { logger: Logger }) {
+    this.log = opts.logger;
+    this.queues = io.tuns.length;
+    this.workers = workers;
+    this.main = new NativeDataPlane(io.tuns[0]!, io.binds[0]!, { ...opts, logger: this.log.child({ queue: 0 }) });
+    this.tunName = this.main.tunName;
+    this.offloads = this.main.offloads;
+    this.bindLocal = io.binds[0]!.map((b) => ({ family: b.family, address: b.address, port: b.port }));
+    this.main.onControl((pkt, from, local) => this.deliverControl(pkt, from, local));
+    this.main.onSaEvent((ev) => this.deliverEvent(ev));
+    workers.forEach((w, i) => {
+      const q = i + 1;
+      const qlog = this.log.child({ queue: q });
+      w.worker.on('message', (m: FromWorker) => this.onWorkerMessage(w, q, qlog, m));
+      w.worker.on('error', (e) => qlog.error({ err: e }, 'data plane worker failed'));
+      w.worker.on('exit', (code) => {
+        if (!this.closed) qlog.error({ code }, 'data plane worker exited');
+      });
+    });
+    if (workers.length > 0) {
+      this.refreshTimer = setInterval(() => this.requestCounters(), COUNTER_REFRESH_MS);
+      this.refreshTimer.unref();
+    }
+    this.log.info({ queues: this.queues, tun: this.tunName, ...this.offloads }, 'multi-queue data plane started');
+  }
+
+  // ---------------------------------------------------------------- control-plane API
+
+  installSa(p: SaParams): void {
+    if (this.closed) return;
+    nativeSaParams(p, -1); // validates (throws the same VpnErrors as the single-queue data plane)
+    const key = `${p.direction}:${p.spi >>> 0}`;
+    this.firedEvents.forEach((k) => k.startsWith(`${key}:`) && this.firedEvents.delete(k));
+    if (p.direction === 'in') {
+      const owner = (p.spi >>> 0) % this.queues;
+      this.uninstall(key, p.spi, 'in', owner);
+      this.sas.set(key, { direction: 'in', queues: [owner], seqCell: null });
+      if (owner === 0) this.main.installSa(p);
+      else this.post(owner, { t: 'sa', p: wireSa(p) });
+      return;
+    }
+    const cell = new BigUint64Array(new SharedArrayBuffer(8));
+    cell[0] = BigInt(p.initialSeq ?? 0);
+    const shared = this.queues > 1 ? splitLifetime(p, this.queues) : p;
+    const all = [...Array(this.queues).keys()];
+    this.sas.set(key, { direction: 'out', queues: all, seqCell: cell });
+    this.main.installSa(shared, cell);
+    for (let q = 1; q < this.queues; q++) this.post(q, { t: 'sa', p: wireSa(shared), seqCell: cell });
+  }
+
+  removeSa(spi: number, direction: 'in' | 'out'): void {
+    if (this.closed) return;
+    const key = `${direction}:${spi >>> 0}`;
+    this.uninstall(key, spi, direction, -1);
+    this.sas.delete(key);
+  }
+
+  addRoute(prefix: Prefix, outSpi: number): void {
+    if (this.closed) return;
+    this.main.addRoute(prefix, outSpi);
+    this.broadcast({ t: 'route', prefix: wirePrefix(prefix), spi: outSpi >>> 0 });
+  }
+
+  removeRoute(prefix: Prefix): void {
+    if (this.closed) return;
+    this.main.removeRoute(prefix);
+    this.broadcast({ t: 'rmRoute', prefix: wirePrefix(prefix) });
+  }
+
+  addSinkRoute(prefix: Prefix, sink: PacketSink): void {
+    if (this.closed) return;
+    let id = this.sinkIds.get(sink);
+    if (id === undefined) {
+      id = this.sinks.length;
+      this.sinks.push(sink);
+      this.sinkIds.set(sink, id);
+    }
+    this.main.addSinkRoute(prefix, sink);
+    this.broadcast({ t: 'sinkRoute', prefix: wirePrefix(prefix), sink: id });
+  }
+
+  removeSinkRoute(prefix: Prefix): void {
+    if (this.closed) return;
+    this.main.removeSinkRoute(prefix);
+    this.broadcast({ t: 'rmSinkRoute', prefix: wirePrefix(prefix) });
+  }
+
+  /** Sum over the queues; workers' bytes/packets/drops as of their last report (refreshCounters). */
+  saCounters(spi: number, direction: 'in' | 'out'): SaCounters | undefined {
+    if (this.closed) return undefined;
+    const key = `${direction}:${spi >>> 0}`;
+    const e = this.sas.get(key);
+    if (!e) return undefined;
+    const sum: SaCounters = { bytes: 0, packets: 0, drops: {}, seq: 0 };
+    for (const q of e.queues) {
+      const c = q === 0 ? this.main.saCounters(spi, direction) : this.workers[q - 1]!.snapshot.get(key);
+      if (!c) continue;
+      sum.bytes += c.bytes;
+      sum.packets += c.packets;
+      sum.seq = Math.max(sum.seq, c.seq);
+      for (const [k, v] of Object.entries(c.drops)) sum.drops[k] = (sum.drops[k] ?? 0) + v;
+    }
+    if (e.seqCell) sum.seq = Math.min(Number(Atomics.load(e.seqCell, 0)), 0xffffffff);
+    return sum;
+  }
+
+  /** Asks every worker for its per-SA counters; resolves once all have answered (or closed). */
+  refreshCounters(): Promise<void> {
+    if (this.closed || this.workers.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.pendingRefresh.push(resolve);
+      this.requestCounters();
+    });
+  }
+
+  dropCounters(): Record<string, number> {
+    const out = this.main.dropCounters();
+    const base = NATIVE_DP_STAT_COUNT - DROP_REASON_NAMES.length;
+    for (const w of this.workers) {
+      for (let i = 1; i < DROP_REASON_NAMES.length; i++) out[DROP_REASON_NAMES[i]!] = (out[DROP_REASON_NAMES[i]!] ?? 0) + w.stats[base + i]!;
+    }
+    return out;
+  }
+
+  stats(): DataPlaneStats {
+    const s = this.main.stats();
+    for (const w of this.workers) {
+      s.tunRxPackets += w.stats[NATIVE_DP_STAT.tunRxPackets]!;
+      s.espTxPackets += w.stats[NATIVE_DP_STAT.espTxPackets]!;
+      s.espRxPackets += w.stats[NATIVE_DP_STAT.espRxPackets]!;
+      s.tunTxPackets += w.stats[NATIVE_DP_STAT.tunTxPackets]!;
+      s.sinkPackets += w.stats[NATIVE_DP_STAT.sinkPackets]!;
+      s.controlPackets += w.stats[NATIVE_DP_STAT.controlPackets]!;
+      s.natKeepalives += w.stats[NATIVE_DP_STAT.natKeepalives]!;
+    }
+    return s;
+  }
+
+  /** Every native counter by name, summed over the queues. */
+  nativeStats(): Record<keyof typeof NATIVE_DP_STAT, number> {
+    const out = this.main.nativeStats();
+    for (const w of this.workers) {
+      for (const [k, i] of Object.entries(NATIVE_DP_STAT)) out[k as keyof typeof NATIVE_DP_STAT] += w.stats[i]!;
+    }
+    return out;
+  }
+
+  /** Native counters of each queue (index = queue): how the load spread. */
+  queueStats(): Record<keyof typeof NATIVE_DP_STAT, number>[] {
+    const list = [this.main.nativeStats()];
+    for (const w of this.workers) {
+      const o = {} as Record<keyof typeof NATIVE_DP_STAT, number>;
+      for (const [k, i] of Object.entries(NATIVE_DP_STAT)) o[k as keyof typeof NATIVE_DP_STAT] = w.stats[i]!;
+      list.push(o);
+    }
+    return list;
+  }
+
+  onControl(cb: (pkt: Buffer, from: Endpoint, local: Endpoint) => void): void {
+    this.controlCbs.push(cb);
+  }
+
+  onSaEvent(cb: (ev: SaEvent) => void): void {
+    this.eventCbs.push(cb);
+  }
+
+  sendControl(pkt: Buffer, to: Endpoint, local: Endpoint): boolean {
+    return this.closed ? false : this.main.sendControl(pkt, to, local);
+  }
+
+  writeToTun(pkt: Buffer, off: number, len: number): void {
+    if (!this.closed) this.main.writeToTun(pkt, off, len);
+  }
+
+  /**
+   * Stops every queue. Queue 0 stops at once; the returned promise resolves when every worker has
+   * closed its data plane (and its TUN queue fd) and exited: only then may the caller close the UDP
+   * sockets of queues 1..N-1.
+   */
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closed = true;
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.main.close();
+    for (const r of this.pendingRefresh.splice(0)) r();
+    this.closing = Promise.all(
+      this.workers.map(async (w) => {
+        w.worker.postMessage({ t: 'close' } satisfies ToWorker);
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), WORKER_EXIT_TIMEOUT_MS)));
+        const r = await Promise.race([w.exited.then(() => 'exited' as const), late]);
+        clearTimeout(timer);
+        if (r === 'late') {
+          this.log.warn({}, 'data plane worker did not exit; terminating it');
+          await w.worker.terminate();
+        }
+      }),
+    ).then(() => {
+      this.log.info({ sas: this.sas.size }, 'multi-queue data plane closed');
+      this.sas.clear();
+    });
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private uninstall(key: string, spi: number, direction: 'in' | 'out', except: number): void {
+    const e = this.sas.get(key);
+    if (!e) return;
+    for (const q of e.queues) {
+      if (q === except) continue;
+      if (q === 0) this.main.removeSa(spi, direction);
+      else this.post(q, { t: 'rmSa', spi: spi >>> 0, direction });
+      this.workers[q - 1]?.snapshot.delete(key);
+    }
+  }
+
+  private post(q: number, m: ToWorker): void {
+    this.workers[q - 1]!.worker.postMessage(m);
+  }
+
+  private broadcast(m: ToWorker): void {
+    for (const w of this.workers) w.worker.postMessage(m);
+  }
+
+  private requestCounters(): void {
+    if (this.closed) return;
+    if (this.refreshWaiting > 0) return; // a round is in flight; its answers serve everyone waiting
+    this.refreshWaiting = this.workers.length;
+    this.broadcast({ t: 'counters' });
+  }
+
+  private onWorkerMessage(w: QueueWorker, q: number, qlog: Logger, m: FromWorker): void {
+    if (this.closed && m.t !== 'log') return;
+    switch (m.t) {
+      case 'ctl':
+        this.deliverControl(Buffer.from(m.pkt.buffer, m.pkt.byteOffset, m.pkt.byteLength), m.from, this.bindLocal[m.bind] ?? m.local);
+        break;
+      case 'sink': {
+        const s = this.sinks[m.sink];
+        if (!s) break;
+        const buf = Buffer.from(m.buf);
+        try {
+          let off = 0;
+          for (const len of m.lens) {
+            s.push(buf, off, len);
+            off += len;
+          }
+          s.flush();
+        } catch (err) {
+          qlog.error({ err }, 'packet sink failed');
+        }
+        break;
+      }
+      case 'event':
+        this.deliverEvent(m.ev);
+        break;
+      case 'counters':
+        w.snapshot = new Map(m.sas);
+        if (this.refreshWaiting > 0 && --this.refreshWaiting === 0) {
+          for (const r of this.pendingRefresh.splice(0)) r();
+        }
+        break;
+      case 'log':
+        qlog[m.level](m.obj, m.msg);
+        break;
+      default:
+        break;
+    }
+    void q;
+  }
+
+  private deliverControl(pkt: Buffer, from: Endpoint, local: Endpoint): void {
+    for (const cb of this.controlCbs) {
+      try {
+        cb(pkt, from, local);
+      } catch (err) {
+        this.log.error({ err }, 'control callback failed');
+      }
+    }
+  }
+
+  private deliverEvent(ev: SaEvent): void {
+    const k = `${ev.direction}:${ev.spi >>> 0}:${ev.kind}`;
+    if (this.firedEvents.has(k) || !this.sas.has(`${ev.direction}:${ev.spi >>> 0}`)) return;
+    this.firedEvents.add(k);
+    for (const cb of this.eventCbs) {
+      try {
+        cb(ev);
+      } catch (err) {
+        this.log.error({ err }, 'SA event callback failed');
+      }
+    }
+  }
+}
+
+/** Each of n queues counts its own share: soft and hard limits divided by n (early, never late). */
+function splitLifetime(p: SaParams, n: number): SaParams {
+  const lt = p.lifetime;
+  if (!lt) return p;
+  const div = (v: number | undefined): number => (v && v > 0 ? Math.max(1, Math.floor(v / n)) : 0);
+  return {
+    ...p,
+    lifetime: { ...lt, softBytes: div(lt.softBytes), hardBytes: div(lt.hardBytes), softPackets: div(lt.softPackets), hardPackets: div(lt.hardPackets) },
+  };
+}
+
+function wirePrefix(p: Prefix): { family: number; len: number; bytes: Uint8Array } {
+  return { family: p.family, len: p.len, bytes: new Uint8Array(p.bytes) };
+}
+
+function wireSa(p: SaParams): WireSaParams {
+  return {
+    ...p,
+    encrKey: new Uint8Array(p.encrKey),
+    integKey: new Uint8Array(p.integKey),
+    localTs: p.localTs.map(wirePrefix),
+    remoteTs: p.remoteTs.map(wirePrefix),
+  };
+}
