@@ -36,6 +36,16 @@ export interface TunConfig {
   readonly address: PrefixSpec | null;
 }
 
+/** The packet path (issue 3: one queue per core). */
+export interface DataPlaneConfig {
+  /**
+   * Queues of the native data plane: each is one TUN queue, one SO_REUSEPORT socket per 4500
+   * address and one thread (the first is the main thread). `auto` picks the measured default
+   * (AUTO_QUEUES in src/dataplane/multi-queue.ts). The TypeScript fallback always runs one.
+   */
+  readonly queues: number | 'auto';
+}
+
 export interface GatewaySection {
   readonly name: string;
   /** Absolute path (relative paths are resolved against the config file's folder). */
@@ -46,6 +56,7 @@ export interface GatewaySection {
   readonly vpcSubnets: readonly PrefixSpec[];
   readonly tun: TunConfig;
   readonly logLevel: LogLevel;
+  readonly dataPlane: DataPlaneConfig;
 }
 
 export interface CustomerGatewayConfig {

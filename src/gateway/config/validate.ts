@@ -30,6 +30,7 @@ const DPD_INTERVAL_RANGE_SEC = [1, 3600] as const;
 const PSK_LENGTH_RANGE = [8, 128] as const;
 const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
 const TUN_NAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+export const MAX_DATA_PLANE_QUEUES = 16;
 
 /** Ranges no subnet may sit in (cloud-model §9.1); client pools also avoid link-local. */
 const RESERVED_V4 = ['0.0.0.0/8', '127.0.0.0/8', '224.0.0.0/4', '240.0.0.0/4'].map((t) => parsePrefix(t)!);
@@ -93,7 +94,7 @@ export function buildConfig(raw: unknown, source: string, baseDir: string): Gate
 }
 
 function buildGateway(v: unknown, baseDir: string): GatewaySection {
-  const g = section(v, 'gateway', ['name', 'dataDir', 'publicAddresses', 'vpcSubnets', 'tun', 'logLevel'], true);
+  const g = section(v, 'gateway', ['name', 'dataDir', 'publicAddresses', 'vpcSubnets', 'tun', 'logLevel', 'dataPlane'], true);
   const gwName = g.name === undefined ? 'vpcgw' : name(g.name, 'gateway.name');
   const dataDir = resolvePath(optionalStr(g.dataDir, 'gateway.dataDir', 'a folder path') ?? './var', baseDir);
   const publicAddresses = list(g.publicAddresses, 'gateway.publicAddresses', 'IP addresses', { min: 1 }).map((a, i) =>
@@ -112,7 +113,24 @@ function buildGateway(v: unknown, baseDir: string): GatewaySection {
   const mtu = t.mtu === undefined ? DEFAULT_TUN_MTU : int(t.mtu, 'gateway.tun.mtu', 576, 9000);
   const tunAddress = t.address === undefined || t.address === null ? null : prefix(t.address, 'gateway.tun.address', true);
   const logLevel = g.logLevel === undefined ? 'info' : oneOf(g.logLevel, 'gateway.logLevel', LOG_LEVELS);
-  return { name: gwName, dataDir, publicAddresses, vpcSubnets, tun: { name: tunName, mtu, address: tunAddress }, logLevel };
+  const dp = section(g.dataPlane, 'gateway.dataPlane', ['queues']);
+  const queues = dp.queues === undefined || dp.queues === 'auto' ? 'auto' : queueCount(dp.queues, 'gateway.dataPlane.queues');
+  return {
+    name: gwName,
+    dataDir,
+    publicAddresses,
+    vpcSubnets,
+    tun: { name: tunName, mtu, address: tunAddress },
+    logLevel,
+    dataPlane: { queues },
+  };
+}
+
+function queueCount(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_DATA_PLANE_QUEUES) {
+    throw new ConfigError(path, v, `"auto" or an integer from 1 to ${MAX_DATA_PLANE_QUEUES}`);
+  }
+  return v;
 }
 
 function buildCustomerGateway(v: unknown, path: string): CustomerGatewayConfig {

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../../../src/common/errors.js';
+import { parseConfig } from '../../../../src/gateway/config/index.js';
+import { AUTO_QUEUES, resolveQueues } from '../../../../src/dataplane/multi-queue.js';
+
+/** A minimal gateway config with `dataPlane` (YAML text) under `gateway`. */
+function withDataPlane(dataPlane: string | null): string {
+  return `gateway:
+  publicAddresses: [192.0.2.2]
+  vpcSubnets: [10.2.0.0/16]
+${dataPlane === null ? '' : `  dataPlane: ${dataPlane}\n`}`;
+}
+
+function errorOf(text: string): ConfigError {
+  try {
+    parseConfig(text, '/etc/vpcgw/t.yaml');
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('gateway.dataPlane.queues', () => {
+  it('defaults to auto, which runs the measured default of one queue', () => {
+    const c = parseConfig(withDataPlane(null), '/etc/vpcgw/t.yaml');
+    expect(c.gateway.dataPlane).toEqual({ queues: 'auto' });
+    expect(resolveQueues(c.gateway.dataPlane.queues)).toBe(AUTO_QUEUES);
+    expect(AUTO_QUEUES).toBe(1);
+    expect(parseConfig(withDataPlane('{}'), '/etc/vpcgw/t.yaml').gateway.dataPlane.queues).toBe('auto');
+  });
+
+  it('accepts auto and 1..16', () => {
+    expect(parseConfig(withDataPlane('{ queues: auto }'), 't.yaml').gateway.dataPlane.queues).toBe('auto');
+    expect(parseConfig(withDataPlane('{ queues: 2 }'), 't.yaml').gateway.dataPlane.queues).toBe(2);
+    expect(parseConfig(withDataPlane('{ queues: 16 }'), 't.yaml').gateway.dataPlane.queues).toBe(16);
+    expect(resolveQueues(2)).toBe(2);
+  });
+
+  it.each([['0'], ['17'], ['1.5'], ['"2"'], ['-1'], ['max'], ['[2]']])('rejects queues: %s, naming the path', (v) => {
+    const e = errorOf(withDataPlane(`{ queues: ${v} }`));
+    expect(e.path).toBe('gateway.dataPlane.queues');
+    expect(e.message).toMatch(/"auto" or an integer from 1 to 16/);
+  });
+
+  it('rejects unknown keys under dataPlane', () => {
+    expect(errorOf(withDataPlane('{ queue: 2 }')).path).toBe('gateway.dataPlane.queue');
+    expect(errorOf(withDataPlane('4')).path).toBe('gateway.dataPlane');
+  });
+});
