@@ -15,6 +15,14 @@
  * Outbound (VPC → client): the data plane routes the client's /32 to the session's PacketSink, which
  * encrypts (DataChannel.encrypt) into a fresh buffer and sends it (UDP datagram / TCP frame).
  *
+ * Native data channel: when the tunnel is the native data plane (it has `attachSslUdp`), the UDP
+ * socket is polled by the data plane instead, and each UDP session gets a native twin keyed by
+ * peer-id (keys, virtual address, /32 route). Data packets of known sessions are then decrypted
+ * and encrypted in C++ and never reach JS; JS still sees control packets, unknown peer-ids and
+ * floats (as datagrams, through the same `onDatagram`), OCC and client-to-client plaintext, and
+ * reads the counters once per tick (ping-restart, keepalive pings, status). TCP sessions and the
+ * TypeScript data plane keep the DataChannel path.
+ *
  * Timers: one interval ticks every session (control retransmits and deadlines, keepalive pings,
  * ping-restart expiry at twice the pushed ping-restart, like the stock server).
  */
@@ -39,6 +47,10 @@ import { COMP_LZO_STUB, COMP_NONE, COMP_STUB_V2, type CompressionMode } from '..
 import { isDataOpcode, opcodeOf, P_DATA_V2, PEER_ID_MAX } from '../ssl/wire/data-packet.js';
 import { TcpDeframer, TCP_LENGTH_SIZE, writeTcpLength, frameForTcp } from '../ssl/wire/tcp-framing.js';
 import { isSupportedDataCipher } from '../ssl/data/data-aead.js';
+import { DROP_NO_KEY, DROP_OCC_OTHER, PACKET_ID_RENEG_THRESHOLD } from '../ssl/data/data-channel.js';
+import { OCC_EXIT, occOpcode } from '../ssl/data/special.js';
+import type { Endpoint } from '../dataplane/data-plane.js';
+import type { SslDatagramHandler, SslKeyMaterial, SslSessionCounters, SslSessionParams } from '../dataplane/native-data-plane.js';
 
 // --- implementation choices ---
 export const TICK_MS = 250;
@@ -62,6 +74,39 @@ export interface TunnelHooks {
   addSinkRoute(prefix: Prefix, sink: PacketSink): void;
   removeSinkRoute(prefix: Prefix): void;
 }
+
+/**
+ * The native data plane's SSL VPN side (NativeDataPlane has it; see its methods): with it, UDP
+ * sessions' data packets are handled in C++ (results: OVPN_IP 0, OVPN_PING 1, OVPN_OCC 2, else a drop).
+ */
+export interface NativeSslTunnel {
+  attachSslUdp(bind: UdpBind & { readonly fd: number }, handler: SslDatagramHandler): number;
+  detachSslUdp(bind: number): void;
+  installSslSession(peerId: number, p: SslSessionParams): boolean;
+  setSslRemote(peerId: number, bind: number, remote: Endpoint): boolean;
+  setSslVirtualAddress(peerId: number, address: string | null): boolean;
+  setSslCompression(peerId: number, mode: number): boolean;
+  setSslKey(peerId: number, k: SslKeyMaterial): boolean;
+  retireSslKey(peerId: number, keyId: number): boolean;
+  removeSslSession(peerId: number): boolean;
+  addSslRoute(prefix: Prefix, peerId: number): void;
+  removeSslRoute(prefix: Prefix): boolean;
+  sslCounters(peerId: number): SslSessionCounters | undefined;
+  sendSslPing(peerId: number): boolean;
+  sslSend(peerId: number, buf: Buffer, off: number, len: number): boolean;
+  sslDecrypt(peerId: number, buf: Buffer, off: number, len: number): number;
+  readonly sslSpan: Uint32Array;
+}
+
+function nativeSslOf(t: TunnelHooks): NativeSslTunnel | null {
+  const n = t as Partial<NativeSslTunnel>;
+  return typeof n.attachSslUdp === 'function' && typeof n.installSslSession === 'function' ? (t as unknown as NativeSslTunnel) : null;
+}
+
+// native data-channel results (src/tun/native/ovpn.h)
+const OVPN_IP = 0;
+const OVPN_PING = 1;
+const OVPN_OCC = 2;
 
 export type SslProtocol = 'udp' | 'tcp';
 
@@ -120,6 +165,11 @@ export interface SslServerOptions {
    * node:dgram (one datagram per event and per send).
    */
   udpBind?: (address: string, port: number) => BatchUdp;
+  /**
+   * Use the tunnel's native data channel for UDP sessions when it has one (default true;
+   * VPCGW_SSL_NATIVE=0 turns it off).
+   */
+  nativeData?: boolean;
 }
 
 /** A UdpBind with the single-datagram control-plane send (NativeUdp and MemoryUdp have it). */
@@ -182,6 +232,13 @@ class ClientSession implements PacketSink {
   readonly remoteBytes = Buffer.alloc(16);
   remoteFamily: 4 | 6 = 4;
   readonly log: Logger;
+  /** the data channel runs in the native data plane (UDP on a native tunnel) */
+  native = false;
+  nativeCipher = '';
+  /** native counters seen at the last tick: packets in (any), packets out (any), and when out changed */
+  nativeRx = 0;
+  nativeTx = 0;
+  nativeTxMs = 0;
 
   constructor(
     readonly server: SslServer,
@@ -196,6 +253,7 @@ class ClientSession implements PacketSink {
   ) {
     this.data = new DataChannel({ peerId }, createdMs);
     this.lastRxMs = createdMs;
+    this.nativeTxMs = createdMs;
     this.log = log;
     this.setRemote(remoteAddr, remotePort);
   }
@@ -252,6 +310,12 @@ export class SslServer {
   };
   private tcp: TcpServer | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** the native data channel (null: DataChannel in JS) and our socket's bind index in it */
+  private readonly nativeSsl: NativeSslTunnel | null;
+  private sslBind = -1;
+  /** where decryptFor left the payload */
+  private dOff = 0;
+  private dLen = 0;
   private nextSessionId = 1;
   /** UDP sessions by "addr:port" */
   private readonly udpSessions = new Map<string, ClientSession>();
@@ -274,6 +338,8 @@ export class SslServer {
     this.clock = opts.clock ?? Date.now;
     this.useTimer = opts.timer ?? true;
     this.udpBindFactory = opts.udpBind ?? null;
+    const nativeWanted = (opts.nativeData ?? true) && process.env.VPCGW_SSL_NATIVE !== '0';
+    this.nativeSsl = nativeWanted ? nativeSslOf(opts.tunnel) : null;
     this.pool = new AddressPool({ name: c.name, cidr: c.clientCidr }, this.log);
     this.clientPrefix = this.pool.prefix;
     this.serverAddressNum = this.pool.prefix.bytes.readUInt32BE(0) + 1;
@@ -296,7 +362,17 @@ export class SslServer {
       const b = this.udpBindFactory(c.listen, c.port);
       this.bind = b;
       this.udpPort = b.port;
-      b.start((batch) => this.onUdpBatch(batch));
+      const nat = this.nativeSsl;
+      if (nat && typeof (b as { fd?: unknown }).fd === 'number') {
+        // the data plane polls the socket: data of known sessions stays in C++
+        this.sslBind = nat.attachSslUdp(b as BatchUdp & { fd: number }, {
+          datagram: (buf, off, len, from) => this.onDatagram(buf.subarray(off, off + len), from.address, from.port, false, this.clock()),
+          plaintext: (peerId, buf, off, len) => this.onNativePlaintext(peerId, buf, off, len),
+          flush: () => this.flushUdp(),
+        });
+      } else {
+        b.start((batch) => this.onUdpBatch(batch));
+      }
     } else if (c.protocols.includes('udp')) {
       const family = c.listen.includes(':') ? 'udp6' : 'udp4';
       const sock = createSocket({ type: family, recvBufferSize: UDP_SOCKET_BUFFER_BYTES, sendBufferSize: UDP_SOCKET_BUFFER_BYTES });
@@ -333,7 +409,7 @@ export class SslServer {
       this.timer = setInterval(() => this.tick(this.clock()), TICK_MS);
       this.timer.unref();
     }
-    this.log.info({ udp: this.udp || this.bind ? this.udpPort : null, tcp: this.tcp ? this.tcpPort : null, listen: c.listen, pool: c.clientCidr }, 'ssl vpn server listening');
+    this.log.info({ udp: this.udp || this.bind ? this.udpPort : null, tcp: this.tcp ? this.tcpPort : null, listen: c.listen, pool: c.clientCidr, dataChannel: this.sslBind >= 0 ? 'native' : 'js' }, 'ssl vpn server listening');
   }
 
   /** Closes every session, the sockets and the timer. */
@@ -349,6 +425,8 @@ export class SslServer {
       this.closeSession(s, 'server shutdown');
     }
     this.flushUdp();
+    if (this.sslBind >= 0) this.nativeSsl?.detachSslUdp(this.sslBind);
+    this.sslBind = -1;
     this.bind?.close();
     this.bind = null;
     const udp = this.udp;
@@ -373,6 +451,10 @@ export class SslServer {
           this.closeSession(s, `ping-restart: nothing received for ${Math.round((now - s.lastRxMs) / 1000)} s`);
           continue;
         }
+        if (s.native) {
+          this.tickNative(s, now);
+          continue;
+        }
         if (s.data.pingDue(now, this.pingSec)) this.sendPing(s, now);
         // brief §6.3: never let the data packet-id wrap; renegotiate well before (OpenVPN: 0xFF000000)
         if (s.data.needsRenegotiation && s.ssl.renegotiate) s.ssl.renegotiate(now);
@@ -383,11 +465,47 @@ export class SslServer {
     }
   }
 
+  /**
+   * A native session's tick: what it received/sent since the last tick (from the counters) drives
+   * ping-restart and keepalive pings; the packet-id drives renegotiation.
+   */
+  private tickNative(s: ClientSession, now: number): void {
+    const c = this.nativeSsl!.sslCounters(s.peerId);
+    if (!c) return;
+    if (c.rxPackets !== s.nativeRx) {
+      s.nativeRx = c.rxPackets;
+      s.lastRxMs = now;
+    }
+    const tx = c.txPackets + c.pingsOut;
+    if (tx !== s.nativeTx) {
+      s.nativeTx = tx;
+      s.nativeTxMs = now;
+    }
+    if (this.pingSec > 0 && c.sendKeyId >= 0 && now - s.nativeTxMs >= this.pingSec * 1000) {
+      this.sendPing(s, now);
+      s.nativeTxMs = now;
+    }
+    // brief §6.3: never let the data packet-id wrap; renegotiate well before (OpenVPN: 0xFF000000)
+    if (c.sendKeyId >= 0 && c.sendPacketId >= PACKET_ID_RENEG_THRESHOLD && s.ssl.renegotiate) s.ssl.renegotiate(now);
+  }
+
+  /** A session's data-channel figures: the native counters (plus JS-side drops) or the DataChannel's. */
+  private dataStats(s: ClientSession): { cipher: string; bytesIn: number; bytesOut: number; packetsIn: number; packetsOut: number; drops: Record<string, number> } {
+    const st = s.data.stats;
+    const c = s.native ? this.nativeSsl!.sslCounters(s.peerId) : undefined;
+    if (!c) {
+      return { cipher: s.native ? s.nativeCipher : s.data.cipher, bytesIn: st.rxBytes, bytesOut: st.txBytes, packetsIn: st.rxPackets - st.pingsIn, packetsOut: st.txPackets, drops: st.dropsByName() };
+    }
+    const drops = { ...c.drops };
+    for (const [k, v] of Object.entries(st.dropsByName())) drops[k] = (drops[k] ?? 0) + v;
+    return { cipher: s.nativeCipher, bytesIn: c.rxBytes, bytesOut: c.txBytes, packetsIn: c.rxPackets - c.pingsIn, packetsOut: c.txPackets, drops };
+  }
+
   /** Online clients (and sessions still negotiating). */
   status(): SslClientStatus[] {
     const out: SslClientStatus[] = [];
     for (const s of this.all) {
-      const st = s.data.stats;
+      const st = this.dataStats(s);
       out.push({
         user: s.user,
         protocol: s.protocol,
@@ -395,13 +513,13 @@ export class SslServer {
         virtualAddress: s.lease ? s.lease.address : null,
         peerId: s.peerId,
         state: s.ssl.state,
-        cipher: s.data.cipher,
-        bytesIn: st.rxBytes,
-        bytesOut: st.txBytes,
-        packetsIn: st.rxPackets - st.pingsIn,
-        packetsOut: st.txPackets,
+        cipher: st.cipher,
+        bytesIn: st.bytesIn,
+        bytesOut: st.bytesOut,
+        packetsIn: st.packetsIn,
+        packetsOut: st.packetsOut,
         connectedSince: new Date(s.createdMs).toISOString(),
-        drops: st.dropsByName(),
+        drops: st.drops,
       });
     }
     return out;
@@ -460,13 +578,14 @@ export class SslServer {
           const peerId = (msg[1]! << 16) | (msg[2]! << 8) | msg[3]!;
           const cand = this.byPeerId[peerId];
           if (cand && cand.protocol === 'udp' && cand.status === 'open') {
-            const r = cand.data.decrypt(msg, 0, msg.length, now);
+            const r = this.decryptFor(cand, msg, 0, msg.length, now);
             if (r <= DATA_OCC_EXIT) {
               this.udpSessions.delete(cand.remote);
               cand.log.info({ from: cand.remote, to: key }, 'client address changed (float)');
               cand.setRemote(address, port);
+              if (cand.native) this.nativeSsl!.setSslRemote(cand.peerId, this.sslBind, { family: cand.remoteFamily, address, port });
               this.udpSessions.set(key, cand);
-              this.afterDecrypt(cand, r, msg, now);
+              this.afterDecrypt(cand, r, msg, this.dOff, this.dLen, now);
             }
             return;
           }
@@ -588,6 +707,19 @@ export class SslServer {
     };
     this.all.add(s);
     this.byPeerId[peerId] = s;
+    if (protocol === 'udp' && this.sslBind >= 0) {
+      s.native = this.nativeSsl!.installSslSession(peerId, {
+        bind: this.sslBind,
+        remote: { family: s.remoteFamily, address: addr, port },
+        compression: COMP_NONE,
+        clientPrefix: this.clientPrefix,
+        serverAddress: this.pool.serverAddress,
+      });
+      if (!s.native) {
+        this.nativeSsl!.removeSslSession(peerId);
+        log.warn({}, 'native data channel refused the client address; using the JS data channel');
+      }
+    }
     s.ssl = this.factory.create(opts, peerId, (a) => this.onAction(s, a));
     this.counters.sessionsCreated++;
     log.info({ peerId }, 'new client session');
@@ -605,14 +737,21 @@ export class SslServer {
           break;
         case 'keys': {
           if (s.status !== 'open') break;
-          s.data.installKey(a, this.clock());
           const comp = (a as { compress?: string }).compress;
-          if (comp !== undefined) s.data.compression = compressionModeOf(comp);
+          if (s.native) {
+            this.nativeSsl!.setSslKey(s.peerId, a);
+            s.nativeCipher = a.cipher.toUpperCase();
+            if (comp !== undefined) this.nativeSsl!.setSslCompression(s.peerId, compressionModeOf(comp));
+          } else {
+            s.data.installKey(a, this.clock());
+            if (comp !== undefined) s.data.compression = compressionModeOf(comp);
+          }
           s.log.info({ keyId: a.keyId, cipher: a.cipher }, 'data channel keys installed');
           break;
         }
         case 'retireKey':
-          s.data.retireKey(a.keyId);
+          if (s.native) this.nativeSsl!.retireSslKey(s.peerId, a.keyId);
+          else s.data.retireKey(a.keyId);
           break;
         case 'control':
           if (/^EXIT\b/.test(a.text)) {
@@ -658,7 +797,12 @@ export class SslServer {
     this.byUser.set(user, s);
     this.byAddress.set(r.lease.addressNum, s);
     s.prefix = parsePrefix(`${r.lease.address}/32`)!;
-    this.tunnel.addSinkRoute(s.prefix, s);
+    if (s.native) {
+      this.nativeSsl!.setSslVirtualAddress(s.peerId, r.lease.address);
+      this.nativeSsl!.addSslRoute(s.prefix, s.peerId);
+    } else {
+      this.tunnel.addSinkRoute(s.prefix, s);
+    }
     s.ssl.setPush({
       ifconfig: { address: r.lease.address, netmask: this.pool.netmask },
       ifconfigLocal: this.pool.serverAddress,
@@ -686,7 +830,12 @@ export class SslServer {
       this.pool.release(s.user);
     }
     if (s.lease && this.byAddress.get(s.lease.addressNum) === s) this.byAddress.delete(s.lease.addressNum);
-    if (s.prefix) this.tunnel.removeSinkRoute(s.prefix);
+    if (s.prefix) {
+      if (s.native) this.nativeSsl!.removeSslRoute(s.prefix);
+      else this.tunnel.removeSinkRoute(s.prefix);
+    }
+    const st = this.dataStats(s);
+    if (s.native) this.nativeSsl!.removeSslSession(s.peerId);
     this.counters.sessionsClosed++;
     if (s.tcp) s.tcp.end();
     if (s.ssl && s.ssl.state !== 'closed') {
@@ -696,8 +845,7 @@ export class SslServer {
         /* ignore */
       }
     }
-    const st = s.data.stats;
-    s.log.info({ user: s.user || undefined, reason, bytesIn: st.rxBytes, bytesOut: st.txBytes, drops: st.dropsByName() }, 'client session closed');
+    s.log.info({ user: s.user || undefined, reason, bytesIn: st.bytesIn, bytesOut: st.bytesOut, drops: st.drops }, 'client session closed');
   }
 
   private allocPeerId(): number {
@@ -711,16 +859,58 @@ export class SslServer {
 
   private onData(s: ClientSession, buf: Buffer, off: number, len: number, now: number): void {
     if (s.status !== 'open') return;
-    const r = s.data.decrypt(buf, off, len, now);
-    this.afterDecrypt(s, r, buf, now);
+    const r = this.decryptFor(s, buf, off, len, now);
+    this.afterDecrypt(s, r, buf, this.dOff, this.dLen, now);
   }
 
-  private afterDecrypt(s: ClientSession, r: number, buf: Buffer, now: number): void {
+  /**
+   * Decrypts one data packet in place with the session's data channel (native or JS); returns a
+   * DATA_* result (payload at this.dOff/dLen for DATA_IP) or a drop code (counted where it happened).
+   */
+  private decryptFor(s: ClientSession, buf: Buffer, off: number, len: number, now: number): number {
+    if (!s.native) {
+      const r = s.data.decrypt(buf, off, len, now);
+      this.dOff = s.data.outOff;
+      this.dLen = s.data.outLen;
+      return r;
+    }
+    const nat = this.nativeSsl!;
+    const r = nat.sslDecrypt(s.peerId, buf, off, len);
+    this.dOff = nat.sslSpan[0]!;
+    this.dLen = nat.sslSpan[1]!;
+    if (r === OVPN_IP) return DATA_IP;
+    if (r === OVPN_PING) return DATA_PING;
+    if (r === OVPN_OCC) return this.classifyOcc(s, buf, this.dOff, this.dLen);
+    if (r < 0) {
+      s.data.stats.drops[DROP_NO_KEY]!++; // no native session (yet)
+      return DROP_NO_KEY;
+    }
+    return r; // a drop, counted natively
+  }
+
+  private classifyOcc(s: ClientSession, buf: Buffer, off: number, len: number): number {
+    if (occOpcode(buf, off, len) === OCC_EXIT) return DATA_OCC_EXIT;
+    s.data.stats.drops[DROP_OCC_OTHER]!++;
+    return DROP_OCC_OTHER;
+  }
+
+  /** Decrypted payload a native session hands up: OCC messages and client-to-client packets. */
+  private onNativePlaintext(peerId: number, buf: Buffer, off: number, len: number): void {
+    const s = this.byPeerId[peerId];
+    if (!s || s.status !== 'open' || !s.native) return;
+    try {
+      const now = this.clock();
+      const r = occOpcode(buf, off, len) >= 0 ? this.classifyOcc(s, buf, off, len) : DATA_IP;
+      this.afterDecrypt(s, r, buf, off, len, now);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, peer: s.remote }, 'native plaintext handling failed');
+    }
+  }
+
+  private afterDecrypt(s: ClientSession, r: number, buf: Buffer, off: number, len: number, now: number): void {
     if (r === DATA_IP) {
       s.lastRxMs = now;
       if (!s.lease) return; // keys before authentication cannot happen; be safe
-      const off = s.data.outOff;
-      const len = s.data.outLen;
       const v = buf[off]! >> 4;
       if (v !== 4 || len < 20) {
         this.counters.ipv6Drops++; // we push no IPv6; the client's router solicitations end here
@@ -757,6 +947,10 @@ export class SslServer {
   /** Encrypts an IP packet for a client and sends it (the PacketSink path). */
   sendData(s: ClientSession, buf: Buffer, off: number, len: number): void {
     if (s.status !== 'open') return;
+    if (s.native) {
+      this.nativeSsl!.sslSend(s.peerId, buf, off, len); // drops are counted natively
+      return;
+    }
     if (this.bind && !s.tcp) {
       // batch UDP: encrypt straight into a send slot
       const b = this.tx;
@@ -772,6 +966,10 @@ export class SslServer {
   }
 
   private sendPing(s: ClientSession, now: number): void {
+    if (s.native) {
+      if (!this.nativeSsl!.sendSslPing(s.peerId)) this.counters.sendErrors++;
+      return;
+    }
     if (this.bind && !s.tcp) {
       const b = this.tx;
       if (b.count === b.capacity) this.flushUdp();

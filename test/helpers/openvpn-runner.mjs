@@ -10,9 +10,13 @@
 // Prints "READY udp=<port> tcp=<port>" once listening. SIGUSR2 prints "STATUS <json>" (clients and
 // counters). SIGTERM stops the server and the TUN, and exits 0. Logs are pino JSON lines on stdout.
 //
-// The tunnel hooks are the project's TsDataPlane (dist/dataplane) over the TUN, with no UDP binds.
-// VPCGW_RUNNER_MINI=1 uses a minimal stand-in instead (TUN batches routed by destination to the
-// sessions' sinks; packets to the VPC written to the TUN once per turn), to tell the layers apart.
+// The tunnel hooks are the project's native data plane (dist/dataplane/native-data-plane.js) over a
+// TUN opened with offloads (TSO/GRO), as `vpcgw start` runs it: the SSL UDP socket is attached to it,
+// so UDP data packets are encrypted/decrypted in C++ (VPCGW_SSL_NATIVE=0 keeps them in JS). When
+// the native data plane is unavailable, or with VPCGW_DATAPLANE=ts, it is the TsDataPlane over a
+// LinuxTun. VPCGW_RUNNER_MINI=1 uses a minimal stand-in instead (TUN batches routed by destination
+// to the sessions' sinks; packets to the VPC written to the TUN once per turn).
+// The first line of output says which: "DATAPLANE native|ts|mini".
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
 
@@ -26,9 +30,30 @@ const { PacketBatch } = await import(new URL('common/batch.js', dist).href);
 const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const log = pino({ level: cfg.logLevel ?? 'info', base: undefined, redact: ['*.key', '*.password', '*.psk'] });
 
-const tun = LinuxTun.open({ name: cfg.tun.name, mtu: cfg.tun.mtu ?? 1500, log });
+const mode = process.env.VPCGW_RUNNER_MINI === '1' ? 'mini' : await pickDataPlane();
+let tun;
+let nativeDp = null;
+if (mode === 'native') {
+  const { openOffloadTun, NativeDataPlane } = await import(new URL('dataplane/native-data-plane.js', dist).href);
+  const otun = openOffloadTun(cfg.tun.name, cfg.tun.mtu ?? 1500, true);
+  nativeDp = new NativeDataPlane(otun, [], { logger: log });
+  tun = { name: otun.name, stats: () => nativeDp.nativeStats(), close: () => {} };
+} else {
+  tun = LinuxTun.open({ name: cfg.tun.name, mtu: cfg.tun.mtu ?? 1500, log });
+}
 addAddress(tun.name, cfg.tun.address);
 setIpForwarding(true);
+process.stdout.write(`DATAPLANE ${mode}\n`);
+
+async function pickDataPlane() {
+  if (process.env.VPCGW_DATAPLANE === 'ts') return 'ts';
+  try {
+    const { nativeSslAvailable } = await import(new URL('dataplane/native-data-plane.js', dist).href);
+    return nativeSslAvailable() ? 'native' : 'ts';
+  } catch {
+    return 'ts';
+  }
+}
 
 class MiniTunnel {
   constructor(dev) {
@@ -81,9 +106,11 @@ class MiniTunnel {
 }
 
 let tunnel;
-if (process.env.VPCGW_RUNNER_MINI === '1') {
+if (mode === 'mini') {
   tunnel = new MiniTunnel(tun);
   tun.start((b) => tunnel.onTunBatch(b));
+} else if (mode === 'native') {
+  tunnel = nativeDp;
 } else {
   const { TsDataPlane } = await import(new URL('dataplane/ts-data-plane.js', dist).href);
   tunnel = new TsDataPlane(tun, [], { logger: log });
@@ -116,6 +143,7 @@ process.on('SIGTERM', async () => {
   if (stopping) return;
   stopping = true;
   await server.stop();
+  nativeDp?.close();
   tun.close();
   process.exit(0);
 });
