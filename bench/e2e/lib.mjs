@@ -261,8 +261,11 @@ secrets {
   };
 }
 
-/** Starts vpcgw for `side` through its CLI; `initiate` sets startAction: start. */
-export async function startVpcgw(topo, sideName, { ike, esp, initiate }) {
+/**
+ * Starts vpcgw for `side` through its CLI; `initiate` sets startAction: start; `queues` (optional)
+ * sets gateway.dataPlane.queues.
+ */
+export async function startVpcgw(topo, sideName, { ike, esp, initiate, queues }) {
   if (!existsSync(VPCGW_CLI)) throw new Error(`${VPCGW_CLI} is missing: build the gateway first (npm run build)`);
   const side = SIDES[sideName];
   const dir = join(topo.workDir, `vpcgw-${sideName}`);
@@ -275,6 +278,7 @@ export async function startVpcgw(topo, sideName, { ike, esp, initiate }) {
       publicAddresses: [side.local],
       vpcSubnets: [side.localTs],
       tun: { name: 'vpcgw0', mtu: 1400 },
+      ...(queues === undefined ? {} : { dataPlane: { queues } }),
     },
     customerGateways: [{ name: 'cgw1', address: side.remote, id: side.remote }],
     vpnConnections: [
@@ -303,7 +307,7 @@ export async function startVpcgw(topo, sideName, { ike, esp, initiate }) {
     },
     { timeoutMs: 10_000, intervalMs: 150, what: 'vpcgw status --json' },
   );
-  return { kind: 'vpcgw', stop: () => proc.stop('SIGTERM', 5000), diagnostics: () => proc.output().slice(-3000) };
+  return { kind: 'vpcgw', stop: () => proc.stop('SIGTERM', 5000), diagnostics: () => proc.output().slice(-3000), output: () => proc.output() };
 }
 
 /** Waits until site-host gets a ping reply from vpc-host (the tunnel carries traffic). */
@@ -315,14 +319,14 @@ export async function waitForTunnel(topo, timeoutMs = 20_000) {
 }
 
 /** One iperf3 TCP run site-host -> vpc-host; returns receiver Mbit/s. */
-export async function iperf3Mbps(topo, seconds, port = 5201) {
+export async function iperf3Mbps(topo, seconds, port = 5201, parallel = 1) {
   const server = topo.spawnIn('vpcHost', 'iperf3', ['-s', '-1', '-B', ADDR.vpcHost, '-p', String(port)]);
   try {
     await waitFor(
       async () => (await topo.exec('vpcHost', 'ss', ['-Hltn', `sport = :${port}`], { allowFail: true })).stdout.includes(`:${port}`),
       { timeoutMs: 5000, intervalMs: 100, what: 'iperf3 server' },
     );
-    const r = await topo.exec('siteHost', 'iperf3', ['-c', ADDR.vpcHost, '-p', String(port), '-t', String(seconds), '-J', '--connect-timeout', '3000'], {
+    const r = await topo.exec('siteHost', 'iperf3', ['-c', ADDR.vpcHost, '-p', String(port), '-t', String(seconds), '-P', String(parallel), '-J', '--connect-timeout', '3000'], {
       timeoutMs: (seconds + 15) * 1000,
       allowFail: true,
     });

@@ -7,6 +7,8 @@
 // Prints the median Mbit/s of each pairing and the ratios (b)/(c) and (a)/(c).
 //
 // Options: --seconds N (default 8)  --reps N (default 2)  --only a,b,c  --json
+//          --queues N|auto (vpcgw gateway.dataPlane.queues; default: the config default)
+//          --parallel N (iperf3 -P streams, default 1)
 // Needs root. Exit code 1 if any selected pairing could not be measured.
 import { parseArgs } from 'node:util';
 import { createTopology, iperf3Mbps, median, startStrongswan, startVpcgw, waitForTunnel } from './lib.mjs';
@@ -17,6 +19,8 @@ const { values: opt } = parseArgs({
     reps: { type: 'string', default: '2' },
     only: { type: 'string', default: 'a,b,c' },
     json: { type: 'boolean', default: false },
+    queues: { type: 'string' },
+    parallel: { type: 'string', default: '1' },
   },
 });
 const seconds = Number(opt.seconds);
@@ -26,7 +30,9 @@ if (!(seconds > 0 && seconds <= 60) || !(reps > 0 && reps <= 10)) {
   process.exit(2);
 }
 
-const PROPOSALS = { ike: 'aes128gcm16-prfsha256-x25519', esp: 'aes128gcm16' };
+const queues = opt.queues === undefined || opt.queues === 'auto' ? opt.queues : Number(opt.queues);
+const parallel = Number(opt.parallel);
+const PROPOSALS = { ike: 'aes128gcm16-prfsha256-x25519', esp: 'aes128gcm16', ...(queues === undefined ? {} : { queues }) };
 const PAIRINGS = {
   a: { label: 'strongSwan <-> vpcgw', site: startStrongswan, cloud: startVpcgw },
   b: { label: 'vpcgw <-> vpcgw', site: startVpcgw, cloud: startVpcgw },
@@ -47,7 +53,7 @@ async function measure(key) {
       throw new Error(`${e.message}\n${gws.map((g) => `--- ${g.kind} ---\n${g.diagnostics()}`).join('\n')}`);
     }
     const runs = [];
-    for (let i = 0; i < reps; i++) runs.push(await iperf3Mbps(topo, seconds));
+    for (let i = 0; i < reps; i++) runs.push(await iperf3Mbps(topo, seconds, 5201, parallel));
     return { mbps: median(runs), runs };
   } finally {
     for (const g of gws) await g.stop();

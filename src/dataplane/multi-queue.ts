@@ -172,6 +172,7 @@ export class MultiQueueDataPlane implements DataPlane {
     const url = n > 1 ? (opts.workerUrl ?? defaultWorkerUrl()) : null;
     const workers: QueueWorker[] = [];
     const started: Promise<void>[] = [];
+    const ready: boolean[] = [];
     for (let q = 1; q < n; q++) {
       const t = io.tuns[q]!;
       if (!('vnetHdr' in t)) throw new IoError('multi-queue data plane: worker queues need OffloadTun fds');
@@ -195,6 +196,7 @@ export class MultiQueueDataPlane implements DataPlane {
             if (m.t !== 'ready' && m.t !== 'error') return;
             clearTimeout(timer);
             worker.off('message', onMsg);
+            ready[q - 1] = m.t === 'ready';
             if (m.t === 'ready') resolve();
             else reject(new IoError(`data plane queue ${q}: ${m.message}`));
           };
@@ -213,7 +215,16 @@ export class MultiQueueDataPlane implements DataPlane {
     try {
       await Promise.all(started);
     } catch (e) {
-      for (const w of workers) void w.worker.terminate();
+      // a started queue closes its data plane and with it its TUN fd; the others' fds we close
+      await Promise.allSettled(started);
+      workers.forEach((w, i) => {
+        if (ready[i]) {
+          w.worker.postMessage({ t: 'close' } satisfies ToWorker);
+        } else {
+          void w.worker.terminate();
+          loadNativeDataPlane().closeFd(io.tuns[i + 1]!.fd);
+        }
+      });
       await Promise.all(workers.map((w) => w.exited));
       throw e;
     }

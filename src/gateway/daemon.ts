@@ -13,6 +13,8 @@ import type { DataPlane, Endpoint } from '../dataplane/data-plane.js';
 import { TsDataPlane } from '../dataplane/ts-data-plane.js';
 import { NativeDataPlane, loadNativeDataPlane } from '../dataplane/native-data-plane.js';
 import { OffloadTunDevice } from './offload-tun.js';
+import { MultiQueueDataPlane, bindQueueSockets, openMultiQueueTun, resolveQueues } from '../dataplane/multi-queue.js';
+import type { OffloadTun } from '../dataplane/native-data-plane.js';
 import type { GatewayConfig, TunConfig } from './config/types.js';
 import { ControlServer, type ControlHandlers } from './control.js';
 import type { ConnectionStatus, GatewayStatus, IoCounters, VpnServerStatus } from './status.js';
@@ -129,9 +131,12 @@ export interface GatewayPlatform {
   openTun(cfg: TunConfig, log: Logger): TunDevice;
   /** A TUN with virtio headers + TSO for the native data plane; absent on platforms without it. */
   openOffloadTun?(cfg: TunConfig, log: Logger): OffloadTunDevice;
+  /** `queues` fds of one multi-queue offload TUN (gateway.dataPlane.queues > 1); absent: one queue */
+  openMultiQueueTun?(cfg: TunConfig, queues: number, log: Logger): OffloadTun[];
   addAddress(dev: string, prefixText: string): void;
   enableForwarding(): void;
-  bindUdp(address: string, port: number, log: Logger): GatewayUdp;
+  /** `reusePort`: the 4500 socket starts an SO_REUSEPORT group (multi-queue data plane) */
+  bindUdp(address: string, port: number, log: Logger, opts?: { reusePort?: boolean }): GatewayUdp;
   addRoute(prefixText: string, dev: string): void;
   delRoute(prefixText: string, dev: string): void;
 }
@@ -141,9 +146,10 @@ export const linuxPlatform: GatewayPlatform = {
   isRoot: () => process.getuid?.() === 0,
   openTun: (cfg, log) => LinuxTun.open({ name: cfg.name, mtu: cfg.mtu, up: true, log }),
   openOffloadTun: (cfg) => OffloadTunDevice.open(cfg),
+  openMultiQueueTun: (cfg, queues) => openMultiQueueTun(cfg.name, cfg.mtu, queues, true),
   addAddress: (dev, prefixText) => addAddress(dev, prefixText),
   enableForwarding: () => setIpForwarding(true),
-  bindUdp: (address, port, log) => NativeUdp.bind({ address, port, log }),
+  bindUdp: (address, port, log, opts) => NativeUdp.bind({ address, port, log, reusePort: opts?.reusePort ?? false }),
   addRoute: (prefixText, dev) => addRoute(prefixText, dev),
   delRoute: (prefixText, dev) => delRoute(prefixText, dev),
 };
@@ -245,6 +251,8 @@ export class Gateway {
   private stateValue: GatewayState = 'stopped';
   private tun: TunDevice | null = null;
   private udp: BoundUdp[] = [];
+  /** sockets of data-plane queues 1..N-1 (closed after the data plane) */
+  private queueUdp: NativeUdp[] = [];
   private dataPlane: DataPlane | null = null;
   private tunnels: TunnelController | null = null;
   private vpnServers: VpnServers | null = null;
@@ -286,11 +294,20 @@ export class Gateway {
       }
       // the native data plane needs the TUN opened with offloads, so the choice is made here
       let offloadTun: OffloadTunDevice | null = null;
+      // multi-queue: TUN queues 1..N-1 for worker threads (queue 0 is offloadTun)
+      let queueTuns: OffloadTun[] = [];
       if (this.opts.dataPlane === undefined && this.platform.openOffloadTun) {
         const why = nativeDataPlaneProblem();
         if (why === null) {
           try {
-            offloadTun = this.platform.openOffloadTun(g.tun, this.log);
+            const queues = this.platform.openMultiQueueTun ? resolveQueues(g.dataPlane.queues) : 1;
+            if (queues > 1) {
+              const tuns = this.platform.openMultiQueueTun!(g.tun, queues, this.log);
+              offloadTun = new OffloadTunDevice(tuns[0]!);
+              queueTuns = tuns.slice(1);
+            } else {
+              offloadTun = this.platform.openOffloadTun(g.tun, this.log);
+            }
           } catch (e) {
             this.log.warn({ err: (e as Error).message }, `native data plane: cannot open an offload TUN (${(e as Error).message}); using the TypeScript data plane`);
           }
@@ -303,7 +320,8 @@ export class Gateway {
       this.platform.enableForwarding();
       for (const a of g.publicAddresses) {
         for (const port of [IKE_PORT, IKE_NATT_PORT]) {
-          const bind = this.platform.bindUdp(a.text, port, this.log);
+          const reusePort = port === IKE_NATT_PORT && queueTuns.length > 0;
+          const bind = this.platform.bindUdp(a.text, port, this.log, reusePort ? { reusePort } : undefined);
           this.udp.push({ bind, local: { family: a.addr.family, address: a.text, port } });
         }
       }
@@ -313,7 +331,9 @@ export class Gateway {
         if (offloadTun) {
           const fdBinds = natt.filter((b): b is GatewayUdp & { fd: number } => typeof (b as { fd?: unknown }).fd === 'number');
           if (fdBinds.length !== natt.length) throw new IoError('the native data plane needs NativeUdp sockets');
-          const dp = new NativeDataPlane(offloadTun, fdBinds, { logger: this.log });
+          const dp = queueTuns.length > 0
+            ? await this.startMultiQueue(offloadTun, queueTuns, fdBinds)
+            : new NativeDataPlane(offloadTun, fdBinds, { logger: this.log });
           offloadTun.statsSource = () => {
             const st = dp.stats();
             return { rxPackets: st.tunRxPackets, rxBytes: 0, txPackets: st.tunTxPackets, txBytes: 0, readBatches: 0, writeErrors: 0 };
@@ -430,7 +450,9 @@ export class Gateway {
         udp: this.udp.map((u) => ({ address: u.local.address, port: u.local.port, ...udpCounters(u.bind) })),
         routes: [...this.routes],
         ike: this.opts.tunnels ? 'available' : 'not available',
-        dataPlane: this.dataPlane ? (this.dataPlane instanceof NativeDataPlane ? 'native' : 'typescript') : 'not available',
+        dataPlane: this.dataPlane
+          ? this.dataPlane instanceof NativeDataPlane || this.dataPlane instanceof MultiQueueDataPlane ? 'native' : 'typescript'
+          : 'not available',
       },
       connections,
       vpnServers,
@@ -536,6 +558,36 @@ export class Gateway {
     }
   }
 
+  /**
+   * The multi-queue data plane over the TUN queues and, per 4500 socket, queues-1 more SO_REUSEPORT
+   * sockets steered by SPI. If it cannot start (no reuseport BPF, worker failure), one line says why
+   * and queue 0 runs alone: the TUN's other queue fds are closed, so the kernel reads only queue 0.
+   */
+  private async startMultiQueue(
+    tun: OffloadTunDevice,
+    queueTuns: readonly OffloadTun[],
+    binds: readonly (GatewayUdp & { fd: number })[],
+  ): Promise<NativeDataPlane | MultiQueueDataPlane> {
+    const queues = queueTuns.length + 1;
+    let tunsHandedOver = false;
+    try {
+      const perBind = binds.map((b) => {
+        if (!(b instanceof NativeUdp)) throw new IoError('multi-queue needs NativeUdp sockets');
+        const extra = bindQueueSockets(b, queues, this.log);
+        this.queueUdp.push(...extra);
+        return extra;
+      });
+      const qBinds = [binds, ...queueTuns.map((_, i) => perBind.map((extra) => extra[i]!))];
+      tunsHandedOver = true; // from here MultiQueueDataPlane.start closes them when it fails
+      return await MultiQueueDataPlane.start({ tuns: [tun, ...queueTuns], binds: qBinds }, { logger: this.log });
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, queues }, `multi-queue data plane failed (${(e as Error).message}); running one queue`);
+      for (const u of this.queueUdp.splice(0)) u.close();
+      if (!tunsHandedOver) for (const t of queueTuns) loadNativeDataPlane().closeFd(t.fd);
+      return new NativeDataPlane(tun, binds, { logger: this.log });
+    }
+  }
+
   private async teardown(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
@@ -557,6 +609,7 @@ export class Gateway {
     if (tunName) for (const r of this.routes.splice(0).reverse()) await step(`route ${r}`, () => this.platform.delRoute(r, tunName));
     if (this.dataPlane) await step('data plane', () => this.dataPlane!.close());
     this.dataPlane = null;
+    for (const u of this.queueUdp.splice(0)) await step(`udp ${u.address}:${u.port} (queue)`, () => u.close());
     for (const u of this.udp.splice(0)) await step(`udp ${u.local.address}:${u.local.port}`, () => u.bind.close());
     if (this.tun) await step('tun', () => this.tun!.close());
     this.tun = null;
