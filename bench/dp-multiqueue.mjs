@@ -8,8 +8,15 @@
 //
 // Needs root and the built gateway (npm run build). Checks from the daemon's log that the multi-queue
 // data plane really ran (and did not fall back to one queue).
+//
+// --mode sas: the data planes alone (bench/dp-runner.mjs, hand-installed keys, TSO/GSO/GRO on) with
+// TWO SA pairs whose inbound SPIs fall on different queues (even: queue 0, odd: queue 1), each
+// carrying one TCP stream between its own pair of host addresses (10.1.0.1x <-> 10.2.0.1x). This
+// is the case multi-queue is for: one SA is always handled by one queue (its inbound SPI picks the
+// socket; the TUN then reads the SA's flows on the queue that writes their replies).
 import { parseArgs } from 'node:util';
-import { createTopology, iperf3Mbps, median, startVpcgw, waitForTunnel } from './e2e/lib.mjs';
+import { randomBytes } from 'node:crypto';
+import { ADDR, createTopology, iperf3Mbps, median, sleep, startVpcgw, waitFor, waitForTunnel } from './e2e/lib.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -18,8 +25,10 @@ const { values: opt } = parseArgs({
     queues: { type: 'string', default: '1,2' },
     parallel: { type: 'string', default: '1,4' },
     json: { type: 'boolean', default: false },
+    mode: { type: 'string', default: 'daemon' },
   },
 });
+const sasMode = opt.mode === 'sas';
 const seconds = Number(opt.seconds);
 const reps = Number(opt.reps);
 const queueList = opt.queues.split(',').map(Number);
@@ -54,12 +63,70 @@ async function once(queues) {
   }
 }
 
+const RUNNER = new URL('./dp-runner.mjs', import.meta.url).pathname;
+const key = () => randomBytes(20).toString('hex');
+
+/** `--mode sas`: two SA pairs on different queues, one TCP stream each; returns { 2: summed Mbit/s }. */
+async function onceSas(queues) {
+  const topo = await createTopology();
+  const procs = [];
+  try {
+    await topo.exec('siteHost', 'ip', ['addr', 'add', '10.1.0.11/24', 'dev', 'eth0']);
+    await topo.exec('vpcHost', 'ip', ['addr', 'add', '10.2.0.11/24', 'dev', 'eth0']);
+    const k = { sc1: key(), cs1: key(), sc2: key(), cs2: key() };
+    const base = { backend: 'native', offload: true, mtu: 1400, port: 4500, encr: 20, encrKeyBits: 128, integ: 0, tunName: 'mq0', queues };
+    const site = {
+      ...base, local: ADDR.siteGwOutside, peer: ADDR.cloudGwOutside, localNet: ADDR.siteSubnet, remoteNet: ADDR.vpcSubnet,
+      spiIn: 0xd0000002, spiOut: 0xc0000002, encrKeyIn: k.cs1, encrKeyOut: k.sc1,
+      extraSas: [{ spiIn: 0xd0000003, spiOut: 0xc0000003, encrKeyIn: k.cs2, encrKeyOut: k.sc2, route: '10.2.0.11/32' }],
+    };
+    const cloud = {
+      ...base, local: ADDR.cloudGwOutside, peer: ADDR.siteGwOutside, localNet: ADDR.vpcSubnet, remoteNet: ADDR.siteSubnet,
+      spiIn: 0xc0000002, spiOut: 0xd0000002, encrKeyIn: k.sc1, encrKeyOut: k.cs1,
+      extraSas: [{ spiIn: 0xc0000003, spiOut: 0xd0000003, encrKeyIn: k.sc2, encrKeyOut: k.cs2, route: '10.1.0.11/32' }],
+    };
+    for (const [ns, cfg] of [['siteGw', site], ['cloudGw', cloud]]) {
+      const p = topo.spawnIn(ns, process.execPath, [RUNNER], { env: { ...process.env, VPCGW_DP_RUNNER: JSON.stringify(cfg) } });
+      procs.push(p);
+      await waitFor(async () => {
+        if (!p.running) throw new Error(`runner exited: ${p.output()}`);
+        return p.output().includes('READY');
+      }, { timeoutMs: 10_000, intervalMs: 50, what: 'dp-runner' });
+    }
+    const servers = [5201, 5202].map((port, i) => topo.spawnIn('vpcHost', 'iperf3', ['-s', '-1', '-B', `10.2.0.1${i}`, '-p', String(port)]));
+    await sleep(300);
+    const res = await Promise.all([0, 1].map((i) =>
+      topo.exec('siteHost', 'iperf3', ['-B', `10.1.0.1${i}`, '-c', `10.2.0.1${i}`, '-p', String(5201 + i), '-t', String(seconds), '-J', '--connect-timeout', '3000'], {
+        timeoutMs: (seconds + 15) * 1000, allowFail: true,
+      })));
+    for (const s of servers) await s.stop('SIGTERM', 2000);
+    const mbps = res.map((r) => {
+      const j = JSON.parse(r.stdout);
+      if (j.error) throw new Error(`iperf3: ${j.error}`);
+      return j.end.sum_received.bits_per_second / 1e6;
+    });
+    const split = [];
+    for (const p of procs) {
+      await p.stop('SIGTERM', 5000);
+      const line = p.output().split('\n').find((l) => l.startsWith('STATS '));
+      const st = line ? JSON.parse(line.slice(6)) : null;
+      split.push(st?.queues ? st.queues.map((q) => q.espTxPackets + q.espRxPackets) : null);
+    }
+    process.stderr.write(`  streams ${mbps.map((m) => m.toFixed(0)).join(' + ')} Mbit/s; ESP packets per queue site ${JSON.stringify(split[0])} cloud ${JSON.stringify(split[1])}\n`);
+    return { 2: mbps[0] + mbps[1] };
+  } finally {
+    for (const p of procs) await p.stop('SIGTERM', 3000);
+    await topo.destroy();
+  }
+}
+
+if (sasMode) parallelList.splice(0, parallelList.length, 2);
 const runs = {}; // runs[queues][parallel] = Mbit/s list
 for (const q of queueList) runs[q] = Object.fromEntries(parallelList.map((p) => [p, []]));
 for (let r = 0; r < reps; r++) {
   for (const q of queueList) {
     process.stderr.write(`[dp-multiqueue] rep ${r + 1}/${reps} queues=${q} ...\n`);
-    const m = await once(q);
+    const m = sasMode ? await onceSas(q) : await once(q);
     for (const p of parallelList) runs[q][p].push(m[p]);
   }
 }
@@ -69,10 +136,12 @@ for (const q of queueList) result.medians[q] = Object.fromEntries(parallelList.m
 if (opt.json) {
   console.log(JSON.stringify(result, null, 2));
 } else {
-  console.log(`vpcgw <-> vpcgw TCP (iperf3), ESP aes128gcm16, median of ${reps} x ${seconds} s, ${result.cores} cores`);
+  console.log(sasMode
+    ? `data plane <-> data plane, 2 SA pairs on different queues, 2 TCP streams (summed), AES-GCM-128, median of ${reps} x ${seconds} s, ${result.cores} cores`
+    : `vpcgw <-> vpcgw TCP (iperf3), ESP aes128gcm16, median of ${reps} x ${seconds} s, ${result.cores} cores`);
   for (const p of parallelList) {
     const line = queueList.map((q) => `queues=${q}: ${result.medians[q][p].toFixed(0).padStart(5)} Mbit/s [${runs[q][p].map((v) => v.toFixed(0)).join(', ')}]`);
-    console.log(`  -P ${p}  ${line.join('   ')}`);
+    console.log(`  ${sasMode ? '2 SAs' : `-P ${p}`}  ${line.join('   ')}`);
     if (queueList.length >= 2) {
       const base = result.medians[queueList[0]][p];
       console.log(`        ratio queues=${queueList.at(-1)} / queues=${queueList[0]}: ${(result.medians[queueList.at(-1)][p] / base).toFixed(2)}x`);

@@ -5,7 +5,9 @@
 //   { backend: 'native'|'ts', tunName, mtu, offload (vnet-header TUN: TSO + GRO), gso, gro,
 //     local, peer, port, localNet, remoteNet, encr, encrKeyBits, integ,
 //     spiIn, spiOut, encrKeyIn, encrKeyOut, integKeyIn, integKeyOut (hex),
-//     queues (native only: > 1 runs the multi-queue data plane, one worker thread per extra queue) }
+//     queues (native only: > 1 runs the multi-queue data plane, one worker thread per extra queue),
+//     extraSas: [{ spiIn, spiOut, encrKeyIn, encrKeyOut, route }] (more SA pairs, same selectors;
+//       `route`, e.g. a /32 inside remoteNet, goes out through spiOut) }
 // Prints "READY <json>" once packets flow, and "STATS <json>" on SIGTERM before exiting.
 import { NativeDataPlane, openOffloadTun } from '../dist/dataplane/native-data-plane.js';
 import { MultiQueueDataPlane, bindQueueSockets, openMultiQueueTun } from '../dist/dataplane/multi-queue.js';
@@ -63,6 +65,11 @@ dp.installSa({
   integKey: Buffer.from(cfg.integKeyOut ?? '', 'hex'),
 });
 dp.addRoute(remoteTs[0], cfg.spiOut);
+for (const x of cfg.extraSas ?? []) {
+  dp.installSa({ ...common, direction: 'in', spi: x.spiIn, encrKey: Buffer.from(x.encrKeyIn, 'hex'), integKey: Buffer.alloc(0) });
+  dp.installSa({ ...common, direction: 'out', spi: x.spiOut, encrKey: Buffer.from(x.encrKeyOut, 'hex'), integKey: Buffer.alloc(0) });
+  dp.addRoute(parsePrefix(x.route), x.spiOut);
+}
 console.log(`READY ${JSON.stringify({ backend: cfg.backend, tun: tun.name, offloads: dp.offloads ?? null })}`);
 
 let finishing = false;
