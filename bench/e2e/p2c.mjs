@@ -3,6 +3,9 @@
 //   (a) our SSL VPN server (SslServer + real TUN, test/helpers/openvpn-runner.mjs over dist/), and
 //   (b) a stock `openvpn --server`,
 // both UDP with AES-256-GCM, in one run. Prints Mbit/s for each and the ratio (a)/(b).
+// The runner uses the native data plane (offload TUN; the OpenVPN data channel in C++) when the
+// addon has it; VPCGW_SSL_NATIVE=0 keeps the data channel in JS, VPCGW_DATAPLANE=ts uses the
+// TypeScript data plane (the line for vpcgw says which one ran).
 //
 //   npm run bench:p2c [-- --seconds 8 --reps 2]
 //
@@ -144,9 +147,11 @@ async function runOurs(pki) {
   const srv = spawnIn(NS.srv, process.execPath, [join(root, 'test/helpers/openvpn-runner.mjs'), cfg]);
   try {
     await waitFor(() => srv.out.includes('READY'), 15_000, 'vpcgw ssl runner');
+    const dp = /DATAPLANE (\w+)/.exec(srv.out)?.[1] ?? '?';
+    const channel = dp === 'native' && process.env.VPCGW_SSL_NATIVE !== '0' ? 'native data channel' : 'JS data channel';
     const c = await connectClient(pki, 'vpcgw');
     try {
-      return { mbit: await iperf(), cipher: c.cipher };
+      return { mbit: await iperf(), cipher: `${c.cipher}, ${dp} data plane, ${channel}` };
     } finally {
       await stop(c.p);
     }

@@ -471,6 +471,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       polls_++;
     }
     for (auto& b : binds_) {
+      if (b->fd < 0) continue;  // an SSL socket detached before start
       int rc = b->poller.Start(loop, b->fd, b.get(), &DataPlaneHandle::OnPollThunk);
       if (rc != 0) {
         ThrowErrno(env, "uv_poll_start", -rc);
