@@ -55,6 +55,7 @@ export const MAX_QUEUES = 16;
 const WORKER_START_TIMEOUT_MS = 5000;
 const WORKER_EXIT_TIMEOUT_MS = 2000;
 const COUNTER_REFRESH_MS = 1000;
+const COUNTER_REFRESH_TIMEOUT_MS = 1000;
 
 export type QueueSetting = number | 'auto';
 
@@ -244,7 +245,7 @@ export class MultiQueueDataPlane implements DataPlane {
     workers.forEach((w, i) => {
       const q = i + 1;
       const qlog = this.log.child({ queue: q });
-      w.worker.on('message', (m: FromWorker) => this.onWorkerMessage(w, q, qlog, m));
+      w.worker.on('message', (m: FromWorker) => this.onWorkerMessage(w, qlog, m));
       w.worker.on('error', (e) => qlog.error({ err: e }, 'data plane worker failed'));
       w.worker.on('exit', (code) => {
         if (!this.closed) qlog.error({ code }, 'data plane worker exited');
@@ -337,12 +338,22 @@ export class MultiQueueDataPlane implements DataPlane {
     return sum;
   }
 
-  /** Asks every worker for its per-SA counters; resolves once all have answered (or closed). */
+  /**
+   * Asks every worker for its per-SA counters; resolves once all have answered, or after
+   * COUNTER_REFRESH_TIMEOUT_MS (a stuck or dead worker then keeps its older snapshot).
+   */
   refreshCounters(): Promise<void> {
     if (this.closed || this.workers.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.pendingRefresh.push(resolve);
       this.requestCounters();
+      setTimeout(() => {
+        const i = this.pendingRefresh.indexOf(resolve);
+        if (i < 0) return;
+        this.pendingRefresh.splice(i, 1);
+        this.refreshWaiting = 0;
+        resolve();
+      }, COUNTER_REFRESH_TIMEOUT_MS).unref();
     });
   }
 
@@ -463,7 +474,7 @@ export class MultiQueueDataPlane implements DataPlane {
     this.broadcast({ t: 'counters' });
   }
 
-  private onWorkerMessage(w: QueueWorker, q: number, qlog: Logger, m: FromWorker): void {
+  private onWorkerMessage(w: QueueWorker, qlog: Logger, m: FromWorker): void {
     if (this.closed && m.t !== 'log') return;
     switch (m.t) {
       case 'ctl':
@@ -500,7 +511,6 @@ export class MultiQueueDataPlane implements DataPlane {
       default:
         break;
     }
-    void q;
   }
 
   private deliverControl(pkt: Buffer, from: Endpoint, local: Endpoint): void {

@@ -302,12 +302,15 @@ export class Gateway {
           try {
             const queues = this.platform.openMultiQueueTun ? resolveQueues(g.dataPlane.queues) : 1;
             if (queues > 1) {
-              const tuns = this.platform.openMultiQueueTun!(g.tun, queues, this.log);
-              offloadTun = new OffloadTunDevice(tuns[0]!);
-              queueTuns = tuns.slice(1);
-            } else {
-              offloadTun = this.platform.openOffloadTun(g.tun, this.log);
+              try {
+                const tuns = this.platform.openMultiQueueTun!(g.tun, queues, this.log);
+                offloadTun = new OffloadTunDevice(tuns[0]!);
+                queueTuns = tuns.slice(1);
+              } catch (e) {
+                this.log.warn({ err: (e as Error).message, queues }, `multi-queue TUN failed (${(e as Error).message}); running one queue`);
+              }
             }
+            offloadTun ??= this.platform.openOffloadTun(g.tun, this.log);
           } catch (e) {
             this.log.warn({ err: (e as Error).message }, `native data plane: cannot open an offload TUN (${(e as Error).message}); using the TypeScript data plane`);
           }

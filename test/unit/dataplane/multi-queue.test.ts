@@ -12,6 +12,7 @@ import { IoError, VpnError } from '../../../src/common/errors.js';
 import { captureLogger } from '../../../src/common/log.js';
 import type { Endpoint, PacketSink, SaEvent, SaParams } from '../../../src/dataplane/data-plane.js';
 import { MultiQueueDataPlane, bindQueueSockets, openMultiQueueTun, resolveQueues } from '../../../src/dataplane/multi-queue.js';
+import { loadNativeDataPlane } from '../../../src/dataplane/native-data-plane.js';
 import { NativeUdp } from '../../../src/net/native-udp.js';
 import { addAddress, addRoute } from '../../../src/tun/netcfg.js';
 
@@ -110,6 +111,26 @@ describe('SO_REUSEADDR / SO_REUSEPORT / steering by SPI (loopback)', () => {
     expect(resolveQueues(undefined)).toBe(1);
     expect(resolveQueues(2)).toBe(2);
     expect(resolveQueues(64)).toBe(16);
+  });
+});
+
+describe('MultiQueueDataPlane.start failure', () => {
+  it('rejects with IoError when a worker cannot start, and closes the TUN queue fds it was given', async () => {
+    const name = `mqf${randomBytes(2).toString('hex')}`;
+    const tuns = openMultiQueueTun(name, 1400, 2, false);
+    const q0 = NativeUdp.bind({ address: '127.0.0.1', port: 0, reusePort: true });
+    const extra = bindQueueSockets(q0, 2);
+    try {
+      const broken = new URL('data:text/javascript,throw new Error("no data plane here")');
+      await expect(MultiQueueDataPlane.start({ tuns, binds: [[q0], [extra[0]!]] }, { workerUrl: broken })).rejects.toThrow(IoError);
+      // queue 0's fd is still ours: once we close it the device goes away only if queue 1's was closed
+      expect(spawnSync('ip', ['link', 'show', name]).status).toBe(0);
+      loadNativeDataPlane().closeFd(tuns[0]!.fd);
+      expect(spawnSync('ip', ['link', 'show', name]).status).not.toBe(0);
+    } finally {
+      q0.close();
+      for (const u of extra) u.close();
+    }
   });
 });
 
