@@ -19,7 +19,9 @@ import { addAddress, addRoute } from '../../../src/tun/netcfg.js';
 const WORKER = new URL('../../../dist/dataplane/multi-queue-worker.js', import.meta.url).pathname;
 const SPI_OUT = 0x33330001;
 const SPI_OUT_SHORT = 0x33330003; // soft lifetime of 6 packets
+const SPI_OUT_HARD = 0x33330005; // hard lifetime of 10 packets
 const SPI_IN = 0x44440001;
+const HARD_NET = '10.214.5.0/24';
 const LOCAL_NET = '10.214.1.0/24';
 const REMOTE_NET = '10.214.2.0/24';
 const SHORT_NET = '10.214.4.0/24';
@@ -154,7 +156,7 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
     if (!existsSync(WORKER)) throw new Error(`build did not produce ${WORKER}`);
     const tuns = openMultiQueueTun(TUN_NAME, 1400, 2, false);
     addAddress(TUN_NAME, '10.214.1.1/24');
-    for (const n of [REMOTE_NET, SHORT_NET, SINK_NET]) addRoute(n, TUN_NAME);
+    for (const n of [REMOTE_NET, SHORT_NET, SINK_NET, HARD_NET]) addRoute(n, TUN_NAME);
     const q0 = NativeUdp.bind({ address: '127.0.0.1', port: 0, reusePort: true });
     binds = [q0, ...bindQueueSockets(q0, 2)];
     peer = NativeUdp.bind({ address: '127.0.0.1', port: 0 });
@@ -166,7 +168,9 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
     dp.onSaEvent((ev) => events.push(ev));
     dp.installSa(sa('out', SPI_OUT, peer.port, q0.port));
     dp.installSa(sa('out', SPI_OUT_SHORT, peer.port, q0.port, { lifetime: { softBytes: 0, hardBytes: 0, softPackets: 6, hardPackets: 0 } }));
+    dp.installSa(sa('out', SPI_OUT_HARD, peer.port, q0.port, { lifetime: { softBytes: 0, hardBytes: 0, softPackets: 0, hardPackets: 10 } }));
     dp.installSa(sa('in', SPI_IN, peer.port, q0.port));
+    dp.addRoute(parsePrefix(HARD_NET)!, SPI_OUT_HARD);
     dp.addRoute(parsePrefix(REMOTE_NET)!, SPI_OUT);
     dp.addRoute(parsePrefix(SHORT_NET)!, SPI_OUT_SHORT);
     dp.addSinkRoute(parsePrefix(SINK_NET)!, sink);
@@ -212,6 +216,18 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
     await until('the soft event', () => events.length > 0);
     await new Promise((r) => setTimeout(r, 100));
     expect(events).toEqual([{ spi: SPI_OUT_SHORT, direction: 'out', kind: 'soft' }]);
+  });
+
+  it('a hard packet limit holds for the SA as a whole: each of the 2 queues may send half of it', async () => {
+    await sendFlows('10.214.5.5', 16, 4);
+    await until('the hard event', () => events.some((e) => e.kind === 'hard'));
+    await new Promise((r) => setTimeout(r, 100));
+    const sent = wire.filter((p) => p.readUInt32BE(0) === SPI_OUT_HARD).length;
+    expect(sent).toBeGreaterThanOrEqual(5);
+    expect(sent).toBeLessThanOrEqual(10);
+    expect(events.filter((e) => e.spi === SPI_OUT_HARD)).toEqual([{ spi: SPI_OUT_HARD, direction: 'out', kind: 'hard' }]);
+    await dp.refreshCounters();
+    expect(dp.saCounters(SPI_OUT_HARD, 'out')!.drops.EXPIRED).toBe(64 - sent);
   });
 
   it('IKE on 4500 from any source port reaches the control callback on the main thread', async () => {
