@@ -49,7 +49,11 @@ import type { FromWorker, ToWorker, WorkerInit, WireSaParams } from './multi-que
  */
 
 // Implementation choices
-/** `queues: auto` resolves to this (bench/dp-multiqueue.mjs: no gain on the shared 2-core box). */
+/**
+ * `queues: auto` resolves to this. Measured on the shared 2-core box (bench/dp-multiqueue.mjs, README):
+ * one SA never spreads (1.0×), two SAs on different queues 1.2×; and the SSL VPN's native data
+ * channel (NativeSslTunnel) exists only on a single-queue NativeDataPlane.
+ */
 export const AUTO_QUEUES = 1;
 export const MAX_QUEUES = 16;
 const WORKER_START_TIMEOUT_MS = 5000;

@@ -582,7 +582,11 @@ export class Gateway {
       });
       const qBinds = [binds, ...queueTuns.map((_, i) => perBind.map((extra) => extra[i]!))];
       tunsHandedOver = true; // from here MultiQueueDataPlane.start closes them when it fails
-      return await MultiQueueDataPlane.start({ tuns: [tun, ...queueTuns], binds: qBinds }, { logger: this.log });
+      const dp = await MultiQueueDataPlane.start({ tuns: [tun, ...queueTuns], binds: qBinds }, { logger: this.log });
+      if (this.config.vpnServers.length > 0) {
+        this.log.warn({ queues }, 'SSL VPN data channel runs in JavaScript with gateway.dataPlane.queues > 1 (native only with one queue)');
+      }
+      return dp;
     } catch (e) {
       this.log.warn({ err: (e as Error).message, queues }, `multi-queue data plane failed (${(e as Error).message}); running one queue`);
       for (const u of this.queueUdp.splice(0)) u.close();
