@@ -40,6 +40,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bytes.h"
 #include "common.h"
 #include "esp.h"
 #include "offload.h"
@@ -231,8 +232,8 @@ bool SameEndpoint(const sockaddr_storage& a, const sockaddr_storage& b) {
 }
 
 bool InPrefix4(const uint8_t* a, const uint8_t* net, unsigned len) {
-  uint32_t x = (uint32_t(a[0]) << 24) | (uint32_t(a[1]) << 16) | (uint32_t(a[2]) << 8) | a[3];
-  uint32_t n = (uint32_t(net[0]) << 24) | (uint32_t(net[1]) << 16) | (uint32_t(net[2]) << 8) | net[3];
+  uint32_t x = Rd32(a);
+  uint32_t n = Rd32(net);
   uint32_t m = len == 0 ? 0 : (0xffffffffu << (32 - len));
   return (x & m) == (n & m);
 }
@@ -287,10 +288,6 @@ void StoreEndpoint(const sockaddr_storage* ss, uint32_t* family, uint8_t* addr16
 bool IsIcmpErrno(int e) {
   return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ENETDOWN ||
          e == EPROTO || e == ENOPROTOOPT || e == ECONNRESET;
-}
-
-inline uint32_t Rd32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
 }
 
 bool ParsePrefixes(const Napi::Value& v, std::vector<esp::Prefix>* out) {

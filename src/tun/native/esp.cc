@@ -21,6 +21,8 @@
 
 #include <cstring>
 
+#include "bytes.h"
+
 namespace vpcgw {
 namespace esp {
 namespace {
@@ -45,16 +47,6 @@ bool RandomIv(uint8_t* out, size_t n) {
   memcpy(out, ivPool + ivPoolPos, n);
   ivPoolPos += n;
   return true;
-}
-
-inline uint32_t Rd32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-inline void Wr32(uint8_t* p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  p[1] = uint8_t(v >> 16);
-  p[2] = uint8_t(v >> 8);
-  p[3] = uint8_t(v);
 }
 
 struct IntegInfo {

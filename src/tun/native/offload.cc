@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "bytes.h"
+
 namespace vpcgw {
 namespace offload {
 namespace {
@@ -14,21 +16,6 @@ constexpr size_t kTcpMin = 20;
 constexpr uint8_t kProtoTcp = 6;
 constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpPsh = 0x08, kTcpAck = 0x10, kTcpUrg = 0x20,
                   kTcpEce = 0x40, kTcpCwr = 0x80;
-
-inline uint16_t Rd16(const uint8_t* p) { return uint16_t((p[0] << 8) | p[1]); }
-inline void Wr16(uint8_t* p, uint16_t v) {
-  p[0] = uint8_t(v >> 8);
-  p[1] = uint8_t(v);
-}
-inline uint32_t Rd32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-inline void Wr32(uint8_t* p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  p[1] = uint8_t(v >> 16);
-  p[2] = uint8_t(v >> 8);
-  p[3] = uint8_t(v);
-}
 
 uint64_t Sum(const uint8_t* p, size_t n, uint64_t acc) {
   while (n >= 2) {

@@ -11,6 +11,8 @@
 
 #include <cstring>
 
+#include "bytes.h"
+
 namespace vpcgw {
 namespace ovpn {
 namespace {
@@ -27,16 +29,6 @@ constexpr uint8_t kLzoCompress = 0x66;
 constexpr uint8_t kLz4Compress = 0x69;
 constexpr uint8_t kAlgV2Indicator = 0x50;
 constexpr uint8_t kAlgV2Uncompressed = 0x00;
-
-inline uint32_t Rd32(const uint8_t* p) {
-  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | uint32_t(p[3]);
-}
-inline void Wr32(uint8_t* p, uint32_t v) {
-  p[0] = uint8_t(v >> 24);
-  p[1] = uint8_t(v >> 16);
-  p[2] = uint8_t(v >> 8);
-  p[3] = uint8_t(v);
-}
 
 const EVP_CIPHER* CipherOf(int c, size_t* keyLen) {
   switch (c) {
