@@ -45,6 +45,7 @@
 #include "esp.h"
 #include "offload.h"
 #include "ovpn.h"
+#include "sockaddr.h"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
@@ -236,53 +237,6 @@ bool InPrefix4(const uint8_t* a, const uint8_t* net, unsigned len) {
   uint32_t n = Rd32(net);
   uint32_t m = len == 0 ? 0 : (0xffffffffu << (32 - len));
   return (x & m) == (n & m);
-}
-
-socklen_t MakeSockaddr(sockaddr_storage* ss, int sockFamily, uint8_t family, const uint8_t* addr, uint16_t port) {
-  memset(ss, 0, sizeof *ss);
-  if (sockFamily == AF_INET) {
-    if (family != 4) return 0;
-    sockaddr_in* sin = reinterpret_cast<sockaddr_in*>(ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    memcpy(&sin->sin_addr, addr, 4);
-    return sizeof *sin;
-  }
-  sockaddr_in6* s6 = reinterpret_cast<sockaddr_in6*>(ss);
-  s6->sin6_family = AF_INET6;
-  s6->sin6_port = htons(port);
-  if (family == 4) {
-    s6->sin6_addr.s6_addr[10] = 0xff;
-    s6->sin6_addr.s6_addr[11] = 0xff;
-    memcpy(&s6->sin6_addr.s6_addr[12], addr, 4);
-  } else if (family == 6) {
-    memcpy(&s6->sin6_addr, addr, 16);
-  } else {
-    return 0;
-  }
-  return sizeof *s6;
-}
-
-void StoreEndpoint(const sockaddr_storage* ss, uint32_t* family, uint8_t* addr16, uint32_t* port) {
-  memset(addr16, 0, 16);
-  *family = 0;
-  *port = 0;
-  if (ss->ss_family == AF_INET) {
-    const sockaddr_in* sin = reinterpret_cast<const sockaddr_in*>(ss);
-    *family = 4;
-    memcpy(addr16, &sin->sin_addr, 4);
-    *port = ntohs(sin->sin_port);
-  } else if (ss->ss_family == AF_INET6) {
-    const sockaddr_in6* s6 = reinterpret_cast<const sockaddr_in6*>(ss);
-    *port = ntohs(s6->sin6_port);
-    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-      *family = 4;
-      memcpy(addr16, &s6->sin6_addr.s6_addr[12], 4);
-    } else {
-      *family = 6;
-      memcpy(addr16, &s6->sin6_addr, 16);
-    }
-  }
 }
 
 bool IsIcmpErrno(int e) {
@@ -1044,25 +998,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
 
   // ------------------------------------------------------------------ inbound: UDP -> TUN
 
-  void DrainErrors(int fd) {
-    char ctrl[512], data[64];
-    for (int i = 0; i < 256; i++) {
-      iovec iov{data, sizeof data};
-      sockaddr_storage from;
-      msghdr m{};
-      m.msg_name = &from;
-      m.msg_namelen = sizeof from;
-      m.msg_iov = &iov;
-      m.msg_iovlen = 1;
-      m.msg_control = ctrl;
-      m.msg_controllen = sizeof ctrl;
-      if (recvmsg(fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
-      st()[kIcmpErrors] += 1;
-    }
-    int err = 0;
-    socklen_t el = sizeof err;
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-  }
+  void DrainErrors(int fd) { st()[kIcmpErrors] += DrainErrorQueue(fd); }
 
   void OnUdpReadable(Bind* b, int status) {
     if (status < 0) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "common.h"
+#include "sockaddr.h"
 
 namespace vpcgw {
 namespace {
@@ -55,57 +56,6 @@ bool IsIcmpErrno(int e) {
 void SetBuf(int fd, int force, int plain, int bytes) {
   if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof bytes) == 0) return;
   setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes);
-}
-
-// Fills a sockaddr from (family, 16-byte addr slot, port); a v4 endpoint on a v6 socket is v4-mapped.
-socklen_t MakeSockaddr(sockaddr_storage* ss, int sockFamily, uint8_t family, const uint8_t* addr, uint16_t port) {
-  if (sockFamily == AF_INET) {
-    if (family != 4) return 0;
-    sockaddr_in* sin = reinterpret_cast<sockaddr_in*>(ss);
-    memset(sin, 0, sizeof *sin);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    memcpy(&sin->sin_addr, addr, 4);
-    return sizeof *sin;
-  }
-  sockaddr_in6* s6 = reinterpret_cast<sockaddr_in6*>(ss);
-  memset(s6, 0, sizeof *s6);
-  s6->sin6_family = AF_INET6;
-  s6->sin6_port = htons(port);
-  if (family == 4) {
-    s6->sin6_addr.s6_addr[10] = 0xff;
-    s6->sin6_addr.s6_addr[11] = 0xff;
-    memcpy(&s6->sin6_addr.s6_addr[12], addr, 4);
-  } else if (family == 6) {
-    memcpy(&s6->sin6_addr, addr, 16);
-  } else {
-    return 0;
-  }
-  return sizeof *s6;
-}
-
-// Writes a received sender into the batch's endpoint arrays (v4-mapped reported as family 4).
-void StoreEndpoint(const sockaddr_storage* ss, uint8_t* family, uint8_t* addr16, uint16_t* port) {
-  memset(addr16, 0, 16);
-  if (ss->ss_family == AF_INET) {
-    const sockaddr_in* sin = reinterpret_cast<const sockaddr_in*>(ss);
-    *family = 4;
-    memcpy(addr16, &sin->sin_addr, 4);
-    *port = ntohs(sin->sin_port);
-  } else if (ss->ss_family == AF_INET6) {
-    const sockaddr_in6* s6 = reinterpret_cast<const sockaddr_in6*>(ss);
-    *port = ntohs(s6->sin6_port);
-    if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-      *family = 4;
-      memcpy(addr16, &s6->sin6_addr.s6_addr[12], 4);
-    } else {
-      *family = 6;
-      memcpy(addr16, &s6->sin6_addr, 16);
-    }
-  } else {
-    *family = 0;
-    *port = 0;
-  }
 }
 
 class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
@@ -273,28 +223,9 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
 
   static void OnPollThunk(void* owner, int status, int events) { static_cast<UdpHandle*>(owner)->OnPoll(status); }
 
+
   // Reads and counts queued ICMP errors (IP_RECVERR), then clears the pending socket error.
-  void DrainErrors() {
-    double* st = stats_.ptr;
-    char ctrl[512];
-    char data[64];
-    for (int i = 0; i < 256; i++) {
-      iovec iov{data, sizeof data};
-      sockaddr_storage from;
-      msghdr m{};
-      m.msg_name = &from;
-      m.msg_namelen = sizeof from;
-      m.msg_iov = &iov;
-      m.msg_iovlen = 1;
-      m.msg_control = ctrl;
-      m.msg_controllen = sizeof ctrl;
-      if (recvmsg(fd_, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
-      st[kIcmpErrors] += 1;
-    }
-    int err = 0;
-    socklen_t el = sizeof err;
-    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &el);
-  }
+  void DrainErrors() { stats_.ptr[kIcmpErrors] += DrainErrorQueue(fd_); }
 
   void OnPoll(int status) {
     double* st = stats_.ptr;
