@@ -140,11 +140,10 @@ class Poller {
 
 // Calls a JS callback from a libuv callback (top of stack): MakeCallback runs microtasks afterwards,
 // and an exception thrown by JS is routed to process 'uncaughtException' instead of being lost.
-inline void CallFromLoop(napi_env env, napi_async_context ctx, napi_value recv, napi_value fn, uint32_t n) {
-  napi_value argv[1];
-  napi_create_uint32(env, n, &argv[0]);
+inline void CallFromLoop(napi_env env, napi_async_context ctx, napi_value recv, napi_value fn, size_t argc,
+                         const napi_value* argv) {
   napi_value result;
-  napi_status st = napi_make_callback(env, ctx, recv, fn, 1, argv, &result);
+  napi_status st = napi_make_callback(env, ctx, recv, fn, argc, argv, &result);
   if (st != napi_ok) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
@@ -154,6 +153,13 @@ inline void CallFromLoop(napi_env env, napi_async_context ctx, napi_value recv, 
       napi_fatal_exception(env, ex);
     }
   }
+}
+
+// The same with one argument, a count (the usual "n packets are in the batch" callback).
+inline void CallFromLoop(napi_env env, napi_async_context ctx, napi_value recv, napi_value fn, uint32_t n) {
+  napi_value argv[1];
+  napi_create_uint32(env, n, &argv[0]);
+  CallFromLoop(env, ctx, recv, fn, 1, argv);
 }
 
 void InitTun(Napi::Env env, Napi::Object exports);

@@ -983,17 +983,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     ctlCount_ = sinkCount_ = evCount_ = 0;
     ctlBytes_ = 0;
     st()[kJsCallbacks] += 1;
-    napi_value result;
-    napi_status s = napi_make_callback(env, async_, Value(), cb_.Value(), 3, argv, &result);
-    if (s != napi_ok) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (pending) {
-        napi_value ex;
-        napi_get_and_clear_last_exception(env, &ex);
-        napi_fatal_exception(env, ex);
-      }
-    }
+    CallFromLoop(env, async_, Value(), cb_.Value(), 3, argv);
   }
 
   // ------------------------------------------------------------------ inbound: UDP -> TUN
