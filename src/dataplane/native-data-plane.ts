@@ -10,6 +10,7 @@ import { loadNative } from '../tun/native.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import type { TunDevice } from '../tun/tun-device.js';
 import { PING_MAGIC } from '../ssl/data/special.js';
+import { bindIndexFor } from './bind-lookup.js';
 import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
 
 /**
@@ -468,7 +469,7 @@ export class NativeDataPlane implements DataPlane {
   /** `seqCell`: an outbound SA shared with other queues takes its sequence numbers from it (multi-queue.ts) */
   installSa(p: SaParams, seqCell?: BigUint64Array): void {
     if (this.closed) return;
-    const bind = this.bindFor(parseIp(p.localAddr)?.family ?? 0, p.localAddr, p.localPort);
+    const bind = bindIndexFor(this.binds, parseIp(p.localAddr)?.family ?? 0, p.localAddr, p.localPort);
     const n = nativeSaParams(p, bind);
     if (seqCell && p.direction === 'out') n.seqCell = seqCell;
     this.h.installSa(n);
@@ -577,7 +578,7 @@ export class NativeDataPlane implements DataPlane {
 
   sendControl(pkt: Buffer, to: Endpoint, local: Endpoint): boolean {
     if (this.closed) return false;
-    const i = this.bindFor(local.family, local.address, local.port);
+    const i = bindIndexFor(this.binds, local.family, local.address, local.port);
     const addr = parseIp(to.address);
     if (i < 0 || !addr) return false;
     return this.h.sendControl(i, pkt, addr.family, this.addr16(addr.bytes), to.port);
@@ -828,17 +829,5 @@ export class NativeDataPlane implements DataPlane {
     this.addrTmp.fill(0);
     bytes.copy(this.addrTmp, 0, 0, Math.min(16, bytes.length));
     return this.addrTmp;
-  }
-
-  /** Exact address+port first, then a wildcard bind of the same family and port (as TsDataPlane). */
-  private bindFor(family: number, address: string, port: number): number {
-    let wildcard = -1;
-    for (let i = 0; i < this.binds.length; i++) {
-      const b = this.binds[i]!;
-      if (b.family !== family || b.port !== port) continue;
-      if (b.address === address) return i;
-      if (wildcard < 0 && (b.address === '0.0.0.0' || b.address === '::')) wildcard = i;
-    }
-    return wildcard;
   }
 }

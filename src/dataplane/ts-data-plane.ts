@@ -12,6 +12,7 @@ import { Sad } from '../esp/sad.js';
 import { innerIpLength, policyAllows, Route, Spd } from '../esp/spd.js';
 import type { UdpBind } from '../net/udp-bind.js';
 import type { TunDevice } from '../tun/tun-device.js';
+import { bindIndexFor } from './bind-lookup.js';
 import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
 
 /**
@@ -195,7 +196,7 @@ export class TsDataPlane implements DataPlane {
 
   sendControl(pkt: Buffer, to: Endpoint, local: Endpoint): boolean {
     if (this.closed) return false;
-    const i = this.bindFor(local.family, local.address, local.port);
+    const i = bindIndexFor(this.binds, local.family, local.address, local.port);
     const addr = parseIp(to.address);
     if (i < 0 || !addr || pkt.length + NON_ESP_MARKER_SIZE > this.ctlBatch.slotSize) return false;
     const b = this.ctlBatch;
@@ -436,18 +437,6 @@ export class TsDataPlane implements DataPlane {
   }
 
   private findBind(sa: EspSa): number {
-    return this.bindFor(sa.family, sa.localAddr, sa.localPort);
-  }
-
-  /** Exact address+port first, then a wildcard bind of the same family and port. */
-  private bindFor(family: number, address: string, port: number): number {
-    let wildcard = -1;
-    for (let i = 0; i < this.binds.length; i++) {
-      const b = this.binds[i]!;
-      if (b.family !== family || b.port !== port) continue;
-      if (b.address === address) return i;
-      if (wildcard < 0 && (b.address === '0.0.0.0' || b.address === '::')) wildcard = i;
-    }
-    return wildcard;
+    return bindIndexFor(this.binds, sa.family, sa.localAddr, sa.localPort);
   }
 }
