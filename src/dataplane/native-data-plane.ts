@@ -4,13 +4,14 @@ import { IoError, VpnError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { encrKeyMatLen, integKeyLen, isSupportedSpec } from '../crypto/aead.js';
-import { DROP_REASON_COUNT, DROP_REASON_NAMES } from '../esp/drop-reason.js';
+import { DROP_REASON_COUNT } from '../esp/drop-reason.js';
 import type { UdpBind } from '../net/udp-bind.js';
 import { loadNative } from '../tun/native.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import type { TunDevice } from '../tun/tun-device.js';
 import { PING_MAGIC } from '../ssl/data/special.js';
 import { bindIndexFor } from './bind-lookup.js';
+import { dropsByName } from './drop-counters.js';
 import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
 
 /**
@@ -537,15 +538,11 @@ export class NativeDataPlane implements DataPlane {
     if (this.closed) return undefined;
     const o = this.counterOut;
     if (!this.h.saCounters(spi >>> 0, direction === 'in', o)) return undefined;
-    const drops: Record<string, number> = {};
-    for (let i = 1; i < DROP_REASON_COUNT; i++) if (o[4 + i]! > 0) drops[DROP_REASON_NAMES[i]!] = o[4 + i]!;
-    return { bytes: o[0]!, packets: o[1]!, drops, seq: o[2]! };
+    return { bytes: o[0]!, packets: o[1]!, drops: dropsByName(o, 4, true), seq: o[2]! };
   }
 
   dropCounters(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (let i = 1; i < DROP_REASON_COUNT; i++) out[DROP_REASON_NAMES[i]!] = this.statsArr[STAT_DROPS + i]!;
-    return out;
+    return dropsByName(this.statsArr, STAT_DROPS, false);
   }
 
   stats(): DataPlaneStats {

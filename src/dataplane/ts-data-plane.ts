@@ -5,7 +5,7 @@ import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { createEncTransform } from '../crypto/aead.js';
 import { espDecap } from '../esp/decap.js';
-import { DROP_REASON_COUNT, DROP_REASON_NAMES, DropReason } from '../esp/drop-reason.js';
+import { DROP_REASON_COUNT, DropReason } from '../esp/drop-reason.js';
 import { ESP_HEADER_SIZE, ESP_MAX_HEADROOM, ESP_MAX_TAILROOM, espEncap } from '../esp/encap.js';
 import { EspSa, EspSpan, SA_EVENT_HARD, SA_EVENT_SEQ_EXHAUSTED, SA_EVENT_SOFT } from '../esp/esp-sa.js';
 import { Sad } from '../esp/sad.js';
@@ -13,6 +13,7 @@ import { innerIpLength, policyAllows, Route, Spd } from '../esp/spd.js';
 import type { UdpBind } from '../net/udp-bind.js';
 import type { TunDevice } from '../tun/tun-device.js';
 import { bindIndexFor } from './bind-lookup.js';
+import { dropsByName } from './drop-counters.js';
 import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
 
 /**
@@ -171,15 +172,12 @@ export class TsDataPlane implements DataPlane {
   saCounters(spi: number, direction: 'in' | 'out'): SaCounters | undefined {
     const sa = this.sad.get(spi, direction);
     if (!sa) return undefined;
-    const drops: Record<string, number> = {};
-    for (let i = 1; i < DROP_REASON_COUNT; i++) if (sa.drops[i]! > 0) drops[DROP_REASON_NAMES[i]!] = sa.drops[i]!;
+    const drops = dropsByName(sa.drops, 0, true);
     return { bytes: sa.bytes, packets: sa.packets, drops, seq: sa.direction === 'out' ? sa.seq : sa.replay!.top };
   }
 
   dropCounters(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (let i = 1; i < DROP_REASON_COUNT; i++) out[DROP_REASON_NAMES[i]!] = this.drops[i]!;
-    return out;
+    return dropsByName(this.drops, 0, false);
   }
 
   stats(): DataPlaneStats {
