@@ -7,6 +7,7 @@ import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { DROP_REASON_NAMES } from '../esp/drop-reason.js';
 import { NativeUdp } from '../net/native-udp.js';
+import { statsByName } from '../tun/native.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
 import {
@@ -396,11 +397,7 @@ export class MultiQueueDataPlane implements DataPlane {
   /** Native counters of each queue (index = queue): how the load spread. */
   queueStats(): Record<keyof typeof NATIVE_DP_STAT, number>[] {
     const list = [this.main.nativeStats()];
-    for (const w of this.workers) {
-      const o = {} as Record<keyof typeof NATIVE_DP_STAT, number>;
-      for (const [k, i] of Object.entries(NATIVE_DP_STAT)) o[k as keyof typeof NATIVE_DP_STAT] = w.stats[i]!;
-      list.push(o);
-    }
+    for (const w of this.workers) list.push(statsByName(NATIVE_DP_STAT, w.stats));
     return list;
   }
 

@@ -6,7 +6,7 @@ import { silentLogger } from '../common/log.js';
 import { encrKeyMatLen, integKeyLen, isSupportedSpec } from '../crypto/aead.js';
 import { DROP_REASON_COUNT } from '../esp/drop-reason.js';
 import type { UdpBind } from '../net/udp-bind.js';
-import { loadNative } from '../tun/native.js';
+import { loadNative, statsByName } from '../tun/native.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import type { TunDevice } from '../tun/tun-device.js';
 import { PING_MAGIC } from '../ssl/data/special.js';
@@ -560,9 +560,7 @@ export class NativeDataPlane implements DataPlane {
 
   /** Every native counter by name (offload and error counters included). */
   nativeStats(): Record<keyof typeof NATIVE_DP_STAT, number> {
-    const out = {} as Record<keyof typeof NATIVE_DP_STAT, number>;
-    for (const [k, i] of Object.entries(NATIVE_DP_STAT)) out[k as keyof typeof NATIVE_DP_STAT] = this.statsArr[i]!;
-    return out;
+    return statsByName(NATIVE_DP_STAT, this.statsArr);
   }
 
   onControl(cb: (pkt: Buffer, from: Endpoint, local: Endpoint) => void): void {

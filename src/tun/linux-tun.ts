@@ -12,7 +12,7 @@ import { PacketBatch } from '../common/batch.js';
 import { IoError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
-import { isNativeErrnoError, loadNative, TUN_STAT, TUN_STAT_COUNT } from './native.js';
+import { isNativeErrnoError, loadNative, statsByName, TUN_STAT, TUN_STAT_COUNT } from './native.js';
 import type { NativeTunHandle } from './native.js';
 import { setLinkUp, setMtu } from './netcfg.js';
 import type { TunDevice, TunStats } from './tun-device.js';
@@ -112,17 +112,7 @@ export class LinuxTun implements TunDevice {
   }
 
   stats(): LinuxTunStats {
-    const c = this.counters;
-    return {
-      rxPackets: c[TUN_STAT.rxPackets]!,
-      rxBytes: c[TUN_STAT.rxBytes]!,
-      txPackets: c[TUN_STAT.txPackets]!,
-      txBytes: c[TUN_STAT.txBytes]!,
-      readBatches: c[TUN_STAT.readBatches]!,
-      writeErrors: c[TUN_STAT.writeErrors]!,
-      readErrors: c[TUN_STAT.readErrors]!,
-      pollErrors: c[TUN_STAT.pollErrors]!,
-    };
+    return statsByName(TUN_STAT, this.counters);
   }
 
   /** Stops polling and closes the fd; the kernel removes the (non-persistent) interface. Idempotent. */

@@ -39,6 +39,16 @@ export const UDP_STAT = {
 } as const;
 export const UDP_STAT_COUNT = 10;
 
+/**
+ * A stats array read out by name through an index table (TUN_STAT, NATIVE_DP_STAT, ...): one
+ * property per table key, in the table's order.
+ */
+export function statsByName<K extends string>(index: Readonly<Record<K, number>>, stats: ArrayLike<number>): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const [k, i] of Object.entries(index) as [K, number][]) out[k] = stats[i]!;
+  return out;
+}
+
 export interface NativeTunHandle {
   readonly name: string;
   readonly fd: number;
