@@ -3,14 +3,10 @@
 // bench/dp-runner.mjs with hand-installed SAs. Needs root and the built code (dist/).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { buildDistFor, dataDrops, startRunnerPair } from '../../helpers/dp-runner.js';
 import { createTopology, iperf3Tcp, parseEspLines, ping, startCapture } from '../../helpers/netns.js';
 import type { Topology } from '../../helpers/netns.js';
-import type { ManagedProcess } from '../../helpers/proc.js';
-import { waitFor } from '../../helpers/proc.js';
 
-const RUNNER = new URL('../../../bench/dp-runner.mjs', import.meta.url).pathname;
 const DIST = new URL('../../../dist/dataplane/multi-queue-worker.js', import.meta.url).pathname;
 
 const GCM128 = { encr: 20, encrKeyBits: 128, integ: 0 };
@@ -35,11 +31,6 @@ interface Side {
 
 let topo: Topology;
 
-function dataDrops(d: Record<string, number>): Record<string, number> {
-  const { NO_ROUTE: _ignored, ...rest } = d;
-  return rest;
-}
-
 function sum(list: QueueStats[], k: string): number {
   return list.reduce((a, q) => a + (q[k] ?? 0), 0);
 }
@@ -48,65 +39,33 @@ async function startPair(site: Side, cloud: Side): Promise<{ stop: () => Promise
   const toCloud = randomBytes(20).toString('hex');
   const toSite = randomBytes(20).toString('hex');
   const base = { backend: 'native', mtu: 1400, port: 4500, ...GCM128 };
-  const cfgs = [
-    [
-      'siteGw',
-      {
-        ...base,
-        ...site,
-        tunName: 'mq0',
-        local: topo.addr.siteGwOutside,
-        peer: topo.addr.cloudGwOutside,
-        localNet: topo.addr.siteSubnet,
-        remoteNet: topo.addr.vpcSubnet,
-        spiIn: SITE_SPI_IN,
-        spiOut: CLOUD_SPI_IN,
-        encrKeyIn: toSite,
-        encrKeyOut: toCloud,
-      },
-    ],
-    [
-      'cloudGw',
-      {
-        ...base,
-        ...cloud,
-        tunName: 'mq0',
-        local: topo.addr.cloudGwOutside,
-        peer: topo.addr.siteGwOutside,
-        localNet: topo.addr.vpcSubnet,
-        remoteNet: topo.addr.siteSubnet,
-        spiIn: CLOUD_SPI_IN,
-        spiOut: SITE_SPI_IN,
-        encrKeyIn: toCloud,
-        encrKeyOut: toSite,
-      },
-    ],
-  ] as const;
-  const procs: ManagedProcess[] = [];
-  for (const [ns, cfg] of cfgs) {
-    procs.push(topo.spawnIn(ns, process.execPath, [RUNNER], { env: { ...process.env, VPCGW_DP_RUNNER: JSON.stringify(cfg) }, label: `dp ${ns}` }));
-  }
-  for (const p of procs) {
-    await waitFor(
-      async () => {
-        if (!p.running) throw new Error(`runner exited: ${p.output()}`);
-        return p.output().includes('READY');
-      },
-      { timeoutMs: 10_000, intervalMs: 50, what: 'the data-plane runner' },
-    );
-  }
-  return {
-    async stop() {
-      const out: RunnerStats[] = [];
-      for (const p of procs) {
-        await p.stop('SIGTERM', 5000);
-        const line = p.output().split('\n').find((l) => l.startsWith('STATS '));
-        if (!line) throw new Error(`no STATS from runner: ${p.output()}`);
-        out.push(JSON.parse(line.slice(6)) as RunnerStats);
-      }
-      return [out[0]!, out[1]!];
-    },
+  const siteCfg = {
+    ...base,
+    ...site,
+    tunName: 'mq0',
+    local: topo.addr.siteGwOutside,
+    peer: topo.addr.cloudGwOutside,
+    localNet: topo.addr.siteSubnet,
+    remoteNet: topo.addr.vpcSubnet,
+    spiIn: SITE_SPI_IN,
+    spiOut: CLOUD_SPI_IN,
+    encrKeyIn: toSite,
+    encrKeyOut: toCloud,
   };
+  const cloudCfg = {
+    ...base,
+    ...cloud,
+    tunName: 'mq0',
+    local: topo.addr.cloudGwOutside,
+    peer: topo.addr.siteGwOutside,
+    localNet: topo.addr.vpcSubnet,
+    remoteNet: topo.addr.siteSubnet,
+    spiIn: CLOUD_SPI_IN,
+    spiOut: SITE_SPI_IN,
+    encrKeyIn: toCloud,
+    encrKeyOut: toSite,
+  };
+  return startRunnerPair<RunnerStats>(topo, siteCfg, cloudCfg, 5000);
 }
 
 /** Sends `count` UDP datagrams of `payloadHex`, each from a fresh source port, from a namespace. */
@@ -149,8 +108,7 @@ async function oneWayUdpFlows(flows: number, perFlow: number): Promise<void> {
 
 beforeAll(async () => {
   // the runners (and their worker threads) import the built code
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: new URL('../../../', import.meta.url).pathname, timeout: 180_000 });
-  if (!existsSync(DIST)) throw new Error(`build did not produce ${DIST}`);
+  buildDistFor(DIST);
   topo = await createTopology({ tag: 'mq' });
 }, 200_000);
 

@@ -3,14 +3,10 @@
 // Native ⇄ native (plain and with offloads), and native ⇄ TypeScript backend. Needs root.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { buildDistFor, dataDrops, startRunnerPair } from '../../helpers/dp-runner.js';
 import { createTopology, iperf3Tcp, ping } from '../../helpers/netns.js';
 import type { Topology } from '../../helpers/netns.js';
-import type { ManagedProcess } from '../../helpers/proc.js';
-import { waitFor } from '../../helpers/proc.js';
 
-const RUNNER = new URL('../../../bench/dp-runner.mjs', import.meta.url).pathname;
 const DIST = new URL('../../../dist/dataplane/native-data-plane.js', import.meta.url).pathname;
 
 interface Alg {
@@ -38,12 +34,6 @@ interface RunnerStats {
 }
 
 let topo: Topology;
-
-/** Drops other than NO_ROUTE (the kernel sends IPv6 router solicitations into a fresh TUN). */
-function dataDrops(d: Record<string, number>): Record<string, number> {
-  const { NO_ROUTE: _ignored, ...rest } = d;
-  return rest;
-}
 
 /** Starts both gateways with fresh keys; returns a stop() that yields each side's final counters. */
 async function startPair(site: Side, cloud: Side, alg: Alg): Promise<{ stop: () => Promise<[RunnerStats, RunnerStats]> }> {
@@ -81,41 +71,12 @@ async function startPair(site: Side, cloud: Side, alg: Alg): Promise<{ stop: () 
     encrKeyOut: toSite.e,
     integKeyOut: toSite.i,
   };
-  const procs: ManagedProcess[] = [];
-  for (const [ns, cfg] of [
-    ['siteGw', siteCfg],
-    ['cloudGw', cloudCfg],
-  ] as const) {
-    const p = topo.spawnIn(ns, process.execPath, [RUNNER], { env: { ...process.env, VPCGW_DP_RUNNER: JSON.stringify(cfg) }, label: `dp ${ns}` });
-    procs.push(p);
-  }
-  for (const p of procs) {
-    await waitFor(
-      async () => {
-        if (!p.running) throw new Error(`runner exited: ${p.output()}`);
-        return p.output().includes('READY');
-      },
-      { timeoutMs: 10_000, intervalMs: 50, what: 'the data-plane runner' },
-    );
-  }
-  return {
-    async stop() {
-      const out: RunnerStats[] = [];
-      for (const p of procs) {
-        await p.stop('SIGTERM', 3000);
-        const line = p.output().split('\n').find((l) => l.startsWith('STATS '));
-        if (!line) throw new Error(`no STATS from runner: ${p.output()}`);
-        out.push(JSON.parse(line.slice(6)) as RunnerStats);
-      }
-      return [out[0]!, out[1]!];
-    },
-  };
+  return startRunnerPair<RunnerStats>(topo, siteCfg, cloudCfg, 3000);
 }
 
 beforeAll(async () => {
   // the runners import the built code
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: new URL('../../../', import.meta.url).pathname, timeout: 180_000 });
-  if (!existsSync(DIST)) throw new Error(`build did not produce ${DIST}`);
+  buildDistFor(DIST);
   topo = await createTopology({ tag: 'ndp' });
 }, 200_000);
 
