@@ -22,6 +22,7 @@ import { LinuxTun } from '../../../src/tun/linux-tun.js';
 import { MemoryTun } from '../../../src/tun/memory-tun.js';
 import { addAddress, addRoute } from '../../../src/tun/netcfg.js';
 import { P } from '../esp/packets.js';
+import { icmpEcho, until } from '../../helpers/native-lab.js';
 
 const SPI_IN = 0x11110001; // the data plane's inbound SPI
 const SPI_OUT = 0x22220001; // the peer's inbound SPI
@@ -31,39 +32,6 @@ const SINK_NET = '10.213.3.0/24';
 const GW_ADDR = '10.213.1.1';
 const KEY_IN = randomBytes(20);
 const KEY_OUT = randomBytes(20);
-
-function icmpEcho(src: string, dst: string, id: number, seq: number): Buffer {
-  const b = Buffer.alloc(20 + 8 + 32);
-  b[0] = 0x45;
-  b.writeUInt16BE(b.length, 2);
-  b[8] = 64;
-  b[9] = 1;
-  parseIp(src)!.bytes.copy(b, 12);
-  parseIp(dst)!.bytes.copy(b, 16);
-  b.writeUInt16BE(csum(b.subarray(0, 20)), 10);
-  b[20] = 8;
-  b.writeUInt16BE(id, 24);
-  b.writeUInt16BE(seq, 26);
-  for (let i = 28; i < b.length; i++) b[i] = i;
-  b.writeUInt16BE(csum(b.subarray(20)), 22);
-  return b;
-}
-
-function csum(b: Buffer): number {
-  let s = 0;
-  for (let i = 0; i + 1 < b.length; i += 2) s += b.readUInt16BE(i);
-  if (b.length & 1) s += b[b.length - 1]! << 8;
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
-  return ~s & 0xffff;
-}
-
-async function until(what: string, f: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 let tun: LinuxTun;
 let udp: NativeUdp;

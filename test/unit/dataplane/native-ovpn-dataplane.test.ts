@@ -18,6 +18,7 @@ import { DataChannel, DATA_IP, DATA_PING, type DataKeyMaterial } from '../../../
 import { COMP_NONE } from '../../../src/ssl/data/compression.js';
 import { OCC_EXIT_PAYLOAD } from '../../../src/ssl/data/special.js';
 import { P } from '../esp/packets.js';
+import { icmpEcho, until } from '../../helpers/native-lab.js';
 
 const POOL = '10.215.0.0/24';
 const SERVER = '10.215.0.1';
@@ -34,39 +35,6 @@ function key(side: 'server' | 'client', keyId = 0, cipher = 'AES-256-GCM'): Data
   return side === 'server'
     ? { keyId, cipher, encKey: a, encImplicitIv: ivA, decKey: b, decImplicitIv: ivB }
     : { keyId, cipher, encKey: b, encImplicitIv: ivB, decKey: a, decImplicitIv: ivA };
-}
-
-function icmpEcho(src: string, dst: string, id: number, seq: number): Buffer {
-  const b = Buffer.alloc(20 + 8 + 32);
-  b[0] = 0x45;
-  b.writeUInt16BE(b.length, 2);
-  b[8] = 64;
-  b[9] = 1;
-  parseIp(src)!.bytes.copy(b, 12);
-  parseIp(dst)!.bytes.copy(b, 16);
-  b.writeUInt16BE(csum(b.subarray(0, 20)), 10);
-  b[20] = 8;
-  b.writeUInt16BE(id, 24);
-  b.writeUInt16BE(seq, 26);
-  for (let i = 28; i < b.length; i++) b[i] = i;
-  b.writeUInt16BE(csum(b.subarray(20)), 22);
-  return b;
-}
-
-function csum(b: Buffer): number {
-  let s = 0;
-  for (let i = 0; i + 1 < b.length; i += 2) s += b.readUInt16BE(i);
-  if (b.length & 1) s += b[b.length - 1]! << 8;
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
-  return ~s & 0xffff;
-}
-
-async function until(what: string, f: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 let tun: LinuxTun;

@@ -16,6 +16,7 @@ import { OCC_EXIT_PAYLOAD } from '../../../src/ssl/data/special.js';
 import type { PushParams, SslAction } from '../../../src/ssl/session.js';
 import { LinuxTun } from '../../../src/tun/linux-tun.js';
 import { addAddress } from '../../../src/tun/netcfg.js';
+import { csum, until } from '../../helpers/native-lab.js';
 
 const SERVER = '10.216.0.1';
 const SEEDS = new Map<string, Buffer>();
@@ -82,19 +83,6 @@ function icmpEcho(src: string, dst: string, seq: number): Buffer {
   b.writeUInt16BE(seq, 26);
   b.writeUInt16BE(csum(b.subarray(20)), 22);
   return b;
-}
-function csum(b: Buffer): number {
-  let s = 0;
-  for (let i = 0; i + 1 < b.length; i += 2) s += b.readUInt16BE(i);
-  while (s >> 16) s = (s & 0xffff) + (s >> 16);
-  return ~s & 0xffff;
-}
-async function until(what: string, f: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 /** An openvpn client stand-in: its own socket and DataChannel, and what it decrypted. */
