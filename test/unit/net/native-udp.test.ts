@@ -6,6 +6,7 @@ import { PacketBatch } from '../../../src/common/batch.js';
 import { IoError } from '../../../src/common/errors.js';
 import { bytesToIp } from '../../../src/common/ip.js';
 import { NativeUdp } from '../../../src/net/native-udp.js';
+import { until } from '../../helpers/native-lab.js';
 
 const open: { close(): void }[] = [];
 afterEach(() => {
@@ -16,18 +17,6 @@ function bind(address: string, opts: { slotSize?: number; batchSize?: number; ip
   const s = NativeUdp.bind({ address, port: 0, ...opts });
   open.push(s);
   return s;
-}
-
-function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = (): void => {
-      if (cond()) resolve();
-      else if (Date.now() - t0 > ms) reject(new Error('timeout'));
-      else setTimeout(tick, 5);
-    };
-    tick();
-  });
 }
 
 interface Got {
@@ -79,7 +68,7 @@ describe('NativeUdp', () => {
     const batch = batchTo(N, 4, LO4, b.port);
     expect(a.send(batch)).toBe(N);
     collect(b, got, sizes);
-    await until(() => got.length >= N);
+    await until('N datagrams', () => got.length >= N);
     expect(got.map((g) => g.data)).toEqual(Array.from({ length: N }, (_, i) => `d${i}`));
     expect(got.every((g) => g.family === 4 && g.addr === '127.0.0.1' && g.port === a.port)).toBe(true);
     expect(sizes.length).toBeLessThan(N / 10);
@@ -94,7 +83,7 @@ describe('NativeUdp', () => {
     const got: Got[] = [];
     collect(b, got);
     expect(a.send(batchTo(10, 6, LO6, b.port))).toBe(10);
-    await until(() => got.length >= 10);
+    await until('10 IPv6 datagrams', () => got.length >= 10);
     expect(got[9]).toEqual({ data: 'd9', family: 6, addr: '::1', port: a.port });
   });
 
@@ -108,10 +97,10 @@ describe('NativeUdp', () => {
     const replies: string[] = [];
     d.on('message', (m) => replies.push(m.toString()));
     d.send('ping', s.port, '127.0.0.1');
-    await until(() => got.length >= 1);
+    await until('the ping', () => got.length >= 1);
     expect(got[0]).toEqual({ data: 'ping', family: 4, addr: '127.0.0.1', port: d.address().port });
     expect(s.sendTo(Buffer.from('pong'), 4, Buffer.from(LO4), d.address().port)).toBe(true);
-    await until(() => replies.length >= 1);
+    await until('the pong', () => replies.length >= 1);
     expect(replies).toEqual(['pong']);
   });
 
@@ -123,12 +112,12 @@ describe('NativeUdp', () => {
     const fromNative: string[] = [];
     d.on('message', (m, r) => fromNative.push(`${m}@${r.port}`));
     expect(s.sendTo(Buffer.from('ike-init'), 4, '127.0.0.1', d.address().port)).toBe(true);
-    await until(() => fromNative.length >= 1);
+    await until('ike-init at node:dgram', () => fromNative.length >= 1);
     expect(fromNative).toEqual([`ike-init@${s.port}`]);
     const got: Got[] = [];
     collect(s, got);
     d.send('ike-resp', s.port, '127.0.0.1');
-    await until(() => got.length >= 1);
+    await until('ike-resp', () => got.length >= 1);
     expect(got[0]!.data).toBe('ike-resp');
   });
 
@@ -146,10 +135,10 @@ describe('NativeUdp', () => {
     const got: Got[] = [];
     collect(a, got);
     expect(a.send(batchTo(5, 4, LO4, closedPort, 'lost'))).toBeGreaterThan(0);
-    await until(() => a.stats().icmpErrors >= 1);
+    await until('an ICMP error', () => a.stats().icmpErrors >= 1);
     // the socket is still alive in both directions
     b.send(batchTo(3, 4, LO4, a.port, 'ok'));
-    await until(() => got.length >= 3);
+    await until('3 datagrams after the ICMP error', () => got.length >= 3);
     expect(got.map((g) => g.data)).toEqual(['ok0', 'ok1', 'ok2']);
     const bGot: Got[] = [];
     collect(b, bGot);
@@ -157,7 +146,7 @@ describe('NativeUdp', () => {
     a.send(batchTo(2, 4, LO4, closedPort, 'lost'));
     await new Promise((r) => setTimeout(r, 20));
     expect(a.send(batchTo(4, 4, LO4, b.port, 'back'))).toBe(4);
-    await until(() => bGot.length >= 4);
+    await until('4 datagrams at b', () => bGot.length >= 4);
     expect(bGot.map((g) => g.data)).toEqual(['back0', 'back1', 'back2', 'back3']);
     expect(a.stats().recvErrors).toBeGreaterThan(0);
   });
@@ -172,7 +161,7 @@ describe('NativeUdp', () => {
     expect(a.send(batch)).toBe(3);
     const got: Got[] = [];
     collect(b, got);
-    await until(() => got.length >= 2);
+    await until('2 datagrams', () => got.length >= 2);
     await new Promise((r) => setTimeout(r, 20));
     expect(got.map((g) => g.data)).toEqual(['small-1', 'small-2']);
     expect(b.stats()).toMatchObject({ truncated: 1, rxPackets: 2 });

@@ -10,6 +10,7 @@ import { IoError } from '../../../src/common/errors.js';
 import { LinuxTun } from '../../../src/tun/linux-tun.js';
 import { addAddress, addRoute, setLinkDown, setLinkUp } from '../../../src/tun/netcfg.js';
 import { runAsNobody } from './as-nobody.js';
+import { until } from '../../helpers/native-lab.js';
 
 const tag = (process.pid % 10000).toString();
 const opened: LinuxTun[] = [];
@@ -30,18 +31,6 @@ function udp4(): dgram.Socket {
   const s = dgram.createSocket('udp4');
   sockets.push(s);
   return s;
-}
-
-function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const tick = (): void => {
-      if (cond()) resolve();
-      else if (Date.now() - t0 > ms) reject(new Error('timeout'));
-      else setTimeout(tick, 5);
-    };
-    tick();
-  });
 }
 
 function sum16(b: Buffer, start: number, end: number, acc = 0): number {
@@ -110,7 +99,7 @@ describe('LinuxTun', () => {
     const s = udp4();
     await new Promise<void>((r) => s.bind(0, '198.18.93.1', r));
     s.send(Buffer.from('vpcgw-hello'), 4321, '198.18.94.7');
-    await until(() => seen.length >= 1);
+    await until('the datagram on the TUN', () => seen.length >= 1);
     const p = seen[0]!;
     expect(p.length).toBe(20 + 8 + 11);
     expect(p.readUInt16BE(2)).toBe(p.length); // IP total length
@@ -143,7 +132,7 @@ describe('LinuxTun', () => {
       counts.push(b.count);
       for (let i = 0; i < b.count; i++) if (b.packet(i)[9] === 17) udpPackets++;
     });
-    await until(() => udpPackets >= N);
+    await until('N UDP packets on the TUN', () => udpPackets >= N);
     expect(udpPackets).toBe(N);
     expect(batches).toBeLessThan(N / 10);
     expect(Math.max(...counts)).toBe(t.batch.capacity);
@@ -163,7 +152,7 @@ describe('LinuxTun', () => {
     batch.push(Buffer.from([0x00, 1, 2, 3])); // not IPv4/IPv6: the kernel refuses it (EINVAL)
     batch.push(ipv4Udp([198, 18, 98, 5], [198, 18, 97, 1], 6000, s.address().port, Buffer.from('from-tun')));
     expect(t.write(batch)).toBe(1);
-    await until(() => got.length >= 1);
+    await until('the datagram written to the TUN', () => got.length >= 1);
     expect(got[0]).toEqual({ msg: 'from-tun', from: '198.18.98.5', port: 6000 });
     const st = t.stats();
     expect(st.txPackets).toBe(1);
@@ -195,7 +184,7 @@ describe('LinuxTun', () => {
     s.on('message', (m) => got.push(m.toString()));
     expect(t.write(pkt)).toBe(1);
     s.send('r', 9, '198.18.104.5');
-    await until(() => got.length >= 1 && udpIn >= 1);
+    await until('both directions', () => got.length >= 1 && udpIn >= 1);
     expect(got).toEqual(['w']);
   });
 
@@ -208,7 +197,7 @@ describe('LinuxTun', () => {
     const batch = new PacketBatch(1, 256, 0);
     batch.push(ipv4Udp([1, 1, 1, 1], [2, 2, 2, 2], 1, 2, Buffer.from('x')));
     expect(t.write(batch)).toBe(0);
-    await until(() => !existsSync(`/sys/class/net/${t.name}`));
+    await until('the interface to go', () => !existsSync(`/sys/class/net/${t.name}`));
     expect(calls).toBe(0);
     expect(() => t.start(() => {})).toThrow(IoError);
   });
