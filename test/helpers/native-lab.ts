@@ -20,9 +20,12 @@ export function csum(b: Buffer): number {
   return ~s & 0xffff;
 }
 
-/** An IPv4 ICMP echo request (60 bytes: 32 payload bytes 28..59), both checksums set. */
-export function icmpEcho(src: string, dst: string, id: number, seq: number): Buffer {
-  const b = Buffer.alloc(20 + 8 + 32);
+/** The default echo payload: 32 bytes, each its own offset in the packet (28..59). */
+const ECHO_PAYLOAD = Buffer.from(Array.from({ length: 32 }, (_, i) => 28 + i));
+
+/** An IPv4 ICMP echo request carrying `payload` (default ECHO_PAYLOAD), both checksums set. */
+export function icmpEcho(src: string, dst: string, id: number, seq: number, payload: Buffer = ECHO_PAYLOAD): Buffer {
+  const b = Buffer.alloc(20 + 8 + payload.length);
   b[0] = 0x45;
   b.writeUInt16BE(b.length, 2);
   b[8] = 64;
@@ -33,7 +36,7 @@ export function icmpEcho(src: string, dst: string, id: number, seq: number): Buf
   b[20] = 8;
   b.writeUInt16BE(id, 24);
   b.writeUInt16BE(seq, 26);
-  for (let i = 28; i < b.length; i++) b[i] = i;
+  payload.copy(b, 28);
   b.writeUInt16BE(csum(b.subarray(20)), 22);
   return b;
 }

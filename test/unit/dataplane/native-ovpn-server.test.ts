@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import type { PacketBatch } from '../../../src/common/batch.js';
 import { captureLogger } from '../../../src/common/log.js';
-import { parseIp } from '../../../src/common/ip.js';
 import { NativeDataPlane } from '../../../src/dataplane/native-data-plane.js';
 import { SslServer, type ControlSession, type ControlSessionFactory, type SslServerConfig } from '../../../src/gateway/ssl-server.js';
 import { NativeUdp } from '../../../src/net/native-udp.js';
@@ -16,7 +15,7 @@ import { OCC_EXIT_PAYLOAD } from '../../../src/ssl/data/special.js';
 import type { PushParams, SslAction } from '../../../src/ssl/session.js';
 import { LinuxTun } from '../../../src/tun/linux-tun.js';
 import { addAddress } from '../../../src/tun/netcfg.js';
-import { csum, until } from '../../helpers/native-lab.js';
+import { icmpEcho, until } from '../../helpers/native-lab.js';
 
 const SERVER = '10.216.0.1';
 const SEEDS = new Map<string, Buffer>();
@@ -69,20 +68,9 @@ const factory: ControlSessionFactory = {
   create: (_o, peerId, onAction) => new FakeSession(peerId, onAction),
 };
 
-function icmpEcho(src: string, dst: string, seq: number): Buffer {
-  const b = Buffer.alloc(48);
-  b[0] = 0x45;
-  b.writeUInt16BE(b.length, 2);
-  b[8] = 64;
-  b[9] = 1;
-  parseIp(src)!.bytes.copy(b, 12);
-  parseIp(dst)!.bytes.copy(b, 16);
-  b.writeUInt16BE(csum(b.subarray(0, 20)), 10);
-  b[20] = 8;
-  b.writeUInt16BE(0x4242, 24);
-  b.writeUInt16BE(seq, 26);
-  b.writeUInt16BE(csum(b.subarray(20)), 22);
-  return b;
+/** A 48-byte echo request (id 0x4242, 20 zero payload bytes). */
+function echo(src: string, dst: string, seq: number): Buffer {
+  return icmpEcho(src, dst, 0x4242, seq, Buffer.alloc(20));
 }
 
 /** An openvpn client stand-in: its own socket and DataChannel, and what it decrypted. */
@@ -171,7 +159,7 @@ describe('SslServer on the native data plane', () => {
     expect(st0.virtualAddress).toBe('10.216.0.2');
     expect(dp.lookupSslRoute('10.216.0.2')).toBe(st0.peerId);
     const sinkBefore = dp.stats().sinkPackets;
-    for (let i = 1; i <= 3; i++) c.send(icmpEcho('10.216.0.2', SERVER, i));
+    for (let i = 1; i <= 3; i++) c.send(echo('10.216.0.2', SERVER, i));
     await until('three echo replies', () => c.ip.filter((p) => p[20] === 0).length >= 3);
     const st = server.status().find((s) => s.user === 'alice')!;
     expect(st.bytesIn).toBe(3 * 48);
@@ -191,7 +179,7 @@ describe('SslServer on the native data plane', () => {
     await until('a ping at the client', () => c.pings >= 1);
     // the client keeps talking: no ping-restart although the clock runs past 2 x 5 s
     for (let i = 0; i < 6; i++) {
-      c.send(icmpEcho('10.216.0.2', SERVER, 100 + i));
+      c.send(echo('10.216.0.2', SERVER, 100 + i));
       await until('reply', () => c.ip.some((p) => p.readUInt16BE(26) === 100 + i && p[20] === 0));
       now += 2000;
       server.tick(now);
@@ -209,7 +197,7 @@ describe('SslServer on the native data plane', () => {
     const b = await connect('bob');
     const carol = await connect('carol');
     const drops = server.counters.clientToClientDrops;
-    b.send(icmpEcho(server.status().find((s) => s.user === 'bob')!.virtualAddress!, server.status().find((s) => s.user === 'carol')!.virtualAddress!, 1));
+    b.send(echo(server.status().find((s) => s.user === 'bob')!.virtualAddress!, server.status().find((s) => s.user === 'carol')!.virtualAddress!, 1));
     await until('client-to-client drop', () => server.counters.clientToClientDrops === drops + 1);
     carol.send(OCC_EXIT_PAYLOAD);
     await until('carol gone', () => !server.status().some((s) => s.user === 'carol'));
@@ -227,10 +215,10 @@ describe('SslServer on the native data plane', () => {
       }
     });
     const vaddr = server.status().find((s) => s.user === 'bob')!.virtualAddress!;
-    b.send(icmpEcho(vaddr, SERVER, 7), moved);
+    b.send(echo(vaddr, SERVER, 7), moved);
     await until('bob floated', () => server.status().find((s) => s.user === 'bob')!.realAddress === `127.0.0.1:${moved.port}`);
     const rx = dp.nativeStats().sslRxPackets;
-    b.send(icmpEcho(vaddr, SERVER, 8), moved);
+    b.send(echo(vaddr, SERVER, 8), moved);
     await until('reply at the new address', () => b.ip.some((p) => p.readUInt16BE(26) === 8 && p[20] === 0));
     expect(dp.nativeStats().sslRxPackets).toBe(rx + 1); // decrypted natively after the float
   });
