@@ -15,6 +15,7 @@ import { MultiQueueDataPlane, bindQueueSockets, openMultiQueueTun, resolveQueues
 import { loadNativeDataPlane } from '../../../src/dataplane/native-data-plane.js';
 import { NativeUdp } from '../../../src/net/native-udp.js';
 import { addAddress, addRoute } from '../../../src/tun/netcfg.js';
+import { until } from '../../helpers/native-lab.js';
 
 const WORKER = new URL('../../../dist/dataplane/multi-queue-worker.js', import.meta.url).pathname;
 const SPI_OUT = 0x33330001;
@@ -26,15 +27,9 @@ const LOCAL_NET = '10.214.1.0/24';
 const REMOTE_NET = '10.214.2.0/24';
 const SHORT_NET = '10.214.4.0/24';
 const SINK_NET = '10.214.3.0/24';
+/** this file's wait bound (the shared until() defaults to 3 s) */
+const UNTIL_MS = 4000;
 const TUN_NAME = `mqu${randomBytes(2).toString('hex')}`;
-
-async function until(what: string, f: () => boolean, ms = 4000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** One datagram from each of `ports` fresh sockets, `rounds` times: one-way flows the TUN spreads. */
 async function sendFlows(dst: string, ports: number, rounds: number): Promise<void> {
@@ -100,7 +95,7 @@ describe('SO_REUSEADDR / SO_REUSEPORT / steering by SPI (loopback)', () => {
           s.close();
         }
       }
-      await until('all 26 datagrams', () => got[0]! + got[1]! === 26);
+      await until('all 26 datagrams', () => got[0]! + got[1]! === 26, UNTIL_MS);
       expect(got).toEqual([16, 10]);
     } finally {
       g.close();
@@ -184,7 +179,7 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
 
   it('one outbound SA encrypted on both queues at once: every sequence number used exactly once', async () => {
     await sendFlows('10.214.2.7', 24, 20);
-    await until('480 ESP packets', () => wire.filter((p) => p.readUInt32BE(0) === SPI_OUT).length >= 480);
+    await until('480 ESP packets', () => wire.filter((p) => p.readUInt32BE(0) === SPI_OUT).length >= 480, UNTIL_MS);
     const seqs = wire.filter((p) => p.readUInt32BE(0) === SPI_OUT).map((p) => p.readUInt32BE(4));
     expect(seqs).toHaveLength(480);
     expect(new Set(seqs).size).toBe(480);
@@ -202,7 +197,7 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
 
   it('packets a worker routes to a sink reach the main-thread sink, in per-batch messages', async () => {
     await sendFlows('10.214.3.9', 24, 5);
-    await until('120 sink packets', () => sinkGot.length >= 120);
+    await until('120 sink packets', () => sinkGot.length >= 120, UNTIL_MS);
     expect(sinkGot).toHaveLength(120);
     expect(sinkGot.every((p) => p[0] === 0x45 && p.readUInt32BE(16) === 0x0ad6_0309)).toBe(true);
     const q = dp.queueStats();
@@ -213,14 +208,14 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
 
   it('a lifetime event is reported once although each queue crosses its share', async () => {
     await sendFlows('10.214.4.4', 16, 2);
-    await until('the soft event', () => events.length > 0);
+    await until('the soft event', () => events.length > 0, UNTIL_MS);
     await new Promise((r) => setTimeout(r, 100));
     expect(events).toEqual([{ spi: SPI_OUT_SHORT, direction: 'out', kind: 'soft' }]);
   });
 
   it('a hard packet limit holds for the SA as a whole: each of the 2 queues may send half of it', async () => {
     await sendFlows('10.214.5.5', 16, 4);
-    await until('the hard event', () => events.some((e) => e.kind === 'hard'));
+    await until('the hard event', () => events.some((e) => e.kind === 'hard'), UNTIL_MS);
     await new Promise((r) => setTimeout(r, 100));
     const sent = wire.filter((p) => p.readUInt32BE(0) === SPI_OUT_HARD).length;
     expect(sent).toBeGreaterThanOrEqual(5);
@@ -237,7 +232,7 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
       await new Promise<void>((res) => s.send(ike, binds[0]!.port, '127.0.0.1', () => res()));
       s.close();
     }
-    await until('6 IKE packets', () => control.length >= 6);
+    await until('6 IKE packets', () => control.length >= 6, UNTIL_MS);
     expect(control.every((c) => c.pkt.toString() === 'ike-message' && c.local.port === binds[0]!.port)).toBe(true);
     expect(dp.queueStats()[1]!.controlPackets).toBe(0);
   });
