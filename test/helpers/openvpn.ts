@@ -194,6 +194,13 @@ export async function startServer(lab: Lab, o: ServerOptions): Promise<LabServer
     },
     { timeoutMs: 15_000, intervalMs: 100, what: 'ssl server runner READY' },
   );
+  // npm test runs this suite once per data plane: make sure the one asked for is in use
+  const mode = /DATAPLANE (\w+)/.exec(p.output())?.[1];
+  const want = process.env.VPCGW_DATAPLANE === 'ts' ? 'ts' : 'native';
+  if (mode !== want) {
+    await p.stop('SIGTERM', 3000);
+    throw new Error(`the runner uses the ${mode} data plane, expected ${want}: ${p.output().slice(-2000)}`);
+  }
   return new LabServer(p, Number(m[1]), Number(m[2]));
 }
 
