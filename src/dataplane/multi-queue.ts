@@ -9,6 +9,8 @@ import { DROP_REASON_NAMES } from '../esp/drop-reason.js';
 import { NativeUdp } from '../net/native-udp.js';
 import { statsByName } from '../tun/native.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
+import { callControlCallbacks, callSaEventCallbacks } from './callbacks.js';
+import type { ControlCallback, SaEventCallback } from './callbacks.js';
 import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
 import {
   loadNativeDataPlane,
@@ -162,8 +164,8 @@ export class MultiQueueDataPlane implements DataPlane {
   private readonly sinkIds = new Map<PacketSink, number>();
   private readonly sinks: PacketSink[] = [];
   private readonly firedEvents = new Set<string>();
-  private controlCbs: ((pkt: Buffer, from: Endpoint, local: Endpoint) => void)[] = [];
-  private eventCbs: ((ev: SaEvent) => void)[] = [];
+  private controlCbs: ControlCallback[] = [];
+  private eventCbs: SaEventCallback[] = [];
   private readonly pendingRefresh: (() => void)[] = [];
   private refreshWaiting = 0;
   private refreshTimer: NodeJS.Timeout | null = null;
@@ -515,26 +517,14 @@ export class MultiQueueDataPlane implements DataPlane {
   }
 
   private deliverControl(pkt: Buffer, from: Endpoint, local: Endpoint): void {
-    for (const cb of this.controlCbs) {
-      try {
-        cb(pkt, from, local);
-      } catch (err) {
-        this.log.error({ err }, 'control callback failed');
-      }
-    }
+    callControlCallbacks(this.log, this.controlCbs, pkt, from, local);
   }
 
   private deliverEvent(ev: SaEvent): void {
     const k = `${ev.direction}:${ev.spi >>> 0}:${ev.kind}`;
     if (this.firedEvents.has(k) || !this.sas.has(`${ev.direction}:${ev.spi >>> 0}`)) return;
     this.firedEvents.add(k);
-    for (const cb of this.eventCbs) {
-      try {
-        cb(ev);
-      } catch (err) {
-        this.log.error({ err }, 'SA event callback failed');
-      }
-    }
+    callSaEventCallbacks(this.log, this.eventCbs, ev);
   }
 }
 

@@ -10,6 +10,8 @@ import { loadNative, statsByName } from '../tun/native.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import type { TunDevice } from '../tun/tun-device.js';
 import { PING_MAGIC } from '../ssl/data/special.js';
+import { callControlCallbacks, callSaEventCallbacks } from './callbacks.js';
+import type { ControlCallback, SaEventCallback } from './callbacks.js';
 import { bindIndexFor } from './bind-lookup.js';
 import { dropsByName } from './drop-counters.js';
 import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
@@ -411,8 +413,8 @@ export class NativeDataPlane implements DataPlane {
   private readonly sinks: PacketSink[] = [];
   private readonly sinkTouched: boolean[] = [];
   private readonly sas = new Map<string, string>();
-  private controlCbs: ((pkt: Buffer, from: Endpoint, local: Endpoint) => void)[] = [];
-  private eventCbs: ((ev: SaEvent) => void)[] = [];
+  private controlCbs: ControlCallback[] = [];
+  private eventCbs: SaEventCallback[] = [];
   private tunFlushScheduled = false;
   private closed = false;
   // SSL VPN: buffers native code fills for JS, handlers by bind index, scratch for calls
@@ -787,13 +789,7 @@ export class NativeDataPlane implements DataPlane {
       const addr = this.ctlAddr.subarray(i * 16, i * 16 + (fam === 4 ? 4 : 16));
       const pkt = Buffer.from(this.ctlBuf.subarray(off, off + len));
       const from: Endpoint = { family: fam, address: bytesToIp(addr), port: m[i * CTL_STRIDE + 4]! };
-      for (const cb of this.controlCbs) {
-        try {
-          cb(pkt, from, local);
-        } catch (err) {
-          this.log.error({ err }, 'control callback failed');
-        }
-      }
+      callControlCallbacks(this.log, this.controlCbs, pkt, from, local);
     }
   }
 
@@ -810,13 +806,7 @@ export class NativeDataPlane implements DataPlane {
     }
     for (const ev of list) {
       this.log.info({ child: `0x${ev.spi.toString(16).padStart(8, '0')}`, dir: ev.direction, kind: ev.kind }, 'ESP SA lifetime event');
-      for (const cb of this.eventCbs) {
-        try {
-          cb(ev);
-        } catch (err) {
-          this.log.error({ err }, 'SA event callback failed');
-        }
-      }
+      callSaEventCallbacks(this.log, this.eventCbs, ev);
     }
   }
 

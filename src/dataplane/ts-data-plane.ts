@@ -12,6 +12,8 @@ import { Sad } from '../esp/sad.js';
 import { innerIpLength, policyAllows, Route, Spd } from '../esp/spd.js';
 import type { UdpBind } from '../net/udp-bind.js';
 import type { TunDevice } from '../tun/tun-device.js';
+import { callControlCallbacks, callSaEventCallbacks } from './callbacks.js';
+import type { ControlCallback, SaEventCallback } from './callbacks.js';
 import { bindIndexFor } from './bind-lookup.js';
 import { dropsByName } from './drop-counters.js';
 import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
@@ -86,8 +88,8 @@ export class TsDataPlane implements DataPlane {
     natKeepalives: 0,
   };
   private readonly maxPacket: number;
-  private controlCbs: ((pkt: Buffer, from: Endpoint, local: Endpoint) => void)[] = [];
-  private eventCbs: ((ev: SaEvent) => void)[] = [];
+  private controlCbs: ControlCallback[] = [];
+  private eventCbs: SaEventCallback[] = [];
   private pendingEvents: SaEvent[] = [];
   private pendingControl: PendingControl[] = [];
   private tunFlushScheduled = false;
@@ -401,13 +403,7 @@ export class TsDataPlane implements DataPlane {
       const list = this.pendingControl;
       this.pendingControl = [];
       for (const c of list) {
-        for (const cb of this.controlCbs) {
-          try {
-            cb(c.pkt, c.from, c.local);
-          } catch (err) {
-            this.log.error({ err }, 'control callback failed');
-          }
-        }
+        callControlCallbacks(this.log, this.controlCbs, c.pkt, c.from, c.local);
       }
     }
     if (this.pendingEvents.length > 0) {
@@ -415,13 +411,7 @@ export class TsDataPlane implements DataPlane {
       this.pendingEvents = [];
       for (const ev of list) {
         this.log.info({ child: `0x${ev.spi.toString(16).padStart(8, '0')}`, dir: ev.direction, kind: ev.kind }, 'ESP SA lifetime event');
-        for (const cb of this.eventCbs) {
-          try {
-            cb(ev);
-          } catch (err) {
-            this.log.error({ err }, 'SA event callback failed');
-          }
-        }
+        callSaEventCallbacks(this.log, this.eventCbs, ev);
       }
     }
   }
