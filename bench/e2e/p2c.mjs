@@ -7,7 +7,7 @@
 // addon has it; VPCGW_SSL_NATIVE=0 keeps the data channel in JS, VPCGW_DATAPLANE=ts uses the
 // TypeScript data plane (the line for vpcgw says which one ran).
 //
-//   npm run bench:p2c [-- --seconds 8 --reps 2]
+//   npm run bench:p2c [-- --seconds 8 --reps 3]
 //
 // Needs root, openvpn, iperf3, openssl. Everything runs in network namespaces created here and
 // deleted at the end (also on Ctrl-C); processes are stopped by PID.
@@ -24,7 +24,7 @@ const arg = (name, def) => {
   return i > 0 ? Number(process.argv[i + 1]) : def;
 };
 const SECONDS = arg('seconds', 8);
-const REPS = arg('reps', 2);
+const REPS = arg('reps', 3);
 
 const id = `ob${randomBytes(2).toString('hex')}`;
 const NS = { srv: `${id}-s`, cli: `${id}-c`, vpc: `${id}-v` };
@@ -108,8 +108,10 @@ function makePki() {
   return { ca: f('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'), clientCert: f('client.crt'), clientKey: f('client.key') };
 }
 
+let clientRuns = 0;
 async function connectClient(pki, tag) {
-  const log = join(dir, `client-${tag}.log`);
+  // a fresh log per connection: the wait below looks for "Initialization Sequence Completed" in it
+  const log = join(dir, `client-${tag}-${++clientRuns}.log`);
   const p = spawnIn(NS.cli, 'openvpn', ['--client', '--dev', 'tun', '--proto', 'udp', '--remote', '10.99.1.1', '1194', '--nobind',
     '--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey, '--remote-cert-tls', 'server', '--verb', '3', '--log', log]);
   const read = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
@@ -118,13 +120,18 @@ async function connectClient(pki, tag) {
   return { p, cipher };
 }
 
-async function iperf() {
+async function iperf(reps = 1) {
   const results = [];
-  for (let i = 0; i < REPS; i++) {
+  for (let i = 0; i < reps; i++) {
     const srv = spawnIn(NS.vpc, 'iperf3', ['-s', '-1', '-B', '10.2.0.10']);
     await waitFor(() => inNs(NS.vpc, 'ss', ['-ltn'], { allowFail: true }).stdout.includes('10.2.0.10:5201'), 5000, 'iperf3 server');
     const r = inNs(NS.cli, 'iperf3', ['-c', '10.2.0.10', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
-    results.push(JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e6);
+    const j = JSON.parse(r.stdout);
+    if (!j.end?.sum_received) {
+      const routes = inNs(NS.cli, 'ip', ['route'], { allowFail: true }).stdout;
+      throw new Error(`iperf3 failed: ${j.error ?? r.stdout.slice(0, 300)}\nclient routes:\n${routes}`);
+    }
+    results.push(j.end.sum_received.bits_per_second / 1e6);
     await stop(srv);
   }
   results.sort((a, b) => a - b);
@@ -177,12 +184,28 @@ async function runStock(pki) {
   }
 }
 
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
 try {
   setupNetns();
   const pki = makePki();
-  const ours = await runOurs(pki);
-  const stock = await runStock(pki);
-  console.log(`p2c iperf3 TCP, ${SECONDS} s x ${REPS} (median), UDP:`);
+  // interleaved (ours, stock, ours, stock, ...) so both see the same machine load over time
+  const oursRuns = [];
+  const stockRuns = [];
+  for (let r = 0; r < REPS; r++) {
+    oursRuns.push(await runOurs(pki));
+    console.error(`[bench:p2c] run ${r + 1}/${REPS}: vpcgw ${oursRuns[r].mbit.toFixed(0)} Mbit/s`);
+    stockRuns.push(await runStock(pki));
+    console.error(`[bench:p2c] run ${r + 1}/${REPS}: openvpn server ${stockRuns[r].mbit.toFixed(0)} Mbit/s`);
+  }
+  const ours = { mbit: median(oursRuns.map((x) => x.mbit)), cipher: oursRuns[0].cipher };
+  const stock = { mbit: median(stockRuns.map((x) => x.mbit)), cipher: stockRuns[0].cipher };
+  const fmtRuns = (xs) => xs.map((x) => x.mbit.toFixed(0)).join(', ');
+  console.log(`p2c iperf3 TCP, ${SECONDS} s x ${REPS} interleaved (median), UDP:`);
+  console.log(`  runs: vpcgw [${fmtRuns(oursRuns)}], openvpn server [${fmtRuns(stockRuns)}]`);
   console.log(`  openvpn client <-> vpcgw          ${ours.mbit.toFixed(1).padStart(8)} Mbit/s  (${ours.cipher})`);
   console.log(`  openvpn client <-> openvpn server ${stock.mbit.toFixed(1).padStart(8)} Mbit/s  (${stock.cipher})`);
   console.log(`  ratio vpcgw / openvpn             ${(ours.mbit / stock.mbit).toFixed(2).padStart(8)}x`);
