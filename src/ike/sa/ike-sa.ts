@@ -364,14 +364,13 @@ export class IkeSa {
   established(now: number): void {
     this.state = 'ESTABLISHED';
     this.establishedAtMs = now;
-    this.log.info({ proposal: this.proposal ? undefined : null }, `IKE_SA ${this.cfg?.name ?? ''}[${this.id}] established`);
+    this.log.info({ peerId: this.peerId?.text ?? null }, `IKE_SA ${this.cfg?.name ?? ''}[${this.id}] established between ${endpointToString(this.local)} and ${endpointToString(this.remote)}`);
     this.actions.push({ kind: 'ikeUp', connection: this.cfg?.name ?? '', ikeId: this.id });
   }
 
   /** Tears the SA down locally: children removed from the data plane, SPIs released. */
-  destroy(reason: string, now: number, log = true): void {
+  destroy(reason: string, _now: number, log = true): void {
     if (this.state === 'DEAD') return;
-    void now;
     if (log) this.log.info({ reason }, `IKE_SA ${this.cfg?.name ?? ''}[${this.id}] down: ${reason}`);
     this.failReason = reason;
     this.state = 'DEAD';
