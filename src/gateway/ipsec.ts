@@ -109,10 +109,14 @@ export class IpsecController implements TunnelController {
 
   tick(nowMs: number): void {
     this.exec(this.mgr.tick(nowMs));
+    const dp = this.ctx.dataPlane;
+    this.exec(this.mgr.livenessCheck(nowMs, (spiIn) => dp?.saCounters(spiIn, 'in')?.packets ?? 0));
   }
 
   nextDeadline(): number {
-    return this.mgr.nextDeadline();
+    // ESP traffic resets the DPD timer but is only seen when polled: check at least every second then
+    const dpd = this.mgr.nextLivenessCheck();
+    return Math.min(this.mgr.nextDeadline(), dpd === Infinity ? Infinity : Math.min(dpd, this.now() + 1000));
   }
 
   /** Carries out what the IKE core asked for. */

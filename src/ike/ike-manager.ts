@@ -151,6 +151,42 @@ export class IkeManager {
     return this.collect(out);
   }
 
+  /**
+   * Dead peer detection (strongSwan's dpd_delay): for every established SA whose connection has a DPD
+   * interval, send a liveness check when nothing came in — neither IKE nor ESP — for that long.
+   * `espInPackets(spiIn)` reads the data plane's inbound counter of a child. An unanswered check
+   * runs the retransmission schedule and then tears the SA down (dpd_action = clear).
+   */
+  livenessCheck(now: number, espInPackets: (spiIn: number) => number): IkeAction[] {
+    this.clock = now;
+    const out: IkeAction[] = [];
+    for (const sa of this.sas.values()) {
+      const interval = (sa.cfg?.dpdIntervalSec ?? 0) * 1000;
+      if (interval <= 0 || sa.state !== 'ESTABLISHED') continue;
+      let esp = 0;
+      for (const c of sa.children) esp += espInPackets(c.spiIn);
+      if (sa.espInSeen >= 0 && esp !== sa.espInSeen) sa.activityMs = now;
+      sa.espInSeen = esp;
+      sa.activityMs = Math.max(sa.activityMs, sa.lastInboundMs, sa.establishedAtMs);
+      if (now - sa.activityMs >= interval && !sa.busy) {
+        sa.log.debug({}, `no traffic from the peer for ${Math.round((now - sa.activityMs) / 1000)} s: sending DPD`);
+        sa.activityMs = now;
+        out.push(...sa.queueExchange(ExchangeType.INFORMATIONAL, [new IkeDpdTask()], now));
+      }
+    }
+    return this.collect(out);
+  }
+
+  /** The earliest time livenessCheck may have work (Infinity when no SA uses DPD). */
+  nextLivenessCheck(): number {
+    let d = Infinity;
+    for (const sa of this.sas.values()) {
+      const interval = (sa.cfg?.dpdIntervalSec ?? 0) * 1000;
+      if (interval > 0 && sa.state === 'ESTABLISHED') d = Math.min(d, Math.max(sa.activityMs, sa.establishedAtMs) + interval);
+    }
+    return d;
+  }
+
   /** Deletes one child SA by our inbound SPI. */
   deleteChild(spiIn: number, now: number): IkeAction[] {
     for (const sa of this.sas.values()) {

@@ -82,6 +82,9 @@ export class IkeSa {
   initialContact = false;
   establishedAtMs = 0;
   lastInboundMs = 0;
+  /** DPD bookkeeping: last time anything (IKE or ESP) came in, and the ESP inbound packet count then */
+  activityMs = 0;
+  espInSeen = -1;
   failReason = '';
 
   readonly children: ChildSa[] = [];
