@@ -162,6 +162,13 @@ export class IpsecController implements TunnelController {
     dp.installSa({ ...common, direction: 'in', spi: p.spiIn, encrKey: p.encrKeyIn, integKey: p.integKeyIn });
     dp.installSa({ ...common, direction: 'out', spi: p.spiOut, encrKey: p.encrKeyOut, integKey: p.integKeyOut });
     for (const prefix of p.remoteTs) dp.addRoute(prefix, p.spiOut);
+    // a rekeyed child's routes now point at the new outbound SPI: the old child's later delete must leave them
+    const taken = new Set(p.remoteTs.map(formatPrefix));
+    for (const [spi, prefixes] of this.routesBySpi) {
+      if (spi === p.spiOut) continue;
+      const kept = prefixes.filter((x) => !taken.has(formatPrefix(x)));
+      if (kept.length !== prefixes.length) this.routesBySpi.set(spi, kept);
+    }
     this.routesBySpi.set(p.spiOut, [...p.remoteTs]);
     this.ctx.log.debug({ routes: p.remoteTs.map(formatPrefix) }, `routes to 0x${p.spiOut.toString(16)} installed`);
   }

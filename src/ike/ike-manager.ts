@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common/log.js';
-import { ExchangeType, HeaderFlag, IKE_PORT, NotifyType, PayloadType } from './wire/constants.js';
+import { ExchangeType, HeaderFlag, IKE_PORT, NotifyType, PayloadType, ProtocolId } from './wire/constants.js';
 import type { IkeMessage } from './wire/types.js';
 import { decodeHeader, decodeMessage, encodeMessage } from './wire/message.js';
 import { DEFAULT_RETRANSMIT, type PeerConfig, type RetransmitConfig } from './config/peer-config.js';
@@ -13,7 +13,9 @@ import { IkeAuthTask } from './tasks/ike-auth.js';
 import { ChildCreateTask } from './tasks/child-create.js';
 import { ChildDeleteTask, IkeDeleteTask, IkeDpdTask, InformationalResponder } from './tasks/informational.js';
 import type { IkeTask } from './tasks/task.js';
-import { findPayload } from './tasks/task.js';
+import { findNotify, findPayload } from './tasks/task.js';
+import { ChildRekeyResponder } from './tasks/child-rekey.js';
+import { IkeRekeyResponder, type IkeRekeyHost } from './tasks/ike-rekey.js';
 import { tsToString } from './config/traffic-selector.js';
 import { proposalToString } from './config/proposal.js';
 
@@ -313,6 +315,13 @@ export class IkeManager {
   /** Responder task lists per exchange (strongSwan's task_manager process_request order). */
   private wire(sa: IkeSa): void {
     const nowFn = () => this.clock;
+    const host: IkeRekeyHost = {
+      newIkeSpi: () => this.newIkeSpi(),
+      adopt: (next) => {
+        this.wire(next);
+        this.sas.set(next.ourSpi.toString('hex'), next);
+      },
+    };
     sa.responderTasks = (exchange: ExchangeType, _msg: IkeMessage): IkeTask[] | null => {
       switch (exchange) {
         case ExchangeType.IKE_SA_INIT:
@@ -321,9 +330,13 @@ export class IkeManager {
           return sa.state === 'INIT_RECEIVED' ? [new IkeAuthTask(sa, nowFn), new ChildCreateTask(sa, nowFn)] : null;
         case ExchangeType.INFORMATIONAL:
           return [new InformationalResponder(sa)];
-        case ExchangeType.CREATE_CHILD_SA:
-          // rekeying and additional children arrive with the next issue; refuse cleanly meanwhile
+        case ExchangeType.CREATE_CHILD_SA: {
+          const saP = findPayload(_msg, PayloadType.SA);
+          if (saP?.proposals.some((p) => p.protocol === ProtocolId.IKE)) return [new IkeRekeyResponder(sa, host, nowFn)];
+          if (findNotify(_msg, NotifyType.REKEY_SA)) return [new ChildRekeyResponder(sa, nowFn)];
+          // additional children (no REKEY_SA) are not supported: NO_ADDITIONAL_SAS, keep the IKE SA
           return [new RefuseChildTask()];
+        }
         default:
           return null;
       }
@@ -417,7 +430,7 @@ export class IkeManager {
   }
 }
 
-/** CREATE_CHILD_SA is not supported yet: answer NO_ADDITIONAL_SAS (RFC 7296 §1.3), keep the IKE SA. */
+/** Additional CHILD_SAs are not supported yet: answer NO_ADDITIONAL_SAS (RFC 7296 §1.3), keep the IKE SA. */
 class RefuseChildTask implements IkeTask {
   readonly type = 'CHILD_CREATE';
   processRequest(): 'done' {

@@ -1,7 +1,8 @@
 import type { ChildConfig } from '../config/peer-config.js';
 import type { Proposal, TrafficSelector } from '../wire/types.js';
 
-export type ChildSaState = 'CREATED' | 'INSTALLED' | 'DELETING' | 'DELETED';
+/** REKEYED: replaced by a new child; stays installed (inbound) until the peer deletes it. */
+export type ChildSaState = 'CREATED' | 'INSTALLED' | 'REKEYED' | 'DELETING' | 'DELETED';
 
 /** Runtime state of one CHILD_SA (both directions). Counters live in the data plane. */
 export class ChildSa {

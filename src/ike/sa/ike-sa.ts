@@ -26,7 +26,8 @@ export interface IkeContext {
   hasOtherIkeSa(cfg: PeerConfig, except: IkeSa): boolean;
 }
 
-export type IkeSaState = 'CREATED' | 'INIT_SENT' | 'INIT_RECEIVED' | 'AUTH_SENT' | 'ESTABLISHED' | 'DELETING' | 'DEAD';
+/** REKEYED: replaced by a new IKE SA (children moved); waits for the peer's DELETE. */
+export type IkeSaState = 'CREATED' | 'INIT_SENT' | 'INIT_RECEIVED' | 'AUTH_SENT' | 'ESTABLISHED' | 'REKEYED' | 'DELETING' | 'DEAD';
 
 interface Outstanding {
   mid: number;
@@ -385,7 +386,7 @@ export class IkeSa {
   }
 
   removeChild(c: ChildSa): void {
-    if (c.state === 'INSTALLED' || c.state === 'DELETING') {
+    if (c.state === 'INSTALLED' || c.state === 'REKEYED' || c.state === 'DELETING') {
       this.actions.push({ kind: 'deleteChildSa', connection: this.cfg?.name ?? '', spiIn: c.spiIn, spiOut: c.spiOut });
       this.log.info({ child: c.id }, `CHILD_SA ${c.cfg.name}{${spiHex(c.spiIn)}_i ${spiHex(c.spiOut)}_o} deleted`);
     }

@@ -1,6 +1,6 @@
 import { NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
 import type { IkeMessage, Payload, Proposal, SaPayload, TsPayload, TrafficSelector } from '../wire/types.js';
-import { deriveChildKeys } from '../sa/keymat.js';
+import { deriveChildKeys, type ChildKeys } from '../sa/keymat.js';
 import { selectProposal, stripDh, proposalToString } from '../config/proposal.js';
 import { narrow, prefixToTs, tsToPrefixes, tsToString, tsWithin } from '../config/traffic-selector.js';
 import type { ChildConfig } from '../config/peer-config.js';
@@ -130,44 +130,7 @@ export class ChildCreateTask implements IkeTask {
   private install(child: ChildSa, proposal: Proposal, weInitiatedExchange: boolean): void {
     const sa = this.sa;
     const keys = deriveChildKeys(sa.prf!, sa.keys!.skD, sa.nonceI, sa.nonceR, null, proposal);
-    // KEYMAT: the first slice protects traffic FROM the exchange initiator (RFC 7296 §2.17)
-    const encrOut = weInitiatedExchange ? keys.encrKeyI : keys.encrKeyR;
-    const integOut = weInitiatedExchange ? keys.integKeyI : keys.integKeyR;
-    const encrIn = weInitiatedExchange ? keys.encrKeyR : keys.encrKeyI;
-    const integIn = weInitiatedExchange ? keys.integKeyR : keys.integKeyI;
-    const encr = proposal.transforms.find((t) => t.type === 1)!;
-    const integ = proposal.transforms.find((t) => t.type === 3);
-    child.proposal = proposal;
-    child.state = 'INSTALLED';
-    child.installedAtMs = this.now();
-    sa.children.push(child);
-    sa.emit({
-      kind: 'installChildSa',
-      params: {
-        connection: sa.cfg!.name,
-        child: child.cfg.name,
-        spiIn: child.spiIn,
-        spiOut: child.spiOut,
-        encr: encr.id,
-        encrKeyBits: encr.keyLength ?? 256,
-        integ: integ?.id ?? 0,
-        encrKeyIn: encrIn,
-        integKeyIn: integIn,
-        encrKeyOut: encrOut,
-        integKeyOut: integOut,
-        localTs: child.localTs.flatMap(tsToPrefixes),
-        remoteTs: child.remoteTs.flatMap(tsToPrefixes),
-        local: sa.local,
-        remote: sa.remote,
-        replayWindow: child.cfg.replayWindow,
-        lifetimeSec: child.cfg.lifetimeSec,
-      },
-    });
-    sa.log.info(
-      { child: child.id },
-      `CHILD_SA ${child.cfg.name}{${spiHex(child.spiIn)}_i ${spiHex(child.spiOut)}_o} established with ${proposalToString(proposal)}, ` +
-        `TS ${child.localTs.map(tsToString).join(',')} === ${child.remoteTs.map(tsToString).join(',')}`,
-    );
+    installChildSa(sa, child, proposal, keys, weInitiatedExchange, this.now());
   }
 
   private abandon(reason: string): TaskStatus {
@@ -178,10 +141,55 @@ export class ChildCreateTask implements IkeTask {
   }
 }
 
-function copyTs(t: TrafficSelector): TrafficSelector {
+/**
+ * Marks a negotiated child INSTALLED, adds it to the SA and emits `installChildSa`. `keys` come from
+ * deriveChildKeys over the nonces of the exchange that created the child; KEYMAT's first slice
+ * protects traffic FROM that exchange's initiator (RFC 7296 §2.17), whoever the IKE SA's initiator is.
+ */
+export function installChildSa(sa: IkeSa, child: ChildSa, proposal: Proposal, keys: ChildKeys, weInitiatedExchange: boolean, now: number): void {
+  const encrOut = weInitiatedExchange ? keys.encrKeyI : keys.encrKeyR;
+  const integOut = weInitiatedExchange ? keys.integKeyI : keys.integKeyR;
+  const encrIn = weInitiatedExchange ? keys.encrKeyR : keys.encrKeyI;
+  const integIn = weInitiatedExchange ? keys.integKeyR : keys.integKeyI;
+  const encr = proposal.transforms.find((t) => t.type === 1)!;
+  const integ = proposal.transforms.find((t) => t.type === 3);
+  child.proposal = proposal;
+  child.state = 'INSTALLED';
+  child.installedAtMs = now;
+  sa.children.push(child);
+  sa.emit({
+    kind: 'installChildSa',
+    params: {
+      connection: sa.cfg!.name,
+      child: child.cfg.name,
+      spiIn: child.spiIn,
+      spiOut: child.spiOut,
+      encr: encr.id,
+      encrKeyBits: encr.keyLength ?? 256,
+      integ: integ?.id ?? 0,
+      encrKeyIn: encrIn,
+      integKeyIn: integIn,
+      encrKeyOut: encrOut,
+      integKeyOut: integOut,
+      localTs: child.localTs.flatMap(tsToPrefixes),
+      remoteTs: child.remoteTs.flatMap(tsToPrefixes),
+      local: sa.local,
+      remote: sa.remote,
+      replayWindow: child.cfg.replayWindow,
+      lifetimeSec: child.cfg.lifetimeSec,
+    },
+  });
+  sa.log.info(
+    { child: child.id },
+    `CHILD_SA ${child.cfg.name}{${spiHex(child.spiIn)}_i ${spiHex(child.spiOut)}_o} established with ${proposalToString(proposal)}, ` +
+      `TS ${child.localTs.map(tsToString).join(',')} === ${child.remoteTs.map(tsToString).join(',')}`,
+  );
+}
+
+export function copyTs(t: TrafficSelector): TrafficSelector {
   return { ...t, startAddr: Buffer.from(t.startAddr), endAddr: Buffer.from(t.endAddr) };
 }
 
-function copyProposal(p: Proposal): Proposal {
+export function copyProposal(p: Proposal): Proposal {
   return { num: p.num, protocol: p.protocol, spi: Buffer.from(p.spi), transforms: p.transforms.map((t) => ({ ...t })) };
 }

@@ -26,7 +26,7 @@ export class InformationalResponder implements IkeTask {
         for (const spiBuf of p.spis) {
           if (spiBuf.length !== 4) continue;
           const theirInbound = spiBuf.readUInt32BE(0);
-          const child = sa.children.find((c) => c.spiOut === theirInbound && c.state === 'INSTALLED');
+          const child = sa.children.find((c) => c.spiOut === theirInbound && (c.state === 'INSTALLED' || c.state === 'REKEYED'));
           if (!child) {
             sa.log.debug({}, `DELETE for unknown CHILD_SA 0x${spiHex(theirInbound)} ignored`);
             continue;
@@ -37,7 +37,7 @@ export class InformationalResponder implements IkeTask {
         }
       }
     }
-    if (this.deleteIke) sa.pendingDestroy = 'deleted by peer';
+    if (this.deleteIke) sa.pendingDestroy = sa.state === 'REKEYED' ? 'rekeyed, old IKE SA deleted by peer' : 'deleted by peer';
     return 'done';
   }
 
