@@ -22,6 +22,10 @@ export class IpsecController implements TunnelController {
   private readonly lastReason = new Map<string, string>();
   /** outbound SPI → the inner prefixes routed to it */
   private readonly routesBySpi = new Map<number, Prefix[]>();
+  /** outbound SPI → prefixes it takes over once activated (a child the peer rekeyed) */
+  private readonly pendingRoutes = new Map<number, Prefix[]>();
+  /** inbound SAs kept for a grace period after their child was deleted in a rekey */
+  private readonly lingering: { spiIn: number; atMs: number }[] = [];
   private readonly now: () => number;
 
   constructor(private readonly ctx: TunnelContext, opts: { now?: () => number; retransmit?: RetransmitConfig } = {}) {
@@ -53,6 +57,7 @@ export class IpsecController implements TunnelController {
     for (const s of this.mgr.status()) {
       for (const c of s.children) this.removeChild(parseInt(c.spiIn, 16), parseInt(c.spiOut, 16));
     }
+    this.expireLingering(Infinity);
   }
 
   status(): ConnectionStatus[] {
@@ -108,6 +113,7 @@ export class IpsecController implements TunnelController {
   }
 
   tick(nowMs: number): void {
+    this.expireLingering(nowMs);
     this.exec(this.mgr.tick(nowMs));
     const dp = this.ctx.dataPlane;
     this.exec(this.mgr.livenessCheck(nowMs, (spiIn) => dp?.saCounters(spiIn, 'in')?.packets ?? 0));
@@ -116,7 +122,9 @@ export class IpsecController implements TunnelController {
   nextDeadline(): number {
     // ESP traffic resets the DPD timer but is only seen when polled: check at least every second then
     const dpd = this.mgr.nextLivenessCheck();
-    return Math.min(this.mgr.nextDeadline(), dpd === Infinity ? Infinity : Math.min(dpd, this.now() + 1000));
+    let d = Math.min(this.mgr.nextDeadline(), dpd === Infinity ? Infinity : Math.min(dpd, this.now() + 1000));
+    for (const l of this.lingering) d = Math.min(d, l.atMs);
+    return d;
   }
 
   /** Carries out what the IKE core asked for. */
@@ -131,8 +139,11 @@ export class IpsecController implements TunnelController {
         case 'installChildSa':
           this.installChild(a.params);
           break;
+        case 'activateChildSa':
+          this.activateChild(a.spiOut);
+          break;
         case 'deleteChildSa':
-          this.removeChild(a.spiIn, a.spiOut);
+          this.removeChild(a.spiIn, a.spiOut, a.inboundGraceMs);
           break;
         case 'ikeUp':
           this.lastReason.delete(a.connection);
@@ -161,25 +172,53 @@ export class IpsecController implements TunnelController {
     };
     dp.installSa({ ...common, direction: 'in', spi: p.spiIn, encrKey: p.encrKeyIn, integKey: p.integKeyIn });
     dp.installSa({ ...common, direction: 'out', spi: p.spiOut, encrKey: p.encrKeyOut, integKey: p.integKeyOut });
-    for (const prefix of p.remoteTs) dp.addRoute(prefix, p.spiOut);
-    // a rekeyed child's routes now point at the new outbound SPI: the old child's later delete must leave them
-    const taken = new Set(p.remoteTs.map(formatPrefix));
-    for (const [spi, prefixes] of this.routesBySpi) {
-      if (spi === p.spiOut) continue;
-      const kept = prefixes.filter((x) => !taken.has(formatPrefix(x)));
-      if (kept.length !== prefixes.length) this.routesBySpi.set(spi, kept);
-    }
-    this.routesBySpi.set(p.spiOut, [...p.remoteTs]);
-    this.ctx.log.debug({ routes: p.remoteTs.map(formatPrefix) }, `routes to 0x${p.spiOut.toString(16)} installed`);
+    if (p.activateOutbound) this.routeTo(p.spiOut, p.remoteTs);
+    else this.pendingRoutes.set(p.spiOut, [...p.remoteTs]);
   }
 
-  private removeChild(spiIn: number, spiOut: number): void {
+  /** Points the prefixes at an outbound SPI, taking them from whichever SPI had them (a rekey). */
+  private routeTo(spiOut: number, prefixes: readonly Prefix[]): void {
+    const dp = this.ctx.dataPlane;
+    if (!dp) return;
+    for (const prefix of prefixes) dp.addRoute(prefix, spiOut);
+    // the replaced child's routes now point at the new outbound SPI: its later delete must leave them
+    const taken = new Set(prefixes.map(formatPrefix));
+    for (const [spi, list] of this.routesBySpi) {
+      if (spi === spiOut) continue;
+      const kept = list.filter((x) => !taken.has(formatPrefix(x)));
+      if (kept.length !== list.length) this.routesBySpi.set(spi, kept);
+    }
+    this.routesBySpi.set(spiOut, [...prefixes]);
+    this.ctx.log.debug({ routes: prefixes.map(formatPrefix) }, `routes to 0x${spiOut.toString(16)} installed`);
+  }
+
+  private activateChild(spiOut: number): void {
+    const prefixes = this.pendingRoutes.get(spiOut);
+    if (!prefixes) return;
+    this.pendingRoutes.delete(spiOut);
+    this.routeTo(spiOut, prefixes);
+  }
+
+  private removeChild(spiIn: number, spiOut: number, inboundGraceMs = 0): void {
     const dp = this.ctx.dataPlane;
     if (!dp) return;
     for (const prefix of this.routesBySpi.get(spiOut) ?? []) dp.removeRoute(prefix);
     this.routesBySpi.delete(spiOut);
-    dp.removeSa(spiIn, 'in');
+    this.pendingRoutes.delete(spiOut);
     dp.removeSa(spiOut, 'out');
+    if (inboundGraceMs > 0) this.lingering.push({ spiIn, atMs: this.now() + inboundGraceMs });
+    else dp.removeSa(spiIn, 'in');
+  }
+
+  /** Removes the inbound SAs whose grace after a rekey has run out. */
+  private expireLingering(nowMs: number): void {
+    const dp = this.ctx.dataPlane;
+    for (let i = this.lingering.length - 1; i >= 0; i--) {
+      const l = this.lingering[i]!;
+      if (l.atMs > nowMs) continue;
+      this.lingering.splice(i, 1);
+      dp?.removeSa(l.spiIn, 'in');
+    }
   }
 
   /** Per-connection IKE SA details (tests, API). */

@@ -127,7 +127,11 @@ describe('CHILD_SA rekey, vpcgw responding', () => {
 
     // the peer deletes the old child: only the old SAs leave the data plane
     p.run(saB.queueExchange(ExchangeType.INFORMATIONAL, [new ChildDeleteTask(saB, saB.children[0]!.spiIn)], p.now), 'b');
-    expect(p.deletes('a')).toEqual([{ kind: 'deleteChildSa', connection: 'a2b', spiIn: oldA.spiIn, spiOut: oldA.spiOut }]);
+    // make-before-break (reference §5.9): the new outbound takes over only now, and the old inbound
+    // SA lingers for packets still in flight
+    expect(p.actionsA.filter((x) => x.kind === 'activateChildSa')).toEqual([{ kind: 'activateChildSa', connection: 'a2b', spiOut: n.spiOut }]);
+    expect(n.activateOutbound).toBe(false);
+    expect(p.deletes('a')).toEqual([{ kind: 'deleteChildSa', connection: 'a2b', spiIn: oldA.spiIn, spiOut: oldA.spiOut, inboundGraceMs: 5000 }]);
     children = p.a.status()[0]!.children;
     expect(children).toHaveLength(1);
     expect(children[0]!.spiIn).toBe(n.spiIn.toString(16).padStart(8, '0'));
@@ -305,13 +309,22 @@ describe('gateway routes across a CHILD_SA rekey', () => {
     const saB = sasOf(p.b)[0]!;
     const oldOut = saB.children[0]!.spiIn;
     expect(routes.get('10.2.0.0/16')).toBe(oldOut);
+    const oldIn = saB.children[0]!.spiOut;
     const t = new TestChildRekey({ rekeySpi: oldOut, esp: 'aes128gcm16' });
     pump(saB.queueExchange(ExchangeType.CREATE_CHILD_SA, [t], p.now));
-    expect(routes.get('10.2.0.0/16')).toBe(t.spiIn);
+    // both new SAs are installed, but traffic keeps using the old outbound SA until the peer deletes it
     expect(sas.has(`out:${t.spiIn}`)).toBe(true);
+    expect(routes.get('10.2.0.0/16')).toBe(oldOut);
     pump(saB.queueExchange(ExchangeType.INFORMATIONAL, [new ChildDeleteTask(saB, oldOut)], p.now));
     expect(sas.has(`out:${oldOut}`)).toBe(false);
     expect(routes.get('10.2.0.0/16')).toBe(t.spiIn);
     expect(ctrl.status()[0]!.children).toHaveLength(1);
+    // the old inbound SA outlives the DELETE by 5 s, then the tick removes it
+    expect(sas.has(`in:${oldIn}`)).toBe(true);
+    expect(ctrl.nextDeadline()).toBe(p.now + 5000);
+    p.now += 5000;
+    ctrl.tick(p.now);
+    expect(sas.has(`in:${oldIn}`)).toBe(false);
+    expect(routes.get('10.2.0.0/16')).toBe(t.spiIn);
   });
 });

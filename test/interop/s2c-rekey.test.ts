@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADDR, createTopology, ping, waitForPing, type Topology } from '../helpers/netns.js';
 import { Charon, type IkeSaInfo } from '../helpers/strongswan.js';
-import { waitFor } from '../helpers/proc.js';
+import { sleep, waitFor } from '../helpers/proc.js';
 import { s2cConfig, Vpcgw } from '../helpers/vpcgw.js';
 import { TEST_PSK } from '../helpers/scenario.js';
 
@@ -93,6 +93,24 @@ describe('rekeying started by strongSwan, vpcgw responding', () => {
     expect(sw.log()).not.toMatch(/received (NO_PROPOSAL_CHOSEN|INVALID_KE_PAYLOAD|NO_ADDITIONAL_SAS|CHILD_SA_NOT_FOUND)/);
     // the rekeyed IKE SA works: a child rekey on it goes through
     await rekeyChild(gw, sw);
+  }, 120_000);
+
+  it('a child rekey under traffic loses no packets in either direction', async () => {
+    const { gw, sw } = await lab('aes128gcm16');
+    const before = (await sw.listSas())[0]!.children[0]!.spiOut;
+    const flood = { count: 400, intervalSec: 0.01, waitSec: 2 };
+    const [up, down] = await Promise.all([
+      ping(topo!, 'siteHost', ADDR.vpcHost, flood),
+      ping(topo!, 'vpcHost', ADDR.siteHost, flood),
+      (async () => {
+        await sleep(1500);
+        await sw.swanctl(['--rekey', '--child', sw.childName]);
+      })(),
+    ]);
+    await settled(gw, sw, before);
+    expect(up.transmitted).toBe(400);
+    expect(up.received, up.output.slice(-300)).toBe(400);
+    expect(down.received, down.output.slice(-300)).toBe(400);
   }, 120_000);
 
   it('with PFS (aes128gcm16-x25519): the child rekey carries a KE and the tunnel keeps working', async () => {

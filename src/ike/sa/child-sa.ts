@@ -14,6 +14,8 @@ export class ChildSa {
   localTs: TrafficSelector[] = [];
   remoteTs: TrafficSelector[] = [];
   installedAtMs = 0;
+  /** the child that replaced this one in a rekey (its outbound takes over when this one is deleted) */
+  successor: ChildSa | null = null;
 
   constructor(cfg: ChildConfig, spiIn: number) {
     this.cfg = cfg;

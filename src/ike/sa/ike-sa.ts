@@ -27,6 +27,9 @@ export interface IkeContext {
 }
 
 /** REKEYED: replaced by a new IKE SA (children moved); waits for the peer's DELETE. */
+/** How long a rekeyed child's inbound SA outlives its DELETE (strongSwan's delete_rekeyed_delay). */
+export const REKEYED_INBOUND_GRACE_MS = 5000;
+
 export type IkeSaState = 'CREATED' | 'INIT_SENT' | 'INIT_RECEIVED' | 'AUTH_SENT' | 'ESTABLISHED' | 'REKEYED' | 'DELETING' | 'DEAD';
 
 interface Outstanding {
@@ -387,7 +390,12 @@ export class IkeSa {
 
   removeChild(c: ChildSa): void {
     if (c.state === 'INSTALLED' || c.state === 'REKEYED' || c.state === 'DELETING') {
-      this.actions.push({ kind: 'deleteChildSa', connection: this.cfg?.name ?? '', spiIn: c.spiIn, spiOut: c.spiOut });
+      const conn = this.cfg?.name ?? '';
+      const rekeyed = c.state === 'REKEYED' && c.successor !== null && c.successor.state === 'INSTALLED';
+      // the peer deleted the SA it replaced: our traffic moves to the successor now, and the old
+      // inbound SA stays a moment for packets still in flight (reference §5.9, pitfall 17)
+      if (rekeyed) this.actions.push({ kind: 'activateChildSa', connection: conn, spiOut: c.successor!.spiOut });
+      this.actions.push({ kind: 'deleteChildSa', connection: conn, spiIn: c.spiIn, spiOut: c.spiOut, inboundGraceMs: rekeyed ? REKEYED_INBOUND_GRACE_MS : 0 });
       this.log.info({ child: c.id }, `CHILD_SA ${c.cfg.name}{${spiHex(c.spiIn)}_i ${spiHex(c.spiOut)}_o} deleted`);
     }
     c.state = 'DELETED';

@@ -29,6 +29,12 @@ export interface ChildSaParams {
   readonly remote: Endpoint; // the peer's outer endpoint
   readonly replayWindow: number;
   readonly lifetimeSec: number;
+  /**
+   * Route the remote selectors to this SA's outbound SPI now (true), or only on a later
+   * `activateChildSa` (false: a child rekeyed by the peer, where the peer has no inbound SA for it
+   * until it has read our response — RFC 7296 §2.8, strongSwan keeps sending on the old SA too).
+   */
+  readonly activateOutbound: boolean;
 }
 
 /**
@@ -38,6 +44,8 @@ export interface ChildSaParams {
 export type IkeAction =
   | { kind: 'send'; from: Endpoint; to: Endpoint; datagram: Buffer }
   | { kind: 'installChildSa'; params: ChildSaParams }
-  | { kind: 'deleteChildSa'; connection: string; spiIn: number; spiOut: number }
+  | { kind: 'activateChildSa'; connection: string; spiOut: number }
+  /** `inboundGraceMs`: keep the inbound SA that long (packets still in flight on a rekeyed SA) */
+  | { kind: 'deleteChildSa'; connection: string; spiIn: number; spiOut: number; inboundGraceMs: number }
   | { kind: 'ikeUp'; connection: string; ikeId: string }
   | { kind: 'ikeDown'; connection: string | null; ikeId: string; reason: string };

@@ -146,7 +146,9 @@ export class ChildCreateTask implements IkeTask {
  * deriveChildKeys over the nonces of the exchange that created the child; KEYMAT's first slice
  * protects traffic FROM that exchange's initiator (RFC 7296 §2.17), whoever the IKE SA's initiator is.
  */
-export function installChildSa(sa: IkeSa, child: ChildSa, proposal: Proposal, keys: ChildKeys, weInitiatedExchange: boolean, now: number): void {
+export function installChildSa(
+  sa: IkeSa, child: ChildSa, proposal: Proposal, keys: ChildKeys, weInitiatedExchange: boolean, now: number, activateOutbound = true,
+): void {
   const encrOut = weInitiatedExchange ? keys.encrKeyI : keys.encrKeyR;
   const integOut = weInitiatedExchange ? keys.integKeyI : keys.integKeyR;
   const encrIn = weInitiatedExchange ? keys.encrKeyR : keys.encrKeyI;
@@ -177,6 +179,7 @@ export function installChildSa(sa: IkeSa, child: ChildSa, proposal: Proposal, ke
       remote: sa.remote,
       replayWindow: child.cfg.replayWindow,
       lifetimeSec: child.cfg.lifetimeSec,
+      activateOutbound,
     },
   });
   sa.log.info(

@@ -131,7 +131,10 @@ export class ChildRekeyResponder extends TaskBase implements IkeTask {
     const keys = deriveChildKeys(sa.prf!, sa.keys!.skD, this.nonceI, this.nonceR, this.dhSecret, p);
     this.dhSecret?.fill(0);
     old.state = 'REKEYED';
-    installChildSa(sa, child, p, keys, false, this.now());
+    old.successor = child;
+    // make-before-break (reference §5.9): the new inbound SA is live before the peer reads our response;
+    // our traffic moves to the new outbound SA only when the peer deletes the old one
+    installChildSa(sa, child, p, keys, false, this.now(), false);
     sa.log.info({ child: child.id }, `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i ${spiHex(old.spiOut)}_o} rekeyed by the peer: replaced by {${spiHex(child.spiIn)}_i ${spiHex(child.spiOut)}_o}`);
     return 'done';
   }
