@@ -250,6 +250,23 @@ describe('IKE_SA rekey, vpcgw responding', () => {
     expect(st[0]!.children.map((c) => c.state)).toEqual(['INSTALLED']);
   });
 
+  it('drops a replaced IKE SA locally when the peer never deletes it, keeping the moved children', () => {
+    const { p, saA, saB } = pair();
+    const oldA = saA()[0]!;
+    const t = new TestIkeRekey();
+    p.run(saB.queueExchange(ExchangeType.CREATE_CHILD_SA, [t], p.now), 'b');
+    expect(oldA.state).toBe('REKEYED');
+    expect(saA()).toHaveLength(2);
+    p.filter = () => false; // the peer's D(IKE) never comes
+    p.tick(29_999);
+    expect(saA()).toHaveLength(2);
+    p.tick(1);
+    expect(saA()).toHaveLength(1);
+    expect(saA()[0]!.state).toBe('ESTABLISHED');
+    expect(p.deletes('a')).toHaveLength(0);
+    expect(p.a.status()[0]!.children.map((c) => c.state)).toEqual(['INSTALLED']);
+  });
+
   it('with a KE of the wrong group: INVALID_KE_PAYLOAD, the SA stays', () => {
     const { p, saA, saB } = pair();
     const t = new (class extends TestIkeRekey {

@@ -30,6 +30,9 @@ export interface IkeContext {
 /** How long a rekeyed child's inbound SA outlives its DELETE (strongSwan's delete_rekeyed_delay). */
 export const REKEYED_INBOUND_GRACE_MS = 5000;
 
+/** A replaced IKE SA whose DELETE never comes is dropped locally after this long (it has no children). */
+export const REKEYED_IKE_SA_TIMEOUT_MS = 30_000;
+
 export type IkeSaState = 'CREATED' | 'INIT_SENT' | 'INIT_RECEIVED' | 'AUTH_SENT' | 'ESTABLISHED' | 'REKEYED' | 'DELETING' | 'DEAD';
 
 interface Outstanding {
@@ -85,6 +88,7 @@ export class IkeSa {
   /** the peer asked us to drop other IKE SAs with it (INITIAL_CONTACT) */
   initialContact = false;
   establishedAtMs = 0;
+  rekeyedAtMs = 0;
   lastInboundMs = 0;
   /** DPD bookkeeping: last time anything (IKE or ESP) came in, and the ESP inbound packet count then */
   activityMs = 0;
@@ -151,6 +155,7 @@ export class IkeSa {
     let d = Infinity;
     if (this.outstanding) d = this.outstanding.nextAtMs;
     if (this.state === 'INIT_RECEIVED') d = Math.min(d, this.createdAtMs + this.ctx.halfOpenTimeoutSec * 1000);
+    if (this.state === 'REKEYED') d = Math.min(d, this.rekeyedAtMs + REKEYED_IKE_SA_TIMEOUT_MS);
     return d;
   }
 
@@ -158,6 +163,10 @@ export class IkeSa {
     if (this.state === 'DEAD') return this.drain();
     if (this.state === 'INIT_RECEIVED' && now >= this.createdAtMs + this.ctx.halfOpenTimeoutSec * 1000) {
       this.destroy('half-open IKE SA timed out (no IKE_AUTH)', now);
+      return this.drain();
+    }
+    if (this.state === 'REKEYED' && now >= this.rekeyedAtMs + REKEYED_IKE_SA_TIMEOUT_MS) {
+      this.destroy('rekeyed IKE SA not deleted by the peer: dropped', now);
       return this.drain();
     }
     const o = this.outstanding;

@@ -101,6 +101,7 @@ export class IkeRekeyResponder extends TaskBase implements IkeTask {
     next.activityMs = now;
     next.lastInboundMs = now;
     sa.state = 'REKEYED';
+    sa.rekeyedAtMs = now;
     this.host.adopt(next);
     sa.log.info({ newIke: next.id }, `IKE_SA ${sa.cfg?.name ?? ''}[${sa.id}] rekeyed by the peer: replaced by [${next.id}] with ${proposalToString(next.proposal!)}, ${next.children.length} CHILD_SA(s) moved`);
     return 'done';
