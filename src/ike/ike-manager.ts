@@ -17,6 +17,7 @@ import { findNotify, findPayload } from './tasks/task.js';
 import { ChildRekeyResponder } from './tasks/child-rekey.js';
 import { IkeRekeyResponder, type IkeRekeyHost } from './tasks/ike-rekey.js';
 import { tsToString } from './config/traffic-selector.js';
+import { checkLifetimes, lifetimeDeadline } from './rekey-scheduler.js';
 import { proposalToString } from './config/proposal.js';
 
 export interface IkeManagerOptions {
@@ -313,15 +314,19 @@ export class IkeManager {
   }
 
   /** Responder task lists per exchange (strongSwan's task_manager process_request order). */
-  private wire(sa: IkeSa): void {
-    const nowFn = () => this.clock;
-    const host: IkeRekeyHost = {
+  private rekeyHost(): IkeRekeyHost {
+    return {
       newIkeSpi: () => this.newIkeSpi(),
       adopt: (next) => {
         this.wire(next);
         this.sas.set(next.ourSpi.toString('hex'), next);
       },
     };
+  }
+
+  private wire(sa: IkeSa): void {
+    const nowFn = () => this.clock;
+    const host = this.rekeyHost();
     sa.responderTasks = (exchange: ExchangeType, _msg: IkeMessage): IkeTask[] | null => {
       switch (exchange) {
         case ExchangeType.IKE_SA_INIT:
@@ -373,12 +378,15 @@ export class IkeManager {
     this.clock = now;
     const out: IkeAction[] = [];
     for (const sa of [...this.sas.values()]) if (sa.nextDeadline() <= now) out.push(...sa.tick(now));
+    // rekeys we start and hard expiry, at the configured lifetimes (rekey-scheduler.ts)
+    const host = this.rekeyHost();
+    for (const sa of [...this.sas.values()]) out.push(...checkLifetimes(sa, now, () => this.clock, host));
     return this.collect(out);
   }
 
   nextDeadline(): number {
     let d = Infinity;
-    for (const sa of this.sas.values()) d = Math.min(d, sa.nextDeadline());
+    for (const sa of this.sas.values()) d = Math.min(d, sa.nextDeadline(), lifetimeDeadline(sa));
     return d;
   }
 

@@ -16,6 +16,15 @@ export class ChildSa {
   installedAtMs = 0;
   /** the child that replaced this one in a rekey (its outbound takes over when this one is deleted) */
   successor: ChildSa | null = null;
+  // lifetime bookkeeping for rekeys we start (src/ike/rekey-scheduler.ts); 0 = not scheduled yet
+  rekeyAtMs = 0;
+  expireAtMs = 0;
+  /** a rekey after a failed attempt (TEMPORARY_FAILURE etc.); 0 = none */
+  retryAtMs = 0;
+  /** our rekey of this child is queued or in flight (a peer's rekey of it gets TEMPORARY_FAILURE) */
+  rekeying = false;
+  /** hard lifetime passed: our DELETE is queued */
+  expiring = false;
 
   constructor(cfg: ChildConfig, spiIn: number) {
     this.cfg = cfg;

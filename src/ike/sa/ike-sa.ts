@@ -94,6 +94,14 @@ export class IkeSa {
   activityMs = 0;
   espInSeen = -1;
   failReason = '';
+  // lifetime bookkeeping for IKE rekeys we start (src/ike/rekey-scheduler.ts); 0 = not scheduled yet
+  rekeyAtMs = 0;
+  expireAtMs = 0;
+  rekeyRetryAtMs = 0;
+  /** our IKE rekey is queued or in flight (a peer's rekey gets TEMPORARY_FAILURE) */
+  rekeying = false;
+  /** hard lifetime passed: our D(IKE) is queued */
+  expiring = false;
 
   readonly children: ChildSa[] = [];
 
@@ -148,6 +156,14 @@ export class IkeSa {
     this.queue.push({ exchange, tasks });
     this.pump(now);
     return this.drain();
+  }
+
+  /**
+   * Queue an exchange from inside a task (e.g. a DELETE after a rekey response): no send here;
+   * it goes out when the current message has been handled.
+   */
+  queueLater(exchange: ExchangeType, tasks: IkeTask[]): void {
+    this.queue.push({ exchange, tasks });
   }
 
   /** The next moment `tick` has work: a retransmit or an expiry. */

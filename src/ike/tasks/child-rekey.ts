@@ -73,6 +73,10 @@ export class ChildRekeyResponder extends TaskBase implements IkeTask {
       this.failSpi = Buffer.from(rekey.spi);
       return this.refuse(NotifyType.CHILD_SA_NOT_FOUND, `peer rekeys unknown CHILD_SA 0x${spiHex(theirInbound)}`);
     }
+    if (old.rekeying || sa.rekeying) {
+      // our own rekey of this child (or of the IKE SA) is under way: the peer retries later (§2.25)
+      return this.refuse(NotifyType.TEMPORARY_FAILURE, `we are rekeying ${old.rekeying ? `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i} ourselves` : 'the IKE SA'} (collision)`);
+    }
     if (!saP || !nonce || !tsi || !tsr) return this.refuse(NotifyType.INVALID_SYNTAX, 'CHILD_SA rekey request lacks SA, Ni or TS');
     if (nonce.nonce.length < 16 || nonce.nonce.length > 256) return this.refuse(NotifyType.INVALID_SYNTAX, 'bad nonce length');
     const cfg = old.cfg;

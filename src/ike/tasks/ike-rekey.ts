@@ -41,6 +41,10 @@ export class IkeRekeyResponder extends TaskBase implements IkeTask {
       // being deleted or already rekeyed: the peer retries later (§2.25)
       return this.refuse(NotifyType.TEMPORARY_FAILURE, `IKE SA is ${sa.state}`);
     }
+    if (sa.rekeying || sa.children.some((c) => c.rekeying)) {
+      // our own rekey (of the IKE SA or of a child) is under way: the peer retries later (§2.25)
+      return this.refuse(NotifyType.TEMPORARY_FAILURE, `we are rekeying ${sa.rekeying ? 'the IKE SA' : 'a CHILD_SA'} ourselves (collision)`);
+    }
     if (!nonce || !ke) return this.refuse(NotifyType.INVALID_SYNTAX, 'IKE rekey request lacks Ni or KEi');
     if (nonce.nonce.length < 16 || nonce.nonce.length > 256) return this.refuse(NotifyType.INVALID_SYNTAX, 'bad nonce length');
     const offers = saP.proposals.filter((p) => p.protocol === ProtocolId.IKE && p.spi.length === 8);
