@@ -47,7 +47,8 @@ export function lifetimeDeadline(sa: IkeSa): number {
     if (c.state !== 'INSTALLED' || c.expiring) continue;
     scheduleChild(sa, c);
     if (c.rekeyAtMs === 0) continue;
-    d = Math.min(d, c.rekeying || sa.rekeying ? c.expireAtMs : Math.min(c.expireAtMs, c.retryAtMs || c.rekeyAtMs));
+    if (c.rekeying) continue; // its answer (or the retransmit budget) comes first
+    d = Math.min(d, sa.rekeying ? c.expireAtMs : Math.min(c.expireAtMs, c.retryAtMs || c.rekeyAtMs));
   }
   return d;
 }
@@ -67,7 +68,8 @@ export function checkLifetimes(sa: IkeSa, now: number, clock: () => number, host
   }
   for (const c of [...sa.children]) {
     if (c.state !== 'INSTALLED' || c.expiring || c.rekeyAtMs === 0) continue;
-    if (now >= c.expireAtMs) {
+    // a rekey in flight settles first (its answer replaces the child, or a failure lets it expire next tick)
+    if (now >= c.expireAtMs && !c.rekeying) {
       c.expiring = true;
       sa.log.warn({ child: c.id }, `CHILD_SA ${c.cfg.name}{${spiHex(c.spiIn)}_i ${spiHex(c.spiOut)}_o} reached its hard lifetime without a rekey: deleting it`);
       out.push(...sa.queueExchange(ExchangeType.INFORMATIONAL, [new ChildDeleteTask(sa, c.spiIn)], now));
