@@ -97,17 +97,7 @@ export class IkeRekeyResponder extends TaskBase implements IkeTask {
     out.push({ type: PayloadType.SA, proposals: [{ ...next.proposal!, spi: Buffer.from(next.spiR) } as Proposal] } as SaPayload);
     out.push({ type: PayloadType.NONCE, nonce: next.nonceR } as NoncePayload);
     out.push({ type: PayloadType.KE, group: this.keGroup, data: this.keData } as KePayload);
-    // children move without touching the data plane (their keys come from the CHILD exchange, not SK_d)
-    const now = this.now();
-    next.children.push(...sa.children.splice(0, sa.children.length));
-    next.state = 'ESTABLISHED';
-    next.establishedAtMs = now;
-    next.activityMs = now;
-    next.lastInboundMs = now;
-    sa.state = 'REKEYED';
-    sa.rekeyedAtMs = now;
-    this.host.adopt(next);
-    sa.log.info({ newIke: next.id }, `IKE_SA ${sa.cfg?.name ?? ''}[${sa.id}] rekeyed by the peer: replaced by [${next.id}] with ${proposalToString(next.proposal!)}, ${next.children.length} CHILD_SA(s) moved`);
+    handOverToRekeyedSa(sa, next, this.host, this.now(), 'rekeyed by the peer');
     return 'done';
   }
 
@@ -116,4 +106,24 @@ export class IkeRekeyResponder extends TaskBase implements IkeTask {
     this.sa.log.warn({}, `IKE_SA rekey refused: ${reason}`);
     return 'done';
   }
+}
+
+/**
+ * The last step of an IKE SA rekey, whoever started it: the CHILD_SAs move to the new SA without
+ * touching the data plane (their keys come from their own exchanges, not from SK_d), the new SA is
+ * established and indexed, and the old one waits (REKEYED) for its DELETE.
+ */
+export function handOverToRekeyedSa(old: IkeSa, next: IkeSa, host: IkeRekeyHost, now: number, how: string): void {
+  next.children.push(...old.children.splice(0, old.children.length));
+  next.state = 'ESTABLISHED';
+  next.establishedAtMs = now;
+  next.activityMs = now;
+  next.lastInboundMs = now;
+  old.state = 'REKEYED';
+  old.rekeyedAtMs = now;
+  host.adopt(next);
+  old.log.info(
+    { newIke: next.id },
+    `IKE_SA ${old.cfg?.name ?? ''}[${old.id}] ${how}: replaced by [${next.id}] with ${proposalToString(next.proposal!)}, ${next.children.length} CHILD_SA(s) moved`,
+  );
 }

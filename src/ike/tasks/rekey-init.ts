@@ -10,7 +10,7 @@ import { IkeSa, deletePayload, notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
 import { copyProposal, copyTs, installChildSa } from './child-create.js';
 import { IkeDeleteTask } from './informational.js';
-import type { IkeRekeyHost } from './ike-rekey.js';
+import { handOverToRekeyedSa, type IkeRekeyHost } from './ike-rekey.js';
 
 // Rekeys WE start (RFC 7296 §1.3.2, §1.3.3, §2.8, §2.17, §2.18; reference §5.9):
 //   CHILD: --> SK { N(REKEY_SA, ESP, our old inbound SPI), SA(ESP, new inbound SPI), Ni, [KEi], TSi, TSr }
@@ -282,17 +282,8 @@ export class IkeRekeyInitiator extends TaskBase implements IkeTask {
     next.nonceR = nonceR;
     next.peerId = sa.peerId;
     next.natDetected = sa.natDetected;
-    // children move as they are (their keys do not depend on SK_d after creation)
-    next.children.push(...sa.children.splice(0, sa.children.length));
-    next.state = 'ESTABLISHED';
-    next.establishedAtMs = now;
-    next.activityMs = now;
-    next.lastInboundMs = now;
     sa.rekeying = false;
-    sa.state = 'REKEYED';
-    sa.rekeyedAtMs = now;
-    this.host.adopt(next);
-    sa.log.info({ newIke: next.id }, `IKE_SA ${sa.cfg?.name ?? ''}[${sa.id}] rekeyed: replaced by [${next.id}] with ${proposalToString(next.proposal)}, ${next.children.length} CHILD_SA(s) moved`);
+    handOverToRekeyedSa(sa, next, this.host, now, 'rekeyed');
     sa.queueLater(ExchangeType.INFORMATIONAL, [new IkeDeleteTask(sa, this.now, 'rekeyed, old IKE SA deleted')]);
     return 'done';
   }
