@@ -1,6 +1,6 @@
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { IoError, VpnError } from '../common/errors.js';
+import { IoError, VpnError, asErrorCode } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/log.js';
 
 /**
@@ -221,7 +221,7 @@ export function controlCall(path: string, method: string, params?: unknown, opts
         finish(new ControlError('ERR_BAD_RESPONSE', 'the daemon sent a response that is not JSON'));
         return;
       }
-      if (res.error) finish(new ControlError(String(res.error.code), String(res.error.message)));
+      if (res.error) finish(new ControlError(asErrorCode(res.error.code), String(res.error.message)));
       else finish(null, res.result);
     });
     sock.on('close', () => finish(new ControlError('ERR_IO', `vpcgw closed the control socket ${path} without answering`)));
