@@ -173,8 +173,8 @@ export const SIDES = Object.freeze({
   cloud: { node: 'cloudGw', local: ADDR.cloudGwOutside, remote: ADDR.siteGwOutside, localTs: ADDR.vpcSubnet, remoteTs: ADDR.siteSubnet },
 });
 
-const CHARON_PLUGINS =
-  'kernel-libipsec kernel-netlink socket-default vici openssl nonce random pem x509 pubkey pkcs1 pkcs8 curve25519 hmac gcm aes sha1 sha2 kdf';
+// the same plugin list as the tests' charons (scripts/preflight.mjs checks each is installed)
+const CHARON_PLUGINS = JSON.parse(readFileSync(new URL('../../test/helpers/charon-plugins.json', import.meta.url), 'utf8')).join(' ');
 
 /** Starts charon for `side` (site|cloud); `initiate` runs `swanctl --initiate` after loading. */
 export async function startStrongswan(topo, sideName, { ike, esp, initiate }) {

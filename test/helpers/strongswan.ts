@@ -12,28 +12,14 @@ import { run, waitFor, type ManagedProcess, type RunResult } from './proc.js';
 
 export const CHARON_PATH = '/usr/lib/ipsec/charon';
 
-/** Plugins for a PSK-only kernel-libipsec charon. kernel-libipsec comes first: it must own the IPsec interface. */
-export const CHARON_PLUGINS = [
-  'kernel-libipsec',
-  'kernel-netlink',
-  'socket-default',
-  'vici',
-  'openssl',
-  'nonce',
-  'random',
-  'pem',
-  'x509',
-  'pubkey',
-  'pkcs1',
-  'pkcs8',
-  'curve25519',
-  'hmac',
-  'gcm',
-  'aes',
-  'sha1',
-  'sha2',
-  'kdf',
-] as const;
+/**
+ * Plugins for a PSK-only kernel-libipsec charon, from test/helpers/charon-plugins.json (shared with the
+ * benchmarks and scripts/preflight.mjs, which checks that each one is installed). kernel-libipsec comes
+ * first: it must own the IPsec interface.
+ */
+export const CHARON_PLUGINS: readonly string[] = JSON.parse(
+  readFileSync(new URL('./charon-plugins.json', import.meta.url), 'utf8'),
+) as string[];
 
 export interface StrongSwanConnConfig {
   /** Connection name in swanctl.conf (default `s2c`). */
