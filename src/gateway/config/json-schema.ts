@@ -87,7 +87,11 @@ export function jsonSchemaOf(n: Node): Record<string, unknown> {
 
 function fieldSchema(f: Field): Record<string, unknown> {
   let s = jsonSchemaOf(f.node);
-  if (f.description) s = { ...s, description: [f.description, s.description].filter(Boolean).join(' ') };
+  if (f.description) {
+    // a plain string's own description only repeats its error wording: the field's says more
+    const own = f.node.kind === 'string' && !f.node.description ? undefined : s.description;
+    s = { ...s, description: [f.description, own].filter(Boolean).join(' ') };
+  }
   if (f.default !== undefined) s = { ...s, default: f.default };
   // mappings and nullable fields read an explicit null as "not given"
   if (f.presence !== 'required' && (f.nullable || f.node.kind === 'object')) s = { anyOf: [s, { type: 'null' }] };

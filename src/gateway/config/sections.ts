@@ -107,7 +107,7 @@ export const GATEWAY = object({
   name: withDefault(name(), 'vpcgw'),
   dataDir: withDefault(filePath('a folder path'), './var', {
     nullable: true,
-    description: 'Data folder (control socket); relative paths resolve against the config file\'s folder.',
+    description: 'Data folder (holds the control socket).',
   }),
   publicAddresses: required(list(address(), 'IP addresses', { min: 1, uniqueItems: true, check: noRepeatedAddresses }),
     'Addresses peers reach (the "EIPs"); UDP 500 and 4500 are bound on each.'),
