@@ -185,7 +185,7 @@ export type ObjectNode<T> = Extract<NodeSpec, { kind: 'object' }> & { readonly d
 export function object<const Fs extends Record<string, Field>, R>(
   fields: Fs,
   o: ObjectOptions & { finish: (v: Shape<Fs>, path: string, ctx: ReadContext) => R },
-): ObjectNode<R>;
+): ObjectNode<Readonly<R>>;
 export function object<const Fs extends Record<string, Field>>(fields: Fs, o?: ObjectOptions): ObjectNode<Shape<Fs>>;
 export function object(fields: Record<string, Field>, o: ObjectOptions & { finish?: Finish } = {}): ObjectNode<unknown> {
   return { kind: 'object', fields, ...o };

@@ -5,7 +5,7 @@ import { formatDuration } from './duration.js';
 import {
   address, addressOr, bool, duration, filePath, inside, int, intOr, join, list, name, object, oneOf, optional,
   prefix, proposals, readField, required, secret, str, withDefault, type AddressSpec, type Out, type PrefixSpec,
-  type ReadContext,
+  type Node, type ReadContext,
 } from './field-table.js';
 import { localIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
 
@@ -341,4 +341,22 @@ export const CONFIG_SECTIONS = {
 /** Reads a parsed YAML tree with the tables; throws the first ConfigError. */
 export function readConfig(raw: unknown, ctx: ReadContext): Out<typeof CONFIG> {
   return readField(required(CONFIG), raw, '', ctx) as Out<typeof CONFIG>;
+}
+
+/**
+ * Reads one section or one entry of a list section (a management API request body) with the same
+ * table, rules and errors as the file loader; `current` supplies the sections it refers to (a
+ * connection's customer gateway, a server's overlap checks). Rules across a whole list (unique
+ * names, ports) need the merged config: load it again with `readConfig` before applying it.
+ */
+export function readEntry<S extends SectionName>(
+  section: S,
+  raw: unknown,
+  current: { readonly gateway: unknown; readonly customerGateways: unknown; readonly vpnConnections: unknown },
+  baseDir: string,
+  path: string = section,
+): Out<(typeof CONFIG_SECTIONS)[S]> {
+  const done = { gateway: current.gateway, customerGateways: current.customerGateways, vpnConnections: current.vpnConnections };
+  const node: Node = CONFIG_SECTIONS[section];
+  return readField(required(node), raw, path, { baseDir, done }) as Out<(typeof CONFIG_SECTIONS)[S]>;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { ConfigError } from '../../../../src/common/errors.js';
-import { configEntryJsonSchema, configJsonSchema, parseConfig } from '../../../../src/gateway/config/index.js';
+import { configEntryJsonSchema, configJsonSchema, parseConfig, readEntry } from '../../../../src/gateway/config/index.js';
 
 // The JSON Schema comes from the same field tables as the loader. These tests check that each
 // section's schema is well-formed (draft 2020-12 keywords only, consistent bounds, compilable
@@ -180,5 +180,19 @@ describe('config JSON Schema', () => {
     expect(valid(configEntryJsonSchema('vpnServers') as Schema, SERVER)).toBe(true);
     expect(valid(configEntryJsonSchema('vpnServers') as Schema, { ...SERVER, port: 0 })).toBe(false);
     expect(loads({ ...doc, vpnServers: [{ ...SERVER, port: 0 }] })).toBe(false);
+  });
+});
+
+describe('readEntry: one entry against a loaded config (management API requests)', () => {
+  it('reads with the table and the rules, naming paths under the given prefix', () => {
+    const cfg = parseConfig(stringify(FULL), '/etc/vpcgw/schema-test.yaml');
+    const conn = readEntry('vpnConnections', { ...CONN, name: 'c2', remoteSubnets: ['10.7.0.0/16'] }, cfg, '/etc/vpcgw', 'body');
+    expect(conn.peer.name).toBe('dc1');
+    expect(conn.ike.lifetimeSec).toBe(14400);
+    expect(() => readEntry('vpnConnections', { ...CONN, customerGateway: 'dc9' }, cfg, '/etc/vpcgw', 'body'))
+      .toThrow(/config body\.customerGateway: "dc9" is not valid: the name of a customer gateway \(dc1\)/);
+    expect(() => readEntry('vpnServers', { ...SERVER, clientCidr: '10.2.8.0/24' }, cfg, '/etc/vpcgw', 'body'))
+      .toThrow(/config body\.clientCidr: .*overlap/);
+    expect(readEntry('vpnServers', SERVER, cfg, '/etc/vpcgw').serverCert.cert).toBe('/etc/vpcgw/server.crt');
   });
 });
