@@ -185,7 +185,7 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-    // the shell's last line of defence: a bug in one SA must not take the gateway down (STYLE §8)
+    // the shell's last line of defence: a bug in one SA must not take the whole gateway down
     process.on('uncaughtException', (e) => log.error({ err: oneLine(e), stack: e.stack }, 'uncaught exception (continuing)'));
     process.on('unhandledRejection', (e) => log.error({ err: oneLine(e) }, 'unhandled rejection (continuing)'));
   });

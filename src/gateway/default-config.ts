@@ -100,7 +100,7 @@ export function generatePsk(): string {
   return randomBytes(24).toString('base64url');
 }
 
-export function defaultConfigText(opts: { vpcSubnet: string; psk: string; clientCidr: string }): string {
+export function defaultConfigText(opts: { vpcSubnet: string; psk: string; clientCidr: string; localId: string }): string {
   return `# vpcgw configuration (created by \`vpcgw start\` because none existed).
 # Relative paths are relative to this file's folder. Check edits with: vpcgw check-config <this file>
 gateway:
@@ -140,7 +140,8 @@ vpnServers:
 #     localSubnets: [${opts.vpcSubnet}]
 #     remoteSubnets: [10.1.0.0/16]
 #     auth: { psk: "${opts.psk}" }
-#     ike: { proposals: "aes128gcm16-prfsha256-x25519", lifetime: 4h }
+#     # our IKE identity: needed while publicAddresses is 0.0.0.0 (set the address the customer gateway reaches)
+#     ike: { proposals: "aes128gcm16-prfsha256-x25519", lifetime: 4h, localId: ${opts.localId} }
 #     esp: { proposals: "aes128gcm16", lifetime: 1h }
 #     startAction: start
 #     dpd: { interval: 30s }
@@ -158,7 +159,7 @@ export function ensureDefaultConfig(dataDir: string): { path: string; created: b
     if (existsSync(path)) return { path, created: false };
     const vpcSubnet = pickDefaultVpcSubnet();
     ensureDefaultPki(join(dataDir, 'pki'));
-    writeFileSync(path, defaultConfigText({ vpcSubnet, psk: generatePsk(), clientCidr: DEFAULT_CLIENT_CIDR }), { mode: 0o600, flag: 'wx' });
+    writeFileSync(path, defaultConfigText({ vpcSubnet, psk: generatePsk(), clientCidr: DEFAULT_CLIENT_CIDR, localId: firstPublicIpv4() }), { mode: 0o600, flag: 'wx' });
   } catch (e) {
     throw new IoError(`cannot create the default config in ${dataDir}: ${(e as Error).message}`, e);
   }

@@ -1,8 +1,7 @@
 import type { GatewayConfig, VpnConnectionConfig } from './config/types.js';
 import type { PeerConfig, ChildConfig } from '../ike/config/peer-config.js';
 import { decodePsk } from '../ike/config/peer-config.js';
-import { parseIdentity } from '../ike/config/identity.js';
-import { ConfigError } from '../common/errors.js';
+import { localIdentity, remoteIdentity } from './config/identities.js';
 
 /**
  * Builds the frozen IKE config graph (PeerConfig → ChildConfig) from the gateway's YAML model.
@@ -14,16 +13,10 @@ export function peerConfigsFrom(cfg: GatewayConfig): PeerConfig[] {
 
 export function peerConfigFrom(cfg: GatewayConfig, c: VpnConnectionConfig, path: string): PeerConfig {
   const localAddrs = cfg.gateway.publicAddresses.map((a) => a.text);
-  const firstAddr = localAddrs[0];
-  if (!c.ike.localId && (!firstAddr || firstAddr === '0.0.0.0' || firstAddr === '::')) {
-    // with a wildcard bind we do not know which address the peer reaches, so the ID must be explicit
-    throw new ConfigError(`${path}.ike.localId`, undefined, `required when gateway.publicAddresses is ${firstAddr ?? 'empty'} (set it to the address or name the customer gateway expects)`);
-  }
-  const localIdText = c.ike.localId ?? firstAddr!;
-  const localId = parseIdentity(localIdText);
-  if (!localId || localId.any) throw new ConfigError(`${path}.ike.localId`, localIdText, 'an IP address, fqdn:host, email:user@host or a DN');
-  const remoteId = parseIdentity(c.peer.id || c.peer.address?.text || '%any');
-  if (!remoteId) throw new ConfigError(`customerGateways[${c.customerGateway}].id`, c.peer.id, 'an IP address, fqdn:host, email:user@host, a DN or %any');
+  // the loader ran the same checks (config/identities.ts), so a loaded config does not throw here
+  const localId = localIdentity(cfg.gateway.publicAddresses, c.ike.localId, `${path}.ike.localId`);
+  const cgwIndex = cfg.customerGateways.findIndex((g) => g.name === c.customerGateway);
+  const remoteId = remoteIdentity(c.peer.id, `customerGateways[${cgwIndex}].id`);
   const child: ChildConfig = Object.freeze({
     name: c.name,
     localTs: Object.freeze(c.localSubnets.map((p) => p.prefix)),

@@ -25,6 +25,30 @@ customerGateways:
 vpnConnections:
   - { name: c1, customerGateway: dc1, localSubnets: [10.2.0.0/16], remoteSubnets: [10.1.0.0/16], auth: { psk: secret-psk-1 }, ike: { lifetime: 4x } }
 `;
+const CONN = '  - { name: c1, customerGateway: dc1, localSubnets: [10.2.0.0/16], remoteSubnets: [10.1.0.0/16], auth: { psk: secret-psk-1 } }';
+const WILDCARD_NO_LOCAL_ID = `gateway:
+  publicAddresses: [0.0.0.0]
+  vpcSubnets: [10.2.0.0/16]
+customerGateways:
+  - { name: dc1, address: 192.0.2.1 }
+vpnConnections:
+${CONN}
+`;
+const BAD_REMOTE_ID = `gateway:
+  publicAddresses: [192.0.2.2]
+  vpcSubnets: [10.2.0.0/16]
+customerGateways:
+  - { name: dc1, address: 192.0.2.1, id: "dc1!example" }
+vpnConnections:
+${CONN}
+`;
+const IPV6_PUSHED_ROUTE = `gateway:
+  publicAddresses: [192.0.2.2]
+  vpcSubnets: [10.2.0.0/16, fd00::/64]
+vpnServers:
+  - { name: p2c, clientCidr: 10.8.0.0/24, localSubnets: [fd00::/64], auth: { type: cert },
+      serverCert: { cert: s.crt, key: s.key }, clientCa: ca.crt }
+`;
 
 function file(name: string, text: string): string {
   const p = join(tmp, name);
@@ -80,6 +104,22 @@ describe('vpcgw (in process)', () => {
     const missing = await cli(['check-config']);
     expect(missing.code).toBe(1);
     oneLine(missing.err);
+  });
+
+  it.each([
+    ['a 0.0.0.0 bind without ike.localId', WILDCARD_NO_LOCAL_ID, 'vpnConnections[0].ike.localId: (missing)'],
+    ['a customer gateway id that is not a strongSwan identity', BAD_REMOTE_ID, 'customerGateways[0].id: "dc1!example"'],
+    ['an IPv6 route pushed to OpenVPN clients', IPV6_PUSHED_ROUTE, 'vpnServers[0].localSubnets[0]: "fd00::/64"'],
+  ])('check-config refuses what start refuses (%s), with the same line', async (_t, text, where) => {
+    const f = file('start-check.yaml', text);
+    const check = await cli(['check-config', f]);
+    expect(check.code).toBe(1);
+    oneLine(check.err);
+    expect(check.err).toContain(`config ${where} is not valid`);
+    expect(check.err).not.toContain('secret-psk-1');
+    const start = await cli(['start', '--config', f]);
+    expect(start.code).toBe(1);
+    expect(start.err).toBe(check.err);
   });
 
   it('status with no daemon says it is not running, on one line, exit 1', async () => {

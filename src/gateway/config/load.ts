@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ConfigError } from '../../common/errors.js';
 import type { GatewayConfig } from './types.js';
-import { buildConfig, deepFreeze } from './validate.js';
+import { readConfig } from './sections.js';
 
 /** A ConfigError whose message we word ourselves (YAML syntax, unreadable file). */
 function configError(path: string, message: string): ConfigError {
@@ -37,7 +37,15 @@ export function parseConfig(text: string, source: string, baseDir: string = dirn
   } catch (e) {
     throw configError(source, `YAML: ${e instanceof Error ? e.message : String(e)}`);
   }
-  return deepFreeze(buildConfig(raw, source, baseDir));
+  const sections = readConfig(raw, { baseDir, done: {} });
+  return deepFreeze({ source, ...sections });
+}
+
+/** Freezes a config tree in place (Buffers inside prefixes are left as they are: they cannot be frozen). */
+function deepFreeze<T>(v: T): T {
+  if (v === null || typeof v !== 'object' || Object.isFrozen(v) || Buffer.isBuffer(v) || ArrayBuffer.isView(v)) return v;
+  for (const k of Object.keys(v as object)) deepFreeze((v as Record<string, unknown>)[k]);
+  return Object.freeze(v);
 }
 
 export interface LoadOptions {

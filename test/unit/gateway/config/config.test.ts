@@ -113,7 +113,7 @@ describe('parseConfig: a valid config', () => {
     const cfg = parse({
       gateway: { publicAddresses: ['0.0.0.0'], vpcSubnets: ['10.2.0.0/16'] },
       customerGateways: [{ name: 'any', address: '%any', id: 'fqdn:dc.example.com' }],
-      vpnConnections: [{ name: 'c', customerGateway: 'any', localSubnets: ['10.2.1.0/24'], remoteSubnets: ['10.1.0.0/16'], auth: { psk: PSK } }],
+      vpnConnections: [{ name: 'c', customerGateway: 'any', localSubnets: ['10.2.1.0/24'], remoteSubnets: ['10.1.0.0/16'], auth: { psk: PSK }, ike: { localId: 'fqdn:gw.example.com' } }],
     });
     expect(cfg.gateway.name).toBe('vpcgw');
     expect(cfg.gateway.tun).toEqual({ name: 'vpcgw0', mtu: 1400, address: null });

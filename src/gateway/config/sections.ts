@@ -1,0 +1,362 @@
+import { ConfigError } from '../../common/errors.js';
+import { prefixesOverlap } from '../../common/ip.js';
+import { isSupportedDataCipher } from '../../ssl/data/data-aead.js';
+import { formatDuration } from './duration.js';
+import {
+  address, addressOr, bool, duration, filePath, inside, int, intOr, join, list, name, object, oneOf, optional,
+  prefix, proposals, readField, required, secret, str, withDefault, type AddressSpec, type Out, type PrefixSpec,
+  type Node, type ReadContext,
+} from './field-table.js';
+import { localIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
+
+/**
+ * The config file, one field table per section. Everything about a key (type, bounds, enum
+ * values, default, description) is written here once; field-table.ts reads files with it,
+ * json-schema.ts publishes it, and types.ts derives the config object types from it.
+ */
+
+// ---- implementation choices (defaults and bounds) ----
+export const DEFAULT_IKE_PROPOSALS = 'aes128gcm16-prfsha256-x25519';
+export const DEFAULT_ESP_PROPOSALS = 'aes128gcm16';
+export const DEFAULT_IKE_LIFETIME_SEC = 4 * 3600;
+export const DEFAULT_ESP_LIFETIME_SEC = 3600;
+export const DEFAULT_REPLAY_WINDOW = 1024;
+export const DEFAULT_TUN_NAME = 'vpcgw0';
+export const DEFAULT_TUN_MTU = 1400;
+export const DEFAULT_SSL_PORT = 1194;
+export const DEFAULT_MAX_CONNECTIONS = 100;
+export const MAX_DATA_PLANE_QUEUES = 16;
+// Lower bounds are below what cloud providers allow (IKE 60 s, ESP 30 s, DPD 10 s) so rekey tests can run fast.
+const IKE_LIFETIME_RANGE_SEC = [10, 7 * 86400] as const;
+const ESP_LIFETIME_RANGE_SEC = [10, 7 * 86400] as const;
+const DPD_INTERVAL_RANGE_SEC = [1, 3600] as const;
+const PSK_LENGTH_RANGE = [8, 128] as const;
+const MAX_SUBNETS = 50;
+const MAX_PUSHED_ROUTES = 20;
+const TUN_NAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+/** UDP ports the gateway's IKE sockets use (RFC 7296 §2, RFC 3948 §2). */
+const IKE_UDP_PORTS: readonly number[] = [500, 4500];
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const START_ACTIONS = ['start', 'none'] as const;
+export const SSL_PROTOCOLS = ['udp', 'tcp'] as const;
+/** OpenVPN data-channel ciphers the SSL server implements (src/ssl/data/data-aead.ts), in preference order. */
+export const DATA_CIPHERS = ['AES-256-GCM', 'AES-128-GCM', 'CHACHA20-POLY1305'] as const;
+export const SSL_AUTH_TYPES = ['cert'] as const;
+
+// ---- list rules ----
+
+function prefixKey(p: PrefixSpec): string {
+  return `${p.prefix.family}:${p.prefix.bytes.toString('hex')}/${p.prefix.len}`;
+}
+
+function noRepeatedPrefixes(items: PrefixSpec[], path: string): void {
+  const seen = new Map<string, number>();
+  items.forEach((p, i) => {
+    const prev = seen.get(prefixKey(p));
+    if (prev !== undefined) throw new ConfigError(join(path, i), p.text, `a prefix not already listed (it repeats ${join(path, prev)})`);
+    seen.set(prefixKey(p), i);
+  });
+}
+
+function noRepeatedAddresses(items: AddressSpec[], path: string): void {
+  items.forEach((a, i) => {
+    if (items.findIndex((b) => b.addr.bytes.equals(a.addr.bytes)) !== i) throw new ConfigError(join(path, i), a.text, 'an address not already listed');
+  });
+}
+
+function eachAtMostOnce(allowed: string) {
+  return (items: string[], path: string): void => {
+    if (new Set(items).size !== items.length) throw new ConfigError(path, items, allowed);
+  };
+}
+
+function uniqueNames(items: readonly { name: string }[], path: string): void {
+  const seen = new Map<string, number>();
+  items.forEach((it, i) => {
+    const prev = seen.get(it.name);
+    if (prev !== undefined) throw new ConfigError(join(join(path, i), 'name'), it.name, `a name not used before (${join(path, prev)} has it)`);
+    seen.set(it.name, i);
+  });
+}
+
+function subnets(max: number, description: string, family?: 4) {
+  return list(prefix({ unicast: true, family }), 'CIDR prefixes', { min: 1, max, uniqueItems: true, check: noRepeatedPrefixes, description });
+}
+
+// ---- gateway ----
+
+export const TUN = object({
+  name: withDefault(str('an interface name of 1-15 letters, digits, "_", "-", "."', { pattern: TUN_NAME_RE }), DEFAULT_TUN_NAME),
+  mtu: withDefault(int(576, 9000), DEFAULT_TUN_MTU),
+  address: optional(prefix({ hostBits: true }), {
+    nullable: true,
+    description: 'Optional address put on the TUN, e.g. 169.254.0.1/32; host bits allowed.',
+  }),
+}, { description: 'The TUN device between the VPC side and the tunnels.' });
+
+export const DATA_PLANE = object({
+  queues: withDefault(intOr(1, MAX_DATA_PLANE_QUEUES, 'auto'), 'auto', {
+    description: 'Queues of the native data plane: each is one TUN queue, one SO_REUSEPORT socket per 4500 address and one '
+      + 'thread (the first is the main thread). "auto" picks the measured default (AUTO_QUEUES in src/dataplane/multi-queue.ts). '
+      + 'The TypeScript fallback always runs one.',
+  }),
+}, { description: 'The packet path.' });
+
+export const GATEWAY = object({
+  name: withDefault(name(), 'vpcgw'),
+  dataDir: withDefault(filePath('a folder path'), './var', {
+    nullable: true,
+    description: 'Data folder (holds the control socket).',
+  }),
+  publicAddresses: required(list(address(), 'IP addresses', { min: 1, uniqueItems: true, check: noRepeatedAddresses }),
+    'Addresses peers reach (the "EIPs"); UDP 500 and 4500 are bound on each.'),
+  vpcSubnets: required(subnets(MAX_SUBNETS, 'Cloud-side subnets behind the gateway.')),
+  tun: withDefault(TUN, {}),
+  logLevel: withDefault(oneOf(LOG_LEVELS), 'info'),
+  dataPlane: withDefault(DATA_PLANE, {}),
+});
+
+// ---- customer gateways ----
+
+export const CUSTOMER_GATEWAY = object({
+  name: required(name()),
+  address: required(addressOr('%any'), 'The peer\'s address, or "%any" (responder only; read as null).'),
+  id: optional(str(REMOTE_ID_WHAT), {
+    nullable: true,
+    description: 'IKE identity in strongSwan syntax (IP, fqdn:host, email:user@host, DN, bare name = FQDN, %any); '
+      + 'defaults to the address, required when the address is "%any".',
+  }),
+}, {
+  rules: 'id parses as a strongSwan identity; names are unique.',
+  finish: (v, path) => {
+    const idPath = join(path, 'id');
+    if (v.id === null && !v.address) throw new ConfigError(idPath, undefined, 'an IKE identity (required when address is "%any")');
+    const id = v.id ?? v.address!.text;
+    remoteIdentity(id, idPath);
+    return { name: v.name, address: v.address, id };
+  },
+});
+
+// ---- VPN connections ----
+
+export const AUTH = object({
+  psk: required(secret('a pre-shared key', ...PSK_LENGTH_RANGE),
+    'strongSwan forms: text, 0x<hex> or 0s<base64>. Never printed or logged.'),
+}, { hideScalar: true });
+
+export const IKE_POLICY = object({
+  proposals: withDefault(proposals('ike'), DEFAULT_IKE_PROPOSALS),
+  lifetime: withDefault(duration(...IKE_LIFETIME_RANGE_SEC), formatDuration(DEFAULT_IKE_LIFETIME_SEC)),
+  localId: optional(str('an IKE identity'), {
+    nullable: true,
+    description: 'Our IKE identity (strongSwan syntax), or null to use the first public address; required when that is 0.0.0.0 or ::.',
+  }),
+}, {
+  finish: (v) => ({ proposals: v.proposals.text, parsedProposals: v.proposals.parsed, lifetimeSec: v.lifetime, localId: v.localId }),
+});
+
+export const ESP_POLICY = object({
+  proposals: withDefault(proposals('esp'), DEFAULT_ESP_PROPOSALS),
+  lifetime: withDefault(duration(...ESP_LIFETIME_RANGE_SEC), formatDuration(DEFAULT_ESP_LIFETIME_SEC)),
+  replayWindow: withDefault(int(0, 65536), DEFAULT_REPLAY_WINDOW, { description: 'Replay window in packets; 0 disables replay protection.' }),
+}, {
+  finish: (v) => ({
+    proposals: v.proposals.text, parsedProposals: v.proposals.parsed, lifetimeSec: v.lifetime, replayWindow: v.replayWindow,
+  }),
+});
+
+export const DPD = object({
+  interval: required(duration(...DPD_INTERVAL_RANGE_SEC), 'Liveness check after this long without traffic from the peer.'),
+}, { finish: (v) => ({ intervalSec: v.interval }) });
+
+type CustomerGateway = Out<typeof CUSTOMER_GATEWAY>;
+type Gateway = Out<typeof GATEWAY>;
+
+export const VPN_CONNECTION = object({
+  name: required(name()),
+  customerGateway: required(str('the name of a customer gateway'), 'Name of an entry of customerGateways.'),
+  localSubnets: required(subnets(MAX_SUBNETS, 'Cloud-side traffic selectors; each inside gateway.vpcSubnets.')),
+  remoteSubnets: required(subnets(MAX_SUBNETS, 'Customer-side traffic selectors, routed into the TUN; none inside gateway.vpcSubnets.')),
+  auth: required(AUTH),
+  ike: withDefault(IKE_POLICY, {}),
+  esp: withDefault(ESP_POLICY, {}),
+  startAction: optional(oneOf(START_ACTIONS, 'start: initiate at boot; none: wait for the peer. Default: start, or none when the customer gateway is "%any".')),
+  dpd: optional(DPD, { description: 'Omitted or null: no DPD.' }),
+}, {
+  rules: 'customerGateway names a customer gateway; localSubnets lie inside gateway.vpcSubnets and remoteSubnets outside; '
+    + 'no remote subnet on two connections; ike.localId (or the first public address) parses as a strongSwan identity.',
+  finish: (v, path, ctx) => {
+    const gw = ctx.done.gateway as Gateway;
+    const cgws = ctx.done.customerGateways as readonly CustomerGateway[];
+    const peer = cgws.find((g) => g.name === v.customerGateway);
+    if (!peer) {
+      const known = cgws.length ? cgws.map((g) => g.name).join(', ') : 'none are defined';
+      throw new ConfigError(join(path, 'customerGateway'), v.customerGateway, `the name of a customer gateway (${known})`);
+    }
+    v.localSubnets.forEach((p, i) => {
+      if (!gw.vpcSubnets.some((s) => inside(p.prefix, s.prefix))) {
+        throw new ConfigError(join(join(path, 'localSubnets'), i), p.text,
+          `a prefix inside gateway.vpcSubnets (${gw.vpcSubnets.map((s) => s.text).join(', ')})`);
+      }
+    });
+    v.remoteSubnets.forEach((p, i) => {
+      const hit = gw.vpcSubnets.find((s) => inside(p.prefix, s.prefix));
+      if (hit) {
+        throw new ConfigError(join(join(path, 'remoteSubnets'), i), p.text,
+          `a customer-side prefix, not inside the VPC subnet ${hit.text} (its route would take over VPC traffic)`);
+      }
+    });
+    const startAction = v.startAction ?? (peer.address ? 'start' : 'none');
+    if (startAction === 'start' && !peer.address) {
+      throw new ConfigError(join(path, 'startAction'), startAction, `"none": customer gateway ${peer.name} has address "%any", so we cannot initiate`);
+    }
+    localIdentity(gw.publicAddresses, v.ike.localId, join(path, 'ike.localId'));
+    return {
+      name: v.name,
+      /** Name of the customer gateway (also resolved in `peer`). */
+      customerGateway: v.customerGateway,
+      peer,
+      localSubnets: v.localSubnets,
+      remoteSubnets: v.remoteSubnets,
+      auth: v.auth,
+      ike: v.ike,
+      esp: v.esp,
+      startAction,
+      dpd: v.dpd,
+    };
+  },
+});
+
+/** The same remote prefix on two connections would make the route (and the SPD) ambiguous. */
+function remoteSubnetsDistinct(conns: readonly Out<typeof VPN_CONNECTION>[]): void {
+  const seen = new Map<string, string>();
+  conns.forEach((c, i) => {
+    c.remoteSubnets.forEach((p, j) => {
+      const prev = seen.get(prefixKey(p));
+      if (prev !== undefined) {
+        throw new ConfigError(`vpnConnections[${i}].remoteSubnets[${j}]`, p.text, `a prefix no other connection routes (${prev} has it)`);
+      }
+      seen.set(prefixKey(p), `vpnConnections[${i}] (${c.name})`);
+    });
+  });
+}
+
+// ---- VPN servers (OpenVPN-compatible) ----
+
+export const VPN_SERVER = object({
+  name: required(name()),
+  protocols: withDefault(list(oneOf(SSL_PROTOCOLS), 'protocols (udp, tcp)', {
+    min: 1, max: 2, uniqueItems: true, check: eachAtMostOnce('udp and/or tcp, each at most once'),
+  }), ['udp'], { nullable: true, description: 'udp, tcp or both, on the same port.' }),
+  port: withDefault(int(1, 65535), DEFAULT_SSL_PORT),
+  listen: withDefault(address(), '0.0.0.0', { nullable: true, description: 'Listen address.' }),
+  clientCidr: required(prefix({ family: 4, unicast: 'noLinkLocal', maxLen: 29 }),
+    'Client pool (topology subnet): .1 is the gateway, clients get .2 upward.'),
+  localSubnets: required(subnets(MAX_PUSHED_ROUTES, 'IPv4 subnets pushed to clients as routes.', 4)),
+  dnsServers: withDefault(list(address(), 'IP addresses', { max: 2 }), [], { nullable: true }),
+  dataCiphers: withDefault(list(oneOf(DATA_CIPHERS), 'data ciphers', {
+    min: 1, uniqueItems: true, check: eachAtMostOnce('each cipher at most once'),
+  }), [...DATA_CIPHERS], { nullable: true }),
+  auth: required(object({ type: required(oneOf(SSL_AUTH_TYPES, 'cert: client certificates signed by clientCa; the CN is the user name.')) })),
+  serverCert: required(object({
+    cert: required(filePath('a PEM certificate file path')),
+    key: required(filePath('a PEM private key file path')),
+  }), 'PEM files; relative paths resolve against the config file\'s folder.'),
+  clientCa: required(filePath('a PEM CA certificate file path (required with auth.type cert)')),
+  maxConnections: withDefault(int(1, 65535), DEFAULT_MAX_CONNECTIONS),
+  clientToClient: withDefault(bool(), false),
+}, {
+  rules: 'a UDP server avoids ports 500 and 4500; clientCidr overlaps no local, VPC or remote subnet and has room for '
+    + 'maxConnections clients; no two servers share a protocol and port; names are unique.',
+  finish: (v, path, ctx) => {
+    if (v.protocols.includes('udp') && IKE_UDP_PORTS.includes(v.port)) {
+      throw new ConfigError(join(path, 'port'), v.port, 'a UDP port other than 500 and 4500 (IKE uses them)');
+    }
+    const gw = ctx.done.gateway as Gateway;
+    const conns = ctx.done.vpnConnections as readonly Out<typeof VPN_CONNECTION>[];
+    const cidrPath = join(path, 'clientCidr');
+    const clientCidr = v.clientCidr;
+    const clash = [
+      ...v.localSubnets.map((p) => ({ p, where: `${path}.localSubnets` })),
+      ...gw.vpcSubnets.map((p) => ({ p, where: 'gateway.vpcSubnets' })),
+      ...conns.flatMap((c, i) => c.remoteSubnets.map((p) => ({ p, where: `vpnConnections[${i}].remoteSubnets` }))),
+    ].find(({ p }) => prefixesOverlap(p.prefix, clientCidr.prefix));
+    if (clash) {
+      throw new ConfigError(cidrPath, clientCidr.text, `a client pool that does not overlap ${clash.p.text} in ${clash.where}`);
+    }
+    // topology subnet: the network address, the server's own address and the broadcast address are not leased
+    const usable = 2 ** (32 - clientCidr.prefix.len) - 3;
+    if (usable < v.maxConnections) {
+      throw new ConfigError(cidrPath, clientCidr.text, `a pool with at least ${v.maxConnections} client addresses (maxConnections); this one has ${usable}`);
+    }
+    // the SSL server refuses a cipher its data channel lacks; DATA_CIPHERS should only list those
+    v.dataCiphers.forEach((c, i) => {
+      if (!isSupportedDataCipher(c)) throw new ConfigError(join(join(path, 'dataCiphers'), i), c, `a data cipher this build implements`);
+    });
+    return v;
+  },
+});
+
+function serverPortsDistinct(servers: readonly Out<typeof VPN_SERVER>[]): void {
+  const seen = new Map<string, number>();
+  servers.forEach((s, i) => {
+    for (const proto of s.protocols) {
+      const key = `${proto}/${s.port}`;
+      const prev = seen.get(key);
+      if (prev !== undefined) throw new ConfigError(`vpnServers[${i}].port`, s.port, `a ${proto} port not used by vpnServers[${prev}]`);
+      seen.set(key, i);
+    }
+  });
+}
+
+// ---- the whole file ----
+
+/** The sections of the config file, in the order they are read (later ones refer to earlier ones). */
+export const CONFIG = object({
+  gateway: required(GATEWAY),
+  customerGateways: withDefault(list(CUSTOMER_GATEWAY, 'customer gateways', { check: uniqueNames }), [], { nullable: true }),
+  vpnConnections: withDefault(list(VPN_CONNECTION, 'VPN connections', {
+    check: (items, path) => {
+      uniqueNames(items, path);
+      remoteSubnetsDistinct(items);
+    },
+  }), [], { nullable: true }),
+  vpnServers: withDefault(list(VPN_SERVER, 'VPN servers', {
+    check: (items, path) => {
+      uniqueNames(items, path);
+      serverPortsDistinct(items);
+    },
+  }), [], { nullable: true }),
+});
+
+export type SectionName = keyof typeof CONFIG_SECTIONS;
+export const CONFIG_SECTIONS = {
+  gateway: GATEWAY,
+  customerGateways: CUSTOMER_GATEWAY,
+  vpnConnections: VPN_CONNECTION,
+  vpnServers: VPN_SERVER,
+} as const;
+
+/** Reads a parsed YAML tree with the tables; throws the first ConfigError. */
+export function readConfig(raw: unknown, ctx: ReadContext): Out<typeof CONFIG> {
+  return readField(required(CONFIG), raw, '', ctx) as Out<typeof CONFIG>;
+}
+
+/**
+ * Reads one section or one entry of a list section (a management API request body) with the same
+ * table, rules and errors as the file loader; `current` supplies the sections it refers to (a
+ * connection's customer gateway, a server's overlap checks). Rules across a whole list (unique
+ * names, ports) need the merged config: load it again with `readConfig` before applying it.
+ */
+export function readEntry<S extends SectionName>(
+  section: S,
+  raw: unknown,
+  current: { readonly gateway: unknown; readonly customerGateways: unknown; readonly vpnConnections: unknown },
+  baseDir: string,
+  path: string = section,
+): Out<(typeof CONFIG_SECTIONS)[S]> {
+  const done = { gateway: current.gateway, customerGateways: current.customerGateways, vpnConnections: current.vpnConnections };
+  const node: Node = CONFIG_SECTIONS[section];
+  return readField(required(node), raw, path, { baseDir, done }) as Out<(typeof CONFIG_SECTIONS)[S]>;
+}
