@@ -3,7 +3,7 @@ import { realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { VpnError } from './common/errors.js';
+import { VpnError, type ErrorCode } from './common/errors.js';
 import { loadConfigFile } from './gateway/config/load.js';
 import type { GatewayConfig } from './gateway/config/types.js';
 import { controlCall } from './gateway/control.js';
@@ -50,7 +50,12 @@ const defaultIo: CliIo = {
 };
 
 /** A failure the CLI reports as one line and exit 1. */
-class CliError extends Error {}
+/** A usage or command failure the CLI reports in one line (exit 1). */
+class CliError extends VpnError {
+  constructor(message: string, code: ErrorCode = 'ERR_BAD_REQUEST') {
+    super(code, message);
+  }
+}
 
 function oneLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
@@ -141,7 +146,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
 async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOptions>): Promise<number> {
   // checked first, so a non-root run creates nothing and says exactly one thing
   if (!io.isRoot()) {
-    throw new CliError('start must run as root (it creates a TUN device, binds UDP 500/4500 and installs routes)');
+    throw new CliError('start must run as root (it creates a TUN device, binds UDP 500/4500 and installs routes)', 'ERR_NOT_ROOT');
   }
   let configPath: string;
   let created = false;
@@ -161,7 +166,7 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
   } catch (e) {
     const code = e instanceof VpnError ? e.code : 'ERR_START';
     log.error({ code, err: oneLine(e) }, 'gateway failed to start');
-    throw new CliError(`cannot start: ${oneLine(e)}`);
+    throw new CliError(`cannot start: ${oneLine(e)}`, 'ERR_START');
   }
   io.stdout(`${nextSteps(config, controlPath, created)}\n`);
 

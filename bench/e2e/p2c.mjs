@@ -95,7 +95,7 @@ function setupNetns() {
   inNs(NS.srv, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
 }
 
-// Test PKI with openssl (EC P-256), brief §11.1: CA, server with serverAuth, client with clientAuth.
+// Test PKI with openssl (EC P-256), as OpenVPN's easy-rsa would make it: CA, server with serverAuth, client with clientAuth.
 function makePki() {
   const f = (n) => join(dir, n);
   const ossl = (args) => sh('openssl', args);

@@ -3,7 +3,7 @@ import type { Logger } from '../common/log.js';
 import type { LogLevel } from './config/types.js';
 
 /**
- * The one root logger of the process (STYLE §9). Cores get children of it through their
+ * The one root logger of the process. Cores get children of it through their
  * constructors. Secrets are kept out of log calls by the code; `redact` is only the safety net
  * for a PSK, key or password that slips into a logged object anyway.
  */

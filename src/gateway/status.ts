@@ -4,7 +4,7 @@
  *   { "gateway": {...}, "connections": [ { "name", "state", "children": [ { "state", "spiIn", "spiOut",
  *     "bytesIn", "bytesOut", "packetsIn", "packetsOut" } ] } ], "vpnServers": [...] }
  *
- * SPIs print as "0x" + 8 hex digits (STYLE §6). Everything here is plain JSON data.
+ * SPIs print as "0x" + 8 hex digits, as in the logs and `swanctl --list-sas`. Everything here is plain JSON data.
  */
 
 export type ConnectionState = 'DOWN' | 'CONNECTING' | 'ESTABLISHED' | 'REKEYING' | 'DELETING';
