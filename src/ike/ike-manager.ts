@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common/log.js';
+import { VpnError } from '../common/errors.js';
 import { ExchangeType, HeaderFlag, IKE_PORT, NotifyType, PayloadType, ProtocolId } from './wire/constants.js';
 import type { IkeMessage } from './wire/types.js';
 import { decodeHeader, decodeMessage, encodeMessage } from './wire/message.js';
@@ -112,8 +113,8 @@ export class IkeManager {
   initiate(name: string, now: number): IkeAction[] {
     this.clock = now;
     const cfg = this.configs.get(name);
-    if (!cfg) throw new Error(`no connection named ${JSON.stringify(name)}`);
-    if (!cfg.remoteAddr) throw new Error(`connection ${name} has customer gateway address %any: it can only respond`);
+    if (!cfg) throw new VpnError('ERR_UNKNOWN_CONNECTION', `no connection named ${JSON.stringify(name)}`);
+    if (!cfg.remoteAddr) throw new VpnError('ERR_STATE', `connection ${name} has customer gateway address %any: it can only respond`);
     for (const sa of this.sas.values()) if (sa.cfg === cfg && sa.state !== 'DEAD' && sa.state !== 'DELETING') return [];
     const spiI = this.newIkeSpi();
     const local: Endpoint = { address: cfg.localAddrs[0] ?? '0.0.0.0', port: IKE_PORT };
@@ -431,7 +432,8 @@ export class IkeManager {
   private allocChildSpi(): number {
     for (;;) {
       const spi = this.random(4).readUInt32BE(0);
-      // never 0..255 (reserved, RFC 4303 §2.1) and never a duplicate (strongswan issue #2778)
+      // never 0..255 (reserved, RFC 4303 §2.1) and never a duplicate: two SAs with one inbound SPI
+      // would make inbound packets ambiguous (RFC 4303 §2.1: the SPI selects the SA)
       if (spi > 255 && !this.childSpis.has(spi)) {
         this.childSpis.add(spi);
         return spi;

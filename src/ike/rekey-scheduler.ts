@@ -8,7 +8,7 @@ import { IkeDeleteTask } from './tasks/ike-delete.js';
 import { ChildRekeyTask } from './tasks/child-rekey.js';
 import { IkeRekeyTask, type IkeRekeyHost } from './tasks/ike-rekey.js';
 
-// Lifetimes of the SAs we hold (reference §6.4, strongSwan's defaults): rekey at the configured
+// Lifetimes of the SAs we hold, modelled on strongSwan's rekey_time/rand_time/life_time: rekey at the configured
 // lifetime minus a random 0–10 % jitter (so two peers with equal lifetimes rarely collide), hard
 // expiry at lifetime + 10 %: the SA is deleted then if no rekey has replaced it.
 

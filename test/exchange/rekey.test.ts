@@ -128,7 +128,7 @@ describe('CHILD_SA rekey, vpcgw responding', () => {
 
     // the peer deletes the old child: only the old SAs leave the data plane
     p.run(saB.queueExchange(ExchangeType.INFORMATIONAL, [new ChildDeleteTask(saB, saB.children[0]!.spiIn)], p.now), 'b');
-    // make-before-break (reference §5.9): the new outbound takes over only now, and the old inbound
+    // make-before-break: the new outbound takes over only now, and the old inbound
     // SA lingers for packets still in flight
     expect(p.actionsA.filter((x) => x.kind === 'activateChildSa')).toEqual([{ kind: 'activateChildSa', connection: 'a2b', spiOut: n.spiOut }]);
     expect(n.activateOutbound).toBe(false);

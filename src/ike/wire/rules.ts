@@ -1,5 +1,5 @@
 // Which payloads each exchange may carry (RFC 7296 §1.2–§1.5, §3; strongSwan 5.9.8
-// src/libcharon/encoding/message.c rule tables as described in ikev2-esp.md §1.17).
+// src/libcharon/encoding/message.c rule tables: ike_sa_init_i_rules and its siblings).
 // Checked after decodeMessage so tasks can assume counts; payload ORDER is free.
 // Unknown non-critical payloads (msg.skipped) are not counted.
 import { ExchangeType, HeaderFlag, PayloadType } from './constants.js';

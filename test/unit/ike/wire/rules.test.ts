@@ -1,4 +1,4 @@
-// Exchange payload tables (RFC 7296 §1.2-1.5; strongSwan message.c rules, ikev2-esp.md §1.17).
+// Exchange payload tables (RFC 7296 §1.2-1.5; strongSwan src/libcharon/encoding/message.c rules).
 import { describe, expect, it } from 'vitest';
 import { checkRules } from '../../../../src/ike/wire/rules.js';
 import { ExchangeType, HeaderFlag, PayloadType } from '../../../../src/ike/wire/constants.js';
