@@ -4,8 +4,8 @@ import type { IkeSa } from '../sa/ike-sa.js';
 
 // When a rekey we started does not go through, the old SA stays and we try again later.
 // RFC 7296 §2.25: a peer that is rekeying the same SA itself answers TEMPORARY_FAILURE, and the
-// initiator retries after a random delay so the two sides do not collide again; strongSwan waits a
-// few seconds (its `retry_interval` jitter) before the next attempt.
+// initiator retries after a random delay so the two sides do not collide again (strongSwan's
+// child_rekey.c and ike_rekey.c likewise reschedule a collided rekey after a randomized delay).
 
 /** After TEMPORARY_FAILURE (a collision, RFC 7296 §2.25) retry after a random 2–10 s. */
 export const REKEY_RETRY_MIN_MS = 2000;
