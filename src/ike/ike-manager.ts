@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common/log.js';
+import { VpnError } from '../common/errors.js';
 import { ExchangeType, HeaderFlag, IKE_PORT, NotifyType, PayloadType, ProtocolId } from './wire/constants.js';
 import type { IkeMessage } from './wire/types.js';
 import { decodeHeader, decodeMessage, encodeMessage } from './wire/message.js';
@@ -11,11 +12,13 @@ import { IkeInitTask, chooseIkeProposal } from './tasks/ike-init.js';
 import { IkeNatdTask } from './tasks/ike-natd.js';
 import { IkeAuthTask } from './tasks/ike-auth.js';
 import { ChildCreateTask } from './tasks/child-create.js';
-import { ChildDeleteTask, IkeDeleteTask, IkeDpdTask, InformationalResponder } from './tasks/informational.js';
+import { ChildDeleteTask } from './tasks/child-delete.js';
+import { IkeDeleteTask } from './tasks/ike-delete.js';
+import { IkeDpdTask } from './tasks/ike-dpd.js';
 import type { IkeTask } from './tasks/task.js';
 import { findNotify, findPayload } from './tasks/task.js';
-import { ChildRekeyResponder } from './tasks/child-rekey.js';
-import { IkeRekeyResponder, type IkeRekeyHost } from './tasks/ike-rekey.js';
+import { ChildRekeyTask } from './tasks/child-rekey.js';
+import { IkeRekeyTask, type IkeRekeyHost } from './tasks/ike-rekey.js';
 import { tsToString } from './config/traffic-selector.js';
 import { checkLifetimes, lifetimeDeadline } from './rekey-scheduler.js';
 import { proposalToString } from './config/proposal.js';
@@ -110,8 +113,8 @@ export class IkeManager {
   initiate(name: string, now: number): IkeAction[] {
     this.clock = now;
     const cfg = this.configs.get(name);
-    if (!cfg) throw new Error(`no connection named ${JSON.stringify(name)}`);
-    if (!cfg.remoteAddr) throw new Error(`connection ${name} has customer gateway address %any: it can only respond`);
+    if (!cfg) throw new VpnError('ERR_UNKNOWN_CONNECTION', `no connection named ${JSON.stringify(name)}`);
+    if (!cfg.remoteAddr) throw new VpnError('ERR_STATE', `connection ${name} has customer gateway address %any: it can only respond`);
     for (const sa of this.sas.values()) if (sa.cfg === cfg && sa.state !== 'DEAD' && sa.state !== 'DELETING') return [];
     const spiI = this.newIkeSpi();
     const local: Endpoint = { address: cfg.localAddrs[0] ?? '0.0.0.0', port: IKE_PORT };
@@ -334,11 +337,11 @@ export class IkeManager {
         case ExchangeType.IKE_AUTH:
           return sa.state === 'INIT_RECEIVED' ? [new IkeAuthTask(sa, nowFn), new ChildCreateTask(sa, nowFn)] : null;
         case ExchangeType.INFORMATIONAL:
-          return [new InformationalResponder(sa)];
+          return informationalTasks(sa, _msg, nowFn);
         case ExchangeType.CREATE_CHILD_SA: {
           const saP = findPayload(_msg, PayloadType.SA);
-          if (saP?.proposals.some((p) => p.protocol === ProtocolId.IKE)) return [new IkeRekeyResponder(sa, host, nowFn)];
-          if (findNotify(_msg, NotifyType.REKEY_SA)) return [new ChildRekeyResponder(sa, nowFn)];
+          if (saP?.proposals.some((p) => p.protocol === ProtocolId.IKE)) return [new IkeRekeyTask(sa, host, nowFn)];
+          if (findNotify(_msg, NotifyType.REKEY_SA)) return [new ChildRekeyTask(sa, nowFn)];
           // additional children (no REKEY_SA) are not supported: NO_ADDITIONAL_SAS, keep the IKE SA
           return [new RefuseChildTask()];
         }
@@ -429,13 +432,34 @@ export class IkeManager {
   private allocChildSpi(): number {
     for (;;) {
       const spi = this.random(4).readUInt32BE(0);
-      // never 0..255 (reserved, RFC 4303 §2.1) and never a duplicate (strongswan issue #2778)
+      // never 0..255 (reserved, RFC 4303 §2.1) and never a duplicate: two SAs with one inbound SPI
+      // would make inbound packets ambiguous (RFC 4303 §2.1: the SPI selects the SA)
       if (spi > 255 && !this.childSpis.has(spi)) {
         this.childSpis.add(spi);
         return spi;
       }
     }
   }
+}
+
+/**
+ * Responder tasks for an INFORMATIONAL request, one per job as strongSwan's task manager creates
+ * them (process_request): D(IKE) → ike-delete, D(ESP/AH) → child-delete, nothing else → a liveness
+ * check (ike-dpd). Notifies alone are answered with an empty response, as a liveness check is.
+ */
+function informationalTasks(sa: IkeSa, msg: IkeMessage, now: () => number): IkeTask[] {
+  let ike = false;
+  let child = false;
+  for (const p of msg.payloads) {
+    if (p.type !== PayloadType.D) continue;
+    if (p.protocol === ProtocolId.IKE) ike = true;
+    else if (p.protocol === ProtocolId.ESP || p.protocol === ProtocolId.AH) child = true;
+  }
+  const tasks: IkeTask[] = [];
+  if (ike) tasks.push(new IkeDeleteTask(sa, now));
+  if (child) tasks.push(new ChildDeleteTask(sa));
+  if (tasks.length === 0) tasks.push(new IkeDpdTask());
+  return tasks;
 }
 
 /** Additional CHILD_SAs are not supported yet: answer NO_ADDITIONAL_SAS (RFC 7296 §1.3), keep the IKE SA. */

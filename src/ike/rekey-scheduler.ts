@@ -3,11 +3,12 @@ import type { IkeSa } from './sa/ike-sa.js';
 import type { ChildSa } from './sa/child-sa.js';
 import { spiHex } from './sa/child-sa.js';
 import type { IkeAction } from './sa/types.js';
-import { ChildDeleteTask, IkeDeleteTask } from './tasks/informational.js';
-import { ChildRekeyInitiator, IkeRekeyInitiator } from './tasks/rekey-init.js';
-import type { IkeRekeyHost } from './tasks/ike-rekey.js';
+import { ChildDeleteTask } from './tasks/child-delete.js';
+import { IkeDeleteTask } from './tasks/ike-delete.js';
+import { ChildRekeyTask } from './tasks/child-rekey.js';
+import { IkeRekeyTask, type IkeRekeyHost } from './tasks/ike-rekey.js';
 
-// Lifetimes of the SAs we hold (reference §6.4, strongSwan's defaults): rekey at the configured
+// Lifetimes of the SAs we hold, modelled on strongSwan's rekey_time/rand_time/life_time: rekey at the configured
 // lifetime minus a random 0–10 % jitter (so two peers with equal lifetimes rarely collide), hard
 // expiry at lifetime + 10 %: the SA is deleted then if no rekey has replaced it.
 
@@ -76,7 +77,7 @@ export function checkLifetimes(sa: IkeSa, now: number, clock: () => number, host
     } else if (!c.rekeying && !sa.rekeying && now >= (c.retryAtMs || c.rekeyAtMs)) {
       c.rekeying = true;
       c.retryAtMs = 0;
-      out.push(...sa.queueExchange(ExchangeType.CREATE_CHILD_SA, [new ChildRekeyInitiator(sa, c, clock)], now));
+      out.push(...sa.queueExchange(ExchangeType.CREATE_CHILD_SA, [new ChildRekeyTask(sa, clock, c)], now));
     }
   }
   if (sa.state === 'ESTABLISHED' && sa.rekeyAtMs !== 0 && !sa.rekeying && now >= (sa.rekeyRetryAtMs || sa.rekeyAtMs)) {
@@ -86,7 +87,7 @@ export function checkLifetimes(sa: IkeSa, now: number, clock: () => number, host
     } else {
       sa.rekeying = true;
       sa.rekeyRetryAtMs = 0;
-      out.push(...sa.queueExchange(ExchangeType.CREATE_CHILD_SA, [new IkeRekeyInitiator(sa, host, clock)], now));
+      out.push(...sa.queueExchange(ExchangeType.CREATE_CHILD_SA, [new IkeRekeyTask(sa, host, clock)], now));
     }
   }
   return out;

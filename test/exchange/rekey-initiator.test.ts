@@ -6,7 +6,7 @@ import type { IkeAction } from '../../src/ike/sa/types.js';
 import type { IkeManager } from '../../src/ike/ike-manager.js';
 import { parseProposals } from '../../src/ike/config/proposal.js';
 import { ExchangeType } from '../../src/ike/wire/constants.js';
-import { IkeRekeyInitiator } from '../../src/ike/tasks/rekey-init.js';
+import { IkeRekeyTask as IkeRekeyInitiator } from '../../src/ike/tasks/ike-rekey.js';
 
 // vpcgw on both sides; A's lifetimes are the short ones, so A starts the rekeys.
 

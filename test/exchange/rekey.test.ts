@@ -14,7 +14,8 @@ import { createKeyExchange, type KeyExchange } from '../../src/crypto/dh.js';
 import { createPrf } from '../../src/crypto/prf.js';
 import type { IkeTask, TaskStatus } from '../../src/ike/tasks/task.js';
 import { findNotify, findPayload } from '../../src/ike/tasks/task.js';
-import { IkeDeleteTask, ChildDeleteTask } from '../../src/ike/tasks/informational.js';
+import { IkeDeleteTask } from '../../src/ike/tasks/ike-delete.js';
+import { ChildDeleteTask } from '../../src/ike/tasks/child-delete.js';
 import type { IkeManager } from '../../src/ike/ike-manager.js';
 import { parsePrefix, formatPrefix, type Prefix } from '../../src/common/ip.js';
 import { parseConfig } from '../../src/gateway/config/load.js';
@@ -127,7 +128,7 @@ describe('CHILD_SA rekey, vpcgw responding', () => {
 
     // the peer deletes the old child: only the old SAs leave the data plane
     p.run(saB.queueExchange(ExchangeType.INFORMATIONAL, [new ChildDeleteTask(saB, saB.children[0]!.spiIn)], p.now), 'b');
-    // make-before-break (reference §5.9): the new outbound takes over only now, and the old inbound
+    // make-before-break: the new outbound takes over only now, and the old inbound
     // SA lingers for packets still in flight
     expect(p.actionsA.filter((x) => x.kind === 'activateChildSa')).toEqual([{ kind: 'activateChildSa', connection: 'a2b', spiOut: n.spiOut }]);
     expect(n.activateOutbound).toBe(false);

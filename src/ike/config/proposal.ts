@@ -60,7 +60,8 @@ const KNOWN = 'known algorithms: aes128|aes192|aes256, aes{128,192,256}gcm{8,12,
   'sha1|sha256|sha384|sha512, prfsha1|prfsha256|prfsha384|prfsha512, ' +
   'modp2048|modp3072|modp4096|ecp256|ecp384|ecp521|x25519|curve25519, esn|noesn, or "default"';
 
-// strongSwan 5.9.8 defaults (ikev2-esp.md §6.1), without the algorithms we do not implement.
+// strongSwan 5.9.8's default proposal (its `default` keyword, see proposal_create_default in
+// src/libstrongswan/crypto/proposal/proposal.c), without the algorithms we do not implement.
 const DEFAULT_DH = 'x25519-ecp256-ecp384-ecp521-modp3072-modp4096-modp2048';
 const DEFAULT_PRF = 'prfsha256-prfsha384-prfsha512-prfsha1';
 const DEFAULT_IKE = [

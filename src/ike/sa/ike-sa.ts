@@ -418,7 +418,8 @@ export class IkeSa {
       const conn = this.cfg?.name ?? '';
       const rekeyed = c.state === 'REKEYED' && c.successor !== null && c.successor.state === 'INSTALLED';
       // the peer deleted the SA it replaced: our traffic moves to the successor now, and the old
-      // inbound SA stays a moment for packets still in flight (reference §5.9, pitfall 17)
+      // inbound SA stays a moment for packets still in flight, as strongSwan keeps the old inbound
+      // SA of a rekeyed child for a while (charon.delete_rekeyed_delay) so late packets are not dropped
       if (rekeyed) this.actions.push({ kind: 'activateChildSa', connection: conn, spiOut: c.successor!.spiOut });
       this.actions.push({ kind: 'deleteChildSa', connection: conn, spiIn: c.spiIn, spiOut: c.spiOut, inboundGraceMs: rekeyed ? REKEYED_INBOUND_GRACE_MS : 0 });
       this.log.info({ child: c.id }, `CHILD_SA ${c.cfg.name}{${spiHex(c.spiIn)}_i ${spiHex(c.spiOut)}_o} deleted`);

@@ -1,20 +1,33 @@
-import { NotifyType, PayloadType, ProtocolId, TransformType } from '../wire/constants.js';
+import { ExchangeType, NotifyType, PayloadType, ProtocolId, TransformType } from '../wire/constants.js';
 import type { IkeMessage, KePayload, NoncePayload, Payload, Proposal, SaPayload, TsPayload } from '../wire/types.js';
-import { createKeyExchange, isSupportedDhGroup } from '../../crypto/dh.js';
+import { createKeyExchange, isSupportedDhGroup, type KeyExchange } from '../../crypto/dh.js';
 import { deriveChildKeys } from '../sa/keymat.js';
-import { dhGroupOf, proposalToString, selectProposal } from '../config/proposal.js';
-import { narrow, prefixToTs, tsToString } from '../config/traffic-selector.js';
+import { dhGroupOf, isValidResponseProposal, proposalToString, selectProposal } from '../config/proposal.js';
+import { narrow, prefixToTs, tsToString, tsWithin } from '../config/traffic-selector.js';
 import { ChildSa, spiHex, spiToBuffer } from '../sa/child-sa.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
-import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload } from './task.js';
-import { copyProposal, installChildSa } from './child-create.js';
+import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
+import { copyProposal, copyTs, installChildSa } from './child-create.js';
+import { ChildDeleteTask } from './child-delete.js';
+import { MAX_KE_RETRIES, REKEY_FAILED_RETRY_MS, isDhOffered, temporaryRetryMs } from './rekey-retry.js';
 
-// RFC 7296 §1.3.3, §2.8, §2.17: the responder side of a CHILD_SA rekey.
-//   --> SK { N(REKEY_SA, ESP, SPI = old child's SPI at the peer's side = our old spiOut), SA, Ni, [KEi], TSi, TSr }
-//   <-- SK { SA, Nr, [KEr], TSi, TSr }
-// The new child is installed when we answer; the old one is marked REKEYED and stays installed
-// until the peer (the rekey initiator) deletes it with INFORMATIONAL D(ESP, old).
+// Rekeying a CHILD_SA (RFC 7296 §1.3.3, §2.8, §2.17), both roles, as strongSwan's child_rekey.c:
+//   CREATE_CHILD_SA SK { N(REKEY_SA, ESP, old SPI), SA(ESP, new inbound SPI), Ni, [KEi], TSi, TSr } -->
+//                   <-- SK { SA, Nr, [KEr], TSi, TSr }
+//   then the initiator deletes the old child: INFORMATIONAL SK { D(ESP, old inbound SPI) } -->
+//
+// Initiator (buildRequest/processResponse): the SPI in N(REKEY_SA) is our old inbound SPI. Once the
+// answer comes the new child is installed in and out at once (our traffic moves now) and the old one
+// is deleted by a follow-up INFORMATIONAL; its inbound SA lingers a moment for packets in flight.
+// TEMPORARY_FAILURE (a collision, §2.25) and refusals keep the old child and retry later
+// (rekey-retry.ts); INVALID_KE_PAYLOAD (§1.3) retries at once with the group the peer asks for.
+//
+// Responder (processRequest/buildResponse): the SPI in N(REKEY_SA) is the peer's inbound SPI, our
+// old spiOut. Make-before-break: the new inbound SA is live before the peer reads our answer, while
+// our traffic moves to the new outbound SA only when the peer deletes the old child (strongSwan
+// behaves the same way as responder). A request for a child we are rekeying ourselves, or while the
+// IKE SA is being rekeyed, is answered TEMPORARY_FAILURE (§2.25).
 
 export type EspChoice =
   | { kind: 'ok'; proposal: Proposal }
@@ -40,22 +53,149 @@ export function chooseEspProposal(offered: readonly Proposal[], configured: read
   return { kind: 'ok', proposal: any };
 }
 
-export class ChildRekeyResponder extends TaskBase implements IkeTask {
+export class ChildRekeyTask extends TaskBase implements IkeTask {
   readonly type = 'CHILD_REKEY';
-  private old: ChildSa | null = null;
+  /** the child being replaced: given to the initiator, found from N(REKEY_SA) by the responder */
+  private old: ChildSa | null;
+  private nonceI: Buffer = Buffer.alloc(0);
+
+  // initiator state
+  /** our new inbound SPI, allocated once and kept across INVALID_KE retries */
+  private spiIn = 0;
+  private group = 0;
+  private keRetries = 0;
+  private ke: KeyExchange | null = null;
+  private offered: Proposal[] = [];
+
+  // responder state
   private child: ChildSa | null = null;
   private nonceR: Buffer = Buffer.alloc(0);
   private keData: Buffer | null = null;
   private keGroup = 0;
   private dhSecret: Buffer | null = null;
-  private nonceI: Buffer = Buffer.alloc(0);
   private failData: Buffer = Buffer.alloc(0);
   private failSpi: Buffer = Buffer.alloc(0);
 
-  constructor(private readonly sa: IkeSa, private readonly now: () => number) {
+  /**
+   * @param old initiator: the installed child to rekey (its DH group comes from the first ESP
+   *   proposal: PFS when it has one); omitted when answering the peer's rekey
+   */
+  constructor(private readonly sa: IkeSa, private readonly now: () => number, old?: ChildSa) {
     super();
+    this.old = old ?? null;
+    if (old) this.group = dhGroupOf(old.cfg.espProposals[0]!);
   }
 
+  /* CREATE_CHILD_SA request: SK { N(REKEY_SA), SA, Ni, [KEi], TSi, TSr } --> */
+  buildRequest(out: Payload[]): TaskStatus {
+    const sa = this.sa;
+    const old = this.old!;
+    if (sa.state !== 'ESTABLISHED' || old.state !== 'INSTALLED' || !sa.children.includes(old)) {
+      old.rekeying = false;
+      return this.fail(`CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i} is no longer installed here: rekey dropped`);
+    }
+    if (this.spiIn === 0) this.spiIn = sa.ctx.allocChildSpi();
+    this.nonceI = sa.randomNonce();
+    this.ke = this.group !== 0 ? createKeyExchange(this.group) : null;
+    const spi = spiToBuffer(this.spiIn);
+    this.offered = old.cfg.espProposals.map((p) => ({ ...copyProposal(p as Proposal), spi }));
+    out.push(notify(NotifyType.REKEY_SA, Buffer.alloc(0), ProtocolId.ESP, spiToBuffer(old.spiIn)));
+    out.push({ type: PayloadType.SA, proposals: this.offered } as SaPayload);
+    out.push({ type: PayloadType.NONCE, nonce: this.nonceI } as NoncePayload);
+    if (this.ke) out.push({ type: PayloadType.KE, group: this.group, data: this.ke.publicKey } as KePayload);
+    out.push({ type: PayloadType.TSi, selectors: old.localTs.map(copyTs) } as TsPayload);
+    out.push({ type: PayloadType.TSr, selectors: old.remoteTs.map(copyTs) } as TsPayload);
+    sa.log.info({ child: old.id }, `rekeying CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i ${spiHex(old.spiOut)}_o}${this.ke ? ` with PFS (DH group ${this.group})` : ''}`);
+    return 'done';
+  }
+
+  /* <-- CREATE_CHILD_SA response: SK { SA, Nr, [KEr], TSi, TSr } | SK { N(error) } */
+  processResponse(msg: IkeMessage): TaskStatus {
+    const sa = this.sa;
+    const old = this.old!;
+    const now = this.now();
+    const name = `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i}`;
+    const invalidKe = findNotify(msg, NotifyType.INVALID_KE_PAYLOAD);
+    if (invalidKe) {
+      const g = invalidKe.data.length >= 2 ? invalidKe.data.readUInt16BE(0) : 0;
+      if (g !== this.group && isDhOffered(old.cfg.espProposals as Proposal[], g) && ++this.keRetries <= MAX_KE_RETRIES) {
+        sa.log.info({ group: g }, `peer requested DH group ${g} for the rekey of ${name} (INVALID_KE_PAYLOAD), retrying`);
+        this.group = g;
+        return 'more';
+      }
+      return this.giveUp(now, REKEY_FAILED_RETRY_MS, `peer wants DH group ${g} for the rekey of ${name}, which we do not offer`);
+    }
+    const err = firstErrorNotify(msg);
+    if (err === NotifyType.TEMPORARY_FAILURE) {
+      const wait = temporaryRetryMs(sa);
+      return this.giveUp(now, wait, `peer answered TEMPORARY_FAILURE to the rekey of ${name} (rekey collision?): retrying in ${(wait / 1000).toFixed(1)} s`, 'info');
+    }
+    if (err === NotifyType.CHILD_SA_NOT_FOUND) {
+      this.releaseSpi();
+      old.rekeying = false;
+      sa.log.warn({ child: old.id }, `peer does not know ${name} (CHILD_SA_NOT_FOUND): removing it here`);
+      if (sa.children.includes(old)) {
+        sa.removeChild(old);
+        sa.children.splice(sa.children.indexOf(old), 1);
+      }
+      return 'done';
+    }
+    if (err !== undefined) {
+      const why = err === NotifyType.NO_PROPOSAL_CHOSEN
+        ? `peer accepts none of our ESP proposals (NO_PROPOSAL_CHOSEN); we offered ${old.cfg.espProposals.map(proposalToString).join(', ')}`
+        : err === NotifyType.TS_UNACCEPTABLE
+          ? `peer refuses our traffic selectors (TS_UNACCEPTABLE) ${old.localTs.map(tsToString).join(',')} === ${old.remoteTs.map(tsToString).join(',')}`
+          : `peer answered ${NotifyType[err] ?? err}`;
+      return this.giveUp(now, REKEY_FAILED_RETRY_MS, `rekey of ${name} failed, keeping it: ${why}`);
+    }
+    const saP = findPayload(msg, PayloadType.SA);
+    const nonce = findPayload(msg, PayloadType.NONCE);
+    const ke = findPayload(msg, PayloadType.KE);
+    const tsi = findPayload(msg, PayloadType.TSi);
+    const tsr = findPayload(msg, PayloadType.TSr);
+    if (!saP || !nonce || !tsi || !tsr) return this.giveUp(now, REKEY_FAILED_RETRY_MS, `rekey of ${name} failed: response lacks SA, Nr or TS`);
+    const chosen = saP.proposals[0];
+    if (saP.proposals.length !== 1 || !chosen || chosen.spi.length !== 4 || chosen.protocol !== ProtocolId.ESP || !isValidResponseProposal(chosen, this.offered)) {
+      return this.giveUp(now, REKEY_FAILED_RETRY_MS, `rekey of ${name} failed: peer chose an ESP proposal we did not offer`);
+    }
+    if (nonce.nonce.length < 16 || nonce.nonce.length > 256) return this.giveUp(now, REKEY_FAILED_RETRY_MS, `rekey of ${name} failed: bad nonce length`);
+    let secret: Buffer | null = null;
+    if (this.ke) {
+      if (!ke || ke.group !== this.group || dhGroupOf(chosen) !== this.group) {
+        return this.giveUp(now, REKEY_FAILED_RETRY_MS, `rekey of ${name} failed: peer's KE does not match DH group ${this.group}`);
+      }
+      secret = this.ke.computeSecret(ke.data);
+      if (!secret) return this.giveUp(now, REKEY_FAILED_RETRY_MS, `rekey of ${name} failed: invalid KE data from peer`);
+    } else if (ke || dhGroupOf(chosen) !== 0) {
+      return this.giveUp(now, REKEY_FAILED_RETRY_MS, `rekey of ${name} failed: peer answered with a KE we did not send`);
+    }
+    const localTs = tsi.selectors.map(copyTs);
+    const remoteTs = tsr.selectors.map(copyTs);
+    if (!localTs.every((t) => tsWithin(t, old.localTs)) || !remoteTs.every((t) => tsWithin(t, old.remoteTs))) {
+      secret?.fill(0);
+      return this.giveUp(now, REKEY_FAILED_RETRY_MS, `rekey of ${name} failed: peer answered with wider traffic selectors`);
+    }
+    const proposal = copyProposal(chosen);
+    // we sent the request: we are "I", our outbound keys are KEYMAT's first slice (§2.17)
+    const keys = deriveChildKeys(sa.prf!, sa.keys!.skD, this.nonceI, nonce.nonce, secret, proposal);
+    secret?.fill(0);
+    const child = new ChildSa(old.cfg, this.spiIn);
+    child.spiOut = chosen.spi.readUInt32BE(0);
+    child.localTs = localTs;
+    child.remoteTs = remoteTs;
+    this.spiIn = 0; // owned by the new child now
+    old.rekeying = false;
+    old.retryAtMs = 0;
+    old.state = 'REKEYED';
+    old.successor = child;
+    // we started the rekey: new inbound and outbound SAs now, our traffic moves at once
+    installChildSa(sa, child, proposal, keys, true, now, true);
+    sa.log.info({ child: child.id }, `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i ${spiHex(old.spiOut)}_o} rekeyed: replaced by {${spiHex(child.spiIn)}_i ${spiHex(child.spiOut)}_o}`);
+    sa.queueLater(ExchangeType.INFORMATIONAL, [ChildDeleteTask.afterRekey(sa, old)]);
+    return 'done';
+  }
+
+  /* --> CREATE_CHILD_SA request: SK { N(REKEY_SA), SA, Ni, [KEi], TSi, TSr } */
   processRequest(msg: IkeMessage): TaskStatus {
     const sa = this.sa;
     const rekey = findNotify(msg, NotifyType.REKEY_SA)!;
@@ -117,6 +257,7 @@ export class ChildRekeyResponder extends TaskBase implements IkeTask {
     return 'done';
   }
 
+  /* <-- CREATE_CHILD_SA response: SK { SA, Nr, [KEr], TSi, TSr } | SK { N(error) } */
   buildResponse(out: Payload[]): TaskStatus {
     const sa = this.sa;
     if (this.failNotify !== undefined) {
@@ -136,14 +277,29 @@ export class ChildRekeyResponder extends TaskBase implements IkeTask {
     this.dhSecret?.fill(0);
     old.state = 'REKEYED';
     old.successor = child;
-    // make-before-break (reference §5.9): the new inbound SA is live before the peer reads our response;
-    // our traffic moves to the new outbound SA only when the peer deletes the old one
+    // make-before-break: the new inbound SA is live before the peer reads our response; our traffic
+    // moves to the new outbound SA only when the peer deletes the old one
     installChildSa(sa, child, p, keys, false, this.now(), false);
     sa.log.info({ child: child.id }, `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i ${spiHex(old.spiOut)}_o} rekeyed by the peer: replaced by {${spiHex(child.spiIn)}_i ${spiHex(child.spiOut)}_o}`);
     return 'done';
   }
 
-  /** A refused rekey keeps the IKE SA and the old child: answer with the notify, nothing else. */
+  private releaseSpi(): void {
+    if (this.spiIn !== 0) this.sa.ctx.releaseChildSpi(this.spiIn);
+    this.spiIn = 0;
+  }
+
+  /** Initiator: the rekey failed, the old child and the IKE SA stay; try again after `waitMs`. */
+  private giveUp(now: number, waitMs: number, reason: string, level: 'info' | 'warn' = 'warn'): TaskStatus {
+    const old = this.old!;
+    this.releaseSpi();
+    old.rekeying = false;
+    old.retryAtMs = now + waitMs;
+    this.sa.log[level]({ child: old.id }, reason);
+    return 'done';
+  }
+
+  /** Responder: a refused rekey keeps the IKE SA and the old child: answer with the notify, nothing else. */
   private refuse(notifyType: number, reason: string): TaskStatus {
     this.failWith(notifyType, reason);
     this.sa.log.warn({}, `CHILD_SA rekey refused: ${reason}`);

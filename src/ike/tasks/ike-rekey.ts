@@ -1,19 +1,28 @@
-import { NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
+import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
 import type { IkeMessage, KePayload, NoncePayload, Payload, Proposal, SaPayload } from '../wire/types.js';
-import { createKeyExchange, isSupportedDhGroup } from '../../crypto/dh.js';
+import { createKeyExchange, isSupportedDhGroup, type KeyExchange } from '../../crypto/dh.js';
 import { createPrf } from '../../crypto/prf.js';
 import { deriveRekeyedIkeKeys, ikeKeyLengths, skCryptoFor } from '../sa/keymat.js';
-import { proposalToString } from '../config/proposal.js';
+import { dhGroupOf, isValidResponseProposal, proposalToString } from '../config/proposal.js';
 import { IkeSa, notify } from '../sa/ike-sa.js';
-import { type IkeTask, type TaskStatus, TaskBase, findPayload } from './task.js';
+import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
 import { chooseIkeProposal } from './ike-init.js';
 import { copyProposal } from './child-create.js';
+import { IkeDeleteTask } from './ike-delete.js';
+import { MAX_KE_RETRIES, REKEY_FAILED_RETRY_MS, isDhOffered, temporaryRetryMs } from './rekey-retry.js';
 
-// RFC 7296 §1.3.2, §2.18: the responder side of an IKE SA rekey.
-//   --> SK { SA(IKE, SPI = the peer's new SPI), Ni, KEi }
-//   <-- SK { SA(IKE, SPI = our new SPI), Nr, KEr }        (old SA's keys and message IDs)
-// The peer, having started the rekey, is the ORIGINAL INITIATOR of the new SA (its SPI is SPIi').
-// Every child moves to the new SA; the old one waits (REKEYED, no children) for the peer's D(IKE).
+// Rekeying the IKE SA (RFC 7296 §1.3.2, §2.18), both roles, as strongSwan's ike_rekey.c:
+//   CREATE_CHILD_SA SK { SA(IKE, SPI = initiator's new SPI), Ni, KEi } -->
+//                   <-- SK { SA(IKE, SPI = responder's new SPI), Nr, KEr }   (old SA's keys and message IDs)
+//   then the initiator deletes the old SA: INFORMATIONAL SK { D(IKE) } -->
+// Whoever sends the request becomes the ORIGINAL INITIATOR of the new SA (its SPI is SPIi'), whatever
+// its role in the old one. Every CHILD_SA moves to the new SA (handOverToRekeyedSa); the old one
+// waits (REKEYED, no children) for the DELETE.
+//
+// Initiator (buildRequest/processResponse): TEMPORARY_FAILURE (a collision, §2.25) and refusals keep
+// the IKE SA and retry later (rekey-retry.ts); INVALID_KE_PAYLOAD (§1.3) retries at once.
+// Responder (processRequest/buildResponse): a request while we rekey the IKE SA or one of its
+// children ourselves is answered TEMPORARY_FAILURE (§2.25).
 
 /** What the manager lends the task: a fresh unique IKE SPI, and registering the new SA. */
 export interface IkeRekeyHost {
@@ -21,17 +30,122 @@ export interface IkeRekeyHost {
   adopt(sa: IkeSa): void;
 }
 
-export class IkeRekeyResponder extends TaskBase implements IkeTask {
+export class IkeRekeyTask extends TaskBase implements IkeTask {
   readonly type = 'IKE_REKEY';
+
+  // initiator state
+  /** our SPI for the new SA, allocated once and kept across INVALID_KE retries */
+  private newSpi: Buffer | null = null;
+  private group = 0;
+  private keRetries = 0;
+  private nonceI: Buffer = Buffer.alloc(0);
+  private ke: KeyExchange | null = null;
+  private offered: Proposal[] = [];
+
+  // responder state
   private next: IkeSa | null = null;
   private keData: Buffer = Buffer.alloc(0);
   private keGroup = 0;
   private failData: Buffer = Buffer.alloc(0);
 
+  /** The same task object serves either role: the IKE SA calls the initiator's or the responder's pair. */
   constructor(private readonly sa: IkeSa, private readonly host: IkeRekeyHost, private readonly now: () => number) {
     super();
   }
 
+  /* CREATE_CHILD_SA request: SK { SA(IKE), Ni, KEi } --> */
+  buildRequest(out: Payload[]): TaskStatus {
+    const sa = this.sa;
+    if (sa.state !== 'ESTABLISHED') {
+      sa.rekeying = false;
+      return this.fail(`IKE SA is ${sa.state}: rekey dropped`);
+    }
+    if (this.group === 0) {
+      // the group of the current IKE SA, else of our first proposal
+      this.group = sa.proposal ? dhGroupOf(sa.proposal) : 0;
+      if (this.group === 0) this.group = dhGroupOf(sa.cfg!.ikeProposals[0]!);
+    }
+    if (!this.newSpi) this.newSpi = this.host.newIkeSpi();
+    this.nonceI = sa.randomNonce();
+    this.ke = createKeyExchange(this.group);
+    const spi = this.newSpi;
+    this.offered = sa.cfg!.ikeProposals.map((p) => ({ ...copyProposal(p as Proposal), spi }));
+    out.push({ type: PayloadType.SA, proposals: this.offered } as SaPayload);
+    out.push({ type: PayloadType.NONCE, nonce: this.nonceI } as NoncePayload);
+    out.push({ type: PayloadType.KE, group: this.group, data: this.ke.publicKey } as KePayload);
+    sa.log.info({}, `rekeying IKE_SA ${sa.cfg?.name ?? ''}[${sa.id}]`);
+    return 'done';
+  }
+
+  /* <-- CREATE_CHILD_SA response: SK { SA(IKE), Nr, KEr } | SK { N(error) } */
+  processResponse(msg: IkeMessage): TaskStatus {
+    const sa = this.sa;
+    const now = this.now();
+    const invalidKe = findNotify(msg, NotifyType.INVALID_KE_PAYLOAD);
+    if (invalidKe) {
+      const g = invalidKe.data.length >= 2 ? invalidKe.data.readUInt16BE(0) : 0;
+      if (g !== this.group && isDhOffered(sa.cfg!.ikeProposals as Proposal[], g) && ++this.keRetries <= MAX_KE_RETRIES) {
+        sa.log.info({ group: g }, `peer requested DH group ${g} for the IKE rekey (INVALID_KE_PAYLOAD), retrying`);
+        this.group = g;
+        return 'more';
+      }
+      return this.giveUp(now, REKEY_FAILED_RETRY_MS, `peer wants DH group ${g} for the IKE rekey, which we do not offer`);
+    }
+    const err = firstErrorNotify(msg);
+    if (err === NotifyType.TEMPORARY_FAILURE) {
+      const wait = temporaryRetryMs(sa);
+      return this.giveUp(now, wait, `peer answered TEMPORARY_FAILURE to our IKE rekey (rekey collision?): retrying in ${(wait / 1000).toFixed(1)} s`, 'info');
+    }
+    if (err !== undefined) {
+      const why = err === NotifyType.NO_PROPOSAL_CHOSEN
+        ? `peer accepts none of our IKE proposals (NO_PROPOSAL_CHOSEN); we offered ${sa.cfg!.ikeProposals.map(proposalToString).join(', ')}`
+        : `peer answered ${NotifyType[err] ?? err}`;
+      return this.giveUp(now, REKEY_FAILED_RETRY_MS, `IKE rekey failed, keeping the IKE SA: ${why}`);
+    }
+    const saP = findPayload(msg, PayloadType.SA);
+    const nonce = findPayload(msg, PayloadType.NONCE);
+    const ke = findPayload(msg, PayloadType.KE);
+    if (!saP || !nonce || !ke) return this.giveUp(now, REKEY_FAILED_RETRY_MS, 'IKE rekey failed: response lacks SA, Nr or KEr');
+    const chosen = saP.proposals[0];
+    if (saP.proposals.length !== 1 || !chosen || chosen.protocol !== ProtocolId.IKE || chosen.spi.length !== 8 || !isValidResponseProposal(chosen, this.offered)) {
+      return this.giveUp(now, REKEY_FAILED_RETRY_MS, 'IKE rekey failed: peer chose a proposal we did not offer');
+    }
+    if (ke.group !== this.group || dhGroupOf(chosen) !== this.group) return this.giveUp(now, REKEY_FAILED_RETRY_MS, `IKE rekey failed: peer's KE group ${ke.group} does not match`);
+    if (nonce.nonce.length < 16 || nonce.nonce.length > 256) return this.giveUp(now, REKEY_FAILED_RETRY_MS, 'IKE rekey failed: bad nonce length');
+    const secret = this.ke!.computeSecret(ke.data);
+    if (!secret) return this.giveUp(now, REKEY_FAILED_RETRY_MS, 'IKE rekey failed: invalid KE data from peer');
+    const proposal = copyProposal(chosen);
+    const spiI = this.newSpi!; // ours: we started the rekey, so we are the new SA's original initiator (§2.18)
+    const spiR = Buffer.from(chosen.spi);
+    const nonceR = Buffer.from(nonce.nonce);
+    const lens = ikeKeyLengths(proposal);
+    const prf = createPrf(lens.prfId);
+    const keys = deriveRekeyedIkeKeys(prf, sa.keys!.skD, secret, this.nonceI, nonceR, spiI, spiR, lens.encrKeyLen, lens.integKeyLen);
+    secret.fill(0);
+    const next = new IkeSa(sa.ctx, { initiator: true, spiI, spiR, cfg: sa.cfg, local: sa.local, remote: sa.remote, now });
+    next.proposal = { ...proposal, spi: Buffer.alloc(0) };
+    next.prf = prf;
+    next.keys = keys;
+    next.sk = skCryptoFor(proposal, keys, true);
+    next.nonceI = this.nonceI;
+    next.nonceR = nonceR;
+    next.peerId = sa.peerId;
+    next.natDetected = sa.natDetected;
+    sa.rekeying = false;
+    handOverToRekeyedSa(sa, next, this.host, now, 'rekeyed');
+    sa.queueLater(ExchangeType.INFORMATIONAL, [new IkeDeleteTask(sa, this.now, 'rekeyed, old IKE SA deleted')]);
+    return 'done';
+  }
+
+  /** Initiator: the rekey failed, the IKE SA stays; try again after `waitMs`. */
+  private giveUp(now: number, waitMs: number, reason: string, level: 'info' | 'warn' = 'warn'): TaskStatus {
+    this.sa.rekeying = false;
+    this.sa.rekeyRetryAtMs = now + waitMs;
+    this.sa.log[level]({}, reason);
+    return 'done';
+  }
+
+  /* --> CREATE_CHILD_SA request: SK { SA(IKE), Ni, KEi } */
   processRequest(msg: IkeMessage): TaskStatus {
     const sa = this.sa;
     const saP = findPayload(msg, PayloadType.SA)!;
@@ -87,6 +201,7 @@ export class IkeRekeyResponder extends TaskBase implements IkeTask {
     return 'done';
   }
 
+  /* <-- CREATE_CHILD_SA response: SK { SA(IKE), Nr, KEr } | SK { N(error) } */
   buildResponse(out: Payload[]): TaskStatus {
     const sa = this.sa;
     if (this.failNotify !== undefined) {
@@ -101,6 +216,7 @@ export class IkeRekeyResponder extends TaskBase implements IkeTask {
     return 'done';
   }
 
+  /** Responder: a refused rekey keeps the IKE SA: answer with the notify, nothing else. */
   private refuse(notifyType: number, reason: string): TaskStatus {
     this.failWith(notifyType, reason);
     this.sa.log.warn({}, `IKE_SA rekey refused: ${reason}`);

@@ -1,7 +1,7 @@
 import type { IkeMessage, Payload } from '../wire/types.js';
 
 /**
- * One job within an exchange (strongSwan's task shape, STYLE §2). The initiator calls
+ * One job within an exchange, in the shape of strongSwan's task_t (src/libcharon/sa/task.h). The initiator calls
  * buildRequest then processResponse; the responder processRequest then buildResponse.
  * A failing task records the Notify to send in `failNotify`; it does not throw.
  */

@@ -5,19 +5,26 @@
 // | Next Payload  |C|  RESERVED   |         Payload Length        |
 // +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //
-// Decoding:
+// Decoding (work and memory linear in the bytes received, whatever the length fields claim):
 // 1. header: length, version (major 2 only: RFC 7296 §2.5);
-// 2. walk the outer chain; unknown payload types are skipped when C=0, and reject the message
-//    when C=1 (§2.5: UNSUPPORTED_CRITICAL_PAYLOAD);
-// 3. an SK payload must be last; with keys it is verified (ICV/AEAD tag) before anything inside
-//    is parsed, then the inner chain is walked like the outer one;
-// 4. all-or-nothing: any structural error gives { ok:false, reason:'malformed' } (drop).
+// 2. scan the outer chain's generic headers only (no body is decoded yet); an unknown payload
+//    type with C=1 rejects the message (§2.5: UNSUPPORTED_CRITICAL_PAYLOAD);
+// 3. only IKE_SA_INIT travels in the clear; every later exchange is one SK payload, last in the
+//    chain (§1.2, §3.14); with keys it is verified (ICV/AEAD tag) before anything inside is
+//    parsed, then the inner chain's headers are scanned like the outer one;
+// 4. the payload types are checked against the exchange's table (rules.ts, as strongSwan's
+//    message.c does) before any body is decoded: a type the exchange cannot carry, or more of one
+//    than it allows, drops the message unread;
+// 5. the bodies are decoded; unknown payloads with C=0 (and EAP, not implemented) are kept as
+//    opaque views without decoding;
+// 6. all-or-nothing: any structural error gives { ok:false, reason:'malformed' } (drop).
 // decodeMessage never throws and never modifies its input (decryption works on a copy).
 import { IKE_HEADER_SIZE, ExchangeType, HeaderFlag, NotifyType, PayloadType } from './constants.js';
 import type { IkeHeader, IkeMessage, Payload, UnknownPayload } from './types.js';
 import type { EncTransform } from '../../crypto/aead.js';
 import { ParseError } from '../../common/errors.js';
 import { decodeHeader, encodeHeader } from './header.js';
+import { checkPayloadTypes, rulesFor } from './rules.js';
 import * as sa from './payloads/sa.js';
 import * as ke from './payloads/ke.js';
 import * as nonce from './payloads/nonce.js';
@@ -195,19 +202,53 @@ export function encodeChain(payloads: ReadonlyArray<Payload | UnknownPayload>, b
   return o;
 }
 
+/** One payload of a chain as its generic header describes it (the body is not decoded yet). */
+interface ChainEntry {
+  type: number;
+  critical: boolean;
+  /** offset of the generic header */
+  off: number;
+  /** payload length, generic header included */
+  len: number;
+}
+
+interface ScannedChain {
+  entries: ChainEntry[];
+  /** offset of the SK payload's generic header, or -1 */
+  skOff: number;
+  /** the SK payload's Next Payload (type of the first inner payload) */
+  skNext: number;
+}
+
+/** Types the codecs in ./payloads decode (and the rules tables count). */
+function isDecodedType(type: number): boolean {
+  switch (type) {
+    case PayloadType.SA:
+    case PayloadType.KE:
+    case PayloadType.IDi:
+    case PayloadType.IDr:
+    case PayloadType.CERT:
+    case PayloadType.CERTREQ:
+    case PayloadType.AUTH:
+    case PayloadType.NONCE:
+    case PayloadType.N:
+    case PayloadType.D:
+    case PayloadType.V:
+    case PayloadType.TSi:
+    case PayloadType.TSr:
+    case PayloadType.CP:
+      return true;
+    default:
+      return false;
+  }
+}
+
 /**
- * Walks a payload chain in `buf[off, end)` starting with type `first`. Returns the offset where
- * an SK payload starts (its generic header) if one is met, or -1. Throws ParseError/CriticalPayload.
+ * Scans the generic headers of a payload chain in `buf[off, end)` starting with type `first`,
+ * without decoding any body. Stops at an SK payload (which must be last). Throws ParseError.
  */
-function walkChain(
-  buf: Buffer,
-  off: number,
-  end: number,
-  first: number,
-  allowSk: boolean,
-  payloads: Payload[],
-  skipped: UnknownPayload[],
-): { skOff: number; skNext: number } {
+function scanChain(buf: Buffer, off: number, end: number, first: number, allowSk: boolean): ScannedChain {
+  const entries: ChainEntry[] = [];
   let type = first;
   let o = off;
   while (type !== PayloadType.NONE) {
@@ -220,17 +261,44 @@ function walkChain(
     if (type === PayloadType.SK) {
       if (!allowSk) throw new ParseError('SK', o, 'SK payload inside SK');
       if (o + len !== end) throw new ParseError('SK', o, 'SK payload is not the last payload');
-      return { skOff: o, skNext: next };
+      return { entries, skOff: o, skNext: next };
     }
     if (type === PayloadType.SKF) throw new ParseError('SKF', o, 'encrypted fragment: use decodeFragment');
-    const p = decodePayload(type, critical, buf.subarray(o + GENERIC_HEADER_SIZE, o + len), o + GENERIC_HEADER_SIZE);
-    if (isUnknown(p)) skipped.push(p);
-    else payloads.push(p);
+    entries.push({ type, critical, off: o, len });
     o += len;
     type = next;
   }
   if (o !== end) throw new ParseError('payload', o, `${end - o} bytes after the last payload`);
-  return { skOff: -1, skNext: 0 };
+  return { entries, skOff: -1, skNext: 0 };
+}
+
+/** RFC 7296 §2.5: an unknown payload type with the critical bit set rejects the whole message. */
+function checkCritical(entries: readonly ChainEntry[]): void {
+  for (const e of entries) {
+    if (e.critical && !isDecodedType(e.type) && e.type !== PayloadType.EAP) throw new CriticalPayload(e.type);
+  }
+}
+
+/**
+ * The exchange's table (rules.ts) applied to the scanned types, before any body is decoded.
+ * Exchanges without a table (not implemented here) are decoded as they are; the IKE SA answers them.
+ */
+function checkChainRules(h: IkeHeader, entries: readonly ChainEntry[]): string | null {
+  const rules = rulesFor(h.exchangeType, (h.flags & HeaderFlag.R) !== 0);
+  if (!rules) return null;
+  const types: number[] = [];
+  for (const e of entries) if (isDecodedType(e.type)) types.push(e.type);
+  return checkPayloadTypes(rules, types);
+}
+
+/** Decodes the bodies of scanned payloads: known ones into `payloads`, the rest (views) into `skipped`. */
+function decodeChain(buf: Buffer, entries: readonly ChainEntry[], payloads: Payload[], skipped: UnknownPayload[]): void {
+  for (const e of entries) {
+    const at = e.off + GENERIC_HEADER_SIZE;
+    const p = decodePayload(e.type, e.critical, buf.subarray(at, e.off + e.len), at);
+    if (isUnknown(p)) skipped.push(p);
+    else payloads.push(p);
+  }
 }
 
 /**
@@ -256,30 +324,38 @@ export function decodeMessage(datagram: Buffer, sk: SkCrypto | null): DecodeResu
     if (h.length !== buf.length) {
       return { ok: false, reason: 'malformed', detail: `header length ${h.length} != datagram ${buf.length}`, header };
     }
-    const payloads: Payload[] = [];
-    const skipped: UnknownPayload[] = [];
-    const outer = walkChain(buf, IKE_HEADER_SIZE, buf.length, h.nextPayload, true, payloads, skipped);
+    const outer = scanChain(buf, IKE_HEADER_SIZE, buf.length, h.nextPayload, true);
+    checkCritical(outer.entries);
     // RFC 7296 §1.2/§3.14: only IKE_SA_INIT travels in the clear, and every later exchange is
     // entirely inside SK. Enforcing it here also stops a flipped Next Payload in the header from
     // turning an encrypted message into an "unencrypted" one that parses.
     const isInit = h.exchangeType === ExchangeType.IKE_SA_INIT;
     if (outer.skOff < 0) {
       if (!isInit) return { ok: false, reason: 'malformed', detail: `${exchangeName(h.exchangeType)} is not encrypted`, header };
+      const bad = checkChainRules(h, outer.entries);
+      if (bad) return { ok: false, reason: 'malformed', detail: `${exchangeName(h.exchangeType)}: ${bad}`, header };
+      const payloads: Payload[] = [];
+      const skipped: UnknownPayload[] = [];
+      decodeChain(buf, outer.entries, payloads, skipped);
       return { ok: true, msg: { header: h, payloads, encrypted: false, skipped } };
     }
     if (isInit) return { ok: false, reason: 'malformed', detail: 'IKE_SA_INIT must not carry SK', header };
-    if (payloads.length > 0 || skipped.length > 0) {
-      const t = payloads[0]?.type ?? skipped[0]!.type;
+    if (outer.entries.length > 0) {
+      const t = outer.entries.find((e) => isDecodedType(e.type))?.type ?? outer.entries[0]!.type;
       return { ok: false, reason: 'malformed', detail: `payload type ${t} was not encrypted`, header };
     }
     if (!sk) return { ok: false, reason: 'malformed', detail: 'encrypted message but no SK keys', header };
     const copy = buf;
     const r = skp.open(sk.dec, copy, 0, outer.skOff + GENERIC_HEADER_SIZE, copy.length);
     if (!r.ok) return { ok: false, reason: r.reason, detail: r.detail, header };
-    const inner: Payload[] = [];
-    const innerSkipped: UnknownPayload[] = [];
-    walkChain(copy, r.innerOff, r.innerOff + r.inner.length, outer.skNext, false, inner, innerSkipped);
-    return { ok: true, msg: { header: h, payloads: inner, encrypted: true, skipped: innerSkipped } };
+    const inner = scanChain(copy, r.innerOff, r.innerOff + r.inner.length, outer.skNext, false);
+    checkCritical(inner.entries);
+    const bad = checkChainRules(h, inner.entries);
+    if (bad) return { ok: false, reason: 'malformed', detail: `${exchangeName(h.exchangeType)}: ${bad}`, header };
+    const payloads: Payload[] = [];
+    const skipped: UnknownPayload[] = [];
+    decodeChain(copy, inner.entries, payloads, skipped);
+    return { ok: true, msg: { header: h, payloads, encrypted: true, skipped } };
   } catch (e) {
     if (e instanceof CriticalPayload) {
       return { ok: false, reason: 'unsupported-critical', detail: e.message, criticalType: e.payloadType, ...(header ? { header } : {}) };
@@ -295,9 +371,13 @@ export function decodeMessage(datagram: Buffer, sk: SkCrypto | null): DecodeResu
  */
 export function decodeInnerPayloads(header: IkeHeader, first: number, plaintext: Buffer): DecodeResult {
   try {
+    const chain = scanChain(plaintext, 0, plaintext.length, first, false);
+    checkCritical(chain.entries);
+    const bad = checkChainRules(header, chain.entries);
+    if (bad) return { ok: false, reason: 'malformed', detail: `${exchangeName(header.exchangeType)}: ${bad}`, header };
     const payloads: Payload[] = [];
     const skipped: UnknownPayload[] = [];
-    walkChain(plaintext, 0, plaintext.length, first, false, payloads, skipped);
+    decodeChain(plaintext, chain.entries, payloads, skipped);
     return { ok: true, msg: { header, payloads, encrypted: true, skipped } };
   } catch (e) {
     if (e instanceof CriticalPayload) {

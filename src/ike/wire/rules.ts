@@ -1,6 +1,9 @@
 // Which payloads each exchange may carry (RFC 7296 §1.2–§1.5, §3; strongSwan 5.9.8
-// src/libcharon/encoding/message.c rule tables as described in ikev2-esp.md §1.17).
-// Checked after decodeMessage so tasks can assume counts; payload ORDER is free.
+// src/libcharon/encoding/message.c rule tables: ike_sa_init_i_rules and its siblings).
+// Two uses: decodeMessage checks the payload TYPES and their maximum counts (checkPayloadTypes)
+// on the generic headers alone, before any payload body is decoded, so a message full of payloads
+// its exchange cannot carry costs no decoding work; checkRules checks a decoded message in full
+// (minimum counts too) so tasks can assume counts. Payload ORDER is free.
 // Unknown non-critical payloads (msg.skipped) are not counted.
 import { ExchangeType, HeaderFlag, PayloadType } from './constants.js';
 import type { IkeMessage } from './types.js';
@@ -113,6 +116,23 @@ export function rulesFor(exchangeType: number, isResponse: boolean): ExchangeRul
     default:
       return null;
   }
+}
+
+/**
+ * Checks the types of a message's payloads (those the codecs decode, in any order) against the
+ * table: each type must be allowed, and no more often than its maximum. Minimum counts are left to
+ * checkRules and the tasks. Returns null when they conform, else a reason for the log.
+ */
+export function checkPayloadTypes(rules: ExchangeRules, types: readonly number[]): string | null {
+  const counts = new Map<number, number>();
+  for (const type of types) {
+    const rule = rules.payloads.find((x) => x.type === type);
+    if (!rule) return `payload type ${type} not allowed here`;
+    const n = (counts.get(type) ?? 0) + 1;
+    if (n > rule.max) return `${n} payloads of type ${type}, at most ${rule.max}`;
+    counts.set(type, n);
+  }
+  return null;
 }
 
 /**

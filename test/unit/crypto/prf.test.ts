@@ -1,6 +1,6 @@
 // Known-answer tests for the IKE PRFs and prf+.
 // HMAC vectors: RFC 4231 (SHA-2) and RFC 2202 (SHA-1), kept in test/vectors/hmac-sha.json.
-// prf+ vector: SKEYSEED -> SK_* from strongSwan 5.9.8 (shared/reference/ikev2-esp.md Appendix A),
+// prf+ vector: SKEYSEED -> SK_* from strongSwan 5.9.8's own key dumps (charon ike=4 log level),
 // kept in test/vectors/ike-lab-appendix-a.json.
 import { describe, expect, it } from 'vitest';
 import { createHmac } from 'node:crypto';

@@ -104,7 +104,7 @@ describe('ESP encap/decap round trip', () => {
     expect(pt.subarray(100).toString('hex')).toBe('0102030405060708090a0a29');
   });
 
-  it('decapsulates the strongSwan 5.9.8 packet from the reference appendix through the SAD', () => {
+  it('decapsulates the strongSwan 5.9.8 packet kept in test/vectors/aead-transforms.json through the SAD', () => {
     const V = JSON.parse(readFileSync(new URL('../../vectors/aead-transforms.json', import.meta.url), 'utf8')).strongswanEsp;
     const sa = new EspSa({
       spi: 0xf9ddbfd8,

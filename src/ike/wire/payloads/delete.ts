@@ -9,6 +9,9 @@
 // +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //
 // IKE SA: protocol 1, SPI size 0, no SPIs. ESP: protocol 3, SPI size 4, the SENDER's inbound SPIs.
+// An SPI size of 0 with a non-zero count is refused (RFC 7296 §3.11: "the SPI Size field MUST be
+// zero, and the Num of SPIs field MUST be zero" for the IKE SA): such a payload would claim up to
+// 65,535 SPIs in 4 bytes, and decoding must stay linear in the bytes received.
 import { PayloadType } from '../constants.js';
 import type { DeletePayload } from '../types.js';
 import { fail, need } from '../check.js';
@@ -17,6 +20,7 @@ export function decode(body: Buffer, at: number): DeletePayload {
   need('D', body, at, 0, 4);
   const spiSize = body[1]!;
   const n = body.readUInt16BE(2);
+  if (spiSize === 0 && n !== 0) fail('D', at + 2, `${n} SPIs of size 0`);
   if (body.length !== 4 + n * spiSize) {
     fail('D', at + 2, `${n} SPIs of ${spiSize} bytes do not fill ${body.length - 4} bytes`);
   }

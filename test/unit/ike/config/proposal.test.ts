@@ -1,4 +1,4 @@
-// strongSwan proposal syntax (ikev2-esp.md §6.1: "sha256" also selects the PRF in IKE proposals,
+// strongSwan proposal syntax (as swanctl.conf reads it: "sha256" also selects the PRF in IKE proposals,
 // AEAD IKE proposals need prf*, ESP gets NO_EXT_SEQ) and responder selection (RFC 7296 §3.3.6).
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../../src/common/errors.js';

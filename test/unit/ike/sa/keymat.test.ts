@@ -1,6 +1,6 @@
 // IKE and child key derivation against strongSwan 5.9.8's own key dumps
-// (shared/reference/ikev2-esp.md Appendix A, kept in test/vectors/ike-lab-appendix-a.json),
-// and the key-length table of ikev2-esp.md §3.2 (RFC 7296 §2.13-2.18, RFC 5282 §7.1, RFC 7634).
+// (charon ike=4 chd=4 log levels, kept in test/vectors/ike-lab-appendix-a.json), and the key
+// lengths each transform takes from prf+ (RFC 7296 §2.13-2.18, RFC 5282 §7.1, RFC 7634).
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createPrf, prfPlus } from '../../../../src/crypto/prf.js';
@@ -34,7 +34,7 @@ const PRF = (id: number): Transform => ({ type: TransformType.PRF, id });
 const DH = (id: number): Transform => ({ type: TransformType.DH, id });
 const ESN = (id: number): Transform => ({ type: TransformType.ESN, id });
 
-describe('ikeKeyLengths (ikev2-esp.md §3.2 table)', () => {
+describe('ikeKeyLengths (RFC 7296 §2.14 slices, RFC 5282 §7.1 salts)', () => {
   it.each([
     ['aes128-sha256', prop(1, ENCR(EncrId.ENCR_AES_CBC, 128), INTEG(IntegId.AUTH_HMAC_SHA2_256_128), PRF(PrfId.PRF_HMAC_SHA2_256), DH(19)), 16, 32, 5],
     ['aes256-sha384', prop(1, ENCR(EncrId.ENCR_AES_CBC, 256), INTEG(IntegId.AUTH_HMAC_SHA2_384_192), PRF(PrfId.PRF_HMAC_SHA2_384)), 32, 48, 6],

@@ -20,6 +20,10 @@ const HDR = {
 };
 // plaintext messages exist only in IKE_SA_INIT
 const INIT = { ...HDR, exchangeType: ExchangeType.IKE_SA_INIT, messageId: 0 };
+const CHILD = { ...HDR, exchangeType: ExchangeType.CREATE_CHILD_SA };
+// IKE_SESSION_RESUME (RFC 5723) is not implemented, so it has no payload table (rules.ts):
+// decodeMessage decodes any payload type in it, which lets the codec round trips run inside SK
+const NO_TABLE = { ...HDR, exchangeType: 38 };
 
 function skPair(spec: EncTransformSpec, encrLen: number, integLen: number): [SkCrypto, SkCrypto] {
   const ei = randomBytes(encrLen);
@@ -47,26 +51,36 @@ const transform = fc.oneof(
   fc.record({ type: fc.integer({ min: 1, max: 5 }), id: fc.nat(65535) }),
   fc.record({ type: fc.integer({ min: 1, max: 5 }), id: fc.nat(65535), keyLength: fc.nat(65535) }),
 );
-const payload: fc.Arbitrary<Payload> = fc.oneof(
-  fc.record({
+const saPayload = fc.record({
     type: fc.constant(PayloadType.SA),
     proposals: fc.array(
       fc.record({ num: fc.nat(255), protocol: fc.integer({ min: 1, max: 3 }), spi: fc.oneof(buf(0, 0), buf(4, 4), buf(8, 8)), transforms: fc.array(transform, { maxLength: 6 }) }),
       { minLength: 1, maxLength: 3 },
     ),
-  }),
-  fc.record({ type: fc.constant(PayloadType.KE), group: fc.nat(65535), data: buf(0, 140) }),
-  fc.record({ type: fc.constant(PayloadType.NONCE), nonce: buf(16, 64) }),
+  });
+const kePayload = fc.record({ type: fc.constant(PayloadType.KE), group: fc.nat(65535), data: buf(0, 140) });
+const noncePayload = fc.record({ type: fc.constant(PayloadType.NONCE), nonce: buf(16, 64) });
+const notifyPayload = fc.record({ type: fc.constant(PayloadType.N), protocol: fc.nat(255), spi: fc.oneof(buf(0, 0), buf(4, 4), buf(8, 8)), notifyType: fc.nat(65535), data: buf(0, 30) });
+const vendorPayload = fc.record({ type: fc.constant(PayloadType.V), data: buf(0, 20) });
+const payload: fc.Arbitrary<Payload> = fc.oneof(
+  saPayload,
+  kePayload,
+  noncePayload,
   fc.record({ type: fc.constantFrom(PayloadType.IDi, PayloadType.IDr), idType: fc.nat(255), data: buf(0, 40) }),
   fc.record({ type: fc.constant(PayloadType.AUTH), method: fc.nat(255), data: buf(0, 64) }),
   fc.record({ type: fc.constant(PayloadType.CERT), encoding: fc.nat(255), data: buf(0, 64) }),
   fc.record({ type: fc.constant(PayloadType.CERTREQ), encoding: fc.nat(255), data: buf(0, 60) }),
-  fc.record({ type: fc.constant(PayloadType.N), protocol: fc.nat(255), spi: fc.oneof(buf(0, 0), buf(4, 4), buf(8, 8)), notifyType: fc.nat(65535), data: buf(0, 30) }),
+  notifyPayload,
   fc.record({ type: fc.constant(PayloadType.D), protocol: fc.constant(3), spiSize: fc.constant(4), spis: fc.array(buf(4, 4), { maxLength: 4 }) }),
-  fc.record({ type: fc.constant(PayloadType.V), data: buf(0, 20) }),
+  vendorPayload,
   fc.record({ type: fc.constantFrom(PayloadType.TSi, PayloadType.TSr), selectors: fc.array(selector, { maxLength: 3 }) }),
   fc.record({ type: fc.constant(PayloadType.CP), cfgType: fc.integer({ min: 1, max: 4 }), attributes: fc.array(fc.record({ type: fc.nat(0x7fff), value: buf(0, 17) }), { maxLength: 4 }) }),
 ) as fc.Arbitrary<Payload>;
+/** What an IKE_SA_INIT request may carry (rules.ts): at most one SA, KE and Ni, any N and V, in any order. */
+const initPayloads: fc.Arbitrary<Payload[]> = fc
+  .tuple(fc.option(saPayload, { nil: undefined }), fc.option(kePayload, { nil: undefined }), fc.option(noncePayload, { nil: undefined }), fc.array(fc.oneof(notifyPayload, vendorPayload), { maxLength: 3 }))
+  .map(([a, k, n, rest]) => [a, k, n, ...rest].filter((p) => p !== undefined) as Payload[])
+  .chain((ps) => fc.shuffledSubarray(ps, { minLength: ps.length, maxLength: ps.length }));
 
 /** Compare decoded payloads with the originals (Buffers by content). */
 function norm(ps: readonly unknown[]): string {
@@ -161,12 +175,12 @@ describe('message rules', () => {
 
   it('CBC pads to the 16-byte block; AEAD AAD is header + SK header (tampering there fails)', () => {
     const [i, r] = SUITES[0]![1];
-    const b = encodeMessage(HDR, [nonceP], i);
+    const b = encodeMessage(CHILD, [nonceP], i);
     // 28 header + 4 SK header + 16 IV + ciphertext (36 → 48) + 16 ICV
     expect(b.length).toBe(28 + 4 + 16 + 48 + 16);
     expect(decodeMessage(b, r).ok).toBe(true);
     const [gi, gr] = SUITES[2]![1];
-    const g = encodeMessage(HDR, [nonceP], gi);
+    const g = encodeMessage(CHILD, [nonceP], gi);
     const t = Buffer.from(g);
     t[30] ^= 0x80; // SK generic header byte: in the AAD
     expect(decodeMessage(t, gr)).toMatchObject({ ok: false });
@@ -177,7 +191,7 @@ describe('message rules', () => {
 describe('properties', () => {
   it('plain: decode(encode(payloads)) == payloads', () => {
     fc.assert(
-      fc.property(fc.array(payload, { maxLength: 6 }), (ps) => {
+      fc.property(initPayloads, (ps) => {
         const r = decodeMessage(encodeMessage(INIT, ps, null), null);
         expect(r.ok).toBe(true);
         if (r.ok) expect(norm(r.msg.payloads)).toBe(norm(ps));
@@ -190,7 +204,7 @@ describe('properties', () => {
     it(`SK ${name}: decode(encode(payloads)) == payloads, and one flipped bit is rejected`, () => {
       fc.assert(
         fc.property(fc.array(payload, { maxLength: 5 }), fc.nat(), (ps, pos) => {
-          const b = encodeMessage(HDR, ps, i);
+          const b = encodeMessage(NO_TABLE, ps, i);
           const res = decodeMessage(b, r);
           expect(res.ok).toBe(true);
           if (res.ok) {
@@ -249,7 +263,7 @@ describe('buffer ownership', () => {
     plain.fill(0xee);
     expect(res.ok && (res.msg.payloads[0] as { nonce: Buffer }).nonce.equals(Buffer.alloc(32, 1))).toBe(true);
     expect(res.ok && res.msg.header.spiI.toString('hex')).toBe('0102030405060708');
-    const enc = encodeMessage(HDR, [nonceP], i);
+    const enc = encodeMessage(CHILD, [nonceP], i);
     const before = Buffer.from(enc);
     expect(decodeMessage(enc, r).ok).toBe(true);
     expect(enc.equals(before)).toBe(true);

@@ -1,6 +1,6 @@
-// Exchange payload tables (RFC 7296 §1.2-1.5; strongSwan message.c rules, ikev2-esp.md §1.17).
+// Exchange payload tables (RFC 7296 §1.2-1.5; strongSwan src/libcharon/encoding/message.c rules).
 import { describe, expect, it } from 'vitest';
-import { checkRules } from '../../../../src/ike/wire/rules.js';
+import { checkPayloadTypes, checkRules, rulesFor } from '../../../../src/ike/wire/rules.js';
 import { ExchangeType, HeaderFlag, PayloadType } from '../../../../src/ike/wire/constants.js';
 import type { IkeMessage, Payload } from '../../../../src/ike/wire/types.js';
 import { notify } from '../../../../src/ike/wire/payloads/notify.js';
@@ -49,5 +49,18 @@ describe('checkRules', () => {
     expect(checkRules(msg(ExchangeType.INFORMATIONAL, false, true, [D, D]))).toBeNull();
     expect(checkRules(msg(ExchangeType.INFORMATIONAL, false, true, [SA]))).toMatch(/not allowed/);
     expect(checkRules(msg(43, false, true, []))).toMatch(/unsupported exchange/);
+  });
+});
+
+describe('checkPayloadTypes (on generic headers, before bodies are decoded)', () => {
+  it('allows the table\'s types up to their maximum, leaves minimum counts to checkRules', () => {
+    const initReq = rulesFor(ExchangeType.IKE_SA_INIT, false)!;
+    expect(checkPayloadTypes(initReq, [PayloadType.N, PayloadType.SA, PayloadType.KE, PayloadType.NONCE, PayloadType.N])).toBeNull();
+    expect(checkPayloadTypes(initReq, [PayloadType.SA])).toBeNull();
+    expect(checkPayloadTypes(initReq, [PayloadType.SA, PayloadType.D])).toBe('payload type 42 not allowed here');
+    expect(checkPayloadTypes(initReq, [PayloadType.KE, PayloadType.KE])).toBe('2 payloads of type 34, at most 1');
+    const info = rulesFor(ExchangeType.INFORMATIONAL, true)!;
+    expect(checkPayloadTypes(info, [PayloadType.D, PayloadType.D, PayloadType.N])).toBeNull();
+    expect(checkPayloadTypes(info, [PayloadType.CP, PayloadType.CP])).toMatch(/at most 1/);
   });
 });

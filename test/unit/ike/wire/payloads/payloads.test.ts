@@ -1,5 +1,4 @@
-// Per-payload codecs on the byte layouts recorded in shared/reference/ikev2-esp.md §1 ([lab]
-// examples from strongSwan 5.9.8): decode, check fields, encode, compare bytes; plus truncation
+// Per-payload codecs on byte layouts captured from strongSwan 5.9.8 (marked [lab]): decode, check fields, encode, compare bytes; plus truncation
 // and bad-length cases that must give a ParseError with the byte offset.
 import { describe, expect, it } from 'vitest';
 import { ParseError } from '../../../../../src/common/errors.js';
