@@ -28,6 +28,8 @@ import { TsDataPlane } from './ts-data-plane.js';
  */
 
 export type DataPlaneMode = 'auto' | 'ts' | 'native';
+/** The reason logged when the environment forces the TypeScript data plane. */
+const FORCED_TS = 'VPCGW_DATAPLANE=ts';
 export type DataPlaneKind = 'native' | 'multi-queue' | 'ts' | 'custom';
 
 /** What VPCGW_DATAPLANE asks for: `ts` or `native` force one; anything else is `auto`. */
@@ -96,7 +98,7 @@ export function openDataPlaneTun(req: DataPlaneRequest): DataPlaneChoice {
     if (mode === 'native') throw new VpnError('ERR_NATIVE_UNAVAILABLE', `native data plane not available: ${reason}`);
     return new TsChoice(req.tuns.openTun(), log, reason);
   };
-  if (mode === 'ts') return ts('VPCGW_DATAPLANE=ts');
+  if (mode === 'ts') return ts(FORCED_TS);
   if (!req.tuns.openOffloadTun) return ts('this platform has no offload TUN');
   const why = nativeAddonProblem();
   if (why !== null) return ts(why);
@@ -157,7 +159,7 @@ export interface SelectOptions extends NativeDataPlaneOptions {
  */
 export function selectDataPlane(io: SelectDataPlaneIo, opts: SelectOptions = {}): DataPlane & { readonly backend: 'native' | 'ts' } {
   const mode = opts.prefer ?? dataPlaneModeFromEnv();
-  let reason = mode === 'ts' ? 'VPCGW_DATAPLANE=ts' : nativeUnavailableReason(io.tun, io.binds);
+  let reason = mode === 'ts' ? FORCED_TS : nativeUnavailableReason(io.tun, io.binds);
   if (reason !== null && mode === 'native') throw new VpnError('ERR_NATIVE_UNAVAILABLE', `native data plane not available: ${reason}`);
   if (reason === null) {
     try {
@@ -185,7 +187,8 @@ export function dataPlaneKind(dp: DataPlane): DataPlaneKind {
 // ---------------------------------------------------------------- the one log line
 
 function logTs(log: Logger, reason: string): void {
-  log.warn({ dataPlane: 'ts', reason }, 'native data plane not available: using the TypeScript data plane');
+  if (reason === FORCED_TS) log.info({ dataPlane: 'ts', reason }, 'TypeScript data plane started, as VPCGW_DATAPLANE asks');
+  else log.warn({ dataPlane: 'ts', reason }, 'native data plane not available: using the TypeScript data plane');
 }
 
 /** `oneQueueReason`: why `queues` > 1 were asked for but one runs. */

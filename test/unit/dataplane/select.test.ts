@@ -67,7 +67,7 @@ describe('openDataPlaneTun', () => {
     expect(started.kind).toBe('ts');
     expect(started.dataPlane).toBeInstanceOf(TsDataPlane);
     expect(choiceLines(log)).toEqual([
-      { level: 'warn', msg: 'native data plane not available: using the TypeScript data plane', obj: { dataPlane: 'ts', reason: 'VPCGW_DATAPLANE=ts' } },
+      { level: 'info', msg: 'TypeScript data plane started, as VPCGW_DATAPLANE asks', obj: { dataPlane: 'ts', reason: 'VPCGW_DATAPLANE=ts' } },
     ]);
     started.dataPlane!.close();
   });
