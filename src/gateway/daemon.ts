@@ -268,39 +268,12 @@ export class Gateway {
       } catch (e) {
         throw new IoError(`cannot create the data dir ${g.dataDir}: ${(e as Error).message}`, e);
       }
-      const choice = openDataPlaneTun({
-        tuns: {
-          openTun: () => this.platform.openTun(g.tun, this.log),
-          openOffloadTun: this.platform.openOffloadTun && (() => this.platform.openOffloadTun!(g.tun, this.log)),
-          openMultiQueueTun: this.platform.openMultiQueueTun && ((n) => this.platform.openMultiQueueTun!(g.tun, n, this.log)),
-        },
-        queues: resolveQueues(g.dataPlane.queues),
-        factory: this.opts.dataPlane,
-        log: this.log,
-      });
-      this.choice = choice;
-      this.tun = choice.tun;
-      if (g.tun.address) this.platform.addAddress(this.tun.name, g.tun.address.text);
+      const choice = (this.choice = this.chooseDataPlane());
+      const tun = (this.tun = choice.tun);
+      if (g.tun.address) this.platform.addAddress(tun.name, g.tun.address.text);
       this.platform.enableForwarding();
-      for (const a of g.publicAddresses) {
-        for (const port of [IKE_PORT, IKE_NATT_PORT]) {
-          const opts = port === IKE_NATT_PORT && choice.reusePort ? { reusePort: true } : undefined;
-          const bind = this.platform.bindUdp(a.text, port, this.log, opts);
-          this.udp.push({ bind, local: { family: a.addr.family, address: a.text, port } });
-        }
-      }
-      const started = await choice.start(this.udp.filter((u) => u.local.port === IKE_NATT_PORT).map((u) => u.bind));
-      this.dataPlane = started.dataPlane;
-      this.dataPlaneKind = started.kind;
-      this.queueUdp.push(...started.extraBinds);
-      if (started.kind === 'multi-queue' && this.config.vpnServers.length > 0) {
-        this.log.warn({ queues: g.dataPlane.queues }, 'SSL VPN data channel runs in JavaScript with gateway.dataPlane.queues > 1 (native only with one queue)');
-      }
-      // IKE on 4500 arrives through the data plane, which owns those sockets
-      this.dataPlane?.onControl((msg, from, local) => this.guard('ike', () => {
-        this.tunnels?.receiveIke(msg, from, local);
-        this.scheduleTunnels();
-      }));
+      this.bindSockets(choice.reusePort);
+      await this.startDataPlane(choice);
       const ctx: TunnelContext = {
         config: this.config,
         log: this.log.child({ ike: 'manager' }),
@@ -308,22 +281,13 @@ export class Gateway {
         sendIke: (m, to, local) => this.sendIke(m, to, local),
       };
       this.tunnels = this.opts.tunnels ? this.opts.tunnels(ctx) : new NoIkeController(ctx);
-      for (const c of this.config.vpnConnections) {
-        for (const p of c.remoteSubnets) {
-          this.platform.addRoute(p.text, this.tun.name);
-          this.routes.push(p.text);
-        }
-      }
+      for (const c of this.config.vpnConnections) for (const p of c.remoteSubnets) this.addTunRoute(p.text);
       if (this.opts.vpnServers && this.dataPlane && this.config.vpnServers.length > 0) {
-        for (const v of this.config.vpnServers) {
-          this.platform.addRoute(v.clientCidr.text, this.tun.name);
-          this.routes.push(v.clientCidr.text);
-        }
+        for (const v of this.config.vpnServers) this.addTunRoute(v.clientCidr.text);
         this.vpnServers = this.opts.vpnServers({ config: this.config, log: this.log, dataPlane: this.dataPlane });
         await this.vpnServers.start();
       }
       this.control = await ControlServer.listen({ path: this.controlPath, handlers: this.handlers(), log: this.log });
-      const tun = this.tun;
       // with a data plane, it reads the TUN and the 4500 sockets; the daemon reads port 500
       if (!this.dataPlane) tun.start((b) => this.guard('tun', () => (this.droppedTun += b.count)));
       for (const u of this.udp) {
@@ -352,6 +316,53 @@ export class Gateway {
       this.stateValue = 'stopped';
       throw e;
     }
+  }
+
+  /** Opens the TUN the data plane src/dataplane/select.ts chooses needs (native, multi-queue, TypeScript, none). */
+  private chooseDataPlane(): DataPlaneChoice {
+    const g = this.config.gateway;
+    const p = this.platform;
+    return openDataPlaneTun({
+      tuns: {
+        openTun: () => p.openTun(g.tun, this.log),
+        openOffloadTun: p.openOffloadTun && (() => p.openOffloadTun!(g.tun, this.log)),
+        openMultiQueueTun: p.openMultiQueueTun && ((n) => p.openMultiQueueTun!(g.tun, n, this.log)),
+      },
+      queues: resolveQueues(g.dataPlane.queues),
+      factory: this.opts.dataPlane,
+      log: this.log,
+    });
+  }
+
+  /** UDP 500 and 4500 on every public address; `reusePort`: each 4500 socket starts a multi-queue group. */
+  private bindSockets(reusePort: boolean): void {
+    for (const a of this.config.gateway.publicAddresses) {
+      for (const port of [IKE_PORT, IKE_NATT_PORT]) {
+        const opts = port === IKE_NATT_PORT && reusePort ? { reusePort: true } : undefined;
+        const bind = this.platform.bindUdp(a.text, port, this.log, opts);
+        this.udp.push({ bind, local: { family: a.addr.family, address: a.text, port } });
+      }
+    }
+  }
+
+  /** The data plane over the 4500 sockets; IKE on 4500 then arrives through it, as it owns them. */
+  private async startDataPlane(choice: DataPlaneChoice): Promise<void> {
+    const started = await choice.start(this.udp.filter((u) => u.local.port === IKE_NATT_PORT).map((u) => u.bind));
+    this.dataPlane = started.dataPlane;
+    this.dataPlaneKind = started.kind;
+    this.queueUdp.push(...started.extraBinds);
+    if (started.kind === 'multi-queue' && this.config.vpnServers.length > 0) {
+      this.log.warn({ queues: this.config.gateway.dataPlane.queues }, 'SSL VPN data channel runs in JavaScript with gateway.dataPlane.queues > 1 (native only with one queue)');
+    }
+    this.dataPlane?.onControl((msg, from, local) => this.guard('ike', () => {
+      this.tunnels?.receiveIke(msg, from, local);
+      this.scheduleTunnels();
+    }));
+  }
+
+  private addTunRoute(prefixText: string): void {
+    this.platform.addRoute(prefixText, this.tun!.name);
+    this.routes.push(prefixText);
   }
 
   /** Stops the tunnels (deletes sent), removes routes, closes sockets, TUN and the control socket. Idempotent. */
