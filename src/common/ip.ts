@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
+import { VpnError } from './errors.js';
 
 /** IP family as a number, the way the wire and the kernel count it. */
 export type Family = 4 | 6;
@@ -55,7 +56,7 @@ export function formatIp(a: { family: Family; bytes: Buffer }): string {
 
 export function bytesToIp(b: Buffer | Uint8Array): string {
   if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (b.length !== 16) throw new Error(`bad address length ${b.length}`);
+  if (b.length !== 16) throw new VpnError('ERR_INVALID_ARG', `bad address length ${b.length}`);
   const g: string[] = [];
   for (let i = 0; i < 16; i += 2) g.push(((b[i]! << 8) | b[i + 1]!).toString(16));
   // compress the longest run of zero groups (RFC 5952)

@@ -1,5 +1,6 @@
 /**
- * A coarse hashed timer wheel for thousands of SA timers (STYLE §5): pure data, no clocks.
+ * A coarse hashed timer wheel for thousands of SA timers (one shell timer instead of a setTimeout
+ * per SA per event): pure data, no clocks.
  * The shell owns the one real timer: it calls `expire(nowMs)` on each tick and acts on the ids
  * that come back; the cores never call setTimeout.
  *

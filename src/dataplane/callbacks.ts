@@ -1,5 +1,6 @@
 import type { Logger } from '../common/log.js';
-import type { Endpoint, SaEvent } from './data-plane.js';
+import type { Endpoint } from '../common/endpoint.js';
+import type { SaEvent } from './data-plane.js';
 
 export type ControlCallback = (pkt: Buffer, from: Endpoint, local: Endpoint) => void;
 export type SaEventCallback = (ev: SaEvent) => void;

@@ -1,12 +1,7 @@
-import type { Family, Prefix } from '../common/ip.js';
+import type { Endpoint } from '../common/endpoint.js';
+import type { Prefix } from '../common/ip.js';
+import type { PacketSink } from '../common/packet-sink.js';
 import type { SaLifetime } from '../esp/esp-sa.js';
-
-/** A UDP endpoint as the control plane sees it. */
-export interface Endpoint {
-  family: Family;
-  address: string;
-  port: number;
-}
 
 /**
  * Everything the data plane needs to install one direction of a child SA. The control plane builds it
@@ -57,15 +52,6 @@ export interface SaEvent {
   spi: number;
   direction: 'in' | 'out';
   kind: SaEventKind;
-}
-
-/**
- * Where packets for a non-ESP tunnel (the SSL VPN) go. `push` is called per packet during a batch (the
- * buffer region is valid only during the call: copy it), `flush` once at the end of the batch.
- */
-export interface PacketSink {
-  push(buf: Buffer, off: number, len: number): void;
-  flush(): void;
 }
 
 export interface DataPlaneStats {

@@ -6,11 +6,14 @@
  * Packets cross threads only for sinks, one message per native batch.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { Endpoint } from '../common/endpoint.js';
+import { VpnError } from '../common/errors.js';
 import type { Family, Prefix } from '../common/ip.js';
 import type { Logger } from '../common/log.js';
 import type { PacketBatch } from '../common/batch.js';
 import type { UdpStats } from '../net/udp-bind.js';
-import type { Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type { PacketSink } from '../common/packet-sink.js';
+import type { SaCounters, SaEvent, SaParams } from './data-plane.js';
 import { NativeDataPlane } from './native-data-plane.js';
 import type { FdUdpBind, OffloadTun } from './native-data-plane.js';
 
@@ -83,7 +86,7 @@ function toSa(w: WireSaParams): SaParams {
 /** Only its fd and address are used: NativeDataPlane polls the fd itself. */
 function fdBind(b: WireBind): FdUdpBind {
   const unused = (): never => {
-    throw new Error('a data plane queue socket is driven by the native data plane');
+    throw new VpnError('ERR_STATE', 'a data plane queue socket is driven by the native data plane');
   };
   const stats = (): UdpStats => ({ rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, sendErrors: 0, recvErrors: 0 });
   return {

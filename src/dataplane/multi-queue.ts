@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { Endpoint } from '../common/endpoint.js';
 import type { Prefix } from '../common/ip.js';
+import type { PacketSink } from '../common/packet-sink.js';
 import { IoError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
@@ -11,7 +13,8 @@ import { statsByName } from '../tun/native.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import { callControlCallbacks, callSaEventCallbacks } from './callbacks.js';
 import type { ControlCallback, SaEventCallback } from './callbacks.js';
-import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import { SinkTable } from './sink-table.js';
 import {
   loadNativeDataPlane,
   NATIVE_DP_STAT,
@@ -161,8 +164,8 @@ export class MultiQueueDataPlane implements DataPlane {
   private readonly workers: QueueWorker[];
   private readonly bindLocal: Endpoint[];
   private readonly sas = new Map<string, SaEntry>();
-  private readonly sinkIds = new Map<PacketSink, number>();
-  private readonly sinks: PacketSink[] = [];
+  /** sinks by the index routes name on every queue */
+  private readonly sinks: SinkTable;
   private readonly firedEvents = new Set<string>();
   private controlCbs: ControlCallback[] = [];
   private eventCbs: SaEventCallback[] = [];
@@ -241,6 +244,7 @@ export class MultiQueueDataPlane implements DataPlane {
 
   private constructor(io: MultiQueueIo, workers: QueueWorker[], opts: MultiQueueOptions & { logger: Logger }) {
     this.log = opts.logger;
+    this.sinks = new SinkTable(this.log);
     this.queues = io.tuns.length;
     this.workers = workers;
     this.main = new NativeDataPlane(io.tuns[0]!, io.binds[0]!, { ...opts, logger: this.log.child({ queue: 0 }) });
@@ -262,7 +266,6 @@ export class MultiQueueDataPlane implements DataPlane {
       this.refreshTimer = setInterval(() => this.requestCounters(), COUNTER_REFRESH_MS);
       this.refreshTimer.unref();
     }
-    this.log.info({ queues: this.queues, tun: this.tunName, ...this.offloads }, 'multi-queue data plane started');
   }
 
   // ---------------------------------------------------------------- control-plane API
@@ -310,12 +313,7 @@ export class MultiQueueDataPlane implements DataPlane {
 
   addSinkRoute(prefix: Prefix, sink: PacketSink): void {
     if (this.closed) return;
-    let id = this.sinkIds.get(sink);
-    if (id === undefined) {
-      id = this.sinks.length;
-      this.sinks.push(sink);
-      this.sinkIds.set(sink, id);
-    }
+    const id = this.sinks.indexOf(sink);
     this.main.addSinkRoute(prefix, sink);
     this.broadcast({ t: 'sinkRoute', prefix: wirePrefix(prefix), sink: id });
   }
@@ -484,19 +482,13 @@ export class MultiQueueDataPlane implements DataPlane {
         this.deliverControl(Buffer.from(m.pkt.buffer, m.pkt.byteOffset, m.pkt.byteLength), m.from, this.bindLocal[m.bind] ?? m.local);
         break;
       case 'sink': {
-        const s = this.sinks[m.sink];
-        if (!s) break;
         const buf = Buffer.from(m.buf);
-        try {
-          let off = 0;
-          for (const len of m.lens) {
-            s.push(buf, off, len);
-            off += len;
-          }
-          s.flush();
-        } catch (err) {
-          qlog.error({ err }, 'packet sink failed');
+        let off = 0;
+        for (const len of m.lens) {
+          if (!this.sinks.push(m.sink, buf, off, len)) break;
+          off += len;
         }
+        this.sinks.flush();
         break;
       }
       case 'event':

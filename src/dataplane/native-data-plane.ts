@@ -1,3 +1,4 @@
+import type { Endpoint } from '../common/endpoint.js';
 import { bytesToIp, parseIp } from '../common/ip.js';
 import type { Prefix } from '../common/ip.js';
 import { IoError, VpnError } from '../common/errors.js';
@@ -14,7 +15,10 @@ import { callControlCallbacks, callSaEventCallbacks } from './callbacks.js';
 import type { ControlCallback, SaEventCallback } from './callbacks.js';
 import { bindIndexFor } from './bind-lookup.js';
 import { dropsByName } from './drop-counters.js';
-import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type { PacketSink } from '../common/packet-sink.js';
+import { logSaEvent, logSaInstalled, logSaRemoved, pushSaEvents } from './sa-log.js';
+import { SinkTable } from './sink-table.js';
 
 /**
  * The native data plane (src/tun/native/dataplane.cc + esp.cc + offload.cc): the whole packet path
@@ -254,7 +258,7 @@ interface DataPlaneAddon {
 export function loadNativeDataPlane(): DataPlaneAddon {
   const a = loadNative() as unknown as Partial<DataPlaneAddon>;
   if (typeof a.DataPlaneHandle !== 'function' || typeof a.EspCore !== 'function' || a.dataPlaneAbi !== 1) {
-    throw new Error('vpcgw native addon has no data plane (rebuild it with `npm run build`)');
+    throw new VpnError('ERR_NATIVE_UNAVAILABLE', 'vpcgw native addon has no data plane (rebuild it with `npm run build`)');
   }
   return a as DataPlaneAddon;
 }
@@ -272,7 +276,7 @@ export function nativeSslAvailable(): boolean {
 /** Builds a standalone native OpenVPN data-channel session (differential tests, micro benchmarks). */
 export function createNativeOvpnCore(peerId: number, replayBacktrackMs = 15_000): NativeOvpnCore {
   const a = loadNativeDataPlane();
-  if (!a.OvpnCore) throw new Error('vpcgw native addon has no OpenVPN data channel (rebuild it with `npm run build`)');
+  if (!a.OvpnCore) throw new VpnError('ERR_NATIVE_UNAVAILABLE', 'vpcgw native addon has no OpenVPN data channel (rebuild it with `npm run build`)');
   return new a.OvpnCore(peerId, replayBacktrackMs);
 }
 
@@ -410,9 +414,9 @@ export class NativeDataPlane implements DataPlane {
   private readonly events = new Uint32Array(EVENT_CAPACITY * EVENT_STRIDE);
   private readonly counterOut = new Float64Array(COUNTERS_LEN);
   private readonly addrTmp = Buffer.alloc(16);
-  private readonly sinks: PacketSink[] = [];
-  private readonly sinkTouched: boolean[] = [];
-  private readonly sas = new Map<string, string>();
+  private readonly sinks: SinkTable;
+  /** installed SAs by "dir:spi" (to tell an install from a replacement) */
+  private readonly sas = new Set<string>();
   private controlCbs: ControlCallback[] = [];
   private eventCbs: SaEventCallback[] = [];
   private tunFlushScheduled = false;
@@ -437,6 +441,7 @@ export class NativeDataPlane implements DataPlane {
     const addon = loadNativeDataPlane();
     this.statsArr = opts.stats && opts.stats.length >= STAT_COUNT ? opts.stats : new Float64Array(STAT_COUNT);
     this.log = (opts.logger ?? silentLogger).child({ component: 'dataplane', backend: 'native' });
+    this.sinks = new SinkTable(this.log);
     const maxPacket = opts.maxPacket ?? Math.max(tun.mtu, 1500);
     this.sinkBuf = Buffer.alloc(SINK_CAPACITY * maxPacket);
     this.h = new addon.DataPlaneHandle({
@@ -464,7 +469,6 @@ export class NativeDataPlane implements DataPlane {
       if (!this.closed) this.h.flushTun();
     };
     this.h.start((c, s, e) => this.onNative(c, s, e));
-    this.log.info({ tun: tun.name, binds: this.bindLocal.length, ...this.offloads }, 'native data plane started');
   }
 
   // ---------------------------------------------------------------- control-plane API
@@ -478,11 +482,8 @@ export class NativeDataPlane implements DataPlane {
     this.h.installSa(n);
     const key = `${p.direction}:${n.spi}`;
     const old = this.sas.has(key);
-    const child = `0x${n.spi.toString(16).padStart(8, '0')}`;
-    this.sas.set(key, child);
-    const fields = { child, dir: p.direction, peer: `${p.remoteAddr}:${p.remotePort}` };
-    if (p.direction === 'out' && bind < 0) this.log.warn(fields, 'outbound SA has no UDP bind for its local address');
-    this.log.info(fields, old ? 'ESP SA replaced' : 'ESP SA installed');
+    this.sas.add(key);
+    logSaInstalled(this.log, p, old, bind);
   }
 
   removeSa(spi: number, direction: 'in' | 'out'): void {
@@ -490,7 +491,7 @@ export class NativeDataPlane implements DataPlane {
     const c = this.saCounters(spi, direction);
     if (this.h.removeSa(spi >>> 0, direction === 'in')) {
       this.sas.delete(`${direction}:${spi >>> 0}`);
-      this.log.info({ child: `0x${(spi >>> 0).toString(16).padStart(8, '0')}`, dir: direction, bytes: c?.bytes, packets: c?.packets }, 'ESP SA removed');
+      logSaRemoved(this.log, spi, direction, c);
     }
   }
 
@@ -506,13 +507,7 @@ export class NativeDataPlane implements DataPlane {
 
   addSinkRoute(prefix: Prefix, sink: PacketSink): void {
     if (this.closed) return;
-    let idx = this.sinks.indexOf(sink);
-    if (idx < 0) {
-      idx = this.sinks.length;
-      this.sinks.push(sink);
-      this.sinkTouched.push(false);
-    }
-    this.h.addRoute(prefix.family, this.addr16(prefix.bytes), prefix.len, 0, idx);
+    this.h.addRoute(prefix.family, this.addr16(prefix.bytes), prefix.len, 0, this.sinks.indexOf(sink));
   }
 
   removeSinkRoute(prefix: Prefix): void {
@@ -758,25 +753,9 @@ export class NativeDataPlane implements DataPlane {
   private deliverSinks(n: number): void {
     const m = this.sinkMeta;
     for (let i = 0; i < n; i++) {
-      const idx = m[i * SINK_STRIDE + 2]!;
-      const s = this.sinks[idx];
-      if (!s) continue;
-      try {
-        s.push(this.sinkBuf, m[i * SINK_STRIDE]!, m[i * SINK_STRIDE + 1]!);
-      } catch (err) {
-        this.log.error({ err }, 'packet sink push failed');
-      }
-      this.sinkTouched[idx] = true;
+      this.sinks.push(m[i * SINK_STRIDE + 2]!, this.sinkBuf, m[i * SINK_STRIDE]!, m[i * SINK_STRIDE + 1]!);
     }
-    for (let s = 0; s < this.sinks.length; s++) {
-      if (!this.sinkTouched[s]) continue;
-      this.sinkTouched[s] = false;
-      try {
-        this.sinks[s]!.flush();
-      } catch (err) {
-        this.log.error({ err }, 'packet sink flush failed');
-      }
-    }
+    this.sinks.flush();
   }
 
   private deliverControl(n: number): void {
@@ -798,14 +777,10 @@ export class NativeDataPlane implements DataPlane {
     const m = this.events;
     for (let i = 0; i < n; i++) {
       const spi = m[i * EVENT_STRIDE]!;
-      const direction = m[i * EVENT_STRIDE + 1] === 0 ? 'in' : 'out';
-      const bits = m[i * EVENT_STRIDE + 2]!;
-      if (bits & 1) list.push({ spi, direction, kind: 'soft' });
-      if (bits & 2) list.push({ spi, direction, kind: 'hard' });
-      if (bits & 4) list.push({ spi, direction, kind: 'seq-exhausted' });
+      pushSaEvents(list, spi, m[i * EVENT_STRIDE + 1] === 0 ? 'in' : 'out', m[i * EVENT_STRIDE + 2]!);
     }
     for (const ev of list) {
-      this.log.info({ child: `0x${ev.spi.toString(16).padStart(8, '0')}`, dir: ev.direction, kind: ev.kind }, 'ESP SA lifetime event');
+      logSaEvent(this.log, ev);
       callSaEventCallbacks(this.log, this.eventCbs, ev);
     }
   }

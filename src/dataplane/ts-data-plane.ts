@@ -1,5 +1,7 @@
 import { PacketBatch } from '../common/batch.js';
+import type { Endpoint } from '../common/endpoint.js';
 import { bytesToIp, parseIp } from '../common/ip.js';
+import { classifyNattDatagram, NATT_IKE, NATT_KEEPALIVE, NON_ESP_MARKER_SIZE, writeNonEspMarker } from '../common/ipsec-udp.js';
 import type { Prefix } from '../common/ip.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
@@ -7,7 +9,7 @@ import { createEncTransform } from '../crypto/aead.js';
 import { espDecap } from '../esp/decap.js';
 import { DROP_REASON_COUNT, DropReason } from '../esp/drop-reason.js';
 import { ESP_HEADER_SIZE, ESP_MAX_HEADROOM, ESP_MAX_TAILROOM, espEncap } from '../esp/encap.js';
-import { EspSa, EspSpan, SA_EVENT_HARD, SA_EVENT_SEQ_EXHAUSTED, SA_EVENT_SOFT } from '../esp/esp-sa.js';
+import { EspSa, EspSpan } from '../esp/esp-sa.js';
 import { Sad } from '../esp/sad.js';
 import { innerIpLength, policyAllows, Route, Spd } from '../esp/spd.js';
 import type { UdpBind } from '../net/udp-bind.js';
@@ -16,7 +18,10 @@ import { callControlCallbacks, callSaEventCallbacks } from './callbacks.js';
 import type { ControlCallback, SaEventCallback } from './callbacks.js';
 import { bindIndexFor } from './bind-lookup.js';
 import { dropsByName } from './drop-counters.js';
-import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type { PacketSink } from '../common/packet-sink.js';
+import { logSaEvent, logSaInstalled, logSaRemoved, pushSaEvents } from './sa-log.js';
+import { SinkTable } from './sink-table.js';
 
 /**
  * The TypeScript data plane: TUN ⇄ ESP-in-UDP (RFC 4303 tunnel mode, RFC 3948 encapsulation).
@@ -32,7 +37,7 @@ import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEve
  *   does not depend on how much headroom the TunDevice left.)
  *
  * Inbound flow (one UDP batch):
- *   1. a single 0xff byte is a NAT-T keepalive (RFC 3948 §2.3): count, drop;
+ *   1. a single 0xff byte is a NAT-T keepalive (RFC 3948 §2.3): count, drop (classifyNattDatagram);
  *   2. a zero 4-byte non-ESP marker means IKE: copy the rest out and queue it for the control callback;
  *   3. otherwise ESP: SPI → inbound SA, decapsulate in place (replay, ICV, padding, policy);
  *   4. copy the inner packet into the TUN write batch; after the batch: one TUN write, control callbacks,
@@ -45,8 +50,6 @@ import type { DataPlane, DataPlaneStats, Endpoint, PacketSink, SaCounters, SaEve
 // Implementation choices
 const DEFAULT_BATCH = 64;
 const SEND_HEADROOM = Math.max(64, ESP_MAX_HEADROOM);
-const NON_ESP_MARKER_SIZE = 4;
-const NAT_KEEPALIVE_BYTE = 0xff;
 
 export interface TsDataPlaneOptions {
   logger?: Logger;
@@ -71,8 +74,7 @@ export class TsDataPlane implements DataPlane {
   private readonly bindLocal: readonly Endpoint[];
   private readonly sad = new Sad();
   private readonly spd = new Spd();
-  private readonly sinks: PacketSink[] = [];
-  private readonly sinkTouched: boolean[] = [];
+  private readonly sinks: SinkTable;
   private readonly sendBatches: PacketBatch[];
   private readonly tunBatch: PacketBatch;
   private readonly ctlBatch: PacketBatch;
@@ -98,6 +100,7 @@ export class TsDataPlane implements DataPlane {
 
   constructor(tun: TunDevice, binds: readonly UdpBind[], opts: TsDataPlaneOptions = {}) {
     this.log = (opts.logger ?? silentLogger).child({ component: 'dataplane' });
+    this.sinks = new SinkTable(this.log);
     this.tun = tun;
     this.binds = [...binds];
     this.bindLocal = this.binds.map((b) => ({ family: b.family, address: b.address, port: b.port }));
@@ -136,14 +139,12 @@ export class TsDataPlane implements DataPlane {
     });
     sa.ioIndex = this.findBind(sa);
     const old = this.sad.add(sa);
-    const fields = { child: sa.id, dir: sa.direction, alg: transform.name, peer: `${p.remoteAddr}:${p.remotePort}` };
-    if (sa.direction === 'out' && sa.ioIndex < 0) this.log.warn(fields, 'outbound SA has no UDP bind for its local address');
-    this.log.info(fields, old ? 'ESP SA replaced' : 'ESP SA installed');
+    logSaInstalled(this.log, p, old !== undefined, sa.ioIndex, transform.name);
   }
 
   removeSa(spi: number, direction: 'in' | 'out'): void {
     const sa = this.sad.remove(spi, direction);
-    if (sa) this.log.info({ child: sa.id, dir: direction, bytes: sa.bytes, packets: sa.packets }, 'ESP SA removed');
+    if (sa) logSaRemoved(this.log, sa.spi, direction, sa);
   }
 
   addRoute(prefix: Prefix, outSpi: number): void {
@@ -157,13 +158,7 @@ export class TsDataPlane implements DataPlane {
 
   addSinkRoute(prefix: Prefix, sink: PacketSink): void {
     if (this.closed) return;
-    let idx = this.sinks.indexOf(sink);
-    if (idx < 0) {
-      idx = this.sinks.length;
-      this.sinks.push(sink);
-      this.sinkTouched.push(false);
-    }
-    this.spd.set(prefix, new Route(-1, idx));
+    this.spd.set(prefix, new Route(-1, this.sinks.indexOf(sink)));
   }
 
   removeSinkRoute(prefix: Prefix): void {
@@ -202,8 +197,7 @@ export class TsDataPlane implements DataPlane {
     const b = this.ctlBatch;
     b.count = 1;
     b.off[0] = 0;
-    b.buf.writeUInt32BE(0, 0);
-    pkt.copy(b.buf, NON_ESP_MARKER_SIZE);
+    pkt.copy(b.buf, writeNonEspMarker(b.buf, 0));
     b.len[0] = pkt.length + NON_ESP_MARKER_SIZE;
     b.family[0] = addr.family;
     b.addr.fill(0, 0, 16);
@@ -254,12 +248,7 @@ export class TsDataPlane implements DataPlane {
         continue;
       }
       if (route.sinkIndex >= 0) {
-        try {
-          this.sinks[route.sinkIndex]!.push(buf, off, len);
-        } catch (err) {
-          this.log.error({ err }, 'packet sink push failed');
-        }
-        this.sinkTouched[route.sinkIndex] = true;
+        this.sinks.push(route.sinkIndex, buf, off, len);
         this.st.sinkPackets++;
         continue;
       }
@@ -304,11 +293,7 @@ export class TsDataPlane implements DataPlane {
       this.st.espTxPackets++;
     }
     for (let b = 0; b < this.sendBatches.length; b++) if (this.sendBatches[b]!.count > 0) this.flushSend(b);
-    for (let s = 0; s < this.sinks.length; s++) {
-      if (!this.sinkTouched[s]) continue;
-      this.sinkTouched[s] = false;
-      this.guard(this.sinks[s]!, 'flush');
-    }
+    this.sinks.flush();
     this.deliverPending();
   }
 
@@ -328,11 +313,12 @@ export class TsDataPlane implements DataPlane {
     for (let i = 0; i < n; i++) {
       const off = batch.off[i]!;
       const len = batch.len[i]!;
-      if (len === 1 && buf[off] === NAT_KEEPALIVE_BYTE) {
+      const kind = classifyNattDatagram(buf, off, len);
+      if (kind === NATT_KEEPALIVE) {
         this.st.natKeepalives++;
         continue;
       }
-      if (len >= NON_ESP_MARKER_SIZE && buf.readUInt32BE(off) === 0) {
+      if (kind === NATT_IKE) {
         this.queueControl(bindIndex, batch, i);
         continue;
       }
@@ -393,9 +379,7 @@ export class TsDataPlane implements DataPlane {
   }
 
   private queueEvents(sa: EspSa, bits: number): void {
-    if (bits & SA_EVENT_SOFT) this.pendingEvents.push({ spi: sa.spi, direction: sa.direction, kind: 'soft' });
-    if (bits & SA_EVENT_HARD) this.pendingEvents.push({ spi: sa.spi, direction: sa.direction, kind: 'hard' });
-    if (bits & SA_EVENT_SEQ_EXHAUSTED) this.pendingEvents.push({ spi: sa.spi, direction: sa.direction, kind: 'seq-exhausted' });
+    pushSaEvents(this.pendingEvents, sa.spi, sa.direction, bits);
   }
 
   private deliverPending(): void {
@@ -410,17 +394,9 @@ export class TsDataPlane implements DataPlane {
       const list = this.pendingEvents;
       this.pendingEvents = [];
       for (const ev of list) {
-        this.log.info({ child: `0x${ev.spi.toString(16).padStart(8, '0')}`, dir: ev.direction, kind: ev.kind }, 'ESP SA lifetime event');
+        logSaEvent(this.log, ev);
         callSaEventCallbacks(this.log, this.eventCbs, ev);
       }
-    }
-  }
-
-  private guard(sink: PacketSink, what: 'flush'): void {
-    try {
-      sink.flush();
-    } catch (err) {
-      this.log.error({ err, what }, 'packet sink failed');
     }
   }
 

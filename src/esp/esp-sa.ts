@@ -2,6 +2,7 @@ import type { EncTransform } from '../crypto/aead.js';
 import type { Family, Prefix } from '../common/ip.js';
 import { parseIp } from '../common/ip.js';
 import { VpnError } from '../common/errors.js';
+import { formatChildSpi } from '../common/spi.js';
 import { DROP_REASON_COUNT } from './drop-reason.js';
 import { REPLAY_WINDOW_DEFAULT, ReplayWindow } from './replay-window.js';
 
@@ -110,7 +111,7 @@ export class EspSa {
     remote.bytes.copy(this.remoteAddrBytes, 0);
     this.encapUdp = true;
     this.ioIndex = -1;
-    this.id = `0x${this.spi.toString(16).padStart(8, '0')}`;
+    this.id = formatChildSpi(this.spi);
   }
 
   /**

@@ -1,6 +1,8 @@
 import { mkdirSync } from 'node:fs';
+import type { Endpoint } from '../common/endpoint.js';
 import { IoError, VpnError } from '../common/errors.js';
 import { bytesToIp } from '../common/ip.js';
+import { classifyNattDatagram, IKE_NATT_PORT, IKE_PORT, NATT_ESP, NATT_KEEPALIVE, NON_ESP_MARKER_SIZE, withNonEspMarker } from '../common/ipsec-udp.js';
 import type { Logger } from '../common/log.js';
 import type { PacketBatch } from '../common/batch.js';
 import { TimerWheel } from '../common/timer-wheel.js';
@@ -9,39 +11,34 @@ import type { UdpBind } from '../net/udp-bind.js';
 import { LinuxTun } from '../tun/linux-tun.js';
 import { addAddress, addRoute, delRoute, setIpForwarding } from '../tun/netcfg.js';
 import type { TunDevice } from '../tun/tun-device.js';
-import type { DataPlane, Endpoint } from '../dataplane/data-plane.js';
-import { TsDataPlane } from '../dataplane/ts-data-plane.js';
-import { NativeDataPlane, loadNativeDataPlane } from '../dataplane/native-data-plane.js';
-import { OffloadTunDevice } from './offload-tun.js';
-import { MultiQueueDataPlane, bindQueueSockets, openMultiQueueTun, resolveQueues } from '../dataplane/multi-queue.js';
-import type { OffloadTun } from '../dataplane/native-data-plane.js';
+import type { DataPlane } from '../dataplane/data-plane.js';
+import { openMultiQueueTun, resolveQueues } from '../dataplane/multi-queue.js';
+import { openOffloadTun, type OffloadTun } from '../dataplane/native-data-plane.js';
+import { openDataPlaneTun, type DataPlaneChoice, type DataPlaneFactory, type DataPlaneKind } from '../dataplane/select.js';
 import type { GatewayConfig, TunConfig } from './config/types.js';
 import { ControlServer, type ControlHandlers } from './control.js';
 import type { ConnectionStatus, GatewayStatus, IoCounters, VpnServerStatus } from './status.js';
 import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
 
 /**
- * The gateway daemon: the one place that owns process state (STYLE §1, §11). It
+ * The gateway daemon: the one place that owns process state (sockets, the TUN, routes, timers); the
+ * protocol cores it drives do no I/O. It
  *
  *  1. checks it runs as root and creates the data dir;
- *  2. opens the TUN (MTU, link up, optional address) and enables IP forwarding;
+ *  2. opens the TUN the chosen data plane needs (src/dataplane/select.ts), gives it its address and
+ *     enables IP forwarding;
  *  3. binds UDP 500 and 4500 on every public address;
- *  4. creates the data plane (when one is plugged in) and the tunnel controller (IKE);
+ *  4. starts the data plane over the 4500 sockets, and the tunnel controller (IKE);
  *  5. installs a route via the TUN for every connection's remoteSubnets;
  *  6. serves the control socket (status / initiate / terminate);
  *  7. runs one periodic tick that drives a timer wheel; the IKE core's `nextDeadline()` is one of its timers.
  *
  * `stop()` undoes all of it in reverse order. Every callback from sockets, TUN and the tick is
- * wrapped: an exception is logged and the daemon carries on (STYLE §8).
+ * wrapped: an exception is logged and the daemon carries on (a bug in one peer's handling must not
+ * stop the gateway).
+ *
+ * UDP ports and the NAT-T framing (non-ESP marker, keepalive) are in src/common/ipsec-udp.ts.
  */
-
-// ---- spec constants ----
-export const IKE_PORT = 500;
-export const IKE_NATT_PORT = 4500;
-/** RFC 3948 §2.2: IKE on port 4500 starts with a 4-byte zero non-ESP marker. */
-export const NON_ESP_MARKER_SIZE = 4;
-/** RFC 3948 §2.3: a NAT-keepalive is one 0xFF byte. */
-export const NAT_KEEPALIVE_BYTE = 0xff;
 
 // ---- implementation choices ----
 export const GATEWAY_TICK_MS = 250;
@@ -49,11 +46,9 @@ export const STATS_LOG_INTERVAL_MS = 60_000;
 const TIMER_TUNNELS = 'tunnels';
 const TIMER_STATS = 'stats';
 
-export type { Endpoint };
-
 /**
- * What the daemon gives the tunnel controller (the lead's IKE manager): the frozen config, a
- * logger, and a way to send IKE datagrams. The controller never touches sockets itself.
+ * What the daemon gives the tunnel controller (the IKE side, src/gateway/ipsec.ts): the frozen
+ * config, a logger, and a way to send IKE datagrams. The controller never touches sockets itself.
  */
 export interface TunnelContext {
   readonly config: GatewayConfig;
@@ -97,29 +92,6 @@ export interface TunnelController {
 
 export type TunnelControllerFactory = (ctx: TunnelContext) => TunnelController;
 
-/**
- * Builds the data plane over the TUN and the UDP 4500 sockets. The data plane owns their receive
- * side (it calls `start` on them): ESP goes TUN <-> UDP inside it, IKE on 4500 comes out through
- * `onControl`. Default: TsDataPlane.
- */
-export type DataPlaneFactory = (io: { tun: TunDevice; binds: readonly UdpBind[]; log: Logger }) => DataPlane;
-
-export const tsDataPlane: DataPlaneFactory = ({ tun, binds, log }) => new TsDataPlane(tun, binds, { logger: log });
-
-/**
- * Why the native data plane cannot be used here, or null. `VPCGW_DATAPLANE=ts` forces the
- * TypeScript backend.
- */
-export function nativeDataPlaneProblem(env: NodeJS.ProcessEnv = process.env): string | null {
-  if (env.VPCGW_DATAPLANE === 'ts') return 'VPCGW_DATAPLANE=ts';
-  try {
-    loadNativeDataPlane();
-    return null;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
-
 /** A bound UDP socket the daemon can also send single control-plane datagrams on. */
 export interface GatewayUdp extends UdpBind {
   sendTo(data: Uint8Array, family: 4 | 6, addr: Uint8Array | string, port: number): boolean;
@@ -130,7 +102,7 @@ export interface GatewayPlatform {
   isRoot(): boolean;
   openTun(cfg: TunConfig, log: Logger): TunDevice;
   /** A TUN with virtio headers + TSO for the native data plane; absent on platforms without it. */
-  openOffloadTun?(cfg: TunConfig, log: Logger): OffloadTunDevice;
+  openOffloadTun?(cfg: TunConfig, log: Logger): OffloadTun;
   /** `queues` fds of one multi-queue offload TUN (gateway.dataPlane.queues > 1); absent: one queue */
   openMultiQueueTun?(cfg: TunConfig, queues: number, log: Logger): OffloadTun[];
   addAddress(dev: string, prefixText: string): void;
@@ -145,7 +117,7 @@ export interface GatewayPlatform {
 export const linuxPlatform: GatewayPlatform = {
   isRoot: () => process.getuid?.() === 0,
   openTun: (cfg, log) => LinuxTun.open({ name: cfg.name, mtu: cfg.mtu, up: true, log }),
-  openOffloadTun: (cfg) => OffloadTunDevice.open(cfg),
+  openOffloadTun: (cfg) => openOffloadTun(cfg.name, cfg.mtu, true),
   openMultiQueueTun: (cfg, queues) => openMultiQueueTun(cfg.name, cfg.mtu, queues, true),
   addAddress: (dev, prefixText) => addAddress(dev, prefixText),
   enableForwarding: () => setIpForwarding(true),
@@ -163,12 +135,13 @@ export interface GatewayOptions {
   /** The IKE manager; without it connections show as CONNECTING/DOWN with reason "IKE not available". */
   tunnels?: TunnelControllerFactory;
   /**
-   * Default: the native data plane (TUN with TSO/GRO, UDP GSO, ESP in C) when the addon has it, else
-   * `tsDataPlane` after one log line saying why; a factory forces that one; null runs without one
-   * (TUN packets and ESP are counted and dropped).
+   * Default: the data plane src/dataplane/select.ts chooses (native with TSO/GRO, UDP GSO and ESP in
+   * C when the addon has it, multi-queue with gateway.dataPlane.queues > 1, else TypeScript), named
+   * in one log line; a factory forces that one; null runs without one (TUN packets and ESP are
+   * counted and dropped).
    */
   dataPlane?: DataPlaneFactory | null;
-  /** Extra control methods (the SSL server, the lead's additions). */
+  /** Extra control methods (the SSL VPN server adds its own). */
   controlHandlers?: ControlHandlers;
   /** VPN server status provider (the SSL server); default: each configured server as DOWN. */
   vpnServerStatus?: () => VpnServerStatus[];
@@ -251,9 +224,12 @@ export class Gateway {
   private stateValue: GatewayState = 'stopped';
   private tun: TunDevice | null = null;
   private udp: BoundUdp[] = [];
-  /** sockets of data-plane queues 1..N-1 (closed after the data plane) */
-  private queueUdp: NativeUdp[] = [];
+  /** what src/dataplane/select.ts chose; it holds the TUN fds until a data plane owns them */
+  private choice: DataPlaneChoice | null = null;
+  /** sockets the data plane's queues 1..N-1 use (closed after the data plane) */
+  private queueUdp: UdpBind[] = [];
   private dataPlane: DataPlane | null = null;
+  private dataPlaneKind: DataPlaneKind | 'none' = 'none';
   private tunnels: TunnelController | null = null;
   private vpnServers: VpnServers | null = null;
   private control: ControlServer | null = null;
@@ -292,65 +268,12 @@ export class Gateway {
       } catch (e) {
         throw new IoError(`cannot create the data dir ${g.dataDir}: ${(e as Error).message}`, e);
       }
-      // the native data plane needs the TUN opened with offloads, so the choice is made here
-      let offloadTun: OffloadTunDevice | null = null;
-      // multi-queue: TUN queues 1..N-1 for worker threads (queue 0 is offloadTun)
-      let queueTuns: OffloadTun[] = [];
-      if (this.opts.dataPlane === undefined && this.platform.openOffloadTun) {
-        const why = nativeDataPlaneProblem();
-        if (why === null) {
-          try {
-            const queues = this.platform.openMultiQueueTun ? resolveQueues(g.dataPlane.queues) : 1;
-            if (queues > 1) {
-              try {
-                const tuns = this.platform.openMultiQueueTun!(g.tun, queues, this.log);
-                offloadTun = new OffloadTunDevice(tuns[0]!);
-                queueTuns = tuns.slice(1);
-              } catch (e) {
-                this.log.warn({ err: (e as Error).message, queues }, `multi-queue TUN failed (${(e as Error).message}); running one queue`);
-              }
-            }
-            offloadTun ??= this.platform.openOffloadTun(g.tun, this.log);
-          } catch (e) {
-            this.log.warn({ err: (e as Error).message }, `native data plane: cannot open an offload TUN (${(e as Error).message}); using the TypeScript data plane`);
-          }
-        } else {
-          this.log.warn({ reason: why }, `native data plane not available (${why}); using the TypeScript data plane`);
-        }
-      }
-      this.tun = offloadTun ?? this.platform.openTun(g.tun, this.log);
-      if (g.tun.address) this.platform.addAddress(this.tun.name, g.tun.address.text);
+      const choice = (this.choice = this.chooseDataPlane());
+      const tun = (this.tun = choice.tun);
+      if (g.tun.address) this.platform.addAddress(tun.name, g.tun.address.text);
       this.platform.enableForwarding();
-      for (const a of g.publicAddresses) {
-        for (const port of [IKE_PORT, IKE_NATT_PORT]) {
-          const reusePort = port === IKE_NATT_PORT && queueTuns.length > 0;
-          const bind = this.platform.bindUdp(a.text, port, this.log, reusePort ? { reusePort } : undefined);
-          this.udp.push({ bind, local: { family: a.addr.family, address: a.text, port } });
-        }
-      }
-      const dpFactory = this.opts.dataPlane === undefined ? tsDataPlane : this.opts.dataPlane;
-      if (dpFactory) {
-        const natt = this.udp.filter((u) => u.local.port === IKE_NATT_PORT).map((u) => u.bind);
-        if (offloadTun) {
-          const fdBinds = natt.filter((b): b is GatewayUdp & { fd: number } => typeof (b as { fd?: unknown }).fd === 'number');
-          if (fdBinds.length !== natt.length) throw new IoError('the native data plane needs NativeUdp sockets');
-          const dp = queueTuns.length > 0
-            ? await this.startMultiQueue(offloadTun, queueTuns, fdBinds)
-            : new NativeDataPlane(offloadTun, fdBinds, { logger: this.log });
-          offloadTun.statsSource = () => {
-            const st = dp.stats();
-            return { rxPackets: st.tunRxPackets, rxBytes: 0, txPackets: st.tunTxPackets, txBytes: 0, readBatches: 0, writeErrors: 0 };
-          };
-          this.dataPlane = dp;
-        } else {
-          this.dataPlane = dpFactory({ tun: this.tun, binds: natt, log: this.log });
-        }
-        // IKE on 4500 arrives through the data plane, which owns those sockets
-        this.dataPlane.onControl((msg, from, local) => this.guard('ike', () => {
-          this.tunnels?.receiveIke(msg, from, local);
-          this.scheduleTunnels();
-        }));
-      }
+      this.bindSockets(choice.reusePort);
+      await this.startDataPlane(choice);
       const ctx: TunnelContext = {
         config: this.config,
         log: this.log.child({ ike: 'manager' }),
@@ -358,22 +281,13 @@ export class Gateway {
         sendIke: (m, to, local) => this.sendIke(m, to, local),
       };
       this.tunnels = this.opts.tunnels ? this.opts.tunnels(ctx) : new NoIkeController(ctx);
-      for (const c of this.config.vpnConnections) {
-        for (const p of c.remoteSubnets) {
-          this.platform.addRoute(p.text, this.tun.name);
-          this.routes.push(p.text);
-        }
-      }
+      for (const c of this.config.vpnConnections) for (const p of c.remoteSubnets) this.addTunRoute(p.text);
       if (this.opts.vpnServers && this.dataPlane && this.config.vpnServers.length > 0) {
-        for (const v of this.config.vpnServers) {
-          this.platform.addRoute(v.clientCidr.text, this.tun.name);
-          this.routes.push(v.clientCidr.text);
-        }
+        for (const v of this.config.vpnServers) this.addTunRoute(v.clientCidr.text);
         this.vpnServers = this.opts.vpnServers({ config: this.config, log: this.log, dataPlane: this.dataPlane });
         await this.vpnServers.start();
       }
       this.control = await ControlServer.listen({ path: this.controlPath, handlers: this.handlers(), log: this.log });
-      const tun = this.tun;
       // with a data plane, it reads the TUN and the 4500 sockets; the daemon reads port 500
       if (!this.dataPlane) tun.start((b) => this.guard('tun', () => (this.droppedTun += b.count)));
       for (const u of this.udp) {
@@ -402,6 +316,53 @@ export class Gateway {
       this.stateValue = 'stopped';
       throw e;
     }
+  }
+
+  /** Opens the TUN the data plane src/dataplane/select.ts chooses needs (native, multi-queue, TypeScript, none). */
+  private chooseDataPlane(): DataPlaneChoice {
+    const g = this.config.gateway;
+    const p = this.platform;
+    return openDataPlaneTun({
+      tuns: {
+        openTun: () => p.openTun(g.tun, this.log),
+        openOffloadTun: p.openOffloadTun && (() => p.openOffloadTun!(g.tun, this.log)),
+        openMultiQueueTun: p.openMultiQueueTun && ((n) => p.openMultiQueueTun!(g.tun, n, this.log)),
+      },
+      queues: resolveQueues(g.dataPlane.queues),
+      factory: this.opts.dataPlane,
+      log: this.log,
+    });
+  }
+
+  /** UDP 500 and 4500 on every public address; `reusePort`: each 4500 socket starts a multi-queue group. */
+  private bindSockets(reusePort: boolean): void {
+    for (const a of this.config.gateway.publicAddresses) {
+      for (const port of [IKE_PORT, IKE_NATT_PORT]) {
+        const opts = port === IKE_NATT_PORT && reusePort ? { reusePort: true } : undefined;
+        const bind = this.platform.bindUdp(a.text, port, this.log, opts);
+        this.udp.push({ bind, local: { family: a.addr.family, address: a.text, port } });
+      }
+    }
+  }
+
+  /** The data plane over the 4500 sockets; IKE on 4500 then arrives through it, as it owns them. */
+  private async startDataPlane(choice: DataPlaneChoice): Promise<void> {
+    const started = await choice.start(this.udp.filter((u) => u.local.port === IKE_NATT_PORT).map((u) => u.bind));
+    this.dataPlane = started.dataPlane;
+    this.dataPlaneKind = started.kind;
+    this.queueUdp.push(...started.extraBinds);
+    if (started.kind === 'multi-queue' && this.config.vpnServers.length > 0) {
+      this.log.warn({ queues: this.config.gateway.dataPlane.queues }, 'SSL VPN data channel runs in JavaScript with gateway.dataPlane.queues > 1 (native only with one queue)');
+    }
+    this.dataPlane?.onControl((msg, from, local) => this.guard('ike', () => {
+      this.tunnels?.receiveIke(msg, from, local);
+      this.scheduleTunnels();
+    }));
+  }
+
+  private addTunRoute(prefixText: string): void {
+    this.platform.addRoute(prefixText, this.tun!.name);
+    this.routes.push(prefixText);
   }
 
   /** Stops the tunnels (deletes sent), removes routes, closes sockets, TUN and the control socket. Idempotent. */
@@ -453,9 +414,7 @@ export class Gateway {
         udp: this.udp.map((u) => ({ address: u.local.address, port: u.local.port, ...udpCounters(u.bind) })),
         routes: [...this.routes],
         ike: this.opts.tunnels ? 'available' : 'not available',
-        dataPlane: this.dataPlane
-          ? this.dataPlane instanceof NativeDataPlane || this.dataPlane instanceof MultiQueueDataPlane ? 'native' : 'typescript'
-          : 'not available',
+        dataPlane: statusDataPlane(this.dataPlaneKind),
       },
       connections,
       vpnServers,
@@ -510,6 +469,7 @@ export class Gateway {
     else this.wheel.cancel(TIMER_TUNNELS);
   }
 
+  /** UDP 500, and UDP 4500 when no data plane reads it: IKE to the controller; keepalives and ESP dropped. */
   private onUdpBatch(u: BoundUdp, batch: PacketBatch): void {
     const natt = u.local.port === IKE_NATT_PORT;
     for (let i = 0; i < batch.count; i++) {
@@ -517,9 +477,9 @@ export class Gateway {
       const len = batch.len[i]!;
       let start = off;
       if (natt) {
-        if (len === 1 && batch.buf[off] === NAT_KEEPALIVE_BYTE) continue;
-        const marker = len >= NON_ESP_MARKER_SIZE && batch.buf.readUInt32BE(off) === 0;
-        if (!marker) {
+        const kind = classifyNattDatagram(batch.buf, off, len);
+        if (kind === NATT_KEEPALIVE) continue;
+        if (kind === NATT_ESP) {
           this.droppedEsp++; // ESP without a data plane
           continue;
         }
@@ -542,12 +502,7 @@ export class Gateway {
     if (this.dataPlane && u.local.port === IKE_NATT_PORT) {
       return this.dataPlane.sendControl(Buffer.from(message.buffer, message.byteOffset, message.byteLength), to, u.local);
     }
-    let data = message;
-    if (u.local.port === IKE_NATT_PORT) {
-      const framed = Buffer.alloc(NON_ESP_MARKER_SIZE + message.length);
-      framed.set(message, NON_ESP_MARKER_SIZE);
-      data = framed;
-    }
+    const data = u.local.port === IKE_NATT_PORT ? withNonEspMarker(message) : message;
     return u.bind.sendTo(data, to.family, to.address, to.port);
   }
 
@@ -555,43 +510,9 @@ export class Gateway {
   private guard(where: string, fn: () => void): void {
     try {
       fn();
-    } catch (e) {
+    } catch (err) {
       this.tickErrors++;
-      this.log.error({ where, err: e instanceof Error ? e.message : String(e) }, 'unexpected error (continuing)');
-    }
-  }
-
-  /**
-   * The multi-queue data plane over the TUN queues and, per 4500 socket, queues-1 more SO_REUSEPORT
-   * sockets steered by SPI. If it cannot start (no reuseport BPF, worker failure), one line says why
-   * and queue 0 runs alone: the TUN's other queue fds are closed, so the kernel reads only queue 0.
-   */
-  private async startMultiQueue(
-    tun: OffloadTunDevice,
-    queueTuns: readonly OffloadTun[],
-    binds: readonly (GatewayUdp & { fd: number })[],
-  ): Promise<NativeDataPlane | MultiQueueDataPlane> {
-    const queues = queueTuns.length + 1;
-    let tunsHandedOver = false;
-    try {
-      const perBind = binds.map((b) => {
-        if (!(b instanceof NativeUdp)) throw new IoError('multi-queue needs NativeUdp sockets');
-        const extra = bindQueueSockets(b, queues, this.log);
-        this.queueUdp.push(...extra);
-        return extra;
-      });
-      const qBinds = [binds, ...queueTuns.map((_, i) => perBind.map((extra) => extra[i]!))];
-      tunsHandedOver = true; // from here MultiQueueDataPlane.start closes them when it fails
-      const dp = await MultiQueueDataPlane.start({ tuns: [tun, ...queueTuns], binds: qBinds }, { logger: this.log });
-      if (this.config.vpnServers.length > 0) {
-        this.log.warn({ queues }, 'SSL VPN data channel runs in JavaScript with gateway.dataPlane.queues > 1 (native only with one queue)');
-      }
-      return dp;
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message, queues }, `multi-queue data plane failed (${(e as Error).message}); running one queue`);
-      for (const u of this.queueUdp.splice(0)) u.close();
-      if (!tunsHandedOver) for (const t of queueTuns) loadNativeDataPlane().closeFd(t.fd);
-      return new NativeDataPlane(tun, binds, { logger: this.log });
+      this.log.error({ where, err }, 'unexpected error (continuing)');
     }
   }
 
@@ -602,8 +523,8 @@ export class Gateway {
     const step = async (what: string, fn: () => unknown): Promise<void> => {
       try {
         await fn();
-      } catch (e) {
-        this.log.warn({ err: e instanceof Error ? e.message : String(e) }, `stop: ${what} failed`);
+      } catch (err) {
+        this.log.warn({ err, step: what }, 'stop: a step failed');
       }
     };
     if (this.vpnServers) await step('vpn servers', () => this.vpnServers!.stop());
@@ -616,6 +537,9 @@ export class Gateway {
     if (tunName) for (const r of this.routes.splice(0).reverse()) await step(`route ${r}`, () => this.platform.delRoute(r, tunName));
     if (this.dataPlane) await step('data plane', () => this.dataPlane!.close());
     this.dataPlane = null;
+    this.dataPlaneKind = 'none';
+    if (this.choice) await step('tun fds', () => this.choice!.abandon());
+    this.choice = null;
     for (const u of this.queueUdp.splice(0)) await step(`udp ${u.address}:${u.port} (queue)`, () => u.close());
     for (const u of this.udp.splice(0)) await step(`udp ${u.local.address}:${u.local.port}`, () => u.bind.close());
     if (this.tun) await step('tun', () => this.tun!.close());
@@ -626,4 +550,9 @@ export class Gateway {
 function udpCounters(b: UdpBind): IoCounters {
   const s = b.stats();
   return { rxPackets: s.rxPackets, rxBytes: s.rxBytes, txPackets: s.txPackets, txBytes: s.txBytes, errors: s.sendErrors + s.recvErrors };
+}
+
+function statusDataPlane(kind: DataPlaneKind | 'none'): GatewayStatus['gateway']['dataPlane'] {
+  if (kind === 'none') return 'not available';
+  return kind === 'native' || kind === 'multi-queue' ? 'native' : 'typescript';
 }

@@ -1,9 +1,10 @@
+import { formatEndpoint, withFamily, type Endpoint } from '../common/endpoint.js';
 import type { Prefix } from '../common/ip.js';
-import { formatPrefix, parseIp } from '../common/ip.js';
-import type { Endpoint as DpEndpoint } from '../dataplane/data-plane.js';
+import { formatPrefix } from '../common/ip.js';
+import { formatChildSpi } from '../common/spi.js';
 import { IkeManager, type IkeSaStatus } from '../ike/ike-manager.js';
 import type { PeerConfig, RetransmitConfig } from '../ike/config/peer-config.js';
-import type { ChildSaParams, Endpoint, IkeAction } from '../ike/sa/types.js';
+import type { ChildSaParams, IkeAction } from '../ike/sa/types.js';
 import type { TunnelContext, TunnelController } from './daemon.js';
 import { unknownConnection } from './daemon.js';
 import type { ConnectionState, ConnectionStatus } from './status.js';
@@ -34,7 +35,7 @@ export class IpsecController implements TunnelController {
     this.mgr = new IkeManager({ log: ctx.log, retransmit: opts.retransmit });
     this.mgr.setConfigs(this.configs);
     ctx.dataPlane?.onSaEvent((ev) => {
-      ctx.log.info({ child: `0x${ev.spi.toString(16).padStart(8, '0')}`, direction: ev.direction }, `CHILD_SA lifetime event: ${ev.kind}`);
+      ctx.log.info({ child: formatChildSpi(ev.spi), direction: ev.direction, kind: ev.kind }, 'CHILD_SA lifetime event');
     });
   }
 
@@ -42,7 +43,7 @@ export class IpsecController implements TunnelController {
     for (const c of this.configs) {
       if (c.startAction !== 'start') continue;
       if (!c.remoteAddr) {
-        this.ctx.log.warn({ conn: c.name }, `connection ${c.name}: startAction start ignored: customer gateway address is %any`);
+        this.ctx.log.warn({ conn: c.name }, 'startAction start ignored: the customer gateway address is %any');
         continue;
       }
       this.exec(this.mgr.initiate(c.name, this.now()));
@@ -108,8 +109,8 @@ export class IpsecController implements TunnelController {
     this.exec(this.mgr.terminate(name, this.now()));
   }
 
-  receiveIke(message: Buffer, from: DpEndpoint, local: DpEndpoint): void {
-    this.exec(this.mgr.receive(message, ep(from), ep(local), this.now()));
+  receiveIke(message: Buffer, from: Endpoint, local: Endpoint): void {
+    this.exec(this.mgr.receive(message, from, local, this.now()));
   }
 
   tick(nowMs: number): void {
@@ -132,8 +133,8 @@ export class IpsecController implements TunnelController {
     for (const a of actions) {
       switch (a.kind) {
         case 'send':
-          if (!this.ctx.sendIke(a.datagram, dpEp(a.to), dpEp(a.from))) {
-            this.ctx.log.debug({ to: `${a.to.address}:${a.to.port}`, from: `${a.from.address}:${a.from.port}` }, 'IKE datagram not sent (no socket or kernel refused)');
+          if (!this.ctx.sendIke(a.datagram, withFamily(a.to), withFamily(a.from))) {
+            this.ctx.log.debug({ to: formatEndpoint(a.to), from: formatEndpoint(a.from) }, 'IKE datagram not sent (no socket or kernel refused)');
           }
           break;
         case 'installChildSa':
@@ -189,7 +190,7 @@ export class IpsecController implements TunnelController {
       if (kept.length !== list.length) this.routesBySpi.set(spi, kept);
     }
     this.routesBySpi.set(spiOut, [...prefixes]);
-    this.ctx.log.debug({ routes: prefixes.map(formatPrefix) }, `routes to 0x${spiOut.toString(16)} installed`);
+    this.ctx.log.debug({ child: formatChildSpi(spiOut), routes: prefixes.map(formatPrefix) }, 'routes to the outbound SA installed');
   }
 
   private activateChild(spiOut: number): void {
@@ -240,12 +241,4 @@ function mapState(sa: IkeSaStatus): ConnectionState {
     default:
       return 'CONNECTING';
   }
-}
-
-function ep(e: DpEndpoint): Endpoint {
-  return { address: e.address, port: e.port };
-}
-
-function dpEp(e: Endpoint): DpEndpoint {
-  return { family: parseIp(e.address)?.family ?? 4, address: e.address, port: e.port };
 }

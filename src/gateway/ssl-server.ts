@@ -49,7 +49,8 @@ import { TcpDeframer, TCP_LENGTH_SIZE, writeTcpLength, frameForTcp } from '../ss
 import { isSupportedDataCipher } from '../ssl/data/data-aead.js';
 import { DROP_NO_KEY, DROP_OCC_OTHER, PACKET_ID_RENEG_THRESHOLD } from '../ssl/data/data-channel.js';
 import { OCC_EXIT, occOpcode } from '../ssl/data/special.js';
-import type { Endpoint } from '../dataplane/data-plane.js';
+import type { Endpoint } from '../common/endpoint.js';
+import type { PacketSink } from '../common/packet-sink.js';
 import type { SslDatagramHandler, SslKeyMaterial, SslSessionCounters, SslSessionParams } from '../dataplane/native-data-plane.js';
 
 // --- implementation choices ---
@@ -63,11 +64,9 @@ export const SERVER_TIMEOUT_FACTOR = 2;
 export const TCP_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
+export type { PacketSink };
+
 /** The slice of the data plane the SSL server uses (src/dataplane's DataPlane has these). */
-export interface PacketSink {
-  push(buf: Buffer, off: number, len: number): void;
-  flush(): void;
-}
 export interface TunnelHooks {
   /** an IP packet from a client to the VPC (copied or written before the next event-loop turn) */
   writeToTun(buf: Buffer, off: number, len: number): void;

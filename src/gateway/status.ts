@@ -87,10 +87,6 @@ export interface GatewayStatus {
   vpnServers: VpnServerStatus[];
 }
 
-export function spiHex(spi: number): string {
-  return `0x${(spi >>> 0).toString(16).padStart(8, '0')}`;
-}
-
 function bytes(n: number): string {
   if (n < 1024) return `${n} B`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];

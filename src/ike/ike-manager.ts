@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import { VpnError } from '../common/errors.js';
-import { ExchangeType, HeaderFlag, IKE_PORT, NotifyType, PayloadType, ProtocolId } from './wire/constants.js';
+import { IKE_PORT } from '../common/ipsec-udp.js';
+import { formatIkeSpi } from '../common/spi.js';
+import { ExchangeType, HeaderFlag, NotifyType, PayloadType, ProtocolId } from './wire/constants.js';
 import type { IkeMessage } from './wire/types.js';
 import { decodeHeader, decodeMessage, encodeMessage } from './wire/message.js';
 import { DEFAULT_RETRANSMIT, type PeerConfig, type RetransmitConfig } from './config/peer-config.js';
@@ -235,7 +237,7 @@ export class IkeManager {
     const sa = this.sas.get(ourSpi.toString('hex'));
     if (!sa) {
       this.counters.unknownSpi++;
-      this.log.debug({ peer: endpointToString(from), spi: ourSpi.toString('hex') }, 'IKE message for unknown SA dropped');
+      this.log.debug({ peer: endpointToString(from), spi: formatIkeSpi(ourSpi) }, 'IKE message for unknown SA dropped');
       return [];
     }
     return this.collect(sa.receive(datagram, from, to, now));

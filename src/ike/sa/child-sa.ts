@@ -1,3 +1,4 @@
+import { formatChildSpi } from '../../common/spi.js';
 import type { ChildConfig } from '../config/peer-config.js';
 import type { Proposal, TrafficSelector } from '../wire/types.js';
 
@@ -32,7 +33,7 @@ export class ChildSa {
   }
 
   get id(): string {
-    return `0x${this.spiIn.toString(16).padStart(8, '0')}`;
+    return formatChildSpi(this.spiIn);
   }
 }
 

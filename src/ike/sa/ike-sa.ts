@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Logger } from '../../common/log.js';
+import { formatIkeSaId } from '../../common/spi.js';
 import type { Prf } from '../../crypto/prf.js';
 import type { KeyExchange } from '../../crypto/dh.js';
 import { ExchangeType, HeaderFlag, NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
@@ -133,7 +134,7 @@ export class IkeSa {
 
   /** "spiI/spiR" in hex: how this SA prints everywhere. */
   get id(): string {
-    return `${this.spiI.toString('hex')}/${this.spiR.toString('hex')}`;
+    return formatIkeSaId(this.spiI, this.spiR);
   }
 
   /** Our own SPI (the key the manager indexes this SA by). */

@@ -1,14 +1,9 @@
+import type { HostPort } from '../../common/endpoint.js';
 import type { Prefix } from '../../common/ip.js';
 
-/** A UDP endpoint; addresses print as text, ports as numbers (`ip:port` in logs). */
-export interface Endpoint {
-  readonly address: string;
-  readonly port: number;
-}
-
-export function endpointToString(e: Endpoint): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
-}
+/** A UDP endpoint as the IKE core sees it: address and port (src/common/endpoint.ts). */
+export type Endpoint = HostPort;
+export { formatEndpoint as endpointToString } from '../../common/endpoint.js';
 
 /** Everything the data plane needs to install one direction pair of an ESP child SA. */
 export interface ChildSaParams {

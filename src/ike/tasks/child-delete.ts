@@ -1,8 +1,9 @@
+import { formatChildSpi } from '../../common/spi.js';
 import { PayloadType, ProtocolId } from '../wire/constants.js';
 import type { IkeMessage, Payload } from '../wire/types.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { deletePayload } from '../sa/ike-sa.js';
-import { type ChildSa, spiHex } from '../sa/child-sa.js';
+import type { ChildSa } from '../sa/child-sa.js';
 import type { IkeTask, TaskStatus } from './task.js';
 
 // Deleting CHILD_SAs (RFC 7296 §1.4.1), both roles, as strongSwan's child_delete.c:
@@ -78,7 +79,7 @@ export class ChildDeleteTask implements IkeTask {
           const theirInbound = spiBuf.readUInt32BE(0);
           const child = sa.children.find((c) => c.spiOut === theirInbound && (c.state === 'INSTALLED' || c.state === 'REKEYED'));
           if (!child) {
-            sa.log.debug({}, `DELETE for unknown CHILD_SA 0x${spiHex(theirInbound)} ignored`);
+            sa.log.debug({}, `DELETE for unknown CHILD_SA ${formatChildSpi(theirInbound)} ignored`);
             continue;
           }
           this.ourSpis.push(child.spiIn);

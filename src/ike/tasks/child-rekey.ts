@@ -1,3 +1,4 @@
+import { formatChildSpi } from '../../common/spi.js';
 import { ExchangeType, NotifyType, PayloadType, ProtocolId, TransformType } from '../wire/constants.js';
 import type { IkeMessage, KePayload, NoncePayload, Payload, Proposal, SaPayload, TsPayload } from '../wire/types.js';
 import { createKeyExchange, isSupportedDhGroup, type KeyExchange } from '../../crypto/dh.js';
@@ -211,7 +212,7 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
     const old = sa.children.find((c) => c.spiOut === theirInbound && c.state === 'INSTALLED');
     if (!old) {
       this.failSpi = Buffer.from(rekey.spi);
-      return this.refuse(NotifyType.CHILD_SA_NOT_FOUND, `peer rekeys unknown CHILD_SA 0x${spiHex(theirInbound)}`);
+      return this.refuse(NotifyType.CHILD_SA_NOT_FOUND, `peer rekeys unknown CHILD_SA ${formatChildSpi(theirInbound)}`);
     }
     if (old.rekeying || sa.rekeying) {
       // our own rekey of this child (or of the IKE SA) is under way: the peer retries later (§2.25)

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { NotifyType, NATT_PORT } from '../wire/constants.js';
+import { IKE_NATT_PORT } from '../../common/ipsec-udp.js';
+import { NotifyType } from '../wire/constants.js';
 import type { IkeMessage, Payload } from '../wire/types.js';
 import { parseIp } from '../../common/ip.js';
 import type { IkeSa } from '../sa/ike-sa.js';
@@ -44,8 +45,8 @@ export class IkeNatdTask implements IkeTask {
     if (this.peerSupports) {
       // float to 4500 right away (RFC 7296 §2.23): IKE_AUTH goes out with the non-ESP marker
       const sa = this.sa;
-      sa.local = { address: sa.local.address, port: NATT_PORT };
-      sa.remote = { address: sa.remote.address, port: NATT_PORT };
+      sa.local = { address: sa.local.address, port: IKE_NATT_PORT };
+      sa.remote = { address: sa.remote.address, port: IKE_NATT_PORT };
     } else {
       this.sa.log.warn({}, 'peer sent no NAT_DETECTION payloads: it may not support UDP-encapsulated ESP, which vpcgw requires');
     }

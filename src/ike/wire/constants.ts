@@ -3,9 +3,7 @@
 
 export const IKE_HEADER_SIZE = 28;
 export const IKE_VERSION = 0x20;
-export const NON_ESP_MARKER_SIZE = 4; // RFC 3948 §2.2
-export const IKE_PORT = 500;
-export const NATT_PORT = 4500;
+// UDP ports 500/4500 and the non-ESP marker: src/common/ipsec-udp.ts
 
 export enum ExchangeType {
   IKE_SA_INIT = 34,

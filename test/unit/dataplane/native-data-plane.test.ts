@@ -1,6 +1,6 @@
 // NativeDataPlane over a real TUN and loopback UDP, with the far gateway played by the test using
 // the TypeScript ESP codec: ESP in → kernel (ICMP echo) → ESP out, IKE demux, keepalives, sinks,
-// writeToTun, routes, drops, close; and select.ts's fallback. Needs root (TUN, routes).
+// writeToTun, routes, drops, close. Needs root (TUN, routes).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createSocket } from 'node:dgram';
@@ -10,16 +10,15 @@ import { captureLogger } from '../../../src/common/log.js';
 import { parseIp, prefixContains } from '../../../src/common/ip.js';
 import type { Prefix } from '../../../src/common/ip.js';
 import { createEncTransform } from '../../../src/crypto/aead.js';
-import type { Endpoint, PacketSink, SaParams } from '../../../src/dataplane/data-plane.js';
+import type { Endpoint } from '../../../src/common/endpoint.js';
+import type { PacketSink } from '../../../src/common/packet-sink.js';
+import type { SaParams } from '../../../src/dataplane/data-plane.js';
 import { NativeDataPlane } from '../../../src/dataplane/native-data-plane.js';
-import { selectDataPlane } from '../../../src/dataplane/select.js';
 import { espDecap } from '../../../src/esp/decap.js';
 import { espEncap } from '../../../src/esp/encap.js';
 import { EspSa, EspSpan } from '../../../src/esp/esp-sa.js';
 import { NativeUdp } from '../../../src/net/native-udp.js';
-import { MemoryUdpNetwork } from '../../../src/net/memory-udp.js';
 import { LinuxTun } from '../../../src/tun/linux-tun.js';
-import { MemoryTun } from '../../../src/tun/memory-tun.js';
 import { addAddress, addRoute } from '../../../src/tun/netcfg.js';
 import { P } from '../esp/packets.js';
 import { icmpEcho, until } from '../../helpers/native-lab.js';
@@ -274,29 +273,3 @@ function maskText(a: string, len: number): string {
   }
   return [...b].join('.');
 }
-
-describe('selectDataPlane', () => {
-  it('falls back to the TypeScript data plane with one clear log line when the devices have no fds', () => {
-    const lines = captureLogger();
-    const net = new MemoryUdpNetwork();
-    const dp2 = selectDataPlane({ tun: new MemoryTun({ name: 'm0' }), binds: [net.bind('192.0.2.1', 4500)], log: lines });
-    expect(dp2.backend).toBe('ts');
-    const warn = lines.lines.filter((l) => l.level === 'warn');
-    expect(warn).toHaveLength(1);
-    expect(warn[0]!.msg).toMatch(/native data plane not available.*TypeScript data plane/);
-    dp2.close();
-  });
-
-  it('picks the native data plane for LinuxTun + NativeUdp', () => {
-    const t = LinuxTun.open({ name: `ndps${randomBytes(2).toString('hex')}`, mtu: 1400 });
-    const u = NativeUdp.bind({ address: '127.0.0.1', port: 0 });
-    try {
-      const dp3 = selectDataPlane({ tun: t, binds: [u], log: captureLogger() });
-      expect(dp3.backend).toBe('native');
-      dp3.close();
-    } finally {
-      t.close();
-      u.close();
-    }
-  });
-});

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { PacketBatch } from '../../../src/common/batch.js';
 import { captureLogger } from '../../../src/common/log.js';
 import { parseIp } from '../../../src/common/ip.js';
-import type { Endpoint } from '../../../src/dataplane/data-plane.js';
+import type { Endpoint } from '../../../src/common/endpoint.js';
 import { NativeDataPlane, NATIVE_DP_STAT, OVPN_RESULT_NAMES } from '../../../src/dataplane/native-data-plane.js';
 import type { SslDatagramHandler } from '../../../src/dataplane/native-data-plane.js';
 import { NativeUdp } from '../../../src/net/native-udp.js';

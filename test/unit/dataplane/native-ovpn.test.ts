@@ -165,7 +165,7 @@ describe('native OpenVPN data channel vs DataChannel (differential)', () => {
         const client = new DataChannel({ peerId: PEER_ID }, NOW);
         client.installKey(keyMaterial(cipher, 0, s, 'client'), NOW);
         const ping = nativeSeal(native, PING_MAGIC, true) as Buffer;
-        expect(ping.length).toBe(40); // reference §6.1: a keepalive ping is 40 bytes
+        expect(ping.length).toBe(40); // P_DATA_V2 AEAD ping: 4-byte op/peer-id, 4-byte packet-id, 16-byte tag, 16-byte PING_MAGIC
         expect(client.decrypt(ping, 0, ping.length, NOW)).toBe(DATA_PING);
         const toNative = Buffer.alloc(SLOT);
         const n = client.encryptPing(toNative, 0, NOW);

@@ -13,8 +13,9 @@ import type { TunDevice, TunStats } from '../../../src/tun/tun-device.js';
 import type { GatewayConfig } from '../../../src/gateway/config/types.js';
 import { parseConfig } from '../../../src/gateway/config/load.js';
 import { controlCall } from '../../../src/gateway/control.js';
+import type { Endpoint } from '../../../src/common/endpoint.js';
 import {
-  Gateway, type Endpoint, type GatewayPlatform, type GatewayUdp, type TunnelContext, type TunnelController,
+  Gateway, type GatewayPlatform, type GatewayUdp, type TunnelContext, type TunnelController,
 } from '../../../src/gateway/daemon.js';
 import type { GatewayStatus } from '../../../src/gateway/status.js';
 import { createRootLogger, resolveLogLevel } from '../../../src/gateway/log.js';
@@ -138,7 +139,7 @@ class FakePlatform implements GatewayPlatform {
   }
 }
 
-/** A recording controller in the shape the lead's IKE manager will have. */
+/** A recording controller in the shape of the IKE side (src/gateway/ipsec.ts). */
 class RecordingController implements TunnelController {
   received: { msg: Buffer; from: Endpoint; local: Endpoint }[] = [];
   ticks: number[] = [];
@@ -320,7 +321,8 @@ describe('Gateway packet demux and IKE plumbing', () => {
     ctl!.throwOnReceive = true;
     p.bind('192.0.2.2', 500).deliver([Buffer.from('00', 'hex')]);
     expect(gw.state).toBe('running');
-    expect(lines.lines.some((l) => l.level === 'error' && JSON.stringify(l.obj).includes('controller bug'))).toBe(true);
+    // the Error object is logged as `err` (pino's err serializer prints its message and stack)
+    expect(lines.lines.some((l) => l.level === 'error' && (l.obj as { err?: Error }).err?.message.includes('controller bug'))).toBe(true);
     await gw.stop();
     expect(ctl!.stopped).toBe(true);
   });

@@ -1,8 +1,9 @@
 import { IoError } from '../common/errors.js';
 import type { PacketBatch } from '../common/batch.js';
-import type { TunConfig } from './config/types.js';
 import type { TunDevice, TunStats } from '../tun/tun-device.js';
-import { openOffloadTun, type OffloadTun } from '../dataplane/native-data-plane.js';
+import type { OffloadTun } from './native-data-plane.js';
+
+const NO_STATS: TunStats = Object.freeze({ rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, readBatches: 0, writeErrors: 0 });
 
 /**
  * A TUN opened with the virtio-net header and TSO/checksum offloads for the native data plane, which
@@ -24,10 +25,6 @@ export class OffloadTunDevice implements TunDevice, OffloadTun {
     this.vnetHdr = t.vnetHdr;
   }
 
-  static open(cfg: TunConfig): OffloadTunDevice {
-    return new OffloadTunDevice(openOffloadTun(cfg.name, cfg.mtu, true));
-  }
-
   start(_onBatch: (batch: PacketBatch) => void): void {
     throw new IoError(`TUN ${this.name} has offloads on: only the native data plane reads it`);
   }
@@ -37,7 +34,7 @@ export class OffloadTunDevice implements TunDevice, OffloadTun {
   }
 
   stats(): TunStats {
-    return this.statsSource?.() ?? { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, readBatches: 0, writeErrors: 0 };
+    return this.statsSource?.() ?? { ...NO_STATS };
   }
 
   close(): void {
