@@ -15,17 +15,15 @@
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
-import { readFileSync } from 'node:fs';
 import type { Logger } from '../common/log.js';
-import { bytesToIp, parseIp, type Prefix } from '../common/ip.js';
-import { PacketBatch } from '../common/batch.js';
-import type { UdpBind } from '../net/udp-bind.js';
+import { bytesToIp, type Prefix } from '../common/ip.js';
+import type { PacketBatch } from '../common/batch.js';
 import type { SslOffload } from '../dataplane/data-plane.js';
 import { AddressPool } from './pools.js';
 import { OffloadDataPath } from './ssl-offload-path.js';
 import { COMP_NONE } from '../ssl/data/compression.js';
-import { TcpDeframer, TCP_LENGTH_SIZE, writeTcpLength, frameForTcp } from '../ssl/wire/tcp-framing.js';
-import { TICK_MS, type SslProtocol, type SslServerConfig } from '../ssl/server/config.js';
+import { TcpDeframer, frameForTcp } from '../ssl/wire/tcp-framing.js';
+import { TICK_MS, type SslServerConfig } from '../ssl/server/config.js';
 import type { ControlSessionFactory } from '../ssl/server/control-session.js';
 import {
   JsDataPath,
@@ -37,6 +35,7 @@ import {
 } from '../ssl/server/data-path.js';
 import { SslSessionManager, type SslClientStatus, type SslServerCounters } from '../ssl/server/session-manager.js';
 import type { SslServerAction } from '../ssl/server/actions.js';
+import { BatchUdpTransport, DgramTransport, TcpTransport, UdpTx, type BatchUdp } from './ssl-transports.js';
 
 export {
   TICK_MS,
@@ -50,14 +49,11 @@ export {
 export { defaultSessionFactory, type ControlSession, type ControlSessionFactory } from '../ssl/server/control-session.js';
 export { SslServerCounters, type SslClientStatus } from '../ssl/server/session-manager.js';
 export type { PacketSink } from '../ssl/server/data-path.js';
+export { TCP_MAX_QUEUED_BYTES, UDP_TX_BATCH, UDP_TX_SLOT, type BatchUdp } from './ssl-transports.js';
+export { sslServerConfigFrom } from './ssl-server-config.js';
 
 // --- implementation choices ---
-/** TCP output queue above which data packets are dropped rather than buffered */
-export const TCP_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
 export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
-/** outgoing data datagrams per sendmmsg batch */
-export const UDP_TX_BATCH = 64;
-export const UDP_TX_SLOT = 2048;
 
 /** The slice of the data plane the SSL server uses (src/dataplane's DataPlane has these). */
 export interface TunnelHooks {
@@ -67,13 +63,6 @@ export interface TunnelHooks {
   removeSinkRoute(prefix: Prefix): void;
   /** the data plane's SSL VPN offload (DataPlane.sslOffload); absent or null: data channel in TypeScript */
   readonly sslOffload?: SslOffload | null;
-}
-
-/** A UdpBind with the single-datagram control-plane send (NativeUdp and MemoryUdp have it). */
-export interface BatchUdp extends UdpBind {
-  sendTo(data: Uint8Array, family: 4 | 6, addr: Uint8Array | string, port: number): boolean;
-  /** the socket's descriptor when it is a kernel socket (NativeUdp): the SSL offload can poll it */
-  readonly fd?: number;
 }
 
 export interface SslServerOptions {
@@ -321,13 +310,8 @@ export class SslServer {
     let t: DataTransport;
     if (s.protocol === 'tcp') t = new TcpTransport(this.conns.get(s.conn)!.sock, this.core.counters, this.clock);
     else if (this.bind) t = new BatchUdpTransport(this.tx, remote, this.clock);
-    else t = new DgramTransport(this, remote, this.clock);
+    else t = new DgramTransport(() => this.udp, remote, this.clock);
     return new JsDataPath(s.peerId, now, t, this.tunnel);
-  }
-
-  /** @internal the node:dgram socket (DgramTransport) */
-  dgram(): UdpSocket | null {
-    return this.udp;
   }
 
   // ---------------------------------------------------------------- UDP and TCP input
@@ -378,187 +362,4 @@ class TcpConn {
   dead = false;
   deframer!: TcpDeframer;
   constructor(readonly sock: TcpSocket) {}
-}
-
-/** The shared sendmmsg batch of the UDP socket; flushed at the end of each batch or event-loop turn. */
-class UdpTx {
-  readonly batch = new PacketBatch(UDP_TX_BATCH, UDP_TX_SLOT, 0);
-  bind: BatchUdp | null = null;
-  private scheduled = false;
-  private readonly flushSoon = (): void => {
-    this.scheduled = false;
-    this.flush();
-  };
-
-  constructor(private readonly counters: SslServerCounters) {}
-
-  /** the offset of the next free slot (flushes a full batch first) */
-  slot(): number {
-    const b = this.batch;
-    if (b.count === b.capacity) this.flush();
-    return b.count * b.slotSize;
-  }
-
-  queue(o: number, n: number, family: 4 | 6, addr: Buffer, port: number): void {
-    const b = this.batch;
-    const i = b.count++;
-    b.off[i] = o;
-    b.len[i] = n;
-    b.family[i] = family;
-    addr.copy(b.addr, i * 16);
-    b.port[i] = port;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flushSoon);
-    }
-  }
-
-  flush(): void {
-    const b = this.batch;
-    if (b.count === 0 || !this.bind) return;
-    const sent = this.bind.send(b);
-    if (sent < b.count) this.counters.sendErrors += b.count - sent;
-    b.count = 0;
-  }
-}
-
-/** A UDP session's packets as slots of the shared batch (encrypted in place, no copy). */
-class BatchUdpTransport implements DataTransport {
-  slotOff = 0;
-  /** the remote address in network order (16 bytes, IPv4 in the first 4) */
-  private readonly addr = Buffer.alloc(16);
-  private family: 4 | 6 = 4;
-  private port = 0;
-
-  constructor(
-    private readonly tx: UdpTx,
-    remote: SslEndpoint,
-    readonly now: () => number,
-  ) {
-    this.setRemote(remote);
-  }
-
-  reserve(): Buffer {
-    this.slotOff = this.tx.slot();
-    return this.tx.batch.buf;
-  }
-
-  commit(n: number): void {
-    this.tx.queue(this.slotOff, n, this.family, this.addr, this.port);
-  }
-
-  flush(): void {
-    this.tx.flush();
-  }
-
-  setRemote(remote: SslEndpoint): void {
-    const ip = parseIp(remote.address);
-    this.addr.fill(0);
-    if (ip) {
-      ip.bytes.copy(this.addr);
-      this.family = ip.family;
-    }
-    this.port = remote.port;
-  }
-}
-
-/** node:dgram: one send per packet (headroom for a TCP length kept so both transports share the layout). */
-class DgramTransport implements DataTransport {
-  readonly slotOff = TCP_LENGTH_SIZE;
-  private out: Buffer = Buffer.alloc(0);
-  private address: string;
-  private port: number;
-
-  constructor(
-    private readonly server: SslServer,
-    remote: SslEndpoint,
-    readonly now: () => number,
-  ) {
-    this.address = remote.address;
-    this.port = remote.port;
-  }
-
-  reserve(room: number): Buffer {
-    this.out = Buffer.allocUnsafe(TCP_LENGTH_SIZE + room);
-    return this.out;
-  }
-
-  commit(n: number): void {
-    this.server.dgram()?.send(this.out, TCP_LENGTH_SIZE, n, this.port, this.address);
-  }
-
-  flush(): void {}
-
-  setRemote(remote: SslEndpoint): void {
-    this.address = remote.address;
-    this.port = remote.port;
-  }
-}
-
-/** One TCP connection: each packet is written as a frame (2-byte length, then the packet). */
-class TcpTransport implements DataTransport {
-  readonly slotOff = TCP_LENGTH_SIZE;
-  private out: Buffer = Buffer.alloc(0);
-
-  constructor(
-    private readonly sock: TcpSocket,
-    private readonly counters: SslServerCounters,
-    readonly now: () => number,
-  ) {}
-
-  reserve(room: number): Buffer {
-    this.out = Buffer.allocUnsafe(TCP_LENGTH_SIZE + room);
-    return this.out;
-  }
-
-  commit(n: number): void {
-    if (this.sock.writableLength > TCP_MAX_QUEUED_BYTES) {
-      this.counters.tcpBackpressureDrops++;
-      return;
-    }
-    writeTcpLength(this.out, 0, n);
-    this.sock.write(this.out.subarray(0, TCP_LENGTH_SIZE + n));
-  }
-
-  flush(): void {}
-
-  setRemote(): void {}
-}
-
-/**
- * Builds the frozen SslServerConfig from the gateway's validated `vpnServers` entry (reads the PEM
- * files). Kept structural so this module does not depend on the config loader.
- */
-export function sslServerConfigFrom(
-  v: {
-    name: string;
-    protocols: readonly SslProtocol[];
-    port: number;
-    listen: { text: string };
-    clientCidr: { text: string };
-    localSubnets: readonly { text: string }[];
-    dnsServers: readonly { text: string }[];
-    dataCiphers: readonly string[];
-    serverCert: { cert: string; key: string };
-    clientCa: string;
-    maxConnections: number;
-    clientToClient: boolean;
-    renegSec?: number;
-  },
-  readPem: (path: string) => string = (p) => readFileSync(p, 'utf8'),
-): SslServerConfig {
-  return Object.freeze({
-    name: v.name,
-    protocols: Object.freeze([...v.protocols]),
-    port: v.port,
-    listen: v.listen.text,
-    clientCidr: v.clientCidr.text,
-    localSubnets: Object.freeze(v.localSubnets.map((s) => s.text)),
-    dnsServers: Object.freeze(v.dnsServers.map((s) => s.text)),
-    dataCiphers: Object.freeze([...v.dataCiphers]),
-    identity: Object.freeze({ cert: readPem(v.serverCert.cert), key: readPem(v.serverCert.key), clientCa: readPem(v.clientCa) }),
-    maxConnections: v.maxConnections,
-    clientToClient: v.clientToClient,
-    renegSec: v.renegSec ?? 0,
-  });
 }
