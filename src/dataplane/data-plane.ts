@@ -2,6 +2,7 @@ import type { Endpoint } from '../common/endpoint.js';
 import type { Prefix } from '../common/ip.js';
 import type { PacketSink } from '../common/packet-sink.js';
 import type { SaLifetime } from '../esp/esp-sa.js';
+import type { UdpBind } from '../net/udp-bind.js';
 
 /**
  * Everything the data plane needs to install one direction of a child SA. The control plane builds it
@@ -93,5 +94,92 @@ export interface DataPlane {
   removeSinkRoute(prefix: Prefix): void;
   /** queues a packet for the TUN; flushed once per batch/turn */
   writeToTun(pkt: Buffer, off: number, len: number): void;
+  /** the SSL VPN data channel in this backend (NativeDataPlane), or null (it then runs in TypeScript) */
+  readonly sslOffload: SslOffload | null;
   close(): void;
+}
+
+// ---------------------------------------------------------------- SSL VPN offload
+
+/** Key material of one OpenVPN key state (the shape of the control channel's 'keys' action). */
+export interface SslKeyMaterial {
+  keyId: number;
+  cipher: string;
+  encKey: Buffer;
+  encImplicitIv: Buffer;
+  decKey: Buffer;
+  decImplicitIv: Buffer;
+  initialSendPacketId?: number;
+}
+
+/** Where a native SSL session lives and what it may carry. */
+export interface SslSessionParams {
+  /** the index attachSslUdp returned for the socket the session talks on */
+  bind: number;
+  remote: Endpoint;
+  /** COMP_* of src/ssl/data/compression.ts (learned from the uplink as in the TS core) */
+  compression: number;
+  /** the client pool: inner destinations inside it (except serverAddress) go to JS (client-to-client) */
+  clientPrefix: Prefix;
+  serverAddress: string;
+}
+
+export interface SslSessionCounters {
+  rxPackets: number; // authenticated packets in (IP, ping, OCC)
+  rxBytes: number;
+  txPackets: number; // IP packets out (pings not counted)
+  txBytes: number;
+  pingsIn: number;
+  pingsOut: number;
+  /** ms since the last authenticated packet in / packet out (-1: none yet) */
+  msSinceRx: number;
+  msSinceTx: number;
+  sendKeyId: number; // -1: no send key
+  sendPacketId: number; // the last packet-id sent with the send key
+  compression: number;
+  /** non-zero drop counters by OVPN_RESULT_NAMES name */
+  drops: Record<string, number>;
+}
+
+/**
+ * What the SSL VPN shell receives from its socket through the native data plane. Buffers are valid
+ * only during the call (copy to keep). `flush` runs once after each batch.
+ */
+export interface SslDatagramHandler {
+  /** a datagram native code did not handle: control packets, unknown peer-ids, a session's packet from another address */
+  datagram(buf: Buffer, off: number, len: number, from: Endpoint): void;
+  /** the decrypted payload of a session that JS decides on: OCC messages, client-to-client packets */
+  plaintext(peerId: number, buf: Buffer, off: number, len: number, from: Endpoint): void;
+  flush(): void;
+}
+
+/**
+ * The OpenVPN data channel inside a data plane (an optional capability: DataPlane.sslOffload). The SSL
+ * server's UDP socket is handed over with `attachSslUdp`; from then on P_DATA_V1/V2 packets of the
+ * sessions installed here (keyed by peer-id) are decrypted to the TUN and routes to a session's /32
+ * are encrypted to its client without JavaScript. The handler sees only what needs a decision:
+ * control packets, unknown peer-ids and floats (as datagrams), OCC and client-to-client plaintext.
+ * Results of `sslDecrypt`: OVPN_IP 0, OVPN_PING 1, OVPN_OCC 2, a drop code, or -1 (no such session);
+ * the payload is then at `sslSpan` [off, len]. After the data plane closed every call is a no-op
+ * (false / undefined).
+ */
+export interface SslOffload {
+  /** polls the bind from now on (not started; the caller keeps it and calls detachSslUdp before closing it); returns its index */
+  attachSslUdp(bind: UdpBind & { readonly fd: number }, handler: SslDatagramHandler): number;
+  detachSslUdp(bind: number): void;
+  /** creates (or replaces, without keys) a peer-id's session; false: the remote is unusable on that bind */
+  installSslSession(peerId: number, p: SslSessionParams): boolean;
+  setSslRemote(peerId: number, bind: number, remote: Endpoint): boolean;
+  setSslVirtualAddress(peerId: number, address: string | null): boolean;
+  setSslCompression(peerId: number, mode: number): boolean;
+  setSslKey(peerId: number, k: SslKeyMaterial): boolean;
+  retireSslKey(peerId: number, keyId: number): boolean;
+  removeSslSession(peerId: number): boolean;
+  addSslRoute(prefix: Prefix, peerId: number): void;
+  removeSslRoute(prefix: Prefix): boolean;
+  sslCounters(peerId: number): SslSessionCounters | undefined;
+  sendSslPing(peerId: number): boolean;
+  sslSend(peerId: number, buf: Buffer, off: number, len: number): boolean;
+  sslDecrypt(peerId: number, buf: Buffer, off: number, len: number): number;
+  readonly sslSpan: Uint32Array;
 }

@@ -58,7 +58,7 @@ import type { FromWorker, ToWorker, WorkerInit, WireSaParams } from './multi-que
 /**
  * `queues: auto` resolves to this. Measured on the shared 2-core box (bench/dp-multiqueue.mjs, README):
  * one SA never spreads (1.0×), two SAs on different queues 1.2×; and the SSL VPN's native data
- * channel (NativeSslTunnel) exists only on a single-queue NativeDataPlane.
+ * channel offload (DataPlane.sslOffload) exists only on a single-queue NativeDataPlane.
  */
 export const AUTO_QUEUES = 1;
 export const MAX_QUEUES = 16;
@@ -156,6 +156,8 @@ export function defaultWorkerUrl(): URL {
 }
 
 export class MultiQueueDataPlane implements DataPlane {
+  /** no SSL offload here: the SSL VPN data channel runs in TypeScript */
+  readonly sslOffload = null;
   readonly queues: number;
   readonly tunName: string;
   readonly offloads: { vnetHdr: boolean; gso: boolean; gro: boolean };

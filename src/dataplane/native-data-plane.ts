@@ -100,57 +100,9 @@ export const OVPN_CIPHER_IDS: Readonly<Record<string, number>> = Object.freeze({
   'CHACHA20-POLY1305': 3,
 });
 
-/** Key material of one OpenVPN key state (the shape of the control channel's 'keys' action). */
-export interface SslKeyMaterial {
-  keyId: number;
-  cipher: string;
-  encKey: Buffer;
-  encImplicitIv: Buffer;
-  decKey: Buffer;
-  decImplicitIv: Buffer;
-  initialSendPacketId?: number;
-}
-
-/** Where a native SSL session lives and what it may carry. */
-export interface SslSessionParams {
-  /** the index attachSslUdp returned for the socket the session talks on */
-  bind: number;
-  remote: Endpoint;
-  /** COMP_* of src/ssl/data/compression.ts (learned from the uplink as in the TS core) */
-  compression: number;
-  /** the client pool: inner destinations inside it (except serverAddress) go to JS (client-to-client) */
-  clientPrefix: Prefix;
-  serverAddress: string;
-}
-
-export interface SslSessionCounters {
-  rxPackets: number; // authenticated packets in (IP, ping, OCC)
-  rxBytes: number;
-  txPackets: number; // IP packets out (pings not counted)
-  txBytes: number;
-  pingsIn: number;
-  pingsOut: number;
-  /** ms since the last authenticated packet in / packet out (-1: none yet) */
-  msSinceRx: number;
-  msSinceTx: number;
-  sendKeyId: number; // -1: no send key
-  sendPacketId: number; // the last packet-id sent with the send key
-  compression: number;
-  /** non-zero drop counters by OVPN_RESULT_NAMES name */
-  drops: Record<string, number>;
-}
-
-/**
- * What the SSL VPN shell receives from its socket through the native data plane. Buffers are valid
- * only during the call (copy to keep). `flush` runs once after each batch.
- */
-export interface SslDatagramHandler {
-  /** a datagram native code did not handle: control packets, unknown peer-ids, a session's packet from another address */
-  datagram(buf: Buffer, off: number, len: number, from: Endpoint): void;
-  /** the decrypted payload of a session that JS decides on: OCC messages, client-to-client packets */
-  plaintext(peerId: number, buf: Buffer, off: number, len: number, from: Endpoint): void;
-  flush(): void;
-}
+// The SSL offload's types live with its interface (data-plane.ts); re-exported for existing importers.
+export type { SslDatagramHandler, SslKeyMaterial, SslSessionCounters, SslSessionParams } from './data-plane.js';
+import type { SslDatagramHandler, SslKeyMaterial, SslOffload, SslSessionCounters, SslSessionParams } from './data-plane.js';
 
 /** The part of the addon this module uses (declared here: src/tun/native.ts types the I/O handles). */
 export interface NativeDataPlaneHandle {
@@ -400,7 +352,7 @@ function isOffloadTun(t: NativeTunSource): t is OffloadTun {
   return 'vnetHdr' in t;
 }
 
-export class NativeDataPlane implements DataPlane {
+export class NativeDataPlane implements DataPlane, SslOffload {
   private readonly log: Logger;
   private readonly h: NativeDataPlaneHandle;
   private readonly bindLocal: Endpoint[];
@@ -600,6 +552,11 @@ export class NativeDataPlane implements DataPlane {
   // session's /32 encrypt in C++ and leave by sendmmsg/GSO, and JS sees only what needs a decision
   // (SslDatagramHandler). Sessions are keyed by peer-id; their keys come from the control channel.
 
+  /** This data plane carries the SSL VPN data channel itself (the methods below). */
+  get sslOffload(): SslOffload {
+    return this;
+  }
+
   /**
    * Polls an SSL VPN socket from now on (the bind must not be started; it stays owned by the caller,
    * who calls detachSslUdp before closing it). Returns the bind index sessions refer to.
@@ -695,7 +652,7 @@ export class NativeDataPlane implements DataPlane {
     };
   }
 
-  /** Encrypts and sends the keepalive ping (reference §6.6) to a session's client. */
+  /** Encrypts and sends the keepalive ping (OpenVPN's PING_STRING payload) to a session's client. */
   sendSslPing(peerId: number): boolean {
     return !this.closed && this.h.sslSend(peerId, PING_MAGIC, 0, PING_MAGIC.length, true);
   }

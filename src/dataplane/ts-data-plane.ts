@@ -68,6 +68,8 @@ class PendingControl {
 }
 
 export class TsDataPlane implements DataPlane {
+  /** no SSL offload here: the SSL VPN data channel runs in TypeScript */
+  readonly sslOffload = null;
   private readonly log: Logger;
   private readonly tun: TunDevice;
   private readonly binds: readonly UdpBind[];

@@ -2,7 +2,8 @@ import type { Logger } from '../common/log.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
 import { NativeUdp } from '../net/native-udp.js';
 import type { GatewayConfig } from './config/types.js';
-import { SslServer, sslServerConfigFrom } from './ssl-server.js';
+import { SslServer } from './ssl-server.js';
+import { sslServerConfigFrom } from './ssl-server-config.js';
 import type { VpnServerStatus } from './status.js';
 
 /** The point-to-cloud servers of a gateway, as the daemon drives them. */

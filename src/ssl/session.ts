@@ -1,7 +1,7 @@
 /**
  * One OpenVPN-compatible client session on the server: the control channel from the client's
  * hard reset to data keys, PUSH_REPLY, renegotiations and teardown (OpenVPN 2.6 `ssl.c`
- * `tls_process`; brief openvpn-protocol.md §2, §4, §5, §7, §9).
+ * `tls_process`, `key_method_2_*`, `push.c`).
  *
  * Pipeline for one incoming control packet (`receiveControl`):
  *   1. unwrap (tls-auth / tls-crypt seam; plain for now) and decode; drop malformed packets
@@ -497,7 +497,7 @@ export class SslSession {
       this.clientOptions = km2.options;
       this.certCn = ks.secure.peerCn;
       this.compress = compressionFraming(this.peerInfo, km2.options);
-      // §4.7: our km2 goes out even when we refuse, so the client reads the AUTH_FAILED after it
+      // our km2 goes out even when we refuse, so the client reads the AUTH_FAILED after it (as the stock server does)
       this.sendKm2(ks);
       const cipher = chooseCipher(this.opts.dataCiphers, this.peerInfo);
       this.log.info(
@@ -517,7 +517,7 @@ export class SslSession {
       this.emit({ kind: 'authenticated', user: this.certCn, certCn: this.certCn, peerInfo: this.peerInfo, clientOptions: this.clientOptions, cipher });
       return;
     }
-    // renegotiation: same cipher and derivation method, no push (§4.7 step 5)
+    // renegotiation: same cipher and derivation method, no push (OpenVPN pushes only after the first key exchange)
     this.sendKm2(ks);
     ks.keys = this.deriveKeys(ks);
     this.activate(ks);
@@ -525,7 +525,7 @@ export class SslSession {
 
   private sendKm2(ks: KeyState): void {
     ks.km2Sent = true;
-    // km2 must be its own TLS record: the client reads it with a single read (pitfall §11.4.2)
+    // km2 must be its own TLS record: OpenVPN's key_method_2_read takes it from a single TLS read
     ks.tls!.writePlaintext(buildServerKeyMethod2(ks.serverKm2!));
   }
 

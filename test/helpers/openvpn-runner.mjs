@@ -11,8 +11,9 @@
 // counters). SIGTERM stops the server and the TUN, and exits 0. Logs are pino JSON lines on stdout.
 //
 // The tunnel hooks are the project's native data plane (dist/dataplane/native-data-plane.js) over a
-// TUN opened with offloads (TSO/GRO), as `vpcgw start` runs it: the SSL UDP socket is attached to it,
-// so UDP data packets are encrypted/decrypted in C++ (VPCGW_SSL_NATIVE=0 keeps them in JS). When
+// TUN opened with offloads (TSO/GRO), as `vpcgw start` runs it: the SSL UDP socket is attached to its
+// SSL offload (DataPlane.sslOffload), so UDP data packets are encrypted/decrypted in C++
+// (VPCGW_SSL_NATIVE=0 keeps them in JS). When
 // the native data plane is unavailable, or with VPCGW_DATAPLANE=ts, it is the TsDataPlane over a
 // LinuxTun. VPCGW_RUNNER_MINI=1 uses a minimal stand-in instead (TUN batches routed by destination
 // to the sessions' sinks; packets to the VPC written to the TUN once per turn).

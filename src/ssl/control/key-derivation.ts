@@ -1,6 +1,5 @@
 /**
- * Data-channel key material (OpenVPN 2.6 `ssl.c` `generate_key_expansion`, `crypto.c`;
- * brief openvpn-protocol.md §5).
+ * Data-channel key material (OpenVPN 2.6 `ssl.c` `generate_key_expansion`, `crypto.c`).
  *
  * 1. A 256-byte key block, from either
  *    - the TLS exporter (RFC 5705) with label "EXPORTER-OpenVPN-datakeys" and no context
@@ -13,6 +12,7 @@
  *    AEAD ciphers use the leading key bytes of the cipher slot and the first 8 bytes of the hmac
  *    slot as the implicit IV. The server encrypts with s->c and decrypts with c->s.
  */
+import { VpnError } from '../../common/errors.js';
 import { createHmac } from 'node:crypto';
 
 export const EKM_LABEL = 'EXPORTER-OpenVPN-datakeys';
@@ -93,9 +93,9 @@ export interface DirectionalKeys {
 
 /** Slices a key block for the server side of an AEAD cipher (copies: the block can be wiped). */
 export function serverKeysFromBlock(block: Buffer, cipher: string): DirectionalKeys {
-  if (block.length !== KEY_BLOCK_SIZE) throw new RangeError(`key block is ${block.length} bytes`);
+  if (block.length !== KEY_BLOCK_SIZE) throw new VpnError('ERR_CRYPTO_KEY', `key block is ${block.length} bytes`);
   const keyLen = DATA_CIPHER_KEY_BYTES[cipher.toUpperCase()];
-  if (keyLen === undefined) throw new RangeError(`unsupported data cipher ${cipher}`);
+  if (keyLen === undefined) throw new VpnError('ERR_CRYPTO_UNSUPPORTED', `unsupported data cipher ${cipher}`);
   const c2s = 0;
   const s2c = KEY_SLOT_SIZE;
   return {

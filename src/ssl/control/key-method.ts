@@ -1,6 +1,6 @@
 /**
  * Key-method-2 messages, the first TLS plaintext each side sends (OpenVPN 2.6 `ssl.c`,
- * `key_method_2_write` / `key_method_2_read`; brief openvpn-protocol.md §4.3-4.6).
+ * `key_method_2_write` / `key_method_2_read`).
  *
  * client -> server                                server -> client
  *   u32   0                                         u32   0

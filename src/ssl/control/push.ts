@@ -1,6 +1,6 @@
 /**
  * PUSH_REPLY building and the server's pushed-option policy (OpenVPN 2.6 `push.c`,
- * `send_push_reply`, `prepare_push_reply`; brief openvpn-protocol.md §6.5, §7.2).
+ * `send_push_reply`, `prepare_push_reply`).
  *
  * Shared contract with the data channel (D2): `compressionFraming()` says which stub framing
  * the data channel must use for a client, and `buildPushReply()` pushes the matching option:
@@ -10,6 +10,7 @@
  *   'lzo-stub' client has ",comp-lzo" without IV_COMP_STUBv2          -> push "comp-lzo no"
  *              (0xFA byte in front of every payload, both directions)
  */
+import { VpnError } from '../../common/errors.js';
 import { IV_PROTO_CC_EXIT_NOTIFY, IV_PROTO_DATA_V2, IV_PROTO_TLS_KEY_EXPORT, ivProto } from './key-method.js';
 
 export interface PushParams {
@@ -55,7 +56,7 @@ export function pushOptions(params: PushParams, peerInfo: Map<string, string>, c
   o.push(`cipher ${cipher}`);
   const ekm = allowEkm && usesEkm(peerInfo);
   if (proto & IV_PROTO_CC_EXIT_NOTIFY) {
-    // only what we implement: no dyn-tls-crypt (pitfall §11.4.3)
+    // only what we implement: no dyn-tls-crypt (a 2.6 client would switch its control channel to tls-crypt)
     o.push(ekm ? 'protocol-flags cc-exit tls-ekm' : 'protocol-flags cc-exit');
   } else if (ekm) {
     o.push('key-derivation tls-ekm');
@@ -64,7 +65,7 @@ export function pushOptions(params: PushParams, peerInfo: Map<string, string>, c
   if (comp === 'stub-v2') o.push('compress stub-v2');
   else if (comp === 'lzo-stub') o.push('comp-lzo no');
   for (const e of params.extra ?? []) {
-    if (e.includes(',')) throw new RangeError(`pushed option contains a comma: ${e}`);
+    if (e.includes(',')) throw new VpnError('ERR_INVALID_ARG', `pushed option contains a comma: ${e}`);
     o.push(e);
   }
   return o;

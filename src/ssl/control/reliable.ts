@@ -1,6 +1,6 @@
 /**
  * The control channel's reliability layer, one instance per key state (OpenVPN 2.6
- * `reliable.c`; brief openvpn-protocol.md §2.2). Pure: the caller passes `nowMs`.
+ * `reliable.c`). Pure: the caller passes `nowMs`.
  *
  * Sending
  *   1. `enqueue` gives each reliable message the next message packet-id (0 = the reset).

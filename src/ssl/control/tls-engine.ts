@@ -1,7 +1,7 @@
 /**
- * The one sanctioned wrapper around node:tls (STYLE §11): a TLS endpoint that runs over an
+ * The only wrapper around node:tls in src/ssl: a TLS endpoint that runs over an
  * in-memory byte pipe instead of a socket. The OpenVPN control channel carries the TLS byte
- * stream inside reliable P_CONTROL_V1 packets (brief openvpn-protocol.md §4.1), so:
+ * stream inside reliable P_CONTROL_V1 packets (OpenVPN ssl.c, the BIO pair of ssl_openssl.c), so:
  *
  *   peer ciphertext ──feedCiphertext()──▶ [Duplex ▶ TLSSocket] ──onPlaintext──▶ km2 / commands
  *   writePlaintext() ──▶ [TLSSocket ▶ Duplex] ──onCiphertext──▶ P_CONTROL_V1 payloads
@@ -13,6 +13,7 @@
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
+import { VpnError } from '../../common/errors.js';
 
 export interface TlsEngineHandlers {
   /** TLS records to carry to the peer (in order). The buffer is owned by the receiver. */
@@ -99,7 +100,7 @@ class NodeTlsEngine implements TlsEngine {
       if (!this.dead) this.safe(() => h.onPlaintext(d));
     });
     this.sock.on('error', (err: Error) => this.fail(err));
-    this.sock.on('close', () => this.fail(new Error('TLS session closed')));
+    this.sock.on('close', () => this.fail(new VpnError('ERR_SSL_SESSION', 'TLS session closed')));
   }
 
   feedCiphertext(data: Buffer): void {
@@ -111,7 +112,7 @@ class NodeTlsEngine implements TlsEngine {
   }
 
   exportKeyingMaterial(length: number, label: string): Buffer {
-    // pitfall §11.4.7: no context argument at all (not an empty one)
+    // no context argument at all: OpenVPN's EKM (RFC 5705) uses none, and an empty one gives other bytes
     return (this.sock.exportKeyingMaterial as (n: number, l: string) => Buffer)(length, label);
   }
 
@@ -163,7 +164,7 @@ class NodeTlsEngine implements TlsEngine {
     try {
       fn();
     } catch (err) {
-      this.fail(err instanceof Error ? err : new Error(String(err)));
+      this.fail(err instanceof Error ? err : new VpnError('ERR_INTERNAL', String(err)));
     }
   }
 }

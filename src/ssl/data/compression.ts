@@ -1,5 +1,5 @@
 /**
- * Compression "stub" framing (brief §6.5; OpenVPN comp.h, compstub.c, comp-lzo.h). We never compress;
+ * Compression "stub" framing (OpenVPN comp.h, compstub.c, comp-lzo.h). We never compress;
  * we only speak the framing a client with a compression directive insists on.
  *
  *  mode       | uplink (client → us)                           | downlink (us → client)
@@ -14,7 +14,7 @@
  *
  * The mode can be set by the shell (from what was pushed) and is also learned from the uplink: 0xFA and
  * 0xFB can never start an IP packet (version nibble 15), so seeing one in mode `none` proves the client
- * frames and expects the same on the downlink (pitfall 11.4.1: otherwise its downlink is silently dead).
+ * frames and expects the same on the downlink (otherwise its downlink is silently dead: it drops every unframed packet).
  * 0x66/0x69 are only treated as "compressed" once the client is known to frame, because they are also
  * valid IPv6 first bytes (traffic class 0x6x/0x9x).
  */

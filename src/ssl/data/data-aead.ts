@@ -1,12 +1,13 @@
 /**
  * The AEAD used by the OpenVPN data channel, behind one small interface so that a native batch
- * implementation (reused EVP contexts, see reference/dataplane.md §3) can replace node:crypto later.
+ * implementation (reused EVP contexts, as the addon's ovpn core does) can replace node:crypto later.
  *
  * Contract: `seal` encrypts buf[dataOff, dataOff+dataLen) in place, authenticates
  * buf[aadOff, aadOff+aadLen) as AAD, and writes the 16-byte tag at buf[tagOff]. `open` checks the tag
  * at tagOff and decrypts in place; it returns false on a bad tag and then leaves the ciphertext as is.
  * The 12-byte nonce is passed in (OpenVPN: packet-id || implicit IV), and is only read during the call.
  */
+import { VpnError } from '../../common/errors.js';
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto';
 import { AEAD_TAG_SIZE } from '../wire/data-packet.js';
 
@@ -16,7 +17,7 @@ export interface DataAead {
   open(nonce: Buffer, buf: Buffer, aadOff: number, aadLen: number, dataOff: number, dataLen: number, tagOff: number): boolean;
 }
 
-/** OpenVPN cipher name → node:crypto algorithm and key length (bytes). Brief §5.1. */
+/** OpenVPN cipher name → node:crypto algorithm and key length (bytes). */
 export const DATA_CIPHERS: Readonly<Record<string, { alg: string; keyLen: number }>> = Object.freeze({
   'AES-128-GCM': { alg: 'aes-128-gcm', keyLen: 16 },
   'AES-256-GCM': { alg: 'aes-256-gcm', keyLen: 32 },
@@ -66,13 +67,13 @@ class NodeDataAead implements DataAead {
 
 /**
  * Creates the AEAD for an OpenVPN cipher name. `key` may be a whole 64-byte key-block slot: only its
- * leading bytes are used (brief §5.1). Throws RangeError for an unknown cipher (a config/negotiation bug,
+ * leading bytes are used (OpenVPN key2 slots are 64 bytes). Throws ERR_CRYPTO_UNSUPPORTED for an unknown cipher (a config/negotiation bug,
  * not a per-packet failure).
  */
 export function createDataAead(cipher: string, key: Buffer): DataAead {
   const name = cipher.toUpperCase();
   const spec = DATA_CIPHERS[name];
-  if (!spec) throw new RangeError(`unsupported data cipher ${cipher}`);
-  if (key.length < spec.keyLen) throw new RangeError(`${name} needs a ${spec.keyLen}-byte key, got ${key.length}`);
+  if (!spec) throw new VpnError('ERR_CRYPTO_UNSUPPORTED', `unsupported data cipher ${cipher}`);
+  if (key.length < spec.keyLen) throw new VpnError('ERR_CRYPTO_KEY', `${name} needs a ${spec.keyLen}-byte key, got ${key.length}`);
   return new NodeDataAead(name, spec.alg, key.subarray(0, spec.keyLen));
 }

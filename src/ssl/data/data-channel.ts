@@ -1,7 +1,7 @@
 /**
  * The OpenVPN data channel of one client session: AEAD per key-id, packet-ids, replay window, ping,
  * OCC exit and compression stubs. Pure: no sockets, no timers; time comes in as `nowMs`.
- * Brief §5.1 (key slots), §6.1-6.3 (format, replay), §6.5 (stubs), §6.6 (ping, OCC), §9 (key-ids).
+ * OpenVPN 2.6 crypto.c (AEAD format), packet_id.c (replay), comp*.c (stubs), ping.c / occ.c, ssl.c (key-ids).
  *
  * Inbound (`decrypt`):
  *  1. read the clear header (V2: op|kid, peer-id, packet-id; V1: op|kid, packet-id); short → drop
@@ -19,6 +19,7 @@
  *
  * Drops are return codes and counters (stats.drops[code]), never exceptions.
  */
+import { VpnError } from '../../common/errors.js';
 import {
   DATA_V2_AEAD_OVERHEAD,
   DATA_V2_HEADER_SIZE,
@@ -161,13 +162,13 @@ export class DataChannel {
   }
 
   /**
-   * Installs the keys of a key state; it becomes the send key at once (brief §9: "as soon as the new
-   * keys exist, send with the new key_id"). The previous key stays for receiving until `retireKey`.
+   * Installs the keys of a key state; it becomes the send key at once (OpenVPN switches to the new
+   * key_id as soon as its keys exist). The previous key stays for receiving until `retireKey`.
    */
   installKey(k: DataKeyMaterial, nowMs: number): void {
-    if (k.keyId < 0 || k.keyId >= KEY_ID_COUNT) throw new RangeError(`key-id ${k.keyId} out of range`);
+    if (k.keyId < 0 || k.keyId >= KEY_ID_COUNT) throw new VpnError('ERR_INVALID_ARG', `key-id ${k.keyId} out of range`);
     if (k.encImplicitIv.length < IMPLICIT_IV_SIZE || k.decImplicitIv.length < IMPLICIT_IV_SIZE) {
-      throw new RangeError('implicit IV must be 8 bytes');
+      throw new VpnError('ERR_CRYPTO_KEY', 'implicit IV must be 8 bytes');
     }
     const key = new DataKey(
       k.keyId,
@@ -223,7 +224,7 @@ export class DataChannel {
     const nonce = this.decNonce;
     nonce.writeUInt32BE(h.packetId, 0);
     key.decIv.copy(nonce, 4);
-    // V2: AAD = op|kid, peer-id, packet-id (8 bytes); V1: AAD = packet-id only (brief §6.2)
+    // V2: AAD = op|kid, peer-id, packet-id (8 bytes); V1: AAD = packet-id only (OpenVPN crypto.c)
     const aadOff = h.opcode === P_DATA_V2 ? off : off + 1;
     const aadLen = h.opcode === P_DATA_V2 ? DATA_V2_HEADER_SIZE : 4;
     if (!key.dec.open(nonce, buf, aadOff, aadLen, h.dataOff, h.dataLen, h.tagOff)) return this.drop(DROP_BAD_TAG);

@@ -1,5 +1,5 @@
 /**
- * Data-channel packet-id replay protection (OpenVPN `--replay-window 64 15`, packet_id.c; brief §6.3).
+ * Data-channel packet-id replay protection (OpenVPN `--replay-window 64 15`, packet_id.c).
  *
  * Accept a packet-id if it is above the highest accepted so far, or within the 64 ids below it, not seen
  * before, and it has not been "late" for longer than the time backtrack (an id becomes late when a higher

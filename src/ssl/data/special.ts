@@ -1,5 +1,5 @@
 /**
- * Special data-channel payloads (after decryption and compression unframing); brief §6.6,
+ * Special data-channel payloads (after decryption and compression unframing);
  * OpenVPN ping.c / occ.h.
  *
  *   keepalive ping : exactly the 16-byte PING_MAGIC

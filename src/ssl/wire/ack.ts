@@ -10,7 +10,7 @@
  * The session id after the list is the one of the side whose packets are acknowledged (the
  * receiver of this ACK): it must match its own session id.
  */
-import { ParseError } from '../../common/errors.js';
+import { ParseError, VpnError } from '../../common/errors.js';
 import { SESSION_ID_SIZE } from './opcodes.js';
 
 /** A P_ACK_V1 carries up to 8 ids; the 2.6 client rejects more as malformed. */
@@ -34,7 +34,7 @@ export function ackEncodedLength(ack: AckBlock): number {
 /** Writes the block at `off`, returns the new offset. */
 export function encodeAck(ack: AckBlock, buf: Buffer, off: number): number {
   const n = ack.ids.length;
-  if (n > ACK_MAX_IDS) throw new RangeError(`ACK block with ${n} ids (max ${ACK_MAX_IDS})`);
+  if (n > ACK_MAX_IDS) throw new VpnError('ERR_INVALID_ARG', `ACK block with ${n} ids (max ${ACK_MAX_IDS})`);
   buf[off++] = n;
   if (n === 0) return off;
   for (const id of ack.ids) {
@@ -42,7 +42,7 @@ export function encodeAck(ack: AckBlock, buf: Buffer, off: number): number {
     off += 4;
   }
   const sid = ack.remoteSessionId;
-  if (!sid || sid.length !== SESSION_ID_SIZE) throw new RangeError('ACK block needs the 8-byte remote session id');
+  if (!sid || sid.length !== SESSION_ID_SIZE) throw new VpnError('ERR_INVALID_ARG', 'ACK block needs the 8-byte remote session id');
   sid.copy(buf, off);
   return off + SESSION_ID_SIZE;
 }

@@ -1,6 +1,6 @@
 /**
  * OpenVPN control packets without tls-auth / tls-crypt (OpenVPN 2.6 `ssl_pkt.c`,
- * `reliable.c`; wire-protocol draft "Control channel"; brief openvpn-protocol.md §2.1).
+ * `reliable.c`; wire-protocol draft "Control channel").
  *
  *   0        1                9     10            10+4n      18+4n (if n>0)
  *   +--------+----------------+-----+-------------+----------+--------------+---------+
@@ -13,7 +13,7 @@
  * into this clear layout before `decodeControlPacket`, and wraps the encoded bytes after
  * `encodeControlPacket` (at send time, so every retransmission is re-wrapped).
  */
-import { ParseError } from '../../common/errors.js';
+import { ParseError, VpnError } from '../../common/errors.js';
 import { type AckBlock, ackEncodedLength, decodeAck, encodeAck } from './ack.js';
 import { Opcode, SESSION_ID_SIZE, MESSAGE_ID_SIZE, isControlOpcode, keyIdOf, opcodeOf, opKeyByte, isHardResetOpcode } from './opcodes.js';
 
@@ -52,7 +52,7 @@ export function controlEncodedLength(p: ControlPacket): number {
 
 /** Writes the packet into `buf` at `off` and returns the new offset. */
 export function encodeControlPacketInto(p: ControlPacket, buf: Buffer, off: number): number {
-  if (p.sessionId.length !== SESSION_ID_SIZE) throw new RangeError('session id must be 8 bytes');
+  if (p.sessionId.length !== SESSION_ID_SIZE) throw new VpnError('ERR_INVALID_ARG', 'session id must be 8 bytes');
   buf[off++] = opKeyByte(p.opcode, p.keyId);
   p.sessionId.copy(buf, off);
   off += SESSION_ID_SIZE;

@@ -1,6 +1,6 @@
 /**
  * OpenVPN data-channel packet header (P_DATA_V1 / P_DATA_V2), AEAD form.
- * Source: OpenVPN 2.6 `ssl.c` (opcode prepend), `crypto.c` (AEAD layout), reference brief §6.1, §6.2.
+ * Source: OpenVPN 2.6 `ssl.c` (opcode prepend), `crypto.c` (AEAD layout).
  *
  * P_DATA_V2 (opcode 9):
  *    0                   1                   2                   3

@@ -1,6 +1,6 @@
 /**
  * OpenVPN over TCP: every packet is preceded by a u16 length (of the packet only, not counting
- * the 2 bytes). Reference brief §1.1; OpenVPN `socket.c` stream_buf.
+ * the 2 bytes). OpenVPN `socket.c` stream_buf.
  *
  *   +--------+--------+-------------------- ... -----+
  *   | len (u16, BE)   | packet (len bytes)            |
@@ -12,6 +12,7 @@
  * copied, into a buffer of its own. Views alias the caller's chunk: copy before keeping one if the caller
  * reuses its chunks (node:net does not).
  */
+import { VpnError } from '../../common/errors.js';
 
 export const TCP_LENGTH_SIZE = 2;
 export const TCP_MAX_FRAME = 0xffff;
@@ -121,7 +122,7 @@ export function writeTcpLength(buf: Buffer, off: number, len: number): number {
 
 /** A framed copy of one packet (control-plane sends). */
 export function frameForTcp(packet: Buffer): Buffer {
-  if (packet.length === 0 || packet.length > TCP_MAX_FRAME) throw new RangeError(`packet length ${packet.length} cannot be framed`);
+  if (packet.length === 0 || packet.length > TCP_MAX_FRAME) throw new VpnError('ERR_INVALID_ARG', `packet length ${packet.length} cannot be framed`);
   const out = Buffer.allocUnsafe(packet.length + TCP_LENGTH_SIZE);
   writeTcpLength(out, 0, packet.length);
   packet.copy(out, TCP_LENGTH_SIZE);

@@ -81,7 +81,7 @@ const factory: ControlSessionFactory = {
   },
 };
 
-// ---- the client side of the data channel, from the spec (brief §6.1) ----
+// ---- the client side of the data channel, written from OpenVPN's AEAD packet layout (crypto.c) ----
 function clientSeal(kb: Buffer, peerId: number, pid: number, payload: Buffer): Buffer {
   const hdr = Buffer.alloc(8);
   hdr[0] = 0x48;

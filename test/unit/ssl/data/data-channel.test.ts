@@ -17,7 +17,7 @@ import {
 import { COMP_LZO_STUB, COMP_NONE, COMP_STUB_V2 } from '../../../../src/ssl/data/compression.js';
 import { OCC_EXIT_PAYLOAD, PING_MAGIC } from '../../../../src/ssl/data/special.js';
 
-// Reference computations written from the brief (§5.1, §6.1, §6.2), independent of the code under test.
+// Reference computations written from OpenVPN's packet layout (crypto.c: key2 slots, AEAD header, AAD), independent of the code under test.
 const ALG: Record<string, { alg: string; keyLen: number }> = {
   'AES-128-GCM': { alg: 'aes-128-gcm', keyLen: 16 },
   'AES-256-GCM': { alg: 'aes-256-gcm', keyLen: 32 },
@@ -235,7 +235,7 @@ describe('DataChannel: ping, OCC exit, compression stubs', () => {
     expect(dc.pingDue(10_000, 10)).toBe(true);
     const out = Buffer.alloc(64);
     const n = dc.encryptPing(out, 0, 10_000);
-    expect(n).toBe(40); // brief §6.1: a keepalive ping is a 40-byte packet
+    expect(n).toBe(40); // a keepalive ping is a 40-byte packet: 8 header, 16 tag, 16 magic
     expect(clientOpen(kb, 'AES-256-GCM', out.subarray(0, n)).plain.equals(PING_MAGIC)).toBe(true);
     expect(dc.pingDue(15_000, 10)).toBe(false);
     expect(dc.stats.pingsIn).toBe(1);

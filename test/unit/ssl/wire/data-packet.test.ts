@@ -9,7 +9,7 @@ import {
   type DataPacketHeader,
 } from '../../../../src/ssl/wire/data-packet.js';
 
-// Brief §6.1, captured server → client first data packet (kid 0, peer-id 0, pid 1, tag, ciphertext).
+// Captured server → client first data packet (kid 0, peer-id 0, pid 1, tag, ciphertext).
 const RECORDED = Buffer.from('4800000000000001c6e92a644d43fe3f303a764cce17925598ccb8', 'hex');
 
 describe('data-packet header codec', () => {

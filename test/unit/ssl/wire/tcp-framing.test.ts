@@ -9,7 +9,7 @@ function collect() {
 }
 
 describe('TcpDeframer', () => {
-  it('parses the recorded client hard reset frame (brief §1.1)', () => {
+  it('parses the recorded client hard reset frame', () => {
     const { d, frames } = collect();
     const pkt = Buffer.from('38cb3a27b28d7562fb0000000000', 'hex');
     d.push(frameForTcp(pkt));
@@ -48,7 +48,7 @@ describe('TcpDeframer', () => {
     expect(frames).toHaveLength(0);
   });
 
-  it('property: any split of any frame sequence yields the same frames (STYLE §10.5)', () => {
+  it('property: any split of any frame sequence yields the same frames', () => {
     fc.assert(
       fc.property(
         fc.array(fc.uint8Array({ minLength: 1, maxLength: 3000 }), { maxLength: 12 }),

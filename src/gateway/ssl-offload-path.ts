@@ -1,0 +1,144 @@
+/**
+ * The native twin of JsDataPath (src/ssl/server/data-path.ts): a UDP session's data channel inside
+ * the data plane's SSL offload (src/dataplane/data-plane.ts, SslOffload). Data packets of the session
+ * are decrypted and encrypted in C++; this object installs keys, address and route there, decrypts
+ * the few packets JavaScript still sees (floats), and turns the offload's counters into the
+ * per-tick facts the session manager needs (traffic seen, keepalive pings, renegotiation).
+ */
+import type { Prefix } from '../common/ip.js';
+import type { SslOffload } from '../dataplane/data-plane.js';
+import {
+  DATA_IP,
+  DATA_OCC_EXIT,
+  DATA_PING,
+  DataChannelStats,
+  DROP_CODE_COUNT,
+  DROP_NO_KEY,
+  DROP_OCC_OTHER,
+  PACKET_ID_RENEG_THRESHOLD,
+  type DataKeyMaterial,
+} from '../ssl/data/data-channel.js';
+import type { CompressionMode } from '../ssl/data/compression.js';
+import { OCC_EXIT, occOpcode } from '../ssl/data/special.js';
+import {
+  KEEP_COMPRESSION,
+  TICK_RENEGOTIATE,
+  TICK_RX_SEEN,
+  TICK_SEND_FAILED,
+  type DataPathStats,
+  type SslDataPath,
+  type SslEndpoint,
+} from '../ssl/server/data-path.js';
+
+// native data-channel results (ovpn::Result in the addon's ovpn.h)
+const OVPN_IP = 0;
+const OVPN_PING = 1;
+const OVPN_OCC = 2;
+
+export class OffloadDataPath implements SslDataPath {
+  outOff = 0;
+  outLen = 0;
+  private cipher = '';
+  private prefix: Prefix | null = null;
+  private closed = false;
+  /** drops decided in JavaScript (floats without a session, OCC other than EXIT), merged into stats */
+  private readonly jsStats = new DataChannelStats();
+  /** offload counters seen at the last tick: packets in (any), packets out (any), and when out changed */
+  private rx = 0;
+  private tx = 0;
+  private txMs: number;
+
+  constructor(
+    private readonly offload: SslOffload,
+    readonly peerId: number,
+    private readonly bind: number,
+    nowMs: number,
+  ) {
+    this.txMs = nowMs;
+  }
+
+  installKey(k: DataKeyMaterial, compression: CompressionMode | typeof KEEP_COMPRESSION): void {
+    this.offload.setSslKey(this.peerId, k);
+    this.cipher = k.cipher.toUpperCase();
+    if (compression !== KEEP_COMPRESSION) this.offload.setSslCompression(this.peerId, compression);
+  }
+
+  retireKey(keyId: number): void {
+    this.offload.retireSslKey(this.peerId, keyId);
+  }
+
+  attach(prefix: Prefix, address: string): void {
+    this.prefix = prefix;
+    this.offload.setSslVirtualAddress(this.peerId, address);
+    this.offload.addSslRoute(prefix, this.peerId);
+  }
+
+  setRemote(remote: SslEndpoint): void {
+    this.offload.setSslRemote(this.peerId, this.bind, remote);
+  }
+
+  decrypt(buf: Buffer, off: number, len: number): number {
+    const o = this.offload;
+    const r = o.sslDecrypt(this.peerId, buf, off, len);
+    this.outOff = o.sslSpan[0]!;
+    this.outLen = o.sslSpan[1]!;
+    if (r === OVPN_IP) return DATA_IP;
+    if (r === OVPN_PING) return DATA_PING;
+    if (r === OVPN_OCC) {
+      if (occOpcode(buf, this.outOff, this.outLen) === OCC_EXIT) return DATA_OCC_EXIT;
+      this.jsStats.drops[DROP_OCC_OTHER]!++;
+      return DROP_OCC_OTHER;
+    }
+    if (r < 0) {
+      this.jsStats.drops[DROP_NO_KEY]!++; // no native session (yet)
+      return DROP_NO_KEY;
+    }
+    return r; // a drop, counted natively
+  }
+
+  send(buf: Buffer, off: number, len: number): void {
+    if (!this.closed) this.offload.sslSend(this.peerId, buf, off, len); // drops are counted natively
+  }
+
+  tick(nowMs: number, pingSec: number): number {
+    const c = this.offload.sslCounters(this.peerId);
+    if (!c) return 0;
+    let f = 0;
+    if (c.rxPackets !== this.rx) {
+      this.rx = c.rxPackets;
+      f |= TICK_RX_SEEN;
+    }
+    const tx = c.txPackets + c.pingsOut;
+    if (tx !== this.tx) {
+      this.tx = tx;
+      this.txMs = nowMs;
+    }
+    if (pingSec > 0 && c.sendKeyId >= 0 && nowMs - this.txMs >= pingSec * 1000) {
+      if (!this.offload.sendSslPing(this.peerId)) f |= TICK_SEND_FAILED;
+      this.txMs = nowMs;
+    }
+    // never let the data packet-id wrap: renegotiate well before (OpenVPN ssl.c, packet_id_close_to_wrapping)
+    if (c.sendKeyId >= 0 && c.sendPacketId >= PACKET_ID_RENEG_THRESHOLD) f |= TICK_RENEGOTIATE;
+    return f;
+  }
+
+  countDrop(code: number): void {
+    if (code >= 0 && code < DROP_CODE_COUNT) this.jsStats.drops[code]!++;
+  }
+
+  stats(): DataPathStats {
+    const st = this.jsStats;
+    const c = this.closed ? undefined : this.offload.sslCounters(this.peerId);
+    if (!c) return { cipher: this.cipher, bytesIn: st.rxBytes, bytesOut: st.txBytes, packetsIn: st.rxPackets - st.pingsIn, packetsOut: st.txPackets, drops: st.dropsByName() };
+    const drops = { ...c.drops };
+    for (const [k, v] of Object.entries(st.dropsByName())) drops[k] = (drops[k] ?? 0) + v;
+    return { cipher: this.cipher, bytesIn: c.rxBytes, bytesOut: c.txBytes, packetsIn: c.rxPackets - c.pingsIn, packetsOut: c.txPackets, drops };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.prefix) this.offload.removeSslRoute(this.prefix);
+    this.offload.removeSslSession(this.peerId);
+  }
+}

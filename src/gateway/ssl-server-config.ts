@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+import type { SslProtocol, SslServerConfig } from '../ssl/server/config.js';
+
+/**
+ * Builds the frozen SslServerConfig from the gateway's validated `vpnServers` entry (reads the PEM
+ * files). Kept structural so this module does not depend on the config loader.
+ */
+export function sslServerConfigFrom(
+  v: {
+    name: string;
+    protocols: readonly SslProtocol[];
+    port: number;
+    listen: { text: string };
+    clientCidr: { text: string };
+    localSubnets: readonly { text: string }[];
+    dnsServers: readonly { text: string }[];
+    dataCiphers: readonly string[];
+    serverCert: { cert: string; key: string };
+    clientCa: string;
+    maxConnections: number;
+    clientToClient: boolean;
+    renegSec?: number;
+  },
+  readPem: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): SslServerConfig {
+  return Object.freeze({
+    name: v.name,
+    protocols: Object.freeze([...v.protocols]),
+    port: v.port,
+    listen: v.listen.text,
+    clientCidr: v.clientCidr.text,
+    localSubnets: Object.freeze(v.localSubnets.map((s) => s.text)),
+    dnsServers: Object.freeze(v.dnsServers.map((s) => s.text)),
+    dataCiphers: Object.freeze([...v.dataCiphers]),
+    identity: Object.freeze({ cert: readPem(v.serverCert.cert), key: readPem(v.serverCert.key), clientCa: readPem(v.clientCa) }),
+    maxConnections: v.maxConnections,
+    clientToClient: v.clientToClient,
+    renegSec: v.renegSec ?? 0,
+  });
+}

@@ -1,0 +1,173 @@
+/**
+ * Where the SSL VPN shell's JsDataPaths send their encrypted packets (DataTransport of
+ * src/ssl/server/data-path.ts): a slot of the shared sendmmsg batch (NativeUdp/MemoryUdp), a
+ * node:dgram datagram, or a TCP frame. Per packet: the batch slot is encrypted in place; dgram and
+ * TCP need one buffer per packet because the socket keeps it until sent.
+ */
+import type { Socket as UdpSocket } from 'node:dgram';
+import type { Socket as TcpSocket } from 'node:net';
+import { PacketBatch } from '../common/batch.js';
+import { parseIp } from '../common/ip.js';
+import type { UdpBind } from '../net/udp-bind.js';
+import { TCP_LENGTH_SIZE, writeTcpLength } from '../ssl/wire/tcp-framing.js';
+import type { DataTransport, SslEndpoint } from '../ssl/server/data-path.js';
+import type { SslServerCounters } from '../ssl/server/session-manager.js';
+
+// --- implementation choices ---
+/** TCP output queue above which data packets are dropped rather than buffered */
+export const TCP_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+/** outgoing data datagrams per sendmmsg batch */
+export const UDP_TX_BATCH = 64;
+export const UDP_TX_SLOT = 2048;
+
+/** A UdpBind with the single-datagram control-plane send (NativeUdp and MemoryUdp have it). */
+export interface BatchUdp extends UdpBind {
+  sendTo(data: Uint8Array, family: 4 | 6, addr: Uint8Array | string, port: number): boolean;
+  /** the socket's descriptor when it is a kernel socket (NativeUdp): the SSL offload can poll it */
+  readonly fd?: number;
+}
+
+/** The shared sendmmsg batch of the UDP socket; flushed at the end of each batch or event-loop turn. */
+export class UdpTx {
+  readonly batch = new PacketBatch(UDP_TX_BATCH, UDP_TX_SLOT, 0);
+  bind: BatchUdp | null = null;
+  private scheduled = false;
+  private readonly flushSoon = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+
+  constructor(private readonly counters: SslServerCounters) {}
+
+  /** the offset of the next free slot (flushes a full batch first) */
+  slot(): number {
+    const b = this.batch;
+    if (b.count === b.capacity) this.flush();
+    return b.count * b.slotSize;
+  }
+
+  queue(o: number, n: number, family: 4 | 6, addr: Buffer, port: number): void {
+    const b = this.batch;
+    const i = b.count++;
+    b.off[i] = o;
+    b.len[i] = n;
+    b.family[i] = family;
+    addr.copy(b.addr, i * 16);
+    b.port[i] = port;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushSoon);
+    }
+  }
+
+  flush(): void {
+    const b = this.batch;
+    if (b.count === 0 || !this.bind) return;
+    const sent = this.bind.send(b);
+    if (sent < b.count) this.counters.sendErrors += b.count - sent;
+    b.count = 0;
+  }
+}
+
+/** A UDP session's packets as slots of the shared batch (encrypted in place, no copy). */
+export class BatchUdpTransport implements DataTransport {
+  slotOff = 0;
+  /** the remote address in network order (16 bytes, IPv4 in the first 4) */
+  private readonly addr = Buffer.alloc(16);
+  private family: 4 | 6 = 4;
+  private port = 0;
+
+  constructor(
+    private readonly tx: UdpTx,
+    remote: SslEndpoint,
+    readonly now: () => number,
+  ) {
+    this.setRemote(remote);
+  }
+
+  reserve(): Buffer {
+    this.slotOff = this.tx.slot();
+    return this.tx.batch.buf;
+  }
+
+  commit(n: number): void {
+    this.tx.queue(this.slotOff, n, this.family, this.addr, this.port);
+  }
+
+  flush(): void {
+    this.tx.flush();
+  }
+
+  setRemote(remote: SslEndpoint): void {
+    const ip = parseIp(remote.address);
+    this.addr.fill(0);
+    if (ip) {
+      ip.bytes.copy(this.addr);
+      this.family = ip.family;
+    }
+    this.port = remote.port;
+  }
+}
+
+/** node:dgram: one send per packet (headroom for a TCP length kept so both transports share the layout). */
+export class DgramTransport implements DataTransport {
+  readonly slotOff = TCP_LENGTH_SIZE;
+  private out: Buffer = Buffer.alloc(0);
+  private address: string;
+  private port: number;
+
+  constructor(
+    private readonly socket: () => UdpSocket | null,
+    remote: SslEndpoint,
+    readonly now: () => number,
+  ) {
+    this.address = remote.address;
+    this.port = remote.port;
+  }
+
+  reserve(room: number): Buffer {
+    this.out = Buffer.allocUnsafe(TCP_LENGTH_SIZE + room);
+    return this.out;
+  }
+
+  commit(n: number): void {
+    this.socket()?.send(this.out, TCP_LENGTH_SIZE, n, this.port, this.address);
+  }
+
+  flush(): void {}
+
+  setRemote(remote: SslEndpoint): void {
+    this.address = remote.address;
+    this.port = remote.port;
+  }
+}
+
+/** One TCP connection: each packet is written as a frame (2-byte length, then the packet). */
+export class TcpTransport implements DataTransport {
+  readonly slotOff = TCP_LENGTH_SIZE;
+  private out: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly sock: TcpSocket,
+    private readonly counters: SslServerCounters,
+    readonly now: () => number,
+  ) {}
+
+  reserve(room: number): Buffer {
+    this.out = Buffer.allocUnsafe(TCP_LENGTH_SIZE + room);
+    return this.out;
+  }
+
+  commit(n: number): void {
+    if (this.sock.writableLength > TCP_MAX_QUEUED_BYTES) {
+      this.counters.tcpBackpressureDrops++;
+      return;
+    }
+    writeTcpLength(this.out, 0, n);
+    this.sock.write(this.out.subarray(0, TCP_LENGTH_SIZE + n));
+  }
+
+  flush(): void {}
+
+  setRemote(): void {}
+}

@@ -1,0 +1,651 @@
+/**
+ * The OpenVPN-compatible server's session manager (point-to-cloud SSL VPN): which client a packet
+ * belongs to, admission, peer-ids, floats and restarts, one session per user, leases, the policy for
+ * inner packets, ping-restart and renegotiation, status. Pure: no sockets, timers, clock or TUN.
+ * Bytes and the time come in through `receiveDatagram` / `receiveFrame` / `tick`; what the shell must
+ * do comes back as actions (src/ssl/server/actions.ts). The per-session data channel is a port
+ * (SslDataPath: the TypeScript DataChannel or the data plane's native offload); the control channel
+ * of each session is SslSession (src/ssl/session.ts).
+ *
+ * Inbound (client → VPC):
+ *  1. UDP datagram (sessions keyed by addr:port; P_DATA_V2 may also be matched by peer-id, so a
+ *     client whose address changed "floats" once its packet authenticates) or TCP frame (one
+ *     connection = one session)
+ *  2. data opcodes → the session's data path decrypts in place → ping / OCC exit / IP packet
+ *  3. IP packet: the source must be the client's virtual address; a destination inside the client
+ *     subnet goes to another client (only with clientToClient) or is dropped; anything else is a
+ *     writeToTun action
+ *  4. control opcodes → SslSession.receiveControl; an unknown remote must start with a valid initial
+ *     packet (hard reset), anything else is a counted drop without a session
+ *
+ * Outbound (VPC → client) does not pass here: the data plane routes the client's /32 to its data path.
+ *
+ * Time: `tick(now)` runs the control channels' deadlines, keepalive pings, and expires clients silent
+ * for twice the pushed ping-restart, like the stock server (OpenVPN multi.c, server-side
+ * ping-restart is doubled when pushed). Actions of the control channels that arise outside a call
+ * (asynchronous TLS) go to `onAsyncActions`.
+ */
+import type { Logger } from '../../common/log.js';
+import { parseIp, parsePrefix, prefixContains, type Prefix } from '../../common/ip.js';
+import type { SslAction, SslSessionOptions } from '../session.js';
+import { DATA_IP, DATA_OCC_EXIT, DATA_PING, DROP_OCC_OTHER } from '../data/data-channel.js';
+import { COMP_LZO_STUB, COMP_NONE, COMP_STUB_V2, type CompressionMode } from '../data/compression.js';
+import { OCC_EXIT, occOpcode } from '../data/special.js';
+import { isDataOpcode, opcodeOf, P_DATA_V2, PEER_ID_MAX } from '../wire/data-packet.js';
+import { WriteToTun, type SslServerAction } from './actions.js';
+import {
+  DEFAULT_PING_RESTART_SEC,
+  DEFAULT_PING_SEC,
+  HANDSHAKE_WINDOW_SEC,
+  SERVER_TIMEOUT_FACTOR,
+  TICK_MS,
+  pushedRoutesOf,
+  type PushedRoute,
+  type SslProtocol,
+  type SslServerConfig,
+} from './config.js';
+import { defaultSessionFactory, type ControlSession, type ControlSessionFactory } from './control-session.js';
+import { KEEP_COMPRESSION, TICK_RENEGOTIATE, TICK_RX_SEEN, TICK_SEND_FAILED, type SslDataPath, type SslDataPathFactory } from './data-path.js';
+import type { ClientLease, LeaseProvider } from './leases.js';
+
+export interface SslClientStatus {
+  user: string;
+  protocol: SslProtocol;
+  realAddress: string; // ip:port
+  virtualAddress: string | null;
+  peerId: number;
+  state: string;
+  cipher: string;
+  bytesIn: number;
+  bytesOut: number;
+  packetsIn: number;
+  packetsOut: number;
+  connectedSince: string; // ISO time
+  drops: Record<string, number>;
+}
+
+export class SslServerCounters {
+  sessionsCreated = 0;
+  sessionsClosed = 0;
+  garbageDrops = 0; // packets from unknown remotes that are not an initial packet
+  maxConnectionRefusals = 0;
+  poolRefusals = 0;
+  authRefusals = 0; // sessions closed before authentication (bad cert, no common cipher, ...)
+  noSessionDataDrops = 0;
+  badSourceDrops = 0;
+  ipv6Drops = 0;
+  clientToClientDrops = 0;
+  noClientDrops = 0; // client-to-client to an address nobody holds
+  tcpBackpressureDrops = 0;
+  sendErrors = 0;
+  replacedSessions = 0;
+}
+
+type SessionStatus = 'closed' | 'open';
+
+/** One client session: its tables' keys, its control channel and its data path. */
+export class ServerSession {
+  user = '';
+  certCn = '';
+  lease: ClientLease | null = null;
+  prefix: Prefix | null = null;
+  ssl!: ControlSession;
+  data!: SslDataPath;
+  lastRxMs: number;
+  status: SessionStatus = 'open';
+  authenticated = false;
+  /** the client's control-channel session id (bytes 1..8 of its hard reset), UDP only */
+  clientSid: Buffer | null = null;
+  remoteFamily: 4 | 6 = 4;
+
+  constructor(
+    readonly id: number,
+    readonly protocol: SslProtocol,
+    public remoteAddr: string,
+    public remotePort: number,
+    /** the shell's TCP connection id, -1 for UDP */
+    readonly conn: number,
+    readonly peerId: number,
+    readonly createdMs: number,
+    readonly log: Logger,
+  ) {
+    this.lastRxMs = createdMs;
+    this.setRemote(remoteAddr, remotePort);
+  }
+
+  setRemote(addr: string, port: number): void {
+    this.remoteAddr = addr;
+    this.remotePort = port;
+    this.remoteFamily = parseIp(addr)?.family ?? 4;
+  }
+
+  get remote(): string {
+    return `${this.remoteAddr}:${this.remotePort}`;
+  }
+}
+
+export interface SslSessionManagerOptions {
+  config: SslServerConfig;
+  log: Logger;
+  leases: LeaseProvider;
+  dataPaths: SslDataPathFactory;
+  /** defaults to the real SslSession */
+  sessions?: ControlSessionFactory;
+  /** actions that arise outside any call (the control channels' asynchronous TLS); the array is reused */
+  onAsyncActions?: (actions: readonly SslServerAction[]) => void;
+}
+
+export class SslSessionManager {
+  readonly config: SslServerConfig;
+  readonly counters = new SslServerCounters();
+  private readonly log: Logger;
+  private readonly leases: LeaseProvider;
+  private readonly dataPaths: SslDataPathFactory;
+  private readonly factory: ControlSessionFactory;
+  private readonly onAsync: (actions: readonly SslServerAction[]) => void;
+  private readonly clientPrefix: Prefix;
+  /** the server's tunnel address (.1): packets to it go to the TUN like VPC traffic */
+  private readonly serverAddressNum: number;
+  private readonly pushRoutes: PushedRoute[];
+  readonly pingSec: number;
+  readonly pingRestartSec: number;
+  private readonly timeoutMs: number;
+
+  /** actions of the current call (reused; `depth` > 0 inside a call) */
+  private readonly out: SslServerAction[] = [];
+  private depth = 0;
+  private readonly tunAction = new WriteToTun();
+  /** the latest time seen (for control-channel actions that arrive asynchronously) */
+  private nowMs = 0;
+  private lastTickMs = 0;
+
+  private nextSessionId = 1;
+  /** UDP sessions by "addr:port" */
+  private readonly udpSessions = new Map<string, ServerSession>();
+  private readonly tcpSessions = new Map<number, ServerSession>();
+  private readonly all = new Set<ServerSession>();
+  private readonly byPeerId: (ServerSession | undefined)[] = [];
+  private readonly freePeerIds: number[] = [];
+  private nextPeerId = 0;
+  private readonly byUser = new Map<string, ServerSession>();
+  private readonly byAddress = new Map<number, ServerSession>();
+
+  constructor(opts: SslSessionManagerOptions) {
+    const c = opts.config;
+    this.config = c;
+    this.log = opts.log;
+    this.leases = opts.leases;
+    this.dataPaths = opts.dataPaths;
+    this.factory = opts.sessions ?? defaultSessionFactory;
+    this.onAsync = opts.onAsyncActions ?? (() => {});
+    this.clientPrefix = this.leases.prefix;
+    this.serverAddressNum = this.clientPrefix.bytes.readUInt32BE(0) + 1;
+    this.pushRoutes = pushedRoutesOf(c);
+    this.pingSec = c.pingSec ?? DEFAULT_PING_SEC;
+    this.pingRestartSec = c.pingRestartSec ?? DEFAULT_PING_RESTART_SEC;
+    this.timeoutMs = SERVER_TIMEOUT_FACTOR * this.pingRestartSec * 1000;
+  }
+
+  get sessionCount(): number {
+    return this.all.size;
+  }
+
+  // ---------------------------------------------------------------- input
+
+  /**
+   * One UDP datagram from address:port. `owned`: the buffer is the caller's to give away (node:dgram);
+   * otherwise (batch slots reused after the batch) control packets are copied before they go to the
+   * asynchronous control channel. Data packets are decrypted in place.
+   */
+  receiveDatagram(msg: Buffer, address: string, port: number, owned: boolean, now: number): readonly SslServerAction[] {
+    this.enter(now);
+    try {
+      this.onDatagram(msg, address, port, owned, now);
+    } catch (err) {
+      this.log.error({ err, peer: `${address}:${port}` }, 'udp packet handling failed');
+    }
+    return this.leave();
+  }
+
+  /**
+   * One frame of TCP connection `conn` (the shell numbers its connections). The first frame must be
+   * an initial packet, else the connection is closed (closeConnection with abort).
+   */
+  receiveFrame(conn: number, address: string, port: number, buf: Buffer, off: number, len: number, now: number): readonly SslServerAction[] {
+    this.enter(now);
+    try {
+      this.onFrame(conn, address, port, buf, off, len, now);
+    } catch (err) {
+      this.log.error({ err, peer: `${address}:${port}` }, 'tcp frame handling failed');
+    }
+    return this.leave();
+  }
+
+  /**
+   * The shell's TCP connection closed (by the client, the network, or after a closeConnection). Until
+   * then a closed session keeps its connection: later frames on it are ignored.
+   */
+  connectionClosed(conn: number, now: number): readonly SslServerAction[] {
+    this.enter(now);
+    const s = this.tcpSessions.get(conn);
+    this.tcpSessions.delete(conn);
+    if (s && s.status === 'open') this.closeSession(s, 'tcp connection closed');
+    return this.leave();
+  }
+
+  /**
+   * Decrypted payload the data plane's SSL offload hands up for a session (OCC messages and
+   * client-to-client packets), at buf[off, off+len).
+   */
+  receivePlaintext(peerId: number, buf: Buffer, off: number, len: number, now: number): readonly SslServerAction[] {
+    this.enter(now);
+    const s = this.byPeerId[peerId];
+    if (s && s.status === 'open') {
+      try {
+        const r = occOpcode(buf, off, len) >= 0 ? this.classifyOcc(s, buf, off, len) : DATA_IP;
+        this.afterDecrypt(s, r, buf, off, len, now);
+      } catch (err) {
+        this.log.error({ err, peer: s.remote }, 'offloaded plaintext handling failed');
+      }
+    }
+    return this.leave();
+  }
+
+  /** Control-channel deadlines, ping-restart expiry, keepalive pings and renegotiation for every session. */
+  tick(now: number): readonly SslServerAction[] {
+    this.enter(now);
+    this.lastTickMs = now;
+    for (const s of this.all) {
+      try {
+        if (s.status !== 'open') continue;
+        if (now >= s.ssl.nextDeadline()) s.ssl.tick(now);
+        if (s.status !== 'open') continue;
+        if (s.authenticated && now - s.lastRxMs > this.timeoutMs) {
+          this.closeSession(s, `ping-restart: nothing received for ${Math.round((now - s.lastRxMs) / 1000)} s`);
+          continue;
+        }
+        const f = s.data.tick(now, this.pingSec);
+        if (f & TICK_RX_SEEN) s.lastRxMs = now;
+        if (f & TICK_SEND_FAILED) this.counters.sendErrors++;
+        if (f & TICK_RENEGOTIATE && s.ssl.renegotiate) s.ssl.renegotiate(now);
+      } catch (err) {
+        s.log.error({ err }, 'session tick failed; closing it');
+        this.closeSession(s, 'internal error');
+      }
+    }
+    return this.leave();
+  }
+
+  /**
+   * When `tick` has work next: a control-channel deadline, a ping-restart expiry, or the next poll of
+   * the data paths (every TICK_MS while a session is up: pings and offload counters are polled).
+   */
+  nextDeadline(): number {
+    let d = Infinity;
+    for (const s of this.all) {
+      if (s.status !== 'open') continue;
+      d = Math.min(d, s.ssl.nextDeadline());
+      if (s.authenticated) d = Math.min(d, s.lastRxMs + this.timeoutMs + 1, this.lastTickMs + TICK_MS);
+    }
+    return d;
+  }
+
+  /** Closes every session (server shutdown): the clients are told to reconnect (RESTART). */
+  closeAll(reason: string, now: number): readonly SslServerAction[] {
+    this.enter(now);
+    for (const s of [...this.all]) {
+      try {
+        s.ssl.sendControlText('RESTART');
+      } catch {
+        /* closing anyway */
+      }
+      this.closeSession(s, reason);
+    }
+    return this.leave();
+  }
+
+  // ---------------------------------------------------------------- status
+
+  /** Online clients (and sessions still negotiating). */
+  status(): SslClientStatus[] {
+    const out: SslClientStatus[] = [];
+    for (const s of this.all) {
+      const st = s.data.stats();
+      out.push({
+        user: s.user,
+        protocol: s.protocol,
+        realAddress: s.remote,
+        virtualAddress: s.lease ? s.lease.address : null,
+        peerId: s.peerId,
+        state: s.ssl.state,
+        cipher: st.cipher,
+        bytesIn: st.bytesIn,
+        bytesOut: st.bytesOut,
+        packetsIn: st.packetsIn,
+        packetsOut: st.packetsOut,
+        connectedSince: new Date(s.createdMs).toISOString(),
+        drops: st.drops,
+      });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- UDP and TCP input
+
+  private onDatagram(msg: Buffer, address: string, port: number, owned: boolean, now: number): void {
+    if (msg.length === 0) {
+      this.counters.garbageDrops++;
+      return;
+    }
+    const key = `${address}:${port}`;
+    let s = this.udpSessions.get(key);
+    if (isDataOpcode(msg[0]!)) {
+      if (!s && opcodeOf(msg[0]!) === P_DATA_V2 && msg.length >= 4) {
+        // a known client whose address changed: match by peer-id, accept only if it authenticates
+        const peerId = (msg[1]! << 16) | (msg[2]! << 8) | msg[3]!;
+        const cand = this.byPeerId[peerId];
+        if (cand && cand.protocol === 'udp' && cand.status === 'open') {
+          const r = cand.data.decrypt(msg, 0, msg.length, now);
+          if (r <= DATA_OCC_EXIT) {
+            this.udpSessions.delete(cand.remote);
+            cand.log.info({ from: cand.remote, to: key }, 'client address changed (float)');
+            cand.setRemote(address, port);
+            cand.data.setRemote({ family: cand.remoteFamily, address, port });
+            this.udpSessions.set(key, cand);
+            this.afterDecrypt(cand, r, msg, cand.data.outOff, cand.data.outLen, now);
+          }
+          return;
+        }
+      }
+      if (!s) {
+        this.counters.noSessionDataDrops++;
+        return;
+      }
+      this.onData(s, msg, 0, msg.length, now);
+      return;
+    }
+    if (s && s.clientSid !== null && this.factory.isInitialPacket(msg) && !msg.subarray(1, 9).equals(s.clientSid)) {
+      // a new hard reset with a new session id from the same addr:port: the client restarted
+      s.log.info({}, 'client restarted its session from the same address');
+      this.closeSession(s, 'client started a new session');
+      s = undefined;
+    }
+    if (!s) {
+      if (!this.factory.isInitialPacket(msg)) {
+        this.counters.garbageDrops++;
+        this.log.debug({ peer: key, len: msg.length, byte0: msg[0] }, 'dropped: not an initial packet from an unknown remote');
+        return;
+      }
+      const created = this.newSession('udp', address, port, -1, now);
+      if (!created) return;
+      created.clientSid = Buffer.from(msg.subarray(1, 9));
+      s = created;
+      this.udpSessions.set(key, s);
+    }
+    s.lastRxMs = now;
+    s.ssl.receiveControl(owned ? msg : Buffer.from(msg), now);
+  }
+
+  private onFrame(conn: number, address: string, port: number, buf: Buffer, off: number, len: number, now: number): void {
+    let s = this.tcpSessions.get(conn);
+    if (!s) {
+      if (!this.factory.isInitialPacket(buf.subarray(off, off + len))) {
+        this.counters.garbageDrops++;
+        this.log.debug({ peer: `${address}:${port}`, len }, 'dropped tcp connection: first frame is not an initial packet');
+        this.emit({ kind: 'closeConnection', conn, abort: true });
+        return;
+      }
+      const created = this.newSession('tcp', address, port, conn, now);
+      if (!created) {
+        this.emit({ kind: 'closeConnection', conn, abort: true });
+        return;
+      }
+      s = created;
+      this.tcpSessions.set(conn, s);
+    }
+    if (s.status !== 'open') return;
+    if (isDataOpcode(buf[off]!)) {
+      this.onData(s, buf, off, len, now);
+    } else {
+      s.lastRxMs = now;
+      // the control core keeps packets past this call (async TLS): give it its own copy
+      s.ssl.receiveControl(Buffer.from(buf.subarray(off, off + len)), now);
+    }
+  }
+
+  // ---------------------------------------------------------------- sessions
+
+  private newSession(protocol: SslProtocol, addr: string, port: number, conn: number, now: number): ServerSession | null {
+    const remote = `${addr}:${port}`;
+    if (this.all.size >= this.config.maxConnections) {
+      this.counters.maxConnectionRefusals++;
+      this.log.warn({ peer: remote, max: this.config.maxConnections }, 'connection refused: maxConnections reached');
+      return null;
+    }
+    const peerId = this.allocPeerId();
+    if (peerId < 0) {
+      this.counters.maxConnectionRefusals++;
+      return null;
+    }
+    const id = this.nextSessionId++;
+    const log = this.log.child({ peer: remote, proto: protocol, session: id });
+    const s = new ServerSession(id, protocol, addr, port, conn, peerId, now, log);
+    try {
+      s.data = this.dataPaths.create(s, now);
+    } catch (err) {
+      this.freePeerIds.push(peerId);
+      throw err;
+    }
+    const opts: SslSessionOptions = {
+      identity: { ...this.config.identity },
+      dataCiphers: [...this.config.dataCiphers],
+      renegSec: this.config.renegSec,
+      handshakeWindowSec: HANDSHAKE_WINDOW_SEC,
+      log,
+      now,
+      proto: protocol,
+    };
+    this.all.add(s);
+    this.byPeerId[peerId] = s;
+    s.ssl = this.factory.create(opts, peerId, (a) => this.onControlAction(s, a));
+    this.counters.sessionsCreated++;
+    log.info({ peerId }, 'new client session');
+    return s;
+  }
+
+  private onControlAction(s: ServerSession, a: SslAction): void {
+    this.enter(this.nowMs);
+    try {
+      switch (a.kind) {
+        case 'send':
+          this.emit({ kind: 'sendControl', conn: s.conn, to: { family: s.remoteFamily, address: s.remoteAddr, port: s.remotePort }, packet: a.packet });
+          break;
+        case 'authenticated':
+          this.onAuthenticated(s, a.user, a.certCn);
+          break;
+        case 'keys': {
+          if (s.status !== 'open') break;
+          const comp = (a as { compress?: string }).compress;
+          s.data.installKey(a, comp === undefined ? KEEP_COMPRESSION : compressionModeOf(comp), this.nowMs);
+          s.log.info({ keyId: a.keyId, cipher: a.cipher }, 'data channel keys installed');
+          break;
+        }
+        case 'retireKey':
+          s.data.retireKey(a.keyId);
+          break;
+        case 'control':
+          if (/^EXIT\b/.test(a.text)) {
+            s.log.info({}, 'client sent EXIT');
+            this.closeSession(s, 'client exit');
+          } else {
+            s.log.debug({ text: a.text.slice(0, 64) }, 'control message ignored');
+          }
+          break;
+        case 'closed':
+          if (!s.authenticated && s.status === 'open') {
+            this.counters.authRefusals++;
+            s.log.warn({ reason: a.reason }, 'client refused');
+          }
+          this.closeSession(s, a.reason);
+          break;
+      }
+    } catch (err) {
+      s.log.error({ err, action: a.kind }, 'session action failed; closing it');
+      this.closeSession(s, 'internal error');
+    }
+    const out = this.leave();
+    if (this.depth === 0 && out.length > 0) this.onAsync(out);
+  }
+
+  private onAuthenticated(s: ServerSession, user: string, certCn: string): void {
+    if (s.status !== 'open') return;
+    s.user = user;
+    s.certCn = certCn;
+    const old = this.byUser.get(user);
+    if (old && old !== s) {
+      // one session per identity (like the stock server without duplicate-cn)
+      this.counters.replacedSessions++;
+      old.log.info({ by: s.remote }, 'replaced by a new connection of the same user');
+      this.closeSession(old, 'replaced by a new connection of the same user');
+    }
+    const r = this.leases.acquire(user);
+    if (!r.ok) {
+      this.counters.poolRefusals++;
+      s.log.warn({ user, reason: r.reason }, 'client refused');
+      s.ssl.reject(r.reason);
+      return;
+    }
+    s.lease = r.lease;
+    s.authenticated = true;
+    this.byUser.set(user, s);
+    this.byAddress.set(r.lease.addressNum, s);
+    s.prefix = parsePrefix(`${r.lease.address}/32`)!;
+    s.data.attach(s.prefix, r.lease.address);
+    s.ssl.setPush({
+      ifconfig: { address: r.lease.address, netmask: this.leases.netmask },
+      ifconfigLocal: this.leases.serverAddress,
+      routeGateway: this.leases.serverAddress,
+      routes: this.pushRoutes,
+      dns: [...this.config.dnsServers],
+      pingSec: this.pingSec,
+      pingRestartSec: this.pingRestartSec,
+    });
+    s.log.info({ user, address: r.lease.address }, 'client connected');
+    if (s.status === 'open') this.emit({ kind: 'sessionUp', peerId: s.peerId, user, address: r.lease.address });
+  }
+
+  /** Removes a session from every table (idempotent). */
+  private closeSession(s: ServerSession, reason: string): void {
+    if (s.status === 'closed') return;
+    s.status = 'closed';
+    this.all.delete(s);
+    if (s.protocol === 'udp' && this.udpSessions.get(s.remote) === s) this.udpSessions.delete(s.remote);
+    if (this.byPeerId[s.peerId] === s) {
+      this.byPeerId[s.peerId] = undefined;
+      this.freePeerIds.push(s.peerId);
+    }
+    if (s.user && this.byUser.get(s.user) === s) {
+      this.byUser.delete(s.user);
+      this.leases.release(s.user);
+    }
+    if (s.lease && this.byAddress.get(s.lease.addressNum) === s) this.byAddress.delete(s.lease.addressNum);
+    const st = s.data.stats();
+    s.data.close();
+    this.counters.sessionsClosed++;
+    if (s.conn >= 0) this.emit({ kind: 'closeConnection', conn: s.conn, abort: false });
+    if (s.ssl && s.ssl.state !== 'closed') {
+      try {
+        s.ssl.close(reason);
+      } catch {
+        /* ignore */
+      }
+    }
+    s.log.info({ user: s.user || undefined, reason, bytesIn: st.bytesIn, bytesOut: st.bytesOut, drops: st.drops }, 'client session closed');
+    this.emit({ kind: 'sessionDown', peerId: s.peerId, user: s.user, reason });
+  }
+
+  private allocPeerId(): number {
+    const id = this.freePeerIds.pop();
+    if (id !== undefined) return id;
+    if (this.nextPeerId > PEER_ID_MAX) return -1;
+    return this.nextPeerId++;
+  }
+
+  // ---------------------------------------------------------------- data path (per packet)
+
+  private onData(s: ServerSession, buf: Buffer, off: number, len: number, now: number): void {
+    if (s.status !== 'open') return;
+    const d = s.data;
+    const r = d.decrypt(buf, off, len, now);
+    this.afterDecrypt(s, r, buf, d.outOff, d.outLen, now);
+  }
+
+  private classifyOcc(s: ServerSession, buf: Buffer, off: number, len: number): number {
+    if (occOpcode(buf, off, len) === OCC_EXIT) return DATA_OCC_EXIT;
+    s.data.countDrop(DROP_OCC_OTHER);
+    return DROP_OCC_OTHER;
+  }
+
+  private afterDecrypt(s: ServerSession, r: number, buf: Buffer, off: number, len: number, now: number): void {
+    if (r === DATA_IP) {
+      s.lastRxMs = now;
+      if (!s.lease) return; // keys before authentication cannot happen; be safe
+      const v = buf[off]! >> 4;
+      if (v !== 4 || len < 20) {
+        this.counters.ipv6Drops++; // we push no IPv6; the client's router solicitations end here
+        return;
+      }
+      if (buf.readUInt32BE(off + 12) !== s.lease.addressNum) {
+        this.counters.badSourceDrops++;
+        return;
+      }
+      const dstNum = buf.readUInt32BE(off + 16);
+      if (dstNum !== this.serverAddressNum && prefixContains(this.clientPrefix, buf.subarray(off + 16, off + 20))) {
+        const dst = this.byAddress.get(dstNum);
+        if (!this.config.clientToClient) {
+          this.counters.clientToClientDrops++;
+          return;
+        }
+        if (!dst) {
+          this.counters.noClientDrops++;
+          return;
+        }
+        if (dst.status === 'open') dst.data.send(buf, off, len, now);
+        return;
+      }
+      const t = this.tunAction;
+      t.buf = buf;
+      t.off = off;
+      t.len = len;
+      this.out.push(t);
+    } else if (r === DATA_PING) {
+      s.lastRxMs = now;
+    } else if (r === DATA_OCC_EXIT) {
+      s.log.info({}, 'client sent OCC_EXIT');
+      this.closeSession(s, 'client exit (OCC)');
+    }
+    // drops are counted by the session's data path
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  private enter(now: number): void {
+    if (this.depth++ === 0) this.out.length = 0;
+    this.nowMs = now;
+  }
+
+  private leave(): SslServerAction[] {
+    this.depth--;
+    return this.out;
+  }
+
+  private emit(a: SslServerAction): void {
+    this.out.push(a);
+  }
+}
+
+function compressionModeOf(framing: string): CompressionMode {
+  if (framing === 'lzo-stub') return COMP_LZO_STUB;
+  if (framing === 'stub-v2') return COMP_STUB_V2;
+  return COMP_NONE;
+}
