@@ -437,8 +437,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
 
   // ------------------------------------------------------------------ SAs and routes
 
-  // installSa({ inbound, spi, encr, encrKeyBits, integ, encrKey, integKey, replayWindow, initialSeq,
-  //   bind, remoteFamily, remoteAddr(16), remotePort, localTs, remoteTs, softBytes, hardBytes,
+  // installSa({ inbound, spi, encr, encrKeyBits, integ, encrKey, integKey, replayWindow, esn, initialSeq,
+  //   initialSeqHi, bind, remoteFamily, remoteAddr(16), remotePort, localTs, remoteTs, softBytes, hardBytes,
   //   softPackets, hardPackets })
   Napi::Value InstallSa(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -470,7 +470,9 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     c.integKey = ik.data;
     c.integKeyLen = ik.bytes;
     c.replayWindow = o.Get("replayWindow").IsNumber() ? uint32_t(num("replayWindow")) : 1024;
+    c.esn = o.Get("esn").ToBoolean().Value();
     c.initialSeq = uint32_t(num("initialSeq"));
+    c.initialSeqHi = uint32_t(num("initialSeqHi"));
     c.softBytes = num("softBytes");
     c.hardBytes = num("hardBytes");
     c.softPackets = num("softPackets");
@@ -1743,7 +1745,9 @@ class EspCore : public Napi::ObjectWrap<EspCore> {
     c.integKey = ik.data;
     c.integKeyLen = ik.bytes;
     c.replayWindow = o.Get("replayWindow").IsNumber() ? uint32_t(num("replayWindow")) : 1024;
+    c.esn = o.Get("esn").ToBoolean().Value();
     c.initialSeq = uint32_t(num("initialSeq"));
+    c.initialSeqHi = uint32_t(num("initialSeqHi"));
     c.softBytes = num("softBytes");
     c.hardBytes = num("hardBytes");
     c.softPackets = num("softPackets");
