@@ -103,7 +103,7 @@ function nativeSslOf(t: TunnelHooks): NativeSslTunnel | null {
   return typeof n.attachSslUdp === 'function' && typeof n.installSslSession === 'function' ? (t as unknown as NativeSslTunnel) : null;
 }
 
-// native data-channel results (src/tun/native/ovpn.h)
+// native data-channel results (src/native/core/ovpn.h)
 const OVPN_IP = 0;
 const OVPN_PING = 1;
 const OVPN_OCC = 2;
