@@ -26,6 +26,10 @@
 
 namespace vpcgw {
 
+// Hidden visibility: nothing outside the addon uses these types, and the packet path then calls its
+// own functions directly (-fPIC would otherwise route calls between them through the PLT).
+#pragma GCC visibility push(hidden)
+
 // Implementation choices
 constexpr uint32_t kReadBatch = 64;       // packets per TUN read round / UDP recvmmsg
 constexpr int kMaxRoundsPerWake = 8;      // then yield to other handles (level-triggered poll)
@@ -271,5 +275,7 @@ class Engine {
   Napi::FunctionReference cb_;
   napi_async_context async_ = nullptr;
 };
+
+#pragma GCC visibility pop
 
 }  // namespace vpcgw
