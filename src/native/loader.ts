@@ -117,9 +117,9 @@ export interface NativeErrnoError extends Error {
 let cached: NativeAddon | undefined;
 
 /**
- * Candidate paths of build/Release/<file>: $VPCGW_NATIVE (production addon only), then build/
- * beside each ancestor of this module (src/native under vitest, dist/native or dist/src/native
- * compiled).
+ * Candidate paths of an addon file: `envOverride` first (an explicit path from the environment:
+ * $VPCGW_NATIVE, $VPCGW_NATIVE_TEST), then build/Release/<file> beside each ancestor of this
+ * module (src/native under vitest, dist/native or dist/src/native compiled).
  */
 export function addonCandidates(file: string, envOverride?: string): string[] {
   const out: string[] = [];
