@@ -17,7 +17,7 @@ import { MultiQueueDataPlane, bindQueueSockets, openMultiQueueTun, resolveQueues
 import type { OffloadTun } from '../dataplane/native-data-plane.js';
 import type { GatewayConfig, TunConfig } from './config/types.js';
 import { ControlServer, type ControlHandlers } from './control.js';
-import type { ConnectionStatus, GatewayStatus, IoCounters, VpnServerStatus } from './status.js';
+import type { ConnectionStatus, GatewayStatus, IkeResponderStatus, IoCounters, VpnServerStatus } from './status.js';
 import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
 
 /**
@@ -93,6 +93,8 @@ export interface TunnelController {
   tick(nowMs: number): void;
   /** The earliest time `tick` has work to do; Infinity when none. */
   nextDeadline(): number;
+  /** Half-open IKE SAs, COOKIEs sent and drops by reason, for the status document. */
+  responderStatus?(): IkeResponderStatus;
 }
 
 export type TunnelControllerFactory = (ctx: TunnelContext) => TunnelController;
@@ -457,6 +459,7 @@ export class Gateway {
           ? this.dataPlane instanceof NativeDataPlane || this.dataPlane instanceof MultiQueueDataPlane ? 'native' : 'typescript'
           : 'not available',
       },
+      ...(this.tunnels?.responderStatus ? { ikeResponder: this.tunnels.responderStatus() } : {}),
       connections,
       vpnServers,
     };
