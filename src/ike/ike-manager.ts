@@ -90,7 +90,8 @@ export interface IkeResponderStats {
   halfOpen: number;
   halfOpenSources: number;
   cookiesSent: number;
-  drops: IkeCounters;
+  /** IKE input dropped before reaching an SA, by reason (the counters above but cookiesSent) */
+  drops: Record<string, number>;
 }
 
 interface HalfOpenEntry {
@@ -515,7 +516,8 @@ export class IkeManager {
 
   /** Half-open counts, cookies sent and drops by reason (status). */
   responderStats(): IkeResponderStats {
-    return { halfOpen: this.guard.halfOpen, halfOpenSources: this.guard.halfOpenSources, cookiesSent: this.counters.cookiesSent, drops: { ...this.counters } };
+    const { cookiesSent, ...drops } = this.counters;
+    return { halfOpen: this.guard.halfOpen, halfOpenSources: this.guard.halfOpenSources, cookiesSent, drops };
   }
 
   /** Number of SAs (tests). */
