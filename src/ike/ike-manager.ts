@@ -328,7 +328,8 @@ export class IkeManager {
         return [this.stateless(h, from, to, NotifyType.COOKIE, cookie)];
       }
     }
-    // RFC 8019 §4.1 (and strongSwan's block_threshold): a source with many half-open SAs is ignored
+    // RFC 8019's per-source limit on half-open SAs (strongSwan's block_threshold): a source
+    // that already holds its share is ignored until some of them complete or time out
     if (this.guard.sourceBlocked(from.address)) {
       this.counters.halfOpenPerSource++;
       return [];

@@ -12,8 +12,9 @@ import { parseIp } from '../common/ip.js';
  *   3. cookie required (total or per-source count)   → without a valid N(COOKIE): answer only N(COOKIE), keep nothing
  *   4. half-open count of the source at its limit    → drop
  *   5. proposal choice, then an IkeSa and its DH     → only now is any per-peer state or DH work spent
- * strongSwan's receiver orders its checks the same way (cookie check, then its block and
- * half-open limits, then the IKE_SA is created).
+ * strongSwan's receiver also checks the cookie before its per-peer block threshold, so a
+ * flood that never echoes cookies from a customer gateway's address cannot use up that address's
+ * share of half-open SAs and lock the real gateway out.
  */
 
 // ---- implementation choices ----
