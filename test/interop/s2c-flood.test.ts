@@ -4,7 +4,8 @@
 //     bounded 5 s, while strongSwan on that address brings its tunnel up through `vpcgw start`: the
 //     tunnel is up in under 10 s, vpcgw answered the flood with COOKIEs (RFC 7296 §2.6, shown in
 //     `vpcgw status`), and the daemon's RSS stays under RSS_BOUND_MB;
-//  2. strongSwan as responder with a low charon.cookie_threshold, already reached, while vpcgw
+//  2. a flood from an address no customer gateway has: no reply, no state, one log line;
+//  3. strongSwan as responder with a low charon.cookie_threshold, already reached, while vpcgw
 //     initiates: vpcgw's initiator answers the COOKIE and the tunnel comes up.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,8 @@ const RSS_BOUND_MB = 200;
 const UP_WITHIN_MS = 10_000;
 const IKE = 'aes128gcm16-prfsha256-x25519';
 const NONCE_SIZE = 32;
+/** an address in the site namespace that no customer gateway has */
+const STRANGER = '192.0.2.77';
 
 let topo: Topology | null = null;
 const running: { stop(): Promise<unknown> }[] = [];
@@ -123,6 +126,26 @@ describe('IKE_SA_INIT flood protection with strongSwan', () => {
     expect(sas[0]!.state).toBe('ESTABLISHED');
     expect((await gw.status()).connections[0]!.state).toBe('ESTABLISHED');
   }, 90_000);
+
+  it('IKE_SA_INITs from an address no customer gateway has get no reply and create nothing', async () => {
+    const { gw } = await lab('stranger');
+    await topo!.exec('siteGw', 'ip', ['addr', 'add', `${STRANGER}/24`, 'dev', 'out0']);
+    const t = floodTemplate();
+    const flood = topo!.spawnIn('siteGw', process.execPath, [
+      SENDER, STRANGER, ADDR.cloudGwOutside, '500', '1000', '1000', t.hex, String(t.nonceOffset),
+    ], { label: 'ike-stranger' });
+    running.push(flood);
+    await flood.exited;
+    const result = JSON.parse(flood.output().trim().split('\n').pop()!) as { sent: number; replies: number };
+    expect(result.sent).toBeGreaterThanOrEqual(950);
+    expect(result.replies).toBe(0);
+    const st = await statusJson(gw);
+    expect(st.ikeResponder).toMatchObject({ halfOpen: 0, cookiesSent: 0 });
+    expect(st.ikeResponder!.drops.noConfig).toBeGreaterThanOrEqual(result.sent * 0.9); // UDP may lose a few
+    expect(st.ikeResponder!.drops.noConfig).toBeLessThanOrEqual(result.sent);
+    // one log line for the address, not one per datagram
+    expect(gw.output().match(/no connection is configured for: dropped/g)).toHaveLength(1);
+  }, 60_000);
 
   it('vpcgw as initiator answers the COOKIE strongSwan sends once its half-open SAs reach cookie_threshold', async () => {
     // charon.cookie_threshold = 1: one half-open IKE SA at charon makes it demand a COOKIE from
