@@ -1,5 +1,5 @@
 // Native data plane micro benchmark: packets/s per stage at 64 and 1400 bytes (one core, this process).
-//   encap   — EspCore.encapBatch, 64 packets per call, in place (AES-128-GCM, ChaCha20, AES-CBC+SHA256)
+//   encap   — EspCore.encapBatch (the test addon, vpcgw_native_test.node), 64 packets per call, in place (AES-128-GCM, ChaCha20, AES-CBC+SHA256)
 //   decap   — (encap + decap) − encap per packet, same batches
 //   ts      — the TypeScript codec (src/esp via dist/) for comparison
 //   pipeline out — a NativeDataPlane reading its TUN (TUN read + LPM + encap + sendmmsg/GSO), fed by

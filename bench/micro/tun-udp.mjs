@@ -6,8 +6,8 @@
 //
 //   node bench/micro/tun-udp.mjs [N=20000]
 //
-// Method (as in /work/shared/reference/dataplane.md): for reads, fill the queue first with the reader
-// paused, then time the drain; for writes/sends, time the C loop over batches of 64.
+// Method: for reads, fill the queue first with the reader paused, then time the drain (so the figure
+// is the read path alone, not the sender); for writes/sends, time the C loop over batches of 64.
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';

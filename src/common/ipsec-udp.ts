@@ -6,7 +6,7 @@
  * RFC 3948 §2.3: a single 0xFF byte is a NAT-keepalive, to be dropped.
  *
  * The TypeScript data plane and the daemon's own 4500 path use these; the native data plane does
- * the same in C++ (src/tun/native/dataplane.cc).
+ * the same in C++ (src/native/engine/engine.cc).
  */
 
 // ---- spec constants ----

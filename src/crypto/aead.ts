@@ -146,7 +146,7 @@ export function createEncTransform(spec: EncTransformSpec, encrKey: Buffer, inte
  * AES-GCM (RFC 4106 / RFC 5282) and ChaCha20-Poly1305 (RFC 7634): nonce = salt(4) | IV(8),
  * AAD = buf[authStart, ivOff), ICV = the tag.
  * node:crypto cipher objects are one-shot (a new nonce needs a new object), so each packet builds
- * one; the native data plane (src/tun/native) reuses OpenSSL contexts instead.
+ * one; the native data plane (src/native) reuses OpenSSL contexts instead.
  */
 class AeadTransform implements EncTransform {
   readonly name: string;

@@ -106,7 +106,7 @@ function forwardingLogger(post: (m: FromWorker) => void, bindings: Record<string
   const mk =
     (level: LogLevel) =>
     (obj: unknown, msg?: string): void => {
-      const o = obj instanceof Error ? { err: obj.message } : obj;
+      const o = obj instanceof Error ? { err: obj } : obj;
       const merged = o !== null && typeof o === 'object' ? { ...bindings, ...(o as object) } : { ...bindings, value: o };
       try {
         post({ t: 'log', level, obj: merged, msg });
@@ -231,7 +231,7 @@ function run(): void {
           break;
       }
     } catch (e) {
-      log.error({ err: (e as Error).message, op: m.t }, 'data plane queue: request failed');
+      log.error({ err: e as Error, op: m.t }, 'data plane queue: request failed');
     }
   });
   post({ t: 'ready' });

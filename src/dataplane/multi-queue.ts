@@ -9,7 +9,7 @@ import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { DROP_REASON_NAMES } from '../esp/drop-reason.js';
 import { NativeUdp } from '../net/native-udp.js';
-import { statsByName } from '../tun/native.js';
+import { statsByName } from '../native/loader.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import { callControlCallbacks, callSaEventCallbacks } from './callbacks.js';
 import type { ControlCallback, SaEventCallback } from './callbacks.js';

@@ -7,7 +7,9 @@ import { silentLogger } from '../common/log.js';
 import { encrKeyMatLen, integKeyLen, isSupportedSpec } from '../crypto/aead.js';
 import { DROP_REASON_COUNT } from '../esp/drop-reason.js';
 import type { UdpBind } from '../net/udp-bind.js';
-import { loadNative, statsByName } from '../tun/native.js';
+import { loadNative, statsByName } from '../native/loader.js';
+import { loadNativeTestCores } from '../native/test-cores.js';
+import type { NativeEspCore } from '../native/test-cores.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import type { TunDevice } from '../tun/tun-device.js';
 import { PING_MAGIC } from '../ssl/data/special.js';
@@ -21,7 +23,7 @@ import { logSaEvent, logSaInstalled, logSaRemoved, pushSaEvents } from './sa-log
 import { SinkTable } from './sink-table.js';
 
 /**
- * The native data plane (src/tun/native/dataplane.cc + esp.cc + offload.cc): the whole packet path
+ * The native data plane (src/native/engine + core/esp.cc + core/offload.cc): the whole packet path
  * TUN ⇄ ESP-in-UDP runs in C++ on the event-loop thread, with reused OpenSSL contexts per SA.
  *
  *   1. TUN readable → read a batch (or TSO super-packets, segmented in C) → LPM route in C →
@@ -35,7 +37,7 @@ import { SinkTable } from './sink-table.js';
  * calling their `start`, and never close them, unless the TUN fd came from `openOffloadTun`.
  */
 
-// Indices into the native stats array (mirror of enum Stat in dataplane.cc).
+// Indices into the native stats array (mirror of enum Stat in src/native/engine/engine.h).
 export const NATIVE_DP_STAT = {
   tunRxPackets: 0,
   espTxPackets: 1,
@@ -83,7 +85,7 @@ const SSL_STRIDE = 7;
 const SSL_KIND_DATAGRAM = 0;
 const SSL_COUNTER_HEAD = 12;
 
-// OpenVPN data-channel results: mirror of ovpn::Result (src/tun/native/ovpn.h). 3..11 have the values
+// OpenVPN data-channel results: mirror of ovpn::Result (src/native/core/ovpn.h). 3..11 have the values
 // and names of DROP_* in src/ssl/data/data-channel.ts; OVPN_OCC is any OCC message (the shell decides).
 export const OVPN_IP = 0;
 export const OVPN_PING = 1;
@@ -104,7 +106,7 @@ export const OVPN_CIPHER_IDS: Readonly<Record<string, number>> = Object.freeze({
 export type { SslDatagramHandler, SslKeyMaterial, SslSessionCounters, SslSessionParams } from './data-plane.js';
 import type { SslDatagramHandler, SslKeyMaterial, SslOffload, SslSessionCounters, SslSessionParams } from './data-plane.js';
 
-/** The part of the addon this module uses (declared here: src/tun/native.ts types the I/O handles). */
+/** The part of the addon this module uses (declared here: src/native/loader.ts types the I/O handles). */
 export interface NativeDataPlaneHandle {
   attachTun(fd: number, vnetHdr: boolean, owns: boolean): void;
   attachUdp(fd: number): number;
@@ -120,7 +122,7 @@ export interface NativeDataPlaneHandle {
   writeTun(buf: Uint8Array, off: number, len: number): boolean;
   flushTun(): void;
   close(): void;
-  // SSL VPN (src/tun/native/ovpn.cc); see the NativeDataPlane methods of the same names
+  // SSL VPN (src/native/core/ovpn.cc); see the NativeDataPlane methods of the same names
   attachSsl(fd: number): number;
   detachSsl(bind: number): boolean;
   setSslHandler(bufs: { buf: Buffer; meta: Uint32Array; addr: Buffer }, cb: (n: number) => void): void;
@@ -136,20 +138,6 @@ export interface NativeDataPlaneHandle {
   sslCounters(peerId: number, out: Float64Array): boolean;
   sslSend(peerId: number, buf: Uint8Array, off: number, len: number, ping: boolean): boolean;
   sslDecrypt(peerId: number, buf: Uint8Array, off: number, len: number, span: Uint32Array): number;
-}
-
-/** One OpenVPN data-channel session outside any data plane (differential tests, micro benchmarks). */
-export interface NativeOvpnCore {
-  setKey(keyId: number, cipher: number, encKey: Buffer, encIv: Buffer, decKey: Buffer, decIv: Buffer, initialSendPacketId?: number): void;
-  retireKey(keyId: number): void;
-  setCompression(mode: number): void;
-  compression(): number;
-  /** in place: the payload at buf[off, off+len) becomes a P_DATA_V2 packet at span [off, len]; returns an OVPN_* result */
-  encrypt(buf: Buffer, off: number, len: number, limit: number, nowMs: number, ping: boolean, span: Uint32Array): number;
-  /** in place: returns an OVPN_* result; for OVPN_IP / OVPN_OCC the payload is at span [off, len] */
-  decrypt(buf: Buffer, off: number, len: number, nowMs: number, span: Uint32Array): number;
-  /** out: rxPackets, rxBytes, txPackets, txBytes, pingsIn, pingsOut, drops by OVPN_* code */
-  counters(out: Float64Array): void;
 }
 
 export interface NativeSaParams {
@@ -180,17 +168,6 @@ export interface NativeSaParams {
   seqCell?: BigUint64Array;
 }
 
-/** One direction of an SA outside any data plane: the native ESP core, for tests and benchmarks. */
-export interface NativeEspCore {
-  /** in place; span receives [off, len, eventBits]; returns a DropReason */
-  encap(buf: Buffer, off: number, len: number, limit: number, span: Uint32Array): number;
-  decap(buf: Buffer, off: number, len: number, span: Uint32Array): number;
-  encapBatch(buf: Buffer, off: Uint32Array, len: Uint32Array, count: number, slotSize: number): number;
-  decapBatch(buf: Buffer, off: Uint32Array, len: Uint32Array, count: number, slotSize: number): number;
-  /** out: bytes, packets, seq, flags (1 soft, 2 hard, 4 seq exhausted), drops by reason */
-  counters(out: Float64Array): void;
-}
-
 interface DataPlaneAddon {
   dataPlaneAbi: number;
   DataPlaneHandle: new (o: {
@@ -203,8 +180,6 @@ interface DataPlaneAddon {
     events: Uint32Array;
     maxPacket: number;
   }) => NativeDataPlaneHandle;
-  EspCore: new (p: Omit<NativeSaParams, 'bind' | 'remoteFamily' | 'remoteAddr' | 'remotePort'>) => NativeEspCore;
-  OvpnCore?: new (peerId: number, replayBacktrackMs?: number) => NativeOvpnCore;
   ovpnAbi?: number;
   openTun(name: string, vnetHdr: boolean, multiQueue: boolean): [number, string];
   closeFd(fd: number): void;
@@ -213,7 +188,7 @@ interface DataPlaneAddon {
 /** Loads the addon's data-plane part; throws when the addon is missing or too old. */
 export function loadNativeDataPlane(): DataPlaneAddon {
   const a = loadNative() as unknown as Partial<DataPlaneAddon>;
-  if (typeof a.DataPlaneHandle !== 'function' || typeof a.EspCore !== 'function' || a.dataPlaneAbi !== 1) {
+  if (typeof a.DataPlaneHandle !== 'function' || a.dataPlaneAbi !== 1) {
     throw new VpnError('ERR_NATIVE_UNAVAILABLE', 'vpcgw native addon has no data plane (rebuild it with `npm run build`)');
   }
   return a as DataPlaneAddon;
@@ -223,17 +198,10 @@ export function loadNativeDataPlane(): DataPlaneAddon {
 export function nativeSslAvailable(): boolean {
   try {
     const a = loadNativeDataPlane();
-    return typeof a.OvpnCore === 'function' && a.ovpnAbi === 1;
+    return a.ovpnAbi === 1;
   } catch {
     return false;
   }
-}
-
-/** Builds a standalone native OpenVPN data-channel session (differential tests, micro benchmarks). */
-export function createNativeOvpnCore(peerId: number, replayBacktrackMs = 15_000): NativeOvpnCore {
-  const a = loadNativeDataPlane();
-  if (!a.OvpnCore) throw new VpnError('ERR_NATIVE_UNAVAILABLE', 'vpcgw native addon has no OpenVPN data channel (rebuild it with `npm run build`)');
-  return new a.OvpnCore(peerId, replayBacktrackMs);
 }
 
 /** The native cipher id for an OpenVPN data cipher name; throws RangeError for an unknown one. */
@@ -300,10 +268,10 @@ export function nativeSaParams(p: SaParams, bind: number): NativeSaParams {
   };
 }
 
-/** Builds a standalone native ESP core for one SA direction (differential tests, micro benchmarks). */
+/** Builds a standalone native ESP core for one SA direction (differential tests, micro benchmarks; the test addon). */
 export function createNativeEspCore(p: SaParams): NativeEspCore {
   const n = nativeSaParams(p, -1);
-  return new (loadNativeDataPlane().EspCore)(n);
+  return new (loadNativeTestCores().EspCore)(n);
 }
 
 /** A TUN the native data plane opens itself, with IFF_VNET_HDR and TSO/CSUM offloads (bench, tests). */

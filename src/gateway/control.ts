@@ -77,7 +77,7 @@ export class ControlServer {
       process.umask(oldMask);
     }
     chmodSync(opts.path, SOCKET_MODE);
-    server.on('error', (e) => log.error({ err: e.message }, 'control socket error'));
+    server.on('error', (e) => log.error({ err: e }, 'control socket error'));
     log.debug({ path: opts.path }, 'control socket listening');
     return cs;
   }

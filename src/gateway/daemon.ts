@@ -17,7 +17,7 @@ import { openOffloadTun, type OffloadTun } from '../dataplane/native-data-plane.
 import { openDataPlaneTun, type DataPlaneChoice, type DataPlaneFactory, type DataPlaneKind } from '../dataplane/select.js';
 import type { GatewayConfig, TunConfig } from './config/types.js';
 import { ControlServer, type ControlHandlers } from './control.js';
-import type { ConnectionStatus, GatewayStatus, IoCounters, VpnServerStatus } from './status.js';
+import type { ConnectionStatus, GatewayStatus, IkeResponderStatus, IoCounters, VpnServerStatus } from './status.js';
 import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
 
 /**
@@ -88,6 +88,8 @@ export interface TunnelController {
   tick(nowMs: number): void;
   /** The earliest time `tick` has work to do; Infinity when none. */
   nextDeadline(): number;
+  /** Half-open IKE SAs, COOKIEs sent and drops by reason, for the status document. */
+  responderStatus?(): IkeResponderStatus;
 }
 
 export type TunnelControllerFactory = (ctx: TunnelContext) => TunnelController;
@@ -416,6 +418,7 @@ export class Gateway {
         ike: this.opts.tunnels ? 'available' : 'not available',
         dataPlane: statusDataPlane(this.dataPlaneKind),
       },
+      ...(this.tunnels?.responderStatus ? { ikeResponder: this.tunnels.responderStatus() } : {}),
       connections,
       vpnServers,
     };

@@ -7,7 +7,7 @@ import type { PeerConfig, RetransmitConfig } from '../ike/config/peer-config.js'
 import type { ChildSaParams, IkeAction } from '../ike/sa/types.js';
 import type { TunnelContext, TunnelController } from './daemon.js';
 import { unknownConnection } from './daemon.js';
-import type { ConnectionState, ConnectionStatus } from './status.js';
+import type { ConnectionState, ConnectionStatus, IkeResponderStatus } from './status.js';
 import { peerConfigsFrom } from './peer-configs.js';
 
 /** How long shutdown waits for the peers to answer our DELETEs. */
@@ -32,7 +32,8 @@ export class IpsecController implements TunnelController {
   constructor(private readonly ctx: TunnelContext, opts: { now?: () => number; retransmit?: RetransmitConfig } = {}) {
     this.now = opts.now ?? Date.now;
     this.configs = peerConfigsFrom(ctx.config);
-    this.mgr = new IkeManager({ log: ctx.log, retransmit: opts.retransmit });
+    const { halfOpenTimeoutSec, ...initLimits } = ctx.config.gateway.ike;
+    this.mgr = new IkeManager({ log: ctx.log, retransmit: opts.retransmit, halfOpenTimeoutSec, initLimits, now: this.now() });
     this.mgr.setConfigs(this.configs);
     ctx.dataPlane?.onSaEvent((ev) => {
       ctx.log.info({ child: formatChildSpi(ev.spi), direction: ev.direction, kind: ev.kind }, 'CHILD_SA lifetime event');
@@ -95,6 +96,10 @@ export class IpsecController implements TunnelController {
         }),
       };
     });
+  }
+
+  responderStatus(): IkeResponderStatus {
+    return this.mgr.responderStats();
   }
 
   initiate(name: string): void {

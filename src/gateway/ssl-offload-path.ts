@@ -30,7 +30,7 @@ import {
   type SslEndpoint,
 } from '../ssl/server/data-path.js';
 
-// native data-channel results (ovpn::Result in the addon's ovpn.h)
+// native data-channel results (ovpn::Result in src/native/core/ovpn.h)
 const OVPN_IP = 0;
 const OVPN_PING = 1;
 const OVPN_OCC = 2;

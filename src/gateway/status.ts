@@ -81,8 +81,21 @@ export interface GatewayInfo {
   dataPlane: 'native' | 'typescript' | 'available' | 'not available';
 }
 
+/**
+ * The IKE responder's load: half-open IKE SAs (no IKE_AUTH yet), COOKIEs sent, and IKE input
+ * dropped before reaching an SA, by reason (src/ike/ike-manager.ts IkeCounters).
+ */
+export interface IkeResponderStatus {
+  halfOpen: number;
+  halfOpenSources: number;
+  cookiesSent: number;
+  drops: Record<string, number>;
+}
+
 export interface GatewayStatus {
   gateway: GatewayInfo;
+  /** present when IKE runs */
+  ikeResponder?: IkeResponderStatus;
   connections: ConnectionStatus[];
   vpnServers: VpnServerStatus[];
 }
@@ -116,6 +129,11 @@ export function formatStatus(st: GatewayStatus): string {
   out.push(`  tun ${g.tun.name} mtu ${g.tun.mtu}: rx ${g.tun.rxPackets} pkts / ${bytes(g.tun.rxBytes)}, tx ${g.tun.txPackets} pkts / ${bytes(g.tun.txBytes)}`);
   for (const u of g.udp) out.push(`  udp ${u.address}:${u.port}: rx ${u.rxPackets} pkts, tx ${u.txPackets} pkts, errors ${u.errors}`);
   out.push(`  ike: ${g.ike}, data plane: ${g.dataPlane}`);
+  const r = st.ikeResponder;
+  if (r) {
+    const drops = Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
+    out.push(`  ike responder: ${r.halfOpen} half-open from ${r.halfOpenSources} addresses, ${r.cookiesSent} cookies sent, drops: ${drops || 'none'}`);
+  }
   out.push(`connections (${st.connections.length}):`);
   if (st.connections.length === 0) out.push('  (none configured: add vpnConnections to the config)');
   for (const c of st.connections) {

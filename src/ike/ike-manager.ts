@@ -24,11 +24,21 @@ import { IkeRekeyTask, type IkeRekeyHost } from './tasks/ike-rekey.js';
 import { tsToString } from './config/traffic-selector.js';
 import { checkLifetimes, lifetimeDeadline } from './rekey-scheduler.js';
 import { proposalToString } from './config/proposal.js';
+import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, IkeInitGuard, type InitLimits } from './init-guard.js';
+
+/** An IKE_SA_INIT from a source no connection matches is logged at most this often per source. */
+export const UNMATCHED_LOG_INTERVAL_MS = 60_000;
+/** Sources remembered for that log's rate limit; the memory is cleared when it fills (a spoofed flood). */
+const UNMATCHED_LOG_SOURCES_MAX = 1024;
 
 export interface IkeManagerOptions {
   log: Logger;
   retransmit?: RetransmitConfig;
   halfOpenTimeoutSec?: number;
+  /** IKE_SA_INIT admission thresholds (src/ike/init-guard.ts); defaults DEFAULT_INIT_LIMITS */
+  initLimits?: Partial<InitLimits>;
+  /** the clock at construction (the first cookie secret's birth); default 0 */
+  now?: number;
   /** injectable randomness (tests) */
   random?: (n: number) => Buffer;
 }
@@ -66,7 +76,30 @@ export interface IkeCounters {
   invalidKe: number;
   badVersion: number;
   unsupportedCritical: number;
+  /** IKE_SA_INIT answered with only N(COOKIE) (RFC 7296 §2.6) */
+  cookiesSent: number;
+  /** of those, requests that carried a cookie that did not verify (wrong, or of a retired secret) */
+  cookieInvalid: number;
+  /** IKE_SA_INIT dropped: the half-open total was at its hard limit */
+  halfOpenLimit: number;
+  /** IKE_SA_INIT dropped: the source held as many half-open SAs as it may */
+  halfOpenPerSource: number;
   [k: string]: number;
+}
+
+/** Responder load as `vpcgw status` shows it. */
+export interface IkeResponderStats {
+  halfOpen: number;
+  halfOpenSources: number;
+  cookiesSent: number;
+  /** IKE input dropped before reaching an SA, by reason (the counters above but cookiesSent) */
+  drops: Record<string, number>;
+}
+
+interface HalfOpenEntry {
+  sa: IkeSa;
+  /** the source address the guard counted it under */
+  source: string;
 }
 
 /**
@@ -81,20 +114,27 @@ export class IkeManager {
   /** by our SPI (hex) */
   private readonly sas = new Map<string, IkeSa>();
   /** responder half-open SAs by "spiI|peer" so a retransmitted IKE_SA_INIT finds its SA */
-  private readonly halfOpen = new Map<string, IkeSa>();
+  private readonly halfOpen = new Map<string, HalfOpenEntry>();
+  private readonly guard: IkeInitGuard;
+  /** unmatched sources → when their drop was last logged, and drops since */
+  private readonly unmatchedLog = new Map<string, { atMs: number; dropped: number }>();
   private readonly childSpis = new Set<number>();
   private readonly random: (n: number) => Buffer;
-  readonly counters: IkeCounters = { malformed: 0, unknownSpi: 0, noConfig: 0, noProposal: 0, invalidKe: 0, badVersion: 0, unsupportedCritical: 0 };
+  readonly counters: IkeCounters = {
+    malformed: 0, unknownSpi: 0, noConfig: 0, noProposal: 0, invalidKe: 0, badVersion: 0, unsupportedCritical: 0,
+    cookiesSent: 0, cookieInvalid: 0, halfOpenLimit: 0, halfOpenPerSource: 0,
+  };
   private clock = 0;
 
   constructor(opts: IkeManagerOptions) {
     this.log = opts.log;
     this.random = opts.random ?? ((n) => randomBytes(n));
+    this.guard = new IkeInitGuard(opts.initLimits ?? {}, (n) => this.random(n), opts.now ?? 0);
     const mgr = this;
     this.ctx = {
       log: opts.log,
       retransmit: opts.retransmit ?? DEFAULT_RETRANSMIT,
-      halfOpenTimeoutSec: opts.halfOpenTimeoutSec ?? 30,
+      halfOpenTimeoutSec: opts.halfOpenTimeoutSec ?? DEFAULT_HALF_OPEN_TIMEOUT_SEC,
       random: (n) => mgr.random(n),
       allocChildSpi: () => mgr.allocChildSpi(),
       releaseChildSpi: (spi) => void mgr.childSpis.delete(spi),
@@ -230,7 +270,16 @@ export class IkeManager {
     if (h.exchangeType === ExchangeType.IKE_SA_INIT && !isResponse && isZero(h.spiR)) {
       const key = `${h.spiI.toString('hex')}|${endpointToString(from)}`;
       const existing = this.halfOpen.get(key);
-      if (existing && existing.state !== 'DEAD') return this.collect(existing.receive(datagram, from, to, now));
+      if (existing && existing.sa.state !== 'DEAD') return this.collect(existing.sa.receive(datagram, from, to, now));
+      // the cheap refusals first: nothing decoded beyond the header, no crypto, no state
+      if (!this.hasCandidates(from, to)) {
+        this.dropUnmatched(from, now);
+        return [];
+      }
+      if (this.guard.atHardLimit()) {
+        this.counters.halfOpenLimit++;
+        return [];
+      }
       return this.collect(this.respondInit(datagram, from, to, now));
     }
     const ourSpi = fromOriginalInitiator ? h.spiR : h.spiI;
@@ -262,15 +311,29 @@ export class IkeManager {
     }
     const msg = res.msg;
     const candidates = this.candidatesFor(from, to);
-    if (candidates.length === 0) {
-      this.counters.noConfig++;
-      this.log.info({ peer: endpointToString(from) }, `no connection configured for peer ${from.address}: IKE_SA_INIT ignored`);
-      return [this.stateless(h, from, to, NotifyType.NO_PROPOSAL_CHOSEN, Buffer.alloc(0))];
-    }
     const saP = findPayload(msg, PayloadType.SA);
     const ke = findPayload(msg, PayloadType.KE);
-    if (!saP || !ke || !findPayload(msg, PayloadType.NONCE)) {
+    const nonce = findPayload(msg, PayloadType.NONCE);
+    if (!saP || !ke || !nonce) {
       this.counters.malformed++;
+      return [];
+    }
+    // RFC 7296 §2.6: under load, only a request echoing our COOKIE gets state and DH work; the
+    // cookie binds Ni, the source address and SPIi, so answering it proves the source is reachable
+    if (this.guard.cookieRequired(from.address)) {
+      const echoed = findNotify(msg, NotifyType.COOKIE);
+      const check = this.guard.checkCookie(echoed ? echoed.data : null, nonce.nonce, from.address, h.spiI, now);
+      if (check !== 'valid') {
+        if (check === 'invalid') this.counters.cookieInvalid++;
+        this.counters.cookiesSent++;
+        const cookie = this.guard.makeCookie(nonce.nonce, from.address, h.spiI, now);
+        return [this.stateless(h, from, to, NotifyType.COOKIE, cookie)];
+      }
+    }
+    // RFC 8019's per-source limit on half-open SAs (strongSwan's block_threshold): a source
+    // that already holds its share is ignored until some of them complete or time out
+    if (this.guard.sourceBlocked(from.address)) {
+      this.counters.halfOpenPerSource++;
       return [];
     }
     const choice = chooseIkeProposal(saP.proposals, ke.group, candidates);
@@ -293,7 +356,8 @@ export class IkeManager {
     const sa = new IkeSa(this.ctx, { initiator: false, spiI: h.spiI, spiR, cfg: null, candidates, local: to, remote: from, now });
     this.wire(sa);
     this.sas.set(spiR.toString('hex'), sa);
-    this.halfOpen.set(`${h.spiI.toString('hex')}|${endpointToString(from)}`, sa);
+    this.halfOpen.set(`${h.spiI.toString('hex')}|${endpointToString(from)}`, { sa, source: from.address });
+    this.guard.added(from.address);
     sa.log.info({}, `${endpointToString(from)} is initiating an IKE_SA`);
     return sa.receive(datagram, from, to, now);
   }
@@ -305,6 +369,35 @@ export class IkeManager {
       null,
     );
     return { kind: 'send', from: to, to: from, datagram };
+  }
+
+  /** Whether any connection may answer `from` on `to` (candidatesFor without building the list). */
+  private hasCandidates(from: Endpoint, to: Endpoint): boolean {
+    for (const c of this.configs.values()) {
+      if (c.localAddrs.length > 0 && !c.localAddrs.includes(to.address) && !c.localAddrs.includes('0.0.0.0') && !c.localAddrs.includes('::')) continue;
+      if (c.remoteAddr === from.address || c.remoteAddr === null) return true;
+    }
+    return false;
+  }
+
+  /**
+   * An IKE_SA_INIT from a source no connection names (and no "%any" connection): dropped without a
+   * reply, since answering NO_PROPOSAL_CHOSEN would let anyone use us as a reflector. Logged at most
+   * once per source per UNMATCHED_LOG_INTERVAL_MS with the drops counted in between.
+   */
+  private dropUnmatched(from: Endpoint, now: number): void {
+    this.counters.noConfig++;
+    const seen = this.unmatchedLog.get(from.address);
+    if (seen && now - seen.atMs < UNMATCHED_LOG_INTERVAL_MS) {
+      seen.dropped++;
+      return;
+    }
+    if (!seen && this.unmatchedLog.size >= UNMATCHED_LOG_SOURCES_MAX) this.unmatchedLog.clear();
+    this.log.warn(
+      { peer: endpointToString(from), droppedSinceLastLog: seen ? seen.dropped : 0, droppedTotal: this.counters.noConfig },
+      'IKE_SA_INIT from a source no connection is configured for: dropped',
+    );
+    this.unmatchedLog.set(from.address, { atMs: now, dropped: 0 });
   }
 
   private candidatesFor(from: Endpoint, to: Endpoint): PeerConfig[] {
@@ -358,9 +451,7 @@ export class IkeManager {
     for (const a of actions) {
       if (a.kind === 'ikeDown') {
         for (const [k, sa] of this.sas) if (sa.id === a.ikeId && sa.state === 'DEAD') this.sas.delete(k);
-        for (const [k, sa] of this.halfOpen) if (sa.state === 'DEAD' || sa.state === 'ESTABLISHED') this.halfOpen.delete(k);
       } else if (a.kind === 'ikeUp') {
-        for (const [k, sa] of this.halfOpen) if (sa.state === 'ESTABLISHED') this.halfOpen.delete(k);
         const up = [...this.sas.values()].find((s) => s.id === a.ikeId);
         if (up && up.initialContact) {
           up.initialContact = false;
@@ -376,6 +467,13 @@ export class IkeManager {
     }
     // sweep SAs that died without a down event in this batch
     for (const [k, sa] of this.sas) if (sa.state === 'DEAD') this.sas.delete(k);
+    // a half-open SA stops counting once established, failed or timed out
+    for (const [k, e] of this.halfOpen) {
+      if (e.sa.state === 'DEAD' || e.sa.state === 'ESTABLISHED') {
+        this.halfOpen.delete(k);
+        this.guard.removed(e.source);
+      }
+    }
     return actions;
   }
 
@@ -417,6 +515,12 @@ export class IkeManager {
         installedAtMs: c.installedAtMs,
       })),
     }));
+  }
+
+  /** Half-open counts, cookies sent and drops by reason (status). */
+  responderStats(): IkeResponderStats {
+    const { cookiesSent, ...drops } = this.counters;
+    return { halfOpen: this.guard.halfOpen, halfOpenSources: this.guard.halfOpenSources, cookiesSent, drops };
   }
 
   /** Number of SAs (tests). */

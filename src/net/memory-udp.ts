@@ -8,6 +8,7 @@
  * nobody has bound are counted in `network.undeliverable` (a real network would answer with ICMP).
  */
 import { PacketBatch } from '../common/batch.js';
+import { IoError } from '../common/errors.js';
 import { bytesToIp, parseIp } from '../common/ip.js';
 import type { UdpBind, UdpStats } from './udp-bind.js';
 
@@ -27,17 +28,17 @@ export class MemoryUdpNetwork {
   /** Return false to drop a datagram in flight. */
   filter: ((d: MemoryDatagram) => boolean) | null = null;
 
-  /** Binds a socket; port 0 picks an ephemeral port. Throws when the endpoint is taken. */
+  /** Binds a socket; port 0 picks an ephemeral port. Throws IoError, as NativeUdp.bind does, when the endpoint is taken. */
   bind(address: string, port = 0, opts: { batchSize?: number; slotSize?: number; headroom?: number } = {}): MemoryUdp {
     const ip = parseIp(address);
-    if (!ip) throw new Error(`MemoryUdpNetwork.bind: bad address ${address}`);
+    if (!ip) throw new IoError(`MemoryUdpNetwork.bind: bad address ${address}`);
     const text = bytesToIp(ip.bytes);
     if (port === 0) {
       while (this.sockets.has(key(text, this.nextEphemeral))) this.nextEphemeral++;
       port = this.nextEphemeral++;
     }
     const k = key(text, port);
-    if (this.sockets.has(k)) throw new Error(`MemoryUdpNetwork.bind: ${k} in use`);
+    if (this.sockets.has(k)) throw new IoError(`MemoryUdpNetwork.bind: ${k} in use`);
     const s = new MemoryUdp(this, ip.family, ip.bytes, text, port, opts);
     this.sockets.set(k, s);
     return s;
@@ -99,8 +100,8 @@ export class MemoryUdp implements UdpBind {
   }
 
   start(onBatch: (batch: PacketBatch) => void): void {
-    if (this.closed) throw new Error(`MemoryUdp ${this.address}:${this.port}: start after close`);
-    if (this.onBatch) throw new Error(`MemoryUdp ${this.address}:${this.port}: already started`);
+    if (this.closed) throw new IoError(`MemoryUdp ${this.address}:${this.port}: start after close`);
+    if (this.onBatch) throw new IoError(`MemoryUdp ${this.address}:${this.port}: already started`);
     this.onBatch = onBatch;
     this.schedule();
   }

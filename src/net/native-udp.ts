@@ -1,5 +1,5 @@
 /**
- * UdpBind on the native addon (src/tun/native/udp.cc): recvmmsg into a PacketBatch, sendmmsg from
+ * UdpBind on the native addon (src/native/io/udp.cc): recvmmsg into a PacketBatch, sendmmsg from
  * batch slots, both driven from the event loop by uv_poll. One socket serves IKE (500) or
  * IKE + ESP-in-UDP (4500); `sendTo` is the single-datagram path for control-plane packets.
  *
@@ -11,8 +11,8 @@ import { IoError } from '../common/errors.js';
 import { bytesToIp, parseIp } from '../common/ip.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
-import { isNativeErrnoError, loadNative, UDP_STAT, UDP_STAT_COUNT } from '../tun/native.js';
-import type { NativeUdpHandle } from '../tun/native.js';
+import { isNativeErrnoError, loadNative, UDP_STAT, UDP_STAT_COUNT } from '../native/loader.js';
+import type { NativeUdpHandle } from '../native/loader.js';
 import type { UdpBind, UdpStats } from './udp-bind.js';
 
 // Implementation choices.
@@ -20,7 +20,7 @@ export const UDP_DEFAULT_BATCH = 64;
 /** Slot size for received datagrams: a 1500-byte path MTU plus room, aligned. */
 export const UDP_DEFAULT_SLOT = 2048;
 export const UDP_DEFAULT_HEADROOM = 0;
-// Socket option bits for the addon's UdpHandle (mirror of kFlag* in src/tun/native/udp.cc).
+// Socket option bits for the addon's UdpHandle (mirror of kFlag* in src/native/io/udp.cc).
 const UDP_FLAG_REUSE_ADDR = 1;
 const UDP_FLAG_REUSE_PORT = 2;
 

@@ -1,5 +1,5 @@
 /**
- * The Linux TUN device on the native addon (src/tun/native/tun.cc).
+ * The Linux TUN device on the native addon (src/native/io/tun.cc).
  *
  * Read pipeline:
  *   1. native uv_poll wakes on readable; a C loop of read() fills this device's PacketBatch slots
@@ -12,8 +12,8 @@ import { PacketBatch } from '../common/batch.js';
 import { IoError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
-import { isNativeErrnoError, loadNative, statsByName, TUN_STAT, TUN_STAT_COUNT } from './native.js';
-import type { NativeTunHandle } from './native.js';
+import { isNativeErrnoError, loadNative, statsByName, TUN_STAT, TUN_STAT_COUNT } from '../native/loader.js';
+import type { NativeTunHandle } from '../native/loader.js';
 import { setLinkUp, setMtu } from './netcfg.js';
 import type { TunDevice, TunStats } from './tun-device.js';
 

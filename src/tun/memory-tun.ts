@@ -7,6 +7,7 @@
  * - `write(batch)` records a copy of each packet in `written` (what the kernel would receive).
  */
 import { PacketBatch } from '../common/batch.js';
+import { IoError } from '../common/errors.js';
 import type { TunDevice, TunStats } from './tun-device.js';
 
 export interface MemoryTunOptions {
@@ -54,8 +55,8 @@ export class MemoryTun implements TunDevice {
   }
 
   start(onBatch: (batch: PacketBatch) => void): void {
-    if (this.closed) throw new Error(`MemoryTun ${this.name}: start after close`);
-    if (this.onBatch) throw new Error(`MemoryTun ${this.name}: already started`);
+    if (this.closed) throw new IoError(`MemoryTun ${this.name}: start after close`);
+    if (this.onBatch) throw new IoError(`MemoryTun ${this.name}: already started`);
     this.onBatch = onBatch;
     this.schedule();
   }

@@ -1,12 +1,12 @@
 /**
- * Linux network configuration over rtnetlink (native, src/tun/native/netlink.cc) and /proc/sys.
+ * Linux network configuration over rtnetlink (native, src/native/io/netlink.cc) and /proc/sys.
  * No `ip` process is spawned. Every failure is an IoError naming the operation and the object,
  * e.g. `addRoute 10.9.0.0/16 dev vpcgw0: ENODEV: No such device`.
  */
 import { writeFileSync } from 'node:fs';
 import { IoError } from '../common/errors.js';
 import { maskBytes, parseIp, parsePrefix } from '../common/ip.js';
-import { errnoText, loadNative } from './native.js';
+import { errnoText, loadNative } from '../native/loader.js';
 
 const EEXIST = 17;
 const ESRCH = 3;

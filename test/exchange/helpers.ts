@@ -1,4 +1,4 @@
-import { IkeManager } from '../../src/ike/ike-manager.js';
+import { IkeManager, type IkeManagerOptions } from '../../src/ike/ike-manager.js';
 import type { IkeAction, Endpoint } from '../../src/ike/sa/types.js';
 import type { PeerConfig, ChildConfig } from '../../src/ike/config/peer-config.js';
 import { parseIdentity } from '../../src/ike/config/identity.js';
@@ -57,9 +57,12 @@ export class TwoPeers {
   /** return false to drop a datagram */
   filter: (d: { from: Endpoint; to: Endpoint; datagram: Buffer }, index: number) => boolean = () => true;
 
-  constructor(cfgA: PeerConfig[], cfgB: PeerConfig[], retransmit = { timeoutMs: 4000, base: 1.8, tries: 5 }) {
+  constructor(
+    cfgA: PeerConfig[], cfgB: PeerConfig[], retransmit = { timeoutMs: 4000, base: 1.8, tries: 5 },
+    optsB: Omit<IkeManagerOptions, 'log' | 'retransmit'> = {},
+  ) {
     this.a = new IkeManager({ log: this.logA, retransmit });
-    this.b = new IkeManager({ log: this.logB, retransmit });
+    this.b = new IkeManager({ log: this.logB, retransmit, now: this.now, ...optsB });
     this.a.setConfigs(cfgA);
     this.b.setConfigs(cfgB);
   }

@@ -1,4 +1,4 @@
-// libFuzzer harness around the native data plane's hostile-input entry points (src/tun/native):
+// libFuzzer harness around the native data plane's hostile-input entry points (src/native/core):
 //   esp::Sa::Decap      — any bytes as an ESP packet, for each algorithm (mode 0);
 //   esp::Sa::Decap      — any bytes as the *plaintext* of a correctly sealed AES-GCM packet, so the
 //                         padding / next header / inner IP / policy checks see hostile data (mode 1);
@@ -15,8 +15,8 @@
 #include <cstring>
 #include <vector>
 
-#include "../../src/tun/native/esp.h"
-#include "../../src/tun/native/offload.h"
+#include "../../src/native/core/esp.h"
+#include "../../src/native/core/offload.h"
 
 using namespace vpcgw;
 

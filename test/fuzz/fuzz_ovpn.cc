@@ -1,4 +1,4 @@
-// libFuzzer harness around the native OpenVPN data channel (src/tun/native/ovpn.cc):
+// libFuzzer harness around the native OpenVPN data channel (src/native/core/ovpn.cc):
 //   mode 0 — any bytes as a data packet into Session::Decrypt, for each cipher and stub mode;
 //   mode 1 — any bytes as the *plaintext* of a correctly sealed P_DATA_V2 packet (a sender session
 //            with the mirrored keys), so the stub unframing and ping / OCC recognition see hostile data;
@@ -13,7 +13,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../../src/tun/native/ovpn.h"
+#include "../../src/native/core/ovpn.h"
 
 using namespace vpcgw;
 

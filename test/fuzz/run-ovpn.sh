@@ -8,6 +8,6 @@ OUT="${FUZZ_OUT:-/tmp/vpcgw-fuzz-ovpn}"
 mkdir -p "$OUT/corpus"
 clang++ -g -O1 -std=c++17 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -Wall -Wextra -Wno-unused-parameter \
-  test/fuzz/fuzz_ovpn.cc src/tun/native/ovpn.cc -lcrypto -o "$OUT/fuzz_ovpn"
+  test/fuzz/fuzz_ovpn.cc src/native/core/ovpn.cc -lcrypto -o "$OUT/fuzz_ovpn"
 echo "== fuzzing for ${SECS}s"
 "$OUT/fuzz_ovpn" -artifact_prefix="$OUT/" -max_total_time="$SECS" -max_len=4097 -timeout=5 -rss_limit_mb=1024 -print_final_stats=1 "$OUT/corpus"

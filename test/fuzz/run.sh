@@ -10,7 +10,7 @@ OUT="${FUZZ_OUT:-/tmp/vpcgw-fuzz}"
 mkdir -p "$OUT/corpus"
 clang++ -g -O1 -std=c++17 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -Wall -Wextra -Wno-unused-parameter \
-  test/fuzz/fuzz_decap.cc src/tun/native/esp.cc src/tun/native/offload.cc -lcrypto -o "$OUT/fuzz_decap"
+  test/fuzz/fuzz_decap.cc src/native/core/esp.cc src/native/core/offload.cc -lcrypto -o "$OUT/fuzz_decap"
 node test/fuzz/make-seeds.mjs "$OUT/seeds"
 echo "== ASan/UBSan pass over the seeds"
 "$OUT/fuzz_decap" -artifact_prefix="$OUT/" -runs=0 "$OUT/seeds"

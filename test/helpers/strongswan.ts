@@ -47,6 +47,8 @@ export interface StrongSwanConnConfig {
   childRekeyTime?: string;
   /** Log levels per subsystem for the file log (default: `default=1 ike=2 cfg=1 knl=1`). */
   logLevels?: Record<string, number>;
+  /** Further `charon.<key> = <value>` settings, e.g. `{ cookie_threshold: 0 }`. */
+  charonSettings?: Record<string, string | number>;
 }
 
 export interface ChildSaInfo {
@@ -86,7 +88,7 @@ export interface IkeSaInfo {
   children: ChildSaInfo[];
 }
 
-export function strongswanConf(dir: string, cfg: Pick<StrongSwanConnConfig, 'logLevels'> = {}): string {
+export function strongswanConf(dir: string, cfg: Pick<StrongSwanConnConfig, 'logLevels' | 'charonSettings'> = {}): string {
   const levels = cfg.logLevels ?? { default: 1, ike: 2, cfg: 1, knl: 1 };
   const levelLines = Object.entries(levels)
     .map(([k, v]) => `        ${k} = ${v}`)
@@ -96,7 +98,7 @@ charon {
     load = ${CHARON_PLUGINS.join(' ')}
     retransmit_tries = 3
     retransmit_timeout = 2.0
-    plugins {
+${Object.entries(cfg.charonSettings ?? {}).map(([k, v]) => `    ${k} = ${v}\n`).join('')}    plugins {
         vici {
             socket = unix://${join(dir, 'charon.vici')}
         }

@@ -8,6 +8,7 @@ import {
   type Node, type ReadContext,
 } from './field-table.js';
 import { localIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
+import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../ike/init-guard.js';
 
 /**
  * The config file, one field table per section. Everything about a key (type, bounds, enum
@@ -103,6 +104,37 @@ export const DATA_PLANE = object({
   }),
 }, { description: 'The packet path.' });
 
+// Thresholds for IKE_SA_INIT requests the gateway answers (src/ike/init-guard.ts has the order they apply in).
+const IKE_RESPONDER_COUNT_MAX = 1_000_000;
+const HALF_OPEN_TIMEOUT_RANGE_SEC = [1, 3600] as const;
+
+export const IKE_RESPONDER = object({
+  cookieThreshold: withDefault(int(0, IKE_RESPONDER_COUNT_MAX), DEFAULT_INIT_LIMITS.cookieThreshold, {
+    description: 'Half-open IKE SAs in total from which every new IKE_SA_INIT must echo a COOKIE (RFC 7296 §2.6); 0: always.',
+  }),
+  cookieThresholdPerSource: withDefault(int(0, IKE_RESPONDER_COUNT_MAX), DEFAULT_INIT_LIMITS.cookieThresholdPerSource, {
+    description: 'Half-open IKE SAs from one address from which that address must echo a COOKIE; 0: always.',
+  }),
+  halfOpenPerSource: withDefault(int(1, IKE_RESPONDER_COUNT_MAX), DEFAULT_INIT_LIMITS.halfOpenPerSource, {
+    description: 'Half-open IKE SAs one address may hold; further IKE_SA_INITs from it are dropped.',
+  }),
+  halfOpenLimit: withDefault(int(1, IKE_RESPONDER_COUNT_MAX), DEFAULT_INIT_LIMITS.halfOpenLimit, {
+    description: 'Half-open IKE SAs in total; further IKE_SA_INITs are dropped before any crypto.',
+  }),
+  halfOpenTimeout: withDefault(duration(...HALF_OPEN_TIMEOUT_RANGE_SEC), formatDuration(DEFAULT_HALF_OPEN_TIMEOUT_SEC), {
+    description: 'A responder IKE SA without IKE_AUTH is dropped after this long.',
+  }),
+}, {
+  description: 'Protection of the IKE responder against IKE_SA_INIT floods (cookies and half-open limits, RFC 8019).',
+  finish: (v) => ({
+    cookieThreshold: v.cookieThreshold,
+    cookieThresholdPerSource: v.cookieThresholdPerSource,
+    halfOpenPerSource: v.halfOpenPerSource,
+    halfOpenLimit: v.halfOpenLimit,
+    halfOpenTimeoutSec: v.halfOpenTimeout,
+  }),
+});
+
 export const GATEWAY = object({
   name: withDefault(name(), 'vpcgw'),
   dataDir: withDefault(filePath('a folder path'), './var', {
@@ -115,6 +147,7 @@ export const GATEWAY = object({
   tun: withDefault(TUN, {}),
   logLevel: withDefault(oneOf(LOG_LEVELS), 'info'),
   dataPlane: withDefault(DATA_PLANE, {}),
+  ike: withDefault(IKE_RESPONDER, {}),
 });
 
 // ---- customer gateways ----

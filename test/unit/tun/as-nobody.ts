@@ -24,13 +24,13 @@ function transpileTree(srcDir: string, outDir: string): void {
   }
 }
 
-/** Returns the script's stdout. The script runs with cwd = a tree holding src/common and src/tun. */
+/** Returns the script's stdout. The script runs with cwd = a tree holding src/common, src/native and src/tun. */
 export function runAsNobody(script: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'vpcgw-nobody-'));
   try {
     chmodSync(dir, 0o755);
     writeFileSync(join(dir, 'package.json'), '{"type":"module"}');
-    for (const d of ['src/common', 'src/tun']) transpileTree(join(root, d), dir);
+    for (const d of ['src/common', 'src/native', 'src/tun']) transpileTree(join(root, d), dir);
     writeFileSync(join(dir, 'main.mjs'), script, { mode: 0o644 });
     return execFileSync(
       'setpriv',

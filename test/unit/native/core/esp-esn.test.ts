@@ -1,18 +1,19 @@
 // Differential tests with extended sequence numbers (RFC 4303 §2.2.1, Appendix A): the native ESP
-// core (EspCore) against the TypeScript codec (src/esp), both ways, for every algorithm, across the
-// 2^32 boundary, with reordering and duplicates, and at the end of the 64-bit space.
+// core (src/native/core/esp.cc through the test addon's EspCore) against the TypeScript codec
+// (src/esp), both ways, for every algorithm, across the 2^32 boundary, with reordering and
+// duplicates, and at the end of the 64-bit space.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import type { SaParams } from '../../../src/dataplane/data-plane.js';
-import { createNativeEspCore } from '../../../src/dataplane/native-data-plane.js';
-import type { NativeEspCore } from '../../../src/dataplane/native-data-plane.js';
-import { createEncTransform } from '../../../src/crypto/aead.js';
-import { espDecap } from '../../../src/esp/decap.js';
-import { DropReason } from '../../../src/esp/drop-reason.js';
-import { espEncap } from '../../../src/esp/encap.js';
-import { EspSa, EspSpan } from '../../../src/esp/esp-sa.js';
-import { ipv4Packet, ipv6Packet, keys, P, SUITES } from '../esp/packets.js';
-import type { Suite } from '../esp/packets.js';
+import type { SaParams } from '../../../../src/dataplane/data-plane.js';
+import { createNativeEspCore } from '../../../../src/dataplane/native-data-plane.js';
+import type { NativeEspCore } from '../../../../src/native/test-cores.js';
+import { createEncTransform } from '../../../../src/crypto/aead.js';
+import { espDecap } from '../../../../src/esp/decap.js';
+import { DropReason } from '../../../../src/esp/drop-reason.js';
+import { espEncap } from '../../../../src/esp/encap.js';
+import { EspSa, EspSpan } from '../../../../src/esp/esp-sa.js';
+import { ipv4Packet, ipv6Packet, keys, P, SUITES } from '../../esp/packets.js';
+import type { Suite } from '../../esp/packets.js';
 
 const ALL_SUITES: Suite[] = [
   ...SUITES,

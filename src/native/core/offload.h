@@ -1,6 +1,7 @@
 // TUN offloads (IFF_VNET_HDR): checksum completion and TCP segmentation of super-packets read from
 // the TUN (TSO), and coalescing of in-order TCP segments into one super-packet written to it (GRO).
-// Pure functions over buffers, no I/O: dataplane.cc calls them, test/fuzz can drive them.
+// Pure functions over buffers, no I/O: the data-plane engine (../engine/engine.cc) calls them,
+// test/fuzz can drive them.
 #pragma once
 
 #include <cstddef>

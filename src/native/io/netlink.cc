@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "../napi-util.h"
 
 namespace vpcgw {
 namespace {

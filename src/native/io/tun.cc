@@ -9,21 +9,20 @@
 //   4. A full batch is delivered and reading continues, at most kMaxRoundsPerWake batches per
 //      wake-up so other handles get their turn (the poll is level-triggered and fires again).
 //
-// Later: IFF_VNET_HDR/TSO and IFF_MULTI_QUEUE add open flags here and a segmenting read path.
-#include <fcntl.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
-#include <sys/ioctl.h>
+// The device is opened by OpenTunDevice (tun-open.cc), which also opens the data-plane engine's
+// vnet-header / multi-queue TUNs (openTun below); the engine's segmenting read path is in
+// ../engine/engine.cc.
 #include <unistd.h>
 
-#include "common.h"
+#include "../napi-util.h"
+#include "tun-open.h"
 
 namespace vpcgw {
 namespace {
 
 constexpr int kMaxRoundsPerWake = 8;
 
-// Indices into the stats Float64Array (mirrored in src/tun/native.ts).
+// Indices into the stats Float64Array (mirrored in src/native/loader.ts).
 enum TunStat {
   kRxPackets = 0,
   kRxBytes,
@@ -56,28 +55,13 @@ class TunHandle : public Napi::ObjectWrap<TunHandle> {
       ThrowType(env, "TunHandle(name: string, stats: Float64Array)");
       return;
     }
-    std::string name = info[0].As<Napi::String>().Utf8Value();
-    if (name.size() >= IFNAMSIZ) {
-      ThrowErrno(env, "TUNSETIFF", ENAMETOOLONG);
+    TunOpenResult t = OpenTunDevice(info[0].As<Napi::String>().Utf8Value(), false, false);
+    if (t.fd < 0) {
+      ThrowErrno(env, t.syscall, t.err);
       return;
     }
-    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-      ThrowErrno(env, "open", errno);
-      return;
-    }
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-    memcpy(ifr.ifr_name, name.data(), name.size());
-    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-      int e = errno;
-      close(fd);
-      ThrowErrno(env, "TUNSETIFF", e);
-      return;
-    }
-    fd_ = fd;
-    name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+    fd_ = t.fd;
+    name_ = std::move(t.name);
   }
 
   ~TunHandle() override {
@@ -247,6 +231,36 @@ class TunHandle : public Napi::ObjectWrap<TunHandle> {
 
 }  // namespace
 
-void InitTun(Napi::Env env, Napi::Object exports) { exports.Set("TunHandle", TunHandle::Define(env)); }
+// openTun(name, vnetHdr, multiQueue) -> [fd, name]: a TUN fd the data-plane engine polls itself
+// (attachTun); with vnetHdr every packet carries a virtio_net_hdr and TSO super-packets arrive.
+static Napi::Value OpenTun(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString()) {
+    ThrowType(env, "openTun(name, vnetHdr, multiQueue)");
+    return env.Undefined();
+  }
+  TunOpenResult t = OpenTunDevice(info[0].As<Napi::String>().Utf8Value(), info[1].ToBoolean().Value(),
+                                  info[2].ToBoolean().Value());
+  if (t.fd < 0) {
+    ThrowErrno(env, t.syscall, t.err);
+    return env.Undefined();
+  }
+  Napi::Array r = Napi::Array::New(env, 2);
+  r.Set(0u, Napi::Number::New(env, t.fd));
+  r.Set(1u, Napi::String::New(env, t.name));
+  return r;
+}
+
+// closeFd(fd): closes an fd from openTun that no engine took over
+static Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  if (info.Length() > 0 && info[0].IsNumber()) close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+void InitTun(Napi::Env env, Napi::Object exports) {
+  exports.Set("TunHandle", TunHandle::Define(env));
+  exports.Set("openTun", Napi::Function::New(env, OpenTun, "openTun"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+}
 
 }  // namespace vpcgw

@@ -1,7 +1,8 @@
 // Native OpenVPN data channel (P_DATA_V2 AEAD, P_DATA_V1 receive): one client session with reused
 // OpenSSL contexts per key slot, packet-ids, the 64-packet replay window with time backtrack, the
 // compression stub framing, and recognition of ping and OCC payloads. No N-API and no I/O here:
-// dataplane.cc drives it; the OvpnCore wrapper exposes it alone for differential tests.
+// the data-plane engine (../engine/) drives it; the test addon's OvpnCore (../testing/ovpn-core.cc)
+// exposes it alone for differential tests.
 //
 // Semantics mirror src/ssl/data (data-channel.ts, replay-window.ts, compression.ts, special.ts) and
 // src/ssl/wire/data-packet.ts, so native and TypeScript sessions interoperate and are tested against

@@ -19,8 +19,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "common.h"
-#include "sockaddr.h"
+#include "../napi-util.h"
+#include "../core/sockaddr.h"
 
 namespace vpcgw {
 namespace {
@@ -32,7 +32,7 @@ constexpr int kBufferBytes = 32 * 1024 * 1024;
 constexpr uint32_t kFlagReuseAddr = 1;  // SO_REUSEADDR (off by default: a second gateway must fail to bind)
 constexpr uint32_t kFlagReusePort = 2;  // SO_REUSEPORT (multi-queue: one socket per queue on one port)
 
-// Indices into the stats Float64Array (mirrored in src/tun/native.ts).
+// Indices into the stats Float64Array (mirrored in src/native/loader.ts).
 enum UdpStat {
   kRxPackets = 0,
   kRxBytes,

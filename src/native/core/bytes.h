@@ -1,6 +1,6 @@
 // Big-endian (network order) loads and stores on unaligned byte pointers, shared by the native
-// cores (esp.cc, offload.cc, ovpn.cc) and dataplane.cc. No N-API here: test/fuzz links the cores
-// standalone.
+// cores (esp.cc, offload.cc, ovpn.cc) and the data-plane engine (../engine/). No N-API here:
+// test/fuzz links the cores standalone.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,6 @@
-// Shared helpers for the vpcgw native addon: errno errors, typed-array access, and a uv_poll
-// wrapper that survives POLLERR (libuv stops a poll handle on POLLERR; we re-arm it).
+// N-API helpers shared by the addon's bindings (io/, engine/, testing/): errno errors, typed-array
+// access, and a uv_poll wrapper that survives POLLERR (libuv stops a poll handle on POLLERR; we
+// re-arm it).
 #pragma once
 
 #include <napi.h>

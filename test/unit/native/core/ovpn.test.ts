@@ -1,19 +1,19 @@
-// Differential tests: the native OpenVPN data channel (src/tun/native/ovpn.cc through OvpnCore)
+// Differential tests: the native OpenVPN data channel (src/native/core/ovpn.cc through the test addon's OvpnCore)
 // against the TypeScript core (src/ssl/data/data-channel.ts), both ways, for all three ciphers and
 // every compression stub mode, plus replay, tamper, truncation and key-slot behaviour.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { createCipheriv, randomBytes } from 'node:crypto';
 import {
-  createNativeOvpnCore,
   OVPN_CIPHER_IDS,
   OVPN_IP,
   OVPN_OCC,
   OVPN_PING,
   OVPN_RESULT_COUNT,
   OVPN_RESULT_NAMES,
-} from '../../../src/dataplane/native-data-plane.js';
-import type { NativeOvpnCore } from '../../../src/dataplane/native-data-plane.js';
+} from '../../../../src/dataplane/native-data-plane.js';
+import { createNativeOvpnCore } from '../../../../src/native/test-cores.js';
+import type { NativeOvpnCore } from '../../../../src/native/test-cores.js';
 import {
   DataChannel,
   DATA_IP,
@@ -25,10 +25,10 @@ import {
   DROP_SHORT,
   DROP_NAMES,
   type DataKeyMaterial,
-} from '../../../src/ssl/data/data-channel.js';
-import { COMP_LZO_STUB, COMP_NONE, COMP_STUB_V2, COMP_SWAP_STUB, type CompressionMode } from '../../../src/ssl/data/compression.js';
-import { OCC_EXIT_PAYLOAD, PING_MAGIC } from '../../../src/ssl/data/special.js';
-import { writeDataV1Header } from '../../../src/ssl/wire/data-packet.js';
+} from '../../../../src/ssl/data/data-channel.js';
+import { COMP_LZO_STUB, COMP_NONE, COMP_STUB_V2, COMP_SWAP_STUB, type CompressionMode } from '../../../../src/ssl/data/compression.js';
+import { OCC_EXIT_PAYLOAD, PING_MAGIC } from '../../../../src/ssl/data/special.js';
+import { writeDataV1Header } from '../../../../src/ssl/wire/data-packet.js';
 
 const CIPHERS = ['AES-128-GCM', 'AES-256-GCM', 'CHACHA20-POLY1305'] as const;
 const MODES: CompressionMode[] = [COMP_NONE, COMP_STUB_V2, COMP_LZO_STUB, COMP_SWAP_STUB];
@@ -165,7 +165,7 @@ describe('native OpenVPN data channel vs DataChannel (differential)', () => {
         const client = new DataChannel({ peerId: PEER_ID }, NOW);
         client.installKey(keyMaterial(cipher, 0, s, 'client'), NOW);
         const ping = nativeSeal(native, PING_MAGIC, true) as Buffer;
-        expect(ping.length).toBe(40); // P_DATA_V2 AEAD ping: 4-byte op/peer-id, 4-byte packet-id, 16-byte tag, 16-byte PING_MAGIC
+        expect(ping.length).toBe(40); // P_DATA_V2 opcode/peer-id (4) + packet-id (4) + GCM tag (16) + the 16-byte ping magic
         expect(client.decrypt(ping, 0, ping.length, NOW)).toBe(DATA_PING);
         const toNative = Buffer.alloc(SLOT);
         const n = client.encryptPing(toNative, 0, NOW);

@@ -1,6 +1,8 @@
 /**
  * Loader and typings for the vpcgw N-API addon (build/Release/vpcgw_native.node, built by
- * `npm install` / `node-gyp rebuild` from src/tun/native/*.cc).
+ * `npm install` / `node-gyp rebuild` from src/native: io/ for the TUN, UDP and rtnetlink handles,
+ * core/ and engine/ for the data plane). src/tun, src/net and src/dataplane reach the addon only
+ * through this module.
  *
  * Stats arrays: native code updates a Float64Array in place (indices below), so reading counters
  * costs no call into native and nothing is allocated per packet or per batch.
@@ -10,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
+import { VpnError } from '../common/errors.js';
 
 /** Indices into the TUN stats array. */
 export const TUN_STAT = {
@@ -99,6 +102,10 @@ export interface NativeAddon {
   nlAddr(add: boolean, name: string, family: 4 | 6, addr: Buffer, prefixLen: number): number;
   nlRoute(add: boolean, family: 4 | 6, dst: Buffer, prefixLen: number, dev: string, metric: number): number;
   strerror(errno: number): string;
+  /** Opens a TUN for the data-plane engine: [fd, kernel name]; vnetHdr adds virtio_net_hdr + TSO. */
+  openTun(name: string, vnetHdr: boolean, multiQueue: boolean): [number, string];
+  /** Closes an fd openTun returned that no engine took over. */
+  closeFd(fd: number): void;
 }
 
 /** An error thrown by the addon: message is strerror(errno). */
@@ -109,31 +116,36 @@ export interface NativeErrnoError extends Error {
 
 let cached: NativeAddon | undefined;
 
-/** Candidate locations, from src/tun (vitest, tsx) and dist/tun or dist/src/tun (compiled). */
-function candidates(): string[] {
-  const here = dirname(fileURLToPath(import.meta.url));
+/**
+ * Candidate paths of an addon file: `envOverride` first (an explicit path from the environment:
+ * $VPCGW_NATIVE, $VPCGW_NATIVE_TEST), then build/Release/<file> beside each ancestor of this
+ * module (src/native under vitest, dist/native or dist/src/native compiled).
+ */
+export function addonCandidates(file: string, envOverride?: string): string[] {
   const out: string[] = [];
-  if (process.env.VPCGW_NATIVE) out.push(process.env.VPCGW_NATIVE);
-  let dir = here;
+  if (envOverride) out.push(envOverride);
+  let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 5; i++) {
-    out.push(join(dir, 'build', 'Release', 'vpcgw_native.node'));
+    out.push(join(dir, 'build', 'Release', file));
     dir = dirname(dir);
   }
   return out;
 }
 
-/** Loads the addon once; throws an Error listing the paths tried when it is not built. */
-export function loadNative(): NativeAddon {
-  if (cached) return cached;
+/** Requires the first existing candidate; ERR_NATIVE_UNAVAILABLE listing the paths tried when none. */
+export function requireAddon(file: string, envOverride?: string): unknown {
+  const tried = addonCandidates(file, envOverride);
   const require = createRequire(import.meta.url);
-  const tried = candidates();
   for (const p of tried) {
-    if (existsSync(p)) {
-      cached = require(p) as NativeAddon;
-      return cached;
-    }
+    if (existsSync(p)) return require(p);
   }
-  throw new Error(`vpcgw native addon not built (run \`npm run build\`); tried: ${tried.join(', ')}`);
+  throw new VpnError('ERR_NATIVE_UNAVAILABLE', `vpcgw native addon ${file} not built (run \`npm run build\`); tried: ${tried.join(', ')}`);
+}
+
+/** Loads the addon once; throws VpnError ERR_NATIVE_UNAVAILABLE (listing the paths tried) when it is not built. */
+export function loadNative(): NativeAddon {
+  if (!cached) cached = requireAddon('vpcgw_native.node', process.env.VPCGW_NATIVE) as NativeAddon;
+  return cached;
 }
 
 /** "EPERM: Operation not permitted" style text for an errno (positive). */

@@ -1,6 +1,7 @@
 // Native ESP core: one direction of an ESP SA with a reused OpenSSL context, in-place tunnel-mode
 // encapsulation/decapsulation (RFC 4303), RFC 6479 replay window, selectors, counters, lifetimes.
-// No N-API and no I/O here: dataplane.cc drives it, test/fuzz links it standalone.
+// No N-API and no I/O here: the data-plane engine (../engine/) drives it, test/fuzz links it
+// standalone.
 //
 // Semantics mirror src/esp (encap.ts, decap.ts, esp-sa.ts, replay-window.ts, spd.ts) so the two
 // backends are interchangeable and differential-tested against each other.

@@ -1,4 +1,4 @@
-// UDP socket helpers shared by udp.cc (UdpHandle) and dataplane.cc (the native data plane's binds):
+// UDP socket helpers shared by ../io/udp.cc (UdpHandle) and the data-plane engine (its binds):
 // endpoint <-> sockaddr conversion in the batch layout (family 4/6, 16-byte address slot, port) and
 // draining the IP_RECVERR error queue. Inline: they run per datagram.
 #pragma once

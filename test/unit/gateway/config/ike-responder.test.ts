@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../../../src/common/errors.js';
+import { parseConfig } from '../../../../src/gateway/config/index.js';
+import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../../../src/ike/init-guard.js';
+
+/** A minimal gateway config with `ike` (YAML text) under `gateway`. */
+function withIke(ike: string | null): string {
+  return `gateway:
+  publicAddresses: [192.0.2.2]
+  vpcSubnets: [10.2.0.0/16]
+${ike === null ? '' : `  ike: ${ike}\n`}`;
+}
+
+function errorOf(text: string): ConfigError {
+  try {
+    parseConfig(text, '/etc/vpcgw/t.yaml');
+  } catch (e) {
+    if (e instanceof ConfigError) return e;
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('gateway.ike (IKE_SA_INIT flood protection)', () => {
+  it('defaults to the IKE core defaults', () => {
+    const c = parseConfig(withIke(null), 't.yaml');
+    expect(c.gateway.ike).toEqual({ ...DEFAULT_INIT_LIMITS, halfOpenTimeoutSec: DEFAULT_HALF_OPEN_TIMEOUT_SEC });
+    expect(parseConfig(withIke('{}'), 't.yaml').gateway.ike).toEqual(c.gateway.ike);
+  });
+
+  it('reads every threshold and the timeout as a duration', () => {
+    const c = parseConfig(withIke('{ cookieThreshold: 0, cookieThresholdPerSource: 2, halfOpenPerSource: 8, halfOpenLimit: 200, halfOpenTimeout: 10s }'), 't.yaml');
+    expect(c.gateway.ike).toEqual({ cookieThreshold: 0, cookieThresholdPerSource: 2, halfOpenPerSource: 8, halfOpenLimit: 200, halfOpenTimeoutSec: 10 });
+  });
+
+  it.each([
+    ['{ cookieThreshold: -1 }', 'gateway.ike.cookieThreshold'],
+    ['{ halfOpenPerSource: 0 }', 'gateway.ike.halfOpenPerSource'],
+    ['{ halfOpenLimit: 1.5 }', 'gateway.ike.halfOpenLimit'],
+    ['{ halfOpenTimeout: 0s }', 'gateway.ike.halfOpenTimeout'],
+    ['{ halfOpenTimeout: 2h }', 'gateway.ike.halfOpenTimeout'],
+    ['{ cookieTreshold: 3 }', 'gateway.ike.cookieTreshold'],
+  ])('rejects %s, naming the field', (v, path) => {
+    expect(errorOf(withIke(v)).path).toBe(path);
+  });
+});
