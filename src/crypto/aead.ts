@@ -15,6 +15,12 @@ import { VpnError } from '../common/errors.js';
  *   (ESP: SPI|seq; IKE: IKE header + SK generic header).
  * - CBC + HMAC: ciphertext = AES-CBC(IV, plaintext); ICV = truncated HMAC over buf[authStart, dataOff+dataLen).
  *
+ * ESP extended sequence numbers (RFC 4303 §2.2.1): when `esnHi` is ≥ 0 it is the high 32 bits of
+ * the 64-bit sequence number, authenticated but never sent. AEAD: the AAD becomes
+ * SPI | seq-hi | seq-lo, i.e. seq-hi goes in after the first 4 bytes of buf[authStart, ivOff)
+ * (RFC 4106 §5, RFC 7634 §2.1); CBC + HMAC: seq-hi is appended to the MAC input after the
+ * ciphertext (RFC 4303 §3.3.2.1, Appendix A). IKE passes nothing (-1).
+ *
  * The caller writes the IV bytes at ivOff before `seal` (a counter or random, see `ivLen`),
  * pads the plaintext itself (multiple of `blockLen`), and reserves icvLen bytes after the data.
  * `seal` and `open` work in place. `open` returns false on a bad ICV and leaves no partial state.
@@ -26,9 +32,13 @@ export interface EncTransform {
   readonly icvLen: number;
   /** padding alignment of the plaintext: 16 for AES-CBC, 4 (ESP minimum) for stream/AEAD ciphers */
   readonly blockLen: number;
-  seal(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number): void;
-  open(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number): boolean;
+  seal(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number, esnHi?: number): void;
+  open(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number, esnHi?: number): boolean;
 }
+
+/** RFC 4106 §5: the AAD with extended sequence numbers is SPI(4) | seq-hi(4) | seq-lo(4). */
+const ESN_AAD_SIZE = 12;
+const ESN_HI_SIZE = 4;
 
 /** What a transform is built from (key material comes from IKE keymat). */
 export interface EncTransformSpec {
@@ -147,6 +157,8 @@ class AeadTransform implements EncTransform {
   private readonly key: KeyObject;
   private readonly nonce: Buffer;
   private readonly opts: { authTagLength: number };
+  /** reused AAD for ESN packets: SPI | seq-hi | seq-lo */
+  private readonly esnAad: Buffer;
 
   constructor(algo: string, name: string, keyMat: Buffer, icvLen: number) {
     this.algo = algo;
@@ -156,23 +168,34 @@ class AeadTransform implements EncTransform {
     this.nonce = Buffer.alloc(AEAD_SALT_SIZE + AEAD_IV_SIZE);
     keyMat.copy(this.nonce, 0, keyMat.length - AEAD_SALT_SIZE);
     this.opts = { authTagLength: icvLen };
+    this.esnAad = Buffer.alloc(ESN_AAD_SIZE);
   }
 
-  seal(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number): void {
+  /** The AAD: buf[authStart, ivOff), or with ESN the same bytes with seq-hi inserted after the SPI. */
+  private aad(buf: Buffer, authStart: number, ivOff: number, esnHi: number): Buffer {
+    if (esnHi < 0) return buf.subarray(authStart, ivOff);
+    const a = this.esnAad;
+    buf.copy(a, 0, authStart, authStart + 4);
+    a.writeUInt32BE(esnHi, 4);
+    buf.copy(a, 8, authStart + 4, authStart + 8);
+    return a;
+  }
+
+  seal(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number, esnHi = -1): void {
     buf.copy(this.nonce, AEAD_SALT_SIZE, ivOff, ivOff + AEAD_IV_SIZE);
     const c = createCipheriv(this.algo as 'aes-128-gcm', this.key, this.nonce, this.opts);
-    if (ivOff > authStart) c.setAAD(buf.subarray(authStart, ivOff));
+    if (ivOff > authStart) c.setAAD(this.aad(buf, authStart, ivOff, esnHi));
     const ct = c.update(buf.subarray(dataOff, dataOff + dataLen));
     ct.copy(buf, dataOff);
     c.final();
     c.getAuthTag().copy(buf, dataOff + dataLen);
   }
 
-  open(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number): boolean {
+  open(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number, esnHi = -1): boolean {
     if (dataOff + dataLen + this.icvLen > buf.length) return false;
     buf.copy(this.nonce, AEAD_SALT_SIZE, ivOff, ivOff + AEAD_IV_SIZE);
     const d = createDecipheriv(this.algo as 'aes-128-gcm', this.key, this.nonce, this.opts);
-    if (ivOff > authStart) d.setAAD(buf.subarray(authStart, ivOff));
+    if (ivOff > authStart) d.setAAD(this.aad(buf, authStart, ivOff, esnHi));
     d.setAuthTag(buf.subarray(dataOff + dataLen, dataOff + dataLen + this.icvLen));
     const pt = d.update(buf.subarray(dataOff, dataOff + dataLen));
     try {
@@ -198,6 +221,8 @@ class CbcHmacTransform implements EncTransform {
   private readonly key: KeyObject;
   private readonly hash: string;
   private readonly macKey: KeyObject;
+  /** reused seq-hi bytes appended to the MAC input of ESN packets */
+  private readonly esnHiBytes: Buffer;
 
   constructor(keyBits: number, encrKey: Buffer, info: IntegInfo, integKey: Buffer) {
     this.algo = `aes-${keyBits}-cbc`;
@@ -206,21 +231,32 @@ class CbcHmacTransform implements EncTransform {
     this.key = createSecretKey(Buffer.from(encrKey));
     this.hash = info.hash;
     this.macKey = createSecretKey(Buffer.from(integKey));
+    this.esnHiBytes = Buffer.alloc(ESN_HI_SIZE);
   }
 
-  seal(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number): void {
+  /** The full HMAC (the caller truncates it) over buf[authStart, end), then seq-hi with ESN. */
+  private mac(buf: Buffer, authStart: number, end: number, esnHi: number): Buffer {
+    const h = createHmac(this.hash, this.macKey).update(buf.subarray(authStart, end));
+    if (esnHi >= 0) {
+      this.esnHiBytes.writeUInt32BE(esnHi, 0);
+      h.update(this.esnHiBytes);
+    }
+    return h.digest();
+  }
+
+  seal(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number, esnHi = -1): void {
     const c = createCipheriv(this.algo, this.key, buf.subarray(ivOff, ivOff + CBC_IV_SIZE));
     c.setAutoPadding(false);
     c.update(buf.subarray(dataOff, dataOff + dataLen)).copy(buf, dataOff);
     c.final();
-    const mac = createHmac(this.hash, this.macKey).update(buf.subarray(authStart, dataOff + dataLen)).digest();
+    const mac = this.mac(buf, authStart, dataOff + dataLen, esnHi);
     mac.copy(buf, dataOff + dataLen, 0, this.icvLen);
   }
 
-  open(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number): boolean {
+  open(buf: Buffer, authStart: number, ivOff: number, dataOff: number, dataLen: number, esnHi = -1): boolean {
     const end = dataOff + dataLen;
     if (dataLen % AES_BLOCK_SIZE !== 0 || end + this.icvLen > buf.length) return false;
-    const mac = createHmac(this.hash, this.macKey).update(buf.subarray(authStart, end)).digest();
+    const mac = this.mac(buf, authStart, end, esnHi);
     if (!timingSafeEqual(mac.subarray(0, this.icvLen), buf.subarray(end, end + this.icvLen))) return false;
     const d = createDecipheriv(this.algo, this.key, buf.subarray(ivOff, ivOff + CBC_IV_SIZE));
     d.setAutoPadding(false);

@@ -22,6 +22,11 @@ export interface SaParams {
   encrKey: Buffer;
   /** integrity key (empty for AEAD) */
   integKey: Buffer;
+  /**
+   * RFC 4303 §2.2.1 extended sequence numbers (the ESN transform was negotiated): 64-bit counters of
+   * which only the low 32 bits are sent; default false
+   */
+  esn?: boolean;
   /** inbound anti-replay window in packets, multiple of 32 (default 1024) */
   replayWindow?: number;
   /** outer addresses/ports: ours (must match one of the data plane's UDP binds, or a wildcard bind) and the peer's observed ones */
@@ -36,6 +41,8 @@ export interface SaParams {
   lifetime?: SaLifetime;
   /** outbound: the last sequence number already used (default 0); for tests */
   initialSeq?: number;
+  /** outbound with ESN: the high 32 bits of that last used sequence number (default 0); for tests */
+  initialSeqHi?: number;
 }
 
 export interface SaCounters {
@@ -43,7 +50,7 @@ export interface SaCounters {
   packets: number;
   /** non-zero drop counters by DropReason name */
   drops: Record<string, number>;
-  /** outbound: last sequence number sent; inbound: highest authenticated sequence number */
+  /** outbound: last sequence number sent; inbound: highest authenticated sequence number (64-bit with ESN, exact below 2^53) */
   seq: number;
 }
 

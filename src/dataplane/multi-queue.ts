@@ -144,6 +144,8 @@ interface SaEntry {
   /** queues the SA is installed on */
   readonly queues: readonly number[];
   readonly seqCell: BigUint64Array | null;
+  /** 64-bit sequence numbers (RFC 4303 §2.2.1): the cell then never passes 2^64 − 1 and is exact */
+  readonly esn: boolean;
 }
 
 /** The default worker script: compiled next to this module, or (running from src/) the dist/ build. */
@@ -280,16 +282,16 @@ export class MultiQueueDataPlane implements DataPlane {
     if (p.direction === 'in') {
       const owner = (p.spi >>> 0) % this.queues;
       this.uninstall(key, p.spi, 'in', owner);
-      this.sas.set(key, { direction: 'in', queues: [owner], seqCell: null });
+      this.sas.set(key, { direction: 'in', queues: [owner], seqCell: null, esn: p.esn ?? false });
       if (owner === 0) this.main.installSa(p);
       else this.post(owner, { t: 'sa', p: wireSa(p) });
       return;
     }
     const cell = new BigUint64Array(new SharedArrayBuffer(8));
-    cell[0] = BigInt(p.initialSeq ?? 0);
+    cell[0] = p.esn ? (BigInt(p.initialSeqHi ?? 0) << 32n) | BigInt(p.initialSeq ?? 0) : BigInt(p.initialSeq ?? 0);
     const shared = this.queues > 1 ? splitLifetime(p, this.queues) : p;
     const all = [...Array(this.queues).keys()];
-    this.sas.set(key, { direction: 'out', queues: all, seqCell: cell });
+    this.sas.set(key, { direction: 'out', queues: all, seqCell: cell, esn: p.esn ?? false });
     this.main.installSa(shared, cell);
     for (let q = 1; q < this.queues; q++) this.post(q, { t: 'sa', p: wireSa(shared), seqCell: cell });
   }
@@ -341,7 +343,8 @@ export class MultiQueueDataPlane implements DataPlane {
       sum.seq = Math.max(sum.seq, c.seq);
       for (const [k, v] of Object.entries(c.drops)) sum.drops[k] = (sum.drops[k] ?? 0) + v;
     }
-    if (e.seqCell) sum.seq = Math.min(Number(Atomics.load(e.seqCell, 0)), 0xffffffff);
+    // without ESN native code may take numbers past 2^32 − 1 from the cell before it drops the packets
+    if (e.seqCell) sum.seq = e.esn ? Number(Atomics.load(e.seqCell, 0)) : Math.min(Number(Atomics.load(e.seqCell, 0)), 0xffffffff);
     return sum;
   }
 

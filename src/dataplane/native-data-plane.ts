@@ -149,7 +149,11 @@ export interface NativeSaParams {
   encrKey: Buffer;
   integKey: Buffer;
   replayWindow: number;
+  /** RFC 4303 §2.2.1 extended sequence numbers */
+  esn: boolean;
   initialSeq: number;
+  /** with ESN: high 32 bits of the last used outbound sequence number */
+  initialSeqHi: number;
   bind: number;
   remoteFamily: number;
   remoteAddr: Buffer;
@@ -248,7 +252,9 @@ export function nativeSaParams(p: SaParams, bind: number): NativeSaParams {
     encrKey: p.encrKey,
     integKey: p.integKey,
     replayWindow: p.replayWindow ?? 1024,
+    esn: p.esn ?? false,
     initialSeq: p.initialSeq ?? 0,
+    initialSeqHi: p.esn ? (p.initialSeqHi ?? 0) : 0,
     bind,
     remoteFamily: remote.family,
     remoteAddr,

@@ -130,7 +130,9 @@ export class TsDataPlane implements DataPlane {
       direction: p.direction,
       transform,
       replayWindow: p.replayWindow,
+      esn: p.esn ?? false,
       initialSeq: p.initialSeq,
+      initialSeqHi: p.initialSeqHi,
       localTs: p.localTs,
       remoteTs: p.remoteTs,
       localAddr: p.localAddr,
@@ -172,7 +174,7 @@ export class TsDataPlane implements DataPlane {
     const sa = this.sad.get(spi, direction);
     if (!sa) return undefined;
     const drops = dropsByName(sa.drops, 0, true);
-    return { bytes: sa.bytes, packets: sa.packets, drops, seq: sa.direction === 'out' ? sa.seq : sa.replay!.top };
+    return { bytes: sa.bytes, packets: sa.packets, drops, seq: sa.seq64() };
   }
 
   dropCounters(): Record<string, number> {

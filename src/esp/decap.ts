@@ -8,8 +8,10 @@ import { innerIpLength, policyAllows } from './spd.js';
  *
  * Inbound flow for one packet (the caller found `sa` by the SPI in the first 4 bytes):
  *   1. length sanity: header, IV, at least pad length + next header, ICV; CBC data whole blocks;
- *   2. replay pre-check (no state change) — RFC 4303 §3.4.3: before the ICV;
- *   3. verify the ICV and decrypt (the transform does both, in place);
+ *   2. with ESN, infer the high 32 bits of the sequence number from the window (RFC 4303 Appendix
+ *      A2.2); replay pre-check on the full number (no state change) — RFC 4303 §3.4.3: before the ICV;
+ *   3. verify the ICV (with ESN over seq-hi too, RFC 4303 §2.2.1) and decrypt (the transform does
+ *      both, in place);
  *   4. record the sequence number in the replay window (only now);
  *   5. padding: pad length fits, bytes are 1, 2, 3, … (RFC 4303 §2.4);
  *   6. next header 4 or 41 with a matching, well-formed inner IP header (59 = dummy: drop quietly);
@@ -28,9 +30,14 @@ export function espDecap(sa: EspSa, buf: Buffer, off: number, len: number, span:
 
   const seq = buf.readUInt32BE(off + ESP_SEQ_OFFSET);
   const replay = sa.replay!;
-  if (!replay.check(seq)) return drop(sa, DropReason.REPLAY);
-  if (!t.open(buf, off, ivOff, dataOff, dataLen)) return drop(sa, DropReason.ICV);
-  replay.accept(seq);
+  let seqHi = 0;
+  if (sa.esn) {
+    seqHi = replay.inferHi(seq);
+    if (seqHi < 0) return drop(sa, DropReason.REPLAY);
+  }
+  if (!replay.check(seq, seqHi)) return drop(sa, DropReason.REPLAY);
+  if (!t.open(buf, off, ivOff, dataOff, dataLen, sa.esn ? seqHi : -1)) return drop(sa, DropReason.ICV);
+  replay.accept(seq, seqHi);
 
   const end = dataOff + dataLen;
   const padLen = buf[end - 2]!;

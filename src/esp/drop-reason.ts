@@ -9,7 +9,7 @@ export enum DropReason {
   SHORT = 1,
   /** no SA for the SPI (inbound) or for the route's SPI (outbound) */
   NO_SA = 2,
-  /** RFC 4303 §3.4.3: seen already, or left of the window */
+  /** RFC 4303 §3.4.3: seen already, or left of the window (with ESN also: no valid seq-hi, Appendix A2.2) */
   REPLAY = 3,
   /** integrity check (ICV / AEAD tag) failed */
   ICV = 4,
@@ -19,7 +19,7 @@ export enum DropReason {
   BAD_INNER = 6,
   /** inner addresses outside the SA's traffic selectors */
   POLICY = 7,
-  /** outbound sequence number would pass 2^32 − 1 (no ESN: must rekey) */
+  /** outbound sequence number would pass 2^32 − 1 (2^64 − 1 with ESN): must rekey */
   SEQ_EXHAUSTED = 8,
   /** no route (LPM) for the destination */
   NO_ROUTE = 9,

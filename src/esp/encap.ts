@@ -11,14 +11,16 @@ import { SA_EVENT_SEQ_EXHAUSTED, SEQ_MAX } from './esp-sa.js';
  *   |<-- ESP_HEADER_SIZE -->|                                  |<----------- trailer ------------>|
  *
  * Outbound flow for one packet:
- *   1. refuse if the SA is past its hard lifetime or its sequence numbers are used up (no ESN);
+ *   1. refuse if the SA is past its hard lifetime or its sequence numbers are used up (2^32 − 1, or
+ *      with ESN 2^64 − 1: the counter never cycles, RFC 4303 §3.3.3);
  *   2. pick the next header from the inner version nibble (4 → 4, 6 → 41);
  *   3. pad to the transform's block length with bytes 1, 2, 3, … (libipsec rejects anything else);
- *   4. write SPI, Seq and IV in the headroom before the inner packet: AEAD IV = the 64-bit
- *      sequence-derived counter (0 | seq: unique per SA because seq never repeats; RFC 4106 §3.1),
- *      CBC IV = random bytes (RFC 3602 §2.4: unpredictable);
- *   5. seal in place (AAD / MAC input starts at the SPI) and report the span of the ESP packet, which is
- *      exactly the UDP payload for ESP-in-UDP (no marker; RFC 3948 §2.2).
+ *   4. write SPI, Seq (the low 32 bits with ESN) and IV in the headroom before the inner packet:
+ *      AEAD IV = the 64-bit sequence number (seq-hi | seq-lo, 0 | seq without ESN: unique per SA
+ *      because seq never repeats; RFC 4106 §3.1), CBC IV = random bytes (RFC 3602 §2.4: unpredictable);
+ *   5. seal in place (AAD / MAC input starts at the SPI; with ESN seq-hi is authenticated but not
+ *      sent, RFC 4303 §2.2.1) and report the span of the ESP packet, which is exactly the UDP payload
+ *      for ESP-in-UDP (no marker; RFC 3948 §2.2).
  */
 
 // RFC 4303 §2
@@ -53,7 +55,7 @@ export function espEncap(sa: EspSa, buf: Buffer, off: number, len: number, limit
   span.event = 0;
   const t = sa.transform;
   if (sa.hardReached) return drop(sa, DropReason.EXPIRED);
-  if (sa.seq >= SEQ_MAX) {
+  if (sa.seq >= SEQ_MAX && (!sa.esn || sa.seqHi >= SEQ_MAX)) {
     if (!sa.seqExhausted) {
       sa.seqExhausted = true;
       span.event = SA_EVENT_SEQ_EXHAUSTED;
@@ -71,12 +73,20 @@ export function espEncap(sa: EspSa, buf: Buffer, off: number, len: number, limit
   const end = off + dataLen + t.icvLen;
   if (hdrOff < 0 || end > limit || end > buf.length) return drop(sa, DropReason.NO_ROOM);
 
-  const seq = ++sa.seq;
+  let seq: number;
+  if (sa.seq >= SEQ_MAX) {
+    // only reachable with ESN: the low half wraps into the next 2^32 subspace (RFC 4303 §2.2.1)
+    sa.seqHi++;
+    seq = sa.seq = 0;
+  } else {
+    seq = ++sa.seq;
+  }
+  const seqHi = sa.seqHi;
   buf.writeUInt32BE(sa.spi, hdrOff);
   buf.writeUInt32BE(seq, hdrOff + ESP_SEQ_OFFSET);
   const ivOff = hdrOff + ESP_HEADER_SIZE;
   if (t.ivLen === 8) {
-    buf.writeUInt32BE(0, ivOff);
+    buf.writeUInt32BE(seqHi, ivOff);
     buf.writeUInt32BE(seq, ivOff + 4);
   } else {
     fillRandomIv(buf, ivOff, t.ivLen);
@@ -86,7 +96,7 @@ export function espEncap(sa: EspSa, buf: Buffer, off: number, len: number, limit
   buf[p++] = padLen;
   buf[p] = nextHeader;
 
-  t.seal(buf, hdrOff, ivOff, off, dataLen);
+  t.seal(buf, hdrOff, ivOff, off, dataLen, sa.esn ? seqHi : -1);
   span.off = hdrOff;
   span.len = end - hdrOff;
   span.event |= sa.count(len);

@@ -21,8 +21,12 @@ export const SA_EVENT_SOFT = 1;
 export const SA_EVENT_HARD = 2;
 export const SA_EVENT_SEQ_EXHAUSTED = 4;
 
-/** RFC 4303 §3.3.3: without ESN the last usable sequence number is 2^32 − 1. */
+/**
+ * RFC 4303 §3.3.3: without ESN the last usable sequence number is 2^32 − 1; with ESN (§2.2.1) it is
+ * 2^64 − 1, i.e. both 32-bit halves at SEQ_MAX. The counter never cycles: the SA must be rekeyed.
+ */
 export const SEQ_MAX = 0xffffffff;
+const TWO_32 = 4294967296;
 
 export interface EspSaConfig {
   spi: number;
@@ -30,8 +34,12 @@ export interface EspSaConfig {
   transform: EncTransform;
   /** inbound only; multiple of 32; default 1024 */
   replayWindow?: number;
+  /** RFC 4303 §2.2.1 extended (64-bit) sequence numbers, negotiated with the ESN transform; default false */
+  esn?: boolean;
   /** outbound only: the last sequence number already used (the next packet carries +1); default 0. Tests start near 2^32. */
   initialSeq?: number;
+  /** outbound only, with ESN: the high 32 bits of that last used number; default 0. Tests start near 2^64. */
+  initialSeqHi?: number;
   /** our side's traffic selectors (inbound: inner dst must match; outbound: inner src must match) */
   localTs: readonly Prefix[];
   /** the peer's traffic selectors (inbound: inner src; outbound: inner dst) */
@@ -54,8 +62,12 @@ export class EspSa {
   readonly transform: EncTransform;
   /** inbound: anti-replay window; outbound: null */
   readonly replay: ReplayWindow | null;
-  /** outbound: the last sequence number sent (starts at 0, first packet carries 1) */
+  /** 64-bit extended sequence numbers (RFC 4303 §2.2.1): only the low 32 bits go on the wire */
+  readonly esn: boolean;
+  /** outbound: the last sequence number sent (starts at 0, first packet carries 1); with ESN its low 32 bits */
   seq: number;
+  /** outbound with ESN: the high 32 bits of the last sequence number sent (0 without ESN) */
+  seqHi: number;
   bytes: number;
   packets: number;
   /** drops by DropReason */
@@ -92,7 +104,9 @@ export class EspSa {
     this.direction = c.direction;
     this.transform = c.transform;
     this.replay = c.direction === 'in' ? new ReplayWindow(c.replayWindow ?? REPLAY_WINDOW_DEFAULT) : null;
+    this.esn = c.esn ?? false;
     this.seq = c.initialSeq ?? 0;
+    this.seqHi = this.esn ? (c.initialSeqHi ?? 0) : 0;
     this.bytes = 0;
     this.packets = 0;
     this.drops = new Float64Array(DROP_REASON_COUNT);
@@ -132,6 +146,12 @@ export class EspSa {
       ev |= SA_EVENT_HARD;
     }
     return ev;
+  }
+
+  /** The 64-bit sequence number as a double: outbound the last one sent, inbound the highest authenticated (exact below 2^53). */
+  seq64(): number {
+    if (this.replay) return this.replay.topHi * TWO_32 + this.replay.top;
+    return this.seqHi * TWO_32 + this.seq;
   }
 
   /** Total drops over all reasons. */

@@ -168,6 +168,7 @@ export class IpsecController implements TunnelController {
       encr: p.encr,
       encrKeyBits: p.encrKeyBits,
       integ: p.integ,
+      esn: p.esn,
       replayWindow: p.replayWindow,
       localAddr: p.local.address,
       localPort: p.local.port,

@@ -27,7 +27,11 @@ export interface NativeEspCoreParams {
   encrKey: Buffer;
   integKey: Buffer;
   replayWindow: number;
+  /** RFC 4303 §2.2.1 extended sequence numbers */
+  esn: boolean;
   initialSeq: number;
+  /** with ESN: high 32 bits of the last used outbound sequence number */
+  initialSeqHi: number;
   /** packed selectors: 18 bytes each (family, length, 16 address bytes) */
   localTs: Buffer;
   remoteTs: Buffer;

@@ -23,6 +23,8 @@ export interface ProposalSet {
     espKeySize: number;
     espInteg: string | undefined;
   };
+  /** What every vpcgw must log as the child SA's transforms, strongSwan style (e.g. "AES_GCM_16_128/EXT_SEQ"). */
+  vpcgwChild?: string;
 }
 
 /** The proposal sets every pairing is run with. */
@@ -71,6 +73,8 @@ interface ChildView {
 /** A running gateway of either implementation, seen through what the checks need. */
 interface LabGateway {
   readonly impl: Impl;
+  /** vpcgw only: its output so far (pino lines). */
+  output?(): string;
   /** strongSwan only: asserts the negotiated IKE and ESP algorithms. */
   checkAlgorithms?(p: ProposalSet): Promise<void>;
   waitInstalled(timeoutMs: number): Promise<void>;
@@ -182,6 +186,7 @@ async function startGateway(topo: Topology, impl: Impl, side: Side, p: ProposalS
   );
   return {
     impl,
+    output: () => gw.output(),
     async waitInstalled(timeoutMs) {
       await gw.waitInstalled(timeoutMs);
     },
@@ -266,6 +271,15 @@ export function defineS2cScenario(spec: ScenarioSpec): void {
       it('strongSwan reports the configured IKE and ESP algorithms as negotiated', async () => {
         ready();
         for (const gw of [site, cloud]) await gw?.checkAlgorithms?.(spec.proposals);
+      });
+    }
+
+    if (spec.proposals.vpcgwChild !== undefined) {
+      it(`every vpcgw logs the child SA as ${spec.proposals.vpcgwChild}`, () => {
+        ready();
+        for (const gw of [site, cloud]) {
+          if (gw?.output) expect(gw.output(), gw.diagnostics()).toContain(`established with ${spec.proposals.vpcgwChild}`);
+        }
       });
     }
 

@@ -176,6 +176,16 @@ function candidates(p: Proposal, type: TransformType): Transform[] {
   return list;
 }
 
+/**
+ * ESN choice: NO_ESN whenever both sides allow it, whatever our configured order; ESN only when the
+ * offer (or our config) leaves nothing else. strongSwan's userspace ESP (kernel-libipsec) refuses SAs
+ * with extended sequence numbers (libipsec's ipsec_sa.c: "ESN not supported"), so a peer offering
+ * "esn-noesn" gets the 32-bit mode every ESP implementation runs.
+ */
+function preferNoEsn(ours: Transform[]): Transform[] {
+  return ours.length > 1 ? [...ours].sort((a, b) => Number(a.id !== EsnId.NO_ESN) - Number(b.id !== EsnId.NO_ESN)) : ours;
+}
+
 function match(offer: Proposal, cfg: Proposal): Proposal | null {
   if (offer.protocol !== cfg.protocol) return null;
   const chosen: Transform[] = [];
@@ -188,7 +198,7 @@ function match(offer: Proposal, cfg: Proposal): Proposal | null {
       if (none) chosen.push({ type, id: 0 });
       continue;
     }
-    const pick = ours.find((o) => theirs.some((t) => sameTransform(o, t)));
+    const pick = (type === TransformType.ESN ? preferNoEsn(ours) : ours).find((o) => theirs.some((t) => sameTransform(o, t)));
     if (!pick) return null;
     // echo exactly one transform of each type that was OFFERED (§3.3.6); an implied NO_ESN is not echoed
     if (offer.transforms.some((t) => t.type === type)) chosen.push({ ...pick });

@@ -14,6 +14,7 @@ export interface ChildSaParams {
   readonly encr: number; // EncrId
   readonly encrKeyBits: number;
   readonly integ: number; // IntegId, 0 for AEAD
+  readonly esn: boolean; // the ESN transform chose extended sequence numbers (RFC 4303 §2.2.1)
   readonly encrKeyIn: Buffer; // incl. salt for AEAD
   readonly integKeyIn: Buffer;
   readonly encrKeyOut: Buffer;

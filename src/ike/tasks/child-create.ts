@@ -1,4 +1,4 @@
-import { NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
+import { EsnId, NotifyType, PayloadType, ProtocolId, TransformType } from '../wire/constants.js';
 import type { IkeMessage, Payload, Proposal, SaPayload, TsPayload, TrafficSelector } from '../wire/types.js';
 import { deriveChildKeys, type ChildKeys } from '../sa/keymat.js';
 import { selectProposal, stripDh, proposalToString } from '../config/proposal.js';
@@ -169,6 +169,7 @@ export function installChildSa(
       encr: encr.id,
       encrKeyBits: encr.keyLength ?? 256,
       integ: integ?.id ?? 0,
+      esn: proposal.transforms.some((t) => t.type === TransformType.ESN && t.id === EsnId.ESN),
       encrKeyIn: encrIn,
       integKeyIn: integIn,
       encrKeyOut: encrOut,

@@ -2,16 +2,20 @@
 // the fuzz harness links the same file against the system libcrypto.
 //
 // Outbound (Encap), one packet, in place:
-//   1. refuse when past the hard lifetime or out of sequence numbers (no ESN: rekey);
+//   1. refuse when past the hard lifetime or out of sequence numbers (2^32 - 1, with ESN 2^64 - 1:
+//      rekey);
 //   2. next header from the inner version nibble (4 -> 4, 6 -> 41);
 //   3. padding 1, 2, 3, ... to the block length (libipsec rejects other padding);
-//   4. SPI | Seq | IV into the headroom: AEAD IV = 0 | seq (RFC 4106 §3.1, unique per key because seq
-//      never repeats), CBC IV = CSPRNG bytes (RFC 3602 §2.4);
-//   5. seal with the SA's reused EVP context (AAD = SPI | Seq; CBC: encrypt-then-MAC from the SPI).
+//   4. SPI | Seq (low 32 bits) | IV into the headroom: AEAD IV = the 64-bit sequence number
+//      (seq-hi | seq-lo; 0 | seq without ESN: RFC 4106 §3.1, unique per key because seq never
+//      repeats), CBC IV = CSPRNG bytes (RFC 3602 §2.4);
+//   5. seal with the SA's reused EVP context (AAD = SPI | Seq, with ESN SPI | seq-hi | seq-lo;
+//      CBC: encrypt-then-MAC from the SPI, with ESN seq-hi appended to the MAC input).
 // Inbound (Decap):
-//   1. length sanity; 2. replay Check (no state change, RFC 4303 §3.4.3 before the ICV);
-//   3. ICV + decrypt; 4. replay Accept; 5. pad bytes 1, 2, 3, ...; 6. next header 4/41 with a
-//   well-formed inner header (59: dummy); 7. policy; 8. count; span = inner packet trimmed to IP length.
+//   1. length sanity; 2. with ESN infer seq-hi (RFC 4303 Appendix A2.2), then replay Check on the
+//   64-bit number (no state change, RFC 4303 §3.4.3 before the ICV); 3. ICV (over seq-hi too) +
+//   decrypt; 4. replay Accept; 5. pad bytes 1, 2, 3, ...; 6. next header 4/41 with a well-formed
+//   inner header (59: dummy); 7. policy; 8. count; span = inner packet trimmed to IP length.
 #include "esp.h"
 
 #include <openssl/core_names.h>
@@ -119,23 +123,34 @@ bool ReplayWindow::Init(uint32_t size) {
   return true;
 }
 
-bool ReplayWindow::Check(uint32_t seq) const {
+int64_t ReplayWindow::InferHi(uint32_t lo) const {
+  uint32_t tl = uint32_t(top_), th = uint32_t(top_ >> 32);
+  uint32_t bl = tl - size_ + 1;  // low 32 bits of the window's bottom (mod 2^32)
+  if (tl >= size_ - 1) {          // Case A: the window lies inside one subspace
+    if (lo >= bl) return th;
+    return th == 0xffffffffu ? -1 : int64_t(th) + 1;
+  }
+  if (lo >= bl) return th == 0 ? -1 : int64_t(th) - 1;  // Case B: a late packet of the previous subspace
+  return th;
+}
+
+bool ReplayWindow::Check(uint64_t seq) const {
   if (seq == 0) return false;
   if (seq > top_) return true;
   if (top_ - seq >= size_) return false;
-  return (ring_[(seq >> 5) & mask_] & (1u << (seq & 31))) == 0;
+  return (ring_[uint32_t(seq >> 5) & mask_] & (1u << (seq & 31))) == 0;
 }
 
-bool ReplayWindow::Accept(uint32_t seq) {
+bool ReplayWindow::Accept(uint64_t seq) {
   if (!Check(seq)) return false;
   if (seq > top_) {
-    uint32_t topWord = top_ >> 5, newWord = seq >> 5;
-    uint32_t n = newWord - topWord;
-    if (n > mask_ + 1) n = mask_ + 1;
-    for (uint32_t i = 1; i <= n; i++) ring_[(topWord + i) & mask_] = 0;
+    uint64_t topWord = top_ >> 5, newWord = seq >> 5;
+    uint64_t n = newWord - topWord;
+    if (n > uint64_t(mask_) + 1) n = uint64_t(mask_) + 1;
+    for (uint64_t i = 1; i <= n; i++) ring_[uint32_t(topWord + i) & mask_] = 0;
     top_ = seq;
   }
-  ring_[(seq >> 5) & mask_] |= 1u << (seq & 31);
+  ring_[uint32_t(seq >> 5) & mask_] |= 1u << (seq & 31);
   return true;
 }
 
@@ -196,7 +211,8 @@ Sa* Sa::Create(const SaConfig& c, const char** err) {
   sa->ivLen_ = aead ? kAeadIvSize : kCbcIvSize;
   sa->icvLen_ = aead ? icv : integ->icvLen;
   sa->blockLen_ = aead ? kEspMinAlign : kAesBlock;
-  sa->seq_ = c.initialSeq;
+  sa->esn_ = c.esn;
+  sa->seq_ = c.esn ? (uint64_t(c.initialSeqHi) << 32) | c.initialSeq : c.initialSeq;
   sa->softBytes_ = c.softBytes;
   sa->hardBytes_ = c.hardBytes;
   sa->softPackets_ = c.softPackets;
@@ -264,21 +280,37 @@ int Sa::Count(size_t n) {
   return ev;
 }
 
-bool Sa::Mac(const uint8_t* p, size_t n, uint8_t* out) {
+bool Sa::Mac(const uint8_t* p, size_t n, uint32_t seqHi, uint8_t* out) {
   // EVP_MAC_init with a NULL key restarts HMAC with the key already set (no allocation).
   size_t outl = 0;
-  return EVP_MAC_init(mac_, nullptr, 0, nullptr) == 1 && EVP_MAC_update(mac_, p, n) == 1 &&
-         EVP_MAC_final(mac_, out, &outl, kMaxMac) == 1 && outl >= icvLen_;
+  if (EVP_MAC_init(mac_, nullptr, 0, nullptr) != 1 || EVP_MAC_update(mac_, p, n) != 1) return false;
+  if (esn_) {
+    uint8_t hi[4];
+    Wr32(hi, seqHi);
+    if (EVP_MAC_update(mac_, hi, sizeof hi) != 1) return false;
+  }
+  return EVP_MAC_final(mac_, out, &outl, kMaxMac) == 1 && outl >= icvLen_;
 }
 
-bool Sa::Seal(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t dataLen) {
+bool Sa::Aad(const uint8_t* hdr, size_t n, uint32_t seqHi) {
+  int outl = 0;
+  if (!esn_) return EVP_CipherUpdate(cipher_, nullptr, &outl, hdr, int(n)) == 1;
+  // SPI | seq-hi | seq-lo (the ESP header is exactly SPI | seq-lo here)
+  uint8_t aad[12];
+  memcpy(aad, hdr, 4);
+  Wr32(aad + 4, seqHi);
+  memcpy(aad + 8, hdr + 4, 4);
+  return EVP_CipherUpdate(cipher_, nullptr, &outl, aad, sizeof aad) == 1;
+}
+
+bool Sa::Seal(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t dataLen, uint32_t seqHi) {
   int n = 0, m = 0;
   if (aead_) {
     uint8_t nonce[12];
     memcpy(nonce, salt_, 4);
     memcpy(nonce + 4, buf + ivOff, kAeadIvSize);
     if (EVP_EncryptInit_ex(cipher_, nullptr, nullptr, nullptr, nonce) != 1) return false;
-    if (EVP_EncryptUpdate(cipher_, nullptr, &n, buf + hdrOff, int(ivOff - hdrOff)) != 1) return false;
+    if (!Aad(buf + hdrOff, ivOff - hdrOff, seqHi)) return false;
     if (EVP_EncryptUpdate(cipher_, buf + dataOff, &n, buf + dataOff, int(dataLen)) != 1) return false;
     if (EVP_EncryptFinal_ex(cipher_, buf + dataOff + n, &m) != 1) return false;
     return EVP_CIPHER_CTX_ctrl(cipher_, EVP_CTRL_AEAD_GET_TAG, int(icvLen_), buf + dataOff + dataLen) == 1;
@@ -287,12 +319,12 @@ bool Sa::Seal(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t 
   if (EVP_EncryptUpdate(cipher_, buf + dataOff, &n, buf + dataOff, int(dataLen)) != 1) return false;
   if (EVP_EncryptFinal_ex(cipher_, buf + dataOff + n, &m) != 1) return false;
   uint8_t mac[kMaxMac];
-  if (!Mac(buf + hdrOff, dataOff + dataLen - hdrOff, mac)) return false;
+  if (!Mac(buf + hdrOff, dataOff + dataLen - hdrOff, seqHi, mac)) return false;
   memcpy(buf + dataOff + dataLen, mac, icvLen_);
   return true;
 }
 
-bool Sa::Open(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t dataLen) {
+bool Sa::Open(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t dataLen, uint32_t seqHi) {
   int n = 0, m = 0;
   uint8_t* icv = buf + dataOff + dataLen;
   if (aead_) {
@@ -300,13 +332,13 @@ bool Sa::Open(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t 
     memcpy(nonce, salt_, 4);
     memcpy(nonce + 4, buf + ivOff, kAeadIvSize);
     if (EVP_DecryptInit_ex(cipher_, nullptr, nullptr, nullptr, nonce) != 1) return false;
-    if (EVP_DecryptUpdate(cipher_, nullptr, &n, buf + hdrOff, int(ivOff - hdrOff)) != 1) return false;
+    if (!Aad(buf + hdrOff, ivOff - hdrOff, seqHi)) return false;
     if (EVP_DecryptUpdate(cipher_, buf + dataOff, &n, buf + dataOff, int(dataLen)) != 1) return false;
     if (EVP_CIPHER_CTX_ctrl(cipher_, EVP_CTRL_AEAD_SET_TAG, int(icvLen_), icv) != 1) return false;
     return EVP_DecryptFinal_ex(cipher_, buf + dataOff + n, &m) == 1;
   }
   uint8_t mac[kMaxMac];
-  if (!Mac(buf + hdrOff, dataOff + dataLen - hdrOff, mac)) return false;
+  if (!Mac(buf + hdrOff, dataOff + dataLen - hdrOff, seqHi, mac)) return false;
   if (CRYPTO_memcmp(mac, icv, icvLen_) != 0) return false;
   if (EVP_DecryptInit_ex(cipher_, nullptr, nullptr, nullptr, buf + ivOff) != 1) return false;
   if (EVP_DecryptUpdate(cipher_, buf + dataOff, &n, buf + dataOff, int(dataLen)) != 1) return false;
@@ -335,11 +367,36 @@ bool Sa::PolicyAllows(const uint8_t* ip, bool inbound) const {
   return d;
 }
 
+// The next number from the shared cell; *ok false when the numbers are used up (the event fires
+// once on this queue's SA). Without ESN an atomic add: numbers past 2^32 - 1 are burnt but never
+// sent, and the 64-bit cell cannot wrap in practice. With ESN the cell is the whole counter, so it
+// must stop at 2^64 - 1: compare-and-swap instead of add.
+uint64_t Sa::NextSeqShared(Span* span, bool* ok) {
+  if (!esn_) {
+    uint64_t s = __atomic_add_fetch(seqCell, 1, __ATOMIC_RELAXED);
+    if (s > kSeqMax) {
+      SeqExhaustedEvent(span);
+      return 0;
+    }
+    *ok = true;
+    return s;
+  }
+  uint64_t cur = __atomic_load_n(seqCell, __ATOMIC_RELAXED);
+  do {
+    if (cur == kSeqMaxEsn) {
+      SeqExhaustedEvent(span);
+      return 0;
+    }
+  } while (!__atomic_compare_exchange_n(seqCell, &cur, cur + 1, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+  *ok = true;
+  return cur + 1;
+}
+
 int Sa::Encap(uint8_t* buf, size_t off, size_t len, size_t limit, Span* span) {
   span->event = 0;
   if (inbound_) return Drop(kNoSa);
   if (hardReached) return Drop(kExpired);
-  if (seq() >= kSeqMax) return SeqExhausted(span);
+  if (seq() >= (esn_ ? kSeqMaxEsn : kSeqMax)) return SeqExhausted(span);
   if (len < 1) return Drop(kBadInner);
   unsigned v = buf[off] >> 4;
   uint8_t nextHeader = v == 4 ? kNextHeaderIpv4 : v == 6 ? kNextHeaderIpv6 : 0;
@@ -352,20 +409,21 @@ int Sa::Encap(uint8_t* buf, size_t off, size_t len, size_t limit, Span* span) {
   size_t end = off + dataLen + icvLen_;
   if (end > limit) return Drop(kNoRoom);
 
-  uint32_t seq;
+  uint64_t seq;
   if (seqCell) {
-    uint64_t s = __atomic_add_fetch(seqCell, 1, __ATOMIC_RELAXED);
-    if (s > kSeqMax) return SeqExhausted(span);  // another queue took the last one
-    seq = uint32_t(s);
+    bool ok = false;
+    seq = NextSeqShared(span, &ok);
+    if (!ok) return Drop(kSeqExhausted);  // another queue took the last one
   } else {
     seq = ++seq_;
   }
+  uint32_t seqLo = uint32_t(seq), seqHi = uint32_t(seq >> 32);
   Wr32(buf + hdrOff, spi_);
-  Wr32(buf + hdrOff + kSeqOffset, seq);
+  Wr32(buf + hdrOff + kSeqOffset, seqLo);
   size_t ivOff = hdrOff + kHeaderSize;
   if (aead_) {
-    Wr32(buf + ivOff, 0);
-    Wr32(buf + ivOff + 4, seq);
+    Wr32(buf + ivOff, seqHi);  // always 0 without ESN
+    Wr32(buf + ivOff + 4, seqLo);
   } else if (!RandomIv(buf + ivOff, ivLen_)) {
     return Drop(kMalformed);
   }
@@ -373,7 +431,7 @@ int Sa::Encap(uint8_t* buf, size_t off, size_t len, size_t limit, Span* span) {
   for (size_t i = 1; i <= padLen; i++) *p++ = uint8_t(i);
   *p++ = uint8_t(padLen);
   *p = nextHeader;
-  if (!Seal(buf, hdrOff, ivOff, off, dataLen)) return Drop(kMalformed);
+  if (!Seal(buf, hdrOff, ivOff, off, dataLen, seqHi)) return Drop(kMalformed);
   span->off = hdrOff;
   span->len = end - hdrOff;
   span->event |= Count(len);
@@ -391,9 +449,16 @@ int Sa::Decap(uint8_t* buf, size_t off, size_t len, Span* span) {
   size_t dataLen = len - fixed;
   if (dataLen % blockLen_ != 0) return Drop(kMalformed);
 
-  uint32_t seq = Rd32(buf + off + kSeqOffset);
+  uint32_t seqLo = Rd32(buf + off + kSeqOffset);
+  uint32_t seqHi = 0;
+  if (esn_) {
+    int64_t hi = replay_.InferHi(seqLo);
+    if (hi < 0) return Drop(kReplay);
+    seqHi = uint32_t(hi);
+  }
+  uint64_t seq = (uint64_t(seqHi) << 32) | seqLo;
   if (!replay_.Check(seq)) return Drop(kReplay);
-  if (!Open(buf, off, ivOff, dataOff, dataLen)) return Drop(kIcv);
+  if (!Open(buf, off, ivOff, dataOff, dataLen, seqHi)) return Drop(kIcv);
   replay_.Accept(seq);
 
   size_t end = dataOff + dataLen;

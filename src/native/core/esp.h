@@ -48,8 +48,10 @@ constexpr size_t kTrailerFixed = 2;  // pad length + next header
 constexpr uint8_t kNextHeaderIpv4 = 4;
 constexpr uint8_t kNextHeaderIpv6 = 41;
 constexpr uint8_t kNextHeaderNone = 59;
-// RFC 4303 §3.3.3: without ESN the last usable sequence number is 2^32 - 1.
+// RFC 4303 §3.3.3: without ESN the last usable sequence number is 2^32 - 1; with ESN (§2.2.1)
+// 2^64 - 1. The counter never cycles: the SA must be rekeyed.
 constexpr uint32_t kSeqMax = 0xffffffffu;
+constexpr uint64_t kSeqMaxEsn = ~uint64_t(0);
 // Largest header + IV (CBC) and trailer + ICV (15 pad + 2 + 32) a packet can need.
 constexpr size_t kMaxHeadroom = kHeaderSize + 16;
 constexpr size_t kMaxTailroom = 15 + kTrailerFixed + 32;
@@ -80,19 +82,25 @@ bool PrefixContains(const Prefix& p, const uint8_t* a, size_t addrLen);
 // length, IPv6 40 + payload length) or -1 when malformed or longer than len.
 long InnerIpLength(const uint8_t* p, size_t len);
 
-// RFC 6479 ring bitmap anti-replay window for 32-bit sequence numbers (no ESN).
+// RFC 6479 ring bitmap anti-replay window over 64-bit sequence numbers (without ESN the high half
+// is always 0). The ring has a power-of-two number of words, so a number's bit depends on its low
+// 32 bits alone and stays put when the sender crosses a 2^32 boundary.
 class ReplayWindow {
  public:
   bool Init(uint32_t size);
+  // RFC 4303 Appendix A2.2: the high 32 bits of the number whose low 32 bits arrived, relative to
+  // the window (Case A: window inside one 2^32 subspace; Case B: straddling a boundary); -1 when
+  // that would be before the first or past the last subspace. Appendix A3 resync is not done.
+  int64_t InferHi(uint32_t lo) const;
   // True when seq is new and inside the window; changes nothing (RFC 4303 §3.4.3: before the ICV).
-  bool Check(uint32_t seq) const;
+  bool Check(uint64_t seq) const;
   // Records seq after the ICV verified; false (no change) when it does not pass Check.
-  bool Accept(uint32_t seq);
-  uint32_t top() const { return top_; }
+  bool Accept(uint64_t seq);
+  uint64_t top() const { return top_; }
 
  private:
   uint32_t size_ = 0;
-  uint32_t top_ = 0;
+  uint64_t top_ = 0;
   uint32_t mask_ = 0;
   std::vector<uint32_t> ring_;
 };
@@ -108,7 +116,9 @@ struct SaConfig {
   const uint8_t* integKey = nullptr;
   size_t integKeyLen = 0;
   uint32_t replayWindow = 1024;
-  uint32_t initialSeq = 0;
+  bool esn = false;          // RFC 4303 §2.2.1 extended (64-bit) sequence numbers
+  uint32_t initialSeq = 0;   // outbound: last sequence number used (low 32 bits with ESN)
+  uint32_t initialSeqHi = 0; // outbound with ESN: its high 32 bits
   std::vector<Prefix> localTs;
   std::vector<Prefix> remoteTs;
   double softBytes = 0, hardBytes = 0, softPackets = 0, hardPackets = 0;
@@ -144,12 +154,13 @@ class Sa {
   size_t ivLen() const { return ivLen_; }
   size_t icvLen() const { return icvLen_; }
   size_t blockLen() const { return blockLen_; }
-  // outbound: last sequence number used; inbound: highest authenticated one
-  uint32_t seq() const {
+  bool esn() const { return esn_; }
+  // outbound: last sequence number used; inbound: highest authenticated one (64-bit with ESN)
+  uint64_t seq() const {
     if (inbound_) return replay_.top();
     if (!seqCell) return seq_;
     uint64_t s = __atomic_load_n(seqCell, __ATOMIC_RELAXED);
-    return s > kSeqMax ? kSeqMax : uint32_t(s);
+    return !esn_ && s > kSeqMax ? kSeqMax : s;
   }
 
   double bytes = 0;
@@ -163,6 +174,8 @@ class Sa {
   // shared 8-byte cell (SharedArrayBuffer memory, kept alive by the data plane) and every packet
   // takes the next one with an atomic add, so no number is ever sent twice under one key (RFC 4303
   // §3.3.3; with AES-GCM a repeated seq would also repeat the nonce, RFC 4106 §3.1). nullptr: seq_.
+  // With ESN the cell holds the whole 64-bit number and is advanced by compare-and-swap, so it
+  // stops at 2^64 - 1 instead of wrapping to numbers already used.
   uint64_t* seqCell = nullptr;
 
   // Set by the data plane (outer endpoint): which UDP bind sends, and where to.
@@ -181,16 +194,24 @@ class Sa {
     return r;
   }
   int Count(size_t n);
-  int SeqExhausted(Span* span) {
+  void SeqExhaustedEvent(Span* span) {
     if (!seqExhausted) {
       seqExhausted = true;
       span->event = kEventSeqExhausted;
     }
+  }
+  int SeqExhausted(Span* span) {
+    SeqExhaustedEvent(span);
     return Drop(kSeqExhausted);
   }
-  bool Seal(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t dataLen);
-  bool Open(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t dataLen);
-  bool Mac(const uint8_t* p, size_t n, uint8_t* out);
+  // With ESN, seqHi is the high half of the sequence number: authenticated, never sent (RFC 4303
+  // §2.2.1). AEAD: AAD = SPI | seq-hi | seq-lo (RFC 4106 §5, RFC 7634 §2.1); CBC + HMAC: seq-hi is
+  // appended to the MAC input after the ciphertext.
+  bool Seal(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t dataLen, uint32_t seqHi);
+  bool Open(uint8_t* buf, size_t hdrOff, size_t ivOff, size_t dataOff, size_t dataLen, uint32_t seqHi);
+  bool Mac(const uint8_t* p, size_t n, uint32_t seqHi, uint8_t* out);
+  bool Aad(const uint8_t* hdr, size_t n, uint32_t seqHi);
+  uint64_t NextSeqShared(Span* span, bool* ok);
 
   bool inbound_ = false;
   uint32_t spi_ = 0;
@@ -199,7 +220,8 @@ class Sa {
   uint8_t salt_[4] = {0};
   EVP_CIPHER_CTX* cipher_ = nullptr;
   EVP_MAC_CTX* mac_ = nullptr;
-  uint32_t seq_ = 0;
+  bool esn_ = false;
+  uint64_t seq_ = 0;
   ReplayWindow replay_;
   double softBytes_ = 0, hardBytes_ = 0, softPackets_ = 0, hardPackets_ = 0;
   std::vector<Prefix> localTs_;

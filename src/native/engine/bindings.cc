@@ -128,7 +128,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
 
   // ------------------------------------------------------------------ SAs and routes
 
-  // installSa({ inbound, spi, encr, encrKeyBits, integ, encrKey, integKey, replayWindow, initialSeq,
+  // installSa({ inbound, spi, encr, encrKeyBits, integ, encrKey, integKey, replayWindow, esn, initialSeq, initialSeqHi,
   //   bind, remoteFamily, remoteAddr(16), remotePort, localTs, remoteTs, softBytes, hardBytes,
   //   softPackets, hardPackets, seqCell? }) -> boolean (the SA has a usable socket)
   Napi::Value InstallSa(const Napi::CallbackInfo& info) {

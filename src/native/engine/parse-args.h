@@ -33,8 +33,8 @@ inline double NumberField(const Napi::Object& o, const char* k) {
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0;
 }
 
-// { inbound, spi, encr, encrKeyBits, integ, encrKey, integKey, replayWindow, initialSeq, localTs,
-//   remoteTs, softBytes, hardBytes, softPackets, hardPackets }. The key pointers in *c point into
+// { inbound, spi, encr, encrKeyBits, integ, encrKey, integKey, replayWindow, esn, initialSeq,
+//   initialSeqHi, localTs, remoteTs, softBytes, hardBytes, softPackets, hardPackets }. The key pointers in *c point into
 // the JS buffers: valid during the call only (esp::Sa::Create copies them). False on bad keys or
 // selectors.
 inline bool ParseSaConfig(Napi::Env env, const Napi::Object& o, esp::SaConfig* c) {
@@ -52,7 +52,9 @@ inline bool ParseSaConfig(Napi::Env env, const Napi::Object& o, esp::SaConfig* c
   c->integKey = ik.data;
   c->integKeyLen = ik.bytes;
   c->replayWindow = o.Get("replayWindow").IsNumber() ? uint32_t(NumberField(o, "replayWindow")) : 1024;
+  c->esn = o.Get("esn").ToBoolean().Value();
   c->initialSeq = uint32_t(NumberField(o, "initialSeq"));
+  c->initialSeqHi = uint32_t(NumberField(o, "initialSeqHi"));
   c->softBytes = NumberField(o, "softBytes");
   c->hardBytes = NumberField(o, "hardBytes");
   c->softPackets = NumberField(o, "softPackets");

@@ -23,12 +23,14 @@ const WORKER = new URL('../../../dist/dataplane/multi-queue-worker.js', import.m
 const SPI_OUT = 0x33330001;
 const SPI_OUT_SHORT = 0x33330003; // soft lifetime of 6 packets
 const SPI_OUT_HARD = 0x33330005; // hard lifetime of 10 packets
+const SPI_OUT_ESN = 0x33330007; // extended sequence numbers, starting just below 2^32
 const SPI_IN = 0x44440001;
 const HARD_NET = '10.214.5.0/24';
 const LOCAL_NET = '10.214.1.0/24';
 const REMOTE_NET = '10.214.2.0/24';
 const SHORT_NET = '10.214.4.0/24';
 const SINK_NET = '10.214.3.0/24';
+const ESN_NET = '10.214.6.0/24';
 /** this file's wait bound (the shared until() defaults to 3 s) */
 const UNTIL_MS = 4000;
 const TUN_NAME = `mqu${randomBytes(2).toString('hex')}`;
@@ -153,7 +155,7 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
     if (!existsSync(WORKER)) throw new Error(`build did not produce ${WORKER}`);
     const tuns = openMultiQueueTun(TUN_NAME, 1400, 2, false);
     addAddress(TUN_NAME, '10.214.1.1/24');
-    for (const n of [REMOTE_NET, SHORT_NET, SINK_NET, HARD_NET]) addRoute(n, TUN_NAME);
+    for (const n of [REMOTE_NET, SHORT_NET, SINK_NET, HARD_NET, ESN_NET]) addRoute(n, TUN_NAME);
     const q0 = NativeUdp.bind({ address: '127.0.0.1', port: 0, reusePort: true });
     binds = [q0, ...bindQueueSockets(q0, 2)];
     peer = NativeUdp.bind({ address: '127.0.0.1', port: 0 });
@@ -166,10 +168,12 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
     dp.installSa(sa('out', SPI_OUT, peer.port, q0.port));
     dp.installSa(sa('out', SPI_OUT_SHORT, peer.port, q0.port, { lifetime: { softBytes: 0, hardBytes: 0, softPackets: 6, hardPackets: 0 } }));
     dp.installSa(sa('out', SPI_OUT_HARD, peer.port, q0.port, { lifetime: { softBytes: 0, hardBytes: 0, softPackets: 0, hardPackets: 10 } }));
+    dp.installSa(sa('out', SPI_OUT_ESN, peer.port, q0.port, { esn: true, initialSeq: 0xffffff00 }));
     dp.installSa(sa('in', SPI_IN, peer.port, q0.port));
     dp.addRoute(parsePrefix(HARD_NET)!, SPI_OUT_HARD);
     dp.addRoute(parsePrefix(REMOTE_NET)!, SPI_OUT);
     dp.addRoute(parsePrefix(SHORT_NET)!, SPI_OUT_SHORT);
+    dp.addRoute(parsePrefix(ESN_NET)!, SPI_OUT_ESN);
     dp.addSinkRoute(parsePrefix(SINK_NET)!, sink);
   }, 200_000);
 
@@ -195,6 +199,20 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
     expect(c.seq).toBe(480);
     expect(c.packets).toBe(480);
     expect(dp.stats().espTxPackets).toBe(q[0]!.espTxPackets + q[1]!.espTxPackets);
+  });
+
+  it('an ESN SA shared by both queues crosses 2^32 with every 64-bit sequence number used once', async () => {
+    await sendFlows('10.214.6.7', 24, 20);
+    const esp = (): Buffer[] => wire.filter((p) => p.readUInt32BE(0) === SPI_OUT_ESN);
+    await until('480 ESN packets', () => esp().length >= 480, UNTIL_MS);
+    // AES-GCM IV = seq-hi | seq-lo (the full 64-bit number): unique, and exactly 2^32 - 255 … 2^32 + 224
+    const seqs = esp().map((p) => p.readUInt32BE(8) * 2 ** 32 + p.readUInt32BE(12));
+    expect(new Set(seqs).size).toBe(480);
+    expect(Math.min(...seqs)).toBe(0xffffff01);
+    expect(Math.max(...seqs)).toBe(0xffffff00 + 480);
+    expect(esp().every((p, i) => p.readUInt32BE(4) === seqs[i]! % 2 ** 32)).toBe(true); // only seq-lo on the wire
+    await dp.refreshCounters();
+    expect(dp.saCounters(SPI_OUT_ESN, 'out')!.seq).toBe(0xffffff00 + 480);
   });
 
   it('packets a worker routes to a sink reach the main-thread sink, in per-batch messages', async () => {
