@@ -162,6 +162,15 @@ vpnServers:
     clientToClient: false
 `));
 
+// management API bodies (config-entry.ts): byte 0 = section index, then the JSON
+const entries: Array<[number, string, unknown]> = [
+  [0, 'gateway', { name: 'gw1', publicAddresses: ['192.0.2.2'], vpcSubnets: ['10.2.0.0/16'], tun: { name: 'vpcgw0', mtu: 1400 }, logLevel: 'info' }],
+  [1, 'customer-gateway', { name: 'dc2', address: '198.51.100.1', id: 'dc2.example.org' }],
+  [2, 'vpn-connection', { name: 'dc1-b', customerGateway: 'dc1', localSubnets: ['10.2.0.0/16'], remoteSubnets: ['10.3.0.0/16'], auth: { psk: 'correct-horse-battery' }, ike: { proposals: 'aes256gcm16-prfsha384-ecp384', lifetime: '4h' }, esp: { proposals: 'aes128gcm16', replayWindow: 1024 }, dpd: { interval: '30s' } }],
+  [3, 'vpn-server', { name: 'p2c', protocols: ['udp'], port: 1194, clientCidr: '10.8.0.0/24', localSubnets: ['10.2.0.0/16'], auth: { type: 'cert' }, serverCert: { cert: 'server.crt', key: 'server.key' }, clientCa: 'ca.crt' }],
+];
+for (const [i, name, body] of entries) seed('config-entry', name, Buffer.concat([Buffer.from([i]), Buffer.from(JSON.stringify(body))]));
+
 rmSync(OUT, { recursive: true, force: true });
 for (const [target, seeds] of corpus) {
   mkdirSync(join(OUT, target), { recursive: true });
