@@ -125,6 +125,7 @@ function post(method, params) {
 post('Profiler.enable');
 post('Profiler.startPreciseCoverage', { callCount: true, detailed: true });
 const repoUrl = pathToFileURL(resolve(import.meta.dirname, '../..')).href + '/';
+const engineUrl = import.meta.url;
 const seenFeatures = new Set();
 const bucket = (c) => (c < 4 ? c : c < 8 ? 4 : c < 16 ? 5 : c < 32 ? 6 : c < 128 ? 7 : 8);
 
@@ -133,7 +134,8 @@ function newFeatures() {
   const { result } = post('Profiler.takePreciseCoverage');
   let fresh = 0;
   for (const script of result) {
-    if (!script.url.startsWith(repoUrl) || script.url.includes('/node_modules/')) continue;
+    // the code under test and the target; not the engine (its mutators would look like new paths)
+    if (!script.url.startsWith(repoUrl) || script.url.includes('/node_modules/') || script.url === engineUrl) continue;
     for (const fn of script.functions) {
       for (const r of fn.ranges) {
         if (r.count === 0) continue;
