@@ -58,6 +58,20 @@ function parseArgs(argv) {
 }
 
 const opt = parseArgs(process.argv.slice(2));
+
+// ---- coverage: on before the target loads, so that all its code is compiled with block counters
+const session = new Session();
+session.connect();
+function post(method, params) {
+  let result;
+  session.post(method, params, (err, r) => {
+    if (err) throw err;
+    result = r;
+  });
+  return result; // the in-thread session answers synchronously
+}
+post('Profiler.enable');
+post('Profiler.startPreciseCoverage', { callCount: true, detailed: true });
 const targetPath = resolve(opt.target);
 const targetName = basename(targetPath).replace(/\.[cm]?[jt]s$/, '');
 const target = await import(pathToFileURL(targetPath).href);
@@ -111,19 +125,6 @@ const watchdog = new Worker(
 );
 watchdog.unref();
 
-// ---- coverage ------------------------------------------------------------------------------
-const session = new Session();
-session.connect();
-function post(method, params) {
-  let result;
-  session.post(method, params, (err, r) => {
-    if (err) throw err;
-    result = r;
-  });
-  return result; // the in-thread session answers synchronously
-}
-post('Profiler.enable');
-post('Profiler.startPreciseCoverage', { callCount: true, detailed: true });
 const repoUrl = pathToFileURL(resolve(import.meta.dirname, '../..')).href + '/';
 const engineUrl = import.meta.url;
 const seenFeatures = new Set();
