@@ -15,6 +15,7 @@ import { encodeAck } from '../../src/ssl/wire/ack.js';
 import { writeDataV1Header, writeDataV2Header } from '../../src/ssl/wire/data-packet.js';
 import { frameForTcp } from '../../src/ssl/wire/tcp-framing.js';
 import { defaultConfigText } from '../../src/gateway/default-config.js';
+import { selectorOf } from './targets/null-sk.js';
 
 const HERE = new URL('.', import.meta.url).pathname;
 const REC = new URL('../recorded/', import.meta.url).pathname;
@@ -29,7 +30,7 @@ function seed(target: string, name: string, data: Buffer): void {
 
 // ---- IKE: three recorded strongSwan exchanges, decrypted with the recorded shared secret ------
 const PAYLOAD_TYPES = [33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 47, 48, 200]; // = ike-payload.ts
-const innerChains: Array<[string, number, Buffer]> = [];
+const innerChains: Array<[string, number, number, Buffer]> = [];
 
 function ok(dg: Buffer, sk: Parameters<typeof decodeMessage>[1]): IkeMessage {
   const r = decodeMessage(dg, sk);
@@ -63,7 +64,7 @@ for (const file of ['strongswan-cbc-sha256-x25519', 'strongswan-gcm256-ecp384', 
     if (name.startsWith('sk-')) {
       const chain = Buffer.alloc(chainLength(all));
       encodeChain(all, chain, 0);
-      innerChains.push([`${tag}-${name}`, all[0]?.type ?? 0, chain]);
+      innerChains.push([`${tag}-${name}`, selectorOf(m.header.exchangeType, m.header.flags), all[0]?.type ?? 0, chain]);
     }
     for (const p of all) {
       const idx = PAYLOAD_TYPES.indexOf(p.type);
@@ -75,10 +76,10 @@ for (const file of ['strongswan-cbc-sha256-x25519', 'strongswan-gcm256-ecp384', 
   }
 }
 
-for (const [name, first, chain] of innerChains) {
+for (const [name, selector, first, chain] of innerChains) {
   // SK plaintext: inner chain, then the Pad Length byte (no padding: the null transform has blockLen 4)
   const pad = (4 - ((chain.length + 1) % 4)) % 4;
-  seed('ike-sk', name, Buffer.concat([Buffer.from([first]), chain, Buffer.alloc(pad), Buffer.from([pad])]));
+  seed('ike-sk', name, Buffer.concat([Buffer.from([selector, first]), chain, Buffer.alloc(pad), Buffer.from([pad])]));
   if (chain.length === 0) continue;
   // the same chain in two SKF fragments: records of [u16 len][next, u16 number, u16 total, plaintext + Pad Length]
   const half = chain.length >> 1;
