@@ -154,6 +154,9 @@ export interface NativeSaParams {
   remoteFamily: number;
   remoteAddr: Buffer;
   remotePort: number;
+  /** our outer address (16 bytes, IPv4 in the first 4): on a wildcard socket the SA's datagrams leave from it */
+  localFamily: number;
+  localAddr: Buffer;
   localTs: Buffer;
   remoteTs: Buffer;
   softBytes: number;
@@ -238,6 +241,8 @@ export function nativeSaParams(p: SaParams, bind: number): NativeSaParams {
   }
   const remoteAddr = Buffer.alloc(16);
   remote.bytes.copy(remoteAddr);
+  const localAddr = Buffer.alloc(16);
+  local.bytes.copy(localAddr);
   const lt = p.lifetime;
   return {
     inbound: p.direction === 'in',
@@ -253,6 +258,8 @@ export function nativeSaParams(p: SaParams, bind: number): NativeSaParams {
     remoteFamily: remote.family,
     remoteAddr,
     remotePort: p.remotePort,
+    localFamily: local.family,
+    localAddr,
     localTs: packPrefixes(p.localTs),
     remoteTs: packPrefixes(p.remoteTs),
     softBytes: lt?.softBytes ?? 0,
