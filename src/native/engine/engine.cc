@@ -1012,7 +1012,7 @@ void Engine::DemuxForTest(int bind, const uint8_t* data, size_t len, const socka
     st()[kTruncated] += 1;
     return;
   }
-  memcpy(rx_.data() + kHeadroom, data, len);
+  if (len > 0) memcpy(rx_.data() + kHeadroom, data, len);
   rxAddr_[0] = from;
   // the control message recvmmsg would have filled in (IP_PKTINFO / IPV6_PKTINFO: ipi_addr)
   msghdr& h = rxMsgs_[0].msg_hdr;
