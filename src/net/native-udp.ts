@@ -5,6 +5,10 @@
  *
  * ICMP errors (port/host unreachable) are received through IP_RECVERR, counted in
  * `stats().recvErrors`/`icmpErrors` and never stop the socket.
+ *
+ * Bound to a wildcard address (0.0.0.0 / ::), the socket answers every remote from the local
+ * address that remote last reached (IP_PKTINFO; src/native/io/pktinfo.h), as OpenVPN's
+ * `multihome` does: `send` and `sendTo` need no source address from the caller.
  */
 import { PacketBatch } from '../common/batch.js';
 import { IoError } from '../common/errors.js';

@@ -195,19 +195,26 @@ class ReplySources {
 // The reply-source table of a socket by descriptor: created by the socket's owner (UdpHandle, for a
 // wildcard bind), found by the engine when it attaches the descriptor, dropped when the socket
 // closes. Inline with one function-local registry (C++17 gives it a single instance).
+// The sockets of one SO_REUSEPORT group (the multi-queue data plane: one per queue on one port)
+// share one table: IKE reaches the group's first socket, while an SA's ESP may leave from another.
 struct ReplySourceRegistry {
   std::mutex mu;
   std::unordered_map<int, std::shared_ptr<ReplySources>> byFd;
+  std::unordered_map<uint32_t, std::weak_ptr<ReplySources>> byGroup;  // (family << 16 | port)
   static ReplySourceRegistry& Get() {
     static ReplySourceRegistry r;
     return r;
   }
 };
 
-inline std::shared_ptr<ReplySources> RegisterReplySources(int fd) {
+// `group`: nonzero (family << 16 | port) for a member of an SO_REUSEPORT group, else 0.
+inline std::shared_ptr<ReplySources> RegisterReplySources(int fd, uint32_t group) {
   ReplySourceRegistry& r = ReplySourceRegistry::Get();
   std::lock_guard<std::mutex> g(r.mu);
-  auto t = std::make_shared<ReplySources>();
+  std::shared_ptr<ReplySources> t;
+  if (group != 0) t = r.byGroup[group].lock();
+  if (!t) t = std::make_shared<ReplySources>();
+  if (group != 0) r.byGroup[group] = t;
   r.byFd[fd] = t;
   return t;
 }

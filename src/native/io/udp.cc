@@ -134,7 +134,8 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
     sendIov_.resize(kSendChunk);
     sendAddr_.resize(kSendChunk);
     if (IsWildcardSocket(fd) && EnablePktinfo(fd, sockFamily_)) {
-      replies_ = RegisterReplySources(fd);
+      uint32_t group = (flags & kFlagReusePort) ? (uint32_t(fam) << 16 | port_) : 0;
+      replies_ = RegisterReplySources(fd, group);
       sendCtrl_.resize(kSendChunk * kSrcCmsgSpace);
     }
   }
