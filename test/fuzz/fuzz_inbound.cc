@@ -33,7 +33,7 @@ constexpr uint32_t kPeer1 = 1, kPeer2 = 0x000203;
 constexpr uint32_t kMaxPacket = 1500;
 
 std::vector<double> gStats(kStatCount);
-std::vector<uint8_t> gCtlBuf(64 * 1024), gCtlAddr(64 * 16), gSinkBuf(16 * kMaxPacket), gSslBuf(64 * 1024),
+std::vector<uint8_t> gCtlBuf(64 * 1024), gCtlAddr(64 * kCtlAddrStride), gSinkBuf(16 * kMaxPacket), gSslBuf(64 * 1024),
     gSslAddr(64 * 16);
 std::vector<uint32_t> gCtlMeta(64 * kCtlStride), gSinkMeta(16 * kSinkStride), gEvents(64 * kEventStride),
     gSslMeta(64 * kSslStride);

@@ -108,6 +108,8 @@ describe('IKE and ESP answer from the address strongSwan targets (wildcard publi
     } catch (err) {
       throw new Error(`${(err as Error).message}\n--- vpcgw ---\n${gw.output().slice(-3000)}\n--- charon ---\n${charonLog(charon)}`);
     }
+    // the IKE SA knows the address it was reached on (not the wildcard it is bound to)
+    expect(gw.output()).toMatch(/established between 198\.51\.100\.2:\d+ and 192\.0\.2\.1:\d+/);
     const lines = await cap.stop();
     const fromGw = udpSources(lines).filter((x) => x.src !== ADDR.siteGwOutside);
     expect(fromGw.length, lines.join('\n')).toBeGreaterThan(0);

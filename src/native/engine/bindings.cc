@@ -583,7 +583,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
 
 void InitDataPlane(Napi::Env env, Napi::Object exports) {
   exports.Set("DataPlaneHandle", DataPlaneHandle::Define(env));
-  exports.Set("dataPlaneAbi", Napi::Number::New(env, 1));
+  // 2: control entries carry the local address they reached (kCtlStride 6, kCtlAddrStride 32)
+  exports.Set("dataPlaneAbi", Napi::Number::New(env, 2));
   exports.Set("ovpnAbi", Napi::Number::New(env, 1));
 }
 

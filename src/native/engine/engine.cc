@@ -78,7 +78,7 @@ Engine::~Engine() {
 }
 
 bool Engine::Configure(uint32_t maxPacket) {
-  ctlCap_ = uint32_t(std::min<size_t>(js_.ctlMeta.count / kCtlStride, js_.ctlAddr.count / 16));
+  ctlCap_ = uint32_t(std::min<size_t>(js_.ctlMeta.count / kCtlStride, js_.ctlAddr.count / kCtlAddrStride));
   sinkCap_ = uint32_t(js_.sinkMeta.count / kSinkStride);
   evCap_ = uint32_t(js_.events.count / kEventStride);
   maxPacket_ = maxPacket;
@@ -788,11 +788,15 @@ VPCGW_PACKET_STEP void Engine::ToControl(Bind* b, uint32_t j, const uint8_t* p, 
   m[0] = uint32_t(ctlBytes_);
   m[1] = uint32_t(len);
   m[2] = uint32_t(b->index);
-  StoreEndpoint(&rxAddr_[j], &m[3], js_.ctlAddr.ptr + ctlCount_ * 16, &m[4]);
-  if (b->replies) {  // IKE answers (SendControl) go back from the address this reached
+  uint8_t* addr = js_.ctlAddr.ptr + size_t(ctlCount_) * kCtlAddrStride;
+  StoreEndpoint(&rxAddr_[j], &m[3], addr, &m[4]);
+  m[5] = 0;
+  if (b->replies) {  // IKE answers (SendControl) go back from the address this reached; JS learns it
     LocalAddr local;
     LocalOf(b, j, &local);
     b->replies->Remember(rxAddr_[j], local);
+    m[5] = local.family;
+    memcpy(addr + 16, local.addr, 16);
   }
   ctlBytes_ += len;
   ctlCount_++;

@@ -76,7 +76,8 @@ enum Stat {
 };
 
 // Layouts of the pinned JS buffers.
-constexpr uint32_t kCtlStride = 5;    // off, len, bind, family, port (+ 16 bytes in ctlAddr)
+constexpr uint32_t kCtlStride = 6;    // off, len, bind, family, port, local family (+ 32 bytes in ctlAddr)
+constexpr uint32_t kCtlAddrStride = 32;  // the sender's address, then the local address it reached
 constexpr uint32_t kSinkStride = 3;   // off, len, sink index
 constexpr uint32_t kEventStride = 3;  // spi, direction (0 in, 1 out), event bits
 constexpr uint32_t kSslStride = 7;    // off, len, bind, family, port, peer-id, kind (+ 16 bytes in addr)

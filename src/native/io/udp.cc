@@ -179,7 +179,10 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
     return env.Undefined();
   }
 
-  // start(buf, off, len, family, addr, port, capacity, slotSize, headroom, readMax, cb)
+  // start(buf, off, len, family, addr, port, capacity, slotSize, headroom, readMax, cb,
+  //       localFamily?: Uint8Array(capacity), localAddr?: Uint8Array(capacity * 16))
+  // With the optional arrays, a wildcard socket also reports each datagram's destination address
+  // (family 0 when the socket is bound to one address).
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ < 0) {
@@ -219,6 +222,12 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
       h.msg_iov = &recvIov_[i];
       h.msg_iovlen = 1;
       if (replies_) h.msg_control = recvCtrl_.data() + size_t(i) * kRecvCtrlSpace;
+    }
+    if (info.Length() >= 13 && localFam_.Pin(env, info[11]) && localAddr_.Pin(env, info[12]) &&
+        (capacity_ > localFam_.count || size_t(capacity_) * 16 > localAddr_.count)) {
+      ReleaseBatch();
+      ThrowType(env, "start: the local address arrays do not fit the batch");
+      return env.Undefined();
     }
     cb_ = Napi::Persistent(info[10].As<Napi::Function>());
     napi_async_init(env, Value(), Napi::String::New(env, "vpcgw:udp"), &async_);
@@ -292,6 +301,12 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
             LocalAddr local;
             ReadPktinfo(m.msg_hdr, &local);
             replies_->Remember(recvAddr_[j], local);
+            if (localFam_.ptr) {
+              localFam_.ptr[w] = local.family;
+              memcpy(localAddr_.ptr + size_t(w) * 16, local.addr, 16);
+            }
+          } else if (localFam_.ptr) {
+            localFam_.ptr[w] = 0;
           }
           st[kRxPackets] += 1;
           st[kRxBytes] += m.msg_len;
@@ -445,6 +460,8 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
     fam_.Release();
     addr_.Release();
     port_arr_.Release();
+    localFam_.Release();
+    localAddr_.Release();
     if (!cb_.IsEmpty()) cb_.Reset();
     if (async_) {
       napi_async_destroy(Env(), async_);
@@ -463,6 +480,8 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
   Pinned<uint8_t> fam_;
   Pinned<uint8_t> addr_;
   Pinned<uint16_t> port_arr_;
+  Pinned<uint8_t> localFam_;   // optional: per slot, the destination address family (0: unknown)
+  Pinned<uint8_t> localAddr_;  // optional: per slot, the destination address (16 bytes)
   uint32_t capacity_ = 0, slot_ = 0, headroom_ = 0, readMax_ = 0;
   std::vector<mmsghdr> recvMsgs_;
   std::vector<iovec> recvIov_;
