@@ -72,7 +72,10 @@ export const NATIVE_DP_STAT_COUNT = STAT_COUNT;
 // Implementation choices: sizes of the buffers native code fills for JS.
 const CTL_CAPACITY = 64;
 const CTL_BYTES = 128 * 1024;
-const CTL_STRIDE = 5;
+/** off, len, bind, family, port, local family (mirror of kCtlStride in src/native/engine/engine.h) */
+const CTL_STRIDE = 6;
+/** per control entry: the sender's address (16 bytes), then the local address it reached (16) */
+const CTL_ADDR_STRIDE = 32;
 const SINK_CAPACITY = 64;
 const SINK_STRIDE = 3;
 const EVENT_CAPACITY = 64;
@@ -158,6 +161,9 @@ export interface NativeSaParams {
   remoteFamily: number;
   remoteAddr: Buffer;
   remotePort: number;
+  /** our outer address (16 bytes, IPv4 in the first 4): on a wildcard socket the SA's datagrams leave from it */
+  localFamily: number;
+  localAddr: Buffer;
   localTs: Buffer;
   remoteTs: Buffer;
   softBytes: number;
@@ -188,7 +194,7 @@ interface DataPlaneAddon {
 /** Loads the addon's data-plane part; throws when the addon is missing or too old. */
 export function loadNativeDataPlane(): DataPlaneAddon {
   const a = loadNative() as unknown as Partial<DataPlaneAddon>;
-  if (typeof a.DataPlaneHandle !== 'function' || a.dataPlaneAbi !== 1) {
+  if (typeof a.DataPlaneHandle !== 'function' || a.dataPlaneAbi !== 2) {
     throw new VpnError('ERR_NATIVE_UNAVAILABLE', 'vpcgw native addon has no data plane (rebuild it with `npm run build`)');
   }
   return a as DataPlaneAddon;
@@ -242,6 +248,8 @@ export function nativeSaParams(p: SaParams, bind: number): NativeSaParams {
   }
   const remoteAddr = Buffer.alloc(16);
   remote.bytes.copy(remoteAddr);
+  const localAddr = Buffer.alloc(16);
+  local.bytes.copy(localAddr);
   const lt = p.lifetime;
   return {
     inbound: p.direction === 'in',
@@ -259,6 +267,8 @@ export function nativeSaParams(p: SaParams, bind: number): NativeSaParams {
     remoteFamily: remote.family,
     remoteAddr,
     remotePort: p.remotePort,
+    localFamily: local.family,
+    localAddr,
     localTs: packPrefixes(p.localTs),
     remoteTs: packPrefixes(p.remoteTs),
     softBytes: lt?.softBytes ?? 0,
@@ -334,7 +344,7 @@ export class NativeDataPlane implements DataPlane, SslOffload {
   private readonly statsArr: Float64Array;
   private readonly ctlBuf = Buffer.alloc(CTL_BYTES);
   private readonly ctlMeta = new Uint32Array(CTL_CAPACITY * CTL_STRIDE);
-  private readonly ctlAddr = Buffer.alloc(CTL_CAPACITY * 16);
+  private readonly ctlAddr = Buffer.alloc(CTL_CAPACITY * CTL_ADDR_STRIDE);
   private readonly sinkBuf: Buffer;
   private readonly sinkMeta = new Uint32Array(SINK_CAPACITY * SINK_STRIDE);
   private readonly events = new Uint32Array(EVENT_CAPACITY * EVENT_STRIDE);
@@ -694,9 +704,15 @@ export class NativeDataPlane implements DataPlane, SslOffload {
     for (let i = 0; i < n; i++) {
       const off = m[i * CTL_STRIDE]!;
       const len = m[i * CTL_STRIDE + 1]!;
-      const local = this.bindLocal[m[i * CTL_STRIDE + 2]!]!;
+      const bound = this.bindLocal[m[i * CTL_STRIDE + 2]!]!;
       const fam = m[i * CTL_STRIDE + 3] === 6 ? 6 : 4;
-      const addr = this.ctlAddr.subarray(i * 16, i * 16 + (fam === 4 ? 4 : 16));
+      const a = i * CTL_ADDR_STRIDE;
+      const addr = this.ctlAddr.subarray(a, a + (fam === 4 ? 4 : 16));
+      // on a wildcard socket, the address the peer reached (src/native/io/pktinfo.h)
+      const lf = m[i * CTL_STRIDE + 5];
+      const local: Endpoint = lf === 4 || lf === 6
+        ? { family: lf, address: bytesToIp(this.ctlAddr.subarray(a + 16, a + 16 + (lf === 4 ? 4 : 16))), port: bound.port }
+        : bound;
       const pkt = Buffer.from(this.ctlBuf.subarray(off, off + len));
       const from: Endpoint = { family: fam, address: bytesToIp(addr), port: m[i * CTL_STRIDE + 4]! };
       callControlCallbacks(this.log, this.controlCbs, pkt, from, local);

@@ -59,6 +59,11 @@ export interface TsDataPlaneOptions {
   maxPacket?: number;
 }
 
+/** A UdpBind that can say which local address a received datagram reached (NativeUdp). */
+interface LocalAddressSource {
+  localAddressOf?(i: number): string | null;
+}
+
 class PendingControl {
   constructor(
     readonly pkt: Buffer,
@@ -378,7 +383,12 @@ export class TsDataPlane implements DataPlane {
     const fam = batch.family[i] === 6 ? 6 : 4;
     const addr = batch.addr.subarray(i * 16, i * 16 + (fam === 4 ? 4 : 16));
     const pkt = Buffer.from(batch.buf.subarray(off + NON_ESP_MARKER_SIZE, off + len));
-    this.pendingControl.push(new PendingControl(pkt, { family: fam, address: bytesToIp(addr), port: batch.port[i]! }, this.bindLocal[bindIndex]!));
+    // on a wildcard bind (NativeUdp), the address the peer reached; replies leave from it
+    // (src/native/io/pktinfo.h), and the IKE SA learns where it was reached
+    const bound = this.bindLocal[bindIndex]!;
+    const reached = (this.binds[bindIndex] as LocalAddressSource).localAddressOf?.(i) ?? null;
+    const local: Endpoint = reached === null ? bound : { family: reached.includes(':') ? 6 : 4, address: reached, port: bound.port };
+    this.pendingControl.push(new PendingControl(pkt, { family: fam, address: bytesToIp(addr), port: batch.port[i]! }, local));
     this.st.controlPackets++;
   }
 

@@ -97,6 +97,8 @@ export type TunnelControllerFactory = (ctx: TunnelContext) => TunnelController;
 /** A bound UDP socket the daemon can also send single control-plane datagrams on. */
 export interface GatewayUdp extends UdpBind {
   sendTo(data: Uint8Array, family: 4 | 6, addr: Uint8Array | string, port: number): boolean;
+  /** On a wildcard bind, the local address datagram i of the current batch reached (NativeUdp). */
+  localAddressOf?(i: number): string | null;
 }
 
 /** OS access, injectable so the daemon's logic runs in tests without root. */
@@ -493,7 +495,10 @@ export class Gateway {
       const from: Endpoint = { family: fam, address: bytesToIp(a), port: batch.port[i]! };
       // the batch is reused after this call: the controller gets its own copy
       const msg = Buffer.from(batch.buf.subarray(start, off + len));
-      this.guard('ike', () => this.tunnels?.receiveIke(msg, from, u.local));
+      // on a wildcard bind, the address the peer reached (replies leave from it: src/native/io/pktinfo.h)
+      const reached = u.bind.localAddressOf?.(i) ?? null;
+      const local: Endpoint = reached === null ? u.local : { family: reached.includes(':') ? 6 : 4, address: reached, port: u.local.port };
+      this.guard('ike', () => this.tunnels?.receiveIke(msg, from, local));
     }
     this.scheduleTunnels();
   }

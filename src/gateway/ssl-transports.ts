@@ -109,7 +109,13 @@ export class BatchUdpTransport implements DataTransport {
   }
 }
 
-/** node:dgram: one send per packet (headroom for a TCP length kept so both transports share the layout). */
+/**
+ * node:dgram: one send per packet (headroom for a TCP length kept so both transports share the layout).
+ * node:dgram cannot choose a source address per datagram: on a multihomed host listening on a
+ * wildcard address, replies leave from the address the route picks. The daemon therefore binds
+ * the SSL VPN's UDP socket with NativeUdp (src/gateway/vpn-servers.ts), which answers each client
+ * from the address it reached (src/native/io/pktinfo.h); this transport is for embedders and tests.
+ */
 export class DgramTransport implements DataTransport {
   readonly slotOff = TCP_LENGTH_SIZE;
   private out: Buffer = Buffer.alloc(0);

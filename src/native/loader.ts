@@ -84,6 +84,8 @@ export interface NativeUdpHandle {
     headroom: number,
     readMax: number,
     cb: (count: number) => void,
+    localFamily?: Uint8Array,
+    localAddr?: Buffer,
   ): void;
   send(buf: Buffer, off: Uint32Array, len: Uint32Array, family: Uint8Array, addr: Buffer, port: Uint16Array, count: number): number;
   sendTo(data: Uint8Array, family: number, addr: Uint8Array, port: number): boolean;

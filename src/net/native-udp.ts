@@ -5,6 +5,10 @@
  *
  * ICMP errors (port/host unreachable) are received through IP_RECVERR, counted in
  * `stats().recvErrors`/`icmpErrors` and never stop the socket.
+ *
+ * Bound to a wildcard address (0.0.0.0 / ::), the socket answers every remote from the local
+ * address that remote last reached (IP_PKTINFO; src/native/io/pktinfo.h), as OpenVPN's
+ * `multihome` does: `send` and `sendTo` need no source address from the caller.
  */
 import { PacketBatch } from '../common/batch.js';
 import { IoError } from '../common/errors.js';
@@ -65,6 +69,9 @@ export class NativeUdp implements UdpBind {
   private readonly counters = new Float64Array(UDP_STAT_COUNT);
   private readonly log: Logger;
   private onBatch: ((batch: PacketBatch) => void) | null = null;
+  /** per batch slot: the destination address of the datagram (wildcard sockets; family 0 otherwise) */
+  private readonly localFamily: Uint8Array;
+  private readonly localAddr: Buffer;
   private closed = false;
 
   /** Creates and binds the socket. Throws IoError naming the address on failure (EADDRINUSE...). */
@@ -84,6 +91,8 @@ export class NativeUdp implements UdpBind {
     this.address = bytesToIp(ip.bytes);
     const headroom = opts.headroom ?? UDP_DEFAULT_HEADROOM;
     this.batch = new PacketBatch(opts.batchSize ?? UDP_DEFAULT_BATCH, opts.slotSize ?? UDP_DEFAULT_SLOT, headroom);
+    this.localFamily = new Uint8Array(this.batch.capacity);
+    this.localAddr = Buffer.alloc(this.batch.capacity * 16);
     try {
       const flags = (opts.reuseAddr ? UDP_FLAG_REUSE_ADDR : 0) | (opts.reusePort ? UDP_FLAG_REUSE_PORT : 0);
       this.handle = new native.UdpHandle(ip.family, ip.bytes, opts.port, opts.ipv6Only ?? false, this.counters, flags);
@@ -122,8 +131,10 @@ export class NativeUdp implements UdpBind {
     this.onBatch = onBatch;
     const b = this.batch;
     const readMax = b.slotSize - b.headroom;
-    this.handle.start(b.buf, b.off, b.len, b.family, b.addr, b.port, b.capacity, b.slotSize, b.headroom, readMax, (n) =>
-      this.deliver(n),
+    this.handle.start(
+      b.buf, b.off, b.len, b.family, b.addr, b.port, b.capacity, b.slotSize, b.headroom, readMax,
+      (n) => this.deliver(n),
+      this.localFamily, this.localAddr,
     );
   }
 
@@ -131,6 +142,17 @@ export class NativeUdp implements UdpBind {
     if (this.closed || !this.onBatch) return;
     this.batch.count = n;
     this.onBatch(this.batch);
+  }
+
+  /**
+   * The local address datagram i of the current batch was sent to, on a wildcard socket (the
+   * address the peer reached); null on a socket bound to one address or when the kernel said none.
+   * Valid during the onBatch call, like the batch.
+   */
+  localAddressOf(i: number): string | null {
+    const f = this.localFamily[i];
+    if (f !== 4 && f !== 6) return null;
+    return bytesToIp(this.localAddr.subarray(i * 16, i * 16 + (f === 4 ? 4 : 16)));
   }
 
   send(batch: PacketBatch): number {

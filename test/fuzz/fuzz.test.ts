@@ -1,6 +1,7 @@
-// Coverage-guided fuzzing of the native decapsulation entry points (ESP + TSO/GRO code, and the
-// OpenVPN data channel) under AddressSanitizer and UBSan, bounded in time. The ESP run first replays
-// the TypeScript encoder's differential vectors as seeds (an ASan pass over valid traffic).
+// Coverage-guided fuzzing of the native decapsulation entry points (ESP + TSO/GRO code, the
+// OpenVPN data channel, and the data-plane engine's inbound demux) under AddressSanitizer and
+// UBSan, bounded in time. The ESP run first replays the TypeScript encoder's differential vectors
+// as seeds (an ASan pass over valid traffic).
 // Needs clang++ and libssl-dev (.ci/run installs them).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -26,7 +27,7 @@ function executed(out: string): number {
   return m ? Number(m[1]) : 0;
 }
 
-describe('fuzzing the native decap paths under ASan/UBSan', () => {
+describe('fuzzing the native decap and demux paths under ASan/UBSan', () => {
   it('ESP decap, TSO segmentation and GRO coalescing survive hostile input', () => {
     const r = fuzz('run.sh');
     expect(r.status, r.out.slice(-4000)).toBe(0);
@@ -36,6 +37,13 @@ describe('fuzzing the native decap paths under ASan/UBSan', () => {
 
   it('the OpenVPN data channel survives hostile input', () => {
     const r = fuzz('run-ovpn.sh');
+    expect(r.status, r.out.slice(-4000)).toBe(0);
+    expect(r.out).not.toMatch(/ERROR: AddressSanitizer|runtime error:/);
+    expect(executed(r.out), r.out.slice(-2000)).toBeGreaterThan(10_000);
+  }, 300_000);
+
+  it('the engine\'s inbound demux (ESP, IKE marker, keepalive, SSL P_DATA by peer-id) survives hostile input', () => {
+    const r = fuzz('run-inbound.sh');
     expect(r.status, r.out.slice(-4000)).toBe(0);
     expect(r.out).not.toMatch(/ERROR: AddressSanitizer|runtime error:/);
     expect(executed(r.out), r.out.slice(-2000)).toBeGreaterThan(10_000);

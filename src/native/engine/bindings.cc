@@ -129,7 +129,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
   // ------------------------------------------------------------------ SAs and routes
 
   // installSa({ inbound, spi, encr, encrKeyBits, integ, encrKey, integKey, replayWindow, esn, initialSeq, initialSeqHi,
-  //   bind, remoteFamily, remoteAddr(16), remotePort, localTs, remoteTs, softBytes, hardBytes,
+  //   bind, remoteFamily, remoteAddr(16), remotePort, localFamily?, localAddr(16)?, localTs, remoteTs, softBytes, hardBytes,
   //   softPackets, hardPackets, seqCell? }) -> boolean (the SA has a usable socket)
   Napi::Value InstallSa(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -158,6 +158,16 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     sa->remoteFamily = uint8_t(NumberField(o, "remoteFamily"));
     memcpy(sa->remoteAddr, ra.data, 16);
     sa->remotePort = uint16_t(NumberField(o, "remotePort"));
+    // our outer address: on a wildcard socket the SA's datagrams leave from it (../io/pktinfo.h);
+    // all zeros (the SA was negotiated on a wildcard address) leaves it to the reply table
+    RawView la;
+    static const uint8_t kZero16[16] = {0};
+    uint8_t lf = uint8_t(NumberField(o, "localFamily"));
+    if ((lf == 4 || lf == 6) && GetRaw(env, o.Get("localAddr"), &la) && la.bytes >= 16 &&
+        memcmp(la.data, kZero16, 16) != 0) {
+      out->src.family = lf;
+      memcpy(out->src.addr, la.data, 16);
+    }
     // multi-queue: an outbound SA shared by several queues takes its sequence numbers from one
     // 8-aligned 8-byte cell of shared memory (optional `seqCell`, a BigUint64Array view)
     Napi::Value cell = o.Get("seqCell");
@@ -573,7 +583,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
 
 void InitDataPlane(Napi::Env env, Napi::Object exports) {
   exports.Set("DataPlaneHandle", DataPlaneHandle::Define(env));
-  exports.Set("dataPlaneAbi", Napi::Number::New(env, 1));
+  // 2: control entries carry the local address they reached (kCtlStride 6, kCtlAddrStride 32)
+  exports.Set("dataPlaneAbi", Napi::Number::New(env, 2));
   exports.Set("ovpnAbi", Napi::Number::New(env, 1));
 }
 

@@ -23,6 +23,10 @@
 //     session's own addr:port are decrypted in place and go to the TUN (pings are counted);
 //     everything else (control, unknown peer, a float) and OCC / client-to-client plaintext is
 //     copied for JS and announced by one SSL callback per batch.
+// Wildcard sockets (0.0.0.0 / ::; ../io/pktinfo.h): recvmmsg also reads each datagram's destination
+// address. Datagrams for JS record it per sender (the reply table JS-originated sends use), an SSL
+// session keeps the address its authenticated packets reach, an outbound SA sends from its local
+// address; sendmmsg then carries one IP_PKTINFO control message per datagram (next to UDP_SEGMENT).
 // Errors never stop a poll: POLLERR is counted, the socket error queue drained, the poll re-armed.
 // Nothing is allocated per packet; SAs removed while a batch runs are freed after it.
 #include "engine.h"
@@ -50,6 +54,9 @@ using esp::Span;
 
 namespace {
 
+// Control room per sent message: a UDP_SEGMENT (GSO run) and a source address (wildcard socket).
+constexpr size_t kTxCtrlSpace = CMSG_SPACE(sizeof(uint16_t)) + kSrcCmsgSpace;
+
 bool InPrefix4(const uint8_t* a, const uint8_t* net, unsigned len) {
   uint32_t x = Rd32(a);
   uint32_t n = Rd32(net);
@@ -71,7 +78,7 @@ Engine::~Engine() {
 }
 
 bool Engine::Configure(uint32_t maxPacket) {
-  ctlCap_ = uint32_t(std::min<size_t>(js_.ctlMeta.count / kCtlStride, js_.ctlAddr.count / 16));
+  ctlCap_ = uint32_t(std::min<size_t>(js_.ctlMeta.count / kCtlStride, js_.ctlAddr.count / kCtlAddrStride));
   sinkCap_ = uint32_t(js_.sinkMeta.count / kSinkStride);
   evCap_ = uint32_t(js_.events.count / kEventStride);
   maxPacket_ = maxPacket;
@@ -84,6 +91,7 @@ bool Engine::Configure(uint32_t maxPacket) {
   rxMsgs_.assign(kReadBatch, mmsghdr{});
   rxIov_.resize(kReadBatch);
   rxAddr_.resize(kReadBatch);
+  rxCtrl_.assign(kReadBatch * kRecvCtrlSpace, 0);
   for (uint32_t i = 0; i < kReadBatch; i++) {
     rxIov_[i].iov_base = rx_.data() + i * slot_ + kHeadroom;
     rxIov_[i].iov_len = maxPacket_ + kTailroom;  // room to see an oversize datagram as truncated
@@ -94,7 +102,7 @@ bool Engine::Configure(uint32_t maxPacket) {
   }
   txMsgs_.resize(kTxSlots);
   txIov_.resize(kTxSlots);
-  txCtrl_.resize(kTxSlots * CMSG_SPACE(sizeof(uint16_t)));
+  txCtrl_.resize(kTxSlots * kTxCtrlSpace);
   tunOut_.resize(kReadBatch);
   jsTun_.resize(kJsTunSlots * maxPacket_);
   jsTunLen_.resize(kJsTunSlots);
@@ -126,6 +134,7 @@ int Engine::AttachUdp(napi_env env, int fd, bool ssl, const char** syscall, int*
     return -1;
   }
   b->sockFamily = ss.ss_family;
+  b->replies = FindReplySources(fd);  // set by the socket's UdpHandle when it is a wildcard bind
   if (started_) {  // an SSL socket attached later: polling starts at once
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
@@ -186,6 +195,13 @@ bool Engine::InstallSa(std::unique_ptr<OutSa> out) {
                               sa->remotePort);
     if (out->toLen == 0) sa->bindIndex = -1;
   }
+  // On a wildcard socket the SA's local address (installSa's localAddr), else the address its peer
+  // last reached us on; on a socket bound to one address the kernel already picks it.
+  const Bind* b = sa->bindIndex >= 0 ? binds_[sa->bindIndex].get() : nullptr;
+  if (!b || !b->replies || sa->inbound())
+    out->src.family = 0;
+  else if (out->src.family == 0)
+    b->replies->Lookup(out->to, &out->src);
   auto& m = sa->inbound() ? inSas_ : outSas_;
   uint32_t spi = sa->spi();
   auto it = m.find(spi);
@@ -246,6 +262,13 @@ bool Engine::SendControl(int bi, uint8_t family, const uint8_t* addr, uint16_t p
   h.msg_namelen = sl;
   h.msg_iov = iov;
   h.msg_iovlen = 2;
+  alignas(cmsghdr) uint8_t ctrl[kSrcCmsgSpace];
+  LocalAddr src;
+  if (binds_[bi]->replies && binds_[bi]->replies->Lookup(ss, &src)) {
+    h.msg_control = ctrl;
+    h.msg_controllen = PutSrcCmsg(ctrl, binds_[bi]->sockFamily, src);
+    if (h.msg_controllen == 0) h.msg_control = nullptr;
+  }
   ssize_t r;
   do {
     r = sendmsg(binds_[bi]->fd, &h, MSG_DONTWAIT);
@@ -269,6 +292,9 @@ bool Engine::SetPeerRemote(SslPeer* p, int bind, uint8_t family, const uint8_t* 
   p->toLen = MakeSockaddr(&p->to, binds_[bind]->sockFamily, family, addr, port);
   if (p->toLen == 0) return false;
   p->bind = bind;
+  // the address the client's handshake reached (recorded when its control packets went to JS)
+  p->src.family = 0;
+  if (binds_[bind]->replies) binds_[bind]->replies->Lookup(p->to, &p->src);
   return true;
 }
 
@@ -291,9 +317,20 @@ bool Engine::SslSend(SslPeer* p, const uint8_t* data, size_t len, bool ping) {
     st()[kSslDrops] += 1;
     return false;
   }
+  iovec iov{slot + span.off, span.len};
+  msghdr h{};
+  h.msg_name = &p->to;
+  h.msg_namelen = p->toLen;
+  h.msg_iov = &iov;
+  h.msg_iovlen = 1;
+  alignas(cmsghdr) uint8_t ctrl[kSrcCmsgSpace];
+  if (p->src.family != 0) {
+    h.msg_controllen = PutSrcCmsg(ctrl, binds_[p->bind]->sockFamily, p->src);
+    if (h.msg_controllen > 0) h.msg_control = ctrl;
+  }
   ssize_t r;
   do {
-    r = sendto(binds_[p->bind]->fd, slot + span.off, span.len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&p->to), p->toLen);
+    r = sendmsg(binds_[p->bind]->fd, &h, MSG_DONTWAIT);
   } while (r < 0 && errno == EINTR);
   if (r < 0) {
     st()[kSendErrors] += 1;
@@ -516,6 +553,7 @@ void Engine::Outbound(uint32_t slot, size_t len) {
   e.group = out;
   e.to = &out->to;
   e.toLen = out->toLen;
+  e.src = &out->src;
 }
 
 // Sends the queued ESP datagrams: per bind, one sendmmsg; GSO groups equal-size runs per SA.
@@ -532,7 +570,7 @@ void Engine::SendBind(int b) {
   for (uint32_t i = 0; i < txCount_; i++)
     if (txEntries_[i].bind == b) txIdx_[m++] = i;
   uint32_t x = 0, k = 0, iovUsed = 0;
-  size_t ctrlUsed = 0;
+  int sockFamily = binds_[b]->sockFamily;
   while (x < m) {
     const TxEntry& e = txEntries_[txIdx_[x]];
     uint32_t n = 1;
@@ -559,17 +597,24 @@ void Engine::SendBind(int b) {
       txIov_[iovUsed + y].iov_len = f.len;
     }
     iovUsed += n;
+    // control messages: UDP_SEGMENT for a GSO run, the source address on a wildcard socket (a run
+    // is one SA or session, so one source); the message's own preallocated slice of txCtrl_
+    uint8_t* ctrl = txCtrl_.data() + size_t(k) * kTxCtrlSpace;
+    size_t ctrlLen = 0;
     if (n > 1) {
-      h.msg_control = txCtrl_.data() + ctrlUsed;
-      h.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
-      cmsghdr* cm = CMSG_FIRSTHDR(&h);
+      cmsghdr* cm = reinterpret_cast<cmsghdr*>(ctrl);
       cm->cmsg_level = SOL_UDP;
       cm->cmsg_type = UDP_SEGMENT;
       cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
       uint16_t gs = uint16_t(e.len);
       memcpy(CMSG_DATA(cm), &gs, sizeof gs);
-      ctrlUsed += CMSG_SPACE(sizeof(uint16_t));
+      ctrlLen = CMSG_SPACE(sizeof(uint16_t));
       st()[kGsoSends] += 1;
+    }
+    if (e.src->family != 0) ctrlLen += PutSrcCmsg(ctrl + ctrlLen, sockFamily, *e.src);
+    if (ctrlLen > 0) {
+      h.msg_control = ctrl;
+      h.msg_controllen = ctrlLen;
     }
     k++;
     x += n;
@@ -596,7 +641,7 @@ VPCGW_PACKET_STEP void Engine::SendMsgs(int b, uint32_t k) {
     st()[kSendErrors] += 1;
     if (r < 0 && (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS)) break;  // queue full: drop the rest
     if (r < 0 && IsIcmpErrno(e) && retries++ < 4) continue;  // the error was for an earlier datagram
-    if (r < 0 && (e == EIO || e == EINVAL) && txMsgs_[p].msg_hdr.msg_controllen > 0) gsoBroken_ = true;
+    if (r < 0 && (e == EIO || e == EINVAL) && txMsgs_[p].msg_hdr.msg_iovlen > 1) gsoBroken_ = true;
     p++;  // refused (EMSGSIZE, EPERM...): skip it
   }
 }
@@ -658,7 +703,15 @@ VPCGW_PACKET_STEP void Engine::OnUdpReadable(Bind* b, int status) {
   }
   int errors = 0;
   for (int round = 0; round < kMaxRoundsPerWake && !closed_; round++) {
-    for (uint32_t i = 0; i < kReadBatch; i++) rxMsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+    // the destination-address control messages only on wildcard binds (the slots are shared)
+    uint8_t* ctrl = b->replies ? rxCtrl_.data() : nullptr;
+    size_t ctrlLen = b->replies ? kRecvCtrlSpace : 0;
+    for (uint32_t i = 0; i < kReadBatch; i++) {
+      msghdr& h = rxMsgs_[i].msg_hdr;
+      h.msg_namelen = sizeof(sockaddr_storage);
+      h.msg_control = ctrl ? ctrl + size_t(i) * kRecvCtrlSpace : nullptr;
+      h.msg_controllen = ctrlLen;
+    }
     int r = recvmmsg(b->fd, rxMsgs_.data(), kReadBatch, MSG_DONTWAIT, nullptr);
     if (r < 0) {
       int e = errno;
@@ -735,7 +788,16 @@ VPCGW_PACKET_STEP void Engine::ToControl(Bind* b, uint32_t j, const uint8_t* p, 
   m[0] = uint32_t(ctlBytes_);
   m[1] = uint32_t(len);
   m[2] = uint32_t(b->index);
-  StoreEndpoint(&rxAddr_[j], &m[3], js_.ctlAddr.ptr + ctlCount_ * 16, &m[4]);
+  uint8_t* addr = js_.ctlAddr.ptr + size_t(ctlCount_) * kCtlAddrStride;
+  StoreEndpoint(&rxAddr_[j], &m[3], addr, &m[4]);
+  m[5] = 0;
+  if (b->replies) {  // IKE answers (SendControl) go back from the address this reached; JS learns it
+    LocalAddr local;
+    LocalOf(b, j, &local);
+    b->replies->Remember(rxAddr_[j], local);
+    m[5] = local.family;
+    memcpy(addr + 16, local.addr, 16);
+  }
   ctlBytes_ += len;
   ctlCount_++;
   st()[kControlPackets] += 1;
@@ -807,6 +869,7 @@ VPCGW_PACKET_STEP void Engine::OutboundSsl(uint32_t slot, size_t len, uint32_t p
   e.group = p;
   e.to = &p->to;
   e.toLen = p->toLen;
+  e.src = &p->src;
 }
 
 // SSL socket -> data opcodes of known sessions decrypted in place (to the TUN), the rest to JS.
@@ -834,6 +897,14 @@ VPCGW_PACKET_STEP void Engine::InboundSsl(Bind* b, uint32_t j, size_t len) {
     return;
   }
   st()[kSslRxPackets] += 1;
+  if (b->replies) {
+    // authenticated: the session answers from the address the client now reaches (OpenVPN
+    // multihome keeps the packet info of the last authenticated datagram the same way)
+    LocalAddr local;
+    LocalOf(b, j, &local);
+    if (local.family != 0 && (local.family != peer->src.family || memcmp(local.addr, peer->src.addr, 16) != 0))
+      peer->src = local;
+  }
   if (r == ovpn::kPing) return;
   if (r == ovpn::kOcc) {
     ToSslJs(b, j, base + span.off, span.len, peer->s->peerId(), kSslPlaintext);
@@ -859,6 +930,15 @@ VPCGW_PACKET_STEP void Engine::InboundSsl(Bind* b, uint32_t j, size_t len) {
   t.len = uint32_t(span.len);
 }
 
+// The destination address of rx slot j (family 0 unless the bind reads them).
+VPCGW_PACKET_STEP void Engine::LocalOf(const Bind* b, uint32_t j, LocalAddr* out) {
+  if (!b->replies) {
+    out->family = 0;
+    return;
+  }
+  ReadPktinfo(rxMsgs_[j].msg_hdr, out);
+}
+
 void Engine::ToSslJs(Bind* b, uint32_t j, const uint8_t* p, size_t len, uint32_t peerId, uint32_t kind) {
   if (sslCb_.IsEmpty()) {
     DropCount(esp::kNoRoom);
@@ -875,6 +955,11 @@ void Engine::ToSslJs(Bind* b, uint32_t j, const uint8_t* p, size_t len, uint32_t
   m[1] = uint32_t(len);
   m[2] = uint32_t(b->index);
   StoreEndpoint(&rxAddr_[j], &m[3], js_.sslAddr.ptr + sslCount_ * 16, &m[4]);
+  if (b->replies) {  // control answers (UdpHandle.sendTo) and new sessions use it
+    LocalAddr local;
+    LocalOf(b, j, &local);
+    b->replies->Remember(rxAddr_[j], local);
+  }
   m[5] = peerId;
   m[6] = kind;
   sslBytes_ += len;
@@ -902,6 +987,71 @@ void Engine::OnPollClosed(void* owner) {
       self->async_ = nullptr;
     }
     self->self_->Unref();
+  }
+}
+
+}  // namespace vpcgw
+
+namespace vpcgw {
+
+// ------------------------------------------------------------------ test seams (no sockets)
+
+int Engine::AddTestBind(bool ssl, int sockFamily) {
+  auto b = std::make_unique<Bind>();
+  b->owner = this;
+  b->index = int(binds_.size());
+  b->fd = -1;
+  b->ssl = ssl;
+  b->sockFamily = sockFamily;
+  b->replies = std::make_shared<ReplySources>();
+  binds_.push_back(std::move(b));
+  return int(binds_.size()) - 1;
+}
+
+void Engine::DemuxForTest(int bind, const uint8_t* data, size_t len, const sockaddr_storage& from,
+                          const LocalAddr& local) {
+  if (bind < 0 || bind >= int(binds_.size()) || closed_) return;
+  Bind* b = binds_[bind].get();
+  if (len > maxPacket_ + kTailroom) {  // what recvmmsg would report as truncated
+    st()[kTruncated] += 1;
+    return;
+  }
+  if (len > 0) memcpy(rx_.data() + kHeadroom, data, len);
+  rxAddr_[0] = from;
+  // the control message recvmmsg would have filled in (IP_PKTINFO / IPV6_PKTINFO: ipi_addr)
+  msghdr& h = rxMsgs_[0].msg_hdr;
+  h.msg_control = rxCtrl_.data();
+  h.msg_controllen = 0;
+  cmsghdr* c = reinterpret_cast<cmsghdr*>(rxCtrl_.data());
+  if (local.family == 4) {
+    in_pktinfo pi{};
+    memcpy(&pi.ipi_addr, local.addr, 4);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    h.msg_controllen = CMSG_SPACE(sizeof pi);
+  } else if (local.family == 6) {
+    in6_pktinfo pi{};
+    memcpy(&pi.ipi6_addr, local.addr, 16);
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof pi);
+    memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    h.msg_controllen = CMSG_SPACE(sizeof pi);
+  }
+  depth_++;
+  st()[kUdpRxDatagrams] += 1;
+  if (b->ssl)
+    InboundSsl(b, 0, len);
+  else
+    Inbound(b, 0, len);
+  FlushTunOut();
+  DeliverJs();
+  depth_--;
+  if (depth_ == 0) {
+    graveyard_.clear();
+    ssl_.Release();
   }
 }
 

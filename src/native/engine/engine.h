@@ -20,6 +20,7 @@
 #include "../core/esp.h"
 #include "../core/offload.h"
 #include "../core/sockaddr.h"
+#include "../io/pktinfo.h"
 #include "../napi-util.h"
 #include "route-table.h"
 #include "ssl-peers.h"
@@ -75,7 +76,8 @@ enum Stat {
 };
 
 // Layouts of the pinned JS buffers.
-constexpr uint32_t kCtlStride = 5;    // off, len, bind, family, port (+ 16 bytes in ctlAddr)
+constexpr uint32_t kCtlStride = 6;    // off, len, bind, family, port, local family (+ 32 bytes in ctlAddr)
+constexpr uint32_t kCtlAddrStride = 32;  // the sender's address, then the local address it reached
 constexpr uint32_t kSinkStride = 3;   // off, len, sink index
 constexpr uint32_t kEventStride = 3;  // spi, direction (0 in, 1 out), event bits
 constexpr uint32_t kSslStride = 7;    // off, len, bind, family, port, peer-id, kind (+ 16 bytes in addr)
@@ -89,6 +91,7 @@ struct OutSa {
   Napi::ObjectReference seqRef;  // keeps sa->seqCell's SharedArrayBuffer view alive (multi-queue)
   sockaddr_storage to{};
   socklen_t toLen = 0;
+  LocalAddr src;  // outbound on a wildcard socket: the SA's local address (else family 0)
 };
 
 struct TxEntry {
@@ -98,6 +101,7 @@ struct TxEntry {
   const void* group;  // GSO runs never mix groups (an ESP SA or an SSL session)
   const sockaddr_storage* to;
   socklen_t toLen;
+  const LocalAddr* src;  // the source to send from (family 0: the route's)
 };
 
 struct TunOut {
@@ -114,6 +118,7 @@ struct Bind {
   int fd = -1;
   int sockFamily = AF_INET;
   bool ssl = false;  // an SSL VPN socket (OpenVPN demux) rather than ESP-in-UDP / IKE
+  std::shared_ptr<ReplySources> replies;  // a wildcard socket: replies carry their source (pktinfo.h)
   Poller poller;
 };
 
@@ -191,6 +196,13 @@ class Engine {
   bool SslSend(SslPeer* p, const uint8_t* data, size_t len, bool ping);
   double NowMs() const { return loop_ ? double(uv_now(loop_)) : 0; }
 
+  // Test seam (test/fuzz/fuzz_inbound.cc): runs the inbound demux of one datagram from `from` to
+  // `local` as if bind `bind` had received it (Inbound or InboundSsl), then ends the batch. For
+  // an engine without sockets, TUN or callbacks; the packet path itself is unchanged.
+  void DemuxForTest(int bind, const uint8_t* data, size_t len, const sockaddr_storage& from, const LocalAddr& local);
+  // Test seam: a bind with no descriptor (index returned), for the demux above.
+  int AddTestBind(bool ssl, int sockFamily);
+
  private:
   double* st() { return js_.stats.ptr; }
   void DropCount(int r) { js_.stats.ptr[kStatDrops + r] += 1; }
@@ -209,6 +221,7 @@ class Engine {
   void Outbound(uint32_t slot, size_t len);
   void FlushTx();
   void SendBind(int b);
+  void LocalOf(const Bind* b, uint32_t j, LocalAddr* out);
   void SendMsgs(int b, uint32_t k);
   void ToSink(int32_t sink, const uint8_t* p, size_t len);
   void QueueEvent(esp::Sa* sa, int bits);
@@ -262,6 +275,7 @@ class Engine {
   std::vector<mmsghdr> rxMsgs_;
   std::vector<iovec> rxIov_;
   std::vector<sockaddr_storage> rxAddr_;
+  std::vector<uint8_t> rxCtrl_;  // per rx slot: the destination-address control message (wildcard binds)
   std::vector<TunOut> tunOut_;
   uint32_t tunOutCount_ = 0;
   std::vector<uint8_t> jsTun_;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../core/ovpn.h"
+#include "../io/pktinfo.h"
 
 namespace vpcgw {
 
@@ -27,6 +28,7 @@ struct SslPeer {
   int bind = -1;
   sockaddr_storage to{};
   socklen_t toLen = 0;
+  LocalAddr src;  // on a wildcard socket: the address the client reaches us on (else family 0)
   bool hasVaddr = false;
   uint8_t vaddr[4] = {0};        // the client's virtual IPv4 address (inner source check)
   uint8_t clientNet[4] = {0};    // the client pool: inner destinations inside go to JS (client-to-client)

@@ -7,6 +7,9 @@
 //      count, and re-arm. An ICMP error never leaves the socket deaf.
 //   2. recvmmsg into slots n..capacity-1; a truncated datagram (bigger than the slot) is dropped and
 //      counted; the JS callback runs once per filled batch, at most kMaxRoundsPerWake per wake-up.
+// A wildcard socket (0.0.0.0 / ::) also reads each datagram's destination address (IP_PKTINFO) and
+// remembers it per sender; send/sendTo then answer each remote from the address it reached
+// (pktinfo.h explains why and how the data-plane engine shares the table).
 //
 // Later: UDP_SEGMENT (GSO) on send and UDP_GRO on receive fit in SendChunk / OnPoll.
 #include <arpa/inet.h>
@@ -21,6 +24,7 @@
 
 #include "../napi-util.h"
 #include "../core/sockaddr.h"
+#include "pktinfo.h"
 
 namespace vpcgw {
 namespace {
@@ -129,10 +133,17 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
     sendMsgs_.resize(kSendChunk);
     sendIov_.resize(kSendChunk);
     sendAddr_.resize(kSendChunk);
+    if (IsWildcardSocket(fd) && EnablePktinfo(fd, sockFamily_)) {
+      uint32_t group = (flags & kFlagReusePort) ? (uint32_t(fam) << 16 | port_) : 0;
+      replies_ = RegisterReplySources(fd, group);
+      sendCtrl_.resize(kSendChunk * kSrcCmsgSpace);
+    }
   }
 
   ~UdpHandle() override {
-    if (fd_ >= 0) close(fd_);
+    if (fd_ < 0) return;
+    if (replies_) ForgetReplySources(fd_);
+    close(fd_);
   }
 
  private:
@@ -168,7 +179,10 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
     return env.Undefined();
   }
 
-  // start(buf, off, len, family, addr, port, capacity, slotSize, headroom, readMax, cb)
+  // start(buf, off, len, family, addr, port, capacity, slotSize, headroom, readMax, cb,
+  //       localFamily?: Uint8Array(capacity), localAddr?: Uint8Array(capacity * 16))
+  // With the optional arrays, a wildcard socket also reports each datagram's destination address
+  // (family 0 when the socket is bound to one address).
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (fd_ < 0) {
@@ -199,6 +213,7 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
     recvMsgs_.assign(capacity_, mmsghdr{});
     recvIov_.resize(capacity_);
     recvAddr_.resize(capacity_);
+    if (replies_) recvCtrl_.assign(size_t(capacity_) * kRecvCtrlSpace, 0);
     for (uint32_t i = 0; i < capacity_; i++) {
       recvIov_[i].iov_base = buf_.ptr + i * slot_ + headroom_;
       recvIov_[i].iov_len = readMax_;
@@ -206,6 +221,13 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
       h.msg_name = &recvAddr_[i];
       h.msg_iov = &recvIov_[i];
       h.msg_iovlen = 1;
+      if (replies_) h.msg_control = recvCtrl_.data() + size_t(i) * kRecvCtrlSpace;
+    }
+    if (info.Length() >= 13 && localFam_.Pin(env, info[11]) && localAddr_.Pin(env, info[12]) &&
+        (capacity_ > localFam_.count || size_t(capacity_) * 16 > localAddr_.count)) {
+      ReleaseBatch();
+      ThrowType(env, "start: the local address arrays do not fit the batch");
+      return env.Undefined();
     }
     cb_ = Napi::Persistent(info[10].As<Napi::Function>());
     napi_async_init(env, Value(), Napi::String::New(env, "vpcgw:udp"), &async_);
@@ -241,7 +263,10 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
       uint32_t n = 0;
       bool drained = false;
       while (n < capacity_) {
-        for (uint32_t i = n; i < capacity_; i++) recvMsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+        for (uint32_t i = n; i < capacity_; i++) {
+          recvMsgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+          if (replies_) recvMsgs_[i].msg_hdr.msg_controllen = kRecvCtrlSpace;
+        }
         int r = recvmmsg(fd_, &recvMsgs_[n], capacity_ - n, MSG_DONTWAIT, nullptr);
         if (r < 0) {
           int e = errno;
@@ -272,6 +297,17 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
           off_.ptr[w] = ow;
           len_.ptr[w] = m.msg_len;
           StoreEndpoint(&recvAddr_[j], &fam_.ptr[w], addr_.ptr + w * 16, &port_arr_.ptr[w]);
+          if (replies_) {
+            LocalAddr local;
+            ReadPktinfo(m.msg_hdr, &local);
+            replies_->Remember(recvAddr_[j], local);
+            if (localFam_.ptr) {
+              localFam_.ptr[w] = local.family;
+              memcpy(localAddr_.ptr + size_t(w) * 16, local.addr, 16);
+            }
+          } else if (localFam_.ptr) {
+            localFam_.ptr[w] = 0;
+          }
           st[kRxPackets] += 1;
           st[kRxBytes] += m.msg_len;
           w++;
@@ -314,6 +350,18 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
     return sent;
   }
 
+  // A wildcard socket answers a remote from the address it last reached (pktinfo.h).
+  void AddReplySource(msghdr* h, uint32_t k) {
+    if (!replies_) return;
+    LocalAddr src;
+    if (!replies_->Lookup(sendAddr_[k], &src)) return;
+    uint8_t* ctrl = sendCtrl_.data() + size_t(k) * kSrcCmsgSpace;
+    size_t n = PutSrcCmsg(ctrl, sockFamily_, src);
+    if (n == 0) return;
+    h->msg_control = ctrl;
+    h->msg_controllen = n;
+  }
+
   // send(buf, off, len, family, addr, port, count) -> datagrams sent
   Napi::Value Send(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -348,6 +396,7 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
       h.msg_namelen = sl;
       h.msg_iov = &sendIov_[k];
       h.msg_iovlen = 1;
+      AddReplySource(&h, k);
       if (++k == kSendChunk) {
         sent += SendChunk(k);
         k = 0;
@@ -383,12 +432,14 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
     h.msg_namelen = sl;
     h.msg_iov = &sendIov_[0];
     h.msg_iovlen = 1;
+    AddReplySource(&h, 0);
     return Napi::Boolean::New(env, SendChunk(1) == 1);
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (fd_ < 0) return info.Env().Undefined();
     bool deferred = poller_.Close(&UdpHandle::OnPollClosed);
+    if (replies_) ForgetReplySources(fd_);
     close(fd_);
     fd_ = -1;
     if (!deferred) ReleaseBatch();
@@ -409,6 +460,8 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
     fam_.Release();
     addr_.Release();
     port_arr_.Release();
+    localFam_.Release();
+    localAddr_.Release();
     if (!cb_.IsEmpty()) cb_.Reset();
     if (async_) {
       napi_async_destroy(Env(), async_);
@@ -427,6 +480,8 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
   Pinned<uint8_t> fam_;
   Pinned<uint8_t> addr_;
   Pinned<uint16_t> port_arr_;
+  Pinned<uint8_t> localFam_;   // optional: per slot, the destination address family (0: unknown)
+  Pinned<uint8_t> localAddr_;  // optional: per slot, the destination address (16 bytes)
   uint32_t capacity_ = 0, slot_ = 0, headroom_ = 0, readMax_ = 0;
   std::vector<mmsghdr> recvMsgs_;
   std::vector<iovec> recvIov_;
@@ -434,6 +489,9 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
   std::vector<mmsghdr> sendMsgs_;
   std::vector<iovec> sendIov_;
   std::vector<sockaddr_storage> sendAddr_;
+  std::shared_ptr<ReplySources> replies_;  // wildcard sockets only
+  std::vector<uint8_t> recvCtrl_;
+  std::vector<uint8_t> sendCtrl_;
   Napi::FunctionReference cb_;
   napi_async_context async_ = nullptr;
 };
