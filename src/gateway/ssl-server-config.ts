@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { SslProtocol, SslServerConfig } from '../ssl/server/config.js';
+import type { SslProtocol, SslServerConfig, SslServerLimits } from '../ssl/server/config.js';
 
 /**
  * Builds the frozen SslServerConfig from the gateway's validated `vpnServers` entry (reads the PEM
@@ -20,6 +20,7 @@ export function sslServerConfigFrom(
     maxConnections: number;
     clientToClient: boolean;
     renegSec?: number;
+    limits?: Partial<SslServerLimits> | null;
   },
   readPem: (path: string) => string = (p) => readFileSync(p, 'utf8'),
 ): SslServerConfig {
@@ -36,5 +37,6 @@ export function sslServerConfigFrom(
     maxConnections: v.maxConnections,
     clientToClient: v.clientToClient,
     renegSec: v.renegSec ?? 0,
+    limits: Object.freeze({ ...(v.limits ?? {}) }),
   });
 }

@@ -71,6 +71,12 @@ export interface SslSessionOptions {
   allowEkm?: boolean;
   /** tls-auth / tls-crypt layer (default: none) */
   wrap?: ControlWrap;
+  /**
+   * The session starts after a stateless hard-reset exchange (src/ssl/server/stateless-reset.ts):
+   * our session id is the one the reply carried, the client's reset (message 0) counts as received
+   * and our reset (message 0) as sent; the client's reset is acknowledged with the first flush.
+   */
+  statelessStart?: { localSid: Buffer; remoteSid: Buffer };
 }
 
 export type SslAction =
@@ -147,7 +153,7 @@ class KeyState {
 type SessionState = 'initial' | 'handshake' | 'authenticating' | 'established' | 'closing' | 'closed';
 
 export class SslSession {
-  private readonly localSid = randomBytes(SESSION_ID_SIZE);
+  private readonly localSid: Buffer;
   private remoteSid: Buffer | null = null;
   private readonly keyStates = new Map<number, KeyState>();
   private active: KeyState | null = null;
@@ -180,10 +186,21 @@ export class SslSession {
     private readonly onAction: (a: SslAction) => void,
   ) {
     this.nowMs = opts.now;
+    this.localSid = opts.statelessStart ? Buffer.from(opts.statelessStart.localSid) : randomBytes(SESSION_ID_SIZE);
     this.wrap = opts.wrap ?? plainWrap;
     this.windowMs = opts.handshakeWindowSec * 1000;
     this.log = opts.log.child({ sid: this.localSid.toString('hex'), peerId });
     this.debug = this.log.isLevelEnabled('debug');
+    const ss = opts.statelessStart;
+    if (ss) {
+      this.remoteSid = Buffer.from(ss.remoteSid);
+      this.st = 'handshake';
+      const ks = this.newKeyState(0);
+      ks.rel.skipSendId();
+      ks.rel.onReceive(0, Opcode.P_CONTROL_HARD_RESET_CLIENT_V2, Buffer.alloc(0));
+      ks.rel.takeDeliverable();
+      this.log.info({ remoteSid: this.remoteSid.toString('hex') }, 'client verified its address: new session');
+    }
   }
 
   /** The first packet from a new remote must be a P_CONTROL_HARD_RESET_CLIENT_V2 (V3 needs tls-crypt-v2, which we lack). */

@@ -1,6 +1,7 @@
 import { ConfigError } from '../../common/errors.js';
 import { prefixesOverlap } from '../../common/ip.js';
 import { isSupportedDataCipher } from '../../ssl/data/data-aead.js';
+import { DEFAULT_LIMITS as SSL_DEFAULT_LIMITS } from '../../ssl/server/config.js';
 import { formatDuration } from './duration.js';
 import {
   address, addressOr, bool, duration, filePath, inside, int, intOr, join, list, name, object, oneOf, optional,
@@ -244,6 +245,17 @@ function remoteSubnetsDistinct(conns: readonly Out<typeof VPN_CONNECTION>[]): vo
 
 // ---- VPN servers (OpenVPN-compatible) ----
 
+/** What unauthenticated clients may hold (src/ssl/server/config.ts SslServerLimits). */
+export const SSL_LIMITS = object({
+  maxHalfOpen: withDefault(int(1, 65535, 'Sessions not yet authenticated, in total.'), SSL_DEFAULT_LIMITS.maxHalfOpen),
+  maxHalfOpenPerSource: withDefault(int(1, 65535, 'Sessions not yet authenticated, per source address.'), SSL_DEFAULT_LIMITS.maxHalfOpenPerSource),
+  handshakeTimeoutSec: withDefault(int(1, 600, 'Seconds a new session has to authenticate.'), SSL_DEFAULT_LIMITS.handshakeTimeoutSec),
+  resetRepliesPerSec: withDefault(int(1, 100000, 'Answers to new-session requests (UDP hard resets) per second.'), SSL_DEFAULT_LIMITS.resetRepliesPerSec),
+  maxTcpConnections: withDefault(int(1, 65535, 'Open TCP connections in total.'), SSL_DEFAULT_LIMITS.maxTcpConnections),
+  maxTcpPerSource: withDefault(int(1, 65535, 'Open TCP connections per source address.'), SSL_DEFAULT_LIMITS.maxTcpPerSource),
+  tcpFirstFrameTimeoutSec: withDefault(int(1, 600, 'Seconds a TCP connection has to send a valid first packet.'), SSL_DEFAULT_LIMITS.tcpFirstFrameTimeoutSec),
+});
+
 export const VPN_SERVER = object({
   name: required(name()),
   protocols: withDefault(list(oneOf(SSL_PROTOCOLS), 'protocols (udp, tcp)', {
@@ -266,6 +278,7 @@ export const VPN_SERVER = object({
   clientCa: required(filePath('a PEM CA certificate file path (required with auth.type cert)')),
   maxConnections: withDefault(int(1, 65535), DEFAULT_MAX_CONNECTIONS),
   clientToClient: withDefault(bool(), false),
+  limits: optional(SSL_LIMITS, { nullable: true, description: 'Pre-authentication limits (half-open sessions, handshake timeout, TCP sockets); omitted fields take the defaults.' }),
 }, {
   rules: 'a UDP server avoids ports 500 and 4500; clientCidr overlaps no local, VPC or remote subnet and has room for '
     + 'maxConnections clients; no two servers share a protocol and port; names are unique.',
