@@ -1,5 +1,23 @@
 import { readFileSync } from 'node:fs';
 import type { SslProtocol, SslServerConfig, SslServerLimits } from '../ssl/server/config.js';
+import { parseStaticKey, type TlsAuthDigest, type TlsWrapConfig } from '../ssl/wire/tls-wrap.js';
+
+/** tls-crypt or tls-auth from the entry (the key files are read here). */
+function tlsWrapOf(
+  v: { name: string; tlsCrypt?: string | null; tlsAuth?: { key: string; direction: number; digest: string } | null },
+  read: (path: string) => string,
+): TlsWrapConfig | undefined {
+  if (v.tlsCrypt) return Object.freeze({ kind: 'tls-crypt', key: parseStaticKey(read(v.tlsCrypt), `vpnServers.${v.name}.tlsCrypt`) });
+  if (v.tlsAuth) {
+    return Object.freeze({
+      kind: 'tls-auth',
+      key: parseStaticKey(read(v.tlsAuth.key), `vpnServers.${v.name}.tlsAuth.key`),
+      direction: v.tlsAuth.direction === 1 ? 1 : 0,
+      digest: v.tlsAuth.digest as TlsAuthDigest,
+    });
+  }
+  return undefined;
+}
 
 /**
  * Builds the frozen SslServerConfig from the gateway's validated `vpnServers` entry (reads the PEM
@@ -21,6 +39,8 @@ export function sslServerConfigFrom(
     clientToClient: boolean;
     renegSec?: number;
     limits?: Partial<SslServerLimits> | null;
+    tlsCrypt?: string | null;
+    tlsAuth?: { key: string; direction: number; digest: string } | null;
   },
   readPem: (path: string) => string = (p) => readFileSync(p, 'utf8'),
 ): SslServerConfig {
@@ -38,5 +58,6 @@ export function sslServerConfigFrom(
     clientToClient: v.clientToClient,
     renegSec: v.renegSec ?? 0,
     limits: Object.freeze({ ...(v.limits ?? {}) }),
+    tlsWrap: tlsWrapOf(v, readPem),
   });
 }

@@ -278,11 +278,22 @@ export const VPN_SERVER = object({
   clientCa: required(filePath('a PEM CA certificate file path (required with auth.type cert)')),
   maxConnections: withDefault(int(1, 65535), DEFAULT_MAX_CONNECTIONS),
   clientToClient: withDefault(bool(), false),
+  tlsCrypt: optional(filePath('an OpenVPN static key file (openvpn --genkey tls-crypt)'), {
+    nullable: true, description: 'tls-crypt: every control packet encrypted and authenticated with this key; clients need the same key.',
+  }),
+  tlsAuth: optional(object({
+    key: required(filePath('an OpenVPN static key file (openvpn --genkey tls-auth)')),
+    direction: withDefault(int(0, 1, 'The server\'s key direction (clients use the other one).'), 0),
+    digest: withDefault(oneOf(['SHA1', 'SHA256', 'SHA384', 'SHA512'], 'The clients\' --auth digest.'), 'SHA1'),
+  }), { nullable: true, description: 'tls-auth: every control packet carries an HMAC with this key; clients need the same key.' }),
   limits: optional(SSL_LIMITS, { nullable: true, description: 'Pre-authentication limits (half-open sessions, handshake timeout, TCP sockets); omitted fields take the defaults.' }),
 }, {
   rules: 'a UDP server avoids ports 500 and 4500; clientCidr overlaps no local, VPC or remote subnet and has room for '
     + 'maxConnections clients; no two servers share a protocol and port; names are unique.',
   finish: (v, path, ctx) => {
+    if (v.tlsCrypt && v.tlsAuth) {
+      throw new ConfigError(join(path, 'tlsAuth'), 'set', 'tlsAuth or tlsCrypt, not both');
+    }
     if (v.protocols.includes('udp') && IKE_UDP_PORTS.includes(v.port)) {
       throw new ConfigError(join(path, 'port'), v.port, 'a UDP port other than 500 and 4500 (IKE uses them)');
     }

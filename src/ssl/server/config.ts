@@ -5,6 +5,7 @@
 import { ConfigError } from '../../common/errors.js';
 import { bytesToIp, parsePrefix } from '../../common/ip.js';
 import { isSupportedDataCipher } from '../data/data-aead.js';
+import type { TlsWrapConfig } from '../wire/tls-wrap.js';
 
 // --- implementation choices ---
 /** the shell's timer period; the data paths are polled (pings, native counters) at this rate */
@@ -70,6 +71,8 @@ export interface SslServerConfig {
   readonly renegSec: number;
   readonly pingSec?: number;
   readonly pingRestartSec?: number;
+  /** tls-auth or tls-crypt around every control packet (absent: none) */
+  readonly tlsWrap?: TlsWrapConfig;
   /** pre-authentication limits; absent fields take DEFAULT_LIMITS */
   readonly limits?: Readonly<Partial<SslServerLimits>>;
 }

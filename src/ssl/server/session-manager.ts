@@ -59,6 +59,7 @@ import { KEEP_COMPRESSION, TICK_RENEGOTIATE, TICK_RX_SEEN, TICK_SEND_FAILED, typ
 import type { ClientLease, LeaseProvider } from './leases.js';
 import { SID_SLOT_MS, SessionIdCookie, buildResetReply, parseEcho, parseInitialReset } from './stateless-reset.js';
 import { plainWrap, type ControlWrap } from '../wire/control-packet.js';
+import { wrapFactoryOf, type ControlWrapFactory } from '../wire/tls-wrap.js';
 
 export interface SslClientStatus {
   user: string;
@@ -161,8 +162,6 @@ export interface SslSessionManagerOptions {
   onAsyncActions?: (actions: readonly SslServerAction[]) => void;
   /** the stateless start's HMAC key (default: random per manager; tests fix it) */
   cookieSecret?: Buffer;
-  /** tls-auth / tls-crypt layer of every control packet (default: none) */
-  wrap?: ControlWrap;
 }
 
 interface OpenTcp {
@@ -188,6 +187,8 @@ export class SslSessionManager {
   private readonly timeoutMs: number;
   readonly limits: SslServerLimits;
   private readonly cookie: SessionIdCookie;
+  /** tls-auth / tls-crypt from the config: the stateless pre-check, and one wrap per session */
+  private readonly wraps: ControlWrapFactory | null;
   private readonly wrap: ControlWrap;
 
   /** actions of the current call (reused; `depth` > 0 inside a call) */
@@ -234,7 +235,8 @@ export class SslSessionManager {
     this.timeoutMs = SERVER_TIMEOUT_FACTOR * this.pingRestartSec * 1000;
     this.limits = limitsOf(c);
     this.cookie = new SessionIdCookie(opts.cookieSecret);
-    this.wrap = opts.wrap ?? plainWrap;
+    this.wraps = c.tlsWrap ? wrapFactoryOf(c.tlsWrap) : null;
+    this.wrap = this.wraps ? this.wraps.stateless : plainWrap;
   }
 
   /** Sessions that have not authenticated yet. */
@@ -534,7 +536,14 @@ export class SslSessionManager {
   private onFrame(conn: number, address: string, port: number, buf: Buffer, off: number, len: number, now: number): void {
     let s = this.tcpSessions.get(conn);
     if (!s) {
-      if (!this.factory.isInitialPacket(buf.subarray(off, off + len))) {
+      const clear = this.wrap.unwrap(buf.subarray(off, off + len), now);
+      if (clear instanceof Error) {
+        this.counters.wrapDrops++;
+        this.log.debug({ peer: `${address}:${port}`, len }, 'dropped tcp connection: first frame without a valid tls-auth / tls-crypt wrapper');
+        this.emit({ kind: 'closeConnection', conn, abort: true });
+        return;
+      }
+      if (!this.factory.isInitialPacket(clear)) {
         this.counters.garbageDrops++;
         this.log.debug({ peer: `${address}:${port}`, len }, 'dropped tcp connection: first frame is not an initial packet');
         this.emit({ kind: 'closeConnection', conn, abort: true });
@@ -604,7 +613,7 @@ export class SslSessionManager {
       log,
       now,
       proto: protocol,
-      wrap: this.wrap,
+      wrap: this.wraps ? this.wraps.session() : plainWrap,
       statelessStart,
     };
     this.all.add(s);

@@ -136,15 +136,16 @@ export function buildResetReply(serverSid: Buffer, clientSid: Buffer, requestLen
 }
 
 /**
- * The client's second packet (unwrapped), if it echoes a server session id: P_ACK_V1 or
- * P_CONTROL_V1 with key id 0, an ACK block naming our session id, only ids of the three-way start
+ * The client's second packet (unwrapped), if it echoes a server session id: P_ACK_V1,
+ * P_CONTROL_V1 or (when our reply did not acknowledge its reset, the client piggy-backs its ACK on
+ * the reset's retransmission) HARD_RESET_CLIENT_V2, with key id 0, an ACK block naming our session id, only ids of the three-way start
  * acknowledged (<= 1) and, for P_CONTROL_V1, message id <= 1 (OpenVPN check_session_hmac_and_pkt_id).
  * The caller verifies the session id with SessionIdCookie.verify.
  */
 export function parseEcho(clear: Buffer): VerifiedEcho | null {
   if (clear.length < 1) return null;
   const op = clear[0]! >> 3;
-  if ((op !== Opcode.P_ACK_V1 && op !== Opcode.P_CONTROL_V1) || (clear[0]! & 7) !== 0) return null;
+  if ((op !== Opcode.P_ACK_V1 && op !== Opcode.P_CONTROL_V1 && op !== Opcode.P_CONTROL_HARD_RESET_CLIENT_V2) || (clear[0]! & 7) !== 0) return null;
   const p = decodeControlPacket(clear);
   if (p instanceof ParseError || p.ack.remoteSessionId === null || p.ack.ids.length > ACK_MAX_IDS) return null;
   for (const id of p.ack.ids) if (id > 1) return null;

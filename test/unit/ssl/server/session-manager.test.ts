@@ -456,6 +456,12 @@ describe('SslSessionManager', () => {
     expect(m.receiveDatagram(echo(sid, serverSid, 'hello:x', [5]), '192.0.2.9', 4000, true, now)).toHaveLength(0);
     expect(m.counters.badEchoDrops).toBe(3);
     expect(m.sessionCount).toBe(0);
+    // the client may piggy-back its ACK on the retransmission of its reset: that is an echo too
+    const m2 = manager({}, secret);
+    const again = encodeControlPacket({ opcode: 7, keyId: 0, sessionId: sid, ack: { ids: [0], remoteSessionId: serverSid }, messageId: 0, payload: Buffer.alloc(0) });
+    m2.receiveDatagram(again, '192.0.2.9', 4000, true, now);
+    expect(m2.sessionCount).toBe(1);
+    expect(m2.counters.sessionsCreated).toBe(1);
     // two slots later the id is stale
     const late = manager({}, secret);
     now += 2 * SID_SLOT_MS + 1;
