@@ -136,9 +136,9 @@ export class TlsCryptWrap implements ControlWrap {
   private readonly tx = new WrapSender();
   private readonly replay: WrapReplay | null;
 
-  /** `withReplay` false: the stateless pre-check (authenticate only) */
-  constructor(key: Buffer, withReplay = true) {
-    this.k = directionalKeys(key, 0);
+  /** `withReplay` false: the stateless pre-check (authenticate only); direction 1 is the client's side */
+  constructor(key: Buffer, withReplay = true, direction: 0 | 1 = 0) {
+    this.k = directionalKeys(key, direction);
     this.replay = withReplay ? new WrapReplay() : null;
   }
 
