@@ -1,5 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
+import { STATIC_KEY_SIZE, formatStaticKey } from '../ssl/wire/tls-wrap.js';
 
 /**
  * A small X.509 issuer for the gateway's own PKI: the SSL VPN's CA, server certificate and client
@@ -79,4 +80,33 @@ export const DAY_MS = 86_400_000;
 
 export function validFor(days: number, now = Date.now()): { notBefore: Date; notAfter: Date } {
   return { notBefore: new Date(now - DAY_MS), notAfter: new Date(now + days * DAY_MS) };
+}
+
+// ---- tls-crypt / tls-auth keys and the client profile's part for them ----
+
+/** A new 2048-bit OpenVPN static key file (the format `openvpn --genkey tls-crypt` writes). */
+export function generateStaticKeyFile(): string {
+  const key = randomBytes(STATIC_KEY_SIZE);
+  const text = formatStaticKey(key);
+  key.fill(0);
+  return text;
+}
+
+/** What a vpnServer entry says about tls-crypt / tls-auth (paths resolved), for the client profile. */
+export interface ProfileTlsWrap {
+  tlsCrypt?: string | null;
+  tlsAuth?: { key: string; direction: number; digest: string } | null;
+}
+
+/**
+ * The client profile lines for the server's tls-crypt or tls-auth: the key inline and, for tls-auth,
+ * the client's key direction (the server's other one) and digest. Empty when neither is set.
+ */
+export function profileTlsWrapLines(w: ProfileTlsWrap, readKey: (path: string) => string): string {
+  if (w.tlsCrypt) return `<tls-crypt>\n${readKey(w.tlsCrypt).trim()}\n</tls-crypt>\n`;
+  if (w.tlsAuth) {
+    const digest = w.tlsAuth.digest === 'SHA1' ? '' : `auth ${w.tlsAuth.digest}\n`;
+    return `key-direction ${w.tlsAuth.direction === 1 ? 0 : 1}\n${digest}<tls-auth>\n${readKey(w.tlsAuth.key).trim()}\n</tls-auth>\n`;
+  }
+  return '';
 }
