@@ -57,9 +57,10 @@ import {
 import { defaultSessionFactory, type ControlSession, type ControlSessionFactory } from './control-session.js';
 import { KEEP_COMPRESSION, TICK_RENEGOTIATE, TICK_RX_SEEN, TICK_SEND_FAILED, type SslDataPath, type SslDataPathFactory } from './data-path.js';
 import type { ClientLease, LeaseProvider } from './leases.js';
-import { SID_SLOT_MS, SessionIdCookie, buildResetReply, parseEcho, parseInitialReset } from './stateless-reset.js';
+import { RESEND_WKC_TLVS, SID_SLOT_MS, SessionIdCookie, buildResetReply, parseEcho, parseInitialReset } from './stateless-reset.js';
 import { plainWrap, type ControlWrap } from '../wire/control-packet.js';
-import { wrapFactoryOf, type ControlWrapFactory } from '../wire/tls-wrap.js';
+import { EARLY_NEG_MASK, EARLY_NEG_START, wrapFactoryOf, type ControlWrapFactory } from '../wire/tls-wrap.js';
+import { Opcode } from '../wire/opcodes.js';
 
 export interface SslClientStatus {
   user: string;
@@ -492,6 +493,16 @@ export class SslSessionManager {
       return null;
     }
     const reset = parseInitialReset(clear);
+    let tlvs: Buffer | undefined;
+    if (reset && clear[0]! >> 3 === Opcode.P_CONTROL_HARD_RESET_CLIENT_V3) {
+      // tls-crypt-v2: only clients that can resend their wrapped key keep the server stateless
+      if (((msg.readUInt32BE(9) & EARLY_NEG_MASK) >>> 0) !== EARLY_NEG_START) {
+        this.counters.garbageDrops++;
+        this.log.debug({ peer: key }, 'dropped: tls-crypt-v2 reset without early negotiation (client before 2.6)');
+        return null;
+      }
+      tlvs = RESEND_WKC_TLVS;
+    }
     if (reset) {
       if (now - this.replyWindowStartMs >= 1000) {
         this.replyWindowStartMs = now;
@@ -505,7 +516,7 @@ export class SslSessionManager {
       const sid = this.cookie.sessionId(address, port, reset.clientSid, Math.floor(now / SID_SLOT_MS));
       const family = parseIp(address)?.family ?? 4;
       this.counters.resetReplies++;
-      this.emit({ kind: 'sendControl', conn: -1, to: { family, address, port }, packet: buildResetReply(sid, reset.clientSid, msg.length, this.wrap, now) });
+      this.emit({ kind: 'sendControl', conn: -1, to: { family, address, port }, packet: buildResetReply(sid, reset.clientSid, msg.length, this.wrap, now, tlvs) });
       return null;
     }
     const echo = parseEcho(clear);

@@ -20,7 +20,10 @@
  *
  * Early negotiation (OpenVPN 2.6 `ssl.c` parse_early_negotiation_tlvs): the payload of the client's
  * reset may carry TLVs (type u16, length u16, value). EARLY_NEG_FLAGS with RESEND_WKC only matters
- * for tls-crypt-v2 clients; other types are skipped. Clients before 2.6 send no payload. A reset
+ * for tls-crypt-v2 clients; other types are skipped. A 2.6 tls-crypt-v2 client announces early
+ * negotiation in the packet-id of its V3 reset (0x0f000000 | n, see src/ssl/wire/tls-wrap.ts); its
+ * reply carries EARLY_NEG_FLAGS RESEND_WKC so that its next packet (P_CONTROL_WKC_V1) brings the
+ * wrapped client key again and the server needs no state. V3 resets without it are not answered. Clients before 2.6 send no payload. A reset
  * whose TLVs do not parse is not answered.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -85,12 +88,15 @@ export class SessionIdCookie {
   }
 }
 
+/** The reply's TLVs asking a tls-crypt-v2 client to resend its wrapped key (OpenVPN tls_reset_standalone). */
+export const RESEND_WKC_TLVS = Buffer.from([0, TLV_TYPE_EARLY_NEG_FLAGS, 0, 2, 0, EARLY_NEG_FLAG_RESEND_WKC]);
+
 /**
- * A P_CONTROL_HARD_RESET_CLIENT_V2 (already unwrapped): message id 0, no ACKs, key id 0, and
+ * A P_CONTROL_HARD_RESET_CLIENT_V2 or _V3 (already unwrapped): message id 0, no ACKs, key id 0, and
  * parseable early-negotiation TLVs. Returns null for anything else.
  */
 export function parseInitialReset(clear: Buffer): InitialReset | null {
-  if (clear.length < 14 || clear[0] !== Opcode.P_CONTROL_HARD_RESET_CLIENT_V2 << 3) return null;
+  if (clear.length < 14 || (clear[0] !== Opcode.P_CONTROL_HARD_RESET_CLIENT_V2 << 3 && clear[0] !== Opcode.P_CONTROL_HARD_RESET_CLIENT_V3 << 3)) return null;
   const p = decodeControlPacket(clear);
   if (p instanceof ParseError || p.messageId !== 0 || p.ack.ids.length !== 0) return null;
   const flags = parseEarlyNegotiation(p.payload);
@@ -121,14 +127,14 @@ export function parseEarlyNegotiation(tlvs: Buffer): number {
  * The server's stateless HARD_RESET_SERVER_V2, wrapped. `requestLen` is the size of the client's
  * reset on the wire: the ACK of its message 0 is included only if the reply stays within it.
  */
-export function buildResetReply(serverSid: Buffer, clientSid: Buffer, requestLen: number, wrap: ControlWrap, nowMs: number): Buffer {
+export function buildResetReply(serverSid: Buffer, clientSid: Buffer, requestLen: number, wrap: ControlWrap, nowMs: number, tlvs: Buffer = Buffer.alloc(0)): Buffer {
   const withAck: ControlPacket = {
     opcode: Opcode.P_CONTROL_HARD_RESET_SERVER_V2,
     keyId: 0,
     sessionId: serverSid,
     ack: { ids: [0], remoteSessionId: clientSid },
     messageId: 0,
-    payload: Buffer.alloc(0),
+    payload: tlvs,
   };
   let clear = encodeControlPacket(withAck);
   if (clear.length + wrap.overhead > requestLen) clear = encodeControlPacket({ ...withAck, ack: { ids: [], remoteSessionId: null } });
@@ -145,7 +151,8 @@ export function buildResetReply(serverSid: Buffer, clientSid: Buffer, requestLen
 export function parseEcho(clear: Buffer): VerifiedEcho | null {
   if (clear.length < 1) return null;
   const op = clear[0]! >> 3;
-  if ((op !== Opcode.P_ACK_V1 && op !== Opcode.P_CONTROL_V1 && op !== Opcode.P_CONTROL_HARD_RESET_CLIENT_V2) || (clear[0]! & 7) !== 0) return null;
+  const okOp = op === Opcode.P_ACK_V1 || op === Opcode.P_CONTROL_V1 || op === Opcode.P_CONTROL_HARD_RESET_CLIENT_V2 || op === Opcode.P_CONTROL_HARD_RESET_CLIENT_V3;
+  if (!okOp || (clear[0]! & 7) !== 0) return null;
   const p = decodeControlPacket(clear);
   if (p instanceof ParseError || p.ack.remoteSessionId === null || p.ack.ids.length > ACK_MAX_IDS) return null;
   for (const id of p.ack.ids) if (id > 1) return null;

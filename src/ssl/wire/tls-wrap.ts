@@ -245,9 +245,147 @@ export interface ControlWrapFactory {
 
 export type TlsWrapConfig =
   | { readonly kind: 'tls-crypt'; readonly key: Buffer }
+  | { readonly kind: 'tls-crypt-v2'; readonly serverKey: Buffer }
   | { readonly kind: 'tls-auth'; readonly key: Buffer; readonly direction: 0 | 1 | -1; readonly digest: TlsAuthDigest };
 
 export function wrapFactoryOf(c: TlsWrapConfig): ControlWrapFactory {
   if (c.kind === 'tls-crypt') return { session: () => new TlsCryptWrap(c.key), stateless: new TlsCryptWrap(c.key, false) };
+  if (c.kind === 'tls-crypt-v2') return { session: () => new TlsCryptV2Wrap(c.serverKey), stateless: new TlsCryptV2Wrap(c.serverKey, false) };
   return { session: () => new TlsAuthWrap(c.key, c.direction, c.digest), stateless: new TlsAuthWrap(c.key, c.direction, c.digest, false) };
+}
+
+// ---- tls-crypt-v2 (OpenVPN 2.6 tls_crypt.c, doc/tls-crypt-v2.txt) ----
+//
+// The server key (128 bytes: 64 cipher + 64 HMAC) wraps each client's tls-crypt key Kc (a 2048-bit
+// static key) with its metadata into WKc, which the client appends to its first packets:
+//
+//   WKc = T (32) || AES-256-CTR(Ke, IV = T[0..16), Kc || metadata) || len (u16, all of WKc)
+//   T   = HMAC-SHA256(Ka, len || Kc || metadata)
+//
+// A client's HARD_RESET_CLIENT_V3 and P_CONTROL_WKC_V1 are a tls-crypt packet under Kc followed by
+// WKc; everything else is plain tls-crypt under Kc. A 2.6 client marks early-negotiation support
+// with packet-id 0x0f000000 | n in its reset; the server then answers statelessly, asking it to
+// resend WKc (EARLY_NEG_FLAGS RESEND_WKC) with its next packet (P_CONTROL_WKC_V1).
+
+export const TLS_CRYPT_V2_SERVER_BEGIN = '-----BEGIN OpenVPN tls-crypt-v2 server key-----';
+export const TLS_CRYPT_V2_CLIENT_BEGIN = '-----BEGIN OpenVPN tls-crypt-v2 client key-----';
+const V2_SERVER_KEY_SIZE = 128;
+/** OpenVPN TLS_CRYPT_V2_MAX_WKC_LEN */
+export const TLS_CRYPT_V2_MAX_WKC_LEN = 1024;
+/** metadata type of `openvpn --genkey tls-crypt-v2-client` without metadata: a 64-bit timestamp */
+export const TLS_CRYPT_METADATA_TYPE_TIMESTAMP = 0x01;
+export const EARLY_NEG_MASK = 0xff000000;
+export const EARLY_NEG_START = 0x0f000000;
+const OP_RESET_V3 = 10;
+const OP_WKC_V1 = 11;
+const OP_CONTROL_V1 = 4;
+
+function pemBody(text: string, begin: string, what: string, wantWhat: string): Buffer {
+  const end = begin.replace('BEGIN', 'END');
+  const b = text.indexOf(begin);
+  const e = text.indexOf(end);
+  if (b < 0 || e < b) throw new ConfigError(what, '(key file)', wantWhat);
+  const body = text.slice(b + begin.length, e).replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) throw new ConfigError(what, '(key file)', wantWhat);
+  return Buffer.from(body, 'base64');
+}
+
+function pem(begin: string, data: Buffer): string {
+  const b64 = data.toString('base64');
+  const lines = [begin];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
+  lines.push(begin.replace('BEGIN', 'END'), '');
+  return lines.join('\n');
+}
+
+/** The tls-crypt-v2 server key (`openvpn --genkey tls-crypt-v2-server`): 128 bytes. */
+export function parseTlsCryptV2ServerKey(text: string, what: string): Buffer {
+  const k = pemBody(text, TLS_CRYPT_V2_SERVER_BEGIN, what, 'an OpenVPN tls-crypt-v2 server key (openvpn --genkey tls-crypt-v2-server)');
+  if (k.length !== V2_SERVER_KEY_SIZE) throw new ConfigError(what, '(key file)', 'a tls-crypt-v2 server key of 128 bytes');
+  return k;
+}
+
+export function formatTlsCryptV2ServerKey(key: Buffer): string {
+  return pem(TLS_CRYPT_V2_SERVER_BEGIN, key);
+}
+
+/** A tls-crypt-v2 client key file: Kc (256 bytes) then WKc. */
+export function parseTlsCryptV2ClientKey(text: string, what: string): { kc: Buffer; wkc: Buffer } {
+  const d = pemBody(text, TLS_CRYPT_V2_CLIENT_BEGIN, what, 'an OpenVPN tls-crypt-v2 client key');
+  if (d.length < STATIC_KEY_SIZE + TLS_CRYPT_TAG_SIZE + 2) throw new ConfigError(what, '(key file)', 'a complete tls-crypt-v2 client key');
+  return { kc: d.subarray(0, STATIC_KEY_SIZE), wkc: d.subarray(STATIC_KEY_SIZE) };
+}
+
+export function formatTlsCryptV2ClientKey(kc: Buffer, wkc: Buffer): string {
+  return pem(TLS_CRYPT_V2_CLIENT_BEGIN, Buffer.concat([kc, wkc]));
+}
+
+/** WKc for client key `kc` (256 bytes) and `metadata` under the server key. */
+export function wrapClientKey(serverKey: Buffer, kc: Buffer, metadata: Buffer): Buffer {
+  const len = TLS_CRYPT_TAG_SIZE + kc.length + metadata.length + 2;
+  const netLen = Buffer.alloc(2);
+  netLen.writeUInt16BE(len);
+  const tag = createHmac('sha256', serverKey.subarray(64, 96)).update(netLen).update(kc).update(metadata).digest();
+  const c = createCipheriv('aes-256-ctr', serverKey.subarray(0, 32), tag.subarray(0, 16));
+  return Buffer.concat([tag, c.update(kc), c.update(metadata), c.final(), netLen]);
+}
+
+/** Kc and metadata from WKc, or null when it is not authentic under this server key. */
+export function unwrapClientKey(serverKey: Buffer, wkc: Buffer): { kc: Buffer; metadata: Buffer } | null {
+  if (wkc.length < TLS_CRYPT_TAG_SIZE + STATIC_KEY_SIZE + 2 || wkc.length > TLS_CRYPT_V2_MAX_WKC_LEN) return null;
+  if (wkc.readUInt16BE(wkc.length - 2) !== wkc.length) return null;
+  const tag = wkc.subarray(0, TLS_CRYPT_TAG_SIZE);
+  const d = createCipheriv('aes-256-ctr', serverKey.subarray(0, 32), tag.subarray(0, 16));
+  const plain = Buffer.concat([d.update(wkc.subarray(TLS_CRYPT_TAG_SIZE, wkc.length - 2)), d.final()]);
+  const want = createHmac('sha256', serverKey.subarray(64, 96)).update(wkc.subarray(wkc.length - 2)).update(plain).digest();
+  if (!timingSafeEqual(want, tag)) return null;
+  return { kc: plain.subarray(0, STATIC_KEY_SIZE), metadata: plain.subarray(STATIC_KEY_SIZE) };
+}
+
+/**
+ * tls-crypt-v2 on the server: learns Kc from the WKc of the client's V3 reset or P_CONTROL_WKC_V1
+ * (stripping it, and turning WKC_V1 into P_CONTROL_V1 for the layers above), then is tls-crypt
+ * under Kc. A session's wrap keeps the first Kc it learned (later WKc parts are stripped and
+ * ignored, as OpenVPN does). The stateless instance (no replay) learns the key of every packet
+ * anew and wraps the reply with the key of the packet it unwrapped last (the manager replies at once).
+ */
+export class TlsCryptV2Wrap implements ControlWrap {
+  readonly overhead = TLS_CRYPT_OVERHEAD;
+  private inner: TlsCryptWrap | null = null;
+  /** the client's reset asked for early negotiation (packet-id 0x0f......) */
+  earlyNegotiation = false;
+
+  constructor(
+    private readonly serverKey: Buffer,
+    private readonly withReplay = true,
+  ) {}
+
+  wrap(clear: Buffer, nowMs: number): Buffer {
+    if (!this.inner) throw new ParseError('tls-crypt-v2', 0, 'no client key yet');
+    return this.inner.wrap(clear, nowMs);
+  }
+
+  unwrap(wire: Buffer, nowMs: number): Buffer | ParseError {
+    if (wire.length < 1) return new ParseError('tls-crypt-v2', 0, 'empty');
+    const op = wire[0]! >> 3;
+    let body = wire;
+    if (op === OP_RESET_V3 || op === OP_WKC_V1) {
+      if (wire.length < HEADER_SIZE + TLS_CRYPT_OVERHEAD + 2) return new ParseError('tls-crypt-v2', wire.length, 'too short');
+      const wkcLen = wire.readUInt16BE(wire.length - 2);
+      if (wkcLen > wire.length - HEADER_SIZE - TLS_CRYPT_OVERHEAD) return new ParseError('tls-crypt-v2', wire.length - 2, 'bad WKc length');
+      body = wire.subarray(0, wire.length - wkcLen);
+      if (!this.inner || !this.withReplay) {
+        const k = unwrapClientKey(this.serverKey, wire.subarray(wire.length - wkcLen));
+        if (!k) return new ParseError('tls-crypt-v2', wire.length - wkcLen, 'client key not authentic');
+        this.inner = new TlsCryptWrap(Buffer.from(k.kc), this.withReplay); // its keys are views of the copy
+        k.kc.fill(0);
+      }
+      if (op === OP_RESET_V3) this.earlyNegotiation = ((wire.readUInt32BE(HEADER_SIZE) & EARLY_NEG_MASK) >>> 0) === EARLY_NEG_START;
+    } else if (!this.inner || !this.withReplay) {
+      return new ParseError('tls-crypt-v2', 0, 'no client key');
+    }
+    const clear = this.inner.unwrap(body, nowMs);
+    if (!(clear instanceof ParseError) && op === OP_WKC_V1) clear[0] = (OP_CONTROL_V1 << 3) | (clear[0]! & 7);
+    return clear;
+  }
 }

@@ -5,7 +5,21 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, ParseError } from '../../../../src/common/errors.js';
 import { decodeControlPacket, encodeControlPacket } from '../../../../src/ssl/wire/control-packet.js';
 import { Opcode } from '../../../../src/ssl/wire/opcodes.js';
-import { TlsAuthWrap, TlsCryptWrap, WrapReplay, formatStaticKey, parseStaticKey } from '../../../../src/ssl/wire/tls-wrap.js';
+import {
+  TLS_CRYPT_METADATA_TYPE_TIMESTAMP,
+  TlsAuthWrap,
+  TlsCryptV2Wrap,
+  TlsCryptWrap,
+  WrapReplay,
+  formatStaticKey,
+  formatTlsCryptV2ClientKey,
+  formatTlsCryptV2ServerKey,
+  parseStaticKey,
+  parseTlsCryptV2ClientKey,
+  parseTlsCryptV2ServerKey,
+  unwrapClientKey,
+  wrapClientKey,
+} from '../../../../src/ssl/wire/tls-wrap.js';
 
 const vec = (f: string): string => readFileSync(new URL(`../../../vectors/ssl/${f}`, import.meta.url), 'utf8');
 const tcKey = parseStaticKey(vec('tls-crypt.key'), 'tlsCrypt');
@@ -96,5 +110,56 @@ describe('WrapReplay', () => {
     expect(take(100, 69)).toBe(true);
     expect(take(99, 500)).toBe(false);
     expect(take(101, 1)).toBe(true);
+  });
+});
+
+describe('tls-crypt-v2', () => {
+  const serverKey = parseTlsCryptV2ServerKey(vec('tls-crypt-v2-server.key'), 'tlsCryptV2.serverKey');
+  const client = parseTlsCryptV2ClientKey(vec('tls-crypt-v2-client.key'), 'client');
+  const v3 = Buffer.from(vec('tls-crypt-v2-reset.hex').trim(), 'hex');
+
+  it('unwraps the WKc of a key made by openvpn --genkey tls-crypt-v2-client to the same Kc, with timestamp metadata', () => {
+    expect(serverKey).toHaveLength(128);
+    const k = unwrapClientKey(serverKey, client.wkc)!;
+    expect(k.kc).toEqual(client.kc);
+    expect(k.metadata[0]).toBe(TLS_CRYPT_METADATA_TYPE_TIMESTAMP);
+    expect(k.metadata).toHaveLength(9);
+    // our wrap of the same Kc and metadata gives the same bytes (the construction is deterministic)
+    expect(wrapClientKey(serverKey, client.kc, k.metadata)).toEqual(client.wkc);
+    const other = Buffer.from(serverKey);
+    other[70] ^= 1;
+    expect(unwrapClientKey(other, client.wkc)).toBeNull();
+    expect(parseTlsCryptV2ClientKey(formatTlsCryptV2ClientKey(client.kc, client.wkc), 'x')).toEqual(client);
+    expect(parseTlsCryptV2ServerKey(formatTlsCryptV2ServerKey(serverKey), 'x')).toEqual(serverKey);
+    expect(() => parseTlsCryptV2ServerKey(vec('tls-crypt.key'), 'vpnServers.p2c.tlsCryptV2.serverKey')).toThrow(/tlsCryptV2\.serverKey/);
+  });
+
+  it("unwraps the real client's V3 reset (early negotiation in its packet-id) and answers under its key", () => {
+    expect(v3[0]! >> 3).toBe(Opcode.P_CONTROL_HARD_RESET_CLIENT_V3);
+    const w = new TlsCryptV2Wrap(serverKey, false);
+    const clear = w.unwrap(v3, NOW);
+    if (clear instanceof ParseError) throw clear;
+    expect(w.earlyNegotiation).toBe(true);
+    const p = decodeControlPacket(clear);
+    if (p instanceof ParseError) throw p;
+    expect(p).toMatchObject({ opcode: Opcode.P_CONTROL_HARD_RESET_CLIENT_V3, messageId: 0 });
+    // the reply is tls-crypt under Kc, which the client (direction 1) opens
+    const reply = encodeControlPacket({ opcode: Opcode.P_CONTROL_HARD_RESET_SERVER_V2, keyId: 0, sessionId: Buffer.alloc(8, 5), ack: { ids: [0], remoteSessionId: p.sessionId }, messageId: 0, payload: Buffer.alloc(0) });
+    expect(new TlsCryptWrap(client.kc, true, 1).unwrap(w.wrap(reply, NOW), NOW)).toEqual(reply);
+    // a session wrap: WKC_V1 (P_CONTROL_V1 + WKc) becomes P_CONTROL_V1; later packets are plain tls-crypt under Kc
+    const s = new TlsCryptV2Wrap(serverKey);
+    const c = new TlsCryptWrap(client.kc, true, 1);
+    const ctl = encodeControlPacket({ opcode: Opcode.P_CONTROL_V1, keyId: 0, sessionId: Buffer.alloc(8, 6), ack: { ids: [0], remoteSessionId: Buffer.alloc(8, 5) }, messageId: 1, payload: Buffer.from('hello') });
+    const wkcPkt = Buffer.concat([c.wrap(ctl, NOW), client.wkc]);
+    wkcPkt[0] = (Opcode.P_CONTROL_WKC_V1 << 3) | 0;
+    // the opcode byte is authenticated: a WKC_V1 packet is wrapped with its own opcode
+    const wkcClear = Buffer.from(ctl);
+    wkcClear[0] = Opcode.P_CONTROL_WKC_V1 << 3;
+    const wkcWire = Buffer.concat([c.wrap(wkcClear, NOW), client.wkc]);
+    expect(s.unwrap(wkcPkt, NOW)).toBeInstanceOf(ParseError);
+    expect(s.unwrap(wkcWire, NOW)).toEqual(ctl);
+    expect(s.unwrap(c.wrap(ctl, NOW), NOW)).toEqual(ctl);
+    // without a key, plain tls-crypt packets cannot be opened
+    expect(new TlsCryptV2Wrap(serverKey).unwrap(c.wrap(ctl, NOW), NOW)).toBeInstanceOf(ParseError);
   });
 });
