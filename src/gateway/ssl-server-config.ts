@@ -1,12 +1,20 @@
 import { readFileSync } from 'node:fs';
 import type { SslProtocol, SslServerConfig, SslServerLimits } from '../ssl/server/config.js';
-import { parseStaticKey, type TlsAuthDigest, type TlsWrapConfig } from '../ssl/wire/tls-wrap.js';
+import { parseStaticKey, parseTlsCryptV2ServerKey, type TlsAuthDigest, type TlsWrapConfig } from '../ssl/wire/tls-wrap.js';
 
 /** tls-crypt or tls-auth from the entry (the key files are read here). */
 function tlsWrapOf(
-  v: { name: string; tlsCrypt?: string | null; tlsAuth?: { key: string; direction: number; digest: string } | null },
+  v: {
+    name: string;
+    tlsCrypt?: string | null;
+    tlsAuth?: { key: string; direction: number; digest: string } | null;
+    tlsCryptV2?: { serverKey: string } | null;
+  },
   read: (path: string) => string,
 ): TlsWrapConfig | undefined {
+  if (v.tlsCryptV2) {
+    return Object.freeze({ kind: 'tls-crypt-v2', serverKey: parseTlsCryptV2ServerKey(read(v.tlsCryptV2.serverKey), `vpnServers.${v.name}.tlsCryptV2.serverKey`) });
+  }
   if (v.tlsCrypt) return Object.freeze({ kind: 'tls-crypt', key: parseStaticKey(read(v.tlsCrypt), `vpnServers.${v.name}.tlsCrypt`) });
   if (v.tlsAuth) {
     return Object.freeze({
@@ -41,6 +49,7 @@ export function sslServerConfigFrom(
     limits?: Partial<SslServerLimits> | null;
     tlsCrypt?: string | null;
     tlsAuth?: { key: string; direction: number; digest: string } | null;
+    tlsCryptV2?: { serverKey: string } | null;
   },
   readPem: (path: string) => string = (p) => readFileSync(p, 'utf8'),
 ): SslServerConfig {

@@ -121,9 +121,14 @@ const s = cfg.server;
 // a tls-crypt / tls-auth key is given as a file path: read it as the gateway's config loader does
 let tlsWrap;
 if (s.tlsWrap) {
-  const { parseStaticKey } = await import(new URL('ssl/wire/tls-wrap.js', dist).href);
-  const key = parseStaticKey(readFileSync(s.tlsWrap.keyFile, 'utf8'), 'server.tlsWrap.keyFile');
-  tlsWrap = s.tlsWrap.kind === 'tls-crypt' ? { kind: 'tls-crypt', key } : { kind: 'tls-auth', key, direction: s.tlsWrap.direction, digest: s.tlsWrap.digest };
+  const { parseStaticKey, parseTlsCryptV2ServerKey } = await import(new URL('ssl/wire/tls-wrap.js', dist).href);
+  const text = readFileSync(s.tlsWrap.keyFile, 'utf8');
+  if (s.tlsWrap.kind === 'tls-crypt-v2') {
+    tlsWrap = { kind: 'tls-crypt-v2', serverKey: parseTlsCryptV2ServerKey(text, 'server.tlsWrap.keyFile') };
+  } else {
+    const key = parseStaticKey(text, 'server.tlsWrap.keyFile');
+    tlsWrap = s.tlsWrap.kind === 'tls-crypt' ? { kind: 'tls-crypt', key } : { kind: 'tls-auth', key, direction: s.tlsWrap.direction, digest: s.tlsWrap.digest };
+  }
 }
 const config = Object.freeze({
   ...s,

@@ -125,7 +125,7 @@ export interface ServerOptions {
   pem: { cert: string; key: string; clientCa: string }; // paths
   logLevel?: string;
   /** tls-crypt / tls-auth with a static key file (path) */
-  tlsWrap?: { kind: 'tls-crypt'; keyFile: string } | { kind: 'tls-auth'; keyFile: string; direction: 0 | 1; digest: string };
+  tlsWrap?: { kind: 'tls-crypt' | 'tls-crypt-v2'; keyFile: string } | { kind: 'tls-auth'; keyFile: string; direction: 0 | 1; digest: string };
   /** SslServerLimits overrides */
   limits?: Record<string, number>;
 }

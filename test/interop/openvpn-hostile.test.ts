@@ -2,7 +2,8 @@
 // tls-auth (keys made by `openvpn --genkey`), clients without the key or with a wrong one, a flood
 // of spoofed hard resets, and slow TCP clients holding sockets. Lab: test/helpers/openvpn.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { generateTlsCryptV2ClientKeyFile } from '../../src/gateway/pki.js';
 import { join } from 'node:path';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { LAB, createLab, ensureBuilt, pingOk, startClient, startServer, writePem, type Lab, type LabServer, type OpenVpnClient, type ServerOptions } from '../helpers/openvpn.js';
@@ -27,6 +28,17 @@ beforeAll(async () => {
     keys[name] = join(lab.dir, `${name}.key`);
     await run('openvpn', ['--genkey', kind, keys[name]!], { timeoutMs: 10_000 });
   }
+  // tls-crypt-v2: a server key from openvpn with one client key from openvpn and one from vpcgw pki,
+  // and a client key wrapped by another server key
+  keys.v2s = join(lab.dir, 'v2s.key');
+  keys.v2other = join(lab.dir, 'v2other.key');
+  for (const k of [keys.v2s, keys.v2other]) await run('openvpn', ['--genkey', 'tls-crypt-v2-server', k], { timeoutMs: 10_000 });
+  keys.v2cOpenvpn = join(lab.dir, 'v2c-openvpn.key');
+  await run('openvpn', ['--genkey', 'tls-crypt-v2-client', keys.v2cOpenvpn, '--tls-crypt-v2', keys.v2s], { timeoutMs: 10_000 });
+  keys.v2cOurs = join(lab.dir, 'v2c-vpcgw.key');
+  writeFileSync(keys.v2cOurs, generateTlsCryptV2ClientKeyFile(readFileSync(keys.v2s, 'utf8'), keys.v2s), { mode: 0o600 });
+  keys.v2cWrong = join(lab.dir, 'v2c-wrong.key');
+  await run('openvpn', ['--genkey', 'tls-crypt-v2-client', keys.v2cWrong, '--tls-crypt-v2', keys.v2other], { timeoutMs: 10_000 });
 }, 240_000);
 
 afterAll(async () => {
@@ -76,6 +88,22 @@ describe('openvpn 2.6 client ↔ vpcgw before authentication', () => {
         const st = await server.status();
         expect(st.counters.wrapDrops).toBeGreaterThan(0);
         expect(st.counters.sessionsCreated).toBe(1);
+      });
+    }, 90_000);
+  }
+
+  for (const proto of ['udp', 'tcp'] as const) {
+    it(`${proto}: tls-crypt-v2 clients (keys from openvpn and from vpcgw pki) connect and carry traffic; a key of another server is ignored`, async () => {
+      await withServer({ tlsWrap: { kind: 'tls-crypt-v2', keyFile: keys.v2s! } }, async (server) => {
+        await connectsAndPings(client(proto, 0, ['--tls-crypt-v2', keys.v2cOpenvpn!]), lab.ns.c1);
+        await connectsAndPings(client(proto, 0, ['--tls-crypt-v2', keys.v2cOurs!]), lab.ns.c1);
+        const bad = client(proto, 1, ['--tls-crypt-v2', keys.v2cWrong!], 'mallory');
+        await new Promise((r) => setTimeout(r, 5000));
+        expect(bad.log()).not.toContain('Initialization Sequence Completed');
+        await bad.stop();
+        const st = await server.status();
+        expect(st.counters.wrapDrops).toBeGreaterThan(0);
+        expect(st.counters.sessionsCreated).toBe(2);
       });
     }, 90_000);
   }

@@ -286,13 +286,17 @@ export const VPN_SERVER = object({
     direction: withDefault(int(0, 1, 'The server\'s key direction (clients use the other one).'), 0),
     digest: withDefault(oneOf(['SHA1', 'SHA256', 'SHA384', 'SHA512'], 'The clients\' --auth digest.'), 'SHA1'),
   }), { nullable: true, description: 'tls-auth: every control packet carries an HMAC with this key; clients need the same key.' }),
+  tlsCryptV2: optional(object({
+    serverKey: required(filePath('an OpenVPN tls-crypt-v2 server key file (vpcgw pki tls-crypt-v2-server, openvpn --genkey tls-crypt-v2-server)')),
+  }), { nullable: true, description: 'tls-crypt-v2: per-client keys wrapped by this server key (OpenVPN 2.6 clients).' }),
   limits: optional(SSL_LIMITS, { nullable: true, description: 'Pre-authentication limits (half-open sessions, handshake timeout, TCP sockets); omitted fields take the defaults.' }),
 }, {
   rules: 'a UDP server avoids ports 500 and 4500; clientCidr overlaps no local, VPC or remote subnet and has room for '
     + 'maxConnections clients; no two servers share a protocol and port; names are unique.',
   finish: (v, path, ctx) => {
-    if (v.tlsCrypt && v.tlsAuth) {
-      throw new ConfigError(join(path, 'tlsAuth'), 'set', 'tlsAuth or tlsCrypt, not both');
+    const wraps = (['tlsCrypt', 'tlsAuth', 'tlsCryptV2'] as const).filter((k) => v[k]);
+    if (wraps.length > 1) {
+      throw new ConfigError(join(path, wraps[1]!), 'set', `one of tlsCrypt, tlsAuth and tlsCryptV2, not both ${wraps[0]} and ${wraps[1]}`);
     }
     if (v.protocols.includes('udp') && IKE_UDP_PORTS.includes(v.port)) {
       throw new ConfigError(join(path, 'port'), v.port, 'a UDP port other than 500 and 4500 (IKE uses them)');

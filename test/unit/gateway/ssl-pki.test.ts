@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { main, type CliIo } from '../../../src/cli.js';
 import { ensureDefaultConfig } from '../../../src/gateway/default-config.js';
 import { profileTlsWrapLines } from '../../../src/gateway/pki.js';
-import { parseStaticKey } from '../../../src/ssl/wire/tls-wrap.js';
+import { parseStaticKey, parseTlsCryptV2ClientKey, parseTlsCryptV2ServerKey, unwrapClientKey } from '../../../src/ssl/wire/tls-wrap.js';
 
 function io(cwd: string): CliIo & { out: string[]; err: string[] } {
   const out: string[] = [];
@@ -47,6 +47,19 @@ describe('vpcgw pki', () => {
     expect(prof).toContain(readFileSync(join(dir, 'var/pki/tc.key'), 'utf8').trim());
     expect(prof).toContain('<cert>');
   }, 60_000);
+
+  it('tls-crypt-v2-server / -client write keys whose client key the server key unwraps', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vpcgw-pki-'));
+    const a = io(dir);
+    expect(await main(['pki', 'tls-crypt-v2-server', 's.key'], a)).toBe(0);
+    expect(await main(['pki', 'tls-crypt-v2-client', 's.key', 'c.key'], a)).toBe(0);
+    expect(await main(['pki', 'tls-crypt-v2-client', 's.key', 'c.key'], a)).toBe(1);
+    const sk = parseTlsCryptV2ServerKey(readFileSync(join(dir, 's.key'), 'utf8'), 's');
+    const ck = parseTlsCryptV2ClientKey(readFileSync(join(dir, 'c.key'), 'utf8'), 'c');
+    expect(unwrapClientKey(sk, ck.wkc)?.kc).toEqual(ck.kc);
+    expect(statSync(join(dir, 'c.key')).mode & 0o777).toBe(0o600);
+    expect(profileTlsWrapLines({ tlsCryptV2: { serverKey: 's.key' } }, () => '', 'CLIENTKEY\n')).toBe('<tls-crypt-v2>\nCLIENTKEY\n</tls-crypt-v2>\n');
+  });
 
   it('the tls-auth part gives the client the other key direction and a non-default digest', () => {
     const lines = profileTlsWrapLines({ tlsAuth: { key: 'k', direction: 0, digest: 'SHA256' } }, () => 'KEY\n');
