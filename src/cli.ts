@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -10,7 +10,8 @@ import { controlCall } from './gateway/control.js';
 import { Gateway, type GatewayOptions } from './gateway/daemon.js';
 import { ipsecController } from './gateway/ipsec.js';
 import { sslVpnServers } from './gateway/vpn-servers.js';
-import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps } from './gateway/default-config.js';
+import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps, ovpnProfile } from './gateway/default-config.js';
+import { generateStaticKeyFile, generateTlsCryptV2ClientKeyFile, generateTlsCryptV2ServerKeyFile, profileTlsWrapLines } from './gateway/pki.js';
 import { createRootLogger, resolveLogLevel } from './gateway/log.js';
 import { formatStatus, type GatewayStatus } from './gateway/status.js';
 
@@ -28,6 +29,12 @@ commands:
   initiate NAME [--control PATH | --config FILE]   bring a VPN connection up
   terminate NAME [--control PATH | --config FILE]  take a VPN connection down
   check-config FILE                        validate a config file and exit
+  pki tls-crypt FILE | pki tls-auth FILE   write a new OpenVPN static key (0600; never overwrites) for a
+                                           vpnServer's tlsCrypt / tlsAuth.key
+  pki tls-crypt-v2-server FILE             write a new tls-crypt-v2 server key (vpnServers[].tlsCryptV2.serverKey)
+  pki tls-crypt-v2-client SERVERKEY FILE   write a new client key wrapped by that server key
+  pki profile [--config FILE]              rewrite <dataDir>/pki/client1.ovpn with the first VPN server's
+                                           tls-crypt / tls-auth key inline (tls-crypt-v2: a new client key)
   --help                                   this text
 
 The control socket defaults to <dataDir>/${CONTROL_SOCKET_NAME}; dataDir comes from --config when given.
@@ -131,6 +138,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
         io.stdout(p.values.json ? `${JSON.stringify(r)}\n` : `${r.name}: ${r.state}\n`);
         return 0;
       }
+      case 'pki':
+        return pki(p, io);
       case 'start':
         expectArgs(p, 0, 'no arguments');
         return await start(p, io, gatewayOptions);
@@ -141,6 +150,53 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
     io.stderr(`vpcgw: ${oneLine(e)}\n`);
     return 1;
   }
+}
+
+/** `vpcgw pki`: tls-crypt / tls-auth keys, and the client profile with the key inline. */
+function pki(p: Parsed, io: CliIo): number {
+  const sub = p.positionals[0];
+  if (sub === 'tls-crypt' || sub === 'tls-auth') {
+    if (p.positionals.length !== 2) throw new CliError(`pki ${sub} takes one argument: the key file to write (see vpcgw --help)`);
+    const file = resolve(io.cwd, p.positionals[1]!);
+    if (existsSync(file)) throw new CliError(`${file} exists; not overwriting a key`);
+    writeFileSync(file, generateStaticKeyFile(), { mode: 0o600, flag: 'wx' });
+    io.stdout(`${file}: new ${sub} key (set vpnServers[].${sub === 'tls-crypt' ? 'tlsCrypt' : 'tlsAuth.key'} to it, then vpcgw pki profile)\n`);
+    return 0;
+  }
+  if (sub === 'tls-crypt-v2-server' || sub === 'tls-crypt-v2-client') {
+    const server = sub === 'tls-crypt-v2-server';
+    if (p.positionals.length !== (server ? 2 : 3)) throw new CliError(`pki ${sub} takes ${server ? 'one argument: the key file to write' : 'two arguments: the server key and the client key file to write'} (see vpcgw --help)`);
+    const file = resolve(io.cwd, p.positionals.at(-1)!);
+    if (existsSync(file)) throw new CliError(`${file} exists; not overwriting a key`);
+    const serverKeyPath = server ? '' : resolve(io.cwd, p.positionals[1]!);
+    const text = server ? generateTlsCryptV2ServerKeyFile() : generateTlsCryptV2ClientKeyFile(readFileSync(serverKeyPath, 'utf8'), serverKeyPath);
+    writeFileSync(file, text, { mode: 0o600, flag: 'wx' });
+    io.stdout(`${file}: new ${sub} key\n`);
+    return 0;
+  }
+  if (sub === 'profile') {
+    if (p.positionals.length !== 1) throw new CliError('pki profile takes no arguments (see vpcgw --help)');
+    const configPath = p.values.config ? resolve(io.cwd, p.values.config) : join(defaultDataDir(io.env, io.cwd), 'vpcgw.yaml');
+    const cfg = loadConfigFile(configPath);
+    const dir = join(cfg.gateway.dataDir, 'pki');
+    const server = cfg.vpnServers[0];
+    if (!server) throw new CliError(`${configPath} has no vpnServers`);
+    const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
+    // keep the host of the existing profile's "remote" line (the user may have set it)
+    const old = existsSync(join(dir, 'client1.ovpn')) ? read('client1.ovpn') : '';
+    const host = /^remote (\S+)/m.exec(old)?.[1] ?? '127.0.0.1';
+    const profile =
+      ovpnProfile({ host, port: server.port, ca: read('ca.crt'), cert: read('client1.crt'), key: read('client1.key') }) +
+      profileTlsWrapLines(
+        server,
+        (f) => readFileSync(f, 'utf8'),
+        server.tlsCryptV2 ? generateTlsCryptV2ClientKeyFile(readFileSync(server.tlsCryptV2.serverKey, 'utf8'), server.tlsCryptV2.serverKey) : undefined,
+      );
+    writeFileSync(join(dir, 'client1.ovpn'), profile, { mode: 0o600 });
+    io.stdout(`${join(dir, 'client1.ovpn')}: written${server.tlsCrypt ? ' (with tls-crypt)' : server.tlsAuth ? ' (with tls-auth)' : server.tlsCryptV2 ? ' (with a new tls-crypt-v2 client key)' : ''}\n`);
+    return 0;
+  }
+  throw new CliError('pki takes tls-crypt FILE, tls-auth FILE or profile (see vpcgw --help)');
 }
 
 async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOptions>): Promise<number> {

@@ -1,5 +1,14 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
+import {
+  STATIC_KEY_SIZE,
+  TLS_CRYPT_METADATA_TYPE_TIMESTAMP,
+  formatStaticKey,
+  formatTlsCryptV2ClientKey,
+  formatTlsCryptV2ServerKey,
+  parseTlsCryptV2ServerKey,
+  wrapClientKey,
+} from '../ssl/wire/tls-wrap.js';
 
 /**
  * A small X.509 issuer for the gateway's own PKI: the SSL VPN's CA, server certificate and client
@@ -79,4 +88,57 @@ export const DAY_MS = 86_400_000;
 
 export function validFor(days: number, now = Date.now()): { notBefore: Date; notAfter: Date } {
   return { notBefore: new Date(now - DAY_MS), notAfter: new Date(now + days * DAY_MS) };
+}
+
+// ---- tls-crypt / tls-auth keys and the client profile's part for them ----
+
+/** A new 2048-bit OpenVPN static key file (the format `openvpn --genkey tls-crypt` writes). */
+export function generateStaticKeyFile(): string {
+  const key = randomBytes(STATIC_KEY_SIZE);
+  const text = formatStaticKey(key);
+  key.fill(0);
+  return text;
+}
+
+/** What a vpnServer entry says about tls-crypt / tls-auth (paths resolved), for the client profile. */
+export interface ProfileTlsWrap {
+  tlsCrypt?: string | null;
+  tlsCryptV2?: { serverKey: string } | null;
+  tlsAuth?: { key: string; direction: number; digest: string } | null;
+}
+
+/**
+ * The client profile lines for the server's tls-crypt or tls-auth: the key inline and, for tls-auth,
+ * the client's key direction (the server's other one) and digest; for tls-crypt-v2 the client's own
+ * key (`clientV2Key`, a key file's text). Empty when none is set.
+ */
+export function profileTlsWrapLines(w: ProfileTlsWrap, readKey: (path: string) => string, clientV2Key?: string): string {
+  if (w.tlsCryptV2) return clientV2Key ? `<tls-crypt-v2>\n${clientV2Key.trim()}\n</tls-crypt-v2>\n` : '';
+  if (w.tlsCrypt) return `<tls-crypt>\n${readKey(w.tlsCrypt).trim()}\n</tls-crypt>\n`;
+  if (w.tlsAuth) {
+    const digest = w.tlsAuth.digest === 'SHA1' ? '' : `auth ${w.tlsAuth.digest}\n`;
+    return `key-direction ${w.tlsAuth.direction === 1 ? 0 : 1}\n${digest}<tls-auth>\n${readKey(w.tlsAuth.key).trim()}\n</tls-auth>\n`;
+  }
+  return '';
+}
+
+/** A new tls-crypt-v2 server key file (the format `openvpn --genkey tls-crypt-v2-server` writes). */
+export function generateTlsCryptV2ServerKeyFile(): string {
+  return formatTlsCryptV2ServerKey(randomBytes(128));
+}
+
+/**
+ * A new tls-crypt-v2 client key file for the server key in `serverKeyText`: a fresh Kc wrapped with
+ * the creation time as metadata, as `openvpn --genkey tls-crypt-v2-client` does without metadata.
+ */
+export function generateTlsCryptV2ClientKeyFile(serverKeyText: string, what: string, nowMs = Date.now()): string {
+  const serverKey = parseTlsCryptV2ServerKey(serverKeyText, what);
+  const kc = randomBytes(STATIC_KEY_SIZE);
+  const metadata = Buffer.alloc(9);
+  metadata[0] = TLS_CRYPT_METADATA_TYPE_TIMESTAMP;
+  metadata.writeBigUInt64BE(BigInt(Math.floor(nowMs / 1000)), 1);
+  const text = formatTlsCryptV2ClientKey(kc, wrapClientKey(serverKey, kc, metadata));
+  kc.fill(0);
+  serverKey.fill(0);
+  return text;
 }

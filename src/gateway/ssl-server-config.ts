@@ -1,5 +1,31 @@
 import { readFileSync } from 'node:fs';
-import type { SslProtocol, SslServerConfig } from '../ssl/server/config.js';
+import type { SslProtocol, SslServerConfig, SslServerLimits } from '../ssl/server/config.js';
+import { parseStaticKey, parseTlsCryptV2ServerKey, type TlsAuthDigest, type TlsWrapConfig } from '../ssl/wire/tls-wrap.js';
+
+/** tls-crypt or tls-auth from the entry (the key files are read here). */
+function tlsWrapOf(
+  v: {
+    name: string;
+    tlsCrypt?: string | null;
+    tlsAuth?: { key: string; direction: number; digest: string } | null;
+    tlsCryptV2?: { serverKey: string } | null;
+  },
+  read: (path: string) => string,
+): TlsWrapConfig | undefined {
+  if (v.tlsCryptV2) {
+    return Object.freeze({ kind: 'tls-crypt-v2', serverKey: parseTlsCryptV2ServerKey(read(v.tlsCryptV2.serverKey), `vpnServers.${v.name}.tlsCryptV2.serverKey`) });
+  }
+  if (v.tlsCrypt) return Object.freeze({ kind: 'tls-crypt', key: parseStaticKey(read(v.tlsCrypt), `vpnServers.${v.name}.tlsCrypt`) });
+  if (v.tlsAuth) {
+    return Object.freeze({
+      kind: 'tls-auth',
+      key: parseStaticKey(read(v.tlsAuth.key), `vpnServers.${v.name}.tlsAuth.key`),
+      direction: v.tlsAuth.direction === 1 ? 1 : 0,
+      digest: v.tlsAuth.digest as TlsAuthDigest,
+    });
+  }
+  return undefined;
+}
 
 /**
  * Builds the frozen SslServerConfig from the gateway's validated `vpnServers` entry (reads the PEM
@@ -20,6 +46,10 @@ export function sslServerConfigFrom(
     maxConnections: number;
     clientToClient: boolean;
     renegSec?: number;
+    limits?: Partial<SslServerLimits> | null;
+    tlsCrypt?: string | null;
+    tlsAuth?: { key: string; direction: number; digest: string } | null;
+    tlsCryptV2?: { serverKey: string } | null;
   },
   readPem: (path: string) => string = (p) => readFileSync(p, 'utf8'),
 ): SslServerConfig {
@@ -36,5 +66,7 @@ export function sslServerConfigFrom(
     maxConnections: v.maxConnections,
     clientToClient: v.clientToClient,
     renegSec: v.renegSec ?? 0,
+    limits: Object.freeze({ ...(v.limits ?? {}) }),
+    tlsWrap: tlsWrapOf(v, readPem),
   });
 }

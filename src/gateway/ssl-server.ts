@@ -231,7 +231,17 @@ export class SslServer {
   }
 
   /** One line for the gateway status (the shape of status.ts VpnServerStatus), plus the client list. */
-  summary(): { name: string; state: 'DOWN' | 'LISTENING'; protocols: string[]; port: number; clients: number; sessions: SslClientStatus[] } {
+  summary(): {
+    name: string;
+    state: 'DOWN' | 'LISTENING';
+    protocols: string[];
+    port: number;
+    clients: number;
+    halfOpen: number;
+    tcpConnections: number;
+    counters: Record<string, number>;
+    sessions: SslClientStatus[];
+  } {
     const listening = this.udp !== null || this.bind !== null || this.tcp !== null;
     const sessions = this.status();
     return {
@@ -240,6 +250,9 @@ export class SslServer {
       protocols: [...this.config.protocols],
       port: this.udpPort || this.tcpPort || this.config.port,
       clients: sessions.filter((x) => x.virtualAddress !== null).length,
+      halfOpen: this.core.halfOpenSessions,
+      tcpConnections: this.core.tcpConnections,
+      counters: { ...this.core.counters },
       sessions,
     };
   }
@@ -355,6 +368,8 @@ export class SslServer {
       c.dead = true;
       this.exec(this.core.connectionClosed(conn, this.clock()));
     });
+    // the core caps connections (total, per source) and times out those without a valid first frame
+    this.exec(this.core.connectionOpened(conn, addr, port, this.clock()));
   }
 }
 

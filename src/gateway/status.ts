@@ -40,6 +40,11 @@ export interface VpnServerStatus {
   port: number;
   clients: number;
   reason?: string;
+  /** sessions not authenticated yet (capped by limits.maxHalfOpen) */
+  halfOpen?: number;
+  tcpConnections?: number;
+  /** the server's counters: refusals, drops, stateless-start replies, timeouts */
+  counters?: Record<string, number>;
   /** online clients: user, real and virtual address, bytes in/out, connected since */
   sessions?: VpnClientStatus[];
 }
@@ -147,7 +152,14 @@ export function formatStatus(st: GatewayStatus): string {
   if (st.vpnServers.length) {
     out.push(`vpn servers (${st.vpnServers.length}):`);
     for (const s of st.vpnServers) {
-      out.push(`  ${s.name}: ${s.state} ${s.protocols.join('+')}/${s.port}, ${s.clients} clients${s.reason ? ` (${s.reason})` : ''}`);
+      out.push(`  ${s.name}: ${s.state} ${s.protocols.join('+')}/${s.port}, ${s.clients} clients${s.halfOpen !== undefined ? `, ${s.halfOpen} half-open` : ''}${s.reason ? ` (${s.reason})` : ''}`);
+      const c = s.counters;
+      if (c) {
+        const pre = ['resetReplies', 'resetRateDrops', 'badEchoDrops', 'wrapDrops', 'garbageDrops', 'halfOpenRefusals', 'halfOpenTimeouts', 'tcpRefusals', 'tcpFirstFrameTimeouts']
+          .filter((k) => (c[k] ?? 0) > 0)
+          .map((k) => `${k} ${c[k]}`);
+        if (pre.length) out.push(`    before auth: ${pre.join(', ')}`);
+      }
       for (const c of s.sessions ?? []) {
         out.push(`    ${c.user} ${c.virtualAddress ?? '-'} from ${c.realAddress} (${c.protocol}, ${c.cipher}) ${c.state}, in ${c.bytesIn} B / out ${c.bytesOut} B, since ${c.connectedSince}`);
       }

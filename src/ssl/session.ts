@@ -71,6 +71,12 @@ export interface SslSessionOptions {
   allowEkm?: boolean;
   /** tls-auth / tls-crypt layer (default: none) */
   wrap?: ControlWrap;
+  /**
+   * The session starts after a stateless hard-reset exchange (src/ssl/server/stateless-reset.ts):
+   * our session id is the one the reply carried, the client's reset (message 0) counts as received
+   * and our reset (message 0) as sent; the client's reset is acknowledged with the first flush.
+   */
+  statelessStart?: { localSid: Buffer; remoteSid: Buffer };
 }
 
 export type SslAction =
@@ -147,7 +153,7 @@ class KeyState {
 type SessionState = 'initial' | 'handshake' | 'authenticating' | 'established' | 'closing' | 'closed';
 
 export class SslSession {
-  private readonly localSid = randomBytes(SESSION_ID_SIZE);
+  private readonly localSid: Buffer;
   private remoteSid: Buffer | null = null;
   private readonly keyStates = new Map<number, KeyState>();
   private active: KeyState | null = null;
@@ -180,15 +186,26 @@ export class SslSession {
     private readonly onAction: (a: SslAction) => void,
   ) {
     this.nowMs = opts.now;
+    this.localSid = opts.statelessStart ? Buffer.from(opts.statelessStart.localSid) : randomBytes(SESSION_ID_SIZE);
     this.wrap = opts.wrap ?? plainWrap;
     this.windowMs = opts.handshakeWindowSec * 1000;
     this.log = opts.log.child({ sid: this.localSid.toString('hex'), peerId });
     this.debug = this.log.isLevelEnabled('debug');
+    const ss = opts.statelessStart;
+    if (ss) {
+      this.remoteSid = Buffer.from(ss.remoteSid);
+      this.st = 'handshake';
+      const ks = this.newKeyState(0);
+      ks.rel.skipSendId();
+      ks.rel.onReceive(0, Opcode.P_CONTROL_HARD_RESET_CLIENT_V2, Buffer.alloc(0));
+      ks.rel.takeDeliverable();
+      this.log.info({ remoteSid: this.remoteSid.toString('hex') }, 'client verified its address: new session');
+    }
   }
 
-  /** The first packet from a new remote must be a P_CONTROL_HARD_RESET_CLIENT_V2 (V3 needs tls-crypt-v2, which we lack). */
+  /** The first packet from a new remote (unwrapped) must be a P_CONTROL_HARD_RESET_CLIENT_V2, or _V3 with tls-crypt-v2. */
   static isInitialPacket(pkt: Buffer): boolean {
-    if (pkt.length < 14 || pkt[0] !== (Opcode.P_CONTROL_HARD_RESET_CLIENT_V2 << 3)) return false;
+    if (pkt.length < 14 || (pkt[0] !== Opcode.P_CONTROL_HARD_RESET_CLIENT_V2 << 3 && pkt[0] !== Opcode.P_CONTROL_HARD_RESET_CLIENT_V3 << 3)) return false;
     const p = decodeControlPacket(pkt);
     return !(p instanceof ParseError) && p.messageId === 0 && p.ack.ids.length === 0;
   }
@@ -215,14 +232,14 @@ export class SslSession {
     if (p.ack.remoteSessionId !== null && !p.ack.remoteSessionId.equals(this.localSid)) return this.drop('ACK for another session id');
 
     if (this.remoteSid === null) {
-      if (p.opcode !== Opcode.P_CONTROL_HARD_RESET_CLIENT_V2 || p.messageId !== 0) return this.drop(`expected a client hard reset, got ${opcodeName(p.opcode)}`);
+      if (!isClientReset(p.opcode) || p.messageId !== 0) return this.drop(`expected a client hard reset, got ${opcodeName(p.opcode)}`);
       this.remoteSid = Buffer.from(p.sessionId);
       this.st = 'handshake';
       const ks = this.newKeyState(0);
       ks.rel.enqueue(Opcode.P_CONTROL_HARD_RESET_SERVER_V2, Buffer.alloc(0));
       this.log.info({ remoteSid: this.remoteSid.toString('hex') }, 'client hard reset: new session');
     } else if (!p.sessionId.equals(this.remoteSid)) {
-      if (p.opcode === Opcode.P_CONTROL_HARD_RESET_CLIENT_V2) {
+      if (isClientReset(p.opcode)) {
         // the client restarted (new session id): this session is over; the shell starts a new one
         this.finish('peer started a new session');
         return;
@@ -390,6 +407,7 @@ export class SslSession {
       case Opcode.P_ACK_V1:
         return true;
       case Opcode.P_CONTROL_HARD_RESET_CLIENT_V2:
+      case Opcode.P_CONTROL_HARD_RESET_CLIENT_V3:
         return ks.keyId === 0 && p.messageId === 0;
       case Opcode.P_CONTROL_SOFT_RESET_V1:
         return ks.keyId !== 0 && p.messageId === 0;
@@ -702,6 +720,10 @@ export class SslSession {
       this.finish('internal error');
     }
   }
+}
+
+function isClientReset(op: number): boolean {
+  return op === Opcode.P_CONTROL_HARD_RESET_CLIENT_V2 || op === Opcode.P_CONTROL_HARD_RESET_CLIENT_V3;
 }
 
 /** Wipes the client's pre_master once keys are derived (it is only needed by the PRF). */

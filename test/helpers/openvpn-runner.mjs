@@ -118,8 +118,21 @@ if (mode === 'mini') {
 }
 
 const s = cfg.server;
+// a tls-crypt / tls-auth key is given as a file path: read it as the gateway's config loader does
+let tlsWrap;
+if (s.tlsWrap) {
+  const { parseStaticKey, parseTlsCryptV2ServerKey } = await import(new URL('ssl/wire/tls-wrap.js', dist).href);
+  const text = readFileSync(s.tlsWrap.keyFile, 'utf8');
+  if (s.tlsWrap.kind === 'tls-crypt-v2') {
+    tlsWrap = { kind: 'tls-crypt-v2', serverKey: parseTlsCryptV2ServerKey(text, 'server.tlsWrap.keyFile') };
+  } else {
+    const key = parseStaticKey(text, 'server.tlsWrap.keyFile');
+    tlsWrap = s.tlsWrap.kind === 'tls-crypt' ? { kind: 'tls-crypt', key } : { kind: 'tls-auth', key, direction: s.tlsWrap.direction, digest: s.tlsWrap.digest };
+  }
+}
 const config = Object.freeze({
   ...s,
+  tlsWrap,
   identity: Object.freeze({
     cert: readFileSync(s.identity.cert, 'utf8'),
     key: readFileSync(s.identity.key, 'utf8'),
@@ -137,7 +150,7 @@ await server.start();
 process.stdout.write(`READY udp=${server.udpPort} tcp=${server.tcpPort}\n`);
 
 process.on('SIGUSR2', () => {
-  process.stdout.write(`STATUS ${JSON.stringify({ clients: server.status(), counters: server.counters, pool: server.pool.stats(), tun: tun.stats() })}\n`);
+  process.stdout.write(`STATUS ${JSON.stringify({ clients: server.status(), counters: server.counters, halfOpen: server.core.halfOpenSessions, pool: server.pool.stats(), tun: tun.stats() })}\n`);
 });
 let stopping = false;
 process.on('SIGTERM', async () => {

@@ -124,6 +124,10 @@ export interface ServerOptions {
   renegSec?: number;
   pem: { cert: string; key: string; clientCa: string }; // paths
   logLevel?: string;
+  /** tls-crypt / tls-auth with a static key file (path) */
+  tlsWrap?: { kind: 'tls-crypt' | 'tls-crypt-v2'; keyFile: string } | { kind: 'tls-auth'; keyFile: string; direction: 0 | 1; digest: string };
+  /** SslServerLimits overrides */
+  limits?: Record<string, number>;
 }
 
 export class LabServer {
@@ -134,7 +138,7 @@ export class LabServer {
   ) {}
 
   /** The runner's status (SIGUSR2 → one STATUS line). */
-  async status(): Promise<{ clients: { user: string; virtualAddress: string; realAddress: string; protocol: string; bytesIn: number; bytesOut: number }[]; counters: Record<string, number> }> {
+  async status(): Promise<{ clients: { user: string; virtualAddress: string; realAddress: string; protocol: string; bytesIn: number; bytesOut: number }[]; counters: Record<string, number>; halfOpen: number }> {
     const before = this.proc.output().length;
     process.kill(this.proc.pid, 'SIGUSR2');
     return waitFor(
@@ -182,6 +186,8 @@ export async function startServer(lab: Lab, o: ServerOptions): Promise<LabServer
         maxConnections: o.maxConnections ?? 10,
         clientToClient: o.clientToClient ?? false,
         renegSec: o.renegSec ?? 0,
+        ...(o.tlsWrap ? { tlsWrap: o.tlsWrap } : {}),
+        ...(o.limits ? { limits: o.limits } : {}),
       },
     }),
   );

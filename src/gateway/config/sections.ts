@@ -1,6 +1,7 @@
 import { ConfigError } from '../../common/errors.js';
 import { prefixesOverlap } from '../../common/ip.js';
 import { isSupportedDataCipher } from '../../ssl/data/data-aead.js';
+import { DEFAULT_LIMITS as SSL_DEFAULT_LIMITS } from '../../ssl/server/config.js';
 import { formatDuration } from './duration.js';
 import {
   address, addressOr, bool, duration, filePath, inside, int, intOr, join, list, name, object, oneOf, optional,
@@ -277,6 +278,17 @@ function remoteSubnetsDistinct(conns: readonly Out<typeof VPN_CONNECTION>[]): vo
 
 // ---- VPN servers (OpenVPN-compatible) ----
 
+/** What unauthenticated clients may hold (src/ssl/server/config.ts SslServerLimits). */
+export const SSL_LIMITS = object({
+  maxHalfOpen: withDefault(int(1, 65535, 'Sessions not yet authenticated, in total.'), SSL_DEFAULT_LIMITS.maxHalfOpen),
+  maxHalfOpenPerSource: withDefault(int(1, 65535, 'Sessions not yet authenticated, per source address.'), SSL_DEFAULT_LIMITS.maxHalfOpenPerSource),
+  handshakeTimeoutSec: withDefault(int(1, 600, 'Seconds a new session has to authenticate.'), SSL_DEFAULT_LIMITS.handshakeTimeoutSec),
+  resetRepliesPerSec: withDefault(int(1, 100000, 'Answers to new-session requests (UDP hard resets) per second.'), SSL_DEFAULT_LIMITS.resetRepliesPerSec),
+  maxTcpConnections: withDefault(int(1, 65535, 'Open TCP connections in total.'), SSL_DEFAULT_LIMITS.maxTcpConnections),
+  maxTcpPerSource: withDefault(int(1, 65535, 'Open TCP connections per source address.'), SSL_DEFAULT_LIMITS.maxTcpPerSource),
+  tcpFirstFrameTimeoutSec: withDefault(int(1, 600, 'Seconds a TCP connection has to send a valid first packet.'), SSL_DEFAULT_LIMITS.tcpFirstFrameTimeoutSec),
+});
+
 export const VPN_SERVER = object({
   name: required(name()),
   protocols: withDefault(list(oneOf(SSL_PROTOCOLS), 'protocols (udp, tcp)', {
@@ -299,10 +311,26 @@ export const VPN_SERVER = object({
   clientCa: required(filePath('a PEM CA certificate file path (required with auth.type cert)')),
   maxConnections: withDefault(int(1, 65535), DEFAULT_MAX_CONNECTIONS),
   clientToClient: withDefault(bool(), false),
+  tlsCrypt: optional(filePath('an OpenVPN static key file (openvpn --genkey tls-crypt)'), {
+    nullable: true, description: 'tls-crypt: every control packet encrypted and authenticated with this key; clients need the same key.',
+  }),
+  tlsAuth: optional(object({
+    key: required(filePath('an OpenVPN static key file (openvpn --genkey tls-auth)')),
+    direction: withDefault(int(0, 1, 'The server\'s key direction (clients use the other one).'), 0),
+    digest: withDefault(oneOf(['SHA1', 'SHA256', 'SHA384', 'SHA512'], 'The clients\' --auth digest.'), 'SHA1'),
+  }), { nullable: true, description: 'tls-auth: every control packet carries an HMAC with this key; clients need the same key.' }),
+  tlsCryptV2: optional(object({
+    serverKey: required(filePath('an OpenVPN tls-crypt-v2 server key file (vpcgw pki tls-crypt-v2-server, openvpn --genkey tls-crypt-v2-server)')),
+  }), { nullable: true, description: 'tls-crypt-v2: per-client keys wrapped by this server key (OpenVPN 2.6 clients).' }),
+  limits: optional(SSL_LIMITS, { nullable: true, description: 'Pre-authentication limits (half-open sessions, handshake timeout, TCP sockets); omitted fields take the defaults.' }),
 }, {
   rules: 'a UDP server avoids ports 500 and 4500; clientCidr overlaps no local, VPC or remote subnet and has room for '
     + 'maxConnections clients; no two servers share a protocol and port; names are unique.',
   finish: (v, path, ctx) => {
+    const wraps = (['tlsCrypt', 'tlsAuth', 'tlsCryptV2'] as const).filter((k) => v[k]);
+    if (wraps.length > 1) {
+      throw new ConfigError(join(path, wraps[1]!), 'set', `one of tlsCrypt, tlsAuth and tlsCryptV2, not both ${wraps[0]} and ${wraps[1]}`);
+    }
     if (v.protocols.includes('udp') && IKE_UDP_PORTS.includes(v.port)) {
       throw new ConfigError(join(path, 'port'), v.port, 'a UDP port other than 500 and 4500 (IKE uses them)');
     }

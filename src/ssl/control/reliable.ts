@@ -71,6 +71,14 @@ export class ReliableChannel {
     return messageId;
   }
 
+  /**
+   * Takes the next message packet-id for a message that went out outside this channel and needs no
+   * retransmission (the server's stateless hard reset, src/ssl/server/stateless-reset.ts).
+   */
+  skipSendId(): number {
+    return this.nextSendId++;
+  }
+
   /** Processes acknowledged ids; returns how many in-flight messages were freed. */
   onAcks(ids: readonly number[]): number {
     let freed = 0;

@@ -5,6 +5,7 @@
 import { ConfigError } from '../../common/errors.js';
 import { bytesToIp, parsePrefix } from '../../common/ip.js';
 import { isSupportedDataCipher } from '../data/data-aead.js';
+import type { TlsWrapConfig } from '../wire/tls-wrap.js';
 
 // --- implementation choices ---
 /** the shell's timer period; the data paths are polled (pings, native counters) at this rate */
@@ -16,6 +17,43 @@ export const HANDSHAKE_WINDOW_SEC = 60;
 export const SERVER_TIMEOUT_FACTOR = 2;
 
 export type SslProtocol = 'udp' | 'tcp';
+
+/**
+ * What an unauthenticated internet may hold on the server. A session is half-open from the
+ * client's verified echo (UDP, src/ssl/server/stateless-reset.ts) or its first valid frame (TCP)
+ * until it authenticates (TLS, client certificate, lease).
+ */
+export interface SslServerLimits {
+  /** half-open sessions in total */
+  readonly maxHalfOpen: number;
+  /** half-open sessions per source address */
+  readonly maxHalfOpenPerSource: number;
+  /** a half-open session that has not authenticated after this is closed */
+  readonly handshakeTimeoutSec: number;
+  /** stateless hard-reset replies per second, all sources together (OpenVPN --connect-freq-initial) */
+  readonly resetRepliesPerSec: number;
+  /** open TCP connections in total (with or without a session) */
+  readonly maxTcpConnections: number;
+  /** open TCP connections per source address */
+  readonly maxTcpPerSource: number;
+  /** a TCP connection without a valid first frame after this is closed */
+  readonly tcpFirstFrameTimeoutSec: number;
+}
+
+export const DEFAULT_LIMITS: SslServerLimits = Object.freeze({
+  maxHalfOpen: 64,
+  maxHalfOpenPerSource: 4,
+  handshakeTimeoutSec: 20,
+  resetRepliesPerSec: 100,
+  maxTcpConnections: 256,
+  maxTcpPerSource: 8,
+  tcpFirstFrameTimeoutSec: 10,
+});
+
+/** The config's limits with the defaults filled in. */
+export function limitsOf(c: SslServerConfig): SslServerLimits {
+  return { ...DEFAULT_LIMITS, ...(c.limits ?? {}) };
+}
 
 /** Frozen server config (the gateway's `sslServerConfigFrom` builds it from a `vpnServers` entry). */
 export interface SslServerConfig {
@@ -33,6 +71,10 @@ export interface SslServerConfig {
   readonly renegSec: number;
   readonly pingSec?: number;
   readonly pingRestartSec?: number;
+  /** tls-auth or tls-crypt around every control packet (absent: none) */
+  readonly tlsWrap?: TlsWrapConfig;
+  /** pre-authentication limits; absent fields take DEFAULT_LIMITS */
+  readonly limits?: Readonly<Partial<SslServerLimits>>;
 }
 
 /** A pushed route in the form `route NETWORK NETMASK` wants it. */

@@ -15,8 +15,16 @@
  *  3. IP packet: the source must be the client's virtual address; a destination inside the client
  *     subnet goes to another client (only with clientToClient) or is dropped; anything else is a
  *     writeToTun action
- *  4. control opcodes → SslSession.receiveControl; an unknown remote must start with a valid initial
- *     packet (hard reset), anything else is a counted drop without a session
+ *  4. control opcodes → the session whose client session id the packet carries. UDP without one:
+ *     the stateless start (src/ssl/server/stateless-reset.ts) — a hard reset is answered with an
+ *     HMAC session id and no state; only the client's echo of that id creates a session. TCP: the
+ *     first frame must be a hard reset. Anything else is a counted drop without a session.
+ *
+ * Before authentication (the hostile internet): half-open sessions are capped in total and per
+ * source address and closed after a short handshake timeout; hard-reset replies are rate limited
+ * and never retransmitted; a new session from the address:port of a live one replaces it only when
+ * it authenticates; TCP connections are capped in total and per source and must send a valid first
+ * frame within a timeout. Limits: SslServerLimits (config.ts).
  *
  * Outbound (VPC → client) does not pass here: the data plane routes the client's /32 to its data path.
  *
@@ -39,7 +47,9 @@ import {
   HANDSHAKE_WINDOW_SEC,
   SERVER_TIMEOUT_FACTOR,
   TICK_MS,
+  limitsOf,
   pushedRoutesOf,
+  type SslServerLimits,
   type PushedRoute,
   type SslProtocol,
   type SslServerConfig,
@@ -47,6 +57,10 @@ import {
 import { defaultSessionFactory, type ControlSession, type ControlSessionFactory } from './control-session.js';
 import { KEEP_COMPRESSION, TICK_RENEGOTIATE, TICK_RX_SEEN, TICK_SEND_FAILED, type SslDataPath, type SslDataPathFactory } from './data-path.js';
 import type { ClientLease, LeaseProvider } from './leases.js';
+import { RESEND_WKC_TLVS, SID_SLOT_MS, SessionIdCookie, buildResetReply, parseEcho, parseInitialReset } from './stateless-reset.js';
+import { plainWrap, type ControlWrap } from '../wire/control-packet.js';
+import { EARLY_NEG_MASK, EARLY_NEG_START, wrapFactoryOf, type ControlWrapFactory } from '../wire/tls-wrap.js';
+import { Opcode } from '../wire/opcodes.js';
 
 export interface SslClientStatus {
   user: string;
@@ -79,6 +93,18 @@ export class SslServerCounters {
   tcpBackpressureDrops = 0;
   sendErrors = 0;
   replacedSessions = 0;
+  /** stateless hard-reset replies sent (UDP) */
+  resetReplies = 0;
+  /** hard resets not answered: over resetRepliesPerSec */
+  resetRateDrops = 0;
+  /** echoes whose server session id did not verify (spoofed, stale or from another address) */
+  badEchoDrops = 0;
+  halfOpenRefusals = 0;
+  halfOpenTimeouts = 0;
+  tcpRefusals = 0;
+  tcpFirstFrameTimeouts = 0;
+  /** control packets without a valid tls-auth / tls-crypt wrapper */
+  wrapDrops = 0;
 }
 
 type SessionStatus = 'closed' | 'open';
@@ -94,6 +120,8 @@ export class ServerSession {
   lastRxMs: number;
   status: SessionStatus = 'open';
   authenticated = false;
+  /** counted in the half-open limits (until it authenticates or closes) */
+  halfOpen = false;
   /** the client's control-channel session id (bytes 1..8 of its hard reset), UDP only */
   clientSid: Buffer | null = null;
   remoteFamily: 4 | 6 = 4;
@@ -133,6 +161,14 @@ export interface SslSessionManagerOptions {
   sessions?: ControlSessionFactory;
   /** actions that arise outside any call (the control channels' asynchronous TLS); the array is reused */
   onAsyncActions?: (actions: readonly SslServerAction[]) => void;
+  /** the stateless start's HMAC key (default: random per manager; tests fix it) */
+  cookieSecret?: Buffer;
+}
+
+interface OpenTcp {
+  addr: string;
+  /** the first-valid-frame deadline; Infinity once it came */
+  deadlineMs: number;
 }
 
 export class SslSessionManager {
@@ -150,6 +186,11 @@ export class SslSessionManager {
   readonly pingSec: number;
   readonly pingRestartSec: number;
   private readonly timeoutMs: number;
+  readonly limits: SslServerLimits;
+  private readonly cookie: SessionIdCookie;
+  /** tls-auth / tls-crypt from the config: the stateless pre-check, and one wrap per session */
+  private readonly wraps: ControlWrapFactory | null;
+  private readonly wrap: ControlWrap;
 
   /** actions of the current call (reused; `depth` > 0 inside a call) */
   private readonly out: SslServerAction[] = [];
@@ -169,6 +210,15 @@ export class SslSessionManager {
   private nextPeerId = 0;
   private readonly byUser = new Map<string, ServerSession>();
   private readonly byAddress = new Map<number, ServerSession>();
+  /** a new session at the addr:port of a live one, until it authenticates and replaces it */
+  private readonly udpPending = new Map<string, ServerSession>();
+  private halfOpenCount = 0;
+  private readonly halfOpenBySource = new Map<string, number>();
+  private replyWindowStartMs = 0;
+  private repliesInWindow = 0;
+  /** TCP connections the shell reported open, by id */
+  private readonly tcpConns = new Map<number, OpenTcp>();
+  private readonly tcpBySource = new Map<string, number>();
 
   constructor(opts: SslSessionManagerOptions) {
     const c = opts.config;
@@ -184,6 +234,20 @@ export class SslSessionManager {
     this.pingSec = c.pingSec ?? DEFAULT_PING_SEC;
     this.pingRestartSec = c.pingRestartSec ?? DEFAULT_PING_RESTART_SEC;
     this.timeoutMs = SERVER_TIMEOUT_FACTOR * this.pingRestartSec * 1000;
+    this.limits = limitsOf(c);
+    this.cookie = new SessionIdCookie(opts.cookieSecret);
+    this.wraps = c.tlsWrap ? wrapFactoryOf(c.tlsWrap) : null;
+    this.wrap = this.wraps ? this.wraps.stateless : plainWrap;
+  }
+
+  /** Sessions that have not authenticated yet. */
+  get halfOpenSessions(): number {
+    return this.halfOpenCount;
+  }
+
+  /** Open TCP connections the shell reported. */
+  get tcpConnections(): number {
+    return this.tcpConns.size;
   }
 
   get sessionCount(): number {
@@ -222,11 +286,31 @@ export class SslSessionManager {
   }
 
   /**
+   * A TCP connection was accepted. Over the total or per-source cap it is closed at once (abort);
+   * otherwise it must deliver a valid first frame within tcpFirstFrameTimeoutSec.
+   */
+  connectionOpened(conn: number, address: string, port: number, now: number): readonly SslServerAction[] {
+    this.enter(now);
+    const L = this.limits;
+    const perSource = this.tcpBySource.get(address) ?? 0;
+    if (this.tcpConns.size >= L.maxTcpConnections || perSource >= L.maxTcpPerSource) {
+      this.counters.tcpRefusals++;
+      this.log.debug({ peer: `${address}:${port}`, total: this.tcpConns.size, perSource }, 'tcp connection refused: connection limit');
+      this.emit({ kind: 'closeConnection', conn, abort: true });
+    } else {
+      this.tcpConns.set(conn, { addr: address, deadlineMs: now + L.tcpFirstFrameTimeoutSec * 1000 });
+      this.tcpBySource.set(address, perSource + 1);
+    }
+    return this.leave();
+  }
+
+  /**
    * The shell's TCP connection closed (by the client, the network, or after a closeConnection). Until
    * then a closed session keeps its connection: later frames on it are ignored.
    */
   connectionClosed(conn: number, now: number): readonly SslServerAction[] {
     this.enter(now);
+    this.forgetConnection(conn);
     const s = this.tcpSessions.get(conn);
     this.tcpSessions.delete(conn);
     if (s && s.status === 'open') this.closeSession(s, 'tcp connection closed');
@@ -255,9 +339,24 @@ export class SslSessionManager {
   tick(now: number): readonly SslServerAction[] {
     this.enter(now);
     this.lastTickMs = now;
+    for (const [conn, p] of this.tcpConns) {
+      if (now >= p.deadlineMs && !this.tcpSessions.has(conn)) {
+        this.counters.tcpFirstFrameTimeouts++;
+        this.log.debug({ peer: p.addr, conn }, 'tcp connection closed: no valid first frame in time');
+        this.forgetConnection(conn);
+        this.emit({ kind: 'closeConnection', conn, abort: true });
+      }
+    }
+    const handshakeMs = this.limits.handshakeTimeoutSec * 1000;
     for (const s of this.all) {
       try {
         if (s.status !== 'open') continue;
+        if (s.halfOpen && now - s.createdMs >= handshakeMs) {
+          this.counters.halfOpenTimeouts++;
+          s.log.info({ state: s.ssl.state }, 'half-open session did not authenticate in time');
+          this.closeSession(s, 'handshake timeout');
+          continue;
+        }
         if (now >= s.ssl.nextDeadline()) s.ssl.tick(now);
         if (s.status !== 'open') continue;
         if (s.authenticated && now - s.lastRxMs > this.timeoutMs) {
@@ -282,9 +381,12 @@ export class SslSessionManager {
    */
   nextDeadline(): number {
     let d = Infinity;
+    for (const p of this.tcpConns.values()) d = Math.min(d, p.deadlineMs);
+    const handshakeMs = this.limits.handshakeTimeoutSec * 1000;
     for (const s of this.all) {
       if (s.status !== 'open') continue;
       d = Math.min(d, s.ssl.nextDeadline());
+      if (s.halfOpen) d = Math.min(d, s.createdMs + handshakeMs);
       if (s.authenticated) d = Math.min(d, s.lastRxMs + this.timeoutMs + 1, this.lastTickMs + TICK_MS);
     }
     return d;
@@ -364,32 +466,95 @@ export class SslSessionManager {
       this.onData(s, msg, 0, msg.length, now);
       return;
     }
-    if (s && s.clientSid !== null && this.factory.isInitialPacket(msg) && !msg.subarray(1, 9).equals(s.clientSid)) {
-      // a new hard reset with a new session id from the same addr:port: the client restarted
-      s.log.info({}, 'client restarted its session from the same address');
-      this.closeSession(s, 'client started a new session');
-      s = undefined;
-    }
-    if (!s) {
-      if (!this.factory.isInitialPacket(msg)) {
-        this.counters.garbageDrops++;
-        this.log.debug({ peer: key, len: msg.length, byte0: msg[0] }, 'dropped: not an initial packet from an unknown remote');
-        return;
+    // control: the session this client session id belongs to (the id is in clear with every wrap)
+    let target: ServerSession | undefined;
+    if (msg.length >= 9) {
+      const sid = msg.subarray(1, 9);
+      if (s && s.clientSid !== null && sid.equals(s.clientSid)) target = s;
+      else {
+        const p = this.udpPending.get(key);
+        if (p && p.clientSid !== null && sid.equals(p.clientSid)) target = p;
       }
-      const created = this.newSession('udp', address, port, -1, now);
-      if (!created) return;
-      created.clientSid = Buffer.from(msg.subarray(1, 9));
-      s = created;
-      this.udpSessions.set(key, s);
     }
-    s.lastRxMs = now;
-    s.ssl.receiveControl(owned ? msg : Buffer.from(msg), now);
+    if (!target) target = this.statelessStart(msg, address, port, key, s, now) ?? undefined;
+    if (!target) return;
+    target.lastRxMs = now;
+    target.ssl.receiveControl(owned ? msg : Buffer.from(msg), now);
+  }
+
+  /**
+   * A control packet of no known session: a hard reset gets the stateless reply; an echo of a valid
+   * server session id creates the session (returned, the packet then goes to it); the rest is dropped.
+   */
+  private statelessStart(msg: Buffer, address: string, port: number, key: string, live: ServerSession | undefined, now: number): ServerSession | null {
+    const clear = this.wrap.unwrap(msg, now);
+    if (clear instanceof Error) {
+      this.counters.wrapDrops++;
+      return null;
+    }
+    const reset = parseInitialReset(clear);
+    let tlvs: Buffer | undefined;
+    if (reset && clear[0]! >> 3 === Opcode.P_CONTROL_HARD_RESET_CLIENT_V3) {
+      // tls-crypt-v2: only clients that can resend their wrapped key keep the server stateless
+      if (((msg.readUInt32BE(9) & EARLY_NEG_MASK) >>> 0) !== EARLY_NEG_START) {
+        this.counters.garbageDrops++;
+        this.log.debug({ peer: key }, 'dropped: tls-crypt-v2 reset without early negotiation (client before 2.6)');
+        return null;
+      }
+      tlvs = RESEND_WKC_TLVS;
+    }
+    if (reset) {
+      if (now - this.replyWindowStartMs >= 1000) {
+        this.replyWindowStartMs = now;
+        this.repliesInWindow = 0;
+      }
+      if (this.repliesInWindow >= this.limits.resetRepliesPerSec) {
+        this.counters.resetRateDrops++;
+        return null;
+      }
+      this.repliesInWindow++;
+      const sid = this.cookie.sessionId(address, port, reset.clientSid, Math.floor(now / SID_SLOT_MS));
+      const family = parseIp(address)?.family ?? 4;
+      this.counters.resetReplies++;
+      this.emit({ kind: 'sendControl', conn: -1, to: { family, address, port }, packet: buildResetReply(sid, reset.clientSid, msg.length, this.wrap, now, tlvs) });
+      return null;
+    }
+    const echo = parseEcho(clear);
+    if (!echo) {
+      this.counters.garbageDrops++;
+      this.log.debug({ peer: key, len: msg.length, byte0: msg[0] }, 'dropped: not an initial packet from an unknown remote');
+      return null;
+    }
+    if (!this.cookie.verify(address, port, echo.clientSid, echo.serverSid, now)) {
+      this.counters.badEchoDrops++;
+      return null;
+    }
+    const created = this.newSession('udp', address, port, -1, now, { localSid: echo.serverSid, remoteSid: echo.clientSid });
+    if (!created) return null;
+    created.clientSid = echo.clientSid;
+    if (live) {
+      // the live session keeps its slot until this one authenticates (a reset must not end it)
+      const prev = this.udpPending.get(key);
+      if (prev) this.closeSession(prev, 'superseded by a newer session attempt');
+      this.udpPending.set(key, created);
+      created.log.info({}, 'new session from the address of a live one: it replaces it once authenticated');
+    } else {
+      this.udpSessions.set(key, created);
+    }
+    return created;
   }
 
   private onFrame(conn: number, address: string, port: number, buf: Buffer, off: number, len: number, now: number): void {
     let s = this.tcpSessions.get(conn);
     if (!s) {
-      if (!this.factory.isInitialPacket(buf.subarray(off, off + len))) {
+      const clear = this.wrap.unwrap(buf.subarray(off, off + len), now);
+      if (clear instanceof Error) {
+        this.counters.wrapDrops++;
+        this.log.debug({ peer: `${address}:${port}`, len }, 'dropped tcp connection: first frame without a valid tls-auth / tls-crypt wrapper');
+        this.emit({ kind: 'closeConnection', conn, abort: true });
+        return;
+      }
+      if (!this.factory.isInitialPacket(clear)) {
         this.counters.garbageDrops++;
         this.log.debug({ peer: `${address}:${port}`, len }, 'dropped tcp connection: first frame is not an initial packet');
         this.emit({ kind: 'closeConnection', conn, abort: true });
@@ -402,6 +567,8 @@ export class SslSessionManager {
       }
       s = created;
       this.tcpSessions.set(conn, s);
+      const open = this.tcpConns.get(conn);
+      if (open) open.deadlineMs = Infinity; // its first valid frame came
     }
     if (s.status !== 'open') return;
     if (isDataOpcode(buf[off]!)) {
@@ -415,9 +582,22 @@ export class SslSessionManager {
 
   // ---------------------------------------------------------------- sessions
 
-  private newSession(protocol: SslProtocol, addr: string, port: number, conn: number, now: number): ServerSession | null {
+  private newSession(
+    protocol: SslProtocol,
+    addr: string,
+    port: number,
+    conn: number,
+    now: number,
+    statelessStart?: { localSid: Buffer; remoteSid: Buffer },
+  ): ServerSession | null {
     const remote = `${addr}:${port}`;
-    if (this.all.size >= this.config.maxConnections) {
+    const perSource = this.halfOpenBySource.get(addr) ?? 0;
+    if (this.halfOpenCount >= this.limits.maxHalfOpen || perSource >= this.limits.maxHalfOpenPerSource) {
+      this.counters.halfOpenRefusals++;
+      this.log.debug({ peer: remote, halfOpen: this.halfOpenCount, perSource }, 'session refused: half-open limit');
+      return null;
+    }
+    if (this.all.size - this.halfOpenCount >= this.config.maxConnections) {
       this.counters.maxConnectionRefusals++;
       this.log.warn({ peer: remote, max: this.config.maxConnections }, 'connection refused: maxConnections reached');
       return null;
@@ -444,8 +624,13 @@ export class SslSessionManager {
       log,
       now,
       proto: protocol,
+      wrap: this.wraps ? this.wraps.session() : plainWrap,
+      statelessStart,
     };
     this.all.add(s);
+    s.halfOpen = true;
+    this.halfOpenCount++;
+    this.halfOpenBySource.set(addr, perSource + 1);
     this.byPeerId[peerId] = s;
     s.ssl = this.factory.create(opts, peerId, (a) => this.onControlAction(s, a));
     this.counters.sessionsCreated++;
@@ -501,12 +686,28 @@ export class SslSessionManager {
     if (s.status !== 'open') return;
     s.user = user;
     s.certCn = certCn;
+    if (s.protocol === 'udp' && this.udpPending.get(s.remote) === s) {
+      // authenticated: now it replaces the session it shared an address:port with
+      this.udpPending.delete(s.remote);
+      const live = this.udpSessions.get(s.remote);
+      if (live && live !== s) {
+        live.log.info({}, 'client restarted its session from the same address');
+        this.closeSession(live, 'client started a new session');
+      }
+      this.udpSessions.set(s.remote, s);
+    }
     const old = this.byUser.get(user);
     if (old && old !== s) {
       // one session per identity (like the stock server without duplicate-cn)
       this.counters.replacedSessions++;
       old.log.info({ by: s.remote }, 'replaced by a new connection of the same user');
       this.closeSession(old, 'replaced by a new connection of the same user');
+    }
+    if (this.all.size - this.halfOpenCount >= this.config.maxConnections) {
+      this.counters.maxConnectionRefusals++;
+      s.log.warn({ max: this.config.maxConnections }, 'client refused: maxConnections reached');
+      s.ssl.reject('server full');
+      return;
     }
     const r = this.leases.acquire(user);
     if (!r.ok) {
@@ -517,6 +718,7 @@ export class SslSessionManager {
     }
     s.lease = r.lease;
     s.authenticated = true;
+    this.leaveHalfOpen(s);
     this.byUser.set(user, s);
     this.byAddress.set(r.lease.addressNum, s);
     s.prefix = parsePrefix(`${r.lease.address}/32`)!;
@@ -540,6 +742,8 @@ export class SslSessionManager {
     s.status = 'closed';
     this.all.delete(s);
     if (s.protocol === 'udp' && this.udpSessions.get(s.remote) === s) this.udpSessions.delete(s.remote);
+    if (s.protocol === 'udp' && this.udpPending.get(s.remote) === s) this.udpPending.delete(s.remote);
+    this.leaveHalfOpen(s);
     if (this.byPeerId[s.peerId] === s) {
       this.byPeerId[s.peerId] = undefined;
       this.freePeerIds.push(s.peerId);
@@ -562,6 +766,25 @@ export class SslSessionManager {
     }
     s.log.info({ user: s.user || undefined, reason, bytesIn: st.bytesIn, bytesOut: st.bytesOut, drops: st.drops }, 'client session closed');
     this.emit({ kind: 'sessionDown', peerId: s.peerId, user: s.user, reason });
+  }
+
+  private leaveHalfOpen(s: ServerSession): void {
+    if (!s.halfOpen) return;
+    s.halfOpen = false;
+    this.halfOpenCount--;
+    const n = (this.halfOpenBySource.get(s.remoteAddr) ?? 1) - 1;
+    if (n <= 0) this.halfOpenBySource.delete(s.remoteAddr);
+    else this.halfOpenBySource.set(s.remoteAddr, n);
+  }
+
+  private forgetConnection(conn: number): void {
+    const p = this.tcpConns.get(conn);
+    if (p === undefined) return;
+    this.tcpConns.delete(conn);
+    const addr = p.addr;
+    const n = (this.tcpBySource.get(addr) ?? 1) - 1;
+    if (n <= 0) this.tcpBySource.delete(addr);
+    else this.tcpBySource.set(addr, n);
   }
 
   private allocPeerId(): number {

@@ -18,8 +18,11 @@ import { PING_MAGIC } from '../../../src/ssl/data/special.js';
 import { POOL_EXHAUSTED } from '../../../src/gateway/pools.js';
 import { MemoryUdpNetwork, type MemoryUdp } from '../../../src/net/memory-udp.js';
 import type { PacketBatch } from '../../../src/common/batch.js';
+import { decodeControlPacket, encodeControlPacket } from '../../../src/ssl/wire/control-packet.js';
+import { ParseError } from '../../../src/common/errors.js';
 
-// ---- a fake control channel: hard reset = 0x38 || user name; P_CONTROL_V1 (0x20) carries text -----
+// ---- a fake control channel: over TCP hard reset = 0x38 || user name; over UDP the real stateless ----
+// ---- start, then a P_CONTROL_V1 with "hello:USER"; P_CONTROL_V1 (0x20) carries text -------------------
 const keyBlocks = new Map<string, Buffer>();
 const initialPid = new Map<string, number>();
 class FakeSession implements ControlSession {
@@ -33,12 +36,14 @@ class FakeSession implements ControlSession {
     private readonly emit: (a: SslAction) => void,
   ) {}
   receiveControl(pkt: Buffer): void {
-    if (pkt[0] === 0x38) {
-      this.user = pkt.subarray(1).toString();
+    const d = pkt[0] === 0x20 ? decodeControlPacket(pkt) : null;
+    const text = d && !(d instanceof ParseError) ? d.payload.toString() : null;
+    if ((pkt[0] === 0x38 && this.state === 'initial') || text?.startsWith('hello:')) {
+      this.user = text !== null ? text.slice(6) : pkt.subarray(1).toString();
       this.emit({ kind: 'send', packet: Buffer.from([0x40, 1, 2, 3]) });
       this.state = 'authenticating';
       this.emit({ kind: 'authenticated', user: this.user, certCn: this.user, peerInfo: new Map(), clientOptions: '', cipher: 'AES-256-GCM' } as SslAction);
-    } else if (pkt[0] === 0x20) {
+    } else if (pkt[0] === 0x20 && text === null) {
       this.emit({ kind: 'control', text: pkt.subarray(1).toString() });
     }
   }
@@ -158,11 +163,29 @@ class UdpClient {
   send(b: Buffer): void {
     this.sock.send(b, this.port, '127.0.0.1');
   }
-  hello(): void {
-    this.send(Buffer.concat([Buffer.from([0x38]), Buffer.from(this.user)]));
+  sid = clientSid();
+  /** The stateless start: hard reset -->, <-- server session id (taken off `got`), echo "hello:USER" -->. */
+  async hello(user = this.user): Promise<void> {
+    const n = this.got.length;
+    this.send(resetPacket(this.sid));
+    await until(() => this.got.length > n);
+    const reply = this.got.splice(n, 1)[0]!;
+    this.send(echoPacket(this.sid, reply.subarray(1, 9), `hello:${user}`));
   }
 }
 const opened: UdpClient[] = [];
+
+function clientSid(): Buffer {
+  const b = randomBytes(8);
+  b[0] |= 1;
+  return b;
+}
+function resetPacket(sid: Buffer): Buffer {
+  return encodeControlPacket({ opcode: 7, keyId: 0, sessionId: sid, ack: { ids: [], remoteSessionId: null }, messageId: 0, payload: Buffer.alloc(0) });
+}
+function echoPacket(sid: Buffer, serverSid: Buffer, text: string): Buffer {
+  return encodeControlPacket({ opcode: 4, keyId: 0, sessionId: sid, ack: { ids: [0], remoteSessionId: Buffer.from(serverSid) }, messageId: 1, payload: Buffer.from(text) });
+}
 let server: SslServer | null = null;
 let now = 1_000_000;
 
@@ -185,7 +208,7 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
   it('a client connects, gets .2 pushed, and IP packets flow both ways through the data channel', async () => {
     const { server, tunnel } = await startServer();
     const c = await UdpClient.open('alice', server.udpPort);
-    c.hello();
+    await c.hello();
     await until(() => c.got.length >= 1);
     expect(c.got[0]![0]).toBe(0x40);
     const fs = sessions[0]!;
@@ -232,7 +255,7 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
   it('spoofed source addresses and IPv6 are dropped and counted; tampered packets count as drops in status', async () => {
     const { server, tunnel } = await startServer();
     const c = await UdpClient.open('alice', server.udpPort);
-    c.hello();
+    await c.hello();
     await until(() => sessions[0]?.state === 'established');
     c.send(clientSeal(c.kb, 0, 1, ipv4('10.8.0.9', '10.2.0.10')));
     const v6 = randomBytes(48);
@@ -251,9 +274,9 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     const { server } = await startServer({ maxConnections: 1 });
     const a = await UdpClient.open('a', server.udpPort);
     const b = await UdpClient.open('b', server.udpPort);
-    a.hello();
+    await a.hello();
     await until(() => server.sessionCount === 1);
-    b.hello();
+    await b.hello();
     await until(() => server.counters.maxConnectionRefusals === 1);
     expect(server.sessionCount).toBe(1);
     expect(b.got).toHaveLength(0);
@@ -262,10 +285,10 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
   it('a reconnect by the same user replaces the old session and keeps the address', async () => {
     const { server, tunnel } = await startServer();
     const a1 = await UdpClient.open('alice', server.udpPort);
-    a1.hello();
+    await a1.hello();
     await until(() => server.sessionCount === 1 && sessions[0]!.state === 'established');
     const a2 = await UdpClient.open('alice', server.udpPort);
-    a2.hello();
+    await a2.hello();
     await until(() => server.counters.replacedSessions === 1);
     const st = server.status();
     expect(st).toHaveLength(1);
@@ -279,9 +302,9 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
       const { server, tunnel } = await startServer({ clientToClient: c2c });
       const a = await UdpClient.open(`a${c2c}`, server.udpPort);
       const b = await UdpClient.open(`b${c2c}`, server.udpPort);
-      a.hello();
+      await a.hello();
       await until(() => server.sessionCount === 1 && sessions.at(-1)!.state === 'established');
-      b.hello();
+      await b.hello();
       await until(() => server.sessionCount === 2 && sessions.at(-1)!.state === 'established');
       const pkt = ipv4('10.8.0.2', '10.8.0.3', 64);
       a.send(clientSeal(a.kb, 0, 1, pkt));
@@ -303,7 +326,7 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
   it('pings after `ping` seconds of silence; a silent client expires after 2x ping-restart and frees its address', async () => {
     const { server, tunnel } = await startServer();
     const c = await UdpClient.open('alice', server.udpPort);
-    c.hello();
+    await c.hello();
     await until(() => sessions[0]?.state === 'established');
     const t0 = now;
     server.tick(t0 + 5_000);
@@ -319,25 +342,26 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     expect(server.pool.stats()).toMatchObject({ online: 0, offline: 1 });
   });
 
-  it('a new hard reset with another session id from the same addr:port starts a fresh session', async () => {
+  it('a new session from the same addr:port replaces the live one once it authenticates', async () => {
     const { server } = await startServer();
     const c = await UdpClient.open('restarter', server.udpPort);
-    c.hello();
+    await c.hello();
     await until(() => sessions[0]?.state === 'established');
-    c.hello(); // same bytes = same session id: a retransmission, handled by the existing session
-    await until(() => c.got.length === 2);
+    c.send(resetPacket(c.sid)); // same session id: a retransmission, handled by the existing session
+    await new Promise((r) => setTimeout(r, 30));
     expect(sessions).toHaveLength(1);
     keyBlocks.set('Restarter', randomBytes(256));
-    c.send(Buffer.concat([Buffer.from([0x38]), Buffer.from('Restarter')])); // bytes 1..8 differ
-    await until(() => sessions.length === 2);
-    expect(sessions[0]!.state).toBe('closed');
+    c.sid = clientSid();
+    await c.hello('Restarter');
+    await until(() => sessions.length === 2 && sessions[0]!.state === 'closed');
     expect(server.sessionCount).toBe(1);
+    expect(server.summary()).toMatchObject({ halfOpen: 0, counters: { resetReplies: 2 } });
   });
 
   it('a client whose address changes is matched by peer-id once its packet authenticates (float)', async () => {
     const { server, tunnel } = await startServer();
     const c = await UdpClient.open('roamer', server.udpPort);
-    c.hello();
+    await c.hello();
     await until(() => sessions[0]?.state === 'established');
     const moved = await UdpClient.open('roamer', server.udpPort);
     const forged = clientSeal(randomBytes(256), 0, 1, ipv4('10.8.0.2', '10.2.0.10'));
@@ -358,7 +382,7 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     initialPid.set('busy', 0xfeffffff);
     const { server, tunnel } = await startServer();
     const c = await UdpClient.open('busy', server.udpPort);
-    c.hello();
+    await c.hello();
     await until(() => sessions[0]?.state === 'established');
     server.tick(now);
     expect(sessions[0]!.renegotiations).toBe(0);
@@ -371,9 +395,9 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
   it('pool exhaustion refuses with the reason', async () => {
     const { server } = await startServer({ clientCidr: '10.9.0.0/29' });
     const cs = await Promise.all(['u1', 'u2', 'u3', 'u4', 'u5', 'u6'].map((u) => UdpClient.open(u, server.udpPort)));
-    for (const c of cs.slice(0, 5)) c.hello();
+    for (const c of cs.slice(0, 5)) await c.hello();
     await until(() => sessions.length === 5 && sessions.every((s) => s.state === 'established'));
-    cs[5]!.hello();
+    await cs[5]!.hello();
     await until(() => server.counters.poolRefusals === 1);
     expect(sessions[5]!.rejected).toBe(POOL_EXHAUSTED);
     expect(server.sessionCount).toBe(5);
@@ -399,7 +423,10 @@ describe('SslServer over a batch UdpBind (MemoryUdp; NativeUdp in the daemon)', 
       batches.push(b.count);
       for (let i = 0; i < b.count; i++) got.push(Buffer.from(b.packet(i)));
     });
-    cli.sendTo(Buffer.concat([Buffer.from([0x38]), Buffer.from('batchy')]), 4, '192.0.2.2', 1194);
+    const sid = clientSid();
+    cli.sendTo(resetPacket(sid), 4, '192.0.2.2', 1194);
+    await until(() => got.length === 1);
+    cli.sendTo(echoPacket(sid, got.shift()!.subarray(1, 9), 'hello:batchy'), 4, '192.0.2.2', 1194);
     await until(() => got.length === 1 && sessions[0]?.state === 'established');
     expect(server.status()[0]!.realAddress).toBe('198.51.100.7:5000');
     const up = ipv4('10.8.0.2', '10.2.0.10', 200);

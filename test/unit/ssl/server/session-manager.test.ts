@@ -1,5 +1,7 @@
 // The SSL VPN session manager on its own: a fixed clock, no sockets, no timers. The control channel
-// is a fake (hard reset = 0x38 || 8-byte session id || user name; P_CONTROL_V1 0x20 || text), the
+// is a fake (TCP hard reset = 0x38 || 8-byte session id || user name; over UDP the real stateless
+// start, then a P_CONTROL_V1 whose payload is "hello:USER" (authenticates at once) or "wait:USER"
+// (authenticates on a later "auth" P_CONTROL_V1); P_CONTROL_V1 0x20 || text), the
 // data path is the real JsDataPath over a recording transport, and the client's side of the data
 // channel is a DataChannel with the keys mirrored.
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -14,6 +16,9 @@ import type { SslServerConfig } from '../../../../src/ssl/server/config.js';
 import type { ControlSession, ControlSessionFactory } from '../../../../src/ssl/server/control-session.js';
 import { JsDataPath, type DataTransport, type PacketSink, type SslEndpoint } from '../../../../src/ssl/server/data-path.js';
 import { SslSessionManager } from '../../../../src/ssl/server/session-manager.js';
+import { SID_SLOT_MS } from '../../../../src/ssl/server/stateless-reset.js';
+import { decodeControlPacket, encodeControlPacket } from '../../../../src/ssl/wire/control-packet.js';
+import { ParseError } from '../../../../src/common/errors.js';
 
 const T0 = 1_000_000;
 
@@ -41,14 +46,24 @@ class FakeControl implements ControlSession {
     readonly emit: (a: SslAction) => void,
   ) {}
   receiveControl(pkt: Buffer): void {
-    if (pkt[0] === 0x38) {
-      this.user = pkt.subarray(9).toString();
+    const d = pkt[0] === 0x20 ? decodeControlPacket(pkt) : null;
+    const text = d && !(d instanceof ParseError) ? d.payload.toString() : '';
+    if (pkt[0] === 0x38 || text.startsWith('hello:')) {
+      this.user = pkt[0] === 0x38 ? pkt.subarray(9).toString() : text.slice(6);
       this.emit({ kind: 'send', packet: Buffer.from([0x40, this.peerId]) });
-      this.state = 'authenticating';
-      this.emit({ kind: 'authenticated', user: this.user, certCn: this.user, peerInfo: new Map(), clientOptions: '', cipher: 'AES-256-GCM' });
+      this.authenticate();
+    } else if (text.startsWith('wait:')) {
+      this.user = text.slice(5);
+      this.state = 'handshake';
+    } else if (text === 'auth') {
+      this.authenticate();
     } else if (pkt[0] === 0x20) {
       this.emit({ kind: 'control', text: pkt.subarray(1).toString() });
     }
+  }
+  authenticate(): void {
+    this.state = 'authenticating';
+    this.emit({ kind: 'authenticated', user: this.user, certCn: this.user, peerInfo: new Map(), clientOptions: '', cipher: 'AES-256-GCM' });
   }
   tick(): void {}
   nextDeadline(): number {
@@ -112,7 +127,7 @@ let routes: Routes;
 let pool: AddressPool;
 let asyncActions: SslServerAction[];
 
-function manager(over: Partial<SslServerConfig> = {}): SslSessionManager {
+function manager(over: Partial<SslServerConfig> = {}, secret?: Buffer): SslSessionManager {
   const config: SslServerConfig = {
     name: 'p2c', protocols: ['udp', 'tcp'], port: 1194, listen: '0.0.0.0', clientCidr: '10.8.0.0/24',
     localSubnets: ['10.2.0.0/16'], dnsServers: [], dataCiphers: ['AES-256-GCM'],
@@ -141,11 +156,31 @@ function manager(over: Partial<SslServerConfig> = {}): SslSessionManager {
       },
     },
     onAsyncActions: (a) => asyncActions.push(...a),
+    cookieSecret: secret,
   });
 }
 
 function hello(user: string, sid = Buffer.alloc(8, 1)): Buffer {
   return Buffer.concat([Buffer.from([0x38]), sid, Buffer.from(user)]);
+}
+
+/** P_CONTROL_HARD_RESET_CLIENT_V2 { sid, mid 0, payload } as a 2.5/2.6 client sends it without tls-auth. */
+function reset(sid: Buffer, payload = Buffer.alloc(0)): Buffer {
+  return encodeControlPacket({ opcode: 7, keyId: 0, sessionId: sid, ack: { ids: [], remoteSessionId: null }, messageId: 0, payload });
+}
+
+/** P_CONTROL_V1 { sid, ACK [0] for serverSid, mid 1, text }: the client's echo of the server's session id. */
+function echo(sid: Buffer, serverSid: Buffer, text: string, ackIds = [0]): Buffer {
+  return encodeControlPacket({ opcode: 4, keyId: 0, sessionId: sid, ack: { ids: ackIds, remoteSessionId: serverSid }, messageId: 1, payload: Buffer.from(text) });
+}
+
+/** The stateless start over UDP: reset --> <-- server sid; echo "hello:USER" -->. Returns the echo's actions. */
+function udpHello(m: SslSessionManager, user: string, addr: string, port: number, sid = Buffer.alloc(8, 1), verb = 'hello'): readonly SslServerAction[] {
+  const r = m.receiveDatagram(reset(sid), addr, port, true, now);
+  const a = r[0];
+  if (!a || a.kind !== 'sendControl') throw new Error('no stateless reply');
+  const serverSid = Buffer.from(a.packet.subarray(1, 9));
+  return m.receiveDatagram(echo(sid, serverSid, `${verb}:${user}`), addr, port, true, now);
 }
 
 function ipv4(src: string, dst: string): Buffer {
@@ -187,7 +222,7 @@ describe('SslSessionManager', () => {
   it('admits a client: control answer to its address, lease, route, push; its IP packets come back as writeToTun', () => {
     const m = manager();
     // hard reset --> ; <-- control answer, client up
-    const acts = m.receiveDatagram(hello('alice'), '192.0.2.10', 5000, true, now);
+    const acts = udpHello(m, 'alice', '192.0.2.10', 5000);
     expect(kinds(acts)).toEqual(['sendControl', 'sessionUp']);
     expect(acts[0]).toMatchObject({ kind: 'sendControl', conn: -1, to: { family: 4, address: '192.0.2.10', port: 5000 } });
     expect(acts[1]).toMatchObject({ peerId: 0, user: 'alice', address: '10.8.0.2' });
@@ -218,9 +253,9 @@ describe('SslSessionManager', () => {
 
   it('maxConnections refuses further clients; garbage and data from unknown remotes make no session', () => {
     const m = manager({ maxConnections: 2 });
-    m.receiveDatagram(hello('a'), '192.0.2.1', 1, true, now);
-    m.receiveDatagram(hello('b'), '192.0.2.2', 1, true, now);
-    expect(m.receiveDatagram(hello('c'), '192.0.2.3', 1, true, now)).toHaveLength(0);
+    udpHello(m, 'a', '192.0.2.1', 1);
+    udpHello(m, 'b', '192.0.2.2', 1);
+    expect(udpHello(m, 'c', '192.0.2.3', 1)).toHaveLength(0);
     expect(m.sessionCount).toBe(2);
     expect(m.counters.maxConnectionRefusals).toBe(1);
     m.receiveDatagram(Buffer.from([0x20, 1, 2, 3]), '192.0.2.4', 1, true, now);
@@ -230,7 +265,7 @@ describe('SslSessionManager', () => {
 
   it('a client whose address changes floats once its packet authenticates, and replies follow it', () => {
     const m = manager();
-    m.receiveDatagram(hello('bob'), '192.0.2.20', 6000, true, now);
+    udpHello(m, 'bob', '192.0.2.20', 6000);
     const dc = clientChannel('bob', 0);
     // a forged packet with bob's peer-id from elsewhere does not move him
     const forged = Buffer.from(seal(clientChannel('mallory', 0), ipv4('10.8.0.2', '10.2.0.5')));
@@ -253,9 +288,9 @@ describe('SslSessionManager', () => {
 
   it("a reconnect by the same user replaces the old session and keeps the user's address", () => {
     const m = manager();
-    m.receiveDatagram(hello('carol'), '192.0.2.30', 1000, true, now);
+    udpHello(m, 'carol', '192.0.2.30', 1000);
     now += 1000;
-    const acts = m.receiveDatagram(hello('carol', Buffer.alloc(8, 2)), '192.0.2.31', 1001, true, now);
+    const acts = udpHello(m, 'carol', '192.0.2.31', 1001, Buffer.alloc(8, 2));
     expect(kinds(acts)).toEqual(['sendControl', 'sessionDown', 'sessionUp']);
     expect(acts[1]).toMatchObject({ peerId: 0, reason: 'replaced by a new connection of the same user' });
     expect(acts[2]).toMatchObject({ peerId: 1, address: '10.8.0.2' });
@@ -264,20 +299,51 @@ describe('SslSessionManager', () => {
     expect(controls[0]!.state).toBe('closed');
   });
 
-  it('a new hard reset with another session id from the same addr:port starts a fresh session', () => {
+  it('a new session from the addr:port of a live one replaces it only once it authenticates', () => {
     const m = manager();
-    m.receiveDatagram(hello('dave'), '192.0.2.40', 1000, true, now);
-    m.receiveDatagram(hello('dave'), '192.0.2.40', 1000, true, now); // a retransmit: same session id
-    expect(controls).toHaveLength(1);
-    m.receiveDatagram(hello('dave', Buffer.alloc(8, 9)), '192.0.2.40', 1000, true, now);
+    udpHello(m, 'dave', '192.0.2.40', 1000);
+    const dc = clientChannel('dave', 0);
+    // a reset and echo with a new session id from the same addr:port: half-open next to the live one
+    udpHello(m, 'dave', '192.0.2.40', 1000, Buffer.alloc(8, 9), 'wait');
     expect(controls).toHaveLength(2);
+    expect(m.sessionCount).toBe(2);
+    expect(m.halfOpenSessions).toBe(1);
+    expect(controls[0]!.state).toBe('established');
+    // the live session still carries traffic
+    expect(kinds(m.receiveDatagram(seal(dc, ipv4('10.8.0.2', '10.2.0.5')), '192.0.2.40', 1000, false, now))).toEqual(['writeToTun']);
+    // a bare hard reset (spoofable) changes nothing
+    m.receiveDatagram(reset(Buffer.alloc(8, 7)), '192.0.2.40', 1000, true, now);
+    expect(m.sessionCount).toBe(2);
+    // the new one authenticates: now it replaces the old one
+    const auth = encodeControlPacket({ opcode: 4, keyId: 0, sessionId: Buffer.alloc(8, 9), ack: { ids: [], remoteSessionId: null }, messageId: 2, payload: Buffer.from('auth') });
+    const acts = m.receiveDatagram(auth, '192.0.2.40', 1000, true, now);
+    expect(kinds(acts)).toEqual(['sessionDown', 'sessionUp']);
+    expect(acts[0]).toMatchObject({ peerId: 0, reason: 'client started a new session' });
+    expect(controls[0]!.state).toBe('closed');
     expect(m.sessionCount).toBe(1);
+    expect(m.halfOpenSessions).toBe(0);
     expect(m.counters.sessionsClosed).toBe(1);
+  });
+
+  it('a half-open session that does not authenticate in time is closed; the live one is untouched', () => {
+    const m = manager({ limits: { handshakeTimeoutSec: 5 } });
+    udpHello(m, 'ivy', '192.0.2.41', 1000);
+    udpHello(m, 'ivy', '192.0.2.41', 1000, Buffer.alloc(8, 9), 'wait');
+    expect(m.nextDeadline()).toBeLessThanOrEqual(T0 + 5_000);
+    now = T0 + 4_999;
+    m.tick(now);
+    expect(m.sessionCount).toBe(2);
+    now = T0 + 5_000;
+    const acts = m.tick(now);
+    expect(kinds(acts)).toContain('sessionDown');
+    expect(m.sessionCount).toBe(1);
+    expect(m.status()[0]).toMatchObject({ user: 'ivy', virtualAddress: '10.8.0.2' });
+    expect(m.counters.halfOpenTimeouts).toBe(1);
   });
 
   it('pings after pingSec of silence; a silent client expires after twice ping-restart and frees its lease', () => {
     const m = manager();
-    m.receiveDatagram(hello('erin'), '192.0.2.50', 1000, true, now);
+    udpHello(m, 'erin', '192.0.2.50', 1000);
     const dc = clientChannel('erin', 0);
     const tr = transports.get(0)!;
     now += 10_000;
@@ -300,7 +366,7 @@ describe('SslSessionManager', () => {
   it('asks the control channel to renegotiate when the send packet-id nears its limit', () => {
     nextPid = PACKET_ID_RENEG_THRESHOLD - 1;
     const m = manager();
-    m.receiveDatagram(hello('frank'), '192.0.2.60', 1000, true, now);
+    udpHello(m, 'frank', '192.0.2.60', 1000);
     m.tick(now);
     expect(controls[0]!.renegotiations).toBe(0);
     const p = ipv4('10.2.0.5', '10.8.0.2');
@@ -311,7 +377,7 @@ describe('SslSessionManager', () => {
 
   it('actions raised outside a call (asynchronous TLS) go to onAsyncActions', () => {
     const m = manager();
-    m.receiveDatagram(hello('gina'), '192.0.2.70', 1000, true, now);
+    udpHello(m, 'gina', '192.0.2.70', 1000);
     controls[0]!.emit({ kind: 'send', packet: Buffer.from([0x20]) });
     expect(asyncActions).toHaveLength(1);
     expect(asyncActions[0]).toMatchObject({ kind: 'sendControl', to: { address: '192.0.2.70', port: 1000 } });
@@ -332,5 +398,118 @@ describe('SslSessionManager', () => {
     expect(m.receiveFrame(2, '192.0.2.81', 4001, h, 0, h.length, now)).toHaveLength(0);
     expect(m.connectionClosed(2, now)).toHaveLength(0);
     expect(m.sessionCount).toBe(0);
+  });
+
+  it('stateless start: spoofed hard resets create nothing and are answered once, never larger than the request', () => {
+    const m = manager({ limits: { resetRepliesPerSec: 1000 } });
+    let replies = 0;
+    for (let i = 0; i < 2000; i++) {
+      const sid = randomBytes(8);
+      sid[0] |= 1;
+      const req = reset(sid);
+      const acts = m.receiveDatagram(req, `198.51.100.${i % 200}`, 1024 + i, true, now);
+      for (const a of acts) {
+        if (a.kind !== 'sendControl') throw new Error(`unexpected ${a.kind}`);
+        expect(a.packet.length).toBeLessThanOrEqual(req.length);
+        expect(a.packet[0]).toBe(8 << 3); // P_CONTROL_HARD_RESET_SERVER_V2
+        replies++;
+      }
+      if (i % 500 === 0) now += 1000;
+    }
+    expect(replies).toBe(2000);
+    expect(m.sessionCount).toBe(0);
+    expect(m.halfOpenSessions).toBe(0);
+    expect(controls).toHaveLength(0);
+    expect(m.nextDeadline()).toBe(Infinity);
+    now += 10_000;
+    expect(m.tick(now)).toHaveLength(0); // nothing is retransmitted
+  });
+
+  it('stateless start: replies are rate limited; a reset with room for it gets the ACK of message 0', () => {
+    const m = manager({ limits: { resetRepliesPerSec: 3 } });
+    for (let i = 0; i < 5; i++) m.receiveDatagram(reset(Buffer.alloc(8, i + 1)), '192.0.2.1', 1000 + i, true, now);
+    expect(m.counters).toMatchObject({ resetReplies: 3, resetRateDrops: 2 });
+    now += 1000;
+    // a 2.6 client's early-negotiation TLVs (EARLY_NEG_FLAGS, then an unknown type) make the reset 26 bytes
+    const tlvs = Buffer.from([0, 1, 0, 2, 0, 1, 0x0f, 0, 0, 2, 0xaa, 0xbb]);
+    const req = reset(Buffer.alloc(8, 1), tlvs);
+    const a = m.receiveDatagram(req, '192.0.2.1', 2000, true, now)[0]!;
+    if (a.kind !== 'sendControl') throw new Error('no reply');
+    const p = decodeControlPacket(a.packet);
+    if (p instanceof ParseError) throw p;
+    expect(p).toMatchObject({ opcode: 8, messageId: 0, ack: { ids: [0], remoteSessionId: Buffer.alloc(8, 1) } });
+    // malformed TLVs: no answer
+    expect(m.receiveDatagram(reset(Buffer.alloc(8, 2), Buffer.from([0, 1, 0, 9])), '192.0.2.1', 2001, true, now)).toHaveLength(0);
+  });
+
+  it('stateless start: only an echo of the right server session id, from the same source, in time, creates a session', () => {
+    const secret = Buffer.alloc(32, 5);
+    const m = manager({}, secret);
+    const sid = Buffer.alloc(8, 3);
+    const r = m.receiveDatagram(reset(sid), '192.0.2.9', 4000, true, now)[0]!;
+    if (r.kind !== 'sendControl') throw new Error('no reply');
+    const serverSid = Buffer.from(r.packet.subarray(1, 9));
+    // the same id from another address or port, a guessed id, an ACK of later messages: dropped
+    expect(m.receiveDatagram(echo(sid, serverSid, 'hello:x'), '192.0.2.10', 4000, true, now)).toHaveLength(0);
+    expect(m.receiveDatagram(echo(sid, serverSid, 'hello:x'), '192.0.2.9', 4001, true, now)).toHaveLength(0);
+    expect(m.receiveDatagram(echo(sid, Buffer.alloc(8, 1), 'hello:x'), '192.0.2.9', 4000, true, now)).toHaveLength(0);
+    expect(m.receiveDatagram(echo(sid, serverSid, 'hello:x', [5]), '192.0.2.9', 4000, true, now)).toHaveLength(0);
+    expect(m.counters.badEchoDrops).toBe(3);
+    expect(m.sessionCount).toBe(0);
+    // the client may piggy-back its ACK on the retransmission of its reset: that is an echo too
+    const m2 = manager({}, secret);
+    const again = encodeControlPacket({ opcode: 7, keyId: 0, sessionId: sid, ack: { ids: [0], remoteSessionId: serverSid }, messageId: 0, payload: Buffer.alloc(0) });
+    m2.receiveDatagram(again, '192.0.2.9', 4000, true, now);
+    expect(m2.sessionCount).toBe(1);
+    expect(m2.counters.sessionsCreated).toBe(1);
+    // two slots later the id is stale
+    const late = manager({}, secret);
+    now += 2 * SID_SLOT_MS + 1;
+    expect(late.receiveDatagram(echo(sid, serverSid, 'hello:x'), '192.0.2.9', 4000, true, now)).toHaveLength(0);
+    now -= SID_SLOT_MS; // the previous slot is still fine
+    expect(kinds(late.receiveDatagram(echo(sid, serverSid, 'hello:x'), '192.0.2.9', 4000, true, now))).toEqual(['sendControl', 'sessionUp']);
+  });
+
+  it('half-open sessions are capped per source address and in total', () => {
+    const m = manager({ maxConnections: 100, clientCidr: '10.8.0.0/24', limits: { maxHalfOpen: 5, maxHalfOpenPerSource: 2 } });
+    for (let i = 0; i < 3; i++) udpHello(m, `u${i}`, '203.0.113.1', 1000 + i, Buffer.alloc(8, i + 1), 'wait');
+    expect(m.halfOpenSessions).toBe(2);
+    for (let i = 0; i < 5; i++) udpHello(m, `v${i}`, `203.0.113.${10 + i}`, 1000, Buffer.alloc(8, i + 1), 'wait');
+    expect(m.halfOpenSessions).toBe(5);
+    expect(m.counters.halfOpenRefusals).toBe(3);
+    // an authenticated client is not half-open, so it does not count
+    expect(kinds(udpHello(m, 'w', '203.0.113.99', 1000))).toEqual([]); // still refused: the cap is full
+    now += 20_000;
+    m.tick(now);
+    expect(m.halfOpenSessions).toBe(0);
+    expect(kinds(udpHello(m, 'w', '203.0.113.99', 1000))).toEqual(['sendControl', 'sessionUp']);
+    expect(m.halfOpenSessions).toBe(0);
+  });
+
+  it('TCP: connections are capped in total and per source, and closed without a valid first frame in time', () => {
+    const m = manager({ limits: { maxTcpConnections: 3, maxTcpPerSource: 2, tcpFirstFrameTimeoutSec: 10 } });
+    expect(m.connectionOpened(1, '192.0.2.1', 1, now)).toHaveLength(0);
+    expect(m.connectionOpened(2, '192.0.2.1', 2, now)).toHaveLength(0);
+    expect(m.connectionOpened(3, '192.0.2.1', 3, now)).toEqual([{ kind: 'closeConnection', conn: 3, abort: true }]);
+    expect(m.connectionOpened(4, '192.0.2.2', 1, now)).toHaveLength(0);
+    expect(m.connectionOpened(5, '192.0.2.3', 1, now)).toEqual([{ kind: 'closeConnection', conn: 5, abort: true }]);
+    expect(m.counters.tcpRefusals).toBe(2);
+    // connection 4 sends its hard reset; 1 and 2 stay silent
+    const h = hello('tina');
+    expect(kinds(m.receiveFrame(4, '192.0.2.2', 1, h, 0, h.length, now))).toEqual(['sendControl', 'sessionUp']);
+    expect(m.nextDeadline()).toBeLessThanOrEqual(T0 + 10_000);
+    now = T0 + 10_000;
+    const acts = m.tick(now);
+    expect(acts.filter((a) => a.kind === 'closeConnection')).toEqual([
+      { kind: 'closeConnection', conn: 1, abort: true },
+      { kind: 'closeConnection', conn: 2, abort: true },
+    ]);
+    expect(m.counters.tcpFirstFrameTimeouts).toBe(2);
+    expect(m.tcpConnections).toBe(1);
+    expect(m.sessionCount).toBe(1);
+    // the shell reports the closes; room again for the source
+    m.connectionClosed(1, now);
+    m.connectionClosed(2, now);
+    expect(m.connectionOpened(6, '192.0.2.1', 9, now)).toHaveLength(0);
   });
 });
