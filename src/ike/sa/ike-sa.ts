@@ -81,6 +81,10 @@ export class IkeSa {
   initRequest: Buffer = Buffer.alloc(0);
   initResponse: Buffer = Buffer.alloc(0);
   peerId: Identity | null = null;
+  /** hashes the peer announced in N(SIGNATURE_HASH_ALGORITHMS) (RFC 7427 §4); null: none sent */
+  peerSignatureHashes: number[] | null = null;
+  /** we sent N(SIGNATURE_HASH_ALGORITHMS) in IKE_SA_INIT */
+  offeredSignatureHashes = false;
   natDetected = false;
   /** the raw bytes of the message being processed (tasks need them for AUTH) */
   currentRaw: Buffer = Buffer.alloc(0);
