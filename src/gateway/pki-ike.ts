@@ -1,6 +1,7 @@
 import { X509Certificate, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { VpnError } from '../common/errors.js';
 import { parseIp } from '../common/ip.js';
 import { dnToDer } from '../ike/config/identity.js';
@@ -243,4 +244,62 @@ export function pkiRevoke(o: { ca: string; cert?: string }): PkiIkeResult {
   const crlFile = join(o.ca, 'crl.pem');
   writeFileSync(crlFile, crlToPem(createCrl({ ca: ca.cert, caKey: ca.key, revokedSerials: serials, number: serials.length + 1 })), { mode: 0o644 });
   return { files: [listFile, crlFile] };
+}
+
+// ---- `vpcgw pki ca|issue|revoke` ----
+
+export const PKI_IKE_USAGE = `  pki ca --out DIR [--cn NAME] [--type T] [--days N]
+                                           make a CA for IKE certificates (DIR/ca.pem, DIR/ca.key)
+  pki issue --ca DIR --cn NAME [--san S]... [--type T] [--days N] [--out DIR]
+                                           issue a certificate (NAME.pem, NAME.key); S: fqdn:HOST,
+                                           email:ADDR or an IP; T: ecdsa (P-256, default), ecdsa384,
+                                           ecdsa521 or rsa
+  pki revoke --ca DIR [--cert FILE]        revoke a certificate and (re)write DIR/crl.pem`;
+
+export const PKI_IKE_COMMANDS: readonly string[] = ['ca', 'issue', 'revoke'];
+
+function keyTypeArg(v: string | undefined): PkiKeyType | undefined {
+  if (v === undefined) return undefined;
+  if (!(PKI_KEY_TYPES as readonly string[]).includes(v)) throw new VpnError('ERR_BAD_REQUEST', `--type ${v}: one of ${PKI_KEY_TYPES.join(', ')}`);
+  return v as PkiKeyType;
+}
+
+function daysArg(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 36500) throw new VpnError('ERR_BAD_REQUEST', `--days ${v}: a whole number of days from 1 to 36500`);
+  return n;
+}
+
+/** Runs `pki SUB ...` (argv after "pki"); returns what to print. Paths resolve against `cwd`. */
+export function pkiIkeCommand(argv: readonly string[], cwd: string): string {
+  const { values, positionals } = parseArgs({
+    args: [...argv.slice(1)],
+    allowPositionals: false,
+    strict: true,
+    options: {
+      out: { type: 'string' }, ca: { type: 'string' }, cn: { type: 'string' }, san: { type: 'string', multiple: true },
+      type: { type: 'string' }, days: { type: 'string' }, cert: { type: 'string' },
+    },
+  });
+  void positionals;
+  const abs = (p: string | undefined): string | undefined => (p === undefined ? undefined : resolve(cwd, p));
+  let r: PkiIkeResult;
+  switch (argv[0]) {
+    case 'ca':
+      if (!values.out) throw new VpnError('ERR_BAD_REQUEST', 'pki ca needs --out DIR');
+      r = pkiCa({ out: abs(values.out)!, cn: values.cn, type: keyTypeArg(values.type), days: daysArg(values.days) });
+      break;
+    case 'issue':
+      if (!values.ca || !values.cn) throw new VpnError('ERR_BAD_REQUEST', 'pki issue needs --ca DIR and --cn NAME');
+      r = pkiIssue({ ca: abs(values.ca)!, cn: values.cn, sans: values.san, type: keyTypeArg(values.type), days: daysArg(values.days), out: abs(values.out) });
+      break;
+    case 'revoke':
+      if (!values.ca) throw new VpnError('ERR_BAD_REQUEST', 'pki revoke needs --ca DIR');
+      r = pkiRevoke({ ca: abs(values.ca)!, cert: abs(values.cert) });
+      break;
+    default:
+      throw new VpnError('ERR_BAD_REQUEST', `unknown pki command "${argv[0] ?? ''}" (see vpcgw --help)`);
+  }
+  return `${r.files.map((f) => `wrote ${f}`).join('\n')}\n`;
 }
