@@ -1,7 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPairSync, type KeyObject, type X509Certificate } from 'node:crypto';
 import { TwoPeers, peerConfig, A_ADDR, B_ADDR } from './helpers.js';
-import { AuthMethod, PayloadType } from '../../src/ike/wire/constants.js';
+import { AuthMethod, ExchangeType, NotifyType, PayloadType } from '../../src/ike/wire/constants.js';
+import { FragmentReassembler, decodeFragment } from '../../src/ike/wire/fragments.js';
+import { IKE_FRAGMENT_MAX_BYTES } from '../../src/ike/sa/ike-sa.js';
 import { decodeMessage } from '../../src/ike/wire/message.js';
 import type { IkeSa } from '../../src/ike/sa/ike-sa.js';
 import type { IkeManager } from '../../src/ike/ike-manager.js';
@@ -38,14 +40,14 @@ function issue(pki: Pki, t: KeyType, cn: string, sans: string[], validity: { fro
 }
 
 function withCert(base: PeerConfig, own: { cert: X509Certificate; key: KeyObject }, o: {
-  cas: X509Certificate[]; localId?: string; remoteId?: string; signatureAuth?: boolean; crls?: Buffer[];
+  cas: X509Certificate[]; localId?: string; remoteId?: string; signatureAuth?: boolean; crls?: Buffer[]; chain?: X509Certificate[];
 }): PeerConfig {
   return {
     ...base,
     psk: Buffer.alloc(0),
     localId: o.localId ? parseIdentity(o.localId)! : certificateSubjectIdentity(own.cert),
     remoteId: o.remoteId ? parseIdentity(o.remoteId)! : base.remoteId,
-    cert: { cert: own.cert, chain: [], key: own.key, cas: o.cas, crls: (o.crls ?? []).map(parseCrl), signatureAuth: o.signatureAuth ?? true },
+    cert: { cert: own.cert, chain: o.chain ?? [], key: own.key, cas: o.cas, crls: (o.crls ?? []).map(parseCrl), signatureAuth: o.signatureAuth ?? true },
   };
 }
 
@@ -66,10 +68,21 @@ function run(a: PeerConfig, b: PeerConfig): TwoPeers {
   return p;
 }
 
-/** The decrypted IKE_AUTH request (from A) and response (from B) of an established pair. */
+/** The decrypted IKE_AUTH request (from A) and response (from B) of an established pair (reassembled when fragmented). */
 function authMessages(p: TwoPeers) {
-  const req = decodeMessage(p.wire[2]!.datagram, onlySa(p.b)!.sk);
-  const resp = decodeMessage(p.wire[3]!.datagram, onlySa(p.a)!.sk);
+  const open = (to: string, sa: IkeSa) => {
+    const ds = p.wire.filter((w) => w.to.address === to && w.datagram[18] === ExchangeType.IKE_AUTH).map((w) => w.datagram);
+    if (ds[0]![16] !== PayloadType.SKF) return decodeMessage(ds[0]!, sa.sk);
+    const r = new FragmentReassembler();
+    for (const d of ds) {
+      const f = decodeFragment(d, sa.sk!);
+      const whole = f.ok ? r.add(f) : null;
+      if (whole) return whole;
+    }
+    throw new Error('IKE_AUTH fragments do not reassemble');
+  };
+  const req = open(B_ADDR, onlySa(p.b)!);
+  const resp = open(A_ADDR, onlySa(p.a)!);
   if (!req.ok || !resp.ok) throw new Error('IKE_AUTH does not decode');
   return { req: req.msg, resp: resp.msg };
 }
@@ -209,5 +222,64 @@ describe('IKE_AUTH with certificates', () => {
     const ca = issue(ec, 'p256', 'a', [A_ADDR]);
     const q = run(withCert(baseA(), ca, { cas: [ec.ca], localId: A_ADDR }), baseB());
     refusedByB(q, /connection b2a expects a pre-shared key, the peer used AUTH method ECDSA_SHA256_P256/);
+  });
+});
+
+describe('IKE fragmentation (RFC 7383) with certificate chains', () => {
+  // root (ECDSA) -> intermediate (RSA) -> end entities (RSA): each IKE_AUTH carries two
+  // certificates and an RSA signature, more than IKE_FRAGMENT_MAX_BYTES
+  function chainPair() {
+    const root = makeCa('p256', 'Root CA');
+    const midKey = newKey('rsa');
+    const mid = createCertificate({ subject: 'C=CH, O=vpcgw test, CN=Intermediate CA', key: midKey, ca: true, issuer: { cert: root.ca, key: root.caKey } });
+    const midPki: Pki = { ca: mid, caKey: midKey };
+    const ca = issue(midPki, 'rsa', 'a', [A_ADDR]);
+    const cb = issue(midPki, 'rsa', 'b', [B_ADDR]);
+    return {
+      a: withCert(baseA(), ca, { cas: [root.ca], localId: A_ADDR, chain: [mid] }),
+      b: withCert(baseB(), cb, { cas: [root.ca], localId: B_ADDR, chain: [mid] }),
+    };
+  }
+  const isFragment = (d: Buffer): boolean => d[16] === PayloadType.SKF;
+
+  it('negotiates fragmentation in IKE_SA_INIT and sends IKE_AUTH both ways as SKF fragments', () => {
+    const { a, b } = chainPair();
+    const p = run(a, b);
+    /* IKE_SA_INIT { ... N(IKEV2_FRAGMENTATION_SUPPORTED) } --> <-- { ... N(IKEV2_FRAGMENTATION_SUPPORTED) }
+       IKE_AUTH SKF{1/n} ... SKF{n/n} --> <-- SKF{1/m} ... SKF{m/m} */
+    const init = decodeMessage(p.wire[1]!.datagram, null);
+    expect(init.ok && init.msg.payloads.some((x) => x.type === PayloadType.N && x.notifyType === NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)).toBe(true);
+    expect(p.a.status()[0]!.state).toBe('ESTABLISHED');
+    expect(p.b.status()[0]!.state).toBe('ESTABLISHED');
+    const frags = p.wire.slice(2).filter((w) => isFragment(w.datagram));
+    expect(frags.length).toBeGreaterThanOrEqual(4);
+    expect(frags.every((w) => w.datagram.length <= IKE_FRAGMENT_MAX_BYTES)).toBe(true);
+    expect(frags.some((w) => w.to.address === B_ADDR) && frags.some((w) => w.to.address === A_ADDR)).toBe(true);
+  });
+
+  it('a lost fragment: the initiator retransmits the whole set and the SA comes up', () => {
+    const { a, b } = chainPair();
+    const p = new TwoPeers([a], [b], undefined, {}, Date.now());
+    let dropped = false;
+    p.filter = (d) => {
+      if (!dropped && isFragment(d.datagram) && d.to.address === B_ADDR) {
+        dropped = true;
+        return false;
+      }
+      return true;
+    };
+    p.run(p.a.initiate('a2b', p.now), 'a');
+    expect(dropped).toBe(true);
+    expect(p.b.status()[0]!.state).not.toBe('ESTABLISHED');
+    p.tick(5000);
+    expect(p.a.status()[0]!.state).toBe('ESTABLISHED');
+    expect(p.b.status()[0]!.state).toBe('ESTABLISHED');
+  });
+
+  it('no fragmentation for PSK connections: IKE_SA_INIT stays as it was', () => {
+    const p = run(baseA(), baseB());
+    const init = decodeMessage(p.wire[0]!.datagram, null);
+    expect(init.ok && init.msg.payloads.some((x) => x.type === PayloadType.N && x.notifyType === NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)).toBe(false);
+    expect(p.wire.some((w) => isFragment(w.datagram))).toBe(false);
   });
 });

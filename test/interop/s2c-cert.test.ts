@@ -1,8 +1,9 @@
 // IKEv2 certificate authentication between vpcgw (cloud) and the REAL strongSwan 5.9.8 (site):
 // RSA and ECDSA certificates, RFC 7427 and the classic AUTH methods, identities as DN, FQDN and IP,
 // vpcgw as responder and as initiator; a revoked and an expired certificate are refused with a
-// reason in vpcgw's log. Certificates are made at test time (`vpcgw pki` and src/gateway/pki-ike.ts);
-// no private key is committed.
+// reason in vpcgw's log. IKE_AUTH with RSA certificates is fragmented both ways (RFC 7383).
+// Certificates are made at test time with src/gateway/pki-ike.ts (what `vpcgw pki` runs); no
+// private key is committed.
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPairSync, type KeyObject, type X509Certificate } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -125,6 +126,9 @@ describe('vpcgw <-> strongSwan with certificates', () => {
     });
     await upBothWays(gw, sw, 'site');
     expect(sw.log()).toMatch(/authentication of 'O=vpcgw interop, CN=gw-rsa' with RSA_EMSA_PKCS1_SHA2_256 successful/);
+    // RFC 7383: RSA certificates make IKE_AUTH larger than 1200 bytes; both sides fragment it
+    expect(sw.log()).toMatch(/splitting IKE message \(\d+ bytes\) into \d+ fragments/);
+    expect(sw.log()).toMatch(/reassembled fragmented IKE message/);
   }, 120_000);
 
   it('ECDSA, FQDN identities, vpcgw initiates', async () => {

@@ -45,6 +45,7 @@ export class IkeInitTask extends TaskBase implements IkeTask {
   private group = 0;
   private cookie: Buffer | null = null;
   private retries = 0;
+  private peerFragmentation = false;
 
   constructor(private readonly sa: IkeSa) {
     super();
@@ -72,6 +73,8 @@ export class IkeInitTask extends TaskBase implements IkeTask {
       out.push(notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, encodeSignatureHashes(SIGNATURE_HASHES)));
       sa.offeredSignatureHashes = true;
     }
+    // RFC 7383 §2.3: certificates make IKE_AUTH larger than many paths carry unfragmented
+    if (cfg.cert) out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
     sa.state = 'INIT_SENT';
     return 'done';
   }
@@ -118,6 +121,7 @@ export class IkeInitTask extends TaskBase implements IkeTask {
     if (!secret) return this.fail('invalid KE data from peer');
     sa.setResponderSpi(msg.header.spiR);
     sa.peerSignatureHashes = signatureHashesOf(msg);
+    sa.fragmentation = !!cfg.cert && !!findNotify(msg, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED);
     sa.nonceR = Buffer.from(nonce.nonce);
     sa.initResponse = Buffer.from(sa.currentRaw);
     this.deriveKeys(copyProposal(chosen), secret);
@@ -141,6 +145,7 @@ export class IkeInitTask extends TaskBase implements IkeTask {
     if (!secret) return this.failWith(NotifyType.INVALID_SYNTAX, 'invalid KE data from peer');
     sa.nonceI = Buffer.from(nonce.nonce);
     sa.peerSignatureHashes = signatureHashesOf(msg);
+    this.peerFragmentation = !!findNotify(msg, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED);
     sa.nonceR = sa.randomNonce();
     sa.initRequest = Buffer.from(sa.currentRaw);
     this.deriveKeys(copyProposal(choice.proposal), secret);
@@ -166,6 +171,11 @@ export class IkeInitTask extends TaskBase implements IkeTask {
     }
     const certReq = caCertReq(sa.candidates);
     if (certReq) out.push(certReq);
+    // RFC 7383 §2.3: answer the peer's N(IKEV2_FRAGMENTATION_SUPPORTED) where certificates are in play
+    if (this.peerFragmentation && sa.candidates.some((c) => c.cert)) {
+      out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
+      sa.fragmentation = true;
+    }
     return 'done';
   }
 
