@@ -91,7 +91,7 @@ function signed(tbs: Buffer, key: KeyObject): Buffer {
   return seq(tbs, algId, bitString(sign(hash, tbs, key)));
 }
 
-/** RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey BIT STRING's bytes (here: of the SPKI, also unique). */
+/** Key identifier (RFC 5280 §4.2.1.2 allows any unique value): SHA-1 of the SubjectPublicKeyInfo, as CERTREQ hashes it. */
 function keyId(pub: KeyObject): Buffer {
   return createHash('sha1').update(pub.export({ type: 'spki', format: 'der' })).digest();
 }

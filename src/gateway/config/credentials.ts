@@ -27,9 +27,7 @@ export function readCertificates(file: string, path: string, what: string): X509
   const bytes = readFile(file, path, what);
   const pems = bytes.toString('latin1').match(PEM_CERT_RE);
   try {
-    const certs = pems ? pems.map((p) => new X509Certificate(p)) : [new X509Certificate(bytes)];
-    if (certs.length === 0) throw new Error('empty');
-    return certs;
+    return pems ? pems.map((p) => new X509Certificate(p)) : [new X509Certificate(bytes)];
   } catch {
     throw new ConfigError(path, file, `${what} (no readable X.509 certificate in it)`);
   }

@@ -1,4 +1,5 @@
 import { X509Certificate, timingSafeEqual } from 'node:crypto';
+import { bytesToIp } from '../../common/ip.js';
 import { AuthMethod, CertEncoding, NotifyType, PayloadType } from '../wire/constants.js';
 import type { AuthPayload, CertPayload, CertReqPayload, IdPayload, IkeMessage, Payload } from '../wire/types.js';
 import { encodeIdBody, pskAuthData, signedOctets } from '../sa/keymat.js';
@@ -135,7 +136,7 @@ export class IkeAuthTask extends TaskBase implements IkeTask {
     if (!ee) return 'the peer sent no X.509 certificate (CERT payload)';
     if (!certContainsId(ee, { type: id.idType, data: id.data })) {
       const names = altNames(ee);
-      const sans = [...names.dns.map((d) => `DNS:${d}`), ...names.email.map((e) => `email:${e}`), ...names.ip.map((ip) => `IP:${identityFromWire(ip.length === 4 ? 1 : 5, ip).text}`)];
+      const sans = [...names.dns.map((d) => `DNS:${d}`), ...names.email.map((e) => `email:${e}`), ...names.ip.map((ip) => `IP:${bytesToIp(ip)}`)];
       return `its identity ${identityFromWire(id.idType, id.data).text} is not in its certificate ${certName(ee)} (subjectAltNames: ${sans.join(', ') || 'none'})`;
     }
     const chainProblem = verifyChain(ee, certs.slice(1), cfg.cert, this.now());
