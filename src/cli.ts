@@ -14,6 +14,7 @@ import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps, ov
 import { generateStaticKeyFile, generateTlsCryptV2ClientKeyFile, generateTlsCryptV2ServerKeyFile, profileTlsWrapLines } from './gateway/pki.js';
 import { createRootLogger, resolveLogLevel } from './gateway/log.js';
 import { formatStatus, type GatewayStatus } from './gateway/status.js';
+import { PKI_IKE_COMMANDS, PKI_IKE_USAGE, pkiIkeCommand } from './gateway/pki-ike.js';
 
 /**
  * vpcgw: the command line. Every failure is one line on stderr ("vpcgw: ...") and exit code 1.
@@ -35,6 +36,7 @@ commands:
   pki tls-crypt-v2-client SERVERKEY FILE   write a new client key wrapped by that server key
   pki profile [--config FILE]              rewrite <dataDir>/pki/client1.ovpn with the first VPN server's
                                            tls-crypt / tls-auth key inline (tls-crypt-v2: a new client key)
+${PKI_IKE_USAGE}
   --help                                   this text
 
 The control socket defaults to <dataDir>/${CONTROL_SOCKET_NAME}; dataDir comes from --config when given.
@@ -108,6 +110,11 @@ function expectArgs(p: Parsed, n: number, what: string): void {
 /** Runs one command; resolves to the exit code. `start` resolves only once the daemon has stopped. */
 export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions: Partial<GatewayOptions> = {}): Promise<number> {
   try {
+    // IKE certificates: `pki` subcommands with their own options (src/gateway/pki-ike.ts)
+    if (argv[0] === 'pki' && PKI_IKE_COMMANDS.includes(argv[1] ?? '')) {
+      io.stdout(pkiIkeCommand(argv.slice(1), io.cwd));
+      return 0;
+    }
     const p = parse(argv);
     if (p.values.help || p.command === 'help' || p.command === undefined) {
       if (p.command === undefined && !p.values.help) {

@@ -6,6 +6,7 @@ import { IoError } from '../common/errors.js';
 import { parseIp, parsePrefix, prefixContains } from '../common/ip.js';
 import type { GatewayConfig, VpnConnectionConfig } from './config/types.js';
 import { issueCertificate, validFor } from './pki.js';
+import { dnToString, subjectDer } from '../ike/config/x509.js';
 
 /**
  * `vpcgw start` with no --config: the data dir ($VPCGW_DATA_DIR, else ./var) holds vpcgw.yaml,
@@ -173,17 +174,32 @@ export function ensureDefaultConfig(dataDir: string): { path: string; created: b
 export function swanctlSnippet(cfg: GatewayConfig, conn: VpnConnectionConfig): string {
   const ours = cfg.gateway.publicAddresses.map((a) => a.text).filter((a) => a !== '0.0.0.0' && a !== '::');
   const remoteAddrs = ours.length ? ours.join(', ') : '<this gateway\'s public address>';
-  const ourId = conn.ike.localId ?? ours[0] ?? '<this gateway\'s public address>';
+  const creds = conn.auth.credentials;
+  // with a certificate our default ID is its subject DN (src/gateway/config/identities.ts)
+  const ourId = conn.ike.localId ?? (creds ? `"${dnToString(subjectDer(creds.cert))}"` : ours[0] ?? '<this gateway\'s public address>');
   const idx = cfg.vpnConnections.indexOf(conn);
+  const auth = creds ? 'pubkey' : 'psk';
+  const certs = creds ? `
+            certs = <the customer gateway's certificate, issued by the CA in ${conn.peer.ca}>` : '';
+  const cacerts = creds ? `
+             cacerts = <the CA that issued ${creds.certFile}>` : '';
+  const secrets = creds ? '' : `
+secrets {
+  ike-${conn.name} {
+    id-1 = ${conn.peer.id}
+    id-2 = ${ourId}
+    secret = "<vpnConnections[${idx}].auth.psk from ${cfg.source}>"
+  }
+}`;
   return `connections {
   ${conn.name} {
     remote_addrs = ${remoteAddrs}
     local_addrs = ${conn.peer.address?.text ?? '%any'}
     proposals = ${conn.ike.proposals}
-    local { auth = psk
-            id = ${conn.peer.id} }
-    remote { auth = psk
-             id = ${ourId} }
+    local { auth = ${auth}
+            id = ${conn.peer.id}${certs} }
+    remote { auth = ${auth}
+             id = ${ourId}${cacerts} }
     children {
       ${conn.name} {
         local_ts = ${conn.remoteSubnets.map((p) => p.text).join(', ')}
@@ -194,14 +210,7 @@ export function swanctlSnippet(cfg: GatewayConfig, conn: VpnConnectionConfig): s
     }
     encap = yes
   }
-}
-secrets {
-  ike-${conn.name} {
-    id-1 = ${conn.peer.id}
-    id-2 = ${ourId}
-    secret = "<vpnConnections[${idx}].auth.psk from ${cfg.source}>"
-  }
-}`;
+}${secrets}`;
 }
 
 /** What `vpcgw start` prints once the gateway runs: where things are and what to do next. */

@@ -1,7 +1,7 @@
 import type { GatewayConfig, VpnConnectionConfig } from './config/types.js';
 import type { PeerConfig, ChildConfig } from '../ike/config/peer-config.js';
 import { decodePsk } from '../ike/config/peer-config.js';
-import { localIdentity, remoteIdentity } from './config/identities.js';
+import { connectionLocalIdentity, remoteIdentity } from './config/identities.js';
 
 /**
  * Builds the frozen IKE config graph (PeerConfig → ChildConfig) from the gateway's YAML model.
@@ -14,7 +14,8 @@ export function peerConfigsFrom(cfg: GatewayConfig): PeerConfig[] {
 export function peerConfigFrom(cfg: GatewayConfig, c: VpnConnectionConfig, path: string): PeerConfig {
   const localAddrs = cfg.gateway.publicAddresses.map((a) => a.text);
   // the loader ran the same checks (config/identities.ts), so a loaded config does not throw here
-  const localId = localIdentity(cfg.gateway.publicAddresses, c.ike.localId, `${path}.ike.localId`);
+  const creds = c.auth.credentials;
+  const localId = connectionLocalIdentity(cfg.gateway.publicAddresses, c.ike.localId, `${path}.ike.localId`, creds);
   const cgwIndex = cfg.customerGateways.findIndex((g) => g.name === c.customerGateway);
   const remoteId = remoteIdentity(c.peer.id, `customerGateways[${cgwIndex}].id`);
   const child: ChildConfig = Object.freeze({
@@ -31,7 +32,12 @@ export function peerConfigFrom(cfg: GatewayConfig, c: VpnConnectionConfig, path:
     remoteAddr: c.peer.address?.text ?? null,
     localId,
     remoteId,
-    psk: decodePsk(c.auth.psk.reveal()),
+    psk: c.auth.psk ? decodePsk(c.auth.psk.reveal()) : Buffer.alloc(0),
+    cert: creds && c.peer.trust
+      ? Object.freeze({
+        cert: creds.cert, chain: creds.chain, key: creds.key, cas: c.peer.trust.cas, crls: c.peer.trust.crls, signatureAuth: true,
+      })
+      : null,
     ikeProposals: Object.freeze([...c.ike.parsedProposals]),
     ikeLifetimeSec: c.ike.lifetimeSec,
     startAction: c.startAction,

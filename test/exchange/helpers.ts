@@ -50,7 +50,8 @@ export class TwoPeers {
   readonly logB = captureLogger();
   readonly a: IkeManager;
   readonly b: IkeManager;
-  now = 1_000_000;
+  /** the fixed clock (ms); certificate tests start it at the wall clock (validity checks use it) */
+  now: number;
   readonly actionsA: IkeAction[] = [];
   readonly actionsB: IkeAction[] = [];
   readonly wire: { from: Endpoint; to: Endpoint; datagram: Buffer }[] = [];
@@ -60,7 +61,9 @@ export class TwoPeers {
   constructor(
     cfgA: PeerConfig[], cfgB: PeerConfig[], retransmit = { timeoutMs: 4000, base: 1.8, tries: 5 },
     optsB: Omit<IkeManagerOptions, 'log' | 'retransmit'> = {},
+    startMs = 1_000_000,
   ) {
+    this.now = startMs;
     this.a = new IkeManager({ log: this.logA, retransmit });
     this.b = new IkeManager({ log: this.logB, retransmit, now: this.now, ...optsB });
     this.a.setConfigs(cfgA);

@@ -30,8 +30,14 @@ export interface StrongSwanConnConfig {
   remoteAddr: string;
   localId: string;
   remoteId: string;
-  /** Test fixture PSK. */
+  /** Test fixture PSK (ignored with `pubkey`). */
   psk: string;
+  /**
+   * Certificate authentication instead of the PSK (absolute PEM paths): our certificate and key,
+   * and the CA the peer's certificate must chain to. `signatureAuth: false` turns RFC 7427 off
+   * (charon.signature_authentication), so charon uses the classic AUTH methods.
+   */
+  pubkey?: { certFile: string; keyFile: string; caFile: string; signatureAuth?: boolean };
   /** IKE proposal string, e.g. `aes128gcm16-prfsha256-x25519`. */
   ikeProposals: string;
   /** ESP proposal string, e.g. `aes128gcm16`. */
@@ -88,7 +94,8 @@ export interface IkeSaInfo {
   children: ChildSaInfo[];
 }
 
-export function strongswanConf(dir: string, cfg: Pick<StrongSwanConnConfig, 'logLevels' | 'charonSettings'> = {}): string {
+export function strongswanConf(dir: string, cfg: Pick<StrongSwanConnConfig, 'logLevels' | 'charonSettings' | 'pubkey'> = {}): string {
+  const settings = { ...(cfg.pubkey?.signatureAuth === false ? { signature_authentication: 'no' } : {}), ...cfg.charonSettings };
   const levels = cfg.logLevels ?? { default: 1, ike: 2, cfg: 1, knl: 1 };
   const levelLines = Object.entries(levels)
     .map(([k, v]) => `        ${k} = ${v}`)
@@ -98,7 +105,7 @@ charon {
     load = ${CHARON_PLUGINS.join(' ')}
     retransmit_tries = 3
     retransmit_timeout = 2.0
-${Object.entries(cfg.charonSettings ?? {}).map(([k, v]) => `    ${k} = ${v}\n`).join('')}    plugins {
+${Object.entries(settings).map(([k, v]) => `    ${k} = ${v}\n`).join('')}    plugins {
         vici {
             socket = unix://${join(dir, 'charon.vici')}
         }
@@ -135,13 +142,13 @@ connections {
         proposals = ${c.ikeProposals}
         encap = yes
 ${opt('        ', 'dpd_delay', c.dpdDelay)}${opt('        ', 'rekey_time', c.ikeRekeyTime)}        local {
-            auth = psk
+            auth = ${c.pubkey ? 'pubkey' : 'psk'}
             id = ${c.localId}
-        }
+${c.pubkey ? `            certs = ${c.pubkey.certFile}\n` : ''}        }
         remote {
-            auth = psk
+            auth = ${c.pubkey ? 'pubkey' : 'psk'}
             id = ${c.remoteId}
-        }
+${c.pubkey ? `            cacerts = ${c.pubkey.caFile}\n` : ''}        }
         children {
             ${child} {
                 local_ts = ${c.localTs}
@@ -153,11 +160,11 @@ ${opt('                ', 'dpd_action', c.dpdAction)}${opt('                ', '
     }
 }
 secrets {
-    ike-${conn} {
+${c.pubkey ? '' : `    ike-${conn} {
         id-local = ${c.localId}
         id-remote = ${c.remoteId}
         secret = ${JSON.stringify(c.psk)}
-    }
+    }`}
 }
 `;
 }
@@ -194,6 +201,11 @@ export class Charon {
     const confPath = join(dir, 'strongswan.conf');
     writeFileSync(confPath, strongswanConf(dir, cfg));
     writeFileSync(join(dir, 'swanctl.conf'), swanctlConf(cfg), { mode: 0o600 });
+    if (cfg.pubkey) {
+      // swanctl loads private keys from <SWANCTL_DIR>/private (swanctl() points SWANCTL_DIR here)
+      mkdirSync(join(dir, 'private'), { recursive: true, mode: 0o700 });
+      writeFileSync(join(dir, 'private', 'key.pem'), readFileSync(cfg.pubkey.keyFile), { mode: 0o600 });
+    }
     const proc = topo.spawnIn(ns, 'unshare', ['-m', 'sh', '-c', `mount -t tmpfs none /run && exec ${CHARON_PATH}`], {
       env: { ...process.env, STRONGSWAN_CONF: confPath },
       label: `charon@${ns}`,
@@ -222,7 +234,7 @@ export class Charon {
     return run('swanctl', [...args, '--uri', this.vici], {
       timeoutMs: o.timeoutMs ?? 10_000,
       allowFail: o.allowFail,
-      env: { ...process.env, STRONGSWAN_CONF: join(this.dir, 'strongswan.conf') },
+      env: { ...process.env, STRONGSWAN_CONF: join(this.dir, 'strongswan.conf'), ...(this.cfg.pubkey ? { SWANCTL_DIR: this.dir } : {}) },
     });
   }
 
@@ -305,6 +317,15 @@ export function parseViciRaw(line: string): ViciSection {
     while (i < line.length && !/[\s={}\[\]]/.test(line[i]!)) i++;
     return line.slice(start, i);
   };
+  // a scalar runs to the next ` key=`, ` key {` or `}`: DN identities hold spaces and "=" (CN=…)
+  const value = (): string => {
+    const start = i;
+    while (i < line.length && line[i] !== '}') {
+      if (/\s/.test(line[i]!) && /^\s+(?:[a-z0-9][a-z0-9_-]*(?:=|\s*\{)|\}|$)/.test(line.slice(i))) break;
+      i++;
+    }
+    return line.slice(start, i);
+  };
   const section = (): ViciSection => {
     const out: ViciSection = {};
     for (;;) {
@@ -335,7 +356,7 @@ export function parseViciRaw(line: string): ViciSection {
           }
           out[key] = items;
         } else {
-          out[key] = word();
+          out[key] = value();
         }
       } else {
         throw new Error(`vici raw: expected { or = after ${key} at ${i}`);

@@ -1,6 +1,10 @@
 import { ConfigError } from '../../common/errors.js';
-import { parseIdentity, type Identity } from '../../ike/config/identity.js';
+import { bytesToIp } from '../../common/ip.js';
+import { certificateSubjectIdentity, parseIdentity, type Identity } from '../../ike/config/identity.js';
+import { certContainsId, certName } from '../../ike/config/trust.js';
+import { altNames } from '../../ike/config/x509.js';
 import type { AddressSpec } from './field-table.js';
+import type { LocalCredentials } from './credentials.js';
 
 /**
  * IKE identities from the config, in strongSwan's syntax (an IP, fqdn:host, email:user@host, a DN,
@@ -30,6 +34,26 @@ export function localIdentity(publicAddresses: readonly AddressSpec[], localId: 
   const text = localId ?? firstAddr!;
   const id = parseIdentity(text);
   if (!id || id.any) throw new ConfigError(path, text, LOCAL_ID_WHAT);
+  return id;
+}
+
+/**
+ * Our identity for a connection that may authenticate with a certificate: as strongSwan does,
+ * without `localId` it is the certificate's subject DN, and a `localId` must be in the
+ * certificate (the subject DN or a subjectAltName), or the peer would refuse it.
+ */
+export function connectionLocalIdentity(publicAddresses: readonly AddressSpec[], localId: string | null, path: string,
+  creds: LocalCredentials | null): Identity {
+  if (!creds) return localIdentity(publicAddresses, localId, path);
+  if (localId === null) return certificateSubjectIdentity(creds.cert);
+  const id = parseIdentity(localId);
+  if (!id || id.any) throw new ConfigError(path, localId, LOCAL_ID_WHAT);
+  if (!certContainsId(creds.cert, id)) {
+    const a = altNames(creds.cert);
+    const sans = [...a.dns.map((d) => `fqdn:${d}`), ...a.email.map((e) => `email:${e}`), ...a.ip.map(bytesToIp)];
+    throw new ConfigError(path, localId, `an identity in the certificate ${creds.certFile}: its subject ${certName(creds.cert)}`
+      + `${sans.length ? ` or ${sans.join(', ')}` : ''} (or null for the subject)`);
+  }
   return id;
 }
 

@@ -8,7 +8,8 @@ import {
   prefix, proposals, readField, required, secret, str, withDefault, type AddressSpec, type Out, type PrefixSpec,
   type Node, type ReadContext,
 } from './field-table.js';
-import { localIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
+import { connectionLocalIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
+import { LocalCredentials, TrustAnchors } from './credentials.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../ike/init-guard.js';
 
 /**
@@ -159,32 +160,66 @@ export const CUSTOMER_GATEWAY = object({
   id: optional(str(REMOTE_ID_WHAT), {
     nullable: true,
     description: 'IKE identity in strongSwan syntax (IP, fqdn:host, email:user@host, DN, bare name = FQDN, %any); '
-      + 'defaults to the address, required when the address is "%any".',
+      + 'defaults to the address, required when the address is "%any". With certificates it must be in the peer\'s '
+      + 'certificate (its subject DN or a subjectAltName).',
+  }),
+  ca: optional(filePath('a PEM CA certificate file path'), {
+    nullable: true,
+    description: 'CA certificate(s) (PEM) the peer\'s certificate must chain to; required by connections with auth.cert.',
+  }),
+  crl: optional(filePath('a PEM or DER CRL file path'), {
+    nullable: true,
+    description: 'CRL of that CA: certificates it lists are refused. Read at load (and at every config reload).',
   }),
 }, {
-  rules: 'id parses as a strongSwan identity; names are unique.',
+  rules: 'id parses as a strongSwan identity; names are unique; ca and crl are readable, the CRL is signed by the CA.',
   finish: (v, path) => {
     const idPath = join(path, 'id');
     if (v.id === null && !v.address) throw new ConfigError(idPath, undefined, 'an IKE identity (required when address is "%any")');
     const id = v.id ?? v.address!.text;
     remoteIdentity(id, idPath);
-    return { name: v.name, address: v.address, id };
+    if (v.crl !== null && v.ca === null) throw new ConfigError(join(path, 'ca'), undefined, 'the CA file the CRL belongs to (required with crl)');
+    const trust = v.ca !== null ? new TrustAnchors(v.ca, v.crl, path) : null;
+    return { name: v.name, address: v.address, id, ca: v.ca, crl: v.crl, trust };
   },
 });
 
 // ---- VPN connections ----
 
 export const AUTH = object({
-  psk: required(secret('a pre-shared key', ...PSK_LENGTH_RANGE),
-    'strongSwan forms: text, 0x<hex> or 0s<base64>. Never printed or logged.'),
-}, { hideScalar: true });
+  psk: optional(secret('a pre-shared key', ...PSK_LENGTH_RANGE), {
+    description: 'strongSwan forms: text, 0x<hex> or 0s<base64>. Never printed or logged.',
+  }),
+  cert: optional(filePath('a PEM certificate file path'), {
+    description: 'Our certificate (PEM; intermediates may follow it) for certificate authentication instead of psk.',
+  }),
+  key: optional(filePath('a PEM private key file path'), {
+    description: 'The private key of cert (PEM, unencrypted): RSA or ECDSA P-256/P-384/P-521.',
+  }),
+}, {
+  hideScalar: true,
+  rules: 'either psk, or cert and key (a matching pair); certificate auth needs the customer gateway\'s ca.',
+  finish: (v, path) => {
+    if (v.psk !== null && (v.cert !== null || v.key !== null)) {
+      throw new ConfigError(join(path, v.cert !== null ? 'cert' : 'key'), v.cert ?? v.key, 'absent when psk is set (either psk, or cert and key)');
+    }
+    if (v.psk === null && v.cert === null && v.key === null) {
+      throw new ConfigError(join(path, 'psk'), undefined, 'a pre-shared key, or cert and key files for certificate authentication');
+    }
+    if (v.psk !== null) return { psk: v.psk, cert: null, key: null, credentials: null };
+    if (v.cert === null) throw new ConfigError(join(path, 'cert'), undefined, 'a PEM certificate file path (required with key)');
+    if (v.key === null) throw new ConfigError(join(path, 'key'), undefined, 'a PEM private key file path (required with cert)');
+    return { psk: null, cert: v.cert, key: v.key, credentials: new LocalCredentials(v.cert, v.key, path) };
+  },
+});
 
 export const IKE_POLICY = object({
   proposals: withDefault(proposals('ike'), DEFAULT_IKE_PROPOSALS),
   lifetime: withDefault(duration(...IKE_LIFETIME_RANGE_SEC), formatDuration(DEFAULT_IKE_LIFETIME_SEC)),
   localId: optional(str('an IKE identity'), {
     nullable: true,
-    description: 'Our IKE identity (strongSwan syntax), or null to use the first public address; required when that is 0.0.0.0 or ::.',
+    description: 'Our IKE identity (strongSwan syntax), or null to use the first public address (with auth.cert: the certificate\'s '
+      + 'subject DN); required when that is 0.0.0.0 or ::.',
   }),
 }, {
   finish: (v) => ({ proposals: v.proposals.text, parsedProposals: v.proposals.parsed, lifetimeSec: v.lifetime, localId: v.localId }),
@@ -219,7 +254,8 @@ export const VPN_CONNECTION = object({
   dpd: optional(DPD, { description: 'Omitted or null: no DPD.' }),
 }, {
   rules: 'customerGateway names a customer gateway; localSubnets lie inside gateway.vpcSubnets and remoteSubnets outside; '
-    + 'no remote subnet on two connections; ike.localId (or the first public address) parses as a strongSwan identity.',
+    + 'no remote subnet on two connections; ike.localId (or the first public address) parses as a strongSwan identity; '
+    + 'with auth.cert, ike.localId defaults to the certificate\'s subject DN and must be in the certificate.',
   finish: (v, path, ctx) => {
     const gw = ctx.done.gateway as Gateway;
     const cgws = ctx.done.customerGateways as readonly CustomerGateway[];
@@ -245,7 +281,12 @@ export const VPN_CONNECTION = object({
     if (startAction === 'start' && !peer.address) {
       throw new ConfigError(join(path, 'startAction'), startAction, `"none": customer gateway ${peer.name} has address "%any", so we cannot initiate`);
     }
-    localIdentity(gw.publicAddresses, v.ike.localId, join(path, 'ike.localId'));
+    const cgwIndex = cgws.indexOf(peer);
+    if (v.auth.credentials && !peer.trust) {
+      throw new ConfigError(`customerGateways[${cgwIndex}].ca`, undefined,
+        `the CA file that signs ${peer.name}'s certificate (required: ${path} authenticates with a certificate)`);
+    }
+    connectionLocalIdentity(gw.publicAddresses, v.ike.localId, join(path, 'ike.localId'), v.auth.credentials);
     return {
       name: v.name,
       /** Name of the customer gateway (also resolved in `peer`). */

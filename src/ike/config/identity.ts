@@ -1,13 +1,15 @@
 import { X509Certificate } from 'node:crypto';
 import { IdType } from '../wire/constants.js';
 import { parseIp, bytesToIp } from '../../common/ip.js';
+import { dnMatches, dnToString, subjectDer } from './x509.js';
 
 /**
  * An IKE identity (RFC 7296 §3.5) parsed from strongSwan's syntax:
  *   "192.0.2.2" → ID_IPV4_ADDR, "fd00::1" → ID_IPV6_ADDR, "fqdn:gw.example.org" or a bare
  *   "gw.example.org" → ID_FQDN, "email:a@b" or "a@b" → ID_RFC822_ADDR, "C=CH, O=x, CN=y" → ID_DER_ASN1_DN,
  *   "%any" → matches anything (remote only).
- * Two identities match only when type AND data are equal.
+ * Two identities match only when type AND data are equal; DNs compare attribute by attribute as
+ * strongSwan does (string type and case aside, "*" as a wildcard value: src/ike/config/x509.ts).
  */
 export interface Identity {
   readonly type: IdType;
@@ -59,7 +61,9 @@ export function identityFromWire(idType: number, data: Buffer): Identity {
 /** `received` is an ID payload (its `idType` and `data`). */
 export function identityMatches(configured: Identity, received: { idType: number; data: Buffer }): boolean {
   if (configured.any) return true;
-  return configured.type === received.idType && configured.data.equals(received.data);
+  if (configured.type !== received.idType) return false;
+  if (configured.type === IdType.ID_DER_ASN1_DN) return dnMatches(configured.data, received.data);
+  return configured.data.equals(received.data);
 }
 
 export function identityToString(idType: number, data: Buffer): string {
@@ -71,7 +75,7 @@ export function identityToString(idType: number, data: Buffer): string {
     case IdType.ID_RFC822_ADDR:
       return data.toString('latin1');
     case IdType.ID_DER_ASN1_DN:
-      return `DN:${data.toString('hex')}`;
+      return dnToString(data);
     default:
       return `type${idType}:${data.toString('hex')}`;
   }
@@ -121,7 +125,8 @@ export function dnToDer(text: string): Buffer | null {
   return der(0x30, Buffer.concat(rdns));
 }
 
-/** Identity of a certificate's subject (for certificate auth later). */
-export function certificateSubjectIdentity(cert: X509Certificate): Identity | null {
-  return parseIdentity(cert.subject.split('\n').join(', '));
+/** A certificate's subject as an ID_DER_ASN1_DN identity (strongSwan's default own ID with a certificate). */
+export function certificateSubjectIdentity(cert: X509Certificate): Identity {
+  const data = subjectDer(cert);
+  return { type: IdType.ID_DER_ASN1_DN, data, text: dnToString(data), any: false };
 }

@@ -1,6 +1,8 @@
 import type { Proposal } from '../wire/types.js';
 import type { Prefix } from '../../common/ip.js';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import type { Identity } from './identity.js';
+import type { CrlInfo } from './x509.js';
 
 /**
  * Frozen configuration objects for IKE (strongSwan's peer_cfg / ike_cfg / child_cfg graph).
@@ -25,13 +27,33 @@ export interface PeerConfig {
   readonly remoteAddr: string | null;
   readonly localId: Identity;
   readonly remoteId: Identity;
-  /** the pre-shared key, raw bytes (strongSwan 0x/0s forms decoded) */
+  /** the pre-shared key, raw bytes (strongSwan 0x/0s forms decoded); empty with certificate auth */
   readonly psk: Buffer;
+  /** certificate authentication (RFC 7296 §2.15, RFC 7427) instead of the PSK; absent or null: PSK */
+  readonly cert?: CertAuthConfig | null;
   readonly ikeProposals: readonly Proposal[];
   readonly ikeLifetimeSec: number;
   readonly startAction: 'start' | 'none';
   readonly dpdIntervalSec: number;
   readonly children: readonly ChildConfig[];
+}
+
+/**
+ * Certificate authentication, parsed and checked by the shell at config load: the core reads no
+ * files. Our end-entity certificate with its private key (and intermediates to send along), the
+ * CAs the peer's certificate must chain to, and CRLs already verified as signed by their issuer.
+ */
+export interface CertAuthConfig {
+  readonly cert: X509Certificate;
+  readonly chain: readonly X509Certificate[];
+  readonly key: KeyObject;
+  readonly cas: readonly X509Certificate[];
+  readonly crls: readonly CrlInfo[];
+  /**
+   * Offer RFC 7427 signature authentication (N(SIGNATURE_HASH_ALGORITHMS) in IKE_SA_INIT, AUTH
+   * method 14). Off, we use and accept only the classic methods 1 (RSA) and 9/10/11 (ECDSA).
+   */
+  readonly signatureAuth: boolean;
 }
 
 /** Retransmission schedule (strongSwan's retransmit_timeout/base/tries). */

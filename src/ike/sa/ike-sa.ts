@@ -5,7 +5,8 @@ import type { Prf } from '../../crypto/prf.js';
 import type { KeyExchange } from '../../crypto/dh.js';
 import { ExchangeType, HeaderFlag, NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
 import type { IkeMessage, Payload, Proposal } from '../wire/types.js';
-import { decodeMessage, describeMessage, encodeMessage, type SkCrypto } from '../wire/message.js';
+import { decodeMessage, describeMessage, encodeMessage, type DecodeResult, type SkCrypto } from '../wire/message.js';
+import { FragmentReassembler, decodeFragment, encodeFragments } from '../wire/fragments.js';
 import type { IkeKeys } from './keymat.js';
 import type { PeerConfig, RetransmitConfig } from '../config/peer-config.js';
 import type { Identity } from '../config/identity.js';
@@ -27,6 +28,13 @@ export interface IkeContext {
   hasOtherIkeSa(cfg: PeerConfig, except: IkeSa): boolean;
 }
 
+/**
+ * Largest IKE message we send unfragmented once fragmentation is negotiated (RFC 7383 §2.5.1):
+ * with IPv6 (40), UDP (8) and the non-ESP marker (4) it stays within 1280 bytes, the IPv6 minimum
+ * MTU, which strongSwan's default fragment_size (1280) also assumes.
+ */
+export const IKE_FRAGMENT_MAX_BYTES = 1200;
+
 /** REKEYED: replaced by a new IKE SA (children moved); waits for the peer's DELETE. */
 /** How long a rekeyed child's inbound SA outlives its DELETE (strongSwan's delete_rekeyed_delay). */
 export const REKEYED_INBOUND_GRACE_MS = 5000;
@@ -40,6 +48,8 @@ interface Outstanding {
   mid: number;
   exchange: ExchangeType;
   datagram: Buffer;
+  /** what goes on the wire: the datagram, or its RFC 7383 fragments */
+  wire: Buffer[];
   tasks: IkeTask[];
   sentAtMs: number;
   retries: number;
@@ -81,6 +91,14 @@ export class IkeSa {
   initRequest: Buffer = Buffer.alloc(0);
   initResponse: Buffer = Buffer.alloc(0);
   peerId: Identity | null = null;
+  /** hashes the peer announced in N(SIGNATURE_HASH_ALGORITHMS) (RFC 7427 §4); null: none sent */
+  peerSignatureHashes: number[] | null = null;
+  /** we sent N(SIGNATURE_HASH_ALGORITHMS) in IKE_SA_INIT */
+  offeredSignatureHashes = false;
+  /** both sides sent N(IKEV2_FRAGMENTATION_SUPPORTED) (RFC 7383 §2.3): large messages go as SKF fragments */
+  fragmentation = false;
+  /** collects the peer's SKF fragments of one message at a time */
+  private readonly reassembler = new FragmentReassembler();
   natDetected = false;
   /** the raw bytes of the message being processed (tasks need them for AUTH) */
   currentRaw: Buffer = Buffer.alloc(0);
@@ -111,7 +129,7 @@ export class IkeSa {
   private expectedRequestMid = 0;
   private outstanding: Outstanding | null = null;
   private readonly queue: QueuedExchange[] = [];
-  private lastResponse: { mid: number; requestHash: Buffer; datagram: Buffer; to: Endpoint; from: Endpoint } | null = null;
+  private lastResponse: { mid: number; requestHash: Buffer; wire: Buffer[]; to: Endpoint; from: Endpoint } | null = null;
   private readonly actions: IkeAction[] = [];
   private createdAtMs: number;
 
@@ -196,7 +214,7 @@ export class IkeSa {
       o.retries++;
       o.nextAtMs = now + this.ctx.retransmit.timeoutMs * Math.pow(this.ctx.retransmit.base, o.retries);
       this.log.debug({ mid: o.mid, retry: o.retries }, `retransmit ${ExchangeType[o.exchange]} request #${o.mid}`);
-      this.emitSend(o.datagram);
+      for (const d of o.wire) this.emitSend(d);
     }
     return this.drain();
   }
@@ -216,7 +234,7 @@ export class IkeSa {
       if (this.lastResponse && mid === this.lastResponse.mid) {
         if (sha1(datagram).equals(this.lastResponse.requestHash)) {
           this.log.debug({ mid }, 'retransmitted request: resending cached response');
-          this.actions.push({ kind: 'send', from: this.lastResponse.from, to: this.lastResponse.to, datagram: this.lastResponse.datagram });
+          for (const d of this.lastResponse.wire) this.actions.push({ kind: 'send', from: this.lastResponse.from, to: this.lastResponse.to, datagram: d });
         }
         return this.drain();
       }
@@ -228,7 +246,24 @@ export class IkeSa {
       this.log.debug({ mid }, 'unexpected response ignored');
       return [];
     }
-    const res = decodeMessage(datagram, datagram[18] === ExchangeType.IKE_SA_INIT ? null : this.sk);
+    let res: DecodeResult;
+    if (datagram[16] === PayloadType.SKF) {
+      // RFC 7383 §2.6: verify each fragment on its own, process the message once all are in
+      if (!this.sk || datagram[18] === ExchangeType.IKE_SA_INIT) return [];
+      const f = decodeFragment(datagram, this.sk);
+      if (!f.ok) {
+        this.log.debug({ mid, reason: f.reason, detail: f.detail }, 'dropped invalid IKE fragment');
+        return [];
+      }
+      const whole = this.reassembler.add(f);
+      if (!whole) {
+        this.log.debug({ mid, fragment: f.fragmentNumber, total: f.totalFragments }, `received fragment ${f.fragmentNumber} of ${f.totalFragments}`);
+        return [];
+      }
+      res = whole;
+    } else {
+      res = decodeMessage(datagram, datagram[18] === ExchangeType.IKE_SA_INIT ? null : this.sk);
+    }
     if (!res.ok) {
       if (res.reason === 'unsupported-critical' && !isResponse) {
         this.respondError(datagram, mid, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.from([res.criticalType ?? 0]), from, to);
@@ -279,12 +314,13 @@ export class IkeSa {
       const mid = q.exchange === ExchangeType.IKE_SA_INIT ? 0 : this.nextRequestMid;
       const datagram = this.encode(q.exchange, false, mid, payloads);
       if (q.exchange === ExchangeType.IKE_SA_INIT) this.initRequest = datagram;
+      const wire = this.fragmentIfLarge(q.exchange, false, mid, payloads, datagram);
       this.outstanding = {
-        mid, exchange: q.exchange, datagram, tasks: q.tasks, sentAtMs: now, retries: 0,
+        mid, exchange: q.exchange, datagram, wire, tasks: q.tasks, sentAtMs: now, retries: 0,
         nextAtMs: now + this.ctx.retransmit.timeoutMs,
       };
       if (this.log.isLevelEnabled('debug')) this.log.debug({}, `sending ${ExchangeType[q.exchange]} request #${mid} [ ${payloadNames(payloads)} ]`);
-      this.emitSend(datagram);
+      for (const d of wire) this.emitSend(d);
     }
   }
 
@@ -344,10 +380,11 @@ export class IkeSa {
     }
     const datagram = this.encode(exchange, true, msg.header.messageId, out);
     if (exchange === ExchangeType.IKE_SA_INIT) this.initResponse = datagram;
-    this.lastResponse = { mid: msg.header.messageId, requestHash: sha1(raw), datagram, to: from, from: to };
+    const wire = this.fragmentIfLarge(exchange, true, msg.header.messageId, out, datagram);
+    this.lastResponse = { mid: msg.header.messageId, requestHash: sha1(raw), wire, to: from, from: to };
     this.expectedRequestMid = msg.header.messageId + 1;
     if (this.log.isLevelEnabled('debug')) this.log.debug({}, `sending ${ExchangeType[exchange]} response #${msg.header.messageId} [ ${payloadNames(out)} ]`);
-    this.actions.push({ kind: 'send', from: to, to: from, datagram });
+    for (const d of wire) this.actions.push({ kind: 'send', from: to, to: from, datagram: d });
     if (fatal) {
       const failed = tasks?.find((t) => t.failReason);
       this.destroy(failed?.failReason ?? 'request failed', now);
@@ -377,6 +414,19 @@ export class IkeSa {
   private encode(exchange: ExchangeType, response: boolean, mid: number, payloads: Payload[]): Buffer {
     const sk = exchange === ExchangeType.IKE_SA_INIT ? null : this.sk;
     return encodeMessage({ spiI: this.spiI, spiR: this.spiR, exchangeType: exchange, flags: this.flagsFor(response), messageId: mid }, payloads, sk);
+  }
+
+  /**
+   * RFC 7383 §2.5: once negotiated, an encrypted message larger than IKE_FRAGMENT_MAX_BYTES goes
+   * as SKF fragments (IKE_SA_INIT never: it is unencrypted and has no keys yet).
+   */
+  private fragmentIfLarge(exchange: ExchangeType, response: boolean, mid: number, payloads: Payload[], datagram: Buffer): Buffer[] {
+    if (!this.fragmentation || !this.sk || exchange === ExchangeType.IKE_SA_INIT || datagram.length <= IKE_FRAGMENT_MAX_BYTES) return [datagram];
+    const wire = encodeFragments(
+      { spiI: this.spiI, spiR: this.spiR, exchangeType: exchange, flags: this.flagsFor(response), messageId: mid }, payloads, this.sk, IKE_FRAGMENT_MAX_BYTES,
+    );
+    this.log.debug({ mid, bytes: datagram.length, fragments: wire.length }, `${ExchangeType[exchange]} ${response ? 'response' : 'request'} #${mid} split into ${wire.length} fragments`);
+    return wire;
   }
 
   private emitSend(datagram: Buffer): void {

@@ -8,6 +8,8 @@ import type { PeerConfig } from '../config/peer-config.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
+import { SIGNATURE_HASHES, decodeSignatureHashes, encodeSignatureHashes } from '../sa/pubkey-auth.js';
+import { caCertReq } from './ike-auth.js';
 
 // RFC 7296 §1.2, §2.6, §3.3: IKE_SA_INIT — proposal selection, KE, nonces, INVALID_KE_PAYLOAD retry, COOKIE.
 
@@ -43,6 +45,7 @@ export class IkeInitTask extends TaskBase implements IkeTask {
   private group = 0;
   private cookie: Buffer | null = null;
   private retries = 0;
+  private peerFragmentation = false;
 
   constructor(private readonly sa: IkeSa) {
     super();
@@ -64,6 +67,14 @@ export class IkeInitTask extends TaskBase implements IkeTask {
     out.push({ type: PayloadType.SA, proposals: cfg.ikeProposals.map((p) => ({ ...p, spi: Buffer.alloc(0) })) } as SaPayload);
     out.push({ type: PayloadType.KE, group: this.group, data: sa.ke.publicKey } as KePayload);
     out.push({ type: PayloadType.NONCE, nonce: sa.nonceI } as NoncePayload);
+    // RFC 7427 §4: announce the hashes we sign and verify with (only for certificate auth, so PSK
+    // connections keep the IKE_SA_INIT they always had)
+    if (cfg.cert?.signatureAuth) {
+      out.push(notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, encodeSignatureHashes(SIGNATURE_HASHES)));
+      sa.offeredSignatureHashes = true;
+    }
+    // RFC 7383 §2.3: certificates make IKE_AUTH larger than many paths carry unfragmented
+    if (cfg.cert) out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
     sa.state = 'INIT_SENT';
     return 'done';
   }
@@ -109,6 +120,8 @@ export class IkeInitTask extends TaskBase implements IkeTask {
     const secret = sa.ke!.computeSecret(ke.data);
     if (!secret) return this.fail('invalid KE data from peer');
     sa.setResponderSpi(msg.header.spiR);
+    sa.peerSignatureHashes = signatureHashesOf(msg);
+    sa.fragmentation = !!cfg.cert && !!findNotify(msg, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED);
     sa.nonceR = Buffer.from(nonce.nonce);
     sa.initResponse = Buffer.from(sa.currentRaw);
     this.deriveKeys(copyProposal(chosen), secret);
@@ -131,6 +144,8 @@ export class IkeInitTask extends TaskBase implements IkeTask {
     const secret = sa.ke.computeSecret(ke.data);
     if (!secret) return this.failWith(NotifyType.INVALID_SYNTAX, 'invalid KE data from peer');
     sa.nonceI = Buffer.from(nonce.nonce);
+    sa.peerSignatureHashes = signatureHashesOf(msg);
+    this.peerFragmentation = !!findNotify(msg, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED);
     sa.nonceR = sa.randomNonce();
     sa.initRequest = Buffer.from(sa.currentRaw);
     this.deriveKeys(copyProposal(choice.proposal), secret);
@@ -148,6 +163,19 @@ export class IkeInitTask extends TaskBase implements IkeTask {
     out.push({ type: PayloadType.SA, proposals: [sa.proposal!] } as SaPayload);
     out.push({ type: PayloadType.KE, group: sa.ke!.group, data: sa.ke!.publicKey } as KePayload);
     out.push({ type: PayloadType.NONCE, nonce: sa.nonceR } as NoncePayload);
+    // IKE_AUTH picks the connection among the candidates later: offer RFC 7427 and ask for
+    // certificates from our CAs (RFC 7296 §3.7) when any of them authenticates with a certificate
+    if (sa.candidates.some((c) => c.cert?.signatureAuth)) {
+      out.push(notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, encodeSignatureHashes(SIGNATURE_HASHES)));
+      sa.offeredSignatureHashes = true;
+    }
+    const certReq = caCertReq(sa.candidates);
+    if (certReq) out.push(certReq);
+    // RFC 7383 §2.3: answer the peer's N(IKEV2_FRAGMENTATION_SUPPORTED) where certificates are in play
+    if (this.peerFragmentation && sa.candidates.some((c) => c.cert)) {
+      out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
+      sa.fragmentation = true;
+    }
     return 'done';
   }
 
@@ -163,6 +191,11 @@ export class IkeInitTask extends TaskBase implements IkeTask {
   }
 
 
+}
+
+function signatureHashesOf(msg: IkeMessage): number[] | null {
+  const n = findNotify(msg, NotifyType.SIGNATURE_HASH_ALGORITHMS);
+  return n ? decodeSignatureHashes(n.data) : null;
 }
 
 function copyProposal(p: Proposal): Proposal {

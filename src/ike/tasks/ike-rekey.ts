@@ -131,6 +131,7 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
     next.nonceR = nonceR;
     next.peerId = sa.peerId;
     next.natDetected = sa.natDetected;
+    next.fragmentation = sa.fragmentation; // RFC 7383 §2.3: negotiated once, kept by the rekeyed SA
     sa.rekeying = false;
     handOverToRekeyedSa(sa, next, this.host, now, 'rekeyed');
     sa.queueLater(ExchangeType.INFORMATIONAL, [new IkeDeleteTask(sa, this.now, 'rekeyed, old IKE SA deleted')]);
@@ -195,6 +196,7 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
     next.nonceR = nonceR;
     next.peerId = sa.peerId;
     next.natDetected = sa.natDetected;
+    next.fragmentation = sa.fragmentation; // RFC 7383 §2.3: negotiated once, kept by the rekeyed SA
     this.next = next;
     this.keData = kex.publicKey;
     this.keGroup = ke.group;

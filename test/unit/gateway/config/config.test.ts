@@ -97,7 +97,7 @@ describe('parseConfig: a valid config', () => {
     expect(c.dpd).toEqual({ intervalSec: 30 });
     expect(c.ike.parsedProposals).toHaveLength(1);
     expect(c.esp.parsedProposals[0]!.transforms.length).toBeGreaterThan(0);
-    expect(c.auth.psk.reveal()).toBe(PSK);
+    expect(c.auth.psk!.reveal()).toBe(PSK);
     const s = cfg.vpnServers[0]!;
     expect(s.serverCert.cert).toBe('/etc/vpcgw/server.crt');
     expect(s.clientCa).toBe('/etc/vpcgw/ca.crt');

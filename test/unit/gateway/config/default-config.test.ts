@@ -49,7 +49,7 @@ describe('default config', () => {
         .replace(/^# (customerGateways:|vpnConnections:|  .*)$/gm, '$1');
       const cfg = parseConfig(uncommented, path);
       expect(cfg.vpnConnections).toHaveLength(1);
-      const psk = cfg.vpnConnections[0]!.auth.psk.reveal();
+      const psk = cfg.vpnConnections[0]!.auth.psk!.reveal();
       expect(psk).toMatch(/^[A-Za-z0-9_-]{32}$/);
       // a second gateway gets a different PSK
       const other = mkdtempSync(join(tmpdir(), 'vpcgw-def-'));

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { generateKeyPairSync } from 'node:crypto';
+import { ParseError } from '../../../../src/common/errors.js';
+import { altNames, crlSignedBy, dnMatches, dnToString, parseCrl, parseDn, subjectDer } from '../../../../src/ike/config/x509.js';
+import { dnToDer, identityMatches, parseIdentity } from '../../../../src/ike/config/identity.js';
+import { certContainsId } from '../../../../src/ike/config/trust.js';
+import { createCertificate, createCrl } from '../../../../src/gateway/pki-ike.js';
+
+describe('X.509 helpers of the IKE core', () => {
+  const key = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+  const cert = createCertificate({ subject: 'C=CH, O=strongSwan, CN=moon', sans: ['fqdn:moon.example', 'email:a@moon.example', '192.0.2.9', 'fd00::9'], key, ca: true });
+
+  it('reads the subject DN and subjectAltNames', () => {
+    expect(dnToString(subjectDer(cert))).toBe('C=CH, O=strongSwan, CN=moon');
+    const a = altNames(cert);
+    expect(a.dns).toEqual(['moon.example']);
+    expect(a.email).toEqual(['a@moon.example']);
+    expect(a.ip.map((b) => b.length)).toEqual([4, 16]);
+  });
+
+  it('compares DNs like strongSwan: string type and case aside, "*" a wildcard, order matters', () => {
+    const printable = Buffer.from(dnToDer('C=CH, O=strongSwan, CN=moon')!);
+    printable[printable.indexOf(Buffer.from('strongSwan')) - 2] = 0x13; // UTF8String -> PrintableString
+    expect(dnMatches(dnToDer('c=ch, o=STRONGSWAN, cn=moon')!, printable)).toBe(true);
+    expect(dnMatches(dnToDer('C=CH, O=strongSwan, CN=*')!, subjectDer(cert))).toBe(true);
+    expect(dnMatches(dnToDer('O=strongSwan, C=CH, CN=moon')!, subjectDer(cert))).toBe(false);
+    expect(identityMatches(parseIdentity('C=CH, O=strongSwan, CN=moon')!, { idType: 9, data: subjectDer(cert) })).toBe(true);
+  });
+
+  it('an identity is in a certificate when it is the subject or a subjectAltName', () => {
+    for (const id of ['C=CH, O=strongSwan, CN=moon', 'fqdn:MOON.example', 'email:a@moon.example', '192.0.2.9', 'fd00::9']) {
+      expect(certContainsId(cert, parseIdentity(id)!), id).toBe(true);
+    }
+    for (const id of ['C=CH, O=strongSwan, CN=sun', 'fqdn:sun.example', '192.0.2.10']) {
+      expect(certContainsId(cert, parseIdentity(id)!), id).toBe(false);
+    }
+  });
+
+  it('parses a CRL and checks its signature against the issuer', () => {
+    const other = createCertificate({ subject: 'CN=other', key: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, ca: true });
+    const crl = parseCrl(createCrl({ ca: cert, caKey: key, revokedSerials: ['00ABCDEF', '7f'] }));
+    expect([...crl.revokedSerials]).toEqual(['ABCDEF', '7F']);
+    expect(crlSignedBy(crl, cert)).toBe(true);
+    expect(crlSignedBy(crl, other)).toBe(false);
+    expect(crl.nextUpdateMs).toBeGreaterThan(crl.thisUpdateMs);
+  });
+
+  it('refuses truncated DER with a ParseError', () => {
+    const der = dnToDer('CN=moon')!;
+    for (let n = 0; n < der.length; n++) expect(() => parseDn(der.subarray(0, n))).toThrow(ParseError);
+    expect(dnToString(der.subarray(0, 3))).toMatch(/^<bad DN/);
+  });
+});
