@@ -1,7 +1,7 @@
 // SslServer on the native data plane: UDP sessions get a native data channel (keys, virtual address,
 // /32 route), data goes TUN ⇄ client without JS, and the shell still does its part from the native
 // counters — status, keepalive pings when idle, ping-restart, OCC exit, floats. The control channel
-// is a fake (hard reset = 0x38 || user); the client's data channel is the TypeScript DataChannel.
+// is a fake behind the real stateless UDP start (then P_CONTROL_V1 "hello:USER"); the client's data channel is the TypeScript DataChannel.
 // Needs root (TUN).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +14,8 @@ import { DataChannel, DATA_IP, DATA_PING, type DataKeyMaterial } from '../../../
 import { OCC_EXIT_PAYLOAD } from '../../../src/ssl/data/special.js';
 import type { PushParams, SslAction } from '../../../src/ssl/session.js';
 import { LinuxTun } from '../../../src/tun/linux-tun.js';
+import { decodeControlPacket, encodeControlPacket } from '../../../src/ssl/wire/control-packet.js';
+import { ParseError } from '../../../src/common/errors.js';
 import { addAddress } from '../../../src/tun/netcfg.js';
 import { icmpEcho, until } from '../../helpers/native-lab.js';
 
@@ -40,8 +42,11 @@ class FakeSession implements ControlSession {
     private readonly emit: (a: SslAction) => void,
   ) {}
   receiveControl(pkt: Buffer): void {
-    if (pkt[0] !== 0x38) return;
-    this.user = pkt.subarray(1).toString();
+    // over UDP the server's real stateless start runs first; then the client's P_CONTROL_V1 "hello:USER"
+    const d = pkt[0] === 0x20 ? decodeControlPacket(pkt) : null;
+    const text = d && !(d instanceof ParseError) ? d.payload.toString() : '';
+    if (this.state !== 'initial' || !text.startsWith('hello:')) return;
+    this.user = text.slice(6);
     this.state = 'authenticating';
     this.emit({ kind: 'authenticated', user: this.user, certCn: this.user, peerInfo: new Map(), clientOptions: '', cipher: 'AES-256-GCM' } as SslAction);
   }
@@ -78,6 +83,9 @@ class Client {
   readonly sock: NativeUdp;
   readonly dc: DataChannel;
   readonly ip: Buffer[] = [];
+  /** control packets from the server (the stateless start's reply) */
+  readonly ctl: Buffer[] = [];
+  readonly sid = randomBytes(8);
   pings = 0;
   constructor(readonly user: string) {
     this.sock = NativeUdp.bind({ address: '127.0.0.1', port: 0 });
@@ -85,15 +93,24 @@ class Client {
     this.sock.start((b: PacketBatch) => {
       for (let i = 0; i < b.count; i++) {
         const p = Buffer.from(b.packet(i));
-        if (p[0]! >> 3 !== 9) continue;
+        if (p[0]! >> 3 !== 9) {
+          this.ctl.push(p);
+          continue;
+        }
         const r = this.dc.decrypt(p, 0, p.length, Date.now());
         if (r === DATA_IP) this.ip.push(Buffer.from(p.subarray(this.dc.outOff, this.dc.outOff + this.dc.outLen)));
         if (r === DATA_PING) this.pings++;
       }
     });
   }
-  hello(): void {
-    this.sock.sendTo(Buffer.concat([Buffer.from([0x38]), Buffer.from(this.user)]), 4, '127.0.0.1', server.udpPort);
+  /** The stateless start: hard reset -->, <-- the server's session id, then "hello:USER" echoing it -->. */
+  async hello(): Promise<void> {
+    const reset = encodeControlPacket({ opcode: 7, keyId: 0, sessionId: this.sid, ack: { ids: [], remoteSessionId: null }, messageId: 0, payload: Buffer.alloc(0) });
+    this.sock.sendTo(reset, 4, '127.0.0.1', server.udpPort);
+    await until(`${this.user}: the server's reset`, () => this.ctl.length > 0);
+    const serverSid = Buffer.from(this.ctl.shift()!.subarray(1, 9));
+    const echo = encodeControlPacket({ opcode: 4, keyId: 0, sessionId: this.sid, ack: { ids: [0], remoteSessionId: serverSid }, messageId: 1, payload: Buffer.from(`hello:${this.user}`) });
+    this.sock.sendTo(echo, 4, '127.0.0.1', server.udpPort);
   }
   keysFor(peerId: number): void {
     (this.dc as unknown as { peerId: number }).peerId = peerId;
@@ -126,7 +143,7 @@ function config(): SslServerConfig {
 async function connect(user: string): Promise<Client> {
   const c = new Client(user);
   clients.push(c);
-  c.hello();
+  await c.hello();
   await until(`${user} connected`, () => server.status().some((s) => s.user === user && s.cipher === 'AES-256-GCM'));
   c.keysFor(server.status().find((s) => s.user === user)!.peerId);
   return c;
