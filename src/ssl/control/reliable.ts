@@ -30,6 +30,8 @@ export const MAX_RETRANSMIT_MS = 32_000;
 export const RETRANSMIT_AFTER_LATER_ACKS = 3;
 /** How many recently acknowledged ids we remember to re-send in later packets. */
 export const ACK_HISTORY_SIZE = 8;
+/** ACKs waiting to be sent: a receive window's worth plus the history; older ones are dropped. */
+export const MAX_PENDING_ACKS = RECV_WINDOW + ACK_HISTORY_SIZE;
 
 export interface ReliableMessage {
   messageId: number;
@@ -189,6 +191,9 @@ export class ReliableChannel {
     const i = this.pendingAcks.indexOf(id);
     if (i >= 0) this.pendingAcks.splice(i, 1);
     this.pendingAcks.unshift(id);
+    // duplicates of old ids could grow the list without bound; an ACK dropped here only makes the
+    // peer retransmit (OpenVPN's reliable.c keeps a fixed-size ACK list, RELIABLE_ACK_SIZE)
+    if (this.pendingAcks.length > MAX_PENDING_ACKS) this.pendingAcks.length = MAX_PENDING_ACKS;
   }
 
   /** history holds the most recent acknowledged ids, highest first */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReliableChannel, SEND_WINDOW, RECV_WINDOW } from '../../../../src/ssl/control/reliable.js';
+import { ReliableChannel, SEND_WINDOW, RECV_WINDOW, MAX_PENDING_ACKS } from '../../../../src/ssl/control/reliable.js';
 import { Opcode } from '../../../../src/ssl/wire/opcodes.js';
 
 const P = (s: string) => Buffer.from(s);
@@ -123,5 +123,23 @@ describe('ReliableChannel receiving', () => {
       now += 500;
     }
     expect(got).toEqual(Array.from({ length: N }, (_, i) => `msg${i}`));
+  });
+});
+
+describe('ReliableChannel under duplicate floods', () => {
+  it('keeps at most MAX_PENDING_ACKS ACKs queued, newest first, however many old ids are replayed', () => {
+    const r = new ReliableChannel();
+    const N = 1000;
+    for (let i = 0; i < N; i++) {
+      r.onReceive(i, Opcode.P_CONTROL_V1, Buffer.from('x'));
+      r.takeDeliverable();
+    }
+    r.takeAcks(N, false);
+    // replay every delivered id once: each is a duplicate that asks for an ACK
+    for (let i = 0; i < N; i++) expect(r.onReceive(i, Opcode.P_CONTROL_V1, Buffer.from('x'))).toBe('duplicate');
+    const acks = r.takeAcks(10_000, false);
+    expect(acks.length).toBe(MAX_PENDING_ACKS);
+    expect(acks[0]).toBe(N - 1);
+    expect(r.hasPendingAcks()).toBe(false);
   });
 });
