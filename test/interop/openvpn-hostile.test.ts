@@ -1,6 +1,7 @@
 // The SSL VPN server before authentication, against the REAL openvpn 2.6 client: tls-crypt and
 // tls-auth (keys made by `openvpn --genkey`), clients without the key or with a wrong one, a flood
 // of spoofed hard resets, and slow TCP clients holding sockets. Lab: test/helpers/openvpn.ts.
+// The server's resident memory is bounded under each flood (RSS_BOUND_MB, RSS_GROWTH_BOUND_MB).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { generateTlsCryptV2ClientKeyFile } from '../../src/gateway/pki.js';
@@ -8,6 +9,14 @@ import { join } from 'node:path';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
 import { LAB, createLab, ensureBuilt, pingOk, startClient, startServer, writePem, type Lab, type LabServer, type OpenVpnClient, type ServerOptions } from '../helpers/openvpn.js';
 import { run } from '../helpers/proc.js';
+
+/** The server process stays small under the floods below: its resident memory, and what a flood adds. */
+const RSS_BOUND_MB = 250;
+const RSS_GROWTH_BOUND_MB = 40;
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
 
 let lab: Lab;
 let pki: TestPki;
@@ -125,6 +134,7 @@ describe('openvpn 2.6 client ↔ vpcgw before authentication', () => {
     const sources = Array.from({ length: 8 }, (_, i) => `10.99.2.${10 + i}`);
     for (const a of sources) await lab.exec(lab.ns.c2, 'ip', ['addr', 'add', `${a}/24`, 'dev', 'eth0']);
     await withServer({ limits: { maxHalfOpen: 16 } }, async (server) => {
+      const rssBefore = rssMb(server.proc.pid);
       const out = await nodeIn(lab.ns.c2, 'flood', `
         import { createSocket } from 'node:dgram';
         import { randomBytes } from 'node:crypto';
@@ -148,6 +158,9 @@ describe('openvpn 2.6 client ↔ vpcgw before authentication', () => {
       expect(st.counters.sessionsCreated).toBe(0);
       expect(st.halfOpen).toBe(0);
       expect(st.counters.resetReplies + st.counters.resetRateDrops).toBe(2000);
+      const rssAfter = rssMb(server.proc.pid);
+      expect(rssAfter).toBeLessThan(RSS_BOUND_MB);
+      expect(rssAfter - rssBefore).toBeLessThan(RSS_GROWTH_BOUND_MB);
       const t0 = Date.now();
       await connectsAndPings(client('udp', 0), lab.ns.c1, 10_000);
       expect(Date.now() - t0).toBeLessThan(12_000);
@@ -173,9 +186,13 @@ describe('openvpn 2.6 client ↔ vpcgw before authentication', () => {
         console.log('CLOSED', closed);
         for (const s of socks) s.destroy();
       `);
+      const rssBefore = rssMb(server.proc.pid);
       await new Promise((r) => setTimeout(r, 1000));
       const t0 = Date.now();
       await connectsAndPings(client('tcp', 0), lab.ns.c1, 10_000);
+      const rssDuring = rssMb(server.proc.pid);
+      expect(rssDuring).toBeLessThan(RSS_BOUND_MB);
+      expect(rssDuring - rssBefore).toBeLessThan(RSS_GROWTH_BOUND_MB);
       expect(Date.now() - t0).toBeLessThan(12_000);
       const out = await holder;
       expect(Number(/CLOSED (\d+)/.exec(out)?.[1])).toBe(40);
