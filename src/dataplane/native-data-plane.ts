@@ -7,7 +7,7 @@ import { silentLogger } from '../common/log.js';
 import { encrKeyMatLen, integKeyLen, isSupportedSpec } from '../crypto/aead.js';
 import { DROP_REASON_COUNT } from '../esp/drop-reason.js';
 import type { UdpBind } from '../net/udp-bind.js';
-import { loadNative, statsByName } from '../native/loader.js';
+import { loadNative, statsByName, type NativeEspSaConfig } from '../native/loader.js';
 import { loadNativeTestCores } from '../native/test-cores.js';
 import type { NativeEspCore } from '../native/test-cores.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
@@ -143,20 +143,8 @@ export interface NativeDataPlaneHandle {
   sslDecrypt(peerId: number, buf: Uint8Array, off: number, len: number, span: Uint32Array): number;
 }
 
-export interface NativeSaParams {
-  inbound: boolean;
-  spi: number;
-  encr: number;
-  encrKeyBits: number;
-  integ: number;
-  encrKey: Buffer;
-  integKey: Buffer;
-  replayWindow: number;
-  /** RFC 4303 §2.2.1 extended sequence numbers */
-  esn: boolean;
-  initialSeq: number;
-  /** with ESN: high 32 bits of the last used outbound sequence number */
-  initialSeqHi: number;
+/** installSa's argument: the SA itself plus where its datagrams go. */
+export interface NativeSaParams extends NativeEspSaConfig {
   bind: number;
   remoteFamily: number;
   remoteAddr: Buffer;
@@ -164,12 +152,6 @@ export interface NativeSaParams {
   /** our outer address (16 bytes, IPv4 in the first 4): on a wildcard socket the SA's datagrams leave from it */
   localFamily: number;
   localAddr: Buffer;
-  localTs: Buffer;
-  remoteTs: Buffer;
-  softBytes: number;
-  hardBytes: number;
-  softPackets: number;
-  hardPackets: number;
   /** outbound SA shared by several queues: its last-used sequence number, in shared memory (multi-queue.ts) */
   seqCell?: BigUint64Array;
 }

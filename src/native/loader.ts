@@ -164,3 +164,30 @@ export function errnoText(errno: number): string {
 export function isNativeErrnoError(e: unknown): e is NativeErrnoError {
   return e instanceof Error && typeof (e as Partial<NativeErrnoError>).errno === 'number';
 }
+
+/**
+ * One ESP SA as the addon reads it (src/native/engine/parse-args.h turns it into an esp::SaConfig):
+ * the data plane's installSa and the test addon's EspCore both take these fields.
+ */
+export interface NativeEspSaConfig {
+  inbound: boolean;
+  spi: number;
+  encr: number;
+  encrKeyBits: number;
+  integ: number;
+  encrKey: Buffer;
+  integKey: Buffer;
+  replayWindow: number;
+  /** RFC 4303 §2.2.1 extended sequence numbers */
+  esn: boolean;
+  initialSeq: number;
+  /** with ESN: high 32 bits of the last used outbound sequence number */
+  initialSeqHi: number;
+  /** packed selectors: 18 bytes each (family, length, 16 address bytes) */
+  localTs: Buffer;
+  remoteTs: Buffer;
+  softBytes: number;
+  hardBytes: number;
+  softPackets: number;
+  hardPackets: number;
+}

@@ -4,7 +4,7 @@
  * differential tests (test/unit/native) and the micro benchmarks (bench/micro). Production code
  * never loads it; the production addon (loader.ts) does not contain these cores.
  */
-import { requireAddon } from './loader.js';
+import { requireAddon, type NativeEspSaConfig } from './loader.js';
 
 /** One direction of an SA outside any data plane: the native ESP core (src/native/core/esp.h). */
 export interface NativeEspCore {
@@ -17,29 +17,8 @@ export interface NativeEspCore {
   counters(out: Float64Array): void;
 }
 
-/** What EspCore's constructor reads (the SA fields of NativeSaParams in src/dataplane/native-data-plane.ts). */
-export interface NativeEspCoreParams {
-  inbound: boolean;
-  spi: number;
-  encr: number;
-  encrKeyBits: number;
-  integ: number;
-  encrKey: Buffer;
-  integKey: Buffer;
-  replayWindow: number;
-  /** RFC 4303 §2.2.1 extended sequence numbers */
-  esn: boolean;
-  initialSeq: number;
-  /** with ESN: high 32 bits of the last used outbound sequence number */
-  initialSeqHi: number;
-  /** packed selectors: 18 bytes each (family, length, 16 address bytes) */
-  localTs: Buffer;
-  remoteTs: Buffer;
-  softBytes: number;
-  hardBytes: number;
-  softPackets: number;
-  hardPackets: number;
-}
+/** What EspCore's constructor reads: the SA fields the data plane's installSa takes too. */
+export type NativeEspCoreParams = NativeEspSaConfig;
 
 /** One OpenVPN data-channel session outside any data plane (src/native/core/ovpn.h). */
 export interface NativeOvpnCore {
