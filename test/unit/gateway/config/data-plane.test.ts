@@ -1,25 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../../src/common/errors.js';
 import { parseConfig } from '../../../../src/gateway/config/index.js';
+import { configErrorOf, gatewayWith } from '../../../helpers/config.js';
 import { AUTO_QUEUES, resolveQueues } from '../../../../src/dataplane/multi-queue.js';
 
-/** A minimal gateway config with `dataPlane` (YAML text) under `gateway`. */
-function withDataPlane(dataPlane: string | null): string {
-  return `gateway:
-  publicAddresses: [192.0.2.2]
-  vpcSubnets: [10.2.0.0/16]
-${dataPlane === null ? '' : `  dataPlane: ${dataPlane}\n`}`;
-}
-
-function errorOf(text: string): ConfigError {
-  try {
-    parseConfig(text, '/etc/vpcgw/t.yaml');
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
+const withDataPlane = (yaml: string | null): string => gatewayWith('dataPlane', yaml);
+const errorOf = configErrorOf;
 
 describe('gateway.dataPlane.queues', () => {
   it('defaults to auto, which runs the measured default of one queue', () => {

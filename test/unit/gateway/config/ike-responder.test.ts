@@ -1,25 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../../src/common/errors.js';
 import { parseConfig } from '../../../../src/gateway/config/index.js';
+import { configErrorOf, gatewayWith } from '../../../helpers/config.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../../../src/ike/init-guard.js';
 
-/** A minimal gateway config with `ike` (YAML text) under `gateway`. */
-function withIke(ike: string | null): string {
-  return `gateway:
-  publicAddresses: [192.0.2.2]
-  vpcSubnets: [10.2.0.0/16]
-${ike === null ? '' : `  ike: ${ike}\n`}`;
-}
-
-function errorOf(text: string): ConfigError {
-  try {
-    parseConfig(text, '/etc/vpcgw/t.yaml');
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error('expected a ConfigError');
-}
+const withIke = (yaml: string | null): string => gatewayWith('ike', yaml);
+const errorOf = configErrorOf;
 
 describe('gateway.ike (IKE_SA_INIT flood protection)', () => {
   it('defaults to the IKE core defaults', () => {
