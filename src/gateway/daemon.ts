@@ -27,8 +27,9 @@ import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
  *  1. checks it runs as root and creates the data dir;
  *  2. opens the TUN the chosen data plane needs (src/dataplane/select.ts), gives it its address and
  *     enables IP forwarding;
- *  3. binds UDP 500 and 4500 on every public address;
- *  4. starts the data plane over the 4500 sockets, and the tunnel controller (IKE);
+ *  3. binds UDP 500 and 4500 on every public address, when at least one IPsec connection is
+ *     configured (with none, nothing could answer there: no IKE sockets, the SSL VPN still runs);
+ *  4. starts the data plane over the 4500 sockets (possibly none), and the tunnel controller (IKE);
  *  5. installs a route via the TUN for every connection's remoteSubnets;
  *  6. serves the control socket (status / initiate / terminate);
  *  7. runs one periodic tick that drives a timer wheel; the IKE core's `nextDeadline()` is one of its timers.
@@ -338,8 +339,16 @@ export class Gateway {
     });
   }
 
-  /** UDP 500 and 4500 on every public address; `reusePort`: each 4500 socket starts a multi-queue group. */
+  /**
+   * UDP 500 and 4500 on every public address; `reusePort`: each 4500 socket starts a multi-queue group.
+   * With no IPsec connection configured there is no peer to answer (every IKE_SA_INIT would fail to
+   * match a connection), so nothing is bound: an SSL-VPN-only gateway exposes no IKE parser.
+   */
   private bindSockets(reusePort: boolean): void {
+    if (this.config.vpnConnections.length === 0) {
+      this.log.info({ publicAddresses: this.config.gateway.publicAddresses.map((a) => a.text) }, 'no IPsec connection configured: UDP 500/4500 not bound');
+      return;
+    }
     for (const a of this.config.gateway.publicAddresses) {
       for (const port of [IKE_PORT, IKE_NATT_PORT]) {
         const opts = port === IKE_NATT_PORT && reusePort ? { reusePort: true } : undefined;

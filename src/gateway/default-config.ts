@@ -108,6 +108,7 @@ gateway:
   name: vpcgw
   dataDir: .                       # this folder: the control socket lives here
   publicAddresses: [0.0.0.0]       # the addresses peers reach; UDP 500 and 4500 are bound on each
+                                   # once vpnConnections has an entry (not while it is empty)
   vpcSubnets: [${opts.vpcSubnet}]        # cloud-side subnets behind the gateway
   tun: { name: vpcgw0, mtu: 1400 }
   logLevel: info

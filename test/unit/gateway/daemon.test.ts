@@ -237,6 +237,33 @@ describe('Gateway lifecycle (fake platform)', () => {
     ]);
   });
 
+  it('binds no UDP 500/4500 when no IPsec connection is configured, says so once, and still runs (TS data plane too)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vpcgw-daemon-'));
+    dirs.push(dir);
+    const text = `
+gateway:
+  name: gw1
+  dataDir: ./var
+  publicAddresses: [0.0.0.0]
+  vpcSubnets: [10.2.0.0/16]
+  tun: { name: vpcgwt0, mtu: 1380 }
+customerGateways: []
+vpnConnections: []
+`;
+    for (const dataPlane of [null, undefined]) {
+      const p = new FakePlatform();
+      const log = captureLogger();
+      const gw = await started(parseConfig(text, join(dir, 'vpcgw.yaml')), p, { log, dataPlane });
+      expect(gw.state).toBe('running');
+      expect(p.udp).toEqual([]);
+      expect(gw.status().gateway.udp).toEqual([]);
+      expect(gw.status().gateway.dataPlane).toBe(dataPlane === null ? 'not available' : 'typescript');
+      expect(log.lines.filter((l) => l.level === 'info' && /UDP 500\/4500 not bound/.test(l.msg ?? ''))).toHaveLength(1);
+      await gw.stop();
+      expect(p.tun!.closed).toBe(true);
+    }
+  });
+
   it('undoes a half-done start when a bind fails, and says which', async () => {
     const p = new FakePlatform();
     p.failBind = '198.51.100.2:500';
