@@ -3,92 +3,14 @@
 // drop for the same reason.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import type { SaParams } from '../../../../src/dataplane/data-plane.js';
 import { createNativeEspCore } from '../../../../src/dataplane/native-data-plane.js';
-import type { NativeEspCore } from '../../../../src/native/test-cores.js';
-import { createEncTransform } from '../../../../src/crypto/aead.js';
-import { espDecap } from '../../../../src/esp/decap.js';
 import { DropReason } from '../../../../src/esp/drop-reason.js';
-import { espEncap } from '../../../../src/esp/encap.js';
-import { EspSa, EspSpan } from '../../../../src/esp/esp-sa.js';
-import { ipv4Packet, ipv6Packet, keys, P, SUITES } from '../../esp/packets.js';
-import type { Suite } from '../../esp/packets.js';
-
-const ALL_SUITES: Suite[] = [
-  ...SUITES,
-  { name: 'aes128gcm8', encr: 18, encrKeyBits: 128, integ: 0, encrKeyLen: 20, integKeyLen: 0 },
-  { name: 'aes256gcm12', encr: 19, encrKeyBits: 256, integ: 0, encrKeyLen: 36, integKeyLen: 0 },
-  { name: 'aes192gcm16', encr: 20, encrKeyBits: 192, integ: 0, encrKeyLen: 28, integKeyLen: 0 },
-];
+import { ipv4Packet, ipv6Packet, SUITES } from '../../esp/packets.js';
+import { ALL_SUITES, HEADROOM, nativeDecap, nativeEncap, paramsFor, slotWith, tsDecap, tsEncap, tsSa } from './esp-diff.js';
 
 const SPI = 0xc0ffee01;
-const SITE_A = [P('10.1.0.0/16'), P('fd01::/64')];
-const SITE_B = [P('10.2.0.0/16'), P('fd02::/64')];
-const HEADROOM = 64;
-const SLOT = 2048;
 
-/** SaParams for the A → B direction; `dir` 'in' gives the receiver's view (selectors swapped). */
-function params(s: Suite, dir: 'in' | 'out', over: Partial<SaParams> = {}): SaParams {
-  const k = keys(s, 1);
-  return {
-    direction: dir,
-    spi: SPI,
-    encr: s.encr,
-    encrKeyBits: s.encrKeyBits,
-    integ: s.integ,
-    encrKey: k.encrKey,
-    integKey: k.integKey,
-    localAddr: dir === 'out' ? '192.0.2.1' : '192.0.2.2',
-    localPort: 4500,
-    remoteAddr: dir === 'out' ? '192.0.2.2' : '192.0.2.1',
-    remotePort: 4500,
-    localTs: dir === 'out' ? SITE_A : SITE_B,
-    remoteTs: dir === 'out' ? SITE_B : SITE_A,
-    ...over,
-  };
-}
-
-function tsSa(p: SaParams): EspSa {
-  return new EspSa({
-    ...p,
-    transform: createEncTransform({ encr: p.encr, encrKeyBits: p.encrKeyBits, integ: p.integ }, p.encrKey, p.integKey),
-  });
-}
-
-/** Puts `inner` in a fresh slot at HEADROOM. */
-function slotWith(inner: Buffer): Buffer {
-  const b = Buffer.alloc(SLOT);
-  inner.copy(b, HEADROOM);
-  return b;
-}
-
-function nativeEncap(core: NativeEspCore, inner: Buffer): { r: number; esp: Buffer; event: number } {
-  const b = slotWith(inner);
-  const span = new Uint32Array(3);
-  const r = core.encap(b, HEADROOM, inner.length, SLOT, span);
-  return { r, esp: Buffer.from(b.subarray(span[0]!, span[0]! + span[1]!)), event: span[2]! };
-}
-
-function nativeDecap(core: NativeEspCore, esp: Buffer): { r: number; inner: Buffer; event: number } {
-  const b = Buffer.from(esp);
-  const span = new Uint32Array(3);
-  const r = core.decap(b, 0, b.length, span);
-  return { r, inner: r === 0 ? Buffer.from(b.subarray(span[0]!, span[0]! + span[1]!)) : Buffer.alloc(0), event: span[2]! };
-}
-
-function tsEncap(sa: EspSa, inner: Buffer): { r: number; esp: Buffer } {
-  const b = slotWith(inner);
-  const span = new EspSpan();
-  const r = espEncap(sa, b, HEADROOM, inner.length, SLOT, span);
-  return { r, esp: Buffer.from(b.subarray(span.off, span.off + span.len)) };
-}
-
-function tsDecap(sa: EspSa, esp: Buffer): { r: number; inner: Buffer } {
-  const b = Buffer.from(esp);
-  const span = new EspSpan();
-  const r = espDecap(sa, b, 0, b.length, span);
-  return { r, inner: r === 0 ? Buffer.from(b.subarray(span.off, span.off + span.len)) : Buffer.alloc(0) };
-}
+const params = paramsFor(SPI, 1);
 
 /** A random inner packet between hosts of site A (src) and site B (dst). */
 const innerArb = fc
