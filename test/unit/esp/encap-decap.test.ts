@@ -8,24 +8,8 @@ import { EspSa, EspSpan, SA_EVENT_HARD, SA_EVENT_SEQ_EXHAUSTED, SA_EVENT_SOFT } 
 import { espEncap, espOverhead } from '../../../src/esp/encap.js';
 import { espDecap } from '../../../src/esp/decap.js';
 import { Sad } from '../../../src/esp/sad.js';
-import { ipv4Packet, ipv6Packet, P, saPair, SUITES } from './packets.js';
+import { ipv4Packet, ipv6Packet, P, saPair, SUITES, open, seal } from './packets.js';
 
-const HEADROOM = 64;
-const SLOT = 2048;
-
-/** Places `inner` in a fresh slot with headroom and encapsulates it; returns the ESP packet (a copy). */
-function seal(sa: EspSa, inner: Buffer, span = new EspSpan()): { r: DropReason; pkt: Buffer } {
-  const buf = Buffer.alloc(SLOT);
-  inner.copy(buf, HEADROOM);
-  const r = espEncap(sa, buf, HEADROOM, inner.length, SLOT, span);
-  return { r, pkt: r === DropReason.NONE ? Buffer.from(buf.subarray(span.off, span.off + span.len)) : Buffer.alloc(0) };
-}
-
-function open(sa: EspSa, pkt: Buffer, span = new EspSpan()): { r: DropReason; inner: Buffer } {
-  const buf = Buffer.from(pkt);
-  const r = espDecap(sa, buf, 0, buf.length, span);
-  return { r, inner: r === DropReason.NONE ? Buffer.from(buf.subarray(span.off, span.off + span.len)) : Buffer.alloc(0) };
-}
 
 describe('ESP encap/decap round trip', () => {
   for (const s of SUITES) {

@@ -5,27 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import { DropReason } from '../../../src/esp/drop-reason.js';
-import { EspSa, EspSpan, SA_EVENT_SEQ_EXHAUSTED } from '../../../src/esp/esp-sa.js';
-import { espEncap } from '../../../src/esp/encap.js';
-import { espDecap } from '../../../src/esp/decap.js';
-import { ipv4Packet, keys, saPair, SUITES } from './packets.js';
+import { EspSpan, SA_EVENT_SEQ_EXHAUSTED } from '../../../src/esp/esp-sa.js';
+import { ipv4Packet, keys, saPair, SUITES, open, seal } from './packets.js';
 
-const HEADROOM = 64;
-const SLOT = 2048;
 const SPI = 0xc0ffee01;
-
-function seal(sa: EspSa, inner: Buffer, span = new EspSpan()): { r: DropReason; pkt: Buffer } {
-  const buf = Buffer.alloc(SLOT);
-  inner.copy(buf, HEADROOM);
-  const r = espEncap(sa, buf, HEADROOM, inner.length, SLOT, span);
-  return { r, pkt: r === DropReason.NONE ? Buffer.from(buf.subarray(span.off, span.off + span.len)) : Buffer.alloc(0) };
-}
-
-function open(sa: EspSa, pkt: Buffer, span = new EspSpan()): { r: DropReason; inner: Buffer } {
-  const buf = Buffer.from(pkt);
-  const r = espDecap(sa, buf, 0, buf.length, span);
-  return { r, inner: r === DropReason.NONE ? Buffer.from(buf.subarray(span.off, span.off + span.len)) : Buffer.alloc(0) };
-}
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);

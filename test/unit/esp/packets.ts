@@ -2,7 +2,10 @@
 import { parseIp, parsePrefix } from '../../../src/common/ip.js';
 import type { Prefix } from '../../../src/common/ip.js';
 import { createEncTransform } from '../../../src/crypto/aead.js';
-import { EspSa } from '../../../src/esp/esp-sa.js';
+import { EspSa, EspSpan } from '../../../src/esp/esp-sa.js';
+import { DropReason } from '../../../src/esp/drop-reason.js';
+import { espEncap } from '../../../src/esp/encap.js';
+import { espDecap } from '../../../src/esp/decap.js';
 import type { EspSaConfig } from '../../../src/esp/esp-sa.js';
 
 /** An IPv4 UDP-ish packet of `total` bytes (≥ 28) from src to dst; payload bytes = seed + i. */
@@ -90,4 +93,22 @@ export function saPair(s: Suite, over: Partial<EspSaConfig> = {}): { out: EspSa;
     ...over,
   });
   return { out, inb };
+}
+
+export const HEADROOM = 64;
+export const SLOT = 2048;
+
+/** Places `inner` in a fresh slot with headroom and encapsulates it; returns the ESP packet (a copy). */
+export function seal(sa: EspSa, inner: Buffer, span = new EspSpan()): { r: DropReason; pkt: Buffer } {
+  const buf = Buffer.alloc(SLOT);
+  inner.copy(buf, HEADROOM);
+  const r = espEncap(sa, buf, HEADROOM, inner.length, SLOT, span);
+  return { r, pkt: r === DropReason.NONE ? Buffer.from(buf.subarray(span.off, span.off + span.len)) : Buffer.alloc(0) };
+}
+
+/** Decapsulates a copy of `pkt`; returns the inner packet (a copy) on success. */
+export function open(sa: EspSa, pkt: Buffer, span = new EspSpan()): { r: DropReason; inner: Buffer } {
+  const buf = Buffer.from(pkt);
+  const r = espDecap(sa, buf, 0, buf.length, span);
+  return { r, inner: r === DropReason.NONE ? Buffer.from(buf.subarray(span.off, span.off + span.len)) : Buffer.alloc(0) };
 }
