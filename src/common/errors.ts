@@ -24,6 +24,9 @@ export const ERROR_CODES = {
   ERR_ACCESS: 'permission denied',
   ERR_INTERNAL: 'a bug: an unexpected exception at a boundary',
   ERR_UNKNOWN_CONNECTION: 'no VPN connection has that name',
+  ERR_NOT_FOUND: 'no resource of that kind has that id or name',
+  ERR_CONFLICT: 'the change conflicts with another resource (a name in use, a reference to it)',
+  ERR_UNAUTHORIZED: 'the API request carries no valid bearer token',
   // ---- protocols and crypto ----
   ERR_NEGOTIATION: 'IKE negotiation failed (NegotiationError carries the Notify to send)',
   ERR_SA: 'a security association cannot be installed or used',

@@ -18,6 +18,8 @@ const MAY_IMPORT: Record<string, readonly string[] | null> = {
   tun: ['common', 'native'],
   net: ['common', 'native'],
   dataplane: ['common', 'crypto', 'esp', 'ssl', 'tun', 'net', 'native'],
+  store: ['common'],
+  api: ['common'],
   gateway: null,
   '.': null, // src/cli.ts
 };
