@@ -1,19 +1,21 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { VpnError, type ErrorCode } from './common/errors.js';
 import { loadConfigFile } from './gateway/config/load.js';
 import type { GatewayConfig } from './gateway/config/types.js';
 import { controlCall } from './gateway/control.js';
-import { Gateway, type GatewayOptions } from './gateway/daemon.js';
+import type { GatewayOptions } from './gateway/daemon.js';
+import { runGateway, type RunningGateway } from './gateway/run.js';
 import { ipsecController } from './gateway/ipsec.js';
 import { sslVpnServers } from './gateway/vpn-servers.js';
 import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps, ovpnProfile } from './gateway/default-config.js';
 import { generateStaticKeyFile, generateTlsCryptV2ClientKeyFile, generateTlsCryptV2ServerKeyFile, profileTlsWrapLines } from './gateway/pki.js';
 import { createRootLogger, resolveLogLevel } from './gateway/log.js';
 import { formatStatus, type GatewayStatus } from './gateway/status.js';
+import type { PlanStep } from './gateway/service.js';
 import { PKI_IKE_COMMANDS, PKI_IKE_USAGE, pkiIkeCommand } from './gateway/pki-ike.js';
 
 /**
@@ -30,6 +32,18 @@ commands:
   initiate NAME [--control PATH | --config FILE]   bring a VPN connection up
   terminate NAME [--control PATH | --config FILE]  take a VPN connection down
   check-config FILE                        validate a config file and exit
+  apply -f FILE [--dry-run] [--control PATH]
+                                           make the running gateway match FILE (create, update, delete
+                                           resources); prints the plan first; --dry-run: only the plan
+  get KIND [NAME] [--json] [--control PATH]
+                                           list resources of a kind (customer-gateways, vpn-connections,
+                                           vpn-servers, vpn-gateways), or show one by name or id
+  delete KIND NAME [--control PATH]        delete a resource
+  peer-config NAME [--format swanctl|libreswan] [--control PATH]
+                                           print the customer gateway's config for a VPN connection
+  token create [--name LABEL] [--control PATH]
+                                           print a new API bearer token (alone on stdout; only its hash
+                                           is stored)
   pki tls-crypt FILE | pki tls-auth FILE   write a new OpenVPN static key (0600; never overwrites) for a
                                            vpnServer's tlsCrypt / tlsAuth.key
   pki tls-crypt-v2-server FILE             write a new tls-crypt-v2 server key (vpnServers[].tlsCryptV2.serverKey)
@@ -74,7 +88,9 @@ function oneLine(e: unknown): string {
 interface Parsed {
   command: string | undefined;
   positionals: string[];
-  values: { config?: string; control?: string; json?: boolean; help?: boolean };
+  values: {
+    config?: string; control?: string; json?: boolean; help?: boolean; file?: string; 'dry-run'?: boolean; name?: string; format?: string;
+  };
 }
 
 function parse(argv: string[]): Parsed {
@@ -88,6 +104,10 @@ function parse(argv: string[]): Parsed {
         control: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
+        file: { type: 'string', short: 'f' },
+        'dry-run': { type: 'boolean' },
+        name: { type: 'string' },
+        format: { type: 'string' },
       },
     });
     return { command: positionals[0], positionals: positionals.slice(1), values };
@@ -147,6 +167,39 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
       }
       case 'pki':
         return pki(p, io);
+      case 'token': {
+        if (p.positionals[0] !== 'create' || p.positionals.length !== 1) throw new CliError('token takes one subcommand: create (see vpcgw --help)');
+        const t = (await controlCall(controlPathFor(p, io), 'token.create', { name: p.values.name ?? 'cli' })) as { token: string };
+        io.stdout(`${t.token}\n`);
+        return 0;
+      }
+      case 'apply':
+        return await applyFile(p, io);
+      case 'get': {
+        if (p.positionals.length < 1 || p.positionals.length > 2) throw new CliError('get takes a kind and optionally a name or id (see vpcgw --help)');
+        const [kind, id] = p.positionals as [string, string | undefined];
+        const path = controlPathFor(p, io);
+        const r = id === undefined
+          ? ((await controlCall(path, 'resource.list', { kind })) as { items: Record<string, unknown>[] }).items
+          : await controlCall(path, 'resource.get', { kind, id });
+        io.stdout(p.values.json || id !== undefined ? `${JSON.stringify(r, null, 2)}\n` : formatList(r as Record<string, unknown>[]));
+        return 0;
+      }
+      case 'delete': {
+        expectArgs(p, 2, 'two arguments: the kind and the name or id');
+        const [kind, id] = p.positionals as [string, string];
+        await controlCall(controlPathFor(p, io), 'resource.delete', { kind, id });
+        io.stdout(`${kind} ${id}: deleted\n`);
+        return 0;
+      }
+      case 'peer-config': {
+        expectArgs(p, 1, 'one argument: the VPN connection name');
+        const r = (await controlCall(controlPathFor(p, io), 'resource.action', {
+          kind: 'vpn-connection', id: p.positionals[0]!, action: 'peer-config', query: { format: p.values.format ?? 'swanctl' },
+        })) as { text: string };
+        io.stdout(r.text.endsWith('\n') ? r.text : `${r.text}\n`);
+        return 0;
+      }
       case 'start':
         expectArgs(p, 0, 'no arguments');
         return await start(p, io, gatewayOptions);
@@ -157,6 +210,43 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
     io.stderr(`vpcgw: ${oneLine(e)}\n`);
     return 1;
   }
+}
+
+/** One line per resource: name, status, id. */
+function formatList(items: readonly Record<string, unknown>[]): string {
+  if (items.length === 0) return '(none)\n';
+  const w = Math.max(4, ...items.map((i) => String(i.name).length));
+  return `${'NAME'.padEnd(w)}  ${'STATUS'.padEnd(8)}  ID\n${items.map((i) => `${String(i.name).padEnd(w)}  ${String(i.status).padEnd(8)}  ${String(i.id)}`).join('\n')}\n`;
+}
+
+/** `vpcgw apply -f FILE`: the plan, then (unless --dry-run) the daemon makes it so. */
+async function applyFile(p: Parsed, io: CliIo): Promise<number> {
+  expectArgs(p, 0, 'no arguments (the file comes with -f FILE)');
+  if (!p.values.file) throw new CliError('apply needs -f FILE (see vpcgw --help)');
+  const file = resolve(io.cwd, p.values.file);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const path = controlPathFor(p, io);
+  const dryRun = p.values['dry-run'] === true;
+  // the plan first, always: a dry run of the same document
+  const planned = (await controlCall(path, 'apply', { text, source: file, baseDir: dirname(file), dryRun: true })) as { plan: PlanStep[] };
+  io.stdout(formatPlan(planned.plan));
+  if (dryRun || planned.plan.length === 0) return 0;
+  const done = (await controlCall(path, 'apply', { text, source: file, baseDir: dirname(file), dryRun: false }, { timeoutMs: APPLY_TIMEOUT_MS })) as { plan: PlanStep[] };
+  io.stdout(`applied: ${done.plan.length} change${done.plan.length === 1 ? '' : 's'}\n`);
+  return 0;
+}
+
+const APPLY_TIMEOUT_MS = 60_000;
+
+function formatPlan(plan: readonly PlanStep[]): string {
+  if (plan.length === 0) return 'no changes: the gateway matches the file\n';
+  const sign = { create: '+', update: '~', delete: '-' } as const;
+  return `${plan.map((s) => `${sign[s.op]} ${s.op} ${s.kind} ${s.name}${s.restarts ? '  (the gateway restarts its packet path)' : ''}`).join('\n')}\n`;
 }
 
 /** `vpcgw pki`: tls-crypt / tls-auth keys, and the client profile with the key inline. */
@@ -220,18 +310,26 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
     configPath = d.path;
     created = d.created;
   }
-  const config: GatewayConfig = loadConfigFile(configPath);
-  const log = createRootLogger({ level: resolveLogLevel(config.gateway.logLevel, io.env), base: { gw: config.gateway.name } });
-  const controlPath = p.values.control ? resolve(io.cwd, p.values.control) : join(config.gateway.dataDir, CONTROL_SOCKET_NAME);
-  const gw = new Gateway({ config, log, controlPath, tunnels: ipsecController, vpnServers: sslVpnServers, ...gatewayOptions });
+  const fileCfg: GatewayConfig = loadConfigFile(configPath);
+  const log = createRootLogger({ level: resolveLogLevel(fileCfg.gateway.logLevel, io.env), base: { gw: fileCfg.gateway.name } });
+  const controlPath = p.values.control ? resolve(io.cwd, p.values.control) : join(fileCfg.gateway.dataDir, CONTROL_SOCKET_NAME);
+  let running: RunningGateway;
   try {
-    await gw.start();
+    running = await runGateway({
+      configPath,
+      explicit: p.values.config !== undefined,
+      controlPath,
+      log,
+      gatewayOptions: { tunnels: ipsecController, vpnServers: sslVpnServers, ...gatewayOptions },
+    });
   } catch (e) {
     const code = e instanceof VpnError ? e.code : 'ERR_START';
     log.error({ code, err: oneLine(e) }, 'gateway failed to start');
     throw new CliError(`cannot start: ${oneLine(e)}`, 'ERR_START');
   }
-  io.stdout(`${nextSteps(config, controlPath, created)}\n`);
+  const gw = running;
+  const config = running.config;
+  io.stdout(`${nextSteps(config, { controlPath, created, apiUrl: running.apiUrl, explicit: p.values.config !== undefined })}\n`);
 
   return await new Promise<number>((resolveExit) => {
     let stopping = false;

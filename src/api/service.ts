@@ -86,7 +86,10 @@ export interface ManagementService {
   list(kind: string, q: ListQuery): ListPage;
   get(kind: string, idOrName: string): ResourceView;
   create(kind: string, body: unknown): Promise<ResourceView>;
-  /** Replaces the spec (PUT): the body is the whole resource as written in the YAML. */
+  /**
+   * Updates a resource (PUT, a partial document as in the cloud VPN APIs): the fields given replace
+   * the stored ones, the others are kept, a field set to null goes back to its default.
+   */
   replace(kind: string, idOrName: string, body: unknown): Promise<ResourceView>;
   delete(kind: string, idOrName: string): Promise<void>;
   action(kind: string, idOrName: string, action: string, query: Readonly<Record<string, string>>, body: unknown): Promise<ActionResult>;

@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { IoError } from '../common/errors.js';
 import { parseIp, parsePrefix, prefixContains } from '../common/ip.js';
-import type { GatewayConfig, VpnConnectionConfig } from './config/types.js';
+import type { GatewayConfig } from './config/types.js';
 import { issueCertificate, validFor } from './pki.js';
-import { dnToString, subjectDer } from '../ike/config/x509.js';
 
 /**
  * `vpcgw start` with no --config: the data dir ($VPCGW_DATA_DIR, else ./var) holds vpcgw.yaml,
@@ -103,6 +102,9 @@ export function generatePsk(): string {
 
 export function defaultConfigText(opts: { vpcSubnet: string; psk: string; clientCidr: string; localId: string }): string {
   return `# vpcgw configuration (created by \`vpcgw start\` because none existed).
+# At first start it seeds the resource store (vpcgw.db in this folder); from then on the store is the
+# configuration: change it through the management API, or edit this file and run
+# \`vpcgw apply -f <this file>\` (it prints the plan; --dry-run only prints it).
 # Relative paths are relative to this file's folder. Check edits with: vpcgw check-config <this file>
 gateway:
   name: vpcgw
@@ -131,7 +133,8 @@ vpnServers:
     clientCa: pki/ca.crt
     maxConnections: 50
 
-# An example site-to-cloud connection. Uncomment, set the addresses and subnets, and restart.
+# An example site-to-cloud connection. Uncomment, set the addresses and subnets, then take it live
+# with: vpcgw apply -f <this file>   (or create the same resources through the API).
 # The PSK below was generated for this gateway; give the same value to the customer side.
 #
 # customerGateways:
@@ -168,79 +171,48 @@ export function ensureDefaultConfig(dataDir: string): { path: string; created: b
   return { path, created: true };
 }
 
-/**
- * The customer side of a connection as a strongSwan swanctl.conf snippet. The PSK is not
- * included: the snippet says where to copy it from.
- */
-export function swanctlSnippet(cfg: GatewayConfig, conn: VpnConnectionConfig): string {
-  const ours = cfg.gateway.publicAddresses.map((a) => a.text).filter((a) => a !== '0.0.0.0' && a !== '::');
-  const remoteAddrs = ours.length ? ours.join(', ') : '<this gateway\'s public address>';
-  const creds = conn.auth.credentials;
-  // with a certificate our default ID is its subject DN (src/gateway/config/identities.ts)
-  const ourId = conn.ike.localId ?? (creds ? `"${dnToString(subjectDer(creds.cert))}"` : ours[0] ?? '<this gateway\'s public address>');
-  const idx = cfg.vpnConnections.indexOf(conn);
-  const auth = creds ? 'pubkey' : 'psk';
-  const certs = creds ? `
-            certs = <the customer gateway's certificate, issued by the CA in ${conn.peer.ca}>` : '';
-  const cacerts = creds ? `
-             cacerts = <the CA that issued ${creds.certFile}>` : '';
-  const secrets = creds ? '' : `
-secrets {
-  ike-${conn.name} {
-    id-1 = ${conn.peer.id}
-    id-2 = ${ourId}
-    secret = "<vpnConnections[${idx}].auth.psk from ${cfg.source}>"
-  }
-}`;
-  return `connections {
-  ${conn.name} {
-    remote_addrs = ${remoteAddrs}
-    local_addrs = ${conn.peer.address?.text ?? '%any'}
-    proposals = ${conn.ike.proposals}
-    local { auth = ${auth}
-            id = ${conn.peer.id}${certs} }
-    remote { auth = ${auth}
-             id = ${ourId}${cacerts} }
-    children {
-      ${conn.name} {
-        local_ts = ${conn.remoteSubnets.map((p) => p.text).join(', ')}
-        remote_ts = ${conn.localSubnets.map((p) => p.text).join(', ')}
-        esp_proposals = ${conn.esp.proposals}
-        start_action = ${conn.startAction === 'start' ? 'none' : 'start'}
-      }
-    }
-    encap = yes
-  }
-}${secrets}`;
+export interface NextStepsContext {
+  controlPath: string;
+  /** The default file was just written. */
+  created: boolean;
+  /** https://host:port of the management API, or null when it is off. */
+  apiUrl: string | null;
+  /** Started with --config (the file is applied at every start) rather than the default file. */
+  explicit: boolean;
 }
 
 /** What `vpcgw start` prints once the gateway runs: where things are and what to do next. */
-export function nextSteps(cfg: GatewayConfig, controlPath: string, created: boolean): string {
+export function nextSteps(cfg: GatewayConfig, o: NextStepsContext): string {
   const lines: string[] = [];
+  const store = join(cfg.gateway.dataDir, 'vpcgw.db');
+  const ctl = `--control ${o.controlPath}`;
   lines.push(`vpcgw: gateway "${cfg.gateway.name}" is running (pid ${process.pid}).`);
-  lines.push(`  config:         ${cfg.source}${created ? '  (just created with defaults)' : ''}`);
-  lines.push(`  control socket: ${controlPath}`);
+  lines.push(`  config:         ${cfg.source}${o.created ? '  (just created with defaults)' : ''}`);
+  lines.push(`  store:          ${store}  (${o.explicit ? 'made to match the config file at every start' : 'seeded from the config file once; the store is the config now'})`);
+  lines.push(`  control socket: ${o.controlPath}`);
+  if (o.apiUrl) lines.push(`  management API: ${o.apiUrl}/v1  (OpenAPI: ${o.apiUrl}/v1/openapi.json, metrics: ${o.apiUrl}/metrics)`);
   lines.push('Next steps:');
-  if (cfg.vpnConnections.length === 0) {
-    lines.push(`  1. Edit ${cfg.source}: set gateway.publicAddresses to the address your peers reach and`);
-    lines.push('     gateway.vpcSubnets to the cloud-side subnets, then add a customer gateway and a VPN');
-    lines.push('     connection (a commented example with a generated PSK is in the file).');
-    lines.push(`  2. Check it: vpcgw check-config ${cfg.source}; then restart vpcgw.`);
-    lines.push('  3. Configure the customer side; vpcgw prints a matching swanctl.conf once a connection exists.');
-  } else {
-    lines.push('  1. On each customer gateway (strongSwan), use a swanctl.conf like this (encap = yes is required:');
-    lines.push('     this gateway carries ESP in UDP 4500):');
-    for (const c of cfg.vpnConnections) {
-      lines.push('');
-      lines.push(swanctlSnippet(cfg, c).split('\n').map((l) => `     ${l}`).join('\n'));
+  let n = 1;
+  if (o.apiUrl) {
+    const curl = `curl -sk -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json'`;
+    lines.push(`  ${n++}. Create an API token:   TOKEN=$(sudo vpcgw token create ${ctl})`);
+    if (cfg.vpnConnections.length === 0) {
+      lines.push(`  ${n++}. Add a customer gateway and a VPN connection (or put them in a YAML file: vpcgw apply -f FILE ${ctl}):`);
+      lines.push(`       ${curl} -d '{"name":"dc1","address":"192.0.2.1"}' ${o.apiUrl}/v1/customer-gateways`);
+      lines.push(`       ${curl} -d '{"name":"dc1-main","customerGateway":"dc1","localSubnets":["${cfg.gateway.vpcSubnets[0]?.text ?? '10.2.0.0/16'}"],`
+        + `"remoteSubnets":["10.1.0.0/16"],"auth":{"psk":"<8-128 characters>"}}' ${o.apiUrl}/v1/vpn-connections`);
     }
-    lines.push('');
+    lines.push(`  ${n++}. Give the customer gateway its side (strongSwan; format=libreswan for Libreswan):`);
+    lines.push(`       ${curl} ${o.apiUrl}/v1/vpn-connections/${cfg.vpnConnections[0]?.name ?? 'dc1-main'}/peer-config?format=swanctl`);
+  } else {
+    lines.push(`  ${n++}. Change the gateway with a YAML file: vpcgw apply -f FILE ${ctl}`);
+    lines.push(`  ${n++}. The customer side of a connection: vpcgw peer-config NAME ${ctl}`);
   }
   for (const v of cfg.vpnServers) {
-    const profile = join(dirname(cfg.source), 'pki', 'client1.ovpn');
+    const profile = join(cfg.gateway.dataDir, 'pki', 'client1.ovpn');
     lines.push(`  * SSL VPN "${v.name}" listens on ${v.protocols.join('+')} port ${v.port}; clients get addresses from ${v.clientCidr.text}.`);
     if (existsSync(profile)) lines.push(`    Connect a client: sudo openvpn --config ${profile}   (edit its "remote" line first if needed)`);
   }
-  lines.push(`  ${cfg.vpnConnections.length === 0 ? '4' : '2'}. Watch it: vpcgw status --control ${controlPath}`);
+  lines.push(`  ${n}. Watch it: vpcgw status ${ctl}`);
   return lines.join('\n');
 }

@@ -1,4 +1,4 @@
-export { parseConfig, loadConfigFile, type LoadOptions } from './load.js';
+export { parseConfig, loadConfigFile, configFromDocument, readConfigDocument, type LoadOptions } from './load.js';
 export { parseDurationSec, formatDuration } from './duration.js';
 export { Secret } from './secret.js';
 export * from './types.js';

@@ -28,17 +28,29 @@ function lineCol(text: string, pos: number): string {
  * only the position, never the offending text (it may be a PSK line).
  */
 export function parseConfig(text: string, source: string, baseDir: string = dirname(resolve(source))): GatewayConfig {
+  const raw = readConfigDocument(text, source);
+  return configFromDocument(raw, source, baseDir);
+}
+
+/**
+ * Validates a config document that is already data (the YAML read to JS, or one assembled from the
+ * resource store): the same tables, rules and errors as a file. Relative paths resolve against `baseDir`.
+ */
+export function configFromDocument(raw: unknown, source: string, baseDir: string): GatewayConfig {
+  const sections = readConfig(raw, { baseDir, done: {} });
+  return deepFreeze({ source, ...sections });
+}
+
+/** The YAML text as data (no validation): for `vpcgw apply`, which stores entries as written. */
+export function readConfigDocument(text: string, source: string): unknown {
   const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, merge: false });
   const err = doc.errors[0];
   if (err) throw configError(`${source} (${lineCol(text, err.pos[0])})`, `YAML syntax: ${err.message}`);
-  let raw: unknown;
   try {
-    raw = doc.toJS({ maxAliasCount: 100 });
+    return doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
     throw configError(source, `YAML: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const sections = readConfig(raw, { baseDir, done: {} });
-  return deepFreeze({ source, ...sections });
 }
 
 /** Freezes a config tree in place (Buffers inside prefixes are left as they are: they cannot be frozen). */

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { ConfigError } from '../../common/errors.js';
 import { prefixesOverlap } from '../../common/ip.js';
 import { isSupportedDataCipher } from '../../ssl/data/data-aead.js';
@@ -137,6 +138,37 @@ export const IKE_RESPONDER = object({
   }),
 });
 
+// ---- management API ----
+
+export const DEFAULT_API_LISTEN = '127.0.0.1:9443';
+const API_LISTEN_RE = /^(\[[0-9A-Fa-f:.]+\]|[0-9.]+):(\d{1,5})$/;
+
+export const API = object({
+  enabled: withDefault(bool('Serve the HTTPS management API.'), true),
+  listen: withDefault(str('an address:port such as 127.0.0.1:9443 or [::1]:9443 (port 0: any free port)', { pattern: API_LISTEN_RE }), DEFAULT_API_LISTEN, {
+    description: 'Where the HTTPS management API listens. Keep it on a private address: it can change everything.',
+  }),
+  cert: optional(filePath('a PEM certificate file path'), {
+    nullable: true,
+    description: 'The API\'s TLS certificate (PEM); omitted: a self-signed one is generated in <dataDir>/api at first start.',
+  }),
+  key: optional(filePath('a PEM private key file path'), { nullable: true, description: 'The private key of cert.' }),
+}, {
+  description: 'The HTTPS management API (REST under /v1, bearer tokens from `vpcgw token create`, /metrics, /healthz).',
+  rules: 'cert and key come together.',
+  finish: (v, path) => {
+    const m = API_LISTEN_RE.exec(v.listen)!;
+    const port = Number(m[2]);
+    const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!;
+    if (port > 65535) throw new ConfigError(join(path, 'listen'), v.listen, 'a port from 0 to 65535');
+    if (!isIP(host)) throw new ConfigError(join(path, 'listen'), v.listen, 'an IP address and a port, e.g. 127.0.0.1:9443');
+    if ((v.cert === null) !== (v.key === null)) {
+      throw new ConfigError(join(path, v.cert === null ? 'cert' : 'key'), undefined, 'set together with ' + (v.cert === null ? 'key' : 'cert'));
+    }
+    return { enabled: v.enabled, listen: v.listen, host, port, cert: v.cert, key: v.key };
+  },
+});
+
 export const GATEWAY = object({
   name: withDefault(name(), 'vpcgw'),
   dataDir: withDefault(filePath('a folder path'), './var', {
@@ -150,6 +182,7 @@ export const GATEWAY = object({
   logLevel: withDefault(oneOf(LOG_LEVELS), 'info'),
   dataPlane: withDefault(DATA_PLANE, {}),
   ike: withDefault(IKE_RESPONDER, {}),
+  api: withDefault(API, {}),
 });
 
 // ---- customer gateways ----
@@ -157,11 +190,15 @@ export const GATEWAY = object({
 export const CUSTOMER_GATEWAY = object({
   name: required(name()),
   address: required(addressOr('%any'), 'The peer\'s address, or "%any" (responder only; read as null).'),
-  id: optional(str(REMOTE_ID_WHAT), {
+  ikeId: optional(str(REMOTE_ID_WHAT), {
     nullable: true,
     description: 'IKE identity in strongSwan syntax (IP, fqdn:host, email:user@host, DN, bare name = FQDN, %any); '
       + 'defaults to the address, required when the address is "%any". With certificates it must be in the peer\'s '
       + 'certificate (its subject DN or a subjectAltName).',
+  }),
+  id: optional(str(REMOTE_ID_WHAT), {
+    nullable: true,
+    description: 'The former name of ikeId, still read from config files (a resource\'s "id" is its API id).',
   }),
   ca: optional(filePath('a PEM CA certificate file path'), {
     nullable: true,
@@ -174,9 +211,11 @@ export const CUSTOMER_GATEWAY = object({
 }, {
   rules: 'id parses as a strongSwan identity; names are unique; ca and crl are readable, the CRL is signed by the CA.',
   finish: (v, path) => {
-    const idPath = join(path, 'id');
-    if (v.id === null && !v.address) throw new ConfigError(idPath, undefined, 'an IKE identity (required when address is "%any")');
-    const id = v.id ?? v.address!.text;
+    if (v.ikeId !== null && v.id !== null) throw new ConfigError(join(path, 'id'), v.id, `absent when ikeId is set (id is the former name of ikeId)`);
+    const idPath = join(path, v.id !== null ? 'id' : 'ikeId');
+    const given = v.ikeId ?? v.id;
+    if (given === null && !v.address) throw new ConfigError(idPath, undefined, 'an IKE identity (required when address is "%any")');
+    const id = given ?? v.address!.text;
     remoteIdentity(id, idPath);
     if (v.crl !== null && v.ca === null) throw new ConfigError(join(path, 'ca'), undefined, 'the CA file the CRL belongs to (required with crl)');
     const trust = v.ca !== null ? new TrustAnchors(v.ca, v.crl, path) : null;

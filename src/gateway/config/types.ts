@@ -1,6 +1,6 @@
 import type { Out } from './field-table.js';
 import type {
-  CONFIG, CUSTOMER_GATEWAY, DATA_CIPHERS, DATA_PLANE, DPD, ESP_POLICY, GATEWAY, IKE_POLICY, LOG_LEVELS,
+  API, CONFIG, CUSTOMER_GATEWAY, DATA_CIPHERS, DATA_PLANE, DPD, ESP_POLICY, GATEWAY, IKE_POLICY, LOG_LEVELS,
   SSL_PROTOCOLS, START_ACTIONS, TUN, VPN_CONNECTION, VPN_SERVER,
 } from './sections.js';
 
@@ -27,6 +27,7 @@ export type DataCipher = (typeof DATA_CIPHERS)[number];
 export type TunConfig = Out<typeof TUN>;
 export type DataPlaneConfig = Out<typeof DATA_PLANE>;
 export type GatewaySection = Out<typeof GATEWAY>;
+export type ApiConfig = Out<typeof API>;
 export type CustomerGatewayConfig = Out<typeof CUSTOMER_GATEWAY>;
 export type IkePolicyConfig = Out<typeof IKE_POLICY>;
 export type EspPolicyConfig = Out<typeof ESP_POLICY>;

@@ -190,7 +190,7 @@ describe('parseConfig: every rule names its field', () => {
     ['%any without id', (c) => {
       c.customerGateways[0].address = '%any';
       delete c.customerGateways[0].id;
-    }, 'customerGateways[0].id', /required when address is "%any"/],
+    }, 'customerGateways[0].ikeId', /required when address is "%any"/],
     ['duplicate customer gateway', (c) => c.customerGateways.push({ ...c.customerGateways[0] }), 'customerGateways[1].name', /customerGateways\[0\]/],
     ['unknown customer gateway', (c) => (c.vpnConnections[0].customerGateway = 'dc2'), 'vpnConnections[0].customerGateway', /dc1/],
     ['duplicate connection', (c) => c.vpnConnections.push({ ...c.vpnConnections[0], remoteSubnets: ['10.3.0.0/16'] }), 'vpnConnections[1].name'],

@@ -1,0 +1,61 @@
+import type { ResourceAction, ResourceKind } from '../api/service.js';
+import { configEntryJsonSchema, configJsonSchema, type SectionName } from './config/index.js';
+
+/**
+ * The resource model: every kind the management API, the CLI and the store know, each one the
+ * entries of one section of the config file (the gateway section is the one vpn gateway), with the
+ * same field names and the same schema. Kinds added later (users, groups, endpoint services,
+ * endpoints) are one more row here and one more section in config/sections.ts.
+ */
+export interface KindDef extends ResourceKind {
+  readonly section: SectionName;
+}
+
+const CONNECTION_ACTIONS: readonly ResourceAction[] = [
+  { name: 'initiate', method: 'POST', produces: 'json', description: 'Bring the tunnel up now (IKE_SA_INIT to the customer gateway).' },
+  { name: 'terminate', method: 'POST', produces: 'json', description: 'Take the tunnel down now (IKE DELETE); it stays configured.' },
+  {
+    name: 'peer-config',
+    method: 'GET',
+    produces: 'text/plain',
+    description: 'The customer gateway\'s side of this connection, ready to load: strongSwan swanctl.conf or Libreswan ipsec.conf. '
+      + 'It contains the pre-shared key.',
+    query: { format: { enum: ['swanctl', 'libreswan'], description: 'Which peer software (default swanctl).' } },
+  },
+];
+
+const SERVER_ACTIONS: readonly ResourceAction[] = [
+  {
+    name: 'clients',
+    method: 'GET',
+    produces: 'json',
+    description: 'The clients online now: user, real and virtual address, cipher, bytes, connected since.',
+  },
+];
+
+function kind(k: string, collection: string, section: SectionName, actions: readonly ResourceAction[] = []): KindDef {
+  const singleton = section === 'gateway';
+  return Object.freeze({
+    kind: k,
+    collection,
+    section,
+    singleton,
+    schema: singleton ? configJsonSchema('gateway') : configEntryJsonSchema(section),
+    actions,
+  });
+}
+
+export const KINDS: readonly KindDef[] = Object.freeze([
+  kind('vpn-gateway', 'vpn-gateways', 'gateway'),
+  kind('customer-gateway', 'customer-gateways', 'customerGateways'),
+  kind('vpn-connection', 'vpn-connections', 'vpnConnections', CONNECTION_ACTIONS),
+  kind('vpn-server', 'vpn-servers', 'vpnServers', SERVER_ACTIONS),
+]);
+
+/** List sections in the order the config file (and a document built from the store) has them. */
+export const LIST_SECTIONS = ['customerGateways', 'vpnConnections', 'vpnServers'] as const;
+export type ListSection = (typeof LIST_SECTIONS)[number];
+
+export function kindOfSection(section: SectionName): KindDef {
+  return KINDS.find((k) => k.section === section)!;
+}

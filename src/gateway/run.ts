@@ -1,0 +1,156 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { VpnError, IoError } from '../common/errors.js';
+import type { Logger } from '../common/log.js';
+import { startApiServer } from '../api/server.js';
+import { Store } from '../store/store.js';
+import { loadConfigFile, readConfigDocument, type GatewayConfig } from './config/index.js';
+import type { ControlHandlers } from './control.js';
+import { Gateway, type GatewayOptions } from './daemon.js';
+import { loadOrCreateApiCertificate } from './api-tls.js';
+import { GatewayMetrics } from './metrics.js';
+import { exportPeerConfig } from './peer-export.js';
+import { GatewayService, type PlanStep } from './service.js';
+
+/**
+ * One running gateway process as `vpcgw start` makes it: the resource store in the data dir, the
+ * management service over it, the daemon (src/gateway/daemon.ts) running the config the store
+ * holds, the control socket and the HTTPS API serving the same service.
+ *
+ *  1. The start-up document: `--config FILE`, else `<dataDir>/vpcgw.yaml` (written from the
+ *     embedded default when missing). It names the data dir.
+ *  2. The store `<dataDir>/vpcgw.db` (0600). With `--config` the file is applied to it (created,
+ *     updated, deleted to match), so a gateway run from a file behaves as the file says. Without,
+ *     the file only seeds an empty store: after that the store (changed through the API, the CLI,
+ *     `vpcgw apply`) is the configuration.
+ *  3. The daemon starts with the store's config; changes go live through the service.
+ *  4. The API listens on gateway.api.listen with a configured or generated certificate.
+ */
+
+export const STORE_FILE = 'vpcgw.db';
+
+export interface RunOptions {
+  /** The start-up document. */
+  configPath: string;
+  /** true: `--config` given (apply the file); false: the default file (seeds an empty store only). */
+  explicit: boolean;
+  controlPath: string;
+  log: Logger;
+  gatewayOptions: Partial<GatewayOptions>;
+}
+
+export interface RunningGateway {
+  readonly gateway: Gateway;
+  readonly service: GatewayService;
+  readonly config: GatewayConfig;
+  /** https://host:port of the API, or null when gateway.api.enabled is false. */
+  readonly apiUrl: string | null;
+  readonly apiFingerprint: string | null;
+  /** What applying the start-up file changed in the store (empty when it matched). */
+  readonly plan: readonly PlanStep[];
+  stop(): Promise<void>;
+}
+
+export async function runGateway(o: RunOptions): Promise<RunningGateway> {
+  const fileCfg = loadConfigFile(o.configPath);
+  const dataDir = fileCfg.gateway.dataDir;
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new IoError(`cannot create the data dir ${dataDir}: ${(e as Error).message}`, e);
+  }
+  const store = Store.open(join(dataDir, STORE_FILE), { log: o.log });
+  let gateway: Gateway | null = null;
+  let api: { close(): Promise<void> } | null = null;
+  try {
+    let metrics: GatewayMetrics | null = null;
+    const service = new GatewayService({
+      store,
+      baseDir: dataDir,
+      log: o.log.child({ svc: 'resources' }),
+      source: o.configPath,
+      metrics: () => (metrics ? metrics.render() : Promise.resolve('')),
+      textActions: {
+        'peer-config': (cfg, name, q) => {
+          const format = q.format ?? 'swanctl';
+          if (format !== 'swanctl' && format !== 'libreswan') throw new VpnError('ERR_BAD_REQUEST', `format ${format} is not valid: swanctl or libreswan`);
+          const out = exportPeerConfig(cfg, name, format);
+          return { text: out.text, filename: out.filename };
+        },
+      },
+    });
+    let plan: PlanStep[] = [];
+    if (o.explicit || !service.isSeeded()) {
+      const raw = readConfigDocument(readFileSync(o.configPath, 'utf8'), o.configPath);
+      plan = (await service.applyDocument(raw, dirname(o.configPath))).plan;
+    }
+    const config = service.config();
+    gateway = new Gateway({
+      config,
+      log: o.log,
+      controlPath: o.controlPath,
+      ...o.gatewayOptions,
+      controlHandlers: { ...controlHandlers(service), ...o.gatewayOptions.controlHandlers },
+    });
+    service.attach(gateway);
+    const gw = gateway;
+    metrics = new GatewayMetrics({ status: () => gw.status(), dropCounters: () => gw.dropCounters() });
+    await gateway.start();
+    let apiUrl: string | null = null;
+    let apiFingerprint: string | null = null;
+    const a = config.gateway.api;
+    if (a.enabled) {
+      const tls = loadOrCreateApiCertificate({ dataDir, certFile: a.cert ?? undefined, keyFile: a.key ?? undefined, hosts: [a.host], log: o.log });
+      const server = await startApiServer({ service, host: a.host, port: a.port, tls: { cert: tls.cert, key: tls.key }, log: o.log.child({ api: 'https' }) });
+      api = server;
+      apiUrl = `https://${server.address.includes(':') ? `[${server.address}]` : server.address}:${server.port}`;
+      apiFingerprint = tls.fingerprintSha256;
+      gateway.setApiInfo({ url: apiUrl, fingerprintSha256: apiFingerprint });
+    }
+    return {
+      gateway,
+      service,
+      config,
+      apiUrl,
+      apiFingerprint,
+      plan,
+      async stop() {
+        if (api) await api.close().catch(() => undefined);
+        await gw.stop();
+        store.close();
+      },
+    };
+  } catch (e) {
+    if (api) await api.close().catch(() => undefined);
+    if (gateway) await gateway.stop().catch(() => undefined);
+    store.close();
+    throw e;
+  }
+}
+
+/** The control socket's resource methods: the same service the HTTPS API serves. */
+export function controlHandlers(service: GatewayService): ControlHandlers {
+  const str = (p: unknown, k: string, required = true): string | undefined => {
+    const v = (p as Record<string, unknown> | null)?.[k];
+    if (v === undefined && !required) return undefined;
+    if (typeof v !== 'string' || !v) throw new VpnError('ERR_BAD_REQUEST', `params.${k} (a string) is required`);
+    return v;
+  };
+  return {
+    'token.create': (p) => service.createToken(str(p, 'name', false) ?? 'cli'),
+    'resource.list': (p) => service.list(str(p, 'kind')!, { limit: 2000, filters: (p as { filters?: Record<string, string> }).filters }),
+    'resource.get': (p) => service.get(str(p, 'kind')!, str(p, 'id')!),
+    'resource.create': (p) => service.create(str(p, 'kind')!, (p as { body?: unknown }).body),
+    'resource.replace': (p) => service.replace(str(p, 'kind')!, str(p, 'id')!, (p as { body?: unknown }).body),
+    'resource.delete': async (p) => {
+      await service.delete(str(p, 'kind')!, str(p, 'id')!);
+      return { deleted: true };
+    },
+    'resource.action': (p) => service.action(str(p, 'kind')!, str(p, 'id')!, str(p, 'action')!, (p as { query?: Record<string, string> }).query ?? {}, null),
+    apply: (p) => {
+      const text = str(p, 'text')!;
+      const source = str(p, 'source')!;
+      return service.applyDocument(readConfigDocument(text, source), str(p, 'baseDir')!, { dryRun: (p as { dryRun?: boolean }).dryRun === true });
+    },
+  };
+}
