@@ -377,17 +377,23 @@ export class Store {
 
   // ---- maintenance ----
 
-  /** 'ok', or SQLite's description of what is wrong (integrity_check and foreign_key_check). */
+  /**
+   * 'ok', or SQLite's description of what is wrong (integrity_check and foreign_key_check; an
+   * error such as SQLITE_CORRUPT raised by the check itself is returned too, not thrown).
+   */
   integrityCheck(): string {
     this.checkOpen();
-    return this.read(() => {
+    try {
       const problems = (this.db.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
       if (problems.length === 1 && problems[0] === 'ok') problems.length = 0;
       for (const r of this.db.pragma('foreign_key_check') as { table: string; rowid: number; parent: string }[]) {
         problems.push(`${r.table} row ${r.rowid}: missing ${r.parent}`);
       }
       return problems.length === 0 ? 'ok' : problems.join('\n');
-    });
+    } catch (e) {
+      if (e instanceof Database.SqliteError) return `${e.code}: ${e.message}`;
+      throw e;
+    }
   }
 
   /** Closes the file (idempotent). SQLite checkpoints the WAL and removes -wal and -shm. */
