@@ -23,7 +23,7 @@
  * (the file cannot be opened, is too readable, or a read or write fails in SQLite).
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { chmodSync, closeSync, openSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, openSync, statSync, type Stats } from 'node:fs';
 import Database from 'better-sqlite3';
 import { IoError, VpnError } from '../common/errors.js';
 import { silentLogger, type Logger } from '../common/log.js';
@@ -276,7 +276,7 @@ export class Store {
       const path = `$."${field}"`;
       params.push(path, path, value);
     }
-    return this.read(() => {
+    const page = (): ListResult => {
       const total = this.listStatement(`SELECT count(*) FROM resources WHERE ${cond}`).pluck().get(...params) as number;
       let pageCond = cond;
       const pageParams = params.slice();
@@ -289,7 +289,9 @@ export class Store {
       pageParams.push(limit, offset);
       const rows = this.listStatement(`SELECT ${RESOURCE_COLUMNS} FROM resources WHERE ${pageCond} ORDER BY seq LIMIT ? OFFSET ?`).all(...pageParams) as ResourceRow[];
       return { rows: rows.map(toResource), total };
-    });
+    };
+    // one read transaction: rows and total come from the same snapshot of the file
+    return this.read(this.db.transaction(page));
   }
 
   count(kind: string): number {
@@ -503,13 +505,15 @@ function setUmask(mask: number): number | undefined {
 }
 
 function refuseWideMode(path: string): void {
-  let mode: number;
+  let st: Stats;
   try {
-    mode = statSync(path).mode;
+    st = statSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw new IoError(`cannot stat store file ${path}`, e);
   }
+  if (!st.isFile()) throw new IoError(`store file ${path} is not a regular file`);
+  const mode = st.mode;
   if ((mode & 0o777 & ~STORE_FILE_MODE) !== 0) {
     throw new IoError(
       `store file ${path} has mode 0${(mode & 0o777).toString(8)}, wider than 0${STORE_FILE_MODE.toString(8)}: it holds secrets (PSKs, keys); ` +

@@ -109,6 +109,12 @@ describe('Store.open: files and connection', () => {
     expect(s.integrityCheck()).toBe('ok');
   });
 
+  it('a directory in place of the file is an IoError naming it', () => {
+    const err = errorOf(() => openStore({}, dir));
+    expect(err.code).toBe('ERR_IO');
+    expect(err.message).toContain(`${dir} is not a regular file`);
+  });
+
   it('a file that is not a database is an IoError naming it', () => {
     writeFileSync(file, 'this is not an SQLite database, just some text that is long enough'.repeat(20), { mode: 0o600 });
     const err = errorOf(() => openStore());
