@@ -332,7 +332,7 @@ export class Store {
         this.s.touchToken.run(new Date(nowMs).toISOString(), row.id);
       } catch (err) {
         // Bookkeeping only: a full disk must not lock the operator out of the API.
-        this.log.warn({ err, file: this.file, token: row.id }, 'store: cannot record the last use of an API token');
+        this.log.warn({ err, file: this.file, tokenId: row.id }, 'store: cannot record the last use of an API token');
       }
     }
     return true;

@@ -5,8 +5,10 @@ import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VpnError } from '../../../src/common/errors.js';
+import { captureLogger } from '../../../src/common/log.js';
 import { Store, STORE_BUSY_TIMEOUT_MS } from '../../../src/store/store.js';
 
 let dir: string;
@@ -428,6 +430,24 @@ describe('API tokens', () => {
     clock.ms += 1;
     s.verifyToken(t.token);
     expect(s.listTokens()[0]!.lastUsedAt).toBe('2026-12-05T07:01:00.000Z');
+  });
+
+  it('a failure to record the last use is logged, and the token is still accepted', () => {
+    const log = captureLogger();
+    const s = openStore({ log });
+    const t = s.createToken('ci');
+    const statements = s['s'] as unknown as Record<string, unknown>;
+    statements.touchToken = {
+      run: () => {
+        throw new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
+      },
+    };
+    expect(s.verifyToken(t.token)).toBe(true);
+    const warn = log.lines.find((l) => l.level === 'warn');
+    expect(warn?.msg).toBe('store: cannot record the last use of an API token');
+    expect((warn?.obj as { err: Error; tokenId: string }).err.message).toBe('database or disk is full');
+    expect((warn?.obj as { tokenId: string }).tokenId).toBe(t.id);
+    expect(JSON.stringify(log.lines)).not.toContain(t.token.slice(6));
   });
 
   it('stores the SHA-256 of a token, never the token (the file bytes, open and closed)', () => {
