@@ -145,8 +145,9 @@ export class Store {
     for (const suffix of COMPANION_SUFFIXES) refuseWideMode(file + suffix);
 
     let db: Database.Database | undefined;
-    // SQLite creates -wal and -shm with the database file's permissions; the umask (process-wide,
-    // restored at once) also covers them and anything else SQLite creates while the file opens.
+    // createPrivate makes the file 0600 before SQLite sees it, and SQLite gives -wal and -shm the
+    // database file's mode. The umask 077 (process-wide, restored right after) guards whatever else
+    // is created during the open; the chmod after it sets exactly 0600 (a 0400 file included).
     const oldMask = setUmask(0o077);
     try {
       createPrivate(file);
@@ -174,10 +175,15 @@ export class Store {
   /**
    * Runs `fn` in one transaction (better-sqlite3's db.transaction): it commits when `fn` returns
    * and rolls back when it throws. `fn` must be synchronous. Nested calls become savepoints.
+   * What `fn` throws passes through; an SQLite failure of BEGIN or COMMIT becomes an IoError.
    */
   transaction<T>(fn: () => T): T {
     this.checkOpen();
-    return this.db.transaction(fn)();
+    try {
+      return this.db.transaction(fn)();
+    } catch (e) {
+      throw this.mapError(e, 'transaction');
+    }
   }
 
   // ---- resources ----
