@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   ERR_NOT_FOUND: 'no resource of that kind has that id or name',
   ERR_CONFLICT: 'the change conflicts with another resource (a name in use, a reference to it)',
   ERR_UNAUTHORIZED: 'the API request carries no valid bearer token',
+  ERR_STORE_VERSION: 'the store file was written by a newer vpcgw (a schema version this one does not know)',
   // ---- protocols and crypto ----
   ERR_NEGOTIATION: 'IKE negotiation failed (NegotiationError carries the Notify to send)',
   ERR_SA: 'a security association cannot be installed or used',
