@@ -247,6 +247,11 @@ export class FakeManagementService implements ManagementService {
     return this.store.get('vpn-connection')!.filter((c) => c.spec.customerGateway === e.spec.name).map((c) => `vpn-connection ${String(c.spec.name)}`);
   }
 
+  /**
+   * The view: the spec without write-only fields, then the resource fields. A customer gateway's
+   * spec has an `id` of its own (its IKE identity) that the resource id hides here; the
+   * ResourceView shape in src/api/service.ts does not say yet which one wins.
+   */
   private view(k: ResourceKind, e: Entry): ResourceView {
     const spec = withoutWriteOnly(k.schema, e.spec) as Record<string, unknown>;
     return { ...spec, id: e.id, name: String(e.spec.name), status: e.status, created_at: e.createdAt, updated_at: e.updatedAt };

@@ -402,3 +402,16 @@ describe('start and close', () => {
     await expect(other.req('GET', '/healthz')).rejects.toThrow();
   });
 });
+
+describe('HEAD', () => {
+  it('HEAD of a GET route answers its headers', async () => {
+    const r = await h.req('HEAD', '/healthz', { token: null });
+    expect(r.status).toBe(200);
+    expect(r.text).toBe('');
+    expect(r.headers['x-request-id']).toBeTruthy();
+    const l = await h.req('HEAD', '/v1/customer-gateways');
+    expect(l.status).toBe(200);
+    expect(l.headers['content-type']).toMatch(/^application\/json/);
+    expect((await h.req('HEAD', '/v1/customer-gateways', { token: null })).status).toBe(401);
+  });
+});
