@@ -105,6 +105,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     bodyLimit: API_BODY_LIMIT_BYTES,
     requestTimeout: API_REQUEST_TIMEOUT_MS,
     forceCloseConnections: true,
+    // a body with __proto__ or constructor.prototype keys is refused (400), not parsed
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
     // our own ids: a client's X-Request-Id is not trusted into the logs
     requestIdHeader: false,
     genReqId: () => randomUUID(),
@@ -245,7 +248,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         let r: StoredResponse;
         if (method === 'POST' && token !== undefined) {
           if (typeof token !== 'string') throw new VpnError('ERR_BAD_REQUEST', 'X-Client-Token: given more than once');
-          const out = await idempotency.run(token, method, pathOf(req.url), req.body, () => h(req));
+          const out = await idempotency.run(token, method, req.url, req.body, () => h(req));
           r = out.response;
           if (out.replayed) reply.header('x-idempotent-replay', 'true');
         } else {

@@ -135,6 +135,7 @@ describe('validation errors', () => {
     expect(bad.json.error_msg).toMatch(/JSON/);
     const proto = await h.req('POST', '/v1/customer-gateways', { raw: '{"__proto__": {"x": 1}, "name": "dc1"}' });
     expectError(proto, 400, 'ERR_BAD_REQUEST');
+    expectError(await h.req('POST', '/v1/customer-gateways', { raw: '{"constructor": {"prototype": {"x": 1}}}' }), 400, 'ERR_BAD_REQUEST');
     expectError(await h.req('POST', '/v1/customer-gateways'), 400, 'ERR_CONFIG');
     const text = await h.req('POST', '/v1/customer-gateways', { raw: 'name=dc1', headers: { 'content-type': 'text/plain' } });
     expectError(text, 415, 'ERR_BAD_REQUEST');
