@@ -1,0 +1,236 @@
+/**
+ * The OpenAPI 3.1 document of the management API, built from `service.kinds()` so it always
+ * lists the routes src/api/server.ts serves. OpenAPI 3.1 schema objects are JSON Schema 2020-12
+ * (OpenAPI 3.1.0 §4.8.24), so each kind's request schema is used as is; a response adds the
+ * read-only `id`, `status`, `created_at` and `updated_at`.
+ */
+import { filterFields, PAGING_PARAMETERS } from './query.js';
+import {
+  DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, RESOURCE_STATUSES, type ResourceAction, type ResourceKind,
+} from './service.js';
+import { CLIENT_TOKEN_MAX_LENGTH, IDEMPOTENCY_WINDOW_MS } from './idempotency.js';
+
+export const OPENAPI_PATH = '/v1/openapi.json';
+export const API_VERSION = '1.0.0';
+
+type Obj = Record<string, unknown>;
+
+/** `customer-gateway` → `CustomerGateway`: component names. */
+function pascal(kebab: string): string {
+  return kebab.split('-').map((w) => (w ? w[0]!.toUpperCase() + w.slice(1) : '')).join('');
+}
+
+const ref = (section: string, name: string): Obj => ({ $ref: `#/components/${section}/${name}` });
+
+const ERROR_RESPONSE = ref('responses', 'Error');
+
+/** The request schema as a component: the document-level keywords ($schema) left out. */
+function specSchema(k: ResourceKind): Obj {
+  const { $schema: _drop, ...rest } = k.schema as Obj;
+  return { ...rest, title: `${pascal(k.kind)}Spec` };
+}
+
+/** The response schema: the spec's properties plus the read-only fields every view has. */
+function viewSchema(k: ResourceKind): Obj {
+  const spec = specSchema(k);
+  const props = (spec.properties ?? {}) as Obj;
+  const required = (spec.required ?? []) as string[];
+  return {
+    ...spec,
+    title: pascal(k.kind),
+    properties: {
+      ...props,
+      id: { type: 'string', readOnly: true, description: 'Stable identifier (also accepted wherever a name is).' },
+      name: props.name ?? { type: 'string' },
+      status: { type: 'string', enum: [...RESOURCE_STATUSES], readOnly: true },
+      created_at: { type: 'string', format: 'date-time', readOnly: true },
+      updated_at: { type: 'string', format: 'date-time', readOnly: true },
+    },
+    required: [...new Set([...required, 'id', 'name', 'status', 'created_at', 'updated_at'])],
+  };
+}
+
+function listSchema(k: ResourceKind): Obj {
+  return {
+    type: 'object',
+    required: ['items', 'total_count', 'page_info'],
+    properties: {
+      items: { type: 'array', items: ref('schemas', pascal(k.kind)) },
+      total_count: { type: 'integer', minimum: 0, description: 'Items matching the filters, on all pages.' },
+      page_info: {
+        type: 'object',
+        required: ['current_count', 'next_marker'],
+        properties: {
+          current_count: { type: 'integer', minimum: 0 },
+          next_marker: { type: ['string', 'null'], description: 'Pass as `marker` for the next page; null on the last page.' },
+        },
+      },
+    },
+  };
+}
+
+function jsonContent(schema: Obj): Obj {
+  return { 'application/json': { schema } };
+}
+
+function filterParameters(k: ResourceKind): Obj[] {
+  return filterFields(k).map((name) => ({
+    name,
+    in: 'query',
+    required: false,
+    description: name === 'id' || name === 'name' || name === 'status' ? `Only items with this ${name}.` : `Only items whose ${name} is exactly this value.`,
+    schema: name === 'status' ? { type: 'string', enum: [...RESOURCE_STATUSES] } : { type: 'string' },
+  }));
+}
+
+function actionOperation(k: ResourceKind, a: ResourceAction): Obj {
+  const params: Obj[] = [ref('parameters', 'IdOrName')];
+  for (const [name, q] of Object.entries(a.query ?? {})) {
+    params.push({ name, in: 'query', required: false, description: q.description, schema: q.enum ? { type: 'string', enum: [...q.enum] } : { type: 'string' } });
+  }
+  if (a.method === 'POST') params.push(ref('parameters', 'ClientToken'));
+  const success = a.produces === 'json'
+    ? { '200': { description: 'The result.', content: jsonContent({}) }, '204': { description: 'Done; nothing to return.' } }
+    : {
+      '200': {
+        description: 'A download (Content-Disposition: attachment).',
+        headers: { 'Content-Disposition': { schema: { type: 'string' } } },
+        content: { [a.produces]: { schema: { type: 'string' } } },
+      },
+    };
+  return {
+    operationId: `${a.method.toLowerCase()}${pascal(k.kind)}${pascal(a.name)}`,
+    tags: [k.collection],
+    summary: a.description,
+    parameters: params,
+    ...(a.method === 'POST' ? { requestBody: { required: false, content: jsonContent({}) } } : {}),
+    responses: { ...success, default: ERROR_RESPONSE },
+  };
+}
+
+/** The document for these kinds. */
+export function buildOpenApiDocument(kinds: readonly ResourceKind[]): Obj {
+  const schemas: Obj = {
+    Error: {
+      type: 'object',
+      required: ['error_code', 'error_msg', 'request_id'],
+      properties: {
+        error_code: { type: 'string', description: 'Stable code (ERR_NOT_FOUND, ERR_CONFIG, ERR_CONFLICT, ERR_UNAUTHORIZED, ...).' },
+        error_msg: { type: 'string', description: 'What went wrong; wording may change, the code does not.' },
+        request_id: { type: 'string', description: 'Also in the X-Request-Id header and the gateway log.' },
+      },
+    },
+  };
+  const paths: Obj = {
+    '/healthz': {
+      get: {
+        operationId: 'getHealth',
+        tags: ['operations'],
+        summary: 'Liveness: the daemon runs and its store answers.',
+        security: [],
+        responses: {
+          '200': { description: 'Healthy.', content: jsonContent({ type: 'object', required: ['status'], properties: { status: { const: 'ok' } } }) },
+          '503': ERROR_RESPONSE,
+        },
+      },
+    },
+    '/metrics': {
+      get: {
+        operationId: 'getMetrics',
+        tags: ['operations'],
+        summary: 'Counters and gauges in the Prometheus text format 0.0.4.',
+        responses: { '200': { description: 'Metrics.', content: { 'text/plain': { schema: { type: 'string' } } } }, default: ERROR_RESPONSE },
+      },
+    },
+    [OPENAPI_PATH]: {
+      get: {
+        operationId: 'getOpenApi',
+        tags: ['operations'],
+        summary: 'This document.',
+        security: [],
+        responses: { '200': { description: 'The OpenAPI 3.1 document.', content: jsonContent({ type: 'object' }) } },
+      },
+    },
+  };
+
+  for (const k of kinds) {
+    const name = pascal(k.kind);
+    schemas[`${name}Spec`] = specSchema(k);
+    schemas[name] = viewSchema(k);
+    schemas[`${name}List`] = listSchema(k);
+    const one = { description: `The ${k.kind}.`, content: jsonContent(ref('schemas', name)) };
+    const body = { required: true, content: jsonContent(ref('schemas', `${name}Spec`)) };
+
+    const collection: Obj = {
+      get: {
+        operationId: `list${name}s`,
+        tags: [k.collection],
+        summary: `Lists ${k.kind}s.`,
+        parameters: [...PAGING_PARAMETERS.map((p) => ref('parameters', pascal(p))), ...filterParameters(k)],
+        responses: { '200': { description: 'One page.', content: jsonContent(ref('schemas', `${name}List`)) }, default: ERROR_RESPONSE },
+      },
+    };
+    if (!k.singleton) {
+      collection.post = {
+        operationId: `create${name}`,
+        tags: [k.collection],
+        summary: `Creates a ${k.kind}.`,
+        parameters: [ref('parameters', 'ClientToken')],
+        requestBody: body,
+        responses: {
+          '201': { ...one, headers: { Location: { description: 'The new resource\'s URL.', schema: { type: 'string' } } } },
+          default: ERROR_RESPONSE,
+        },
+      };
+    }
+    const item: Obj = {
+      parameters: [ref('parameters', 'IdOrName')],
+      get: { operationId: `get${name}`, tags: [k.collection], summary: `Reads a ${k.kind}.`, responses: { '200': one, default: ERROR_RESPONSE } },
+      put: {
+        operationId: `replace${name}`,
+        tags: [k.collection],
+        summary: `Replaces a ${k.kind}'s spec (the whole entry, as written in the config file).`,
+        requestBody: body,
+        responses: { '200': one, default: ERROR_RESPONSE },
+      },
+    };
+    if (!k.singleton) {
+      item.delete = { operationId: `delete${name}`, tags: [k.collection], summary: `Deletes a ${k.kind}.`, responses: { '204': { description: 'Deleted.' }, default: ERROR_RESPONSE } };
+    }
+    paths[`/v1/${k.collection}`] = collection;
+    paths[`/v1/${k.collection}/{idOrName}`] = item;
+    for (const a of k.actions) paths[`/v1/${k.collection}/{idOrName}/${a.name}`] = { [a.method.toLowerCase()]: actionOperation(k, a) };
+  }
+
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'vpcgw management API',
+      version: API_VERSION,
+      description: 'Resources are the entries of the config file\'s sections, with the same field names. Secrets are write-only.',
+    },
+    security: [{ bearerAuth: [] }],
+    tags: [{ name: 'operations' }, ...kinds.map((k) => ({ name: k.collection }))],
+    paths,
+    components: {
+      schemas,
+      securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'A token the gateway issued.' } },
+      parameters: {
+        IdOrName: { name: 'idOrName', in: 'path', required: true, description: 'The resource\'s id or name.', schema: { type: 'string' } },
+        Limit: { name: 'limit', in: 'query', required: false, description: 'Page size.', schema: { type: 'integer', minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT } },
+        Offset: { name: 'offset', in: 'query', required: false, description: 'Items to skip (not with marker).', schema: { type: 'integer', minimum: 0 } },
+        Marker: { name: 'marker', in: 'query', required: false, description: 'The id of the last item of the previous page (page_info.next_marker).', schema: { type: 'string', minLength: 1 } },
+        ClientToken: {
+          name: 'X-Client-Token',
+          in: 'header',
+          required: false,
+          description: `Idempotency token: the same token with the same request within ${IDEMPOTENCY_WINDOW_MS / 60_000} minutes returns the first response; with a different request it is refused (409).`,
+          schema: { type: 'string', minLength: 1, maxLength: CLIENT_TOKEN_MAX_LENGTH },
+        },
+      },
+      responses: {
+        Error: { description: 'An error.', content: jsonContent(ref('schemas', 'Error')) },
+      },
+    },
+  };
+}
