@@ -7,7 +7,7 @@ import { ConfigError, VpnError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { configFromDocument, type GatewayConfig } from './config/index.js';
 import { isPlainObject } from './config/field-table.js';
-import { withAbsolutePaths, withoutSecrets, withStoredSecrets } from './config/raw.js';
+import { canonicalEntry, withAbsolutePaths, withoutSecrets, withStoredSecrets } from './config/raw.js';
 import { KINDS, LIST_SECTIONS, kindOfSection, type KindDef, type ListSection } from './resources.js';
 import type { GatewayStatus } from './status.js';
 
@@ -194,7 +194,7 @@ export class GatewayService implements ManagementService {
       // PUT is a partial update, as in the cloud VPN APIs: the fields given replace the stored
       // ones, the others stay, a null removes a field (back to its default)
       if (!isPlainObject(body)) throw new VpnError('ERR_BAD_REQUEST', `the body must be a JSON object: fields of the ${k.kind} to change`);
-      const merged: Record<string, unknown> = { ...(old.spec as Record<string, unknown>), ...body };
+      const merged: Record<string, unknown> = { ...(old.spec as Record<string, unknown>), ...(canonicalEntry(k.section, body) as Record<string, unknown>) };
       for (const [f, v] of Object.entries(merged)) if (v === null) delete merged[f];
       const spec = withStoredSecrets(k.section, this.normalize(k, merged), old.spec) as Record<string, unknown>;
       const name = spec.name as string;
@@ -251,7 +251,7 @@ export class GatewayService implements ManagementService {
       };
       for (const s of LIST_SECTIONS) {
         const v = raw[s];
-        next[s] = Array.isArray(v) ? v.map((e) => withAbsolutePaths(s, e, baseDir)) : [];
+        next[s] = Array.isArray(v) ? v.map((e) => withAbsolutePaths(s, canonicalEntry(s, e), baseDir)) : [];
       }
       // the loader names anything wrong (unknown sections included) with the file's own indexes
       const cfg = configFromDocument({ ...raw, ...next }, this.opts.source, baseDir);
@@ -276,25 +276,28 @@ export class GatewayService implements ManagementService {
     });
   }
 
+  /** Deletes first (dependents before what they refer to), then creates and updates in file order. */
   private plan(next: Document): PlanStep[] {
-    const steps: PlanStep[] = [];
+    const deletes: PlanStep[] = [];
+    const upserts: PlanStep[] = [];
     const gwRow = this.store.all('vpn-gateway')[0];
     const gwName = nameOf(next.gateway) ?? 'vpcgw';
-    if (!gwRow) steps.push({ op: 'create', kind: 'vpn-gateway', name: gwName });
-    else if (!isDeepStrictEqual(gwRow.spec, next.gateway)) steps.push({ op: 'update', kind: 'vpn-gateway', name: gwName, restarts: true });
+    if (!gwRow) upserts.push({ op: 'create', kind: 'vpn-gateway', name: gwName });
+    else if (!isDeepStrictEqual(gwRow.spec, next.gateway)) upserts.push({ op: 'update', kind: 'vpn-gateway', name: gwName, restarts: true });
     for (const s of LIST_SECTIONS) {
       const k = kindOfSection(s);
       const rows = this.store.all(k.kind);
       const want = next[s];
-      for (const r of rows) if (!want.some((e) => nameOf(e) === r.name)) steps.push({ op: 'delete', kind: k.kind, name: r.name });
+      const gone = rows.filter((r) => !want.some((e) => nameOf(e) === r.name)).map((r): PlanStep => ({ op: 'delete', kind: k.kind, name: r.name }));
+      deletes.unshift(...gone);
       for (const e of want) {
         const name = nameOf(e)!;
         const r = rows.find((x) => x.name === name);
-        if (!r) steps.push({ op: 'create', kind: k.kind, name });
-        else if (!isDeepStrictEqual(r.spec, e)) steps.push({ op: 'update', kind: k.kind, name });
+        if (!r) upserts.push({ op: 'create', kind: k.kind, name });
+        else if (!isDeepStrictEqual(r.spec, e)) upserts.push({ op: 'update', kind: k.kind, name });
       }
     }
-    return steps;
+    return [...deletes, ...upserts];
   }
 
   async action(kind: string, idOrName: string, action: string, query: Readonly<Record<string, string>>, _body: unknown): Promise<ActionResult> {
@@ -375,7 +378,7 @@ export class GatewayService implements ManagementService {
   /** Checks the body's shape, resolves references given as ids to names, makes paths absolute. */
   private normalize(k: KindDef, body: unknown): Record<string, unknown> {
     if (!isPlainObject(body)) throw new VpnError('ERR_BAD_REQUEST', `the body must be a JSON object: one ${k.kind} as written in the config file`);
-    const spec = withAbsolutePaths(k.section, body, this.opts.baseDir) as Record<string, unknown>;
+    const spec = withAbsolutePaths(k.section, canonicalEntry(k.section, body), this.opts.baseDir) as Record<string, unknown>;
     if (typeof spec.name !== 'string' && !k.singleton) throw new ConfigError(`${k.section}[?].name`, spec.name, 'a name (1-64 letters, digits, "_", "-", ".")');
     if (k.singleton && spec.name === undefined) spec.name = this.gateway?.config.gateway.name ?? this.store.all(k.kind)[0]?.name ?? 'vpcgw';
     if (k.kind === 'vpn-connection' && typeof spec.customerGateway === 'string') {

@@ -60,3 +60,13 @@ export function withStoredSecrets(section: SectionName, next: unknown, stored: u
   };
   return carry(CONFIG_SECTIONS[section], next, stored);
 }
+
+/**
+ * One spelling per field, as the store keeps it: a customer gateway's former `id` (its IKE
+ * identity) is stored as `ikeId`, since a resource's `id` is its API id.
+ */
+export function canonicalEntry(section: SectionName, raw: unknown): unknown {
+  if (section !== 'customerGateways' || !isPlainObject(raw) || raw.id === undefined || raw.ikeId !== undefined) return raw;
+  const { id, ...rest } = raw;
+  return { ...rest, ikeId: id };
+}

@@ -98,8 +98,16 @@ describe('GatewayService', () => {
     await expect(svc.create('vpn-connection', CONN)).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
     await expect(svc.delete('customer-gateway', 'dc1')).rejects.toThrow(/conn1 use it/);
     await expect(svc.replace('customer-gateway', 'dc1', { ...CGW, name: 'dc9' })).rejects.toMatchObject({ code: 'ERR_CONFLICT' });
-    await expect(svc.get('vpn-connection', 'nope')).toThrow;
     expect(() => svc.get('vpn-connection', 'nope')).toThrow(expect.objectContaining({ code: 'ERR_NOT_FOUND' }));
+  });
+
+  it('a customer gateway\'s IKE identity is ikeId; the former spelling "id" is read and stored as ikeId', async () => {
+    const v = await svc.create('customer-gateway', { name: 'dc2', address: '192.0.2.3', id: 'fqdn:dc2.example' });
+    expect(v.ikeId).toBe('fqdn:dc2.example');
+    expect(v.id).toMatch(/^[0-9a-f-]{36}$/);
+    const u = await svc.replace('customer-gateway', 'dc2', { id: 'fqdn:dc2b.example' });
+    expect(u.ikeId).toBe('fqdn:dc2b.example');
+    expect(gw.config.customerGateways.find((c) => c.name === 'dc2')!.id).toBe('fqdn:dc2b.example');
   });
 
   it('takes a customer gateway reference by id and stores it by name', async () => {
