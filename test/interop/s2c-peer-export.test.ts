@@ -19,7 +19,8 @@ import { parseConfig } from '../../src/gateway/config/index.js';
 import { exportPeerConfig } from '../../src/gateway/peer-export.js';
 
 // TEST FIXTURE ONLY: not a real secret.
-const PSK = 'test-fixture-psk-peer-export-1234';
+// Spaces, '#', ',' and '=' check the quoting of the secrets section.
+const PSK = 'test fixture # psk, peer=export 1234';
 
 let dir = '';
 interface Ca { cert: X509Certificate; key: KeyObject; file: string }
@@ -258,16 +259,18 @@ describe('a strongSwan peer running the exported swanctl.conf verbatim against v
     topo = null;
   });
 
+  /**
+   * vpcgw and a charon whose swanctl.conf is the exported text. Charon starts on the harness config
+   * (start_action none) and loads the exported text before vpcgw starts, so no SA can come up under
+   * the harness config.
+   */
   async function lab(cfg: ReturnType<typeof baseConfig>, cert?: { site: { certFile: string; keyFile: string; pem: string; keyPem: string }; gatewayCa: Ca }) {
     topo = await createTopology({ tag: 'pexp' });
     cfg.gateway.dataDir = join(topo.workDir, 'var');
     const text = exported(cfg, 'site-main').text;
-    const gw = await Vpcgw.start(topo, 'cloudGw', cfg as unknown as VpcgwConfig);
-    running.push(gw);
-    // charon starts on the harness config (start_action none), then the exported text replaces it
     const sw = await Charon.start(topo, 'siteGw', {
-      localAddr: ADDR.siteGwOutside, remoteAddr: ADDR.cloudGwOutside, localId: ADDR.siteGwOutside, remoteId: ADDR.cloudGwOutside,
-      psk: PSK, ikeProposals: 'default', espProposals: 'default', localTs: ADDR.siteSubnet, remoteTs: ADDR.vpcSubnet,
+      localAddr: ADDR.siteGwOutside, remoteAddr: '192.0.2.99', localId: ADDR.siteGwOutside, remoteId: '192.0.2.99',
+      psk: PSK, ikeProposals: 'default', espProposals: 'default', localTs: '10.99.0.0/16', remoteTs: '10.98.0.0/16',
       ...(cert ? { pubkey: { certFile: cert.site.certFile, keyFile: cert.site.keyFile, caFile: cert.gatewayCa.file } } : {}),
     });
     running.push(sw);
@@ -275,12 +278,15 @@ describe('a strongSwan peer running the exported swanctl.conf verbatim against v
     writeFileSync(sw.swanctlPath, text, { mode: 0o600 });
     const r = await swanctl(sw, ['--load-all', '--noprompt', '--file', sw.swanctlPath]);
     expect(loadProblems(r.stdout + r.stderr)).toEqual([]);
+    const gw = await Vpcgw.start(topo, 'cloudGw', cfg as unknown as VpcgwConfig);
+    running.push(gw);
     return { gw, sw, text };
   }
 
   async function upFromTheSite(gw: Vpcgw, sw: Charon) {
-    // nobody calls initiate: start_action = start in the exported text brings it up
-    const sas = await sw.waitInstalled(30_000);
+    // nobody calls initiate: start_action = start in the exported text brings it up (charon retries
+    // until vpcgw answers: keyingtries = 0)
+    const sas = await sw.waitInstalled(60_000);
     const st = await gw.waitInstalled(10_000);
     const ike = sas.find((s) => s.name === 'site-main' && s.state === 'ESTABLISHED')!;
     expect(ike.initiator).toBe(true);
@@ -306,5 +312,17 @@ describe('a strongSwan peer running the exported swanctl.conf verbatim against v
       { site, gatewayCa: ecCa },
     );
     await upFromTheSite(gw, sw);
+  }, 120_000);
+
+  it('vpcgw initiates (startAction start): the trapping peer answers, and site traffic opens no second SA', async () => {
+    const { gw, sw } = await lab(baseConfig({ startAction: 'start' }));
+    const st = await gw.waitInstalled(60_000);
+    const sas = await sw.waitInstalled(10_000);
+    expect(sas.filter((s) => s.name === 'site-main')).toHaveLength(1);
+    expect(sas[0]!.initiator).toBe(false);
+    expect(st.connections[0]!.children[0]!.spiOut).toBe(sas[0]!.children[0]!.spiIn);
+    const p = await ping(topo!, 'siteHost', ADDR.vpcHost, { count: 3 });
+    expect(p.received, p.output).toBe(3);
+    expect((await sw.listSas()).filter((s) => s.name === 'site-main')).toHaveLength(1);
   }, 120_000);
 });

@@ -118,10 +118,11 @@ function normaliseProposals(text: string): string {
   return text.split(',').map((p) => p.trim().toLowerCase()).filter((p) => p.length > 0).join(',');
 }
 
-/** The issuer DN of a certificate, in strongSwan's "C=.., O=.., CN=.." form. */
-function issuerName(cert: { issuer: string; raw: Buffer }): string {
-  // node prints the issuer one attribute per line; the subject of a CA certificate is what
-  // strongSwan prints, but the issuer of ours is all we hold, so reuse node's text in DN order
+/**
+ * The issuer DN of a certificate for a comment line, in strongSwan's "O=.., CN=.." order: node
+ * prints it one attribute per line, in the certificate's order.
+ */
+function issuerName(cert: { issuer: string }): string {
   return cert.issuer.split('\n').filter((l) => l.length > 0).join(', ');
 }
 

@@ -60,11 +60,11 @@ export function libreswanText(f: ExportFacts): string {
   L.push(`# Install: copy it to /etc/ipsec.d/${f.name}.conf${cert ? '' : `, the secrets line at the end to /etc/ipsec.d/${f.name}.secrets`},`);
   L.push(`# then run: ipsec add ${f.name} && ipsec ${f.peerStarts ? 'up' : 'route'} ${f.name}   (or restart the ipsec service)`);
   if (cert) {
-    L.push('# Certificate authentication: Libreswan keeps certificates in its NSS database (/var/lib/ipsec/nss):');
-    L.push(`#   ipsec import ${f.name}.p12     your gateway's certificate and key, nickname "${f.name}", issued by`);
-    L.push(`#                                 ${commentText(cert.peerCas.join(' or '))} (this gateway trusts only that CA)`);
-    L.push(`#   certutil -d sql:/var/lib/ipsec/nss -A -t "CT,," -n ${f.name}-ca -i ${f.name}-ca.pem`);
-    L.push(`#                                 the CA that issued this gateway's certificate: ${commentText(cert.ourIssuer)}`);
+    L.push('# Certificate authentication: Libreswan keeps certificates in its NSS database (/var/lib/ipsec/nss).');
+    L.push(`#   ipsec import ${f.name}.p12: your gateway's certificate and key, with the friendly name ${f.name}`);
+    L.push(`#     (leftcert= below), issued by ${commentText(cert.peerCas.join(' or '))} (this gateway trusts no other CA for you)`);
+    L.push(`#   certutil -d sql:/var/lib/ipsec/nss -A -t "CT,," -n ${f.name}-ca -i ${f.name}-ca.pem: the CA that issued`);
+    L.push(`#     this gateway's certificate, ${commentText(cert.ourIssuer)}`);
     if (cert.ourKey === 'rsa') {
       L.push('# authby=rsa-sha1: this gateway verifies RSA signatures in PKCS#1 v1.5 form, and Libreswan\'s');
       L.push('# rsasig uses RSASSA-PSS with SHA-2 under RFC 7427; your certificate must hold an RSA key too.');

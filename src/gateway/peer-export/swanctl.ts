@@ -16,10 +16,10 @@ export function swanctlText(f: ExportFacts): string {
   L.push(`# strongSwan swanctl.conf: the customer side of VPN connection ${f.name} of gateway ${f.gatewayName}.`);
   if (cert) {
     L.push('# Certificate authentication. Put these files into /etc/swanctl before loading:');
-    L.push(`#   x509/${sec}.pem      your gateway's certificate, issued by ${commentText(cert.peerCas.join(' or '))}`);
-    L.push(`#                        (this gateway trusts only that CA); its subject or a subjectAltName holds local.id`);
-    L.push('#   private/<any name>   its private key (PEM)');
-    L.push(`#   x509ca/${sec}-ca.pem  the CA that issued this gateway's certificate: ${commentText(cert.ourIssuer)}`);
+    L.push(`#   x509/${sec}.pem: your gateway's certificate, issued by ${commentText(cert.peerCas.join(' or '))}`);
+    L.push('#     (this gateway trusts no other CA for you); its subject or a subjectAltName must hold local.id');
+    L.push('#   private/<any name>: its private key (PEM)');
+    L.push(`#   x509ca/${sec}-ca.pem: the CA that issued this gateway's certificate, ${commentText(cert.ourIssuer)}`);
   } else {
     L.push('# THIS FILE HOLDS THE PRE-SHARED KEY (secrets section): keep it private (chmod 600).');
   }

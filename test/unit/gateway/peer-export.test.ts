@@ -147,10 +147,10 @@ secrets {
     const r = exportPeerConfig(cfg, 'dc1-main', 'swanctl');
     expect(r.text).toBe(`# strongSwan swanctl.conf: the customer side of VPN connection dc1-main of gateway gw1.
 # Certificate authentication. Put these files into /etc/swanctl before loading:
-#   x509/dc1-main.pem      your gateway's certificate, issued by O=example, CN=Example IKE CA
-#                        (this gateway trusts only that CA); its subject or a subjectAltName holds local.id
-#   private/<any name>   its private key (PEM)
-#   x509ca/dc1-main-ca.pem  the CA that issued this gateway's certificate: O=example, CN=Example IKE CA
+#   x509/dc1-main.pem: your gateway's certificate, issued by O=example, CN=Example IKE CA
+#     (this gateway trusts no other CA for you); its subject or a subjectAltName must hold local.id
+#   private/<any name>: its private key (PEM)
+#   x509ca/dc1-main-ca.pem: the CA that issued this gateway's certificate, O=example, CN=Example IKE CA
 # Install: copy it to /etc/swanctl/conf.d/dc1-main.swanctl.conf, then run: swanctl --load-all
 # The tunnel comes up when the file is loaded and is kept up from this side.
 connections {
@@ -290,11 +290,11 @@ conn dc1-main
 # Needs Libreswan 5.0 or later (all subnets in one Child SA). Left is your gateway, right the cloud.
 # Install: copy it to /etc/ipsec.d/dc1-main.conf,
 # then run: ipsec add dc1-main && ipsec route dc1-main   (or restart the ipsec service)
-# Certificate authentication: Libreswan keeps certificates in its NSS database (/var/lib/ipsec/nss):
-#   ipsec import dc1-main.p12     your gateway's certificate and key, nickname "dc1-main", issued by
-#                                 O=example, CN=Example IKE CA (this gateway trusts only that CA)
-#   certutil -d sql:/var/lib/ipsec/nss -A -t "CT,," -n dc1-main-ca -i dc1-main-ca.pem
-#                                 the CA that issued this gateway's certificate: O=example, CN=Example IKE CA
+# Certificate authentication: Libreswan keeps certificates in its NSS database (/var/lib/ipsec/nss).
+#   ipsec import dc1-main.p12: your gateway's certificate and key, with the friendly name dc1-main
+#     (leftcert= below), issued by O=example, CN=Example IKE CA (this gateway trusts no other CA for you)
+#   certutil -d sql:/var/lib/ipsec/nss -A -t "CT,," -n dc1-main-ca -i dc1-main-ca.pem: the CA that issued
+#     this gateway's certificate, O=example, CN=Example IKE CA
 # authby=ecdsa: your certificate must hold an ECDSA key too.
 conn dc1-main
 \tkeyexchange=ikev2
