@@ -14,13 +14,19 @@ import { commentText } from './comment.js';
  * for a PSK is a commented block at the end of the same text, to be copied into a .secrets file.
  *
  * Option names follow Libreswan's ipsec.conf(5): keyexchange=ikev2 (ikev2=insist was removed in
- * Libreswan 3.28 and ikev2= is deprecated since 5.0), encapsulation=yes (ESP in UDP 4500 from the
+ * Libreswan 3.28 and ikev2= is deprecated since 5.0), ipsec-lifetime= (salifetime= before 4.8),
+ * encapsulation=yes (ESP in UDP 4500 from the
  * start, like strongSwan's encap = yes), dpddelay= (with IKEv2 the retransmit timeout declares a
  * peer dead, so no dpdtimeout=), auto=start or auto=ondemand (the trap case of swanctl.ts).
  */
 
 /** Lifetimes: rekey between 5 % and 10 % before the shorter lifetime (rekeymargin × (1 + rekeyfuzz)). */
 const REKEY_MARGIN_FRACTION = 0.05;
+/**
+ * Libreswan's longest ipsec-lifetime= (its ipsec.conf(5)); a longer ESP lifetime of ours is written
+ * as this, and Libreswan then rekeys before this gateway would, which it answers like any rekey.
+ */
+const LIBRESWAN_MAX_IPSEC_LIFETIME_SEC = 86400;
 
 /** An identity in Libreswan's syntax: an IP, @fqdn, user@host, or a quoted DN. */
 function libreswanId(id: Identity, what: string): string {
@@ -53,7 +59,8 @@ export function libreswanText(f: ExportFacts): string {
   const cert = f.auth.kind === 'cert' ? f.auth : null;
   const leftId = f.peerId ? libreswanId(f.peerId, 'customer gateway id') : null;
   const rightId = libreswanId(f.ourId, 'ike.localId');
-  const marginSec = Math.max(1, Math.floor(Math.min(f.ikeLifetimeSec, f.espLifetimeSec) * REKEY_MARGIN_FRACTION));
+  const espLifetimeSec = Math.min(f.espLifetimeSec, LIBRESWAN_MAX_IPSEC_LIFETIME_SEC);
+  const marginSec = Math.max(1, Math.floor(Math.min(f.ikeLifetimeSec, espLifetimeSec) * REKEY_MARGIN_FRACTION));
   const L: string[] = [];
   L.push(`# Libreswan ipsec.conf: the customer side of VPN connection ${f.name} of gateway ${f.gatewayName}.`);
   L.push('# Needs Libreswan 5.0 or later (all subnets in one Child SA). Left is your gateway, right the cloud.');
@@ -93,7 +100,7 @@ export function libreswanText(f: ExportFacts): string {
   L.push(`\tpfs=${esp.pfs ? 'yes' : 'no'}`);
   L.push(`\tesn=${esp.esn}`);
   L.push(`\tikelifetime=${oneUnitDuration(f.ikeLifetimeSec)}`);
-  L.push(`\tsalifetime=${oneUnitDuration(f.espLifetimeSec)}`);
+  L.push(`\tipsec-lifetime=${oneUnitDuration(espLifetimeSec)}`);
   L.push(`\trekeymargin=${oneUnitDuration(marginSec)}`);
   L.push('\trekeyfuzz=100%');
   L.push('\tencapsulation=yes');

@@ -270,7 +270,7 @@ conn dc1-main
 \tpfs=no
 \tesn=no
 \tikelifetime=4h
-\tsalifetime=1h
+\tipsec-lifetime=1h
 \trekeymargin=3m
 \trekeyfuzz=100%
 \tencapsulation=yes
@@ -312,7 +312,7 @@ conn dc1-main
 \tpfs=no
 \tesn=no
 \tikelifetime=4h
-\tsalifetime=1h
+\tipsec-lifetime=1h
 \trekeymargin=3m
 \trekeyfuzz=100%
 \tencapsulation=yes
@@ -327,6 +327,11 @@ conn dc1-main
     expect(t).toContain('\tauthby=rsa-sha1\n');
     expect(t).toContain('\tleftid="O=example, CN=dc1"\n');
     expect(t).toContain('\trightid="O=example, CN=gw-rsa.example"\n');
+  });
+
+  it('an ESP lifetime over Libreswan\'s 24 h maximum is written as 24 h (it then rekeys first)', () => {
+    const t = exportPeerConfig(config({ esp: { lifetime: '2d' }, ike: { lifetime: '3d', localId: '192.0.2.2' } }), 'dc1-main', 'libreswan').text;
+    expect(t).toContain('\tikelifetime=3d\n\tipsec-lifetime=1d\n\trekeymargin=72m\n');
   });
 
   it('email ids, %any customer gateway, PFS and ESN', () => {
