@@ -9,11 +9,12 @@ import type { Proposal } from '../../ike/wire/types.js';
 import { HARD_LIFETIME_MARGIN } from '../../ike/rekey-scheduler.js';
 import type { GatewayConfig } from '../config/types.js';
 import { connectionLocalIdentity, isWildcard, remoteIdentity } from '../config/identities.js';
+import { NAME_PATTERN } from '../config/field-table.js';
 
 /** What the writers (swanctl.ts, libreswan.ts) need from the config, derived once by exportFacts. */
 
-/** Connection names as the config loader admits them (NAME_RE in src/gateway/config/field-table.ts). */
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** Names as the config loader admits them: the writers put them into section and file names. */
+const NAME_RE = new RegExp(NAME_PATTERN);
 
 /** How the customer gateway authenticates, and what it needs to know about our certificate. */
 export type ExportAuth =
@@ -65,7 +66,7 @@ export function exportFacts(cfg: GatewayConfig, connection: string): ExportFacts
   const conn = cfg.vpnConnections[index];
   if (!conn) throw new VpnError('ERR_NOT_FOUND', `no VPN connection is named ${JSON.stringify(connection)}`);
   const path = `vpnConnections[${index}]`;
-  // the loader admits only these names; the writers put them into section names and file names
+  // a loaded config holds only such names; a config built another way must not break the file
   for (const n of [conn.name, cfg.gateway.name]) {
     if (!NAME_RE.test(n)) throw new VpnError('ERR_INVALID_ARG', `name ${JSON.stringify(n)} does not match ${NAME_RE.source}`);
   }
