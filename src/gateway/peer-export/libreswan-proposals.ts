@@ -75,13 +75,17 @@ export function libreswanIkeProposal(p: Proposal): string {
   const integ = ofType(p, TransformType.INTEG);
   const prf = ofType(p, TransformType.PRF);
   if (integ.length) {
-    // the hash list gives both; our PRFs must be exactly the integrity algorithms' hashes, in order
-    const implied = integ.map((t) => INTEG_PRF[t.id]);
-    if (implied.length !== prf.length || implied.some((id, i) => id !== prf[i]!.id)) {
+    // the hash list gives both, so our PRFs must be the integrity algorithms' hashes (the same set;
+    // Libreswan then prefers PRFs in the integrity order, and either side may choose among them)
+    const implied = new Set(integ.map((t) => INTEG_PRF[t.id]));
+    const prfs = new Set(prf.map((t) => t.id));
+    if (implied.size !== prfs.size || [...implied].some((id) => id === undefined || !prfs.has(id))) {
       throw unsupported(p, 'its PRF differs from its integrity algorithm (Libreswan derives the PRF from the integrity hash)');
     }
   }
-  const hash = names(p, prf, HASH_NAMES, 'PRF');
+  // non-AEAD: the hash list in integrity order (it names the integrity algorithms); AEAD: the PRFs
+  const hashes = integ.length ? integ.map((t) => ({ type: TransformType.PRF, id: INTEG_PRF[t.id] ?? -1 })) : prf;
+  const hash = names(p, hashes, HASH_NAMES, 'PRF');
   const dh = names(p, ofType(p, TransformType.DH), DH_NAMES, 'DH group');
   return `${encr}-${hash}-${dh}`;
 }

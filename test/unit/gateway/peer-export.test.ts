@@ -361,6 +361,7 @@ describe('proposals in Libreswan syntax', () => {
     ['aes128gcm16-aes256gcm16-prfsha256-prfsha384-x25519,aes256-sha256-modp2048',
       'aes_gcm128+aes_gcm256-sha2_256+sha2_384-dh31,aes256-sha2_256-dh14'],
     ['aes256-sha256-prfsha256-modp2048', 'aes256-sha2_256-dh14'],
+    ['aes256-sha256-sha384-prfsha384-prfsha256-ecp384', 'aes256-sha2_256+sha2_384-dh20'],
   ])('IKE %s → %s', (ours, theirs) => {
     expect(libreswanIke(parseProposals(ours, 'ike'))).toBe(theirs);
   });
@@ -387,6 +388,7 @@ describe('proposals in Libreswan syntax', () => {
     const e = errorOf(() => libreswanIke(parseProposals('aes256-sha256-prfsha384-modp2048', 'ike')));
     expect(e.code).toBe('ERR_CRYPTO_UNSUPPORTED');
     expect(e.message).toMatch(/Libreswan cannot express the proposal AES_CBC_256\/HMAC_SHA2_256_128\/PRF_HMAC_SHA2_384\/MODP_2048: its PRF differs/);
+    expect(errorOf(() => libreswanIke(parseProposals('aes256-sha256-sha384-prfsha256-x25519', 'ike'))).code).toBe('ERR_CRYPTO_UNSUPPORTED');
   });
 
   it('refuses ESP proposals that mix PFS and no PFS (pfs= is per connection)', () => {
