@@ -11,6 +11,11 @@ import { canonical, connectionFingerprint, diffConfigs, vpnServerFingerprint } f
 import type { VpnServers, VpnServersFactory } from '../../../src/gateway/vpn-servers.js';
 import type { VpnServerStatus, GatewayStatus } from '../../../src/gateway/status.js';
 import { FakePlatform } from './daemon-fakes.js';
+import { IpsecController } from '../../../src/gateway/ipsec.js';
+import { peerConfigFrom } from '../../../src/gateway/peer-configs.js';
+import { IkeManager } from '../../../src/ike/ike-manager.js';
+import type { PeerConfig } from '../../../src/ike/config/peer-config.js';
+import type { IkeAction } from '../../../src/ike/sa/types.js';
 
 const dirs: string[] = [];
 const gateways: Gateway[] = [];
@@ -418,5 +423,109 @@ describe('Gateway.applyConfig: VPN servers', () => {
     expect(r3.vpnServers).toEqual({ added: [], removed: [], restarted: ['p2c-2'], unchanged: ['p2c'] });
     expect(r3.failed).toEqual([]);
     expect(gw.status().vpnServers).toMatchObject([{ name: 'p2c', state: 'LISTENING' }, { name: 'p2c-2', state: 'LISTENING' }]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Exchange level: the gateway with its real IKE side (IpsecController) against an in-process
+// IkeManager playing the customer gateway dc1 (192.0.2.1), joined through the fake UDP sockets.
+
+describe('Gateway.applyConfig with IKE: SAs of unchanged connections live on', () => {
+  const GW = '192.0.2.2';
+  const PEER = '192.0.2.1';
+
+  /** The peer's side of dc1-main: the gateway's PeerConfig mirrored. */
+  function peerSide(cfg: GatewayConfig): PeerConfig {
+    const mine = peerConfigFrom(cfg, cfg.vpnConnections.find((c) => c.name === 'dc1-main')!, 'vpnConnections[0]');
+    const child = mine.children[0]!;
+    return {
+      ...mine,
+      name: 'to-gw',
+      localAddrs: [PEER],
+      remoteAddr: GW,
+      localId: mine.remoteId,
+      remoteId: mine.localId,
+      startAction: 'none',
+      children: [{ ...child, localTs: child.remoteTs, remoteTs: child.localTs }],
+    };
+  }
+
+  async function setUp() {
+    const p = new FakePlatform();
+    const cfg = config();
+    const gw = await started(cfg, p, { tunnels: (ctx) => new IpsecController(ctx) });
+    const peer = new IkeManager({ log: captureLogger(), now: Date.now() });
+    peer.setConfigs([peerSide(cfg)]);
+    /** Moves datagrams both ways until quiet; the gateway's datagrams to others are dropped. */
+    const pump = (acts: IkeAction[] = []): void => {
+      for (let i = 0; i < 50; i++) {
+        for (const a of acts) {
+          if (a.kind !== 'send') continue;
+          const data = a.from.port === 4500 ? Buffer.concat([Buffer.alloc(4), a.datagram]) : a.datagram;
+          p.bind(a.to.address, a.to.port).deliver([data], a.from.address, a.from.port);
+        }
+        acts = [];
+        for (const u of p.udp) {
+          for (const m of u.sent.splice(0)) {
+            if (m.addr !== PEER) continue;
+            const d = u.port === 4500 ? m.data.subarray(4) : m.data;
+            acts.push(...peer.receive(d, { address: u.address, port: u.port }, { address: m.addr, port: m.port }, Date.now()));
+          }
+        }
+        if (!acts.some((a) => a.kind === 'send')) return;
+      }
+    };
+    pump();
+    return { p, gw, peer, pump };
+  }
+
+  const dc1 = (gw: Gateway) => gw.status().connections.find((c) => c.name === 'dc1-main')!;
+
+  it('an apply that adds a connection keeps dc1-main\'s IKE SA, its SPIs and its message IDs', async () => {
+    const { gw, peer, pump } = await setUp();
+    const before = dc1(gw);
+    expect(before.state).toBe('ESTABLISHED');
+    expect(before.children).toHaveLength(1);
+    const peerBefore = peer.status();
+    expect(peerBefore.map((s) => s.state)).toEqual(['ESTABLISHED']);
+
+    const r = await gw.applyConfig(config({ conns: [DC1, ROAD, DC2] }));
+    expect(r.connections).toEqual({ added: ['dc2-main'], removed: [], restarted: [], unchanged: ['dc1-main', 'road-1'] });
+    pump();
+    const after = dc1(gw);
+    expect(after.state).toBe('ESTABLISHED');
+    expect(after.ikeSa).toBe(before.ikeSa);
+    expect(after.children.map((c) => [c.spiIn, c.spiOut])).toEqual(before.children.map((c) => [c.spiIn, c.spiOut]));
+    expect(peer.status()).toEqual(peerBefore); // no DELETE reached the peer
+    expect(gw.status().connections.find((c) => c.name === 'dc2-main')!.state).toBe('CONNECTING');
+    // the SA still works: a liveness check from the peer is answered (message IDs in step)
+    pump(peer.dpd('to-gw', Date.now()));
+    expect(peer.status().map((s) => [s.ikeId, s.state])).toEqual(peerBefore.map((s) => [s.ikeId, 'ESTABLISHED']));
+  });
+
+  it('an apply that changes dc1-main deletes its SA (DELETE to the peer) and sets up a new one with the new config', async () => {
+    const { gw, peer, pump } = await setUp();
+    const before = dc1(gw);
+    const oldPeerSa = peer.status()[0]!.ikeId;
+    const r = await gw.applyConfig(config({ conns: [plus(DC1, 'esp: { lifetime: 30m }'), ROAD] }));
+    expect(r.connections).toMatchObject({ restarted: ['dc1-main'], unchanged: ['road-1'] });
+    pump();
+    const after = dc1(gw);
+    expect(after.state).toBe('ESTABLISHED');
+    expect(after.ikeSa).not.toBe(before.ikeSa);
+    expect(after.children[0]!.spiIn).not.toBe(before.children[0]!.spiIn);
+    const sas = peer.status();
+    expect(sas.map((s) => s.state)).toEqual(['ESTABLISHED']);
+    expect(sas[0]!.ikeId).not.toBe(oldPeerSa);
+  });
+
+  it('an apply that removes dc1-main deletes its SA and drops it from status', async () => {
+    const { gw, peer, pump } = await setUp();
+    const r = await gw.applyConfig(config({ conns: [ROAD] }));
+    expect(r.connections).toMatchObject({ removed: ['dc1-main'], unchanged: ['road-1'] });
+    pump();
+    expect(peer.status()).toEqual([]);
+    expect(gw.status().connections.map((c) => c.name)).toEqual(['road-1']);
+    expect((gw.status().gateway.routes)).toEqual(['10.5.0.0/24']);
   });
 });
