@@ -16,6 +16,7 @@ import { peerConfigFrom } from '../../../src/gateway/peer-configs.js';
 import { IkeManager } from '../../../src/ike/ike-manager.js';
 import type { PeerConfig } from '../../../src/ike/config/peer-config.js';
 import type { IkeAction } from '../../../src/ike/sa/types.js';
+import { A_ADDR, B_ADDR, TwoPeers, peerConfig as exPeerConfig } from '../../exchange/helpers.js';
 
 const dirs: string[] = [];
 const gateways: Gateway[] = [];
@@ -527,5 +528,59 @@ describe('Gateway.applyConfig with IKE: SAs of unchanged connections live on', (
     expect(peer.status()).toEqual([]);
     expect(gw.status().connections.map((c) => c.name)).toEqual(['road-1']);
     expect((gw.status().gateway.routes)).toEqual(['10.5.0.0/24']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// IkeManager.replaceConfigs with two in-process managers (test/exchange/helpers.ts): A responds.
+
+describe('IkeManager.replaceConfigs', () => {
+  const cfgs = () => {
+    const a = exPeerConfig({ name: 'a2b', local: A_ADDR, remote: B_ADDR, localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'] });
+    const b = exPeerConfig({ name: 'b2a', local: B_ADDR, remote: A_ADDR, localTs: ['10.2.0.0/16'], remoteTs: ['10.1.0.0/16'] });
+    return { a, b };
+  };
+
+  it('leaves an SA whose config object stays alone, and DELETEs one whose config was replaced or removed', () => {
+    const { a, b } = cfgs();
+    const other = exPeerConfig({ name: 'other', local: A_ADDR, remote: '192.0.2.77', localTs: ['10.1.0.0/16'], remoteTs: ['10.7.0.0/16'] });
+    const p = new TwoPeers([a], [b]);
+    p.run(p.b.initiate('b2a', p.now), 'b');
+    const id = p.a.status()[0]!.ikeId;
+    p.run(p.a.replaceConfigs([a, other], p.now), 'a');
+    expect(p.a.status().map((s) => [s.ikeId, s.state])).toEqual([[id, 'ESTABLISHED']]);
+    expect(p.b.status().map((s) => s.state)).toEqual(['ESTABLISHED']);
+
+    const a2 = { ...a, dpdIntervalSec: 30 }; // the same connection, changed: a new object
+    p.run(p.a.replaceConfigs([a2], p.now), 'a');
+    expect(p.a.size).toBe(0);
+    expect(p.b.size).toBe(0); // the peer got D(IKE)
+    expect(p.a.config('a2b')).toBe(a2);
+    p.run(p.b.initiate('b2a', p.now), 'b');
+    expect(p.a.status().map((s) => s.state)).toEqual(['ESTABLISHED']);
+    p.run(p.a.replaceConfigs([], p.now), 'a');
+    expect(p.a.size + p.b.size).toBe(0);
+  });
+
+  it('a responder SA before IKE_AUTH keeps the candidates still configured; with none left it is dropped', () => {
+    const { a, b } = cfgs();
+    const road = exPeerConfig({ name: 'road', local: A_ADDR, remote: null, remoteId: 'fqdn:road.example', localTs: ['10.1.0.0/16'], remoteTs: ['10.9.0.0/16'] });
+    const p = new TwoPeers([a, road], [b]);
+    p.filter = (_d, i) => i < 2; // IKE_SA_INIT both ways; IKE_AUTH lost for now
+    p.run(p.b.initiate('b2a', p.now), 'b');
+    expect(p.a.status().map((s) => s.state)).not.toContain('ESTABLISHED');
+    expect(p.a.size).toBe(1);
+    p.run(p.a.replaceConfigs([a], p.now), 'a'); // road removed: a2b is still a candidate
+    expect(p.a.size).toBe(1);
+    p.filter = () => true;
+    p.tick(5000); // B retransmits IKE_AUTH
+    expect(p.a.status().map((s) => [s.connection, s.state])).toEqual([['a2b', 'ESTABLISHED']]);
+
+    const q = new TwoPeers([a], [b]);
+    q.filter = (_d, i) => i < 2;
+    q.run(q.b.initiate('b2a', q.now), 'b');
+    expect(q.a.size).toBe(1);
+    q.run(q.a.replaceConfigs([{ ...a }], q.now), 'a'); // its only candidate replaced
+    expect(q.a.size).toBe(0);
   });
 });
