@@ -46,12 +46,7 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane }) => 
     async addServer(v) {
       if (servers.has(v.name)) await this.removeServer!(v.name);
       const s = create(v);
-      try {
-        await s.start();
-      } catch (e) {
-        await s.stop().catch(() => undefined); // whatever it opened before failing
-        throw e;
-      }
+      await s.start(); // a failed start closes what it opened
       servers.set(v.name, s);
     },
     async removeServer(name) {

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createSocket } from 'node:dgram';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { captureLogger, silentLogger } from '../../../src/common/log.js';
@@ -12,6 +14,7 @@ import type { VpnServers, VpnServersFactory } from '../../../src/gateway/vpn-ser
 import type { VpnServerStatus, GatewayStatus } from '../../../src/gateway/status.js';
 import { FakePlatform } from './daemon-fakes.js';
 import { IpsecController } from '../../../src/gateway/ipsec.js';
+import { SslServer, type SslServerConfig } from '../../../src/gateway/ssl-server.js';
 import { peerConfigFrom } from '../../../src/gateway/peer-configs.js';
 import { IkeManager } from '../../../src/ike/ike-manager.js';
 import type { PeerConfig } from '../../../src/ike/config/peer-config.js';
@@ -582,5 +585,35 @@ describe('IkeManager.replaceConfigs', () => {
     expect(q.a.size).toBe(1);
     q.run(q.a.replaceConfigs([{ ...a }], q.now), 'a'); // its only candidate replaced
     expect(q.a.size).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('SslServer lifecycle (a server added by applyConfig whose port is taken)', () => {
+  it('a failed start closes the sockets it had opened and leaves nothing listening', async () => {
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const port = (blocker.address() as AddressInfo).port;
+    const tunnel = { writeToTun: () => undefined, addSinkRoute: () => undefined, removeSinkRoute: () => undefined };
+    const cfg: SslServerConfig = {
+      name: 'p2c', protocols: ['udp', 'tcp'], port, listen: '127.0.0.1', clientCidr: '10.8.0.0/24',
+      localSubnets: ['10.2.0.0/16'], dnsServers: [], dataCiphers: ['AES-256-GCM'],
+      identity: { cert: '', key: '', clientCa: '' }, maxConnections: 10, clientToClient: false, renegSec: 0,
+    };
+    const s = new SslServer({ config: cfg, log: silentLogger, tunnel, timer: false });
+    try {
+      await expect(s.start()).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      expect(s.summary().state).toBe('DOWN');
+      // the UDP port it bound first is free again
+      const probe = createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.bind(port, '127.0.0.1', () => resolve());
+      });
+      probe.close();
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+    }
   });
 });
