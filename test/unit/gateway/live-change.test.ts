@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -14,6 +15,7 @@ import type { VpnServers, VpnServersFactory } from '../../../src/gateway/vpn-ser
 import type { VpnServerStatus, GatewayStatus } from '../../../src/gateway/status.js';
 import { FakePlatform } from './daemon-fakes.js';
 import { IpsecController } from '../../../src/gateway/ipsec.js';
+import { createCertificate, createCrl, crlToPem, keyToPem } from '../../../src/gateway/pki-ike.js';
 import { SslServer, type SslServerConfig } from '../../../src/gateway/ssl-server.js';
 import { peerConfigFrom } from '../../../src/gateway/peer-configs.js';
 import { IkeManager } from '../../../src/ike/ike-manager.js';
@@ -615,5 +617,46 @@ describe('SslServer lifecycle (a server added by applyConfig whose port is taken
     } finally {
       await new Promise<void>((r) => blocker.close(() => r()));
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('fingerprints with certificate authentication', () => {
+  it('sees a new certificate, key, CA or CRL behind the same file names, and hides the private key', () => {
+    const d = mkdtempSync(join(tmpdir(), 'vpcgw-live-cert-'));
+    dirs.push(d);
+    const put = (name: string, text: string) => writeFileSync(join(d, name), text);
+    const issue = () => {
+      const caKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+      const ca = { key: caKey, cert: createCertificate({ subject: 'O=test, CN=CA', key: caKey, ca: true }) };
+      const k = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey;
+      const gw = createCertificate({ subject: 'O=test, CN=gw', sans: ['192.0.2.2'], key: k, issuer: ca });
+      put('ca.pem', ca.cert.toString());
+      put('gw.pem', gw.toString());
+      put('gw.key', keyToPem(k));
+      put('crl.pem', crlToPem(createCrl({ ca: ca.cert, caKey: ca.key, revokedSerials: ['01'] })));
+      return { ca, k };
+    };
+    const load = () => parseConfig(`
+gateway: { name: gw1, publicAddresses: [192.0.2.2], vpcSubnets: [10.2.0.0/16] }
+customerGateways:
+  - { name: dc1, address: 192.0.2.1, id: fqdn:dc1.example, ca: ca.pem, crl: crl.pem }
+vpnConnections:
+  - { name: dc1-main, customerGateway: dc1, localSubnets: [10.2.0.0/16], remoteSubnets: [10.1.0.0/16], auth: { cert: gw.pem, key: gw.key } }
+`, join(d, 'vpcgw.yaml'));
+    const { ca, k } = issue();
+    const a = load();
+    expect(connectionFingerprint(load(), 'dc1-main')).toBe(connectionFingerprint(a, 'dc1-main'));
+    const peer = peerConfigFrom(a, a.vpnConnections[0]!, 'vpnConnections[0]');
+    const text = canonical({ ...peer, psk: null });
+    expect(text).toContain(`x509:${peer.cert!.cert.fingerprint256}`);
+    expect(text).not.toContain(k.export({ format: 'der', type: 'pkcs8' }).toString('hex'));
+    // a re-issued CRL (same CA): only the CRL file changes
+    put('crl.pem', crlToPem(createCrl({ ca: ca.cert, caKey: ca.key, revokedSerials: ['01', '02'] })));
+    const b = load();
+    expect(diffConfigs(a, b).connections.changed).toEqual(['dc1-main']);
+    issue(); // everything re-issued
+    expect(diffConfigs(b, load()).connections.changed).toEqual(['dc1-main']);
   });
 });
