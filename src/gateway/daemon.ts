@@ -16,6 +16,7 @@ import { openMultiQueueTun, resolveQueues } from '../dataplane/multi-queue.js';
 import { openOffloadTun, type OffloadTun } from '../dataplane/native-data-plane.js';
 import { openDataPlaneTun, type DataPlaneChoice, type DataPlaneFactory, type DataPlaneKind } from '../dataplane/select.js';
 import type { GatewayConfig, TunConfig } from './config/types.js';
+import { diffConfigs, type ConfigDiff, type ResourceDiff } from './live-change.js';
 import { ControlServer, type ControlHandlers } from './control.js';
 import type { ConnectionStatus, GatewayStatus, IkeResponderStatus, IoCounters, VpnServerStatus } from './status.js';
 import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
@@ -38,6 +39,9 @@ import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
  * wrapped: an exception is logged and the daemon carries on (a bug in one peer's handling must not
  * stop the gateway).
  *
+ * `applyConfig(next)` changes the running gateway to a new validated, frozen config (see the
+ * contract on Gateway.applyConfig); `config` is always the config in force.
+ *
  * UDP ports and the NAT-T framing (non-ESP marker, keepalive) are in src/common/ipsec-udp.ts.
  */
 
@@ -52,6 +56,7 @@ const TIMER_STATS = 'stats';
  * config, a logger, and a way to send IKE datagrams. The controller never touches sockets itself.
  */
 export interface TunnelContext {
+  /** the config in force: after Gateway.applyConfig, the new one */
   readonly config: GatewayConfig;
   readonly log: Logger;
   /** The data plane (installSa / addRoute / counters / onSaEvent); null when the gateway runs without one. */
@@ -91,6 +96,14 @@ export interface TunnelController {
   nextDeadline(): number;
   /** Half-open IKE SAs, COOKIEs sent and drops by reason, for the status document. */
   responderStatus?(): IkeResponderStatus;
+  /**
+   * A live config change: `next` is the new config (ctx.config returns it too from now on) and
+   * `change` names the connections by what happened to them. Removed and changed connections are
+   * taken down (DELETE sent); changed and added ones take the new config (initiated when their
+   * startAction is "start"); unchanged ones are not touched: their SAs, counters and traffic go on.
+   * The daemon adds and removes the TUN routes. Absent: a connection change restarts the gateway.
+   */
+  reconfigure?(next: GatewayConfig, change: ResourceDiff): void;
 }
 
 export type TunnelControllerFactory = (ctx: TunnelContext) => TunnelController;
@@ -197,6 +210,11 @@ export class NoIkeController implements TunnelController {
     this.known(name);
     this.states.set(name, 'DOWN');
   }
+  reconfigure(next: GatewayConfig, change: ResourceDiff): void {
+    for (const n of change.removed) this.states.delete(n);
+    const fresh = new Set([...change.added, ...change.changed]);
+    for (const c of next.vpnConnections) if (fresh.has(c.name)) this.states.set(c.name, c.startAction === 'start' ? 'CONNECTING' : 'DOWN');
+  }
   receiveIke(): void {
     this.droppedIke++;
   }
@@ -218,8 +236,65 @@ interface BoundUdp {
   local: Endpoint;
 }
 
+/** What Gateway.applyConfig did to the resources of one kind (names). */
+export interface ApplyResourceReport {
+  added: string[];
+  removed: string[];
+  /** re-created with their new config (changed; after a full restart: every one that stayed) */
+  restarted: string[];
+  unchanged: string[];
+}
+
+/** A step of Gateway.applyConfig that failed; the other resources were still changed. */
+export interface ApplyFailure {
+  /** "connection:<name>", "vpnServer:<name>", "route:<prefix>" or "gateway" */
+  resource: string;
+  step: string;
+  message: string;
+}
+
+export interface ApplyReport {
+  connections: ApplyResourceReport;
+  vpnServers: ApplyResourceReport;
+  /** true when the change needed a full internal restart (teardown and start in this process) */
+  restarted: boolean;
+  /** why it restarted, or why nothing was done */
+  reason?: string;
+  /** empty when every step worked */
+  failed: ApplyFailure[];
+  /**
+   * true when a full restart with the new config failed and the gateway went back to the previous
+   * one (`config` is then still the previous config)
+   */
+  rolledBack?: boolean;
+}
+
+/**
+ * The running gateway (see the file comment for what start and stop do).
+ *
+ * Live configuration changes: `applyConfig(next)` takes a new validated, frozen GatewayConfig (from
+ * parseConfig) and changes only what changed, comparing resources by name and by a fingerprint of
+ * what their runtime config is built from (src/gateway/live-change.ts):
+ *
+ *  - VPN connections: a removed one is terminated (DELETE sent) and its TUN routes removed; an added
+ *    one gets its routes and is initiated when its startAction is "start"; a changed one (its own
+ *    fields or its customer gateway's) is terminated and re-created with the new config; an unchanged
+ *    one keeps its IKE SA, CHILD_SAs, counters and traffic.
+ *  - VPN servers: a removed one is stopped (clients dropped, pool route removed), an added one
+ *    started, a changed one restarted alone; an unchanged one keeps its clients.
+ *  - The `gateway` section, or a change that binds UDP 500/4500 (the first connection) or unbinds
+ *    them (the last one removed), needs a full internal restart: teardown and start with the new
+ *    config in this process; the control socket stays open on its path. One warn line says why.
+ *
+ * Calls are serialized (one at a time, in call order); while the gateway is starting or stopping a
+ * call fails with ERR_STATE; on a stopped gateway the config is replaced and takes effect at start.
+ * `config` and `status()` show the new config as soon as the call returns (added connections
+ * appear DOWN or CONNECTING). A step that fails (a route, a server that cannot bind) is reported in
+ * `failed`, the other resources are still changed and the gateway keeps running; a resource that
+ * failed counts as changed at the next call, so applying the same config again retries it.
+ */
 export class Gateway {
-  readonly config: GatewayConfig;
+  private configValue: GatewayConfig;
   readonly controlPath: string;
   private readonly log: Logger;
   private readonly platform: GatewayPlatform;
@@ -244,9 +319,13 @@ export class Gateway {
   private tickErrors = 0;
   private droppedTun = 0;
   private droppedEsp = 0;
+  /** the tail of the applyConfig queue */
+  private applying: Promise<unknown> = Promise.resolve();
+  /** resources whose last apply failed part-way ("connection:<name>", "vpnServer:<name>") */
+  private readonly stale = new Set<string>();
 
   constructor(private readonly opts: GatewayOptions) {
-    this.config = opts.config;
+    this.configValue = opts.config;
     this.log = opts.log;
     this.platform = opts.platform ?? linuxPlatform;
     this.nowMs = opts.nowMs ?? Date.now;
@@ -259,10 +338,31 @@ export class Gateway {
     return this.stateValue;
   }
 
+  /** The config in force (replaced by applyConfig). */
+  get config(): GatewayConfig {
+    return this.configValue;
+  }
+
   /** Brings everything up; on any failure undoes what was done and throws (IoError, VpnError). */
   async start(): Promise<void> {
     if (this.stateValue !== 'stopped') throw new VpnError('ERR_STATE', `gateway is ${this.stateValue}`);
     this.stateValue = 'starting';
+    try {
+      await this.bringUp();
+    } catch (e) {
+      await this.closeControl();
+      this.stateValue = 'stopped';
+      throw e;
+    }
+    this.stateValue = 'running';
+  }
+
+  /**
+   * Steps 1-7 of the file comment with `this.config`; the control socket is opened only when it is
+   * not open already (a restart by applyConfig keeps it). On failure it undoes what it did (the
+   * control socket aside) and throws.
+   */
+  private async bringUp(): Promise<void> {
     const g = this.config.gateway;
     try {
       if (!this.platform.isRoot()) {
@@ -279,8 +379,11 @@ export class Gateway {
       this.platform.enableForwarding();
       this.bindSockets(choice.reusePort);
       await this.startDataPlane(choice);
+      const gw = this;
       const ctx: TunnelContext = {
-        config: this.config,
+        get config() {
+          return gw.configValue;
+        },
         log: this.log.child({ ike: 'manager' }),
         dataPlane: this.dataPlane,
         sendIke: (m, to, local) => this.sendIke(m, to, local),
@@ -292,7 +395,7 @@ export class Gateway {
         this.vpnServers = this.opts.vpnServers({ config: this.config, log: this.log, dataPlane: this.dataPlane });
         await this.vpnServers.start();
       }
-      this.control = await ControlServer.listen({ path: this.controlPath, handlers: this.handlers(), log: this.log });
+      this.control ??= await ControlServer.listen({ path: this.controlPath, handlers: this.handlers(), log: this.log });
       // with a data plane, it reads the TUN and the 4500 sockets; the daemon reads port 500
       if (!this.dataPlane) tun.start((b) => this.guard('tun', () => (this.droppedTun += b.count)));
       for (const u of this.udp) {
@@ -304,7 +407,6 @@ export class Gateway {
       this.wheel.schedule(TIMER_STATS, this.startedAtMs + STATS_LOG_INTERVAL_MS);
       this.scheduleTunnels();
       this.timer = setInterval(() => this.guard('tick', () => this.onTick(this.nowMs())), this.tickMs);
-      this.stateValue = 'running';
       this.log.info(
         {
           tun: tun.name,
@@ -317,8 +419,7 @@ export class Gateway {
         'gateway started',
       );
     } catch (e) {
-      await this.teardown();
-      this.stateValue = 'stopped';
+      await this.teardown({ keepControl: true });
       throw e;
     }
   }
@@ -381,10 +482,159 @@ export class Gateway {
   /** Stops the tunnels (deletes sent), removes routes, closes sockets, TUN and the control socket. Idempotent. */
   async stop(): Promise<void> {
     if (this.stateValue === 'stopped' || this.stateValue === 'stopping') return;
+    // config changes in progress or queued finish first (a full restart would race the teardown)
+    await this.applying;
+    const now = this.stateValue as GatewayState; // an apply may have changed it meanwhile
+    if (now === 'stopped' || now === 'stopping') return;
     this.stateValue = 'stopping';
     await this.teardown();
     this.stateValue = 'stopped';
     this.log.info({ uptimeSec: Math.floor((this.nowMs() - this.startedAtMs) / 1000) }, 'gateway stopped');
+  }
+
+  /**
+   * Changes the running gateway to `next` (the contract is in the class comment). Serialized: a
+   * call waits for the ones before it.
+   */
+  applyConfig(next: GatewayConfig): Promise<ApplyReport> {
+    const run = this.applying.then(() => this.applyNow(next));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(next: GatewayConfig): Promise<ApplyReport> {
+    if (this.stateValue === 'starting' || this.stateValue === 'stopping') {
+      throw new VpnError('ERR_STATE', `gateway is ${this.stateValue}: the config cannot change now`);
+    }
+    const prev = this.configValue;
+    const diff = diffConfigs(prev, next, { stale: this.stale });
+    if (this.stateValue === 'stopped') {
+      this.configValue = next;
+      this.stale.clear();
+      return { ...reportOf(diff, false), reason: 'the gateway is not running: the config takes effect at start', failed: [] };
+    }
+    let reason = diff.restartReason;
+    const vs = this.vpnServers;
+    if (!reason && touches(diff.connections) && !this.tunnels?.reconfigure) reason = 'the tunnel controller cannot change connections one by one';
+    if (!reason && touches(diff.vpnServers) && vs && (!vs.addServer || !vs.removeServer)) reason = 'the VPN servers cannot be changed one by one';
+    if (reason) return this.restartWith(prev, next, diff, reason);
+    return this.applyLive(next, diff);
+  }
+
+  /** The path without a restart: only the resources that changed are touched. */
+  private async applyLive(next: GatewayConfig, diff: ConfigDiff): Promise<ApplyReport> {
+    const failed: ApplyFailure[] = [];
+    const attempt = async (resource: string, what: string, fn: () => unknown, markStale = true): Promise<boolean> => {
+      try {
+        await fn();
+        return true;
+      } catch (err) {
+        failed.push({ resource, step: what, message: (err as Error).message });
+        if (markStale) this.stale.add(resource);
+        this.log.warn({ err, resource, step: what }, 'config change: a step failed (the other resources were changed)');
+        return false;
+      }
+    };
+    for (const n of [...diff.connections.added, ...diff.connections.changed, ...diff.connections.removed]) this.stale.delete(`connection:${n}`);
+    for (const n of [...diff.vpnServers.added, ...diff.vpnServers.changed, ...diff.vpnServers.removed]) this.stale.delete(`vpnServer:${n}`);
+
+    // 1. servers that go away or change: stopped (their clients dropped)
+    const vs = this.vpnServers;
+    if (vs) {
+      for (const n of [...diff.vpnServers.removed, ...diff.vpnServers.changed]) {
+        await attempt(`vpnServer:${n}`, 'stop', () => vs.removeServer!(n));
+      }
+    }
+    // 2. from here on the new config is in force (status, the tunnel context)
+    this.configValue = next;
+    // 3. connections: DELETE for removed and changed ones, new configs, initiation
+    const c = diff.connections;
+    if (touches(c) && this.tunnels?.reconfigure) {
+      const tunnels = this.tunnels;
+      const ok = await attempt('connections', 'reconfigure', () => tunnels.reconfigure!(next, c), false);
+      if (!ok) for (const n of [...c.added, ...c.changed, ...c.removed]) this.stale.add(`connection:${n}`);
+      this.scheduleTunnels();
+    }
+    // 4. TUN routes: what the new config routes, nothing else (removals first: a prefix may move)
+    const wanted = this.wantedRoutes(next);
+    const tunName = this.tun!.name;
+    for (const r of [...this.routes]) {
+      if (wanted.has(r)) continue;
+      const ok = await attempt(`route:${r}`, 'remove route', () => this.platform.delRoute(r, tunName), false);
+      if (ok) this.routes.splice(this.routes.indexOf(r), 1);
+    }
+    for (const [r, owner] of wanted) {
+      if (this.routes.includes(r)) continue;
+      const ok = await attempt(`route:${r}`, `add route (${owner})`, () => this.addTunRoute(r), false);
+      if (!ok && owner.startsWith('vpnServer:')) this.stale.add(owner);
+    }
+    // 5. servers that are new or changed: started
+    const s = diff.vpnServers;
+    if (this.opts.vpnServers && this.dataPlane && s.added.length + s.changed.length > 0) {
+      const fresh = new Set([...s.added, ...s.changed]);
+      const entries = next.vpnServers.filter((v) => fresh.has(v.name));
+      if (this.vpnServers) {
+        const set = this.vpnServers;
+        for (const v of entries) await attempt(`vpnServer:${v.name}`, 'start', () => set.addServer!(v));
+      } else {
+        // the first server: the set is created with the new config, which holds just the added ones
+        const factory = this.opts.vpnServers;
+        const dataPlane = this.dataPlane;
+        const set = factory({ config: next, log: this.log, dataPlane });
+        if (await attempt('vpnServers', 'start', () => set.start(), false)) this.vpnServers = set;
+        else {
+          await set.stop().catch(() => undefined); // the ones that did start
+          for (const v of entries) this.stale.add(`vpnServer:${v.name}`);
+        }
+      }
+    }
+    const report = reportOf(diff, false);
+    if (touches(c) || touches(s)) {
+      this.log.info(
+        { connections: summary(report.connections), vpnServers: summary(report.vpnServers), failed: failed.length },
+        'config change applied',
+      );
+    }
+    return { ...report, failed };
+  }
+
+  /** Every route the daemon installs via the TUN for `cfg`, with the resource it serves. */
+  private wantedRoutes(cfg: GatewayConfig): Map<string, string> {
+    const m = new Map<string, string>();
+    for (const c of cfg.vpnConnections) for (const p of c.remoteSubnets) m.set(p.text, `connection:${c.name}`);
+    if (this.opts.vpnServers && this.dataPlane) for (const v of cfg.vpnServers) m.set(v.clientCidr.text, `vpnServer:${v.name}`);
+    return m;
+  }
+
+  /**
+   * The full internal restart: teardown and start with `next` in this process, the control socket
+   * kept. When `next` does not come up, the previous config is brought back up (rolledBack).
+   */
+  private async restartWith(prev: GatewayConfig, next: GatewayConfig, diff: ConfigDiff, reason: string): Promise<ApplyReport> {
+    this.log.warn({ reason }, 'config change: restarting the gateway');
+    this.stateValue = 'starting';
+    await this.teardown({ keepControl: true });
+    this.configValue = next;
+    try {
+      await this.bringUp();
+      this.stale.clear();
+      this.stateValue = 'running';
+      return { ...reportOf(diff, true), reason, failed: [] };
+    } catch (err) {
+      this.log.warn({ err }, 'config change: the gateway did not start with the new config; starting it with the previous one');
+      const failed: ApplyFailure[] = [{ resource: 'gateway', step: 'start', message: (err as Error).message }];
+      this.configValue = prev;
+      try {
+        await this.bringUp();
+        this.stateValue = 'running';
+      } catch (err2) {
+        this.log.error({ err: err2 }, 'config change: the gateway did not start with the previous config either: stopped');
+        await this.closeControl();
+        this.stateValue = 'stopped';
+        failed.push({ resource: 'gateway', step: 'start (previous config)', message: (err2 as Error).message });
+      }
+      return { ...reportOf(diff, true), reason, failed, rolledBack: true };
+    }
   }
 
   status(): GatewayStatus {
@@ -395,7 +645,7 @@ export class Gateway {
       ? this.tunnels.status()
       : this.config.vpnConnections.map((c) => ({ name: c.name, state: 'DOWN' as const, children: [] }));
     const vpnServers = this.vpnServers
-      ? this.vpnServers.status()
+      ? this.serverStatus(this.vpnServers)
       : this.opts.vpnServerStatus
       ? this.opts.vpnServerStatus()
       : this.config.vpnServers.map((s) => ({
@@ -433,6 +683,19 @@ export class Gateway {
       connections,
       vpnServers,
     };
+  }
+
+  /** The servers in config order; one the set does not run (its start failed) shows DOWN. */
+  private serverStatus(set: VpnServers): VpnServerStatus[] {
+    const byName = new Map(set.status().map((x) => [x.name, x]));
+    return this.config.vpnServers.map((s) => byName.get(s.name) ?? {
+      name: s.name,
+      state: 'DOWN' as const,
+      protocols: [...s.protocols],
+      port: s.port,
+      clients: 0,
+      reason: 'not running (its start failed)',
+    });
   }
 
   private handlers(): ControlHandlers {
@@ -533,7 +796,19 @@ export class Gateway {
     }
   }
 
-  private async teardown(): Promise<void> {
+  private async closeControl(): Promise<void> {
+    const c = this.control;
+    this.control = null;
+    if (!c) return;
+    try {
+      await c.close();
+    } catch (err) {
+      this.log.warn({ err, step: 'control socket' }, 'stop: a step failed');
+    }
+  }
+
+  /** Undoes bringUp; `keepControl`: the control socket stays open (a restart by applyConfig). */
+  private async teardown(opts: { keepControl?: boolean } = {}): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.wheel.clear();
@@ -548,8 +823,7 @@ export class Gateway {
     this.vpnServers = null;
     if (this.tunnels) await step('tunnels', () => this.tunnels!.stop());
     this.tunnels = null;
-    if (this.control) await step('control socket', () => this.control!.close());
-    this.control = null;
+    if (!opts.keepControl) await this.closeControl();
     const tunName = this.tun?.name;
     if (tunName) for (const r of this.routes.splice(0).reverse()) await step(`route ${r}`, () => this.platform.delRoute(r, tunName));
     if (this.dataPlane) await step('data plane', () => this.dataPlane!.close());
@@ -572,4 +846,19 @@ function udpCounters(b: UdpBind): IoCounters {
 function statusDataPlane(kind: DataPlaneKind | 'none'): GatewayStatus['gateway']['dataPlane'] {
   if (kind === 'none') return 'not available';
   return kind === 'native' || kind === 'multi-queue' ? 'native' : 'typescript';
+}
+
+function touches(d: ResourceDiff): boolean {
+  return d.added.length + d.removed.length + d.changed.length > 0;
+}
+
+function reportOf(diff: ConfigDiff, restarted: boolean): Omit<ApplyReport, 'failed'> {
+  const one = (d: ResourceDiff): ApplyResourceReport => restarted
+    ? { added: [...d.added], removed: [...d.removed], restarted: [...d.changed, ...d.unchanged], unchanged: [] }
+    : { added: [...d.added], removed: [...d.removed], restarted: [...d.changed], unchanged: [...d.unchanged] };
+  return { connections: one(diff.connections), vpnServers: one(diff.vpnServers), restarted };
+}
+
+function summary(r: ApplyResourceReport): Record<string, number> {
+  return { added: r.added.length, removed: r.removed.length, restarted: r.restarted.length, unchanged: r.unchanged.length };
 }

@@ -8,7 +8,9 @@ import type { ChildSaParams, IkeAction } from '../ike/sa/types.js';
 import type { TunnelContext, TunnelController } from './daemon.js';
 import { unknownConnection } from './daemon.js';
 import type { ConnectionState, ConnectionStatus, IkeResponderStatus } from './status.js';
-import { peerConfigsFrom } from './peer-configs.js';
+import { peerConfigFrom, peerConfigsFrom } from './peer-configs.js';
+import type { GatewayConfig } from './config/types.js';
+import type { ResourceDiff } from './live-change.js';
 
 /** How long shutdown waits for the peers to answer our DELETEs. */
 export const SHUTDOWN_DELETE_WAIT_MS = 1500;
@@ -19,7 +21,8 @@ export const SHUTDOWN_DELETE_WAIT_MS = 1500;
  */
 export class IpsecController implements TunnelController {
   readonly mgr: IkeManager;
-  private readonly configs: PeerConfig[];
+  /** the connections now configured; an unchanged one keeps its object across reconfigure (SAs refer to it) */
+  private configs: PeerConfig[];
   private readonly lastReason = new Map<string, string>();
   /** outbound SPI → the inner prefixes routed to it */
   private readonly routesBySpi = new Map<number, Prefix[]>();
@@ -60,6 +63,29 @@ export class IpsecController implements TunnelController {
       for (const c of s.children) this.removeChild(parseInt(c.spiIn, 16), parseInt(c.spiOut, 16));
     }
     this.expireLingering(Infinity);
+  }
+
+  /**
+   * A live config change (Gateway.applyConfig). Unchanged connections keep their PeerConfig object,
+   * so the IKE manager leaves their SAs alone; removed and changed ones lose theirs, and the manager
+   * sends DELETE for their SAs (the CHILD_SAs' routes and data-plane SAs go when those complete).
+   * Added and changed connections with startAction "start" are initiated with the new config.
+   */
+  reconfigure(next: GatewayConfig, change: ResourceDiff): void {
+    const old = new Map(this.configs.map((c) => [c.name, c]));
+    const keep = new Set(change.unchanged);
+    this.configs = next.vpnConnections.map((c, i) => {
+      const kept = keep.has(c.name) ? old.get(c.name) : undefined;
+      return kept ?? peerConfigFrom(next, c, `vpnConnections[${i}]`);
+    });
+    for (const name of [...change.removed, ...change.changed]) this.lastReason.delete(name);
+    this.exec(this.mgr.replaceConfigs(this.configs, this.now()));
+    const fresh = new Set([...change.added, ...change.changed]);
+    for (const c of this.configs) {
+      if (!fresh.has(c.name) || c.startAction !== 'start') continue;
+      if (!c.remoteAddr) continue; // the config loader refuses "start" with %any
+      this.exec(this.mgr.initiate(c.name, this.now()));
+    }
   }
 
   status(): ConnectionStatus[] {

@@ -136,8 +136,20 @@ export class SslServer {
     return this.core.sessionCount;
   }
 
-  /** Binds the configured sockets and starts the timer. */
+  /**
+   * Binds the configured sockets and starts the timer. When a socket cannot be bound (a port in
+   * use) it closes what it already opened and throws: a failed start leaves nothing listening.
+   */
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  private async open(): Promise<void> {
     const c = this.config;
     if (c.protocols.includes('udp') && this.udpBindFactory) {
       const b = this.udpBindFactory(c.listen, c.port);
@@ -164,9 +176,13 @@ export class SslServer {
         this.log.debug({ err }, 'udp socket error');
       });
       await new Promise<void>((resolve, reject) => {
-        sock.once('error', reject);
+        const fail = (err: Error) => {
+          sock.close();
+          reject(err);
+        };
+        sock.once('error', fail);
         sock.bind(c.port, c.listen, () => {
-          sock.off('error', reject);
+          sock.off('error', fail);
           resolve();
         });
       });

@@ -1,40 +1,59 @@
 import type { Logger } from '../common/log.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
 import { NativeUdp } from '../net/native-udp.js';
-import type { GatewayConfig } from './config/types.js';
+import type { GatewayConfig, VpnServerConfig } from './config/types.js';
 import { SslServer } from './ssl-server.js';
 import { sslServerConfigFrom } from './ssl-server-config.js';
 import type { VpnServerStatus } from './status.js';
 
-/** The point-to-cloud servers of a gateway, as the daemon drives them. */
+/**
+ * The point-to-cloud servers of a gateway, as the daemon drives them. `addServer`/`removeServer`
+ * let a live config change (Gateway.applyConfig) touch one server and leave the others' clients
+ * connected; without them the daemon stops and re-creates the whole set.
+ */
 export interface VpnServers {
   start(): Promise<void>;
   stop(): Promise<void>;
   status(): VpnServerStatus[];
+  /** Creates and starts a server for `v` (a new entry, or a changed one after removeServer). */
+  addServer?(v: VpnServerConfig): Promise<void>;
+  /** Stops the named server (its clients are dropped, their routes removed) and forgets it; no-op for an unknown name. */
+  removeServer?(name: string): Promise<void>;
 }
 
 export type VpnServersFactory = (ctx: { config: GatewayConfig; log: Logger; dataPlane: DataPlane }) => VpnServers;
 
 /** One OpenVPN-compatible SslServer per `vpnServers` entry, on the gateway's data plane. */
 export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane }) => {
-  const servers = config.vpnServers.map(
-    (v) =>
-      new SslServer({
-        config: sslServerConfigFrom(v),
-        log: log.child({ vpnServer: v.name }),
-        tunnel: dataPlane,
-        udpBind: (address, port) => NativeUdp.bind({ address, port, log }),
-      }),
-  );
+  const create = (v: VpnServerConfig): SslServer =>
+    new SslServer({
+      config: sslServerConfigFrom(v),
+      log: log.child({ vpnServer: v.name }),
+      tunnel: dataPlane,
+      udpBind: (address, port) => NativeUdp.bind({ address, port, log }),
+    });
+  const servers = new Map<string, SslServer>(config.vpnServers.map((v) => [v.name, create(v)]));
   return {
     async start() {
-      for (const s of servers) await s.start();
+      for (const s of servers.values()) await s.start();
     },
     async stop() {
-      for (const s of servers) await s.stop();
+      for (const s of servers.values()) await s.stop();
     },
     status() {
-      return servers.map((s) => s.summary());
+      return [...servers.values()].map((s) => s.summary());
+    },
+    async addServer(v) {
+      if (servers.has(v.name)) await this.removeServer!(v.name);
+      const s = create(v);
+      await s.start(); // a failed start closes what it opened
+      servers.set(v.name, s);
+    },
+    async removeServer(name) {
+      const s = servers.get(name);
+      if (!s) return;
+      servers.delete(name);
+      await s.stop();
     },
   };
 };

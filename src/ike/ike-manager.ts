@@ -142,9 +142,41 @@ export class IkeManager {
     };
   }
 
-  /** Replaces the set of connections. Existing SAs keep their (old, frozen) config objects. */
+  /**
+   * Sets the connections at startup. It does not look at SAs: one whose config object is replaced
+   * or removed here would run on with it (and `initiate` would start a second SA beside it). While
+   * SAs run, use replaceConfigs.
+   */
   setConfigs(configs: readonly PeerConfig[]): void {
     this.configs = new Map(configs.map((c) => [c.name, c]));
+  }
+
+  /**
+   * Replaces the set of connections while SAs run (a live config change). Configs are compared by
+   * object identity: an SA whose config object is still in the set is not touched, so the caller
+   * passes the same object again for a connection that did not change. An SA whose config left the
+   * set (the connection was removed, or changed and given a new object) is deleted: INFORMATIONAL
+   * D(IKE) when established (RFC 7296 §1.4.1), dropped when still being set up. A responder SA that
+   * has not chosen its config yet (before IKE_AUTH) keeps only the candidates still in the set, and
+   * is dropped when none is left (the peer starts over and meets the new config).
+   */
+  replaceConfigs(configs: readonly PeerConfig[], now: number, reason = 'connection removed or changed by a config change'): IkeAction[] {
+    this.clock = now;
+    this.setConfigs(configs);
+    const live = new Set(configs);
+    const out: IkeAction[] = [];
+    for (const sa of [...this.sas.values()]) {
+      if (sa.state === 'DEAD' || sa.state === 'DELETING') continue;
+      if (sa.cfg) {
+        if (!live.has(sa.cfg)) out.push(...this.deleteSa(sa, reason, now));
+        continue;
+      }
+      const kept = sa.candidates.filter((c) => live.has(c));
+      if (kept.length === sa.candidates.length) continue;
+      if (kept.length > 0) sa.candidates = kept;
+      else out.push(...this.deleteSa(sa, reason, now));
+    }
+    return this.collect(out);
   }
 
   config(name: string): PeerConfig | undefined {
