@@ -319,6 +319,7 @@ export class Gateway {
   private tickErrors = 0;
   private droppedTun = 0;
   private droppedEsp = 0;
+  private apiInfo: { url: string; fingerprintSha256: string } | null = null;
   /** the tail of the applyConfig queue */
   private applying: Promise<unknown> = Promise.resolve();
   /** resources whose last apply failed part-way ("connection:<name>", "vpnServer:<name>") */
@@ -678,6 +679,7 @@ export class Gateway {
         routes: [...this.routes],
         ike: this.opts.tunnels ? 'available' : 'not available',
         dataPlane: statusDataPlane(this.dataPlaneKind),
+        ...(this.apiInfo ? { api: { ...this.apiInfo } } : {}),
       },
       ...(this.tunnels?.responderStatus ? { ikeResponder: this.tunnels.responderStatus() } : {}),
       connections,
@@ -698,6 +700,28 @@ export class Gateway {
     });
   }
 
+  /** Brings a VPN connection up now (the control method "initiate" and the API action). */
+  initiate(name: string): void {
+    this.requireTunnels().initiate(name);
+    this.scheduleTunnels();
+  }
+
+  /** Takes a VPN connection down now; it stays configured. */
+  terminate(name: string): void {
+    this.requireTunnels().terminate(name);
+    this.scheduleTunnels();
+  }
+
+  /** The data plane's drops by reason (empty without a data plane), for metrics. */
+  dropCounters(): Record<string, number> {
+    return this.dataPlane?.dropCounters() ?? {};
+  }
+
+  /** Where the management API listens, for `status` (the API is served beside the daemon, src/gateway/run.ts). */
+  setApiInfo(info: { url: string; fingerprintSha256: string } | null): void {
+    this.apiInfo = info;
+  }
+
   private handlers(): ControlHandlers {
     const nameOf = (params: unknown): string => {
       const n = (params as { name?: unknown } | null)?.name;
@@ -709,14 +733,12 @@ export class Gateway {
       status: () => this.status(),
       initiate: (params) => {
         const name = nameOf(params);
-        this.requireTunnels().initiate(name);
-        this.scheduleTunnels();
+        this.initiate(name);
         return { name, state: stateOf(name) };
       },
       terminate: (params) => {
         const name = nameOf(params);
-        this.requireTunnels().terminate(name);
-        this.scheduleTunnels();
+        this.terminate(name);
         return { name, state: stateOf(name) };
       },
       ...this.opts.controlHandlers,

@@ -84,6 +84,8 @@ export interface GatewayInfo {
   routes: string[];
   ike: 'available' | 'not available';
   dataPlane: 'native' | 'typescript' | 'available' | 'not available';
+  /** The HTTPS management API, when it runs: its base URL and the SHA-256 fingerprint of its certificate. */
+  api?: { url: string; fingerprintSha256: string };
 }
 
 /**

@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { ConfigError } from '../../../../src/common/errors.js';
 import { parseConfig } from '../../../../src/gateway/config/index.js';
 import { peerConfigsFrom } from '../../../../src/gateway/peer-configs.js';
-import { swanctlSnippet } from '../../../../src/gateway/default-config.js';
+import { exportPeerConfig } from '../../../../src/gateway/peer-export.js';
 import { IdType } from '../../../../src/ike/wire/constants.js';
 import { createCertificate, createCrl, crlToPem, keyToPem } from '../../../../src/gateway/pki-ike.js';
 
@@ -83,8 +83,9 @@ describe('config: certificate authentication', () => {
     // the private key never prints
     expect(JSON.stringify(c)).not.toContain('PRIVATE');
     expect(inspect(c, { depth: 10 })).not.toContain('PRIVATE');
-    expect(swanctlSnippet(c, conn)).toMatch(/auth = pubkey[\s\S]*id = "O=test, CN=gw"/);
-    expect(swanctlSnippet(c, conn)).not.toContain('secrets');
+    const peer = exportPeerConfig(c, conn.name, 'swanctl').text;
+    expect(peer).toMatch(/auth = pubkey[\s\S]*id = "O=test, CN=gw"/);
+    expect(peer).not.toContain('secrets');
   });
 
   it('accepts a localId from the certificate\'s subjectAltNames', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../../../src/gateway/config/load.js';
 import {
-  defaultDataDir, ensureDefaultConfig, nextSteps, pickDefaultVpcSubnet, swanctlSnippet,
+  defaultDataDir, ensureDefaultConfig, nextSteps, pickDefaultVpcSubnet,
 } from '../../../../src/gateway/default-config.js';
 
 describe('default config', () => {
@@ -55,14 +55,12 @@ describe('default config', () => {
       const other = mkdtempSync(join(tmpdir(), 'vpcgw-def-'));
       expect(readFileSync(ensureDefaultConfig(other).path, 'utf8')).not.toContain(psk);
       rmSync(other, { recursive: true, force: true });
-      // the customer-side snippet mirrors the selectors and never carries the PSK
-      const snippet = swanctlSnippet(cfg, cfg.vpnConnections[0]!);
-      expect(snippet).toContain('local_ts = 10.1.0.0/16');
-      expect(snippet).toContain(`remote_ts = ${cfg.gateway.vpcSubnets[0]!.text}`);
-      expect(snippet).toContain('encap = yes');
-      expect(snippet).not.toContain(psk);
-      const steps = nextSteps(cfg, '/run/vpcgw.sock', true);
+      // what start prints names the store, the API and the next steps, and never the PSK
+      const steps = nextSteps(cfg, { controlPath: '/run/vpcgw.sock', created: true, apiUrl: 'https://127.0.0.1:9443', explicit: false });
       expect(steps).toContain('vpcgw status --control /run/vpcgw.sock');
+      expect(steps).toContain('token create --control /run/vpcgw.sock');
+      expect(steps).toContain('https://127.0.0.1:9443/v1/vpn-connections/dc1-main/peer-config?format=swanctl');
+      expect(steps).toMatch(/seeded from the config file once/);
       expect(steps).not.toContain(psk);
     } finally {
       rmSync(dir, { recursive: true, force: true });
