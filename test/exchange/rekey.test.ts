@@ -142,6 +142,7 @@ describe('CHILD_SA rekey, vpcgw responding', () => {
     const t2 = rekeyChild(p, saB, { rekeySpi: t.spiIn, esp: 'aes128gcm16' });
     expect(findPayload(t2.resp!, PayloadType.SA)).toBeDefined();
     expect(p.a.status()[0]!.children.map((c) => c.state)).toEqual(['REKEYED', 'INSTALLED']);
+    expect(p.a.connectionCounters('a2b')).toEqual({ ikeRekeys: 0, childRekeys: 2, dpdFailures: 0 });
   });
 
   it('narrows the traffic selectors as at creation', () => {
@@ -249,6 +250,7 @@ describe('IKE_SA rekey, vpcgw responding', () => {
     expect(st).toHaveLength(1);
     expect(st[0]!.state).toBe('ESTABLISHED');
     expect(st[0]!.children.map((c) => c.state)).toEqual(['INSTALLED']);
+    expect(p.a.connectionCounters('a2b')).toEqual({ ikeRekeys: 1, childRekeys: 0, dpdFailures: 0 });
   });
 
   it('drops a replaced IKE SA locally when the peer never deletes it, keeping the moved children', () => {
