@@ -339,6 +339,14 @@ describe('gateway routes across a CHILD_SA rekey', () => {
     expect(sas.has(`out:${oldOut}`)).toBe(false);
     expect(routes.get('10.2.0.0/16')).toBe(t.spiIn);
     expect(ctrl.status()[0]!.children).toHaveLength(1);
+    // status: the IKE SA's establishment time and age, and the rekey counted for the connection
+    const established = p.now;
+    p.now += 7000;
+    expect(ctrl.status()[0]).toMatchObject({
+      name: 'c1', state: 'ESTABLISHED', establishedAt: new Date(established).toISOString(), ikeSaAgeSec: 7,
+      ikeRekeys: 0, childRekeys: 1, dpdFailures: 0,
+    });
+    p.now -= 7000;
     // the old inbound SA outlives the DELETE by 5 s, then the tick removes it
     expect(sas.has(`in:${oldIn}`)).toBe(true);
     expect(ctrl.nextDeadline()).toBe(p.now + 5000);
