@@ -1,6 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { captureLogger } from '../../../src/common/log.js';
+import { parseConfig } from '../../../src/gateway/config/load.js';
+import { IpsecController } from '../../../src/gateway/ipsec.js';
 import { GatewayMetrics, vpcgwVersion } from '../../../src/gateway/metrics.js';
 import type { GatewayStatus } from '../../../src/gateway/status.js';
 
@@ -149,6 +153,33 @@ describe('GatewayMetrics', () => {
     expect(sample(t, 'vpcgw_vpn_connection_child_sas{connection="dc2-backup"}')).toBe(0);
     expect(sample(t, 'vpcgw_vpn_connection_ike_sa_age_seconds{connection="dc2-backup"}')).toBeUndefined();
     expect(t).not.toMatch(/^vpcgw_process_/m);
+  });
+
+  it('a connection the IKE controller has never brought up is scraped as configured and down, with zero counters', async () => {
+    const yaml = stringify({
+      gateway: { name: 'gw', dataDir: '/tmp', publicAddresses: ['192.0.2.2'], vpcSubnets: ['10.1.0.0/16'] },
+      customerGateways: [{ name: 'cgw1', address: '192.0.2.1', id: '192.0.2.1' }],
+      vpnConnections: [{
+        name: 'c1', customerGateway: 'cgw1', localSubnets: ['10.1.0.0/16'], remoteSubnets: ['10.2.0.0/16'],
+        auth: { psk: 'test-fixture-psk-not-a-secret' }, ike: { proposals: 'aes128gcm16-prfsha256-x25519', localId: '192.0.2.2' },
+        esp: { proposals: 'aes128gcm16' }, startAction: 'none',
+      }],
+    });
+    const ctrl = new IpsecController({ config: parseConfig(yaml, '/tmp/metrics-test.yaml'), log: captureLogger(), dataPlane: null, sendIke: () => true });
+    const base = fakeStatus();
+    const m = new GatewayMetrics({
+      status: () => ({ ...base, ikeResponder: ctrl.responderStatus(), connections: ctrl.status(), vpnServers: [] }),
+      defaultMetrics: false,
+    });
+    const t = await m.metrics();
+    expect(sample(t, 'vpcgw_vpn_connection_configured{connection="c1"}')).toBe(1);
+    expect(sample(t, 'vpcgw_vpn_connection_up{connection="c1"}')).toBe(0);
+    expect(sample(t, 'vpcgw_vpn_connection_ike_state{connection="c1",state="DOWN"}')).toBe(1);
+    expect(sample(t, 'vpcgw_vpn_connection_rekeys_total{connection="c1",sa="child"}')).toBe(0);
+    expect(sample(t, 'vpcgw_vpn_connection_dpd_failures_total{connection="c1"}')).toBe(0);
+    expect(sample(t, 'vpcgw_ike_half_open_sas')).toBe(0);
+    expect(sample(t, 'vpcgw_ike_init_drops_total{reason="malformed"}')).toBe(0);
+    expect(promtoolCheck(t)).toEqual({ status: 0, output: '' });
   });
 
   it('reads the status once per scrape, at scrape time: values move between scrapes, removed connections vanish', async () => {
