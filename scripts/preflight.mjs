@@ -53,6 +53,9 @@ const BINARIES = [
   ['make', 'make'],
   ['python3', 'python3'],
   ['clang++', 'clang'],
+  ['promtool', 'prometheus'],
+  ['systemd-analyze', 'systemd'],
+  ['script', 'bsdutils'],
 ];
 for (const [bin, pkg] of BINARIES) if (!onPath(bin)) need(`the program ${bin}`, pkg);
 

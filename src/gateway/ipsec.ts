@@ -93,16 +93,20 @@ export class IpsecController implements TunnelController {
     return this.configs.map((cfg) => {
       const sas = all.filter((s) => s.connection === cfg.name);
       const sa = sas.find((s) => s.state === 'ESTABLISHED') ?? sas[0];
+      const counters = this.mgr.connectionCounters(cfg.name);
       if (!sa) {
         const reason = this.lastReason.get(cfg.name);
-        return { name: cfg.name, state: 'DOWN' as ConnectionState, ...(reason ? { reason } : {}), children: [] };
+        return { name: cfg.name, state: 'DOWN' as ConnectionState, ...(reason ? { reason } : {}), children: [], ...counters };
       }
+      const up = sa.state === 'ESTABLISHED' && sa.establishedAtMs > 0;
       return {
         name: cfg.name,
         state: mapState(sa),
         peer: sa.remote,
         ikeSa: sa.ikeId,
         ...(this.lastReason.get(cfg.name) && sa.state !== 'ESTABLISHED' ? { reason: this.lastReason.get(cfg.name)! } : {}),
+        ...(up ? { establishedAt: new Date(sa.establishedAtMs).toISOString(), ikeSaAgeSec: Math.max(0, Math.floor((this.now() - sa.establishedAtMs) / 1000)) } : {}),
+        ...counters,
         children: sa.children.map((c) => {
           const spiIn = parseInt(c.spiIn, 16);
           const spiOut = parseInt(c.spiOut, 16);

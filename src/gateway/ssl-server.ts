@@ -257,9 +257,20 @@ export class SslServer {
     tcpConnections: number;
     counters: Record<string, number>;
     sessions: SslClientStatus[];
+    authFailures: number;
+    bytesIn: number;
+    bytesOut: number;
   } {
     const listening = this.udp !== null || this.bind !== null || this.tcp !== null;
     const sessions = this.status();
+    const c = this.core.counters;
+    // totals since start: closed sessions' bytes plus the online sessions' current counters
+    let bytesIn = c.closedBytesIn;
+    let bytesOut = c.closedBytesOut;
+    for (const x of sessions) {
+      bytesIn += x.bytesIn;
+      bytesOut += x.bytesOut;
+    }
     return {
       name: this.config.name,
       state: listening ? 'LISTENING' : 'DOWN',
@@ -270,6 +281,10 @@ export class SslServer {
       tcpConnections: this.core.tcpConnections,
       counters: { ...this.core.counters },
       sessions,
+      // sessions refused before authentication (bad certificate, no common cipher, ...)
+      authFailures: c.authRefusals,
+      bytesIn,
+      bytesOut,
     };
   }
 

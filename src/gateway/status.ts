@@ -31,6 +31,16 @@ export interface ConnectionStatus {
   /** Why the connection is in its state (last error, "IKE not available"). */
   reason?: string;
   children: ChildSaStatus[];
+  /** when the current IKE SA was established (ISO 8601); only while it is */
+  establishedAt?: string;
+  /** seconds since then */
+  ikeSaAgeSec?: number;
+  /** IKE SA rekeys since the gateway started (src/ike/ike-manager.ts IkeConnectionCounters) */
+  ikeRekeys?: number;
+  /** CHILD_SA rekeys since the gateway started */
+  childRekeys?: number;
+  /** unanswered liveness checks (DPD) that cleared the IKE SA */
+  dpdFailures?: number;
 }
 
 export interface VpnServerStatus {
@@ -45,6 +55,11 @@ export interface VpnServerStatus {
   tcpConnections?: number;
   /** the server's counters: refusals, drops, stateless-start replies, timeouts */
   counters?: Record<string, number>;
+  /** clients refused before authentication since start (bad certificate, no common cipher, ...) */
+  authFailures?: number;
+  /** data channel bytes from / to clients since start, closed sessions included */
+  bytesIn?: number;
+  bytesOut?: number;
   /** online clients: user, real and virtual address, bytes in/out, connected since */
   sessions?: VpnClientStatus[];
 }

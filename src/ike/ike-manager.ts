@@ -96,6 +96,20 @@ export interface IkeResponderStats {
   drops: Record<string, number>;
 }
 
+/**
+ * Per-connection lifecycle counters. They live in the manager, keyed by connection name, because an
+ * IKE rekey replaces the IKE SA object (RFC 7296 §2.18) and a dead peer's SA is dropped: the totals
+ * must outlive both, as strongSwan's counters plugin keeps them per connection.
+ */
+export interface IkeConnectionCounters {
+  /** IKE SAs of the connection replaced by a rekey (either side started it) */
+  ikeRekeys: number;
+  /** CHILD_SAs of the connection replaced by a rekey (either side started it) */
+  childRekeys: number;
+  /** liveness checks (DPD) we sent that went unanswered: the IKE SA was cleared */
+  dpdFailures: number;
+}
+
 interface HalfOpenEntry {
   sa: IkeSa;
   /** the source address the guard counted it under */
@@ -119,6 +133,8 @@ export class IkeManager {
   /** unmatched sources → when their drop was last logged, and drops since */
   private readonly unmatchedLog = new Map<string, { atMs: number; dropped: number }>();
   private readonly childSpis = new Set<number>();
+  /** rekeys and DPD failures by connection name (connectionCounters) */
+  private readonly connCounters = new Map<string, IkeConnectionCounters>();
   private readonly random: (n: number) => Buffer;
   readonly counters: IkeCounters = {
     malformed: 0, unknownSpi: 0, noConfig: 0, noProposal: 0, invalidKe: 0, badVersion: 0, unsupportedCritical: 0,
@@ -139,6 +155,8 @@ export class IkeManager {
       allocChildSpi: () => mgr.allocChildSpi(),
       releaseChildSpi: (spi) => void mgr.childSpis.delete(spi),
       hasOtherIkeSa: (cfg, except) => [...mgr.sas.values()].some((s) => s !== except && s.cfg === cfg && s.state === 'ESTABLISHED'),
+      onChildRekeyed: (sa) => void (sa.cfg && mgr.countersOf(sa.cfg.name).childRekeys++),
+      onDpdFailed: (sa) => void (sa.cfg && mgr.countersOf(sa.cfg.name).dpdFailures++),
     };
   }
 
@@ -450,6 +468,7 @@ export class IkeManager {
       adopt: (next) => {
         this.wire(next);
         this.sas.set(next.ourSpi.toString('hex'), next);
+        if (next.cfg) this.countersOf(next.cfg.name).ikeRekeys++;
       },
     };
   }
@@ -553,6 +572,21 @@ export class IkeManager {
   responderStats(): IkeResponderStats {
     const { cookiesSent, ...drops } = this.counters;
     return { halfOpen: this.guard.halfOpen, halfOpenSources: this.guard.halfOpenSources, cookiesSent, drops };
+  }
+
+  /** Rekey and DPD failure totals of one connection since the manager started (zeros if none yet). */
+  connectionCounters(name: string): IkeConnectionCounters {
+    const c = this.connCounters.get(name);
+    return c ? { ...c } : { ikeRekeys: 0, childRekeys: 0, dpdFailures: 0 };
+  }
+
+  private countersOf(name: string): IkeConnectionCounters {
+    let c = this.connCounters.get(name);
+    if (!c) {
+      c = { ikeRekeys: 0, childRekeys: 0, dpdFailures: 0 };
+      this.connCounters.set(name, c);
+    }
+    return c;
   }
 
   /** Number of SAs (tests). */

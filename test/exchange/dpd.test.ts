@@ -35,6 +35,7 @@ describe('dead peer detection (dpd interval)', () => {
     }
     expect(informationalRequests(p)).toBe(1);
     expect(p.a.nextLivenessCheck()).toBe(p.now + 30_000);
+    expect(p.a.connectionCounters('a2b').dpdFailures).toBe(0);
   });
 
   it('tears the SA down when the peer stops answering (retransmit budget, dpd_action clear)', () => {
@@ -47,6 +48,8 @@ describe('dead peer detection (dpd interval)', () => {
     expect(p.a.status()).toHaveLength(0);
     expect(p.deletes('a')).toHaveLength(1); // the child left the data plane
     expect(p.logText('a')).toMatch(/giving up after 5 retransmits/);
+    // the total outlives the SA (status counters, src/ike/ike-manager.ts IkeConnectionCounters)
+    expect(p.a.connectionCounters('a2b')).toEqual({ ikeRekeys: 0, childRekeys: 0, dpdFailures: 1 });
   });
 
   it('does nothing for connections without DPD', () => {

@@ -78,6 +78,8 @@ describe('CHILD_SA rekey started by vpcgw at the configured lifetime', () => {
     }
     expect(p.a.status()[0]!.children[0]!.spiIn).toBe(na.spiIn.toString(16).padStart(8, '0'));
     expect(p.logText('a')).toMatch(/rekeying CHILD_SA a2b-child/);
+    expect(p.a.connectionCounters('a2b').childRekeys).toBe(1);
+    expect(p.b.connectionCounters('b2a').childRekeys).toBe(1);
     // the new child is rekeyed again one lifetime later
     advance(p, p.now + 601_000, 10_000);
     expect(p.installs('a')).toHaveLength(3);
@@ -190,6 +192,8 @@ describe('IKE SA rekey started by vpcgw at the configured IKE lifetime', () => {
     expect(p.deletes('b')).toHaveLength(0);
     expect(p.installs('a')).toHaveLength(1);
     expect(p.logText('a')).toMatch(/rekeyed: replaced by \[[0-9a-f]+\/[0-9a-f]+\].*1 CHILD_SA\(s\) moved/);
+    expect(p.a.connectionCounters('a2b')).toMatchObject({ ikeRekeys: 1, childRekeys: 0 });
+    expect(p.b.connectionCounters('b2a')).toMatchObject({ ikeRekeys: 1, childRekeys: 0 });
     // the new SA carries traffic (message IDs from 0, keys by role): a liveness check is answered
     p.run(p.a.dpd('a2b', p.now), 'a');
     const newA = sasOf(p.a)[0]!;

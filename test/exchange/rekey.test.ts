@@ -142,6 +142,7 @@ describe('CHILD_SA rekey, vpcgw responding', () => {
     const t2 = rekeyChild(p, saB, { rekeySpi: t.spiIn, esp: 'aes128gcm16' });
     expect(findPayload(t2.resp!, PayloadType.SA)).toBeDefined();
     expect(p.a.status()[0]!.children.map((c) => c.state)).toEqual(['REKEYED', 'INSTALLED']);
+    expect(p.a.connectionCounters('a2b')).toEqual({ ikeRekeys: 0, childRekeys: 2, dpdFailures: 0 });
   });
 
   it('narrows the traffic selectors as at creation', () => {
@@ -249,6 +250,7 @@ describe('IKE_SA rekey, vpcgw responding', () => {
     expect(st).toHaveLength(1);
     expect(st[0]!.state).toBe('ESTABLISHED');
     expect(st[0]!.children.map((c) => c.state)).toEqual(['INSTALLED']);
+    expect(p.a.connectionCounters('a2b')).toEqual({ ikeRekeys: 1, childRekeys: 0, dpdFailures: 0 });
   });
 
   it('drops a replaced IKE SA locally when the peer never deletes it, keeping the moved children', () => {
@@ -337,6 +339,14 @@ describe('gateway routes across a CHILD_SA rekey', () => {
     expect(sas.has(`out:${oldOut}`)).toBe(false);
     expect(routes.get('10.2.0.0/16')).toBe(t.spiIn);
     expect(ctrl.status()[0]!.children).toHaveLength(1);
+    // status: the IKE SA's establishment time and age, and the rekey counted for the connection
+    const established = p.now;
+    p.now += 7000;
+    expect(ctrl.status()[0]).toMatchObject({
+      name: 'c1', state: 'ESTABLISHED', establishedAt: new Date(established).toISOString(), ikeSaAgeSec: 7,
+      ikeRekeys: 0, childRekeys: 1, dpdFailures: 0,
+    });
+    p.now -= 7000;
     // the old inbound SA outlives the DELETE by 5 s, then the tick removes it
     expect(sas.has(`in:${oldIn}`)).toBe(true);
     expect(ctrl.nextDeadline()).toBe(p.now + 5000);

@@ -26,6 +26,10 @@ export interface IkeContext {
   releaseChildSpi(spi: number): void;
   /** true when we hold another established IKE SA with this peer config (INITIAL_CONTACT is sent only when not) */
   hasOtherIkeSa(cfg: PeerConfig, except: IkeSa): boolean;
+  /** Should be called after a CHILD_SA of `sa` was rekeyed, whichever side started it (status counters). */
+  onChildRekeyed?(sa: IkeSa): void;
+  /** Should be called when a liveness check (DPD) we sent went unanswered and `sa` is cleared (status counters). */
+  onDpdFailed?(sa: IkeSa): void;
 }
 
 /**
@@ -208,6 +212,7 @@ export class IkeSa {
     if (o && now >= o.nextAtMs) {
       if (o.retries >= this.ctx.retransmit.tries) {
         this.log.warn({ mid: o.mid, tries: o.retries }, `giving up after ${o.retries} retransmits: peer does not answer`);
+        if (o.tasks.some((t) => t.type === 'IKE_DPD')) this.ctx.onDpdFailed?.(this);
         this.destroy(`peer did not answer ${ExchangeType[o.exchange]} #${o.mid} after ${o.retries} retransmits`, now);
         return this.drain();
       }

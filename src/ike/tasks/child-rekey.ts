@@ -191,6 +191,7 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
     old.successor = child;
     // we started the rekey: new inbound and outbound SAs now, our traffic moves at once
     installChildSa(sa, child, proposal, keys, true, now, true);
+    sa.ctx.onChildRekeyed?.(sa);
     sa.log.info({ child: child.id }, `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i ${spiHex(old.spiOut)}_o} rekeyed: replaced by {${spiHex(child.spiIn)}_i ${spiHex(child.spiOut)}_o}`);
     sa.queueLater(ExchangeType.INFORMATIONAL, [ChildDeleteTask.afterRekey(sa, old)]);
     return 'done';
@@ -281,6 +282,7 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
     // make-before-break: the new inbound SA is live before the peer reads our response; our traffic
     // moves to the new outbound SA only when the peer deletes the old one
     installChildSa(sa, child, p, keys, false, this.now(), false);
+    sa.ctx.onChildRekeyed?.(sa);
     sa.log.info({ child: child.id }, `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i ${spiHex(old.spiOut)}_o} rekeyed by the peer: replaced by {${spiHex(child.spiIn)}_i ${spiHex(child.spiOut)}_o}`);
     return 'done';
   }

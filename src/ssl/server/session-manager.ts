@@ -105,6 +105,9 @@ export class SslServerCounters {
   tcpFirstFrameTimeouts = 0;
   /** control packets without a valid tls-auth / tls-crypt wrapper */
   wrapDrops = 0;
+  /** data channel bytes of sessions already closed, so server totals never go down when a client leaves */
+  closedBytesIn = 0;
+  closedBytesOut = 0;
 }
 
 type SessionStatus = 'closed' | 'open';
@@ -756,6 +759,8 @@ export class SslSessionManager {
     const st = s.data.stats();
     s.data.close();
     this.counters.sessionsClosed++;
+    this.counters.closedBytesIn += st.bytesIn;
+    this.counters.closedBytesOut += st.bytesOut;
     if (s.conn >= 0) this.emit({ kind: 'closeConnection', conn: s.conn, abort: false });
     if (s.ssl && s.ssl.state !== 'closed') {
       try {

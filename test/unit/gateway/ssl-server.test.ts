@@ -239,7 +239,7 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     const [st] = server.status();
     expect(st).toMatchObject({ user: 'alice', protocol: 'udp', virtualAddress: '10.8.0.2', bytesIn: 148, bytesOut: 320, packetsIn: 2, packetsOut: 1, cipher: 'AES-256-GCM' });
     expect(st!.realAddress).toBe(`127.0.0.1:${c.sock.address().port}`);
-    expect(server.summary()).toMatchObject({ name: 'p2c', state: 'LISTENING', protocols: ['udp', 'tcp'], clients: 1 });
+    expect(server.summary()).toMatchObject({ name: 'p2c', state: 'LISTENING', protocols: ['udp', 'tcp'], clients: 1, authFailures: 0, bytesIn: 148, bytesOut: 320 });
   });
 
   it('garbage on the port makes no session and is counted; data from unknown remotes too', async () => {

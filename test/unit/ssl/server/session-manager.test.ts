@@ -314,6 +314,8 @@ describe('SslSessionManager', () => {
     // a bare hard reset (spoofable) changes nothing
     m.receiveDatagram(reset(Buffer.alloc(8, 7)), '192.0.2.40', 1000, true, now);
     expect(m.sessionCount).toBe(2);
+    const liveBytesIn = m.status().find((s) => s.virtualAddress === '10.8.0.2')!.bytesIn;
+    expect(liveBytesIn).toBeGreaterThan(0);
     // the new one authenticates: now it replaces the old one
     const auth = encodeControlPacket({ opcode: 4, keyId: 0, sessionId: Buffer.alloc(8, 9), ack: { ids: [], remoteSessionId: null }, messageId: 2, payload: Buffer.from('auth') });
     const acts = m.receiveDatagram(auth, '192.0.2.40', 1000, true, now);
@@ -323,6 +325,8 @@ describe('SslSessionManager', () => {
     expect(m.sessionCount).toBe(1);
     expect(m.halfOpenSessions).toBe(0);
     expect(m.counters.sessionsClosed).toBe(1);
+    // the closed session's bytes stay in the server's totals
+    expect(m.counters.closedBytesIn).toBe(liveBytesIn);
   });
 
   it('a half-open session that does not authenticate in time is closed; the live one is untouched', () => {
