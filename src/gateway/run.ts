@@ -69,7 +69,7 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
       baseDir: dataDir,
       log: o.log.child({ svc: 'resources' }),
       source: o.configPath,
-      metrics: () => (metrics ? metrics.render() : Promise.resolve('')),
+      metrics: () => (metrics ? metrics.metrics() : Promise.resolve('')),
       textActions: {
         'peer-config': (cfg, name, q) => {
           const format = q.format ?? 'swanctl';

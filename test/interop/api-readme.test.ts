@@ -4,17 +4,15 @@
 // a customer gateway and a VPN connection, and download the customer side's swanctl.conf. A real
 // strongSwan loads that file unchanged, the tunnel comes up (the API says ACTIVE) and a ping
 // crosses it. Then the connection is deleted through the API and the tunnel goes away.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NsDaemon } from '../helpers/api.js';
 import { ADDR, createTopology, ping, type Topology } from '../helpers/netns.js';
-import { ensureBuilt } from '../helpers/openvpn.js';
+import { ensureBuilt, REPO_ROOT } from '../helpers/openvpn.js';
+import { VPCGW_CLI } from '../helpers/vpcgw.js';
 import { run, waitFor } from '../helpers/proc.js';
 import { Charon } from '../helpers/strongswan.js';
-
-// TEST FIXTURE ONLY: not a real secret.
-const PSK = 'test-fixture-readme-psk-0123456789';
 
 let topo: Topology;
 let d: NsDaemon;
@@ -40,38 +38,50 @@ describe('README: a site-to-cloud tunnel built through the management API', () =
     expect(d.output()).toContain('token create');
   }, 60_000);
 
-  it('token create prints a token alone; the API refuses requests without it', async () => {
-    const token = await d.createToken();
-    expect(token).toMatch(/^vpcgw_[A-Za-z0-9_-]{40,}$/);
+  it('the README block (token, PUT gateway, POST customer gateway and connection, download swanctl.conf) runs as written', async () => {
+    const md = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+    const section = md.slice(md.indexOf('## Management API'), md.indexOf('## Status and control'));
+    const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(block, 'README lost its management API walk-through').toBeDefined();
+    const lines = block!.split('\n');
+    // the daemon already runs as `sudo npm start` runs it (the embedded default in a data dir)
+    expect(lines[0]).toMatch(/^sudo npm start\b/);
+    const script = [
+      'set -e',
+      `cd ${topo.workDir}`,
+      'sudo() { "$@"; }',
+      `vpcgw() { ${process.execPath} ${VPCGW_CLI} "$@" --control ${d.controlPath}; }`,
+      ...lines.slice(1),
+      'printf %s "$TOKEN" > token',
+    ].join('\n');
+    const r = await topo.exec('cloudGw', 'sh', ['-c', script], { timeoutMs: 60_000 });
+    d.token = readFileSync(join(topo.workDir, 'token'), 'utf8').trim();
+    expect(d.token).toMatch(/^vpcgw_[A-Za-z0-9_-]{40,}$/);
+    // the last command shows the connection: created, no PSK shown
+    const conn = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(conn).toMatchObject({ name: 'dc1-main', customerGateway: 'dc1', remoteSubnets: [ADDR.siteSubnet] });
+    expect(r.stdout).not.toContain('a long random secret');
+    expect(readFileSync(join(topo.workDir, 'swanctl.conf'), 'utf8')).toContain('a long random secret');
+    // the gateway took the PUT: its public address and VPC subnet
+    const st = await d.status();
+    expect(st.gateway.publicAddresses).toEqual([ADDR.cloudGwOutside]);
+    expect(st.gateway.vpcSubnets).toEqual([ADDR.vpcSubnet]);
+  }, 90_000);
+
+  it('the API refuses requests without the token or with a wrong one', async () => {
     expect((await d.api('GET', '/v1/vpn-connections', undefined, { token: null })).status).toBe(401);
-    expect((await d.api('GET', '/v1/vpn-connections', undefined, { token: `${token}x` })).status).toBe(401);
+    expect((await d.api('GET', '/v1/vpn-connections', undefined, { token: `${d.token}x` })).status).toBe(401);
     expect((await d.api('GET', '/v1/vpn-connections')).status).toBe(200);
   });
 
-  it('PUT the gateway (public address, VPC subnet), POST a customer gateway and a connection', async () => {
-    const gw = await d.api('PUT', '/v1/vpn-gateways/vpcgw', { publicAddresses: [ADDR.cloudGwOutside], vpcSubnets: [ADDR.vpcSubnet] });
-    expect(gw.status, gw.body).toBe(200);
-    const cgw = await d.api('POST', '/v1/customer-gateways', { name: 'dc1', address: ADDR.siteGwOutside });
-    expect(cgw.status, cgw.body).toBe(201);
-    const conn = await d.api('POST', '/v1/vpn-connections', {
-      name: 'dc1-main', customerGateway: 'dc1', localSubnets: [ADDR.vpcSubnet], remoteSubnets: [ADDR.siteSubnet], auth: { psk: PSK },
-    });
-    expect(conn.status, conn.body).toBe(201);
-    expect(conn.body).not.toContain(PSK);
-    expect(conn.json).toMatchObject({ name: 'dc1-main', customerGateway: 'dc1' });
-    expect(['DOWN', 'ACTIVE']).toContain((conn.json as { status: string }).status);
-  }, 60_000);
-
   it('the exported swanctl.conf, loaded unchanged by strongSwan, brings the tunnel up: ACTIVE in the API, ping crosses', async () => {
-    const exp = await d.api('GET', '/v1/vpn-connections/dc1-main/peer-config?format=swanctl');
-    expect(exp.status, exp.body).toBe(200);
-    expect(exp.body).toContain(PSK); // the download is for the customer side: it carries the PSK
+    const exported = readFileSync(join(topo.workDir, 'swanctl.conf'), 'utf8');
     sw = await Charon.start(topo, 'siteGw', {
       localAddr: ADDR.siteGwOutside, remoteAddr: ADDR.cloudGwOutside, localId: ADDR.siteGwOutside, remoteId: ADDR.cloudGwOutside,
-      psk: 'harness-placeholder-psk', ikeProposals: 'default', espProposals: 'default', localTs: ADDR.siteSubnet, remoteTs: ADDR.vpcSubnet,
+      psk: 'harness-placeholder-psk-not-used', ikeProposals: 'default', espProposals: 'default', localTs: ADDR.siteSubnet, remoteTs: ADDR.vpcSubnet,
       connName: 'placeholder', startAction: 'none',
     });
-    writeFileSync(sw.swanctlPath, exp.body, { mode: 0o600 });
+    writeFileSync(sw.swanctlPath, exported, { mode: 0o600 });
     await run('swanctl', ['--load-all', '--noprompt', '--clear', '--file', sw.swanctlPath, '--uri', sw.vici], {
       timeoutMs: 15_000, env: { ...process.env, STRONGSWAN_CONF: join(sw.dir, 'strongswan.conf') },
     });
