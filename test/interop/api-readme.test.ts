@@ -57,8 +57,10 @@ describe('README: a site-to-cloud tunnel built through the management API', () =
     const r = await topo.exec('cloudGw', 'sh', ['-c', script], { timeoutMs: 60_000 });
     d.token = readFileSync(join(topo.workDir, 'token'), 'utf8').trim();
     expect(d.token).toMatch(/^vpcgw_[A-Za-z0-9_-]{40,}$/);
-    // the last command shows the connection: created, no PSK shown
-    const conn = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    // curl prints each answer without a newline: the last of the JSON documents is the connection
+    const answers = jsonDocuments(r.stdout);
+    expect(answers.map((a) => (a as { name?: string }).name)).toEqual(['vpcgw', 'dc1', 'dc1-main', 'dc1-main']);
+    const conn = answers.at(-1) as Record<string, unknown>;
     expect(conn).toMatchObject({ name: 'dc1-main', customerGateway: 'dc1', remoteSubnets: [ADDR.siteSubnet] });
     expect(r.stdout).not.toContain('a long random secret');
     expect(readFileSync(join(topo.workDir, 'swanctl.conf'), 'utf8')).toContain('a long random secret');
@@ -107,3 +109,24 @@ describe('README: a site-to-cloud tunnel built through the management API', () =
     expect((await d.stop()).code).toBe(0);
   }, 60_000);
 });
+
+/** Splits concatenated JSON objects ({..}{..}) as curl prints them one after another. */
+function jsonDocuments(text: string): unknown[] {
+  const out: unknown[] = [];
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '{') {
+      if (depth++ === 0) start = i;
+    } else if (c === '}' && --depth === 0) out.push(JSON.parse(text.slice(start, i + 1)));
+  }
+  return out;
+}
