@@ -97,6 +97,13 @@ describe('README: a site-to-cloud tunnel built through the management API', () =
       { timeoutMs: 15_000, intervalMs: 300, what: 'a ping site-host -> vpc-host through the tunnel' });
     const r = await ping(topo, 'siteHost', ADDR.vpcHost, { count: 3 });
     expect(r.received).toBe(3);
+    // Prometheus sees it up and counting; health is open, metrics need the token
+    const m = await d.api('GET', '/metrics');
+    expect(m.status).toBe(200);
+    expect(m.body).toMatch(/^vpcgw_vpn_connection_up\{connection="dc1-main"\} 1$/m);
+    expect(Number(/^vpcgw_vpn_connection_packets_total\{connection="dc1-main",direction="in"\} (\d+)/m.exec(m.body)?.[1])).toBeGreaterThanOrEqual(3);
+    expect((await d.api('GET', '/metrics', undefined, { token: null })).status).toBe(401);
+    expect((await d.api('GET', '/healthz', undefined, { token: null })).status).toBe(200);
   }, 90_000);
 
   it('DELETE takes the connection down live; the customer gateway can go after it', async () => {

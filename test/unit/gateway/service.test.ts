@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/common/log.js';
-import type { GatewayConfig } from '../../../src/gateway/config/index.js';
-import { GatewayService, type LiveGateway } from '../../../src/gateway/service.js';
-import type { GatewayStatus } from '../../../src/gateway/status.js';
+import { GatewayService } from '../../../src/gateway/service.js';
+import { FakeGateway } from '../../helpers/fake-gateway.js';
 import { Store } from '../../../src/store/store.js';
 
 // The management service over a real store and a fake running gateway: validation through the
@@ -18,37 +17,6 @@ const PSK = 'test-fixture-psk-service-not-secret';
 const GATEWAY = { name: 'gw1', publicAddresses: ['192.0.2.2'], vpcSubnets: ['10.2.0.0/16'], api: { enabled: false } };
 const CGW = { name: 'dc1', address: '192.0.2.1' };
 const CONN = { name: 'conn1', customerGateway: 'dc1', localSubnets: ['10.2.0.0/16'], remoteSubnets: ['10.1.0.0/16'], auth: { psk: PSK } };
-
-class FakeGateway implements LiveGateway {
-  state = 'running';
-  applied: GatewayConfig[] = [];
-  established = new Set<string>();
-  failNext: Error | null = null;
-  constructor(public config: GatewayConfig) {}
-  async applyConfig(next: GatewayConfig): Promise<unknown> {
-    if (this.failNext) {
-      const e = this.failNext;
-      this.failNext = null;
-      throw e;
-    }
-    this.applied.push(next);
-    this.config = next;
-    return {};
-  }
-  status(): GatewayStatus {
-    return {
-      gateway: {} as GatewayStatus['gateway'],
-      connections: this.config.vpnConnections.map((c) => ({
-        name: c.name,
-        state: this.established.has(c.name) ? 'ESTABLISHED' : 'CONNECTING',
-        children: this.established.has(c.name) ? [{ state: 'INSTALLED', spiIn: '0x1', spiOut: '0x2', bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0 }] : [],
-      })),
-      vpnServers: [],
-    };
-  }
-  initiate(): void {}
-  terminate(): void {}
-}
 
 let dir = '';
 let store: Store;
