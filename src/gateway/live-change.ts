@@ -102,9 +102,24 @@ function keyBytes(k: KeyObject): Buffer {
 export function connectionFingerprint(cfg: GatewayConfig, name: string): string {
   const i = cfg.vpnConnections.findIndex((c) => c.name === name);
   if (i < 0) throw new RangeError(`no connection ${name}`);
-  const peer = peerConfigFrom(cfg, cfg.vpnConnections[i]!, `vpnConnections[${i}]`);
+  return fingerprintAt(cfg, i);
+}
+
+/**
+ * Fingerprints by connection object: a config tree is frozen and each entry object belongs to one
+ * tree, so the value never changes, and the previous apply's `next` is this apply's `prev`.
+ */
+const fingerprints = new WeakMap<object, string>();
+
+function fingerprintAt(cfg: GatewayConfig, i: number): string {
+  const c = cfg.vpnConnections[i]!;
+  const known = fingerprints.get(c);
+  if (known !== undefined) return known;
+  const peer = peerConfigFrom(cfg, c, `vpnConnections[${i}]`);
   // the PSK enters the rendering as its hash only
-  return sha256(canonical({ ...peer, psk: `psk:${sha256(peer.psk)}` }));
+  const fp = sha256(canonical({ ...peer, psk: `psk:${sha256(peer.psk)}` }));
+  fingerprints.set(c, fp);
+  return fp;
 }
 
 /** The fingerprint of a VPN server entry and of the files it names. */
@@ -138,8 +153,11 @@ function diffByName<T extends { name: string }>(prev: readonly T[], next: readon
  */
 export function diffConfigs(prev: GatewayConfig, next: GatewayConfig, opts: { read?: FileReader; stale?: ReadonlySet<string> } = {}): ConfigDiff {
   const stale = opts.stale ?? new Set<string>();
+  const indexOf = (cfg: GatewayConfig): Map<string, number> => new Map(cfg.vpnConnections.map((c, i) => [c.name, i]));
+  const prevAt = indexOf(prev);
+  const nextAt = indexOf(next);
   const connections = diffByName(prev.vpnConnections, next.vpnConnections, (name) =>
-    !stale.has(`connection:${name}`) && connectionFingerprint(prev, name) === connectionFingerprint(next, name));
+    !stale.has(`connection:${name}`) && fingerprintAt(prev, prevAt.get(name)!) === fingerprintAt(next, nextAt.get(name)!));
   const read = opts.read ?? readOrNull;
   const serverOf = (cfg: GatewayConfig, name: string) => cfg.vpnServers.find((v) => v.name === name)!;
   const vpnServers = diffByName(prev.vpnServers, next.vpnServers, (name) =>

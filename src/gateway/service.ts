@@ -149,8 +149,21 @@ export class GatewayService implements ManagementService {
     const offset = q.offset ?? 0;
     if (!Number.isInteger(offset) || offset < 0) throw new VpnError('ERR_BAD_REQUEST', `offset ${String(offset)} is not valid: an integer from 0`);
     const status = this.statusContext();
-    let rows = this.store.all(k.kind).map((r) => this.view(k, r, status));
-    for (const [field, want] of Object.entries(q.filters ?? {})) rows = rows.filter((v) => filterValue(v[field]) === want);
+    const filters = Object.entries(q.filters ?? {});
+    // filters on the stored fields run before the views are built: a page costs its own views only
+    // (secrets are never matched: a filter must not let a caller probe a value the API hides)
+    const stored = filters.filter(([f]) => !VIEW_FIELDS.has(f));
+    const derived = filters.filter(([f]) => VIEW_FIELDS.has(f));
+    const field = (k2: KindDef, r: StoredResource, f: string): unknown =>
+      f === 'id' ? r.id : f === 'name' ? r.name : (withoutSecrets(k2.section, r.spec) as Record<string, unknown>)[f];
+    let found = this.store.all(k.kind).filter((r) => stored.every(([f, want]) => filterValue(field(k, r, f)) === want));
+    let views: ResourceView[] | null = null;
+    if (derived.length) {
+      views = found.map((r) => this.view(k, r, status)).filter((v) => derived.every(([f, want]) => filterValue(v[f]) === want));
+      const byId = new Map(found.map((r) => [r.id, r]));
+      found = views.map((v) => byId.get(v.id)!);
+    }
+    const rows = found;
     const total = rows.length;
     let start = offset;
     if (q.marker !== undefined) {
@@ -158,7 +171,8 @@ export class GatewayService implements ManagementService {
       if (i < 0) throw new VpnError('ERR_BAD_REQUEST', `marker ${q.marker} is not valid: the id of an item of this list`);
       start = i + 1;
     }
-    const items = rows.slice(start, start + limit);
+    const page = rows.slice(start, start + limit);
+    const items = views ? views.slice(start, start + limit) : page.map((r) => this.view(k, r, status));
     const more = start + items.length < total;
     return { items, total_count: total, page_info: { current_count: items.length, next_marker: more ? items.at(-1)!.id : null } };
   }
@@ -446,6 +460,9 @@ export class GatewayService implements ManagementService {
     return { ...spec, id: r.id, name: r.name, status, ...extra, created_at: r.createdAt, updated_at: r.updatedAt };
   }
 }
+
+/** Fields a view adds to the stored entry: filtering on them needs the live status. */
+const VIEW_FIELDS: ReadonlySet<string> = new Set(['status', 'ike_state', 'status_reason', 'clients', 'created_at', 'updated_at']);
 
 function kindDef(kind: string): KindDef {
   const k = KINDS.find((x) => x.kind === kind || x.collection === kind);

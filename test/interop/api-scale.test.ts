@@ -1,0 +1,68 @@
+// The store at scale, bounded: 1,000 vpn connections created one by one through the HTTPS API of
+// a running `vpcgw start` (each one validated and taken live), every one listed once through
+// marker pagination, and all of them back after a restart. The figures (create, list and get
+// latency, start time) are printed; targets live in bench/api-scale.mjs, not here.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createNetns, NsDaemon, type Netns } from '../helpers/api.js';
+import { ensureBuilt, REPO_ROOT } from '../helpers/openvpn.js';
+
+const CONNECTIONS = 1000;
+
+let ns: Netns;
+let dir = '';
+let dataDir = '';
+
+beforeAll(async () => {
+  await ensureBuilt();
+  ns = await createNetns('scale');
+  dir = mkdtempSync(join(tmpdir(), 'vpcgw-scale-'));
+  dataDir = join(dir, 'var');
+  mkdirSync(dataDir, { mode: 0o700 });
+  writeFileSync(join(dataDir, 'vpcgw.yaml'), `gateway:
+  name: scale
+  dataDir: .
+  publicAddresses: [127.0.0.1]
+  vpcSubnets: [10.2.0.0/16]
+  tun: { name: vgscale }
+  logLevel: warn
+customerGateways: []
+vpnConnections: []
+vpnServers: []
+`, { mode: 0o600 });
+}, 60_000);
+
+afterAll(async () => {
+  await ns?.destroy();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe(`${CONNECTIONS} vpn connections through the API`, () => {
+  it('are created, listed once each by marker pages, read one by one, and all back after a restart', async () => {
+    const d = await NsDaemon.start(ns, { dataDir, label: 'vpcgw-scale' });
+    const token = await d.createToken();
+    const url = await d.apiUrl();
+    const r = await ns.exec(process.execPath, [join(REPO_ROOT, 'bench/api-scale-client.mjs'), url, token, String(CONNECTIONS)], { timeoutMs: 300_000 });
+    const res = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, any>;
+    console.log(`[scale] ${JSON.stringify(res)}`);
+    expect(res.failures).toEqual([]);
+    expect(res.created).toBe(CONNECTIONS);
+    expect(res.listed).toBe(CONNECTIONS);
+    expect(res.distinct).toBe(CONNECTIONS);
+    const st = await d.status();
+    expect(st.connections).toHaveLength(CONNECTIONS);
+    expect(st.gateway.routes).toHaveLength(CONNECTIONS);
+    expect((await d.stop()).code).toBe(0);
+
+    const t0 = Date.now();
+    const again = await NsDaemon.start(ns, { dataDir, label: 'vpcgw-scale-restart', timeoutMs: 60_000 });
+    console.log(`[scale] start with ${CONNECTIONS} connections in the store: ${Date.now() - t0} ms to answer status`);
+    again.token = token;
+    const page = await again.api('GET', '/v1/vpn-connections?limit=1');
+    expect((page.json as { total_count: number }).total_count).toBe(CONNECTIONS);
+    expect((await again.status()).connections).toHaveLength(CONNECTIONS);
+    expect((await again.stop()).code).toBe(0);
+  }, 420_000);
+});
