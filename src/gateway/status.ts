@@ -151,13 +151,14 @@ export function formatStatus(st: GatewayStatus): string {
   out.push(`  tun ${g.tun.name} mtu ${g.tun.mtu}: rx ${g.tun.rxPackets} pkts / ${bytes(g.tun.rxBytes)}, tx ${g.tun.txPackets} pkts / ${bytes(g.tun.txBytes)}`);
   for (const u of g.udp) out.push(`  udp ${u.address}:${u.port}: rx ${u.rxPackets} pkts, tx ${u.txPackets} pkts, errors ${u.errors}`);
   out.push(`  ike: ${g.ike}, data plane: ${g.dataPlane}`);
+  if (g.api) out.push(`  management api: ${g.api.url}/v1  (certificate sha256 ${g.api.fingerprintSha256})`);
   const r = st.ikeResponder;
   if (r) {
     const drops = Object.entries(r.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
     out.push(`  ike responder: ${r.halfOpen} half-open from ${r.halfOpenSources} addresses, ${r.cookiesSent} cookies sent, drops: ${drops || 'none'}`);
   }
   out.push(`connections (${st.connections.length}):`);
-  if (st.connections.length === 0) out.push('  (none configured: add vpnConnections to the config)');
+  if (st.connections.length === 0) out.push('  (none configured: create one through the API, or vpcgw apply -f FILE)');
   for (const c of st.connections) {
     const extra = [c.peer && `peer ${c.peer}`, c.ikeSa && `ike ${c.ikeSa}`, c.reason].filter(Boolean).join(', ');
     out.push(`  ${c.name}: ${c.state}${extra ? ` (${extra})` : ''}`);
