@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { SslAuthType } from '../ssl/server/authenticator.js';
 import type { SslProtocol, SslServerConfig, SslServerLimits } from '../ssl/server/config.js';
 import { parseStaticKey, parseTlsCryptV2ServerKey, type TlsAuthDigest, type TlsWrapConfig } from '../ssl/wire/tls-wrap.js';
 
@@ -43,6 +44,8 @@ export function sslServerConfigFrom(
     dataCiphers: readonly string[];
     serverCert: { cert: string; key: string };
     clientCa: string;
+    /** absent: cert */
+    auth?: { type: SslAuthType };
     maxConnections: number;
     clientToClient: boolean;
     renegSec?: number;
@@ -63,6 +66,7 @@ export function sslServerConfigFrom(
     dnsServers: Object.freeze(v.dnsServers.map((s) => s.text)),
     dataCiphers: Object.freeze([...v.dataCiphers]),
     identity: Object.freeze({ cert: readPem(v.serverCert.cert), key: readPem(v.serverCert.key), clientCa: readPem(v.clientCa) }),
+    auth: v.auth?.type ?? 'cert',
     maxConnections: v.maxConnections,
     clientToClient: v.clientToClient,
     renegSec: v.renegSec ?? 0,
