@@ -133,6 +133,8 @@ export class ServerSession {
   halfOpen = false;
   /** the id of its password check in flight (0: none) */
   authPending = 0;
+  /** refused and counted in authRefusals already (it may linger, or its TCP connection close, before 'closed') */
+  refused = false;
   /** the client's control-channel session id (bytes 1..8 of its hard reset), UDP only */
   clientSid: Buffer | null = null;
   remoteFamily: 4 | 6 = 4;
@@ -717,7 +719,7 @@ export class SslSessionManager {
           }
           break;
         case 'closed':
-          if (!s.authenticated && s.status === 'open') {
+          if (!s.authenticated && s.status === 'open' && !s.refused) {
             this.counters.authRefusals++;
             s.log.warn({ reason: a.reason }, 'client refused');
           }
@@ -757,6 +759,8 @@ export class SslSessionManager {
 
   private refusePassword(s: ServerSession, user: string, reason: string, now: number): void {
     this.counters.passwordFailures++;
+    this.counters.authRefusals++;
+    s.refused = true;
     const blocked = this.backoff.failure(s.remoteAddr, now);
     s.log.warn({ user, source: s.remoteAddr, reason, blocked }, 'password authentication failed');
     s.ssl.reject('');
