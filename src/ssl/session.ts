@@ -528,6 +528,9 @@ export class SslSession {
   private tryKeyExchange(ks: KeyState): void {
     if (!ks.secure || !ks.clientKm2 || ks.km2Sent) return;
     const km2 = ks.clientKm2;
+    // the password is handed over at most once (key id 0) and not kept in the key state
+    const password = km2.password;
+    km2.password = null;
     ks.serverKm2 = makeServerKeyMethod2(this.serverOptionsString(km2.options));
     if (ks.refusal !== null) {
       this.sendKm2(ks);
@@ -557,9 +560,7 @@ export class SslSession {
       this.ekm = this.opts.allowEkm !== false && usesEkm(this.peerInfo);
       ks.keys = this.deriveKeys(ks);
       this.st = 'authenticating';
-      const { username, password } = km2;
-      // the password is handed over once and not kept in the key state
-      km2.password = null;
+      const username = km2.username;
       const user = this.opts.clientCert === false ? (username ?? '') : this.certCn;
       this.emit({ kind: 'authenticated', user, certCn: this.certCn, username, password, peerInfo: this.peerInfo, clientOptions: this.clientOptions, cipher });
       return;
