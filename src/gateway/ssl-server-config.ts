@@ -43,7 +43,8 @@ export function sslServerConfigFrom(
     dnsServers: readonly { text: string }[];
     dataCiphers: readonly string[];
     serverCert: { cert: string; key: string };
-    clientCa: string;
+    /** absent with auth.type password */
+    clientCa?: string | null;
     /** absent: cert */
     auth?: { type: SslAuthType };
     maxConnections: number;
@@ -65,7 +66,7 @@ export function sslServerConfigFrom(
     localSubnets: Object.freeze(v.localSubnets.map((s) => s.text)),
     dnsServers: Object.freeze(v.dnsServers.map((s) => s.text)),
     dataCiphers: Object.freeze([...v.dataCiphers]),
-    identity: Object.freeze({ cert: readPem(v.serverCert.cert), key: readPem(v.serverCert.key), clientCa: readPem(v.clientCa) }),
+    identity: Object.freeze({ cert: readPem(v.serverCert.cert), key: readPem(v.serverCert.key), clientCa: v.clientCa ? readPem(v.clientCa) : '' }),
     auth: v.auth?.type ?? 'cert',
     maxConnections: v.maxConnections,
     clientToClient: v.clientToClient,

@@ -92,7 +92,6 @@ vpnServers:
     localSubnets: [${LAB.vpcSubnet}]
     auth: { type: password }
     serverCert: { cert: ${cert}, key: ${key} }
-    clientCa: ${ca}
   - name: cp
     protocols: [udp]
     port: ${CERT_PW_PORT}

@@ -393,7 +393,9 @@ export const VPN_SERVER = object({
     cert: required(filePath('a PEM certificate file path')),
     key: required(filePath('a PEM private key file path')),
   }), 'PEM files; relative paths resolve against the config file\'s folder.'),
-  clientCa: required(filePath('a PEM CA certificate file path (required with auth.type cert)')),
+  clientCa: optional(filePath('a PEM CA certificate file path'), {
+    nullable: true, description: 'The CA that signs client certificates; required with auth.type cert and cert+password, unused with password.',
+  }),
   maxConnections: withDefault(int(1, 65535), DEFAULT_MAX_CONNECTIONS),
   clientToClient: withDefault(bool(), false),
   tlsCrypt: optional(filePath('an OpenVPN static key file (openvpn --genkey tls-crypt)'), {
@@ -415,6 +417,9 @@ export const VPN_SERVER = object({
     const wraps = (['tlsCrypt', 'tlsAuth', 'tlsCryptV2'] as const).filter((k) => v[k]);
     if (wraps.length > 1) {
       throw new ConfigError(join(path, wraps[1]!), 'set', `one of tlsCrypt, tlsAuth and tlsCryptV2, not both ${wraps[0]} and ${wraps[1]}`);
+    }
+    if (!v.clientCa && v.auth.type !== 'password') {
+      throw new ConfigError(join(path, 'clientCa'), v.clientCa, `a PEM CA certificate file path (auth.type ${v.auth.type} verifies client certificates with it)`);
     }
     if (v.protocols.includes('udp') && IKE_UDP_PORTS.includes(v.port)) {
       throw new ConfigError(join(path, 'port'), v.port, 'a UDP port other than 500 and 4500 (IKE uses them)');

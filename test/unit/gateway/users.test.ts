@@ -157,3 +157,38 @@ describe('users as resources (GatewayService)', () => {
     expect(JSON.stringify(svc.list('users', {}))).not.toContain(passwordHash);
   });
 });
+
+describe('config file: users and vpnServers auth types', () => {
+  const base = (server: string, users = ''): string => `gateway:
+  publicAddresses: [192.0.2.2]
+  vpcSubnets: [10.2.0.0/16]
+vpnServers:
+  - { name: p2c, clientCidr: 10.8.0.0/24, localSubnets: [10.2.0.0/16], serverCert: { cert: s.crt, key: s.key }, ${server} }
+${users}`;
+
+  it('auth password needs no clientCa; cert and cert+password do', async () => {
+    const { parseConfig } = await import('../../../src/gateway/config/index.js');
+    expect(parseConfig(base('auth: { type: password }'), 'x.yaml').vpnServers[0]!.auth.type).toBe('password');
+    expect(() => parseConfig(base('auth: { type: cert+password }'), 'x.yaml')).toThrow(/vpnServers\[0\]\.clientCa.*auth\.type cert\+password/);
+    expect(() => parseConfig(base('auth: { type: cert }'), 'x.yaml')).toThrow(/vpnServers\[0\]\.clientCa/);
+    expect(parseConfig(base('auth: { type: cert+password }, clientCa: ca.crt'), 'x.yaml').vpnServers[0]!.clientCa).toMatch(/ca\.crt$/);
+  });
+
+  it('users: a hash in the scrypt format, unique names; the hash is never echoed in an error', async () => {
+    const { parseConfig } = await import('../../../src/gateway/config/index.js');
+    const h = await hashPassword(PASSWORD);
+    const cfg = parseConfig(base('auth: { type: password }', `users:\n  - { name: alice, passwordHash: "${h}", groups: [eng], servers: [p2c] }\n`), 'x.yaml');
+    expect(cfg.users[0]).toMatchObject({ name: 'alice', disabled: false, groups: ['eng'], servers: ['p2c'] });
+    expect(JSON.stringify(cfg.users)).not.toContain(h);
+    let err: Error | null = null;
+    try {
+      parseConfig(base('auth: { type: password }', 'users:\n  - { name: alice, passwordHash: "md5-abcdef" }\n'), 'x.yaml');
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.message).toMatch(/users\[0\]\.passwordHash/);
+    expect(err?.message).not.toContain('md5-abcdef');
+    expect(() => parseConfig(base('auth: { type: password }', `users:\n  - { name: a, passwordHash: "${h}" }\n  - { name: a, passwordHash: "${h}" }\n`), 'x.yaml'))
+      .toThrow(/users\[1\]\.name/);
+  });
+});
