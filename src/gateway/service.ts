@@ -10,6 +10,7 @@ import { isPlainObject } from './config/field-table.js';
 import { canonicalEntry, withAbsolutePaths, withoutSecrets, withStoredSecrets } from './config/raw.js';
 import { KINDS, LIST_SECTIONS, kindOfSection, type KindDef, type ListSection } from './resources.js';
 import type { GatewayStatus } from './status.js';
+import type { StoredResource } from '../store/store.js';
 
 /**
  * The management service: the one implementation of every resource operation, called by the HTTPS
@@ -39,14 +40,7 @@ export interface ResourceStore {
   verifyToken(token: string): boolean;
 }
 
-export interface StoredResource {
-  readonly id: string;
-  readonly kind: string;
-  readonly name: string;
-  readonly spec: unknown;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-}
+export type { StoredResource };
 
 /** What the service needs of the running daemon (src/gateway/daemon.ts Gateway). */
 export interface LiveGateway {
