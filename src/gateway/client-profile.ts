@@ -29,7 +29,9 @@ const WILDCARD_LISTEN = new Set(['0.0.0.0', '::']);
 export function clientProfile(cfg: GatewayConfig, serverName: string, o: ClientProfileOptions = {}): { text: string; filename: string } {
   const server = cfg.vpnServers.find((v) => v.name === serverName);
   if (!server) throw new VpnError('ERR_NOT_FOUND', `no VPN server named "${serverName}"`);
-  const read = o.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  // PEM files written on Windows or by node-forge end lines with CRLF: the profile has LF only
+  const readRaw = o.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const read = (p: string): string => readRaw(p).replace(/\r\n/g, '\n');
   const host = o.host ?? remoteHostOf(cfg, server);
   if (host.length > 253 || !HOST_RE.test(host)) throw new VpnError('ERR_BAD_REQUEST', `host ${JSON.stringify(host)} is not valid: a DNS name or an IP address`);
   const lines = [
