@@ -241,4 +241,24 @@ vpnServers:
       await c.stop();
     }
   }, 120_000);
+
+  it('disconnect over TCP: HALT reaches the client before its connection is closed; it exits', async () => {
+    const k = pki.client('tcp-user');
+    const c = startClient(lab, lab.ns.c1, {
+      proto: 'tcp', remote: LAB.gwForClient[0], ca: join(lab.dir, 'ca.crt'), cert: writePem(lab, 'tcpu.crt', k.cert), key: writePem(lab, 'tcpu.key', k.key),
+      extra: ['--tls-crypt', join(lab.dir, 'tc.key')],
+    }, 'client-tcp-dis');
+    try {
+      await c.waitConnected();
+      const r = await d!.api('POST', '/v1/vpn-servers/p2c/disconnect', { client: 'tcp-user', halt: true });
+      expect(r.status, r.body).toBe(200);
+      await waitFor(async () => !c.proc.running || undefined, { timeoutMs: 15_000, intervalMs: 200, what: 'openvpn (tcp) to exit on HALT' }).catch((e: Error) => {
+        throw new Error(`${e.message}\n--- client log ---\n${c.log().slice(-3000)}`);
+      });
+      expect(c.log()).toMatch(/server-pushed-halt/);
+      expect(await clients()).toEqual([]);
+    } finally {
+      await c.stop();
+    }
+  }, 60_000);
 });
