@@ -7,7 +7,8 @@ import { VpnError } from '../../../src/common/errors.js';
 import { GatewayService } from '../../../src/gateway/service.js';
 import { clientProfile } from '../../../src/gateway/client-profile.js';
 import { parseConfig } from '../../../src/gateway/config/load.js';
-import { controlCall } from '../../../src/gateway/control.js';
+import { ControlServer, controlCall } from '../../../src/gateway/control.js';
+import { main } from '../../../src/cli.js';
 import { Gateway } from '../../../src/gateway/daemon.js';
 import { generateStaticKeyFile, generateTlsCryptV2ServerKeyFile } from '../../../src/gateway/pki.js';
 import { Store } from '../../../src/store/store.js';
@@ -194,6 +195,42 @@ vpnServers:
       await expect(controlCall(g.controlPath, 'disconnect', { server: 'p2c', client: 'x' })).rejects.toMatchObject({ code: 'ERR_STATE' });
     } finally {
       await g.stop();
+    }
+  });
+});
+
+describe('CLI: vpcgw rekey and vpcgw disconnect', () => {
+  it('send the control methods with their parameters and print one line; usage errors exit 1', async () => {
+    const calls: unknown[] = [];
+    const path = join(dir, 'ctl.sock');
+    const srv = await ControlServer.listen({
+      path,
+      handlers: {
+        rekey: (p) => (calls.push(['rekey', p]), { name: 'dc1-main', sa: (p as { sa: string }).sa, state: 'ESTABLISHED' }),
+        disconnect: (p) => (calls.push(['disconnect', p]), { server: 'p2c', client: 's4', user: 'alice' }),
+      },
+    });
+    const cli = async (args: string[]) => {
+      let out = '';
+      let err = '';
+      const code = await main([...args, '--control', path], { stdout: (t) => (out += t), stderr: (t) => (err += t), env: {}, cwd: dir, isRoot: () => false });
+      return { code, out, err };
+    };
+    try {
+      expect(await cli(['rekey', 'dc1-main'])).toMatchObject({ code: 0, out: 'dc1-main: CHILD_SAs rekeying (ESTABLISHED)\n' });
+      expect(await cli(['rekey', 'dc1-main', '--ike'])).toMatchObject({ code: 0, out: 'dc1-main: IKE SA rekeying (ESTABLISHED)\n' });
+      expect(await cli(['disconnect', 'p2c', 'alice'])).toMatchObject({ code: 0, out: 'p2c: client s4 (alice) disconnected\n' });
+      expect(await cli(['disconnect', 'p2c', 's4', '--halt'])).toMatchObject({ code: 0 });
+      expect(calls).toEqual([
+        ['rekey', { name: 'dc1-main', sa: 'child' }],
+        ['rekey', { name: 'dc1-main', sa: 'ike' }],
+        ['disconnect', { server: 'p2c', client: 'alice', halt: false }],
+        ['disconnect', { server: 'p2c', client: 's4', halt: true }],
+      ]);
+      expect((await cli(['rekey'])).code).toBe(1);
+      expect((await cli(['disconnect', 'p2c'])).code).toBe(1);
+    } finally {
+      await srv.close();
     }
   });
 });
