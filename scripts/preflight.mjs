@@ -53,6 +53,7 @@ const BINARIES = [
   ['make', 'make'],
   ['python3', 'python3'],
   ['clang++', 'clang'],
+  ['curl', 'curl'],
   ['promtool', 'prometheus'],
   ['systemd-analyze', 'systemd'],
   ['script', 'bsdutils'],

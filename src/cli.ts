@@ -31,6 +31,12 @@ commands:
                                            show the gateway, its connections and VPN servers
   initiate NAME [--control PATH | --config FILE]   bring a VPN connection up
   terminate NAME [--control PATH | --config FILE]  take a VPN connection down
+  rekey NAME [--ike] [--control PATH | --config FILE]
+                                           rekey an established VPN connection now: its CHILD_SAs, or
+                                           with --ike its IKE SA
+  disconnect SERVER CLIENT [--halt] [--control PATH | --config FILE]
+                                           close a VPN client's session (CLIENT: its id from status, or
+                                           its user name); the client reconnects, with --halt it exits
   check-config FILE                        validate a config file and exit
   apply -f FILE [--dry-run] [--control PATH]
                                            make the running gateway match FILE (create, update, delete
@@ -99,6 +105,7 @@ interface Parsed {
   values: {
     config?: string; control?: string; json?: boolean; help?: boolean; file?: string; 'dry-run'?: boolean; name?: string; format?: string;
     'password-stdin'?: boolean; group?: string[]; server?: string[];
+    ike?: boolean; halt?: boolean;
   };
 }
 
@@ -120,6 +127,8 @@ function parse(argv: string[]): Parsed {
         'password-stdin': { type: 'boolean' },
         group: { type: 'string', multiple: true },
         server: { type: 'string', multiple: true },
+        ike: { type: 'boolean' },
+        halt: { type: 'boolean' },
       },
     });
     return { command: positionals[0], positionals: positionals.slice(1), values };
@@ -175,6 +184,20 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
         const name = p.positionals[0]!;
         const r = (await controlCall(controlPathFor(p, io), p.command, { name })) as { name: string; state: string };
         io.stdout(p.values.json ? `${JSON.stringify(r)}\n` : `${r.name}: ${r.state}\n`);
+        return 0;
+      }
+      case 'rekey': {
+        expectArgs(p, 1, 'one argument: the VPN connection name');
+        const name = p.positionals[0]!;
+        const r = (await controlCall(controlPathFor(p, io), 'rekey', { name, sa: p.values.ike ? 'ike' : 'child' })) as { name: string; sa: string; state: string };
+        io.stdout(p.values.json ? `${JSON.stringify(r)}\n` : `${r.name}: ${r.sa === 'ike' ? 'IKE SA' : 'CHILD_SAs'} rekeying (${r.state})\n`);
+        return 0;
+      }
+      case 'disconnect': {
+        expectArgs(p, 2, 'two arguments: the VPN server name and the client (id or user name)');
+        const [server, client] = p.positionals as [string, string];
+        const r = (await controlCall(controlPathFor(p, io), 'disconnect', { server, client, halt: p.values.halt === true })) as { server: string; client: string; user: string };
+        io.stdout(p.values.json ? `${JSON.stringify(r)}\n` : `${r.server}: client ${r.client}${r.user ? ` (${r.user})` : ''} disconnected\n`);
         return 0;
       }
       case 'pki':

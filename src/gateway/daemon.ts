@@ -32,7 +32,7 @@ import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
  *     configured (with none, nothing could answer there: no IKE sockets, the SSL VPN still runs);
  *  4. starts the data plane over the 4500 sockets (possibly none), and the tunnel controller (IKE);
  *  5. installs a route via the TUN for every connection's remoteSubnets;
- *  6. serves the control socket (status / initiate / terminate);
+ *  6. serves the control socket (status / initiate / terminate / rekey / disconnect);
  *  7. runs one periodic tick that drives a timer wheel; the IKE core's `nextDeadline()` is one of its timers.
  *
  * `stop()` undoes all of it in reverse order. Every callback from sockets, TUN and the tick is
@@ -86,6 +86,11 @@ export interface TunnelController {
   /** Takes a connection down now. Throw a VpnError for a bad name. */
   terminate(name: string): void;
   /**
+   * Rekeys an established connection now: its CHILD_SAs or its IKE SA. Throws ERR_STATE when it is
+   * not established. Absent: the controller cannot rekey (ERR_STATE).
+   */
+  rekey?(name: string, which: RekeyWhich): void;
+  /**
    * An IKE message arrived (non-ESP marker already removed on 4500). `message` is a copy the
    * controller may keep. `local` is the address:port it arrived on.
    */
@@ -107,6 +112,9 @@ export interface TunnelController {
 }
 
 export type TunnelControllerFactory = (ctx: TunnelContext) => TunnelController;
+
+/** What a manual rekey replaces: the CHILD_SAs of a connection or its IKE SA. */
+export type RekeyWhich = 'child' | 'ike';
 
 /** A bound UDP socket the daemon can also send single control-plane datagrams on. */
 export interface GatewayUdp extends UdpBind {
@@ -712,6 +720,34 @@ export class Gateway {
     this.scheduleTunnels();
   }
 
+  /**
+   * Rekeys an established VPN connection now (the control method "rekey" and the API action):
+   * `child` its CHILD_SAs, `ike` its IKE SA. ERR_STATE when it is not established.
+   */
+  rekey(name: string, which: RekeyWhich = 'child'): void {
+    const t = this.requireTunnels();
+    if (!t.rekey) {
+      if (!this.config.vpnConnections.some((c) => c.name === name)) throw unknownConnection(name, this.config.vpnConnections.map((c) => c.name));
+      throw new VpnError('ERR_STATE', `connection ${name} cannot be rekeyed: IKE is not available`);
+    }
+    t.rekey(name, which);
+    this.scheduleTunnels();
+  }
+
+  /**
+   * Closes one client session of a VPN server (the control method "disconnect" and the API
+   * action), found by its status id or its user name. `halt`: the client is told to exit (HALT)
+   * instead of reconnecting (RESTART). ERR_NOT_FOUND for an unknown server or client.
+   */
+  disconnectClient(server: string, client: string, halt = false): { server: string; client: string; user: string } {
+    if (!this.config.vpnServers.some((v) => v.name === server)) {
+      throw new VpnError('ERR_NOT_FOUND', `no VPN server named "${server}" (configured: ${this.config.vpnServers.map((v) => v.name).join(', ') || 'none'})`);
+    }
+    const vs = this.vpnServers;
+    if (!vs || !vs.disconnect || this.stateValue !== 'running') throw new VpnError('ERR_STATE', `VPN server ${server} is not running`);
+    return vs.disconnect(server, client, halt);
+  }
+
   /** The data plane's drops by reason (empty without a data plane), for metrics. */
   dropCounters(): Record<string, number> {
     return this.dataPlane?.dropCounters() ?? {};
@@ -740,6 +776,19 @@ export class Gateway {
         const name = nameOf(params);
         this.terminate(name);
         return { name, state: stateOf(name) };
+      },
+      rekey: (params) => {
+        const name = nameOf(params);
+        const sa = (params as { sa?: unknown }).sa ?? 'child';
+        if (sa !== 'child' && sa !== 'ike') throw new VpnError('ERR_BAD_REQUEST', `params.sa ${JSON.stringify(sa)} is not valid: child or ike`);
+        this.rekey(name, sa);
+        return { name, sa, state: stateOf(name) };
+      },
+      disconnect: (params) => {
+        const p = (params ?? {}) as { server?: unknown; client?: unknown; halt?: unknown };
+        if (typeof p.server !== 'string' || !p.server) throw new VpnError('ERR_BAD_REQUEST', 'params.server (a VPN server name) is required');
+        if (typeof p.client !== 'string' || !p.client) throw new VpnError('ERR_BAD_REQUEST', 'params.client (a client id or user name) is required');
+        return this.disconnectClient(p.server, p.client, p.halt === true);
       },
       ...this.opts.controlHandlers,
     };

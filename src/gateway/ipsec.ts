@@ -5,7 +5,7 @@ import { formatChildSpi } from '../common/spi.js';
 import { IkeManager, type IkeSaStatus } from '../ike/ike-manager.js';
 import type { PeerConfig, RetransmitConfig } from '../ike/config/peer-config.js';
 import type { ChildSaParams, IkeAction } from '../ike/sa/types.js';
-import type { TunnelContext, TunnelController } from './daemon.js';
+import type { RekeyWhich, TunnelContext, TunnelController } from './daemon.js';
 import { unknownConnection } from './daemon.js';
 import type { ConnectionState, ConnectionStatus, IkeResponderStatus } from './status.js';
 import { peerConfigFrom, peerConfigsFrom } from './peer-configs.js';
@@ -142,6 +142,12 @@ export class IpsecController implements TunnelController {
   terminate(name: string): void {
     if (!this.configs.some((c) => c.name === name)) throw unknownConnection(name, this.configs.map((c) => c.name));
     this.exec(this.mgr.terminate(name, this.now()));
+  }
+
+  /** Rekeys an established connection now: its CHILD_SAs (`child`) or its IKE SA (`ike`). */
+  rekey(name: string, which: RekeyWhich): void {
+    if (!this.configs.some((c) => c.name === name)) throw unknownConnection(name, this.configs.map((c) => c.name));
+    this.exec(this.mgr.rekey(name, which, this.now()));
   }
 
   receiveIke(message: Buffer, from: Endpoint, local: Endpoint): void {

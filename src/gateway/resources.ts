@@ -15,6 +15,14 @@ const CONNECTION_ACTIONS: readonly ResourceAction[] = [
   { name: 'initiate', method: 'POST', produces: 'json', description: 'Bring the tunnel up now (IKE_SA_INIT to the customer gateway).' },
   { name: 'terminate', method: 'POST', produces: 'json', description: 'Take the tunnel down now (IKE DELETE); it stays configured.' },
   {
+    name: 'rekey',
+    method: 'POST',
+    produces: 'json',
+    description: 'Rekey the established tunnel now (CREATE_CHILD_SA, RFC 7296 §1.3.3/§2.8): its CHILD_SAs (default) or its IKE SA. '
+      + '`sa` in the query or a JSON body. 409 when the connection is not ESTABLISHED.',
+    query: { sa: { enum: ['child', 'ike'], description: 'What to rekey (default child).' } },
+  },
+  {
     name: 'peer-config',
     method: 'GET',
     produces: 'text/plain',
@@ -29,7 +37,26 @@ const SERVER_ACTIONS: readonly ResourceAction[] = [
     name: 'clients',
     method: 'GET',
     produces: 'json',
-    description: 'The clients online now: user, real and virtual address, cipher, bytes, connected since.',
+    description: 'The clients online now: id, user, real and virtual address, cipher, bytes, connected since.',
+  },
+  {
+    name: 'disconnect',
+    method: 'POST',
+    produces: 'json',
+    description: 'Close one client session now: the client is sent RESTART (it reconnects; with halt=true HALT: it exits), '
+      + 'its address and route are released. `client` (an id from clients, or a user name) in the query or a JSON body.',
+    query: {
+      client: { description: 'The session: its id from clients, or its user name.' },
+      halt: { enum: ['true', 'false'], description: 'Tell the client to exit instead of reconnecting (default false).' },
+    },
+  },
+  {
+    name: 'client-profile',
+    method: 'GET',
+    produces: 'application/x-openvpn-profile',
+    description: 'An OpenVPN client profile (.ovpn) for this server: remote, protocol, the CA and the tls-crypt / tls-auth key inline, '
+      + 'the data ciphers; the user adds their own certificate and key. No secrets of the server beyond the tls key.',
+    query: { host: { description: 'The address or name clients dial (default: the listen address, or the gateway\'s first public address).' } },
   },
 ];
 

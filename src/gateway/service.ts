@@ -8,9 +8,11 @@ import type { Logger } from '../common/log.js';
 import { configFromDocument, type GatewayConfig } from './config/index.js';
 import { isPlainObject } from './config/field-table.js';
 import { canonicalEntry, withAbsolutePaths, withoutSecrets, withStoredSecrets } from './config/raw.js';
+import { clientProfile } from './client-profile.js';
 import { KINDS, LIST_SECTIONS, kindOfSection, type KindDef, type ListSection } from './resources.js';
 import type { GatewayStatus } from './status.js';
 import { hashPassword } from './users.js';
+import type { StoredResource } from '../store/store.js';
 
 /**
  * The management service: the one implementation of every resource operation, called by the HTTPS
@@ -40,14 +42,7 @@ export interface ResourceStore {
   verifyToken(token: string): boolean;
 }
 
-export interface StoredResource {
-  readonly id: string;
-  readonly kind: string;
-  readonly name: string;
-  readonly spec: unknown;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-}
+export type { StoredResource };
 
 /** What the service needs of the running daemon (src/gateway/daemon.ts Gateway). */
 export interface LiveGateway {
@@ -57,6 +52,8 @@ export interface LiveGateway {
   status(): GatewayStatus;
   initiate(name: string): void;
   terminate(name: string): void;
+  rekey?(name: string, which: 'child' | 'ike'): void;
+  disconnectClient?(server: string, client: string, halt: boolean): { server: string; client: string; user: string };
 }
 
 export interface ServiceOptions {
@@ -317,7 +314,7 @@ export class GatewayService implements ManagementService {
     return [...deletes, ...upserts];
   }
 
-  async action(kind: string, idOrName: string, action: string, query: Readonly<Record<string, string>>, _body: unknown): Promise<ActionResult> {
+  async action(kind: string, idOrName: string, action: string, query: Readonly<Record<string, string>>, body: unknown): Promise<ActionResult> {
     const k = kindDef(kind);
     const row = this.find(k, idOrName);
     if (!k.actions.some((a) => a.name === action)) {
@@ -325,7 +322,18 @@ export class GatewayService implements ManagementService {
     }
     const text = this.opts.textActions?.[action];
     if (text) return text(this.config(), row.name, query);
+    if (`${k.kind}/${action}` === 'vpn-server/client-profile') {
+      // from the stored config: a profile can be handed out before the server runs
+      return clientProfile(this.config(), row.name, query.host !== undefined ? { host: query.host } : {});
+    }
     const gw = this.requireGateway();
+    const param = (name: string): string | undefined => {
+      const b = isPlainObject(body) ? body[name] : undefined;
+      if (b !== undefined && b !== null && typeof b !== 'string' && typeof b !== 'boolean') {
+        throw new VpnError('ERR_BAD_REQUEST', `body field ${name} must be a string`);
+      }
+      return query[name] ?? (b === undefined || b === null ? undefined : String(b));
+    };
     switch (`${k.kind}/${action}`) {
       case 'vpn-connection/initiate':
         gw.initiate(row.name);
@@ -333,6 +341,21 @@ export class GatewayService implements ManagementService {
       case 'vpn-connection/terminate':
         gw.terminate(row.name);
         return { json: { name: row.name, state: this.connectionState(row.name) } };
+      case 'vpn-connection/rekey': {
+        const sa = param('sa') ?? 'child';
+        if (sa !== 'child' && sa !== 'ike') throw new VpnError('ERR_BAD_REQUEST', `sa ${JSON.stringify(sa)} is not valid: child or ike`);
+        if (!gw.rekey) throw new VpnError('ERR_STATE', `the gateway cannot rekey connections`);
+        gw.rekey(row.name, sa);
+        return { json: { name: row.name, sa, state: this.connectionState(row.name) } };
+      }
+      case 'vpn-server/disconnect': {
+        const client = param('client');
+        if (!client) throw new VpnError('ERR_BAD_REQUEST', 'client (an id from clients, or a user name) is required');
+        const halt = param('halt') ?? 'false';
+        if (halt !== 'true' && halt !== 'false') throw new VpnError('ERR_BAD_REQUEST', `halt ${JSON.stringify(halt)} is not valid: true or false`);
+        if (!gw.disconnectClient) throw new VpnError('ERR_STATE', `the gateway cannot disconnect clients`);
+        return { json: { ...gw.disconnectClient(row.name, client, halt === 'true'), disconnected: true } };
+      }
       case 'vpn-server/clients': {
         const s = gw.status().vpnServers.find((v) => v.name === row.name);
         return { json: { clients: s?.sessions ?? [] } };

@@ -15,6 +15,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
+import { VpnError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { bytesToIp, type Prefix } from '../common/ip.js';
 import type { PacketBatch } from '../common/batch.js';
@@ -249,6 +250,19 @@ export class SslServer {
   /** Online clients (and sessions still negotiating). */
   status(): SslClientStatus[] {
     return this.core.status();
+  }
+
+  /**
+   * Closes one client session now, found by its status id or its user name: the client is told
+   * RESTART (it reconnects) or, with `halt`, HALT (it exits), its lease and route go at once.
+   * ERR_NOT_FOUND for an unknown client.
+   */
+  disconnect(client: string, halt = false): { id: string; user: string } {
+    const who = this.core.clientOf(client);
+    if (!who) throw new VpnError('ERR_NOT_FOUND', `no client "${client}" on VPN server ${this.config.name} (an id from its clients list, or a user name)`);
+    this.exec(this.core.disconnect(who.id, halt ? 'HALT' : 'RESTART', this.clock()));
+    this.tx.flush();
+    return who;
   }
 
   /** One line for the gateway status (the shape of status.ts VpnServerStatus), plus the client list. */

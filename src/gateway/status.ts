@@ -65,6 +65,8 @@ export interface VpnServerStatus {
 }
 
 export interface VpnClientStatus {
+  /** the session's id on its server (POST /v1/vpn-servers/{id}/disconnect takes it) */
+  id: string;
   user: string;
   protocol: string;
   realAddress: string;

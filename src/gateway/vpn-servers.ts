@@ -1,3 +1,4 @@
+import { VpnError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
 import { NativeUdp } from '../net/native-udp.js';
@@ -20,6 +21,11 @@ export interface VpnServers {
   addServer?(v: VpnServerConfig): Promise<void>;
   /** Stops the named server (its clients are dropped, their routes removed) and forgets it; no-op for an unknown name. */
   removeServer?(name: string): Promise<void>;
+  /**
+   * Closes one client session of the named server, by its status id or user name (SslServer.disconnect).
+   * ERR_NOT_FOUND for an unknown server or client.
+   */
+  disconnect?(server: string, client: string, halt: boolean): { server: string; client: string; user: string };
 }
 
 export type VpnServersFactory = (ctx: {
@@ -57,6 +63,12 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveC
       const s = create(v);
       await s.start(); // a failed start closes what it opened
       servers.set(v.name, s);
+    },
+    disconnect(server, client, halt) {
+      const s = servers.get(server);
+      if (!s) throw new VpnError('ERR_NOT_FOUND', `VPN server ${server} is not running`);
+      const r = s.disconnect(client, halt);
+      return { server, client: r.id, user: r.user };
     },
     async removeServer(name) {
       const s = servers.get(name);

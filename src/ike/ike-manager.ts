@@ -22,7 +22,7 @@ import { findNotify, findPayload } from './tasks/task.js';
 import { ChildRekeyTask } from './tasks/child-rekey.js';
 import { IkeRekeyTask, type IkeRekeyHost } from './tasks/ike-rekey.js';
 import { tsToString } from './config/traffic-selector.js';
-import { checkLifetimes, lifetimeDeadline } from './rekey-scheduler.js';
+import { checkLifetimes, lifetimeDeadline, startChildRekey, startIkeRekey } from './rekey-scheduler.js';
 import { proposalToString } from './config/proposal.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, IkeInitGuard, type InitLimits } from './init-guard.js';
 
@@ -228,6 +228,38 @@ export class IkeManager {
     for (const sa of [...this.sas.values()]) {
       if (sa.cfg?.name !== name) continue;
       out.push(...this.deleteSa(sa, `terminated by operator`, now));
+    }
+    return this.collect(out);
+  }
+
+  /**
+   * An operator's rekey of an established connection, now rather than at the lifetime: `child`
+   * replaces every installed CHILD_SA (RFC 7296 §2.8, CREATE_CHILD_SA with N(REKEY_SA)), `ike` the
+   * IKE SA (§1.3.2, §2.18; its children move to the new one). The same tasks the lifetime scheduler
+   * starts (rekey-scheduler.ts), so collisions and retries behave the same. ERR_STATE when the
+   * connection has no established IKE SA, nothing to rekey, or a rekey of it is already under way.
+   */
+  rekey(name: string, which: 'ike' | 'child', now: number): IkeAction[] {
+    this.clock = now;
+    const cfg = this.configs.get(name);
+    if (!cfg) throw new VpnError('ERR_UNKNOWN_CONNECTION', `no connection named ${JSON.stringify(name)}`);
+    const sa = [...this.sas.values()].find((s) => s.cfg === cfg && s.state === 'ESTABLISHED');
+    if (!sa) throw new VpnError('ERR_STATE', `connection ${name} is not ESTABLISHED: nothing to rekey`);
+    if (sa.rekeying || sa.children.some((c) => c.rekeying)) throw new VpnError('ERR_STATE', `connection ${name} is being rekeyed already`);
+    const clock = () => this.clock;
+    if (which === 'ike') {
+      // the scheduler waits for in-flight work too: a child's follow-up DELETE queued behind our
+      // request would otherwise go out on the IKE SA the rekey is about to retire
+      if (sa.busy) throw new VpnError('ERR_STATE', `IKE SA of ${name} has an exchange in flight; try again in a moment`);
+      sa.log.info({}, `IKE_SA ${name}[${sa.id}] rekey requested by the operator`);
+      return this.collect(startIkeRekey(sa, now, clock, this.rekeyHost()));
+    }
+    const children = sa.children.filter((c) => c.state === 'INSTALLED' && !c.expiring);
+    if (children.length === 0) throw new VpnError('ERR_STATE', `connection ${name} has no installed CHILD_SA to rekey`);
+    const out: IkeAction[] = [];
+    for (const c of children) {
+      sa.log.info({ child: c.id }, `CHILD_SA ${c.cfg.name}{${spiHex(c.spiIn)}_i} rekey requested by the operator`);
+      out.push(...startChildRekey(sa, c, now, clock));
     }
     return this.collect(out);
   }

@@ -75,9 +75,7 @@ export function checkLifetimes(sa: IkeSa, now: number, clock: () => number, host
       sa.log.warn({ child: c.id }, `CHILD_SA ${c.cfg.name}{${spiHex(c.spiIn)}_i ${spiHex(c.spiOut)}_o} reached its hard lifetime without a rekey: deleting it`);
       out.push(...sa.queueExchange(ExchangeType.INFORMATIONAL, [new ChildDeleteTask(sa, c.spiIn)], now));
     } else if (!c.rekeying && !sa.rekeying && now >= (c.retryAtMs || c.rekeyAtMs)) {
-      c.rekeying = true;
-      c.retryAtMs = 0;
-      out.push(...sa.queueExchange(ExchangeType.CREATE_CHILD_SA, [new ChildRekeyTask(sa, clock, c)], now));
+      out.push(...startChildRekey(sa, c, now, clock));
     }
   }
   if (sa.state === 'ESTABLISHED' && sa.rekeyAtMs !== 0 && !sa.rekeying && now >= (sa.rekeyRetryAtMs || sa.rekeyAtMs)) {
@@ -85,10 +83,25 @@ export function checkLifetimes(sa: IkeSa, now: number, clock: () => number, host
       // one thing at a time: children and their DELETEs settle on this SA before it is replaced
       sa.rekeyRetryAtMs = now + IKE_REKEY_DEFER_MS;
     } else {
-      sa.rekeying = true;
-      sa.rekeyRetryAtMs = 0;
-      out.push(...sa.queueExchange(ExchangeType.CREATE_CHILD_SA, [new IkeRekeyTask(sa, host, clock)], now));
+      out.push(...startIkeRekey(sa, now, clock, host));
     }
   }
   return out;
+}
+
+/**
+ * Queues our rekey of one CHILD_SA (RFC 7296 §2.8): CREATE_CHILD_SA with N(REKEY_SA). The lifetime
+ * check above and an operator's rekey (IkeManager.rekey) both start it here.
+ */
+export function startChildRekey(sa: IkeSa, c: ChildSa, now: number, clock: () => number): IkeAction[] {
+  c.rekeying = true;
+  c.retryAtMs = 0;
+  return sa.queueExchange(ExchangeType.CREATE_CHILD_SA, [new ChildRekeyTask(sa, clock, c)], now);
+}
+
+/** Queues our rekey of the IKE SA itself (RFC 7296 §1.3.2, §2.18); the same two callers. */
+export function startIkeRekey(sa: IkeSa, now: number, clock: () => number, host: IkeRekeyHost): IkeAction[] {
+  sa.rekeying = true;
+  sa.rekeyRetryAtMs = 0;
+  return sa.queueExchange(ExchangeType.CREATE_CHILD_SA, [new IkeRekeyTask(sa, host, clock)], now);
 }

@@ -2,7 +2,7 @@
 // (`vpcgw token create`, `vpcgw status --json`) and curl against the HTTPS management API, both run
 // inside the namespace (the API listens on its 127.0.0.1).
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, spawnProcess, waitFor, type ManagedProcess, type RunResult } from './proc.js';
 import { VPCGW_CLI } from './vpcgw.js';
@@ -116,4 +116,26 @@ export class NsDaemon {
   output(): string {
     return this.proc.output();
   }
+}
+
+/**
+ * `<dir>/var` (0700) with a vpcgw.yaml that seeds the store at the first start (no `--config`):
+ * a gateway on 127.0.0.1 with no resources, the API on 127.0.0.1:9443. Returns the data dir.
+ */
+export function seedDataDir(dir: string, o: { name: string; tun: string; logLevel?: string }): string {
+  const dataDir = join(dir, 'var');
+  mkdirSync(dataDir, { mode: 0o700 });
+  writeFileSync(join(dataDir, 'vpcgw.yaml'), `gateway:
+  name: ${o.name}
+  dataDir: .
+  publicAddresses: [127.0.0.1]
+  vpcSubnets: [10.2.0.0/16]
+  tun: { name: ${o.tun} }
+  logLevel: ${o.logLevel ?? 'info'}
+  api: { listen: "127.0.0.1:9443" }
+customerGateways: []
+vpnConnections: []
+vpnServers: []
+`, { mode: 0o600 });
+  return dataDir;
 }

@@ -2,11 +2,11 @@
 // takes a stream of creates and updates through the HTTPS API; at a random moment the daemon is
 // SIGKILLed, possibly in the middle of a request. After a restart every change the API answered
 // with 2xx is there, with its last acknowledged content, and the store is intact.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNetns, NsDaemon, type Netns } from '../helpers/api.js';
+import { createNetns, NsDaemon, seedDataDir, type Netns } from '../helpers/api.js';
 import { sleep } from '../helpers/proc.js';
 import { ensureBuilt } from '../helpers/openvpn.js';
 
@@ -21,20 +21,7 @@ beforeAll(async () => {
   await ensureBuilt();
   ns = await createNetns('k9');
   dir = mkdtempSync(join(tmpdir(), 'vpcgw-k9-'));
-  dataDir = join(dir, 'var');
-  mkdirSync(dataDir, { mode: 0o700 });
-  // the data dir's own vpcgw.yaml: it seeds the store once, after that the store is the config
-  writeFileSync(join(dataDir, 'vpcgw.yaml'), `gateway:
-  name: k9
-  dataDir: .
-  publicAddresses: [127.0.0.1]
-  vpcSubnets: [10.2.0.0/16]
-  tun: { name: vgk9 }
-  api: { listen: "127.0.0.1:9443" }
-customerGateways: []
-vpnConnections: []
-vpnServers: []
-`, { mode: 0o600 });
+  dataDir = seedDataDir(dir, { name: 'k9', tun: 'vgk9' });
 }, 60_000);
 
 afterAll(async () => {

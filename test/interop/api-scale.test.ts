@@ -2,11 +2,11 @@
 // a running `vpcgw start` (each one validated and taken live), every one listed once through
 // marker pagination, and all of them back after a restart. The figures (create, list and get
 // latency, start time) are printed; targets live in bench/api-scale.mjs, not here.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createNetns, NsDaemon, type Netns } from '../helpers/api.js';
+import { createNetns, NsDaemon, seedDataDir, type Netns } from '../helpers/api.js';
 import { ensureBuilt, REPO_ROOT } from '../helpers/openvpn.js';
 
 const CONNECTIONS = 1000;
@@ -19,19 +19,7 @@ beforeAll(async () => {
   await ensureBuilt();
   ns = await createNetns('scale');
   dir = mkdtempSync(join(tmpdir(), 'vpcgw-scale-'));
-  dataDir = join(dir, 'var');
-  mkdirSync(dataDir, { mode: 0o700 });
-  writeFileSync(join(dataDir, 'vpcgw.yaml'), `gateway:
-  name: scale
-  dataDir: .
-  publicAddresses: [127.0.0.1]
-  vpcSubnets: [10.2.0.0/16]
-  tun: { name: vgscale }
-  logLevel: warn
-customerGateways: []
-vpnConnections: []
-vpnServers: []
-`, { mode: 0o600 });
+  dataDir = seedDataDir(dir, { name: 'scale', tun: 'vgscale', logLevel: 'warn' });
 }, 60_000);
 
 afterAll(async () => {

@@ -33,6 +33,7 @@
  * ping-restart is doubled when pushed). Actions of the control channels that arise outside a call
  * (asynchronous TLS) go to `onAsyncActions`.
  */
+import { VpnError } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { parseIp, parsePrefix, prefixContains, type Prefix } from '../../common/ip.js';
 import type { SslAction, SslSessionOptions } from '../session.js';
@@ -64,7 +65,12 @@ import { plainWrap, type ControlWrap } from '../wire/control-packet.js';
 import { EARLY_NEG_MASK, EARLY_NEG_START, wrapFactoryOf, type ControlWrapFactory } from '../wire/tls-wrap.js';
 import { Opcode } from '../wire/opcodes.js';
 
+/** How long a disconnected client's control channel lingers to deliver RESTART / HALT (and retransmit it). */
+export const DISCONNECT_LINGER_MS = 2_000;
+
 export interface SslClientStatus {
+  /** stable for the session's life and never reused by this server: `s` + a counter (disconnect takes it) */
+  id: string;
   user: string;
   protocol: SslProtocol;
   realAddress: string; // ip:port
@@ -138,6 +144,8 @@ export class ServerSession {
   /** the client's control-channel session id (bytes 1..8 of its hard reset), UDP only */
   clientSid: Buffer | null = null;
   remoteFamily: 4 | 6 = 4;
+  /** disconnected by the operator: the control channel stays until then (0: closes with the session) */
+  lingerUntilMs = 0;
 
   constructor(
     readonly id: number,
@@ -224,6 +232,8 @@ export class SslSessionManager {
   /** UDP sessions by "addr:port" */
   private readonly udpSessions = new Map<string, ServerSession>();
   private readonly tcpSessions = new Map<number, ServerSession>();
+  /** closed sessions whose control channel still delivers the operator's RESTART / HALT */
+  private readonly lingering: ServerSession[] = [];
   private readonly all = new Set<ServerSession>();
   private readonly byPeerId: (ServerSession | undefined)[] = [];
   private readonly freePeerIds: number[] = [];
@@ -422,6 +432,7 @@ export class SslSessionManager {
         this.closeSession(s, 'internal error');
       }
     }
+    if (this.lingering.length > 0) this.tickLingering(now);
     return this.leave();
   }
 
@@ -439,6 +450,7 @@ export class SslSessionManager {
       if (s.halfOpen) d = Math.min(d, s.createdMs + handshakeMs);
       if (s.authenticated) d = Math.min(d, s.lastRxMs + this.timeoutMs + 1, this.lastTickMs + TICK_MS);
     }
+    for (const s of this.lingering) d = Math.min(d, s.lingerUntilMs, s.ssl.nextDeadline());
     return d;
   }
 
@@ -453,7 +465,57 @@ export class SslSessionManager {
       }
       this.closeSession(s, reason);
     }
+    this.tickLingering(Infinity);
     return this.leave();
+  }
+
+  /** The open session a status id or a user name refers to (the id wins), or null. */
+  clientOf(client: string): { id: string; user: string } | null {
+    const s = this.findClient(client);
+    return s ? { id: sessionIdOf(s), user: s.user } : null;
+  }
+
+  /**
+   * An operator closes one session (like the stock server's management `client-kill`): the client
+   * is sent `message` on the control channel — RESTART makes a stock client reconnect, HALT makes
+   * it exit (OpenVPN push.c, server_pushed_signal) — and its data path, lease and route go at once.
+   * The control channel lingers DISCONNECT_LINGER_MS so the message (asynchronous TLS) gets out and
+   * can be retransmitted; its TCP connection is ended after that. ERR_NOT_FOUND for an unknown client.
+   */
+  disconnect(client: string, message: 'RESTART' | 'HALT', now: number): readonly SslServerAction[] {
+    const s = this.findClient(client);
+    if (!s) throw new VpnError('ERR_NOT_FOUND', `no client session "${client}"`);
+    this.enter(now);
+    try {
+      s.log.info({ user: s.user || undefined, message }, 'client disconnected by the operator');
+      s.ssl.sendControlText(message);
+      s.lingerUntilMs = now + DISCONNECT_LINGER_MS;
+      this.lingering.push(s);
+      this.closeSession(s, 'disconnected by the operator');
+    } catch (err) {
+      s.log.error({ err }, 'disconnect failed; closing the session');
+      this.closeSession(s, 'internal error');
+    }
+    return this.leave();
+  }
+
+  private findClient(client: string): ServerSession | undefined {
+    for (const s of this.all) if (s.status === 'open' && sessionIdOf(s) === client) return s;
+    const byUser = this.byUser.get(client);
+    return byUser && byUser.status === 'open' ? byUser : undefined;
+  }
+
+  /** Ends the control channels of disconnected sessions whose linger ran out (or that closed themselves). */
+  private tickLingering(now: number): void {
+    for (let i = this.lingering.length - 1; i >= 0; i--) {
+      const s = this.lingering[i]!;
+      if (now < s.lingerUntilMs && s.ssl.state !== 'closed') {
+        if (now >= s.ssl.nextDeadline()) s.ssl.tick(now); // retransmits the message
+        continue;
+      }
+      this.lingering.splice(i, 1);
+      this.endControl(s, 'disconnected by the operator');
+    }
   }
 
   // ---------------------------------------------------------------- status
@@ -464,6 +526,7 @@ export class SslSessionManager {
     for (const s of this.all) {
       const st = s.data.stats();
       out.push({
+        id: sessionIdOf(s),
         user: s.user,
         protocol: s.protocol,
         realAddress: s.remote,
@@ -846,6 +909,13 @@ export class SslSessionManager {
     this.counters.sessionsClosed++;
     this.counters.closedBytesIn += st.bytesIn;
     this.counters.closedBytesOut += st.bytesOut;
+    if (s.lingerUntilMs === 0) this.endControl(s, reason);
+    s.log.info({ user: s.user || undefined, reason, bytesIn: st.bytesIn, bytesOut: st.bytesOut, drops: st.drops }, 'client session closed');
+    this.emit({ kind: 'sessionDown', peerId: s.peerId, user: s.user, reason });
+  }
+
+  /** Ends a closed session's TCP connection and control channel. */
+  private endControl(s: ServerSession, reason: string): void {
     if (s.conn >= 0) this.emit({ kind: 'closeConnection', conn: s.conn, abort: false });
     if (s.ssl && s.ssl.state !== 'closed') {
       try {
@@ -854,8 +924,6 @@ export class SslSessionManager {
         /* ignore */
       }
     }
-    s.log.info({ user: s.user || undefined, reason, bytesIn: st.bytesIn, bytesOut: st.bytesOut, drops: st.drops }, 'client session closed');
-    this.emit({ kind: 'sessionDown', peerId: s.peerId, user: s.user, reason });
   }
 
   private leaveHalfOpen(s: ServerSession): void {
@@ -955,6 +1023,10 @@ export class SslSessionManager {
   private emit(a: SslServerAction): void {
     this.out.push(a);
   }
+}
+
+function sessionIdOf(s: ServerSession): string {
+  return `s${s.id}`;
 }
 
 function compressionModeOf(framing: string): CompressionMode {

@@ -192,3 +192,33 @@ ${users}`;
       .toThrow(/users\[1\]\.name/);
   });
 });
+
+describe('client profile of a password server', () => {
+  const yaml = (extra: string): string => `gateway:
+  publicAddresses: [192.0.2.2]
+  vpcSubnets: [10.2.0.0/16]
+vpnServers:
+  - { name: p2c, clientCidr: 10.8.0.0/24, localSubnets: [10.2.0.0/16], serverCert: { cert: s.crt, key: s.key }, ${extra} }
+`;
+  const readFile = (): string => '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+  it('asks for a username/password; no certificate placeholder with password, one with cert+password', async () => {
+    const { parseConfig } = await import('../../../src/gateway/config/index.js');
+    const { clientProfile } = await import('../../../src/gateway/client-profile.js');
+    const pw = clientProfile(parseConfig(yaml('auth: { type: password }, clientCa: ca.crt'), 'x.yaml'), 'p2c', { readFile }).text;
+    expect(pw).toMatch(/^auth-user-pass$/m);
+    expect(pw).not.toContain('#<cert>');
+    const both = clientProfile(parseConfig(yaml('auth: { type: cert+password }, clientCa: ca.crt'), 'x.yaml'), 'p2c', { readFile }).text;
+    expect(both).toMatch(/^auth-user-pass$/m);
+    expect(both).toContain('#<cert>');
+    const cert = clientProfile(parseConfig(yaml('auth: { type: cert }, clientCa: ca.crt'), 'x.yaml'), 'p2c', { readFile }).text;
+    expect(cert).not.toContain('auth-user-pass');
+  });
+
+  it('without clientCa there is no CA for the profile: ERR_STATE naming the field', async () => {
+    const { parseConfig } = await import('../../../src/gateway/config/index.js');
+    const { clientProfile } = await import('../../../src/gateway/client-profile.js');
+    expect(() => clientProfile(parseConfig(yaml('auth: { type: password }'), 'x.yaml'), 'p2c', { readFile }))
+      .toThrow(expect.objectContaining({ code: 'ERR_STATE', message: expect.stringMatching(/clientCa/) }));
+  });
+});

@@ -15,7 +15,7 @@ import type { SslServerAction } from '../../../../src/ssl/server/actions.js';
 import type { SslServerConfig } from '../../../../src/ssl/server/config.js';
 import type { ControlSession, ControlSessionFactory } from '../../../../src/ssl/server/control-session.js';
 import { JsDataPath, type DataTransport, type PacketSink, type SslEndpoint } from '../../../../src/ssl/server/data-path.js';
-import { SslSessionManager } from '../../../../src/ssl/server/session-manager.js';
+import { DISCONNECT_LINGER_MS, SslSessionManager } from '../../../../src/ssl/server/session-manager.js';
 import { SID_SLOT_MS } from '../../../../src/ssl/server/stateless-reset.js';
 import { decodeControlPacket, encodeControlPacket } from '../../../../src/ssl/wire/control-packet.js';
 import { ParseError } from '../../../../src/common/errors.js';
@@ -65,9 +65,12 @@ class FakeControl implements ControlSession {
     this.state = 'authenticating';
     this.emit({ kind: 'authenticated', user: this.user, certCn: this.user, peerInfo: new Map(), clientOptions: '', cipher: 'AES-256-GCM' });
   }
-  tick(): void {}
+  deadline = Infinity;
+  tick(): void {
+    this.ticks++;
+  }
   nextDeadline(): number {
-    return Infinity;
+    return this.deadline;
   }
   setPush(p: PushParams): void {
     this.pushed = p;
@@ -81,7 +84,12 @@ class FakeControl implements ControlSession {
   reject(reason: string): void {
     this.close(reason);
   }
-  sendControlText(): void {}
+  /** control texts the server sent (RESTART, HALT) */
+  readonly texts: string[] = [];
+  ticks = 0;
+  sendControlText(t: string): void {
+    this.texts.push(t);
+  }
   close(reason: string): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
@@ -515,5 +523,67 @@ describe('SslSessionManager', () => {
     m.connectionClosed(1, now);
     m.connectionClosed(2, now);
     expect(m.connectionOpened(6, '192.0.2.1', 9, now)).toHaveLength(0);
+  });
+
+  it('an operator disconnects a client by id or user: RESTART or HALT sent, lease and route gone at once, control channel ends after the linger', () => {
+    const m = manager();
+    udpHello(m, 'alice', '192.0.2.10', 5000);
+    udpHello(m, 'bob', '192.0.2.11', 5000, Buffer.alloc(8, 2));
+    const [a, b] = m.status();
+    expect(a!.id).toMatch(/^s\d+$/);
+    expect(b!.id).not.toBe(a!.id);
+    expect(m.clientOf(a!.id)).toEqual({ id: a!.id, user: 'alice' });
+    expect(m.clientOf('bob')).toEqual({ id: b!.id, user: 'bob' });
+    expect(m.clientOf('nobody')).toBeNull();
+    expect(() => m.disconnect('nobody', 'RESTART', now)).toThrow(expect.objectContaining({ code: 'ERR_NOT_FOUND' }));
+
+    const acts = m.disconnect(a!.id, 'RESTART', now);
+    expect(acts).toEqual([{ kind: 'sessionDown', peerId: 0, user: 'alice', reason: 'disconnected by the operator' }]);
+    expect(controls[0]!.texts).toEqual(['RESTART']);
+    // gone from status, its route and lease released; its control channel still open to deliver RESTART
+    expect(m.status().map((s) => s.user)).toEqual(['bob']);
+    expect([...routes.sinks.keys()]).toEqual(['10.8.0.3/32']);
+    expect(pool.leaseFor('alice')).toMatchObject({ address: '10.8.0.2', online: false });
+    expect(pool.stats()).toMatchObject({ online: 1, offline: 1 });
+    expect(controls[0]!.state).not.toBe('closed');
+    // its data no longer reaches the VPC
+    const dc = clientChannel('alice', 0);
+    expect(m.receiveDatagram(seal(dc, ipv4('10.8.0.2', '10.2.0.5')), '192.0.2.10', 5000, false, now)).toHaveLength(0);
+    // the linger: the control channel is ticked (retransmits), then closed
+    expect(m.nextDeadline()).toBeLessThanOrEqual(now + DISCONNECT_LINGER_MS);
+    controls[0]!.deadline = now + 400; // a retransmit due
+    now += 500;
+    m.tick(now);
+    expect(controls[0]!.ticks).toBeGreaterThan(0);
+    expect(controls[0]!.state).not.toBe('closed');
+    now += DISCONNECT_LINGER_MS;
+    m.tick(now);
+    expect(controls[0]!.state).toBe('closed');
+    expect(m.counters.sessionsClosed).toBe(1);
+
+    // by user name, with HALT
+    m.disconnect('bob', 'HALT', now);
+    expect(controls[1]!.texts).toEqual(['HALT']);
+    expect(m.status()).toEqual([]);
+    // a new session of the same user gets a new id
+    udpHello(m, 'bob', '192.0.2.11', 5001, Buffer.alloc(8, 3));
+    expect(m.status()[0]!.id).not.toBe(b!.id);
+  });
+
+  it('a disconnected TCP client: the connection ends only after the linger (the message is written first)', () => {
+    const m = manager();
+    m.connectionOpened(2, '192.0.2.81', 4001, now);
+    const h = hello('dave');
+    m.receiveFrame(2, '192.0.2.81', 4001, h, 0, h.length, now);
+    const acts = m.disconnect('dave', 'HALT', now);
+    expect(kinds(acts)).toEqual(['sessionDown']);
+    now += DISCONNECT_LINGER_MS;
+    expect(m.tick(now)).toContainEqual({ kind: 'closeConnection', conn: 2, abort: false });
+    // server shutdown during a linger ends it too
+    m.connectionOpened(3, '192.0.2.82', 4002, now);
+    const h2 = hello('erin', Buffer.alloc(8, 4));
+    m.receiveFrame(3, '192.0.2.82', 4002, h2, 0, h2.length, now);
+    m.disconnect('erin', 'RESTART', now);
+    expect(m.closeAll('server shutdown', now)).toContainEqual({ kind: 'closeConnection', conn: 3, abort: false });
   });
 });
