@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { SslProtocol, SslServerConfig, SslServerLimits } from '../ssl/server/config.js';
+import { DEFAULT_RENEG_SEC, type SslProtocol, type SslServerConfig, type SslServerLimits } from '../ssl/server/config.js';
 import { parseStaticKey, parseTlsCryptV2ServerKey, type TlsAuthDigest, type TlsWrapConfig } from '../ssl/wire/tls-wrap.js';
 
 /** tls-crypt or tls-auth from the entry (the key files are read here). */
@@ -45,7 +45,8 @@ export function sslServerConfigFrom(
     clientCa: string;
     maxConnections: number;
     clientToClient: boolean;
-    renegSec?: number;
+    /** the validated entry's renegSeconds (absent: OpenVPN's default) */
+    renegSeconds?: number;
     limits?: Partial<SslServerLimits> | null;
     tlsCrypt?: string | null;
     tlsAuth?: { key: string; direction: number; digest: string } | null;
@@ -65,7 +66,7 @@ export function sslServerConfigFrom(
     identity: Object.freeze({ cert: readPem(v.serverCert.cert), key: readPem(v.serverCert.key), clientCa: readPem(v.clientCa) }),
     maxConnections: v.maxConnections,
     clientToClient: v.clientToClient,
-    renegSec: v.renegSec ?? 0,
+    renegSec: v.renegSeconds ?? DEFAULT_RENEG_SEC,
     limits: Object.freeze({ ...(v.limits ?? {}) }),
     tlsWrap: tlsWrapOf(v, readPem),
   });
