@@ -64,9 +64,13 @@ export interface SaEvent {
 
 export interface DataPlaneStats {
   tunRxPackets: number;
+  /** IP bytes read from the TUN */
+  tunRxBytes: number;
   espTxPackets: number;
   espRxPackets: number;
   tunTxPackets: number;
+  /** IP bytes written to the TUN */
+  tunTxBytes: number;
   sinkPackets: number;
   controlPackets: number;
   natKeepalives: number;

@@ -380,9 +380,11 @@ export class MultiQueueDataPlane implements DataPlane {
     const s = this.main.stats();
     for (const w of this.workers) {
       s.tunRxPackets += w.stats[NATIVE_DP_STAT.tunRxPackets]!;
+      s.tunRxBytes += w.stats[NATIVE_DP_STAT.tunRxBytes]!;
       s.espTxPackets += w.stats[NATIVE_DP_STAT.espTxPackets]!;
       s.espRxPackets += w.stats[NATIVE_DP_STAT.espRxPackets]!;
       s.tunTxPackets += w.stats[NATIVE_DP_STAT.tunTxPackets]!;
+      s.tunTxBytes += w.stats[NATIVE_DP_STAT.tunTxBytes]!;
       s.sinkPackets += w.stats[NATIVE_DP_STAT.sinkPackets]!;
       s.controlPackets += w.stats[NATIVE_DP_STAT.controlPackets]!;
       s.natKeepalives += w.stats[NATIVE_DP_STAT.natKeepalives]!;

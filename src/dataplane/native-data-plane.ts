@@ -63,8 +63,10 @@ export const NATIVE_DP_STAT = {
   sslRxPackets: 21,
   sslTxPackets: 22,
   sslDrops: 23,
+  tunRxBytes: 24,
+  tunTxBytes: 25,
 } as const;
-const STAT_DROPS = 24;
+const STAT_DROPS = 26;
 const STAT_COUNT = STAT_DROPS + DROP_REASON_COUNT;
 /** Length of the native stats array (NativeDataPlaneOptions.stats). */
 export const NATIVE_DP_STAT_COUNT = STAT_COUNT;
@@ -464,9 +466,11 @@ export class NativeDataPlane implements DataPlane, SslOffload {
     const s = this.statsArr;
     return {
       tunRxPackets: s[NATIVE_DP_STAT.tunRxPackets]!,
+      tunRxBytes: s[NATIVE_DP_STAT.tunRxBytes]!,
       espTxPackets: s[NATIVE_DP_STAT.espTxPackets]!,
       espRxPackets: s[NATIVE_DP_STAT.espRxPackets]!,
       tunTxPackets: s[NATIVE_DP_STAT.tunTxPackets]!,
+      tunTxBytes: s[NATIVE_DP_STAT.tunTxBytes]!,
       sinkPackets: s[NATIVE_DP_STAT.sinkPackets]!,
       controlPackets: s[NATIVE_DP_STAT.controlPackets]!,
       natKeepalives: s[NATIVE_DP_STAT.natKeepalives]!,

@@ -278,7 +278,7 @@ class NativeChoice implements DataPlaneChoice {
     const stats = dp;
     this.tun.statsSource = () => {
       const st = stats.stats();
-      return { rxPackets: st.tunRxPackets, rxBytes: 0, txPackets: st.tunTxPackets, txBytes: 0, readBatches: 0, writeErrors: 0 };
+      return { rxPackets: st.tunRxPackets, rxBytes: st.tunRxBytes, txPackets: st.tunTxPackets, txBytes: st.tunTxBytes, readBatches: 0, writeErrors: 0 };
     };
     return { dataPlane: dp, kind: dp instanceof MultiQueueDataPlane ? 'multi-queue' : 'native', extraBinds };
   }

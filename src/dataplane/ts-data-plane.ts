@@ -89,9 +89,11 @@ export class TsDataPlane implements DataPlane {
   private readonly drops = new Float64Array(DROP_REASON_COUNT);
   private readonly st: DataPlaneStats = {
     tunRxPackets: 0,
+    tunRxBytes: 0,
     espTxPackets: 0,
     espRxPackets: 0,
     tunTxPackets: 0,
+    tunTxBytes: 0,
     sinkPackets: 0,
     controlPackets: 0,
     natKeepalives: 0,
@@ -187,7 +189,9 @@ export class TsDataPlane implements DataPlane {
   }
 
   stats(): DataPlaneStats {
-    return { ...this.st };
+    // bytes come from the TUN device's own counters (LinuxTun counts them per read and write)
+    const t = this.tun.stats();
+    return { ...this.st, tunRxBytes: t.rxBytes, tunTxBytes: t.txBytes };
   }
 
   onControl(cb: (pkt: Buffer, from: Endpoint, local: Endpoint) => void): void {

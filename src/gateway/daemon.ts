@@ -9,7 +9,7 @@ import { TimerWheel } from '../common/timer-wheel.js';
 import { NativeUdp } from '../net/native-udp.js';
 import type { UdpBind } from '../net/udp-bind.js';
 import { LinuxTun } from '../tun/linux-tun.js';
-import { addAddress, addRoute, delRoute, setIpForwarding } from '../tun/netcfg.js';
+import { addAddress, addRoute, delAddress, delRoute, setIpForwarding } from '../tun/netcfg.js';
 import type { TunDevice } from '../tun/tun-device.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
 import { openMultiQueueTun, resolveQueues } from '../dataplane/multi-queue.js';
@@ -132,6 +132,8 @@ export interface GatewayPlatform {
   /** `queues` fds of one multi-queue offload TUN (gateway.dataPlane.queues > 1); absent: one queue */
   openMultiQueueTun?(cfg: TunConfig, queues: number, log: Logger): OffloadTun[];
   addAddress(dev: string, prefixText: string): void;
+  /** removes an address added with addAddress; absent: addresses stay until the TUN closes */
+  delAddress?(dev: string, prefixText: string): void;
   enableForwarding(): void;
   /** `reusePort`: the 4500 socket starts an SO_REUSEPORT group (multi-queue data plane) */
   bindUdp(address: string, port: number, log: Logger, opts?: { reusePort?: boolean }): GatewayUdp;
@@ -146,6 +148,7 @@ export const linuxPlatform: GatewayPlatform = {
   openOffloadTun: (cfg) => openOffloadTun(cfg.name, cfg.mtu, true),
   openMultiQueueTun: (cfg, queues) => openMultiQueueTun(cfg.name, cfg.mtu, queues, true),
   addAddress: (dev, prefixText) => addAddress(dev, prefixText),
+  delAddress: (dev, prefixText) => delAddress(dev, prefixText),
   enableForwarding: () => setIpForwarding(true),
   bindUdp: (address, port, log, opts) => NativeUdp.bind({ address, port, log, reusePort: opts?.reusePort ?? false }),
   addRoute: (prefixText, dev) => addRoute(prefixText, dev),
@@ -322,6 +325,8 @@ export class Gateway {
   private vpnServers: VpnServers | null = null;
   private control: ControlServer | null = null;
   private routes: string[] = [];
+  /** the gateway's own address in each SSL VPN client pool, by the pool's route (see addPoolRoute) */
+  private readonly poolAddresses = new Map<string, string>();
   private timer: NodeJS.Timeout | null = null;
   private startedAtMs = 0;
   private tickErrors = 0;
@@ -400,7 +405,7 @@ export class Gateway {
       this.tunnels = this.opts.tunnels ? this.opts.tunnels(ctx) : new NoIkeController(ctx);
       for (const c of this.config.vpnConnections) for (const p of c.remoteSubnets) this.addTunRoute(p.text);
       if (this.opts.vpnServers && this.dataPlane && this.config.vpnServers.length > 0) {
-        for (const v of this.config.vpnServers) this.addTunRoute(v.clientCidr.text);
+        for (const v of this.config.vpnServers) this.addPoolRoute(v.clientCidr.text);
         this.vpnServers = this.opts.vpnServers({ config: this.config, log: this.log, dataPlane: this.dataPlane, liveConfig: () => this.configValue });
         await this.vpnServers.start();
       }
@@ -488,6 +493,23 @@ export class Gateway {
     this.routes.push(prefixText);
   }
 
+  /**
+   * An SSL VPN client pool: the pool's first address (pushed to clients as route-gateway and
+   * ifconfig-local) goes on the TUN with the pool's prefix, as OpenVPN's server configures its tun in
+   * topology subnet, so the kernel answers there (ping, DNS on the gateway); then the pool's route.
+   * An address already on the TUN (gateway.tun.address) is fine (addAddress ignores EEXIST).
+   */
+  private addPoolRoute(cidrText: string): void {
+    const slash = cidrText.indexOf('/');
+    const net = cidrText.slice(0, slash).split('.').map(Number);
+    const n = (((net[0]! << 24) | (net[1]! << 16) | (net[2]! << 8) | net[3]!) >>> 0) + 1;
+    const addr = `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}${cidrText.slice(slash)}`;
+    this.platform.addAddress(this.tun!.name, addr);
+    // the configured tunnel address is not ours to remove with the pool
+    if (this.config.gateway.tun.address?.text !== addr) this.poolAddresses.set(cidrText, addr);
+    this.addTunRoute(cidrText);
+  }
+
   /** Stops the tunnels (deletes sent), removes routes, closes sockets, TUN and the control socket. Idempotent. */
   async stop(): Promise<void> {
     if (this.stateValue === 'stopped' || this.stateValue === 'stopping') return;
@@ -571,10 +593,17 @@ export class Gateway {
       if (wanted.has(r)) continue;
       const ok = await attempt(`route:${r}`, 'remove route', () => this.platform.delRoute(r, tunName), false);
       if (ok) this.routes.splice(this.routes.indexOf(r), 1);
+      const addr = this.poolAddresses.get(r);
+      if (ok && addr !== undefined) {
+        this.poolAddresses.delete(r);
+        const del = this.platform.delAddress?.bind(this.platform);
+        if (del) await attempt(`route:${r}`, 'remove pool address', () => del(tunName, addr), false);
+      }
     }
     for (const [r, owner] of wanted) {
       if (this.routes.includes(r)) continue;
-      const ok = await attempt(`route:${r}`, `add route (${owner})`, () => this.addTunRoute(r), false);
+      const add = owner.startsWith('vpnServer:') ? () => this.addPoolRoute(r) : () => this.addTunRoute(r);
+      const ok = await attempt(`route:${r}`, `add route (${owner})`, add, false);
       if (!ok && owner.startsWith('vpnServer:')) this.stale.add(owner);
     }
     // 5. servers that are new or changed: started
@@ -897,6 +926,7 @@ export class Gateway {
     if (!opts.keepControl) await this.closeControl();
     const tunName = this.tun?.name;
     if (tunName) for (const r of this.routes.splice(0).reverse()) await step(`route ${r}`, () => this.platform.delRoute(r, tunName));
+    this.poolAddresses.clear(); // they go with the TUN
     if (this.dataPlane) await step('data plane', () => this.dataPlane!.close());
     this.dataPlane = null;
     this.dataPlaneKind = 'none';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { SslAuthType } from '../ssl/server/authenticator.js';
-import type { SslProtocol, SslServerConfig, SslServerLimits } from '../ssl/server/config.js';
+import { DEFAULT_RENEG_SEC, type SslProtocol, type SslServerConfig, type SslServerLimits } from '../ssl/server/config.js';
 import { parseStaticKey, parseTlsCryptV2ServerKey, type TlsAuthDigest, type TlsWrapConfig } from '../ssl/wire/tls-wrap.js';
 
 /** tls-crypt or tls-auth from the entry (the key files are read here). */
@@ -49,7 +49,8 @@ export function sslServerConfigFrom(
     auth?: { type: SslAuthType };
     maxConnections: number;
     clientToClient: boolean;
-    renegSec?: number;
+    /** the validated entry's renegSeconds (absent: OpenVPN's default) */
+    renegSeconds?: number;
     limits?: Partial<SslServerLimits> | null;
     tlsCrypt?: string | null;
     tlsAuth?: { key: string; direction: number; digest: string } | null;
@@ -70,7 +71,7 @@ export function sslServerConfigFrom(
     auth: v.auth?.type ?? 'cert',
     maxConnections: v.maxConnections,
     clientToClient: v.clientToClient,
-    renegSec: v.renegSec ?? 0,
+    renegSec: v.renegSeconds ?? DEFAULT_RENEG_SEC,
     limits: Object.freeze({ ...(v.limits ?? {}) }),
     tlsWrap: tlsWrapOf(v, readPem),
   });

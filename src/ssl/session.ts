@@ -355,7 +355,7 @@ export class SslSession {
   /** Refuses the client: sends AUTH_FAILED (after our km2), then closes after a short linger. */
   reject(reason: string): void {
     if (this.st === 'closing' || this.st === 'closed') return;
-    this.log.warn({ reason }, 'client rejected');
+    this.log.debug({ reason }, 'client rejected'); // the caller logs the refusal with its context
     this.sendText(this.keyStates.get(0) ?? null, reason ? `AUTH_FAILED,${reason}` : 'AUTH_FAILED');
     this.beginClose(`rejected: ${reason}`);
   }

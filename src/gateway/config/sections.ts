@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { ConfigError } from '../../common/errors.js';
 import { prefixesOverlap } from '../../common/ip.js';
 import { isSupportedDataCipher } from '../../ssl/data/data-aead.js';
-import { DEFAULT_LIMITS as SSL_DEFAULT_LIMITS } from '../../ssl/server/config.js';
+import { DEFAULT_LIMITS as SSL_DEFAULT_LIMITS, DEFAULT_RENEG_SEC as SSL_DEFAULT_RENEG_SEC, MAX_RENEG_SECONDS, MIN_RENEG_SECONDS } from '../../ssl/server/config.js';
 import { formatDuration } from './duration.js';
 import {
   address, addressOr, bool, duration, filePath, inside, int, intOr, join, list, name, object, oneOf, optional,
@@ -398,6 +398,9 @@ export const VPN_SERVER = object({
   }),
   maxConnections: withDefault(int(1, 65535), DEFAULT_MAX_CONNECTIONS),
   clientToClient: withDefault(bool(), false),
+  renegSeconds: withDefault(int(0, MAX_RENEG_SECONDS,
+    'Seconds after which the server renegotiates the data channel keys (OpenVPN --reneg-sec); 0: only when the client asks.'),
+  SSL_DEFAULT_RENEG_SEC),
   tlsCrypt: optional(filePath('an OpenVPN static key file (openvpn --genkey tls-crypt)'), {
     nullable: true, description: 'tls-crypt: every control packet encrypted and authenticated with this key; clients need the same key.',
   }),
@@ -420,6 +423,9 @@ export const VPN_SERVER = object({
     }
     if (!v.clientCa && v.auth.type !== 'password') {
       throw new ConfigError(join(path, 'clientCa'), v.clientCa, `a PEM CA certificate file path (auth.type ${v.auth.type} verifies client certificates with it)`);
+    }
+    if (v.renegSeconds > 0 && v.renegSeconds < MIN_RENEG_SECONDS) {
+      throw new ConfigError(join(path, 'renegSeconds'), v.renegSeconds, `0 (off) or at least ${MIN_RENEG_SECONDS} seconds`);
     }
     if (v.protocols.includes('udp') && IKE_UDP_PORTS.includes(v.port)) {
       throw new ConfigError(join(path, 'port'), v.port, 'a UDP port other than 500 and 4500 (IKE uses them)');

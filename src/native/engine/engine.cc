@@ -395,10 +395,12 @@ VPCGW_PACKET_STEP void Engine::WriteTunPacket(const uint8_t* p, size_t len) {
       r = write(tunFd_, p, len);
     } while (r < 0 && errno == EINTR);
   }
-  if (r < 0)
+  if (r < 0) {
     st()[kTunWriteErrors] += 1;
-  else
+  } else {
     st()[kTunTxPackets] += 1;
+    st()[kTunTxBytes] += double(len);
+  }
 }
 
 void Engine::OnPollThunk(void* owner, int status, int events) {
@@ -445,6 +447,7 @@ VPCGW_PACKET_STEP void Engine::OnTunReadable(int status) {
       ReadVnet(size_t(r));
     } else {
       st()[kTunRxPackets] += 1;
+      st()[kTunRxBytes] += double(r);
       uint32_t i = txUsed_++;
       Outbound(i, size_t(r));
     }
@@ -477,7 +480,12 @@ VPCGW_PACKET_STEP void Engine::ReadVnet(size_t n) {
     st()[kTunRxPackets] += segs;
     uint32_t first = txUsed_;
     txUsed_ += uint32_t(segs);
-    for (int s = 0; s < segs; s++) Outbound(first + uint32_t(s), segLens_[s]);
+    size_t bytes = 0;
+    for (int s = 0; s < segs; s++) {
+      bytes += segLens_[s];
+      Outbound(first + uint32_t(s), segLens_[s]);
+    }
+    st()[kTunRxBytes] += double(bytes);
     return;
   }
   if (gso != offload::kGsoNone) {
@@ -486,6 +494,7 @@ VPCGW_PACKET_STEP void Engine::ReadVnet(size_t n) {
   }
   if (h.flags & offload::kFlagNeedsCsum) offload::CompleteChecksum(pkt, len, h.csumStart, h.csumOffset);
   st()[kTunRxPackets] += 1;
+  st()[kTunRxBytes] += double(len);
   if (len > maxPacket_) {
     DropCount(esp::kNoRoom);
     return;
@@ -837,6 +846,7 @@ VPCGW_PACKET_STEP void Engine::WriteCoalesced() {
     return;
   }
   st()[kTunTxPackets] += segs;
+  st()[kTunTxBytes] += double(n - offload::kVnetHdrSize);
   if (segs > 1) {
     st()[kGroWrites] += 1;
     st()[kGroSegments] += segs;

@@ -71,7 +71,9 @@ enum Stat {
   kSslRxPackets,  // decrypted data packets (IP to the TUN, pings, OCC)
   kSslTxPackets,  // encrypted data packets queued for sending
   kSslDrops,      // SSL data packets dropped by a native session (per-session reasons in sslCounters)
-  kStatDrops = 24,  // 15 drop counters follow
+  kTunRxBytes,    // IP bytes read from the TUN (a TSO super-packet counts as its segments)
+  kTunTxBytes,    // IP bytes written to the TUN (a coalesced write counts as written)
+  kStatDrops = 26,  // 15 drop counters follow
   kStatCount = kStatDrops + esp::kDropCount
 };
 

@@ -14,6 +14,14 @@ export const TICK_MS = 250;
 export const DEFAULT_PING_SEC = 10;
 export const DEFAULT_PING_RESTART_SEC = 60;
 export const HANDSHAKE_WINDOW_SEC = 60;
+/** the server renegotiates data channel keys this often by default (OpenVPN --reneg-sec default) */
+export const DEFAULT_RENEG_SEC = 3600;
+/**
+ * renegSec bounds: a shorter period would keep the control channel busy with TLS handshakes (the
+ * handshake window of a renegotiation is HANDSHAKE_WINDOW_SEC); 10 s still lets tests watch keys roll
+ */
+export const MIN_RENEG_SECONDS = 10;
+export const MAX_RENEG_SECONDS = 7 * 24 * 3600;
 /** the stock server drops a silent client after twice the pushed ping-restart */
 export const SERVER_TIMEOUT_FACTOR = 2;
 
@@ -72,6 +80,7 @@ export interface SslServerConfig {
   readonly auth?: SslAuthType;
   readonly maxConnections: number;
   readonly clientToClient: boolean;
+  /** seconds after which the server starts a renegotiation (soft reset, new key id); 0: never (the client's own --reneg-sec still applies) */
   readonly renegSec: number;
   readonly pingSec?: number;
   readonly pingRestartSec?: number;

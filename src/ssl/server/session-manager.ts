@@ -84,6 +84,10 @@ export interface SslClientStatus {
   packetsOut: number;
   connectedSince: string; // ISO time
   drops: Record<string, number>;
+  /** key id of the newest data channel keys (-1: none yet); it advances 0, 1..7, 1.. with each renegotiation */
+  keyId: number;
+  /** data channel key changes after the first keys (renegotiations by either side) */
+  renegotiations: number;
 }
 
 export class SslServerCounters {
@@ -124,6 +128,9 @@ export class SslServerCounters {
 
 type SessionStatus = 'closed' | 'open';
 
+/** the AUTH_FAILED reason for a client refused at maxConnections */
+export const REFUSED_SERVER_FULL = 'server full';
+
 /** One client session: its tables' keys, its control channel and its data path. */
 export class ServerSession {
   user = '';
@@ -139,13 +146,20 @@ export class ServerSession {
   halfOpen = false;
   /** the id of its password check in flight (0: none) */
   authPending = 0;
-  /** refused and counted in authRefusals already (it may linger, or its TCP connection close, before 'closed') */
-  refused = false;
   /** the client's control-channel session id (bytes 1..8 of its hard reset), UDP only */
   clientSid: Buffer | null = null;
   remoteFamily: 4 | 6 = 4;
   /** disconnected by the operator: the control channel stays until then (0: closes with the session) */
   lingerUntilMs = 0;
+  /** newest data channel key id (-1: none yet) and how many keys were installed */
+  keyId = -1;
+  keysInstalled = 0;
+  /**
+   * refused and logged once already: after authentication (maxConnections, pool; by `refuse`) or
+   * its password (by `refusePassword`, which counts it in authRefusals). It may linger, or its TCP
+   * connection close, before 'closed' comes: that must not count or log it again.
+   */
+  refused = false;
 
   constructor(
     readonly id: number,
@@ -540,6 +554,8 @@ export class SslSessionManager {
         packetsOut: st.packetsOut,
         connectedSince: new Date(s.createdMs).toISOString(),
         drops: st.drops,
+        keyId: s.keyId,
+        renegotiations: Math.max(0, s.keysInstalled - 1),
       });
     }
     return out;
@@ -710,14 +726,13 @@ export class SslSessionManager {
       this.log.debug({ peer: remote, halfOpen: this.halfOpenCount, perSource }, 'session refused: half-open limit');
       return null;
     }
-    if (this.all.size - this.halfOpenCount >= this.config.maxConnections) {
-      this.counters.maxConnectionRefusals++;
-      this.log.warn({ peer: remote, max: this.config.maxConnections }, 'connection refused: maxConnections reached');
-      return null;
-    }
+    // a full server still lets a new session negotiate (within the half-open limits above): only an
+    // authenticated client can be told why it is refused (AUTH_FAILED,server full in onAuthenticated),
+    // and a reconnecting user replaces its own session there instead of being locked out
     const peerId = this.allocPeerId();
     if (peerId < 0) {
       this.counters.maxConnectionRefusals++;
+      this.log.warn({ peer: remote }, 'connection refused: no free peer-id');
       return null;
     }
     const id = this.nextSessionId++;
@@ -767,6 +782,8 @@ export class SslSessionManager {
           if (s.status !== 'open') break;
           const comp = (a as { compress?: string }).compress;
           s.data.installKey(a, comp === undefined ? KEEP_COMPRESSION : compressionModeOf(comp), this.nowMs);
+          s.keyId = a.keyId;
+          s.keysInstalled++;
           s.log.info({ keyId: a.keyId, cipher: a.cipher }, 'data channel keys installed');
           break;
         }
@@ -782,7 +799,7 @@ export class SslSessionManager {
           }
           break;
         case 'closed':
-          if (!s.authenticated && s.status === 'open' && !s.refused) {
+          if (!s.authenticated && !s.refused && s.status === 'open') {
             this.counters.authRefusals++;
             s.log.warn({ reason: a.reason }, 'client refused');
           }
@@ -852,15 +869,13 @@ export class SslSessionManager {
     }
     if (this.all.size - this.halfOpenCount >= this.config.maxConnections) {
       this.counters.maxConnectionRefusals++;
-      s.log.warn({ max: this.config.maxConnections }, 'client refused: maxConnections reached');
-      s.ssl.reject('server full');
+      this.refuse(s, user, REFUSED_SERVER_FULL, { max: this.config.maxConnections });
       return;
     }
     const r = this.leases.acquire(user);
     if (!r.ok) {
       this.counters.poolRefusals++;
-      s.log.warn({ user, reason: r.reason }, 'client refused');
-      s.ssl.reject(r.reason);
+      this.refuse(s, user, r.reason, { pool: this.config.clientCidr });
       return;
     }
     s.lease = r.lease;
@@ -881,6 +896,17 @@ export class SslSessionManager {
     });
     s.log.info({ user, address: r.lease.address }, 'client connected');
     if (s.status === 'open') this.emit({ kind: 'sessionUp', peerId: s.peerId, user, address: r.lease.address });
+  }
+
+  /**
+   * Refuses an authenticated client with a reason it can show: AUTH_FAILED,<reason> on its control
+   * channel (the OpenVPN 2.6 client logs "AUTH: Received control message: AUTH_FAILED,<reason>" and
+   * stops instead of retrying), then the session closes. This is the one log line of the refusal.
+   */
+  private refuse(s: ServerSession, user: string, reason: string, detail: Record<string, unknown>): void {
+    s.refused = true;
+    s.log.warn({ user, reason, ...detail }, 'client refused');
+    s.ssl.reject(reason);
   }
 
   /** Removes a session from every table (idempotent). */

@@ -270,16 +270,16 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     expect(tunnel.written).toHaveLength(0);
   });
 
-  it('maxConnections refuses further clients', async () => {
+  it('maxConnections refuses further clients once they authenticate, with the reason "server full"', async () => {
     const { server } = await startServer({ maxConnections: 1 });
     const a = await UdpClient.open('a', server.udpPort);
     const b = await UdpClient.open('b', server.udpPort);
     await a.hello();
     await until(() => server.sessionCount === 1);
     await b.hello();
-    await until(() => server.counters.maxConnectionRefusals === 1);
-    expect(server.sessionCount).toBe(1);
-    expect(b.got).toHaveLength(0);
+    await until(() => server.counters.maxConnectionRefusals === 1 && server.sessionCount === 1);
+    expect(sessions[1]!.rejected).toBe('server full');
+    expect(server.status().map((s) => s.user)).toEqual(['a']);
   });
 
   it('a reconnect by the same user replaces the old session and keeps the address', async () => {
@@ -462,7 +462,7 @@ describe('sslServerConfigFrom', () => {
     const c = sslServerConfigFrom(gc.vpnServers[0]!, read);
     expect(c).toMatchObject({
       name: 'p2c', protocols: ['udp', 'tcp'], port: 1194, listen: '0.0.0.0', clientCidr: '10.8.0.0/24', localSubnets: ['10.2.0.0/16'],
-      dnsServers: ['10.2.0.53'], dataCiphers: ['AES-256-GCM'], maxConnections: 5, clientToClient: true, renegSec: 0,
+      dnsServers: ['10.2.0.53'], dataCiphers: ['AES-256-GCM'], maxConnections: 5, clientToClient: true, renegSec: 3600,
       identity: { cert: 'PEM(/pki/s.crt)', key: 'PEM(/pki/s.key)', clientCa: 'PEM(/pki/ca.crt)' },
     });
     expect(Object.isFrozen(c)).toBe(true);

@@ -259,16 +259,18 @@ describe('SslSessionManager', () => {
     expect(m.status()[0]).toMatchObject({ user: 'alice', virtualAddress: '10.8.0.2', packetsIn: 2, packetsOut: 1, cipher: 'AES-256-GCM' });
   });
 
-  it('maxConnections refuses further clients; garbage and data from unknown remotes make no session', () => {
+  it('maxConnections refuses further clients when they authenticate; garbage and data from unknown remotes make no session', () => {
     const m = manager({ maxConnections: 2 });
     udpHello(m, 'a', '192.0.2.1', 1);
     udpHello(m, 'b', '192.0.2.2', 1);
-    expect(udpHello(m, 'c', '192.0.2.3', 1)).toHaveLength(0);
+    // the third one negotiates (so it can be told why) and is refused: AUTH_FAILED,server full, closed
+    expect(kinds(udpHello(m, 'c', '192.0.2.3', 1))).toEqual(['sendControl', 'sessionDown']);
+    expect(controls[2]!.state).toBe('closed');
     expect(m.sessionCount).toBe(2);
     expect(m.counters.maxConnectionRefusals).toBe(1);
     m.receiveDatagram(Buffer.from([0x20, 1, 2, 3]), '192.0.2.4', 1, true, now);
     m.receiveDatagram(Buffer.from([0x48, 0, 0, 7, 1, 2, 3, 4]), '192.0.2.4', 1, true, now);
-    expect(m.counters).toMatchObject({ garbageDrops: 1, noSessionDataDrops: 1, sessionsCreated: 2 });
+    expect(m.counters).toMatchObject({ garbageDrops: 1, noSessionDataDrops: 1, sessionsCreated: 3, authRefusals: 0 });
   });
 
   it('a client whose address changes floats once its packet authenticates, and replies follow it', () => {
