@@ -43,10 +43,16 @@ commands:
                                            resources); prints the plan first; --dry-run: only the plan
   get KIND [NAME] [--json] [--control PATH]
                                            list resources of a kind (customer-gateways, vpn-connections,
-                                           vpn-servers, vpn-gateways), or show one by name or id
+                                           vpn-servers, users, vpn-gateways), or show one by name or id
   delete KIND NAME [--control PATH]        delete a resource
   peer-config NAME [--format swanctl|libreswan] [--control PATH]
                                            print the customer gateway's config for a VPN connection
+  user add NAME --password-stdin [--group G]... [--server S]... [--control PATH]
+                                           create an SSL VPN user (the password is read from stdin,
+                                           stored only as a scrypt hash)
+  user passwd NAME --password-stdin [--control PATH]   set a user's password (from stdin)
+  user disable|enable|remove NAME [--control PATH]     refuse, allow again, or delete a user
+  user list [--json] [--control PATH]      list the users (never their passwords)
   token create [--name LABEL] [--control PATH]
                                            print a new API bearer token (alone on stdout; only its hash
                                            is stored)
@@ -68,6 +74,8 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
   cwd: string;
   isRoot: () => boolean;
+  /** all of standard input (`user add|passwd --password-stdin`); default: the process's */
+  stdin?: () => Promise<string>;
 }
 
 const defaultIo: CliIo = {
@@ -96,6 +104,7 @@ interface Parsed {
   positionals: string[];
   values: {
     config?: string; control?: string; json?: boolean; help?: boolean; file?: string; 'dry-run'?: boolean; name?: string; format?: string;
+    'password-stdin'?: boolean; group?: string[]; server?: string[];
     ike?: boolean; halt?: boolean;
   };
 }
@@ -115,6 +124,9 @@ function parse(argv: string[]): Parsed {
         'dry-run': { type: 'boolean' },
         name: { type: 'string' },
         format: { type: 'string' },
+        'password-stdin': { type: 'boolean' },
+        group: { type: 'string', multiple: true },
+        server: { type: 'string', multiple: true },
         ike: { type: 'boolean' },
         halt: { type: 'boolean' },
       },
@@ -198,6 +210,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
       }
       case 'apply':
         return await applyFile(p, io);
+      case 'user':
+        return await userCommand(p, io);
       case 'get': {
         if (p.positionals.length < 1 || p.positionals.length > 2) throw new CliError('get takes a kind and optionally a name or id (see vpcgw --help)');
         const [kind, id] = p.positionals as [string, string | undefined];
@@ -233,6 +247,93 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
     io.stderr(`vpcgw: ${oneLine(e)}\n`);
     return 1;
   }
+}
+
+/**
+ * `vpcgw user ...`: the `user` resources over the control socket (resource.create / replace /
+ * delete / list). The password comes from stdin, never argv (argv is visible to every local
+ * user in /proc); the root-only control socket carries it to the daemon, which stores its hash.
+ */
+async function userCommand(p: Parsed, io: CliIo): Promise<number> {
+  const [sub, name, ...rest] = p.positionals;
+  const needName = (): string => {
+    if (!name || rest.length > 0) throw new CliError(`user ${sub ?? ''} takes one argument: the user name (see vpcgw --help)`);
+    return name;
+  };
+  const onlyFor = (subs: string[]): void => {
+    if ((p.values.group?.length || p.values.server?.length) && !subs.includes(sub ?? '')) throw new CliError(`--group and --server go with user add (see vpcgw --help)`);
+    if (p.values['password-stdin'] && sub !== 'add' && sub !== 'passwd') throw new CliError('--password-stdin goes with user add and user passwd (see vpcgw --help)');
+  };
+  onlyFor(['add']);
+  const password = async (): Promise<string> => {
+    if (!p.values['password-stdin']) throw new CliError(`user ${sub} needs --password-stdin (the password is read from stdin, never taken from the command line)`);
+    const text = await (io.stdin ?? readStdin)();
+    const first = text.split(/\r?\n/)[0] ?? '';
+    if (first.length === 0) throw new CliError('no password on stdin');
+    return first;
+  };
+  const path = controlPathFor(p, io);
+  switch (sub) {
+    case 'add': {
+      const n = needName();
+      const body: Record<string, unknown> = { name: n, password: await password() };
+      if (p.values.group?.length) body.groups = p.values.group;
+      if (p.values.server?.length) body.servers = p.values.server;
+      await controlCall(path, 'resource.create', { kind: 'user', body });
+      io.stdout(`user ${n}: created
+`);
+      return 0;
+    }
+    case 'passwd': {
+      const n = needName();
+      await controlCall(path, 'resource.replace', { kind: 'user', id: n, body: { password: await password() } });
+      io.stdout(`user ${n}: password changed
+`);
+      return 0;
+    }
+    case 'disable':
+    case 'enable': {
+      const n = needName();
+      await controlCall(path, 'resource.replace', { kind: 'user', id: n, body: { disabled: sub === 'disable' } });
+      io.stdout(`user ${n}: ${sub}d
+`);
+      return 0;
+    }
+    case 'remove': {
+      const n = needName();
+      await controlCall(path, 'resource.delete', { kind: 'user', id: n });
+      io.stdout(`user ${n}: removed
+`);
+      return 0;
+    }
+    case 'list': {
+      if (name !== undefined) throw new CliError('user list takes no arguments (see vpcgw --help)');
+      const items = ((await controlCall(path, 'resource.list', { kind: 'user' })) as { items: Record<string, unknown>[] }).items;
+      io.stdout(p.values.json ? `${JSON.stringify(items, null, 2)}
+` : formatUsers(items));
+      return 0;
+    }
+    default:
+      throw new CliError('user takes a subcommand: add, passwd, disable, enable, remove or list (see vpcgw --help)');
+  }
+}
+
+function readStdin(): Promise<string> {
+  return new Promise((resolveText, reject) => {
+    const chunks: Buffer[] = [];
+    process.stdin.on('data', (c: Buffer) => chunks.push(c));
+    process.stdin.on('end', () => resolveText(Buffer.concat(chunks).toString('utf8')));
+    process.stdin.on('error', reject);
+  });
+}
+
+/** One line per user: name, enabled or disabled, groups, servers (all when none are named). */
+function formatUsers(items: readonly Record<string, unknown>[]): string {
+  if (items.length === 0) return '(none)\n';
+  const w = Math.max(4, ...items.map((i) => String(i.name).length));
+  const list = (v: unknown, none: string): string => (Array.isArray(v) && v.length ? v.join(',') : none);
+  const lines = items.map((i) => `${String(i.name).padEnd(w)}  ${(i.disabled === true ? 'disabled' : 'enabled').padEnd(8)}  ${list(i.groups, '-').padEnd(16)}  ${list(i.servers, '(all)')}`);
+  return `${'NAME'.padEnd(w)}  ${'STATE'.padEnd(8)}  ${'GROUPS'.padEnd(16)}  SERVERS\n${lines.join('\n')}\n`;
 }
 
 /** One line per resource: name, status, id. */

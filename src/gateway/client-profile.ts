@@ -32,6 +32,11 @@ export function clientProfile(cfg: GatewayConfig, serverName: string, o: ClientP
   // PEM files written on Windows or by node-forge end lines with CRLF: the profile has LF only
   const readRaw = o.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
   const read = (p: string): string => readRaw(p).replace(/\r\n/g, '\n');
+  if (!server.clientCa) {
+    // auth.type password needs no clientCa, but the profile takes the server's trust anchor from it
+    throw new VpnError('ERR_STATE', `VPN server ${server.name} has no clientCa: set it to the CA that signed its server certificate to get a profile`);
+  }
+  const caFile = server.clientCa;
   const host = o.host ?? remoteHostOf(cfg, server);
   if (host.length > 253 || !HOST_RE.test(host)) throw new VpnError('ERR_BAD_REQUEST', `host ${JSON.stringify(host)} is not valid: a DNS name or an IP address`);
   const lines = [
@@ -51,16 +56,18 @@ export function clientProfile(cfg: GatewayConfig, serverName: string, o: ClientP
     `data-ciphers ${server.dataCiphers.join(':')}`,
     'verb 3',
     '<ca>',
-    read(server.clientCa).trim(),
+    read(caFile).trim(),
     '</ca>',
   );
+  // password logins: the client asks for a username and password (OpenVPN --auth-user-pass)
+  if (server.auth.type !== 'cert') lines.push('auth-user-pass');
   let text = `${lines.join('\n')}\n`;
   text += profileTlsWrapLines(
     server,
     read,
     server.tlsCryptV2 ? generateTlsCryptV2ClientKeyFile(read(server.tlsCryptV2.serverKey), server.tlsCryptV2.serverKey, o.nowMs) : undefined,
   );
-  text += CERT_PLACEHOLDER;
+  if (server.auth.type !== 'password') text += CERT_PLACEHOLDER;
   return { text, filename: `${server.name}.ovpn` };
 }
 

@@ -406,7 +406,7 @@ export class Gateway {
       for (const c of this.config.vpnConnections) for (const p of c.remoteSubnets) this.addTunRoute(p.text);
       if (this.opts.vpnServers && this.dataPlane && this.config.vpnServers.length > 0) {
         for (const v of this.config.vpnServers) this.addPoolRoute(v.clientCidr.text);
-        this.vpnServers = this.opts.vpnServers({ config: this.config, log: this.log, dataPlane: this.dataPlane });
+        this.vpnServers = this.opts.vpnServers({ config: this.config, log: this.log, dataPlane: this.dataPlane, liveConfig: () => this.configValue });
         await this.vpnServers.start();
       }
       this.control ??= await ControlServer.listen({ path: this.controlPath, handlers: this.handlers(), log: this.log });
@@ -618,7 +618,7 @@ export class Gateway {
         // the first server: the set is created with the new config, which holds just the added ones
         const factory = this.opts.vpnServers;
         const dataPlane = this.dataPlane;
-        const set = factory({ config: next, log: this.log, dataPlane });
+        const set = factory({ config: next, log: this.log, dataPlane, liveConfig: () => this.configValue });
         if (await attempt('vpnServers', 'start', () => set.start(), false)) this.vpnServers = set;
         else {
           await set.stop().catch(() => undefined); // the ones that did start

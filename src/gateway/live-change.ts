@@ -124,7 +124,7 @@ function fingerprintAt(cfg: GatewayConfig, i: number): string {
 
 /** The fingerprint of a VPN server entry and of the files it names. */
 export function vpnServerFingerprint(v: VpnServerConfig, read: FileReader = readOrNull): string {
-  const files = [v.serverCert.cert, v.serverCert.key, v.clientCa, v.tlsCrypt ?? null, v.tlsAuth?.key ?? null, v.tlsCryptV2?.serverKey ?? null];
+  const files = [v.serverCert.cert, v.serverCert.key, v.clientCa ?? null, v.tlsCrypt ?? null, v.tlsAuth?.key ?? null, v.tlsCryptV2?.serverKey ?? null];
   const contents = files.map((f) => {
     if (f === null) return null;
     const b = read(f);

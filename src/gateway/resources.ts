@@ -1,4 +1,4 @@
-import type { ResourceAction, ResourceKind } from '../api/service.js';
+import type { JsonSchema, ResourceAction, ResourceKind } from '../api/service.js';
 import { configEntryJsonSchema, configJsonSchema, type SectionName } from './config/index.js';
 
 /**
@@ -62,14 +62,32 @@ const SERVER_ACTIONS: readonly ResourceAction[] = [
 
 function kind(k: string, collection: string, section: SectionName, actions: readonly ResourceAction[] = []): KindDef {
   const singleton = section === 'gateway';
+  const schema = singleton ? configJsonSchema('gateway') : configEntryJsonSchema(section);
   return Object.freeze({
     kind: k,
     collection,
     section,
     singleton,
-    schema: singleton ? configJsonSchema('gateway') : configEntryJsonSchema(section),
+    schema: section === 'users' ? withWriteOnlyPassword(schema) : schema,
     actions,
   });
+}
+
+/**
+ * A user's request body may carry `password` instead of `passwordHash`: the service hashes it
+ * before storing (src/gateway/service.ts, `prepare`). Both are write-only.
+ */
+function withWriteOnlyPassword(schema: JsonSchema): JsonSchema {
+  const s = schema as { properties: Record<string, unknown>; required?: string[] };
+  return {
+    ...s,
+    properties: {
+      ...s.properties,
+      password: { type: 'string', minLength: 1, maxLength: 4096, writeOnly: true, description: 'The user\'s password: stored as its scrypt hash, never shown.' },
+    },
+    // one of the two is required: the loader names a missing one (users[name].passwordHash)
+    required: (s.required ?? []).filter((f) => f !== 'passwordHash'),
+  };
 }
 
 export const KINDS: readonly KindDef[] = Object.freeze([
@@ -77,10 +95,11 @@ export const KINDS: readonly KindDef[] = Object.freeze([
   kind('customer-gateway', 'customer-gateways', 'customerGateways'),
   kind('vpn-connection', 'vpn-connections', 'vpnConnections', CONNECTION_ACTIONS),
   kind('vpn-server', 'vpn-servers', 'vpnServers', SERVER_ACTIONS),
+  kind('user', 'users', 'users'),
 ]);
 
 /** List sections in the order the config file (and a document built from the store) has them. */
-export const LIST_SECTIONS = ['customerGateways', 'vpnConnections', 'vpnServers'] as const;
+export const LIST_SECTIONS = ['customerGateways', 'vpnConnections', 'vpnServers', 'users'] as const;
 export type ListSection = (typeof LIST_SECTIONS)[number];
 
 export function kindOfSection(section: SectionName): KindDef {

@@ -11,6 +11,7 @@ import { canonicalEntry, withAbsolutePaths, withoutSecrets, withStoredSecrets } 
 import { clientProfile } from './client-profile.js';
 import { KINDS, LIST_SECTIONS, kindOfSection, type KindDef, type ListSection } from './resources.js';
 import type { GatewayStatus } from './status.js';
+import { hashPassword } from './users.js';
 import type { StoredResource } from '../store/store.js';
 
 /**
@@ -185,7 +186,7 @@ export class GatewayService implements ManagementService {
     return this.serial(async () => {
       const k = kindDef(kind);
       if (k.singleton) throw new VpnError('ERR_STATE', `there is exactly one ${k.kind}: change it with PUT /v1/${k.collection}/{id}`);
-      const spec = this.normalize(k, body);
+      const spec = this.normalize(k, await prepare(k, body));
       const name = spec.name as string;
       if (this.store.getByName(k.kind, name)) throw new VpnError('ERR_CONFLICT', `a ${k.kind} named "${name}" exists already`);
       const doc = this.document();
@@ -205,7 +206,8 @@ export class GatewayService implements ManagementService {
       // PUT is a partial update, as in the cloud VPN APIs: the fields given replace the stored
       // ones, the others stay, a null removes a field (back to its default)
       if (!isPlainObject(body)) throw new VpnError('ERR_BAD_REQUEST', `the body must be a JSON object: fields of the ${k.kind} to change`);
-      const merged: Record<string, unknown> = { ...(old.spec as Record<string, unknown>), ...(canonicalEntry(k.section, body) as Record<string, unknown>) };
+      const given = (await prepare(k, body)) as Record<string, unknown>;
+      const merged: Record<string, unknown> = { ...(old.spec as Record<string, unknown>), ...(canonicalEntry(k.section, given) as Record<string, unknown>) };
       for (const [f, v] of Object.entries(merged)) if (v === null) delete merged[f];
       const spec = withStoredSecrets(k.section, this.normalize(k, merged), old.spec) as Record<string, unknown>;
       const name = spec.name as string;
@@ -259,6 +261,7 @@ export class GatewayService implements ManagementService {
         customerGateways: [],
         vpnConnections: [],
         vpnServers: [],
+        users: [],
       };
       for (const s of LIST_SECTIONS) {
         const v = raw[s];
@@ -487,6 +490,20 @@ export class GatewayService implements ManagementService {
 /** Fields a view adds to the stored entry: filtering on them needs the live status. */
 const VIEW_FIELDS: ReadonlySet<string> = new Set(['status', 'ike_state', 'status_reason', 'clients', 'created_at', 'updated_at']);
 
+/**
+ * Per-kind preparation of a request body before it is validated and stored. A user's body may
+ * carry `password` (write-only): it is replaced by its scrypt `passwordHash` (src/gateway/users.ts),
+ * so the password itself is never stored, logged or returned (and the hash is a secret field,
+ * left out of every view).
+ */
+async function prepare(k: KindDef, body: unknown): Promise<unknown> {
+  if (k.kind !== 'user' || !isPlainObject(body) || body.password === undefined) return body;
+  const { password, ...rest } = body;
+  if (typeof password !== 'string' || password.length === 0) throw new ConfigError('users[?].password', '(hidden)', 'a non-empty password string');
+  if (rest.passwordHash !== undefined) throw new VpnError('ERR_BAD_REQUEST', 'give either password or passwordHash, not both');
+  return { ...rest, passwordHash: await hashPassword(password) };
+}
+
 function kindDef(kind: string): KindDef {
   const k = KINDS.find((x) => x.kind === kind || x.collection === kind);
   if (!k) throw new VpnError('ERR_NOT_FOUND', `no resource kind "${kind}" (kinds: ${KINDS.map((x) => x.kind).join(', ')})`);
@@ -506,7 +523,7 @@ function filterValue(v: unknown): string | undefined {
  * so the error says `vpnConnections[conn2]` instead. Only the path changes, never the reason.
  */
 function namedByResource(e: ConfigError, doc: Document): ConfigError {
-  const m = /^(customerGateways|vpnConnections|vpnServers)\[(\d+)\]/.exec(e.path);
+  const m = /^(customerGateways|vpnConnections|vpnServers|users)\[(\d+)\]/.exec(e.path);
   if (!m) return e;
   const name = nameOf(doc[m[1] as ListSection][Number(m[2])]);
   if (!name) return e;

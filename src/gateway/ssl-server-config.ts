@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { SslAuthType } from '../ssl/server/authenticator.js';
 import { DEFAULT_RENEG_SEC, type SslProtocol, type SslServerConfig, type SslServerLimits } from '../ssl/server/config.js';
 import { parseStaticKey, parseTlsCryptV2ServerKey, type TlsAuthDigest, type TlsWrapConfig } from '../ssl/wire/tls-wrap.js';
 
@@ -42,7 +43,10 @@ export function sslServerConfigFrom(
     dnsServers: readonly { text: string }[];
     dataCiphers: readonly string[];
     serverCert: { cert: string; key: string };
-    clientCa: string;
+    /** absent with auth.type password */
+    clientCa?: string | null;
+    /** absent: cert */
+    auth?: { type: SslAuthType };
     maxConnections: number;
     clientToClient: boolean;
     /** the validated entry's renegSeconds (absent: OpenVPN's default) */
@@ -63,7 +67,8 @@ export function sslServerConfigFrom(
     localSubnets: Object.freeze(v.localSubnets.map((s) => s.text)),
     dnsServers: Object.freeze(v.dnsServers.map((s) => s.text)),
     dataCiphers: Object.freeze([...v.dataCiphers]),
-    identity: Object.freeze({ cert: readPem(v.serverCert.cert), key: readPem(v.serverCert.key), clientCa: readPem(v.clientCa) }),
+    identity: Object.freeze({ cert: readPem(v.serverCert.cert), key: readPem(v.serverCert.key), clientCa: v.clientCa ? readPem(v.clientCa) : '' }),
+    auth: v.auth?.type ?? 'cert',
     maxConnections: v.maxConnections,
     clientToClient: v.clientToClient,
     renegSec: v.renegSeconds ?? DEFAULT_RENEG_SEC,

@@ -36,6 +36,7 @@ import {
 } from '../ssl/server/data-path.js';
 import { SslSessionManager, type SslClientStatus, type SslServerCounters } from '../ssl/server/session-manager.js';
 import type { SslServerAction } from '../ssl/server/actions.js';
+import type { Authenticator } from '../ssl/server/authenticator.js';
 import { BatchUdpTransport, DgramTransport, TcpTransport, UdpTx, type BatchUdp } from './ssl-transports.js';
 
 export {
@@ -83,6 +84,8 @@ export interface SslServerOptions {
   udpBind?: (address: string, port: number) => BatchUdp;
   /** use the tunnel's SSL offload for UDP sessions when it has one (default true; VPCGW_SSL_NATIVE=0 turns it off) */
   nativeData?: boolean;
+  /** checks usernames/passwords (auth type password or cert+password); without one every password login is refused */
+  authenticator?: Authenticator | null;
 }
 
 export class SslServer {
@@ -95,6 +98,7 @@ export class SslServer {
   private readonly useTimer: boolean;
   private readonly offload: SslOffload | null;
   private readonly udpBindFactory: ((address: string, port: number) => BatchUdp) | null;
+  private readonly authenticator: Authenticator | null;
   private udp: UdpSocket | null = null;
   private bind: BatchUdp | null = null;
   private readonly tx: UdpTx;
@@ -115,6 +119,7 @@ export class SslServer {
     this.clock = opts.clock ?? Date.now;
     this.useTimer = opts.timer ?? true;
     this.udpBindFactory = opts.udpBind ?? null;
+    this.authenticator = opts.authenticator ?? null;
     const nativeWanted = (opts.nativeData ?? true) && process.env.VPCGW_SSL_NATIVE !== '0';
     this.offload = nativeWanted ? (opts.tunnel.sslOffload ?? null) : null;
     this.pool = new AddressPool({ name: c.name, cidr: c.clientCidr }, this.log);
@@ -328,6 +333,9 @@ export class SslServer {
             }
             break;
           }
+          case 'verifyPassword':
+            this.verifyPassword(a.check, a.user, a.password, a.server);
+            break;
           case 'sessionUp':
           case 'sessionDown':
             break; // logged by the session manager
@@ -336,6 +344,22 @@ export class SslServer {
         this.log.error({ err, action: a.kind }, 'ssl server action failed');
       }
     }
+  }
+
+  /**
+   * Runs a password check off the current call (the verdict comes back on a later turn of the event
+   * loop, never inside `exec`: the manager reuses its action array). Errors of the backend refuse
+   * the login; the password is not logged.
+   */
+  private verifyPassword(check: number, user: string, password: string, server: string): void {
+    const auth = this.authenticator;
+    const verdict = auth
+      ? auth.verify(user, password, server).catch((err: unknown) => {
+        this.log.warn({ err, user }, 'authenticator failed; login refused');
+        return { ok: false, reason: 'authenticator error' };
+      })
+      : Promise.resolve({ ok: false, reason: 'no authenticator configured' });
+    void verdict.then((v) => this.exec(this.core.passwordVerdict(check, v.ok, v.reason, this.clock())));
   }
 
   private sendControl(conn: number, to: SslEndpoint, pkt: Buffer): void {

@@ -5,6 +5,7 @@ import { NativeUdp } from '../net/native-udp.js';
 import type { GatewayConfig, VpnServerConfig } from './config/types.js';
 import { SslServer } from './ssl-server.js';
 import { sslServerConfigFrom } from './ssl-server-config.js';
+import { LocalUserAuthenticator } from './users.js';
 import type { VpnServerStatus } from './status.js';
 
 /**
@@ -27,16 +28,24 @@ export interface VpnServers {
   disconnect?(server: string, client: string, halt: boolean): { server: string; client: string; user: string };
 }
 
-export type VpnServersFactory = (ctx: { config: GatewayConfig; log: Logger; dataPlane: DataPlane }) => VpnServers;
+export type VpnServersFactory = (ctx: {
+  config: GatewayConfig;
+  log: Logger;
+  dataPlane: DataPlane;
+  /** the config the daemon runs now (it changes live); password logins read its users section */
+  liveConfig?: () => GatewayConfig;
+}) => VpnServers;
 
 /** One OpenVPN-compatible SslServer per `vpnServers` entry, on the gateway's data plane. */
-export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane }) => {
+export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveConfig }) => {
+  const authenticator = new LocalUserAuthenticator(() => (liveConfig ? liveConfig() : config).users);
   const create = (v: VpnServerConfig): SslServer =>
     new SslServer({
       config: sslServerConfigFrom(v),
       log: log.child({ vpnServer: v.name }),
       tunnel: dataPlane,
       udpBind: (address, port) => NativeUdp.bind({ address, port, log }),
+      authenticator,
     });
   const servers = new Map<string, SslServer>(config.vpnServers.map((v) => [v.name, create(v)]));
   return {

@@ -77,16 +77,32 @@ export interface SslSessionOptions {
    * and our reset (message 0) as sent; the client's reset is acknowledged with the first flush.
    */
   statelessStart?: { localSid: Buffer; remoteSid: Buffer };
+  /**
+   * false: no client certificate is requested (OpenVPN `verify-client-cert none`, for servers that
+   * authenticate by username/password only). Default true: a certificate signed by clientCa is required.
+   */
+  clientCert?: boolean;
 }
 
 export type SslAction =
   /** one control-channel packet (opcode|key-id byte first): UDP as is, TCP adds the 2-byte length */
   | { kind: 'send'; packet: Buffer }
   /**
-   * TLS and km2 done, client certificate verified. The shell must answer with
-   * `setPush(...)` or `reject(reason)`. `clientOptions` is the client's options string.
+   * TLS and km2 done, client certificate verified (when one is required). The shell must answer
+   * with `setPush(...)` or `reject(reason)`. `clientOptions` is the client's options string.
+   * `user` is the certificate's CN, or the username without a certificate. `username`/`password`
+   * are what the client's --auth-user-pass sent (null: none); the password must never be logged.
    */
-  | { kind: 'authenticated'; user: string; certCn: string; peerInfo: Map<string, string>; clientOptions: string; cipher: string }
+  | {
+      kind: 'authenticated';
+      user: string;
+      certCn: string;
+      username?: string | null;
+      password?: string | null;
+      peerInfo: Map<string, string>;
+      clientOptions: string;
+      cipher: string;
+    }
   /**
    * Data keys for key id `keyId` (server view: enc = server->client, dec = client->server;
    * implicit IVs are 8 bytes). Send with the newest key; decrypt by the packet's key id.
@@ -377,7 +393,13 @@ export class SslSession {
     const ks = new KeyState(keyId, this.nowMs, this.windowMs);
     this.keyStates.set(keyId, ks);
     ks.tls = createTlsEngine(
-      { role: 'server', cert: this.opts.identity.cert, key: this.opts.identity.key, ca: this.opts.identity.clientCa },
+      {
+        role: 'server',
+        cert: this.opts.identity.cert,
+        key: this.opts.identity.key,
+        // without a CA the engine requests no client certificate
+        ca: this.opts.clientCert === false ? undefined : this.opts.identity.clientCa,
+      },
       {
         onCiphertext: (d) => this.guard(() => this.onTlsCiphertext(ks, d)),
         onSecure: (info) => this.guard(() => this.onTlsSecure(ks, info)),
@@ -424,7 +446,10 @@ export class SslSession {
 
   private onTlsSecure(ks: KeyState, info: TlsSecureInfo): void {
     if (ks.status === 'dead' || this.st === 'closed' || this.st === 'closing') return;
-    const refusal = info.peerVerifyError !== null ? `client certificate rejected: ${info.peerVerifyError}` : info.peerCn === '' ? 'client certificate has no common name' : null;
+    const certRequired = this.opts.clientCert !== false;
+    const refusal = !certRequired
+      ? null
+      : info.peerVerifyError !== null ? `client certificate rejected: ${info.peerVerifyError}` : info.peerCn === '' ? 'client certificate has no common name' : null;
     if (refusal !== null) {
       this.log.warn({ keyId: ks.keyId, cn: info.peerCn, verifyError: info.peerVerifyError }, 'client certificate rejected');
       if (ks.keyId === 0 && this.st === 'handshake') {
@@ -503,6 +528,9 @@ export class SslSession {
   private tryKeyExchange(ks: KeyState): void {
     if (!ks.secure || !ks.clientKm2 || ks.km2Sent) return;
     const km2 = ks.clientKm2;
+    // the password is handed over at most once (key id 0) and not kept in the key state
+    const password = km2.password;
+    km2.password = null;
     ks.serverKm2 = makeServerKeyMethod2(this.serverOptionsString(km2.options));
     if (ks.refusal !== null) {
       this.sendKm2(ks);
@@ -532,7 +560,9 @@ export class SslSession {
       this.ekm = this.opts.allowEkm !== false && usesEkm(this.peerInfo);
       ks.keys = this.deriveKeys(ks);
       this.st = 'authenticating';
-      this.emit({ kind: 'authenticated', user: this.certCn, certCn: this.certCn, peerInfo: this.peerInfo, clientOptions: this.clientOptions, cipher });
+      const username = km2.username;
+      const user = this.opts.clientCert === false ? (username ?? '') : this.certCn;
+      this.emit({ kind: 'authenticated', user, certCn: this.certCn, username, password, peerInfo: this.peerInfo, clientOptions: this.clientOptions, cipher });
       return;
     }
     // renegotiation: same cipher and derivation method, no push (OpenVPN pushes only after the first key exchange)

@@ -79,7 +79,7 @@ export function loadConfigFile(path: string, opts: LoadOptions = {}): GatewayCon
     cfg.vpnServers.forEach((s, i) => {
       checkReadable(s.serverCert.cert, `vpnServers[${i}].serverCert.cert`);
       checkReadable(s.serverCert.key, `vpnServers[${i}].serverCert.key`);
-      checkReadable(s.clientCa, `vpnServers[${i}].clientCa`);
+      if (s.clientCa) checkReadable(s.clientCa, `vpnServers[${i}].clientCa`);
     });
   }
   return cfg;

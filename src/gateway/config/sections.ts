@@ -12,6 +12,7 @@ import {
 import { connectionLocalIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
 import { LocalCredentials, TrustAnchors } from './credentials.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../ike/init-guard.js';
+import { PASSWORD_HASH_FORMAT, parsePasswordHash } from '../users.js';
 
 /**
  * The config file, one field table per section. Everything about a key (type, bounds, enum
@@ -46,7 +47,7 @@ export const START_ACTIONS = ['start', 'none'] as const;
 export const SSL_PROTOCOLS = ['udp', 'tcp'] as const;
 /** OpenVPN data-channel ciphers the SSL server implements (src/ssl/data/data-aead.ts), in preference order. */
 export const DATA_CIPHERS = ['AES-256-GCM', 'AES-128-GCM', 'CHACHA20-POLY1305'] as const;
-export const SSL_AUTH_TYPES = ['cert'] as const;
+export const SSL_AUTH_TYPES = ['cert', 'password', 'cert+password'] as const;
 
 // ---- list rules ----
 
@@ -383,12 +384,18 @@ export const VPN_SERVER = object({
   dataCiphers: withDefault(list(oneOf(DATA_CIPHERS), 'data ciphers', {
     min: 1, uniqueItems: true, check: eachAtMostOnce('each cipher at most once'),
   }), [...DATA_CIPHERS], { nullable: true }),
-  auth: required(object({ type: required(oneOf(SSL_AUTH_TYPES, 'cert: client certificates signed by clientCa; the CN is the user name.')) })),
+  auth: required(object({
+    type: required(oneOf(SSL_AUTH_TYPES, 'cert: client certificates signed by clientCa; the CN is the user name. '
+      + 'password: no client certificate; the client\'s username/password (OpenVPN --auth-user-pass) must match a user of the users section. '
+      + 'cert+password: both; the username is the user name.')),
+  })),
   serverCert: required(object({
     cert: required(filePath('a PEM certificate file path')),
     key: required(filePath('a PEM private key file path')),
   }), 'PEM files; relative paths resolve against the config file\'s folder.'),
-  clientCa: required(filePath('a PEM CA certificate file path (required with auth.type cert)')),
+  clientCa: optional(filePath('a PEM CA certificate file path'), {
+    nullable: true, description: 'The CA that signs client certificates; required with auth.type cert and cert+password, unused with password.',
+  }),
   maxConnections: withDefault(int(1, 65535), DEFAULT_MAX_CONNECTIONS),
   clientToClient: withDefault(bool(), false),
   renegSeconds: withDefault(int(0, MAX_RENEG_SECONDS,
@@ -413,6 +420,9 @@ export const VPN_SERVER = object({
     const wraps = (['tlsCrypt', 'tlsAuth', 'tlsCryptV2'] as const).filter((k) => v[k]);
     if (wraps.length > 1) {
       throw new ConfigError(join(path, wraps[1]!), 'set', `one of tlsCrypt, tlsAuth and tlsCryptV2, not both ${wraps[0]} and ${wraps[1]}`);
+    }
+    if (!v.clientCa && v.auth.type !== 'password') {
+      throw new ConfigError(join(path, 'clientCa'), v.clientCa, `a PEM CA certificate file path (auth.type ${v.auth.type} verifies client certificates with it)`);
     }
     if (v.renegSeconds > 0 && v.renegSeconds < MIN_RENEG_SECONDS) {
       throw new ConfigError(join(path, 'renegSeconds'), v.renegSeconds, `0 (off) or at least ${MIN_RENEG_SECONDS} seconds`);
@@ -457,6 +467,24 @@ function serverPortsDistinct(servers: readonly Out<typeof VPN_SERVER>[]): void {
   });
 }
 
+// ---- users (SSL VPN logins by username/password) ----
+
+export const USER = object({
+  name: required(name('The login name (OpenVPN --auth-user-pass username).')),
+  passwordHash: required(secret(`a password hash (${PASSWORD_HASH_FORMAT})`, 1, 1024,
+    'The scrypt hash of the password. The API and CLI take a write-only `password` instead and store its hash; neither is ever shown.')),
+  disabled: withDefault(bool('A disabled user cannot log in (its stored password stays).'), false),
+  groups: withDefault(list(name(), 'group names', { uniqueItems: true }), [], { nullable: true, description: 'Group names (stored for policies).' }),
+  servers: optional(list(name(), 'vpn server names', { uniqueItems: true }), {
+    nullable: true, description: 'The vpnServers this user may log in to; all of them when omitted.',
+  }),
+}, {
+  finish: (v, path) => {
+    if (!parsePasswordHash(v.passwordHash.reveal())) throw new ConfigError(join(path, 'passwordHash'), '(hidden)', `a password hash (${PASSWORD_HASH_FORMAT})`);
+    return v;
+  },
+});
+
 // ---- the whole file ----
 
 /** The sections of the config file, in the order they are read (later ones refer to earlier ones). */
@@ -475,6 +503,7 @@ export const CONFIG = object({
       serverPortsDistinct(items);
     },
   }), [], { nullable: true }),
+  users: withDefault(list(USER, 'users', { check: uniqueNames }), [], { nullable: true }),
 });
 
 export type SectionName = keyof typeof CONFIG_SECTIONS;
@@ -483,6 +512,7 @@ export const CONFIG_SECTIONS = {
   customerGateways: CUSTOMER_GATEWAY,
   vpnConnections: VPN_CONNECTION,
   vpnServers: VPN_SERVER,
+  users: USER,
 } as const;
 
 /** Reads a parsed YAML tree with the tables; throws the first ConfigError. */

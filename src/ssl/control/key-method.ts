@@ -37,7 +37,8 @@ export interface ClientKeyMethod2 {
   random2: Buffer; // 32
   options: string;
   username: string | null;
-  password: string | null; // never log
+  /** never logged; the session hands it to the authenticator once and drops it (src/ssl/session.ts) */
+  password: string | null;
   peerInfoText: string;
 }
 

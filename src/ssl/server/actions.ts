@@ -11,6 +11,11 @@ export type SslServerAction =
   | WriteToTun
   /** end a TCP connection: gracefully after the session closed, or at once (`abort`, a broken stream) */
   | { kind: 'closeConnection'; conn: number; abort: boolean }
+  /**
+   * check a client's username/password (the shell calls its Authenticator and answers with
+   * `passwordVerdict(check, ...)`). `password` must never be logged or kept.
+   */
+  | { kind: 'verifyPassword'; check: number; user: string; password: string; server: string; source: string }
   /** a client authenticated and holds a virtual address */
   | { kind: 'sessionUp'; peerId: number; user: string; address: string }
   /** a session ended (reported once, also for sessions that never authenticated) */

@@ -6,6 +6,7 @@ import { ConfigError } from '../../common/errors.js';
 import { bytesToIp, parsePrefix } from '../../common/ip.js';
 import { isSupportedDataCipher } from '../data/data-aead.js';
 import type { TlsWrapConfig } from '../wire/tls-wrap.js';
+import type { SslAuthType } from './authenticator.js';
 
 // --- implementation choices ---
 /** the shell's timer period; the data paths are polled (pings, native counters) at this rate */
@@ -73,7 +74,10 @@ export interface SslServerConfig {
   readonly localSubnets: readonly string[];
   readonly dnsServers: readonly string[];
   readonly dataCiphers: readonly string[];
-  readonly identity: Readonly<{ cert: string; key: string; clientCa: string }>; // PEM text
+  /** PEM text; clientCa is '' when no client certificates are used (auth 'password') */
+  readonly identity: Readonly<{ cert: string; key: string; clientCa: string }>;
+  /** how clients authenticate (absent: 'cert') */
+  readonly auth?: SslAuthType;
   readonly maxConnections: number;
   readonly clientToClient: boolean;
   /** seconds after which the server starts a renegotiation (soft reset, new key id); 0: never (the client's own --reneg-sec still applies) */

@@ -42,6 +42,8 @@ import { COMP_LZO_STUB, COMP_NONE, COMP_STUB_V2, type CompressionMode } from '..
 import { OCC_EXIT, occOpcode } from '../data/special.js';
 import { isDataOpcode, opcodeOf, P_DATA_V2, PEER_ID_MAX } from '../wire/data-packet.js';
 import { WriteToTun, type SslServerAction } from './actions.js';
+import { AuthBackoff, type AuthBackoffLimits } from './auth-backoff.js';
+import { needsClientCert, needsPassword, type SslAuthType } from './authenticator.js';
 import {
   DEFAULT_PING_RESTART_SEC,
   DEFAULT_PING_SEC,
@@ -94,7 +96,11 @@ export class SslServerCounters {
   garbageDrops = 0; // packets from unknown remotes that are not an initial packet
   maxConnectionRefusals = 0;
   poolRefusals = 0;
-  authRefusals = 0; // sessions closed before authentication (bad cert, no common cipher, ...)
+  authRefusals = 0; // sessions closed before authentication (bad cert, bad password, no common cipher, ...)
+  /** username/password logins refused (wrong password, unknown or disabled user, no credentials, back-off) */
+  passwordFailures = 0;
+  /** logins refused without a check: the source failed too often (AuthBackoff) */
+  authBackoffRefusals = 0;
   noSessionDataDrops = 0;
   badSourceDrops = 0;
   ipv6Drops = 0;
@@ -138,6 +144,8 @@ export class ServerSession {
   authenticated = false;
   /** counted in the half-open limits (until it authenticates or closes) */
   halfOpen = false;
+  /** the id of its password check in flight (0: none) */
+  authPending = 0;
   /** the client's control-channel session id (bytes 1..8 of its hard reset), UDP only */
   clientSid: Buffer | null = null;
   remoteFamily: 4 | 6 = 4;
@@ -146,7 +154,11 @@ export class ServerSession {
   /** newest data channel key id (-1: none yet) and how many keys were installed */
   keyId = -1;
   keysInstalled = 0;
-  /** refused after authentication (maxConnections, pool): logged and counted once, by `refuse` */
+  /**
+   * refused and logged once already: after authentication (maxConnections, pool; by `refuse`) or
+   * its password (by `refusePassword`, which counts it in authRefusals). It may linger, or its TCP
+   * connection close, before 'closed' comes: that must not count or log it again.
+   */
   refused = false;
 
   constructor(
@@ -186,6 +198,8 @@ export interface SslSessionManagerOptions {
   onAsyncActions?: (actions: readonly SslServerAction[]) => void;
   /** the stateless start's HMAC key (default: random per manager; tests fix it) */
   cookieSecret?: Buffer;
+  /** failed-password back-off per source address (default DEFAULT_AUTH_BACKOFF) */
+  authBackoff?: AuthBackoffLimits;
 }
 
 interface OpenTcp {
@@ -214,6 +228,11 @@ export class SslSessionManager {
   /** tls-auth / tls-crypt from the config: the stateless pre-check, and one wrap per session */
   private readonly wraps: ControlWrapFactory | null;
   private readonly wrap: ControlWrap;
+  readonly authType: SslAuthType;
+  private readonly backoff: AuthBackoff;
+  /** password checks in flight: their id → the session waiting for the verdict */
+  private readonly authChecks = new Map<number, { s: ServerSession; user: string; certCn: string }>();
+  private nextAuthCheck = 1;
 
   /** actions of the current call (reused; `depth` > 0 inside a call) */
   private readonly out: SslServerAction[] = [];
@@ -263,8 +282,38 @@ export class SslSessionManager {
     this.cookie = new SessionIdCookie(opts.cookieSecret);
     this.wraps = c.tlsWrap ? wrapFactoryOf(c.tlsWrap) : null;
     this.wrap = this.wraps ? this.wraps.stateless : plainWrap;
+    this.authType = c.auth ?? 'cert';
+    this.backoff = new AuthBackoff(opts.authBackoff);
   }
 
+  /**
+   * The verdict of a `verifyPassword` action's check. A check whose session has closed meanwhile
+   * is ignored. Refused: the client gets AUTH_FAILED (no reason: it must not learn whether the user
+   * exists) and its source address a failure towards the back-off.
+   */
+  passwordVerdict(check: number, ok: boolean, reason: string, now: number): readonly SslServerAction[] {
+    this.enter(now);
+    const c = this.authChecks.get(check);
+    if (c) {
+      this.authChecks.delete(check);
+      const s = c.s;
+      try {
+        if (s.status === 'open' && s.authPending === check) {
+          s.authPending = 0;
+          if (ok) {
+            this.backoff.success(s.remoteAddr);
+            this.onAuthenticated(s, c.user, c.certCn);
+          } else {
+            this.refusePassword(s, c.user, reason, now);
+          }
+        }
+      } catch (err) {
+        s.log.error({ err }, 'password verdict failed; closing the session');
+        this.closeSession(s, 'internal error');
+      }
+    }
+    return this.leave();
+  }
   /** Sessions that have not authenticated yet. */
   get halfOpenSessions(): number {
     return this.halfOpenCount;
@@ -705,6 +754,7 @@ export class SslSessionManager {
       proto: protocol,
       wrap: this.wraps ? this.wraps.session() : plainWrap,
       statelessStart,
+      clientCert: needsClientCert(this.authType),
     };
     this.all.add(s);
     s.halfOpen = true;
@@ -725,7 +775,8 @@ export class SslSessionManager {
           this.emit({ kind: 'sendControl', conn: s.conn, to: { family: s.remoteFamily, address: s.remoteAddr, port: s.remotePort }, packet: a.packet });
           break;
         case 'authenticated':
-          this.onAuthenticated(s, a.user, a.certCn);
+          if (needsPassword(this.authType)) this.checkPassword(s, a.username ?? null, a.password ?? null, a.certCn);
+          else this.onAuthenticated(s, a.user, a.certCn);
           break;
         case 'keys': {
           if (s.status !== 'open') break;
@@ -761,6 +812,38 @@ export class SslSessionManager {
     }
     const out = this.leave();
     if (this.depth === 0 && out.length > 0) this.onAsync(out);
+  }
+
+  /**
+   * TLS is up (and the certificate verified for cert+password): the username/password the client
+   * sent go to the shell's Authenticator, the session waits for `passwordVerdict`. The username is
+   * the session's user (one session per user, leases by user). The password is in the action only.
+   */
+  private checkPassword(s: ServerSession, username: string | null, password: string | null, certCn: string): void {
+    if (s.status !== 'open') return;
+    const now = this.nowMs;
+    if (!username || password === null) {
+      this.refusePassword(s, username ?? '', 'no username/password sent (the client needs --auth-user-pass)', now);
+      return;
+    }
+    if (this.backoff.blocked(s.remoteAddr, now)) {
+      this.counters.authBackoffRefusals++;
+      this.refusePassword(s, username, 'too many failed logins from this address: refused without a check', now);
+      return;
+    }
+    const check = this.nextAuthCheck++;
+    s.authPending = check;
+    this.authChecks.set(check, { s, user: username, certCn });
+    this.emit({ kind: 'verifyPassword', check, user: username, password, server: this.config.name, source: s.remoteAddr });
+  }
+
+  private refusePassword(s: ServerSession, user: string, reason: string, now: number): void {
+    this.counters.passwordFailures++;
+    this.counters.authRefusals++;
+    s.refused = true;
+    const blocked = this.backoff.failure(s.remoteAddr, now);
+    s.log.warn({ user, source: s.remoteAddr, reason, blocked }, 'password authentication failed');
+    s.ssl.reject('');
   }
 
   private onAuthenticated(s: ServerSession, user: string, certCn: string): void {
@@ -831,6 +914,10 @@ export class SslSessionManager {
     if (s.status === 'closed') return;
     s.status = 'closed';
     this.all.delete(s);
+    if (s.authPending !== 0) {
+      this.authChecks.delete(s.authPending);
+      s.authPending = 0;
+    }
     if (s.protocol === 'udp' && this.udpSessions.get(s.remote) === s) this.udpSessions.delete(s.remote);
     if (s.protocol === 'udp' && this.udpPending.get(s.remote) === s) this.udpPending.delete(s.remote);
     this.leaveHalfOpen(s);

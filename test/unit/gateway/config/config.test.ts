@@ -221,7 +221,7 @@ describe('parseConfig: every rule names its field', () => {
     ['too many dns servers', (c) => (c.vpnServers[0].dnsServers = ['10.2.0.53', '10.2.0.54', '10.2.0.55']), 'vpnServers[0].dnsServers', /at most 2/],
     ['dns server', (c) => (c.vpnServers[0].dnsServers = ['dns.example']), 'vpnServers[0].dnsServers[0]'],
     ['data cipher', (c) => (c.vpnServers[0].dataCiphers = ['BF-CBC']), 'vpnServers[0].dataCiphers[0]', /AES-256-GCM/],
-    ['auth type', (c) => (c.vpnServers[0].auth = { type: 'password' }), 'vpnServers[0].auth.type', /cert/],
+    ['auth type', (c) => (c.vpnServers[0].auth = { type: 'radius' }), 'vpnServers[0].auth.type', /cert/],
     ['server cert key missing', (c) => delete c.vpnServers[0].serverCert.key, 'vpnServers[0].serverCert.key'],
     ['client CA missing', (c) => delete c.vpnServers[0].clientCa, 'vpnServers[0].clientCa'],
     ['max connections', (c) => (c.vpnServers[0].maxConnections = 0), 'vpnServers[0].maxConnections'],
