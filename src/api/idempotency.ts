@@ -1,4 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+
+const FINGERPRINT_KEY = randomBytes(32);
 import { VpnError } from '../common/errors.js';
 
 /**
@@ -51,7 +53,8 @@ export class IdempotencyCache {
     if (!CLIENT_TOKEN_RE.test(token)) {
       throw new VpnError('ERR_BAD_REQUEST', `X-Client-Token: expected 1 to ${CLIENT_TOKEN_MAX_LENGTH} printable ASCII characters`);
     }
-    const fingerprint = createHash('sha256').update(`${method} ${url}\n`).update(JSON.stringify(body ?? null)).digest('base64');
+    // keyed with a per-process secret: a body may hold a password, and a plain hash of it could be guessed offline
+    const fingerprint = createHmac('sha256', FINGERPRINT_KEY).update(`${method} ${url}\n`).update(JSON.stringify(body ?? null)).digest('base64');
     const now = this.nowMs();
     const old = this.entries.get(token);
     if (old && old.expiresAtMs > now) {
