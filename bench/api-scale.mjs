@@ -3,7 +3,9 @@
 // live), list pages of 500 and single GETs timed, then the daemon's start time with N connections
 // in its store. Needs root; run `npm run build` first.
 //
-//   node bench/api-scale.mjs [N=1000]
+// The store is seeded with USERS users (one shared scrypt hash) through the start-up document.
+//
+//   node bench/api-scale.mjs [N=1000] [USERS=10000]
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CLI = join(ROOT, 'dist/cli.js');
 const N = Number(process.argv[2] ?? 1000);
+const USERS = Number(process.argv[3] ?? 10000);
 const NS = `vgbench${process.pid % 10000}`;
 
 const sh = (cmd, args, o = {}) => execFileSync(cmd, args, { encoding: 'utf8', timeout: o.timeoutMs ?? 60_000 });
@@ -41,6 +44,9 @@ async function stop(p) {
 }
 
 if (!existsSync(CLI)) throw new Error('dist/cli.js is missing: npm run build');
+const { hashPassword } = await import(join(ROOT, 'dist/gateway/users.js'));
+// BENCH FIXTURE ONLY: not a real secret.
+const passwordHash = await hashPassword('bench-fixture-password');
 const dir = mkdtempSync(join(tmpdir(), 'vpcgw-bench-api-'));
 const dataDir = join(dir, 'var');
 mkdirSync(dataDir, { mode: 0o700 });
@@ -54,6 +60,8 @@ writeFileSync(join(dataDir, 'vpcgw.yaml'), `gateway:
 customerGateways: []
 vpnConnections: []
 vpnServers: []
+users:
+${Array.from({ length: USERS }, (_, i) => `  - { name: user${i}, passwordHash: "${passwordHash}" }`).join('\n')}
 `, { mode: 0o600 });
 sh('ip', ['netns', 'add', NS]);
 try {
@@ -66,12 +74,12 @@ try {
   const again = await startDaemon(dataDir);
   await stop(again.p);
   const row = (what, s) => `${what.padEnd(34)} ${String(s.p50).padStart(8)} ${String(s.p99).padStart(8)} ${String(s.max).padStart(8)}`;
-  console.log(`vpcgw management API, ${N} vpn connections (${out.created} created, ${out.listed} listed)`);
+  console.log(`vpcgw management API, ${N} vpn connections (${out.created} created, ${out.listed} listed), ${USERS} users in the store`);
   console.log(`${''.padEnd(34)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'max ms'.padStart(8)}`);
   console.log(row('create (validate, fsync, go live)', out.create));
   console.log(row('list, page of 500', out.listPage500));
   console.log(row('get one', out.get));
-  console.log(`all ${N} creates: ${out.createTotalSec} s; start with them in the store: ${Math.round(again.ms)} ms (empty store: ${Math.round(first.ms)} ms)`);
+  console.log(`all ${N} creates: ${out.createTotalSec} s; start with them in the store: ${Math.round(again.ms)} ms (first start, seeding ${USERS} users: ${Math.round(first.ms)} ms)`);
 } finally {
   sh('ip', ['netns', 'del', NS]);
   rmSync(dir, { recursive: true, force: true });

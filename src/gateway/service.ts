@@ -93,6 +93,11 @@ export class GatewayService implements ManagementService {
   private readonly log: Logger;
   private gateway: LiveGateway | null;
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * The document the store holds, kept after each write of this service (the only writer of its
+   * store): a change then costs one validation, not a re-read of every row. Null: read it again.
+   */
+  private docCache: Document | null = null;
   /** resource id → why its last live change failed (status ERROR until the next change) */
   private readonly failed = new Map<string, string>();
 
@@ -119,10 +124,16 @@ export class GatewayService implements ManagementService {
 
   /** The document the store holds, in the config file's shape. */
   document(): Document {
-    const gw = this.store.all('vpn-gateway')[0];
-    const doc = { gateway: gw?.spec } as Document;
-    for (const s of LIST_SECTIONS) doc[s] = this.store.all(kindOfSection(s).kind).map((r) => r.spec);
-    return doc;
+    if (!this.docCache) {
+      const gw = this.store.all('vpn-gateway')[0];
+      const doc = { gateway: gw?.spec } as Document;
+      for (const s of LIST_SECTIONS) doc[s] = this.store.all(kindOfSection(s).kind).map((r) => r.spec);
+      this.docCache = doc;
+    }
+    // a copy of the lists (callers add and remove entries); the entries themselves are never changed
+    const copy = { gateway: this.docCache.gateway } as Document;
+    for (const s of LIST_SECTIONS) copy[s] = this.docCache[s].slice();
+    return copy;
   }
 
   /** The validated, frozen config of what the store holds. */
@@ -192,7 +203,7 @@ export class GatewayService implements ManagementService {
       const doc = this.document();
       (doc[k.section as ListSection]).push(spec);
       const cfg = this.build(doc);
-      const row = this.store.transaction(() => this.store.insert(k.kind, name, spec));
+      const row = this.committed(doc, () => this.store.insert(k.kind, name, spec));
       this.log.info({ kind: k.kind, name, id: row.id }, 'resource created');
       await this.goLive(cfg, [row.id]);
       return this.view(k, row, this.statusContext());
@@ -223,7 +234,7 @@ export class GatewayService implements ManagementService {
         list[rows.findIndex((r) => r.id === old.id)] = spec;
       }
       const cfg = this.build(doc);
-      const row = this.store.transaction(() => this.store.update(old.id, name, spec));
+      const row = this.committed(doc, () => this.store.update(old.id, name, spec));
       this.log.info({ kind: k.kind, name, id: row.id }, 'resource updated');
       await this.goLive(cfg, [row.id]);
       return this.view(k, row, this.statusContext());
@@ -240,7 +251,7 @@ export class GatewayService implements ManagementService {
       const rows = this.store.all(k.kind);
       doc[k.section as ListSection].splice(rows.findIndex((r) => r.id === old.id), 1);
       const cfg = this.build(doc);
-      this.store.transaction(() => this.store.remove(old.id));
+      this.committed(doc, () => this.store.remove(old.id));
       this.failed.delete(old.id);
       this.log.info({ kind: k.kind, name: old.name, id: old.id }, 'resource deleted');
       await this.goLive(cfg, []);
@@ -272,6 +283,7 @@ export class GatewayService implements ManagementService {
       const plan = this.plan(next);
       if (opts.dryRun || plan.length === 0) return { plan, applied: false };
       const touched: string[] = [];
+      this.docCache = null; // rows land in store order, not the file's: read them again
       this.store.transaction(() => {
         // deletes first: a create may reuse a deleted entry's name
         for (const step of plan.filter((p) => p.op === 'delete')) this.store.remove(this.store.getByName(step.kind, step.name)!.id);
@@ -390,6 +402,14 @@ export class GatewayService implements ManagementService {
   }
 
   // ---- helpers ----
+
+  /** Runs one store write in a transaction; once committed, `doc` is what the store holds. */
+  private committed<T>(doc: Document, write: () => T): T {
+    this.docCache = null;
+    const out = this.store.transaction(write);
+    this.docCache = doc;
+    return out;
+  }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);

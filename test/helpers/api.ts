@@ -120,10 +120,14 @@ export class NsDaemon {
 
 /**
  * `<dir>/var` (0700) with a vpcgw.yaml that seeds the store at the first start (no `--config`):
- * a gateway on 127.0.0.1 with no resources, the API on 127.0.0.1:9443. Returns the data dir.
+ * a gateway on 127.0.0.1 with no resources (but `users`: that many users user0.. with one password
+ * hash), the API on 127.0.0.1:9443. Returns the data dir.
  */
-export function seedDataDir(dir: string, o: { name: string; tun: string; logLevel?: string }): string {
+export function seedDataDir(dir: string, o: { name: string; tun: string; logLevel?: string; users?: { count: number; passwordHash: string } }): string {
   const dataDir = join(dir, 'var');
+  const users = o.users
+    ? `users:\n${Array.from({ length: o.users.count }, (_, i) => `  - { name: user${i}, passwordHash: "${o.users!.passwordHash}" }`).join('\n')}\n`
+    : '';
   mkdirSync(dataDir, { mode: 0o700 });
   writeFileSync(join(dataDir, 'vpcgw.yaml'), `gateway:
   name: ${o.name}
@@ -136,6 +140,6 @@ export function seedDataDir(dir: string, o: { name: string; tun: string; logLeve
 customerGateways: []
 vpnConnections: []
 vpnServers: []
-`, { mode: 0o600 });
+${users}`, { mode: 0o600 });
   return dataDir;
 }

@@ -8,8 +8,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNetns, NsDaemon, seedDataDir, type Netns } from '../helpers/api.js';
 import { ensureBuilt, REPO_ROOT } from '../helpers/openvpn.js';
+import { hashPassword } from '../../src/gateway/users.js';
 
 const CONNECTIONS = 1000;
+const USERS = 10_000;
+// TEST FIXTURE ONLY: not a real secret.
+const PASSWORD = 'scale-test-fixture-password';
 
 let ns: Netns;
 let dir = '';
@@ -19,7 +23,8 @@ beforeAll(async () => {
   await ensureBuilt();
   ns = await createNetns('scale');
   dir = mkdtempSync(join(tmpdir(), 'vpcgw-scale-'));
-  dataDir = seedDataDir(dir, { name: 'scale', tun: 'vgscale', logLevel: 'warn' });
+  // the users come with the seed document (the declarative path `vpcgw apply` also takes), one hash for all
+  dataDir = seedDataDir(dir, { name: 'scale', tun: 'vgscale', logLevel: 'warn', users: { count: USERS, passwordHash: await hashPassword(PASSWORD) } });
 }, 60_000);
 
 afterAll(async () => {
@@ -27,7 +32,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe(`${CONNECTIONS} vpn connections through the API`, () => {
+describe(`${CONNECTIONS} vpn connections through the API, ${USERS} users in the store`, () => {
   it('are created, listed once each by marker pages, read one by one, and all back after a restart', async () => {
     const d = await NsDaemon.start(ns, { dataDir, label: 'vpcgw-scale' });
     const token = await d.createToken();
@@ -39,6 +44,17 @@ describe(`${CONNECTIONS} vpn connections through the API`, () => {
     expect(res.created).toBe(CONNECTIONS);
     expect(res.listed).toBe(CONNECTIONS);
     expect(res.distinct).toBe(CONNECTIONS);
+    // the users: listed, read, one more created through the API; no hash ever shown
+    const users = await d.api('GET', '/v1/users?limit=2000&offset=9000');
+    expect((users.json as { total_count: number }).total_count).toBe(USERS);
+    expect((users.json as { items: unknown[] }).items).toHaveLength(1000);
+    const one = await d.api('GET', `/v1/users/user${USERS - 1}`);
+    expect(one.status).toBe(200);
+    expect(one.body).not.toMatch(/scrypt|passwordHash/);
+    const t1 = Date.now();
+    const added = await d.api('POST', '/v1/users', { name: 'one-more', password: 'another-fixture-password' });
+    expect(added.status, added.body).toBe(201);
+    console.log(`[scale] one user created through the API with ${USERS} users and ${CONNECTIONS} connections stored: ${Date.now() - t1} ms`);
     const st = await d.status();
     expect(st.connections).toHaveLength(CONNECTIONS);
     expect(st.gateway.routes).toHaveLength(CONNECTIONS);
@@ -50,6 +66,7 @@ describe(`${CONNECTIONS} vpn connections through the API`, () => {
     again.token = token;
     const page = await again.api('GET', '/v1/vpn-connections?limit=1');
     expect((page.json as { total_count: number }).total_count).toBe(CONNECTIONS);
+    expect(((await again.api('GET', '/v1/users?limit=1')).json as { total_count: number }).total_count).toBe(USERS + 1);
     expect((await again.status()).connections).toHaveLength(CONNECTIONS);
     expect((await again.stop()).code).toBe(0);
   }, 420_000);
