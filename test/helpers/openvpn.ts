@@ -293,3 +293,35 @@ export async function iperf3(lab: Lab, fromNs: string, serverNs: string, to: str
     await srv.stop('SIGTERM', 3000);
   }
 }
+
+/** The lab's `gateway:` section for `vpcgw start` (its TUN named after the lab), as YAML. */
+export function labGatewayYaml(lab: Lab, name: string, o: { tunAddress?: boolean } = {}): string {
+  const address = o.tunAddress === false ? '' : `, address: ${LAB.tunAddress}`;
+  return `gateway:
+  name: ${name}
+  dataDir: ${lab.dir}/var
+  publicAddresses: [${LAB.gwForClient[0]}]
+  vpcSubnets: [${LAB.vpcSubnet}]
+  tun: { name: ${lab.id}t, mtu: 1500${address} }
+`;
+}
+
+/**
+ * `vpcgw start --config <lab>/vpcgw.yaml --control <lab>/vpcgw.sock` (dist/cli.js) in the lab's gateway
+ * namespace with `yaml` as the config, resolved once it prints that it runs.
+ */
+export async function startLabDaemon(lab: Lab, yaml: string): Promise<{ daemon: ManagedProcess; control: string }> {
+  const control = join(lab.dir, 'vpcgw.sock');
+  const cfg = join(lab.dir, 'vpcgw.yaml');
+  writeFileSync(cfg, yaml, { mode: 0o600 });
+  const cli = join(REPO_ROOT, 'dist/cli.js');
+  const daemon = lab.spawnIn(lab.ns.gw, process.execPath, [cli, 'start', '--config', cfg, '--control', control], 'vpcgw start');
+  await waitFor(
+    async () => {
+      if (!daemon.running) throw new Error(`vpcgw exited: ${daemon.output().slice(-2000)}`);
+      return daemon.output().includes('is running');
+    },
+    { timeoutMs: 20_000, intervalMs: 100, what: 'vpcgw start' },
+  );
+  return { daemon, control };
+}

@@ -1,10 +1,9 @@
 // The README path for point-to-cloud: `vpcgw start --config` with a vpnServers entry (the real daemon,
 // not a test runner), and a plain `openvpn --client` (the real 2.6 binary) over UDP and over TCP.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, createLab, ensureBuilt, pingOk, startClient, writePem, type Lab } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, createLab, labGatewayYaml, startLabDaemon, ensureBuilt, pingOk, startClient, writePem, type Lab } from '../helpers/openvpn.js';
 import { run, waitFor, type ManagedProcess } from '../helpers/proc.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -32,16 +31,7 @@ beforeAll(async () => {
   const cert = writePem(lab, 'server.crt', pki.server.cert);
   const key = writePem(lab, 'server.key', pki.server.key);
   control = join(lab.dir, 'vpcgw.sock');
-  const cfg = join(lab.dir, 'vpcgw.yaml');
-  writeFileSync(
-    cfg,
-    `gateway:
-  name: p2c-test
-  dataDir: ${lab.dir}/var
-  publicAddresses: [${LAB.gwForClient[0]}]
-  vpcSubnets: [${LAB.vpcSubnet}]
-  tun: { name: ${lab.id}t, mtu: 1500, address: ${LAB.tunAddress} }
-vpnServers:
+    ({ daemon, control } = await startLabDaemon(lab, `${labGatewayYaml(lab, 'p2c-test')}vpnServers:
   - name: p2c
     protocols: [udp, tcp]
     port: 1194
@@ -54,16 +44,7 @@ vpnServers:
     serverCert: { cert: ${cert}, key: ${key} }
     clientCa: ${ca}
     maxConnections: 10
-`,
-  );
-  daemon = lab.spawnIn(lab.ns.gw, process.execPath, [CLI, 'start', '--config', cfg, '--control', control], 'vpcgw start');
-  await waitFor(
-    async () => {
-      if (!daemon.running) throw new Error(`vpcgw exited: ${daemon.output().slice(-2000)}`);
-      return daemon.output().includes('is running');
-    },
-    { timeoutMs: 20_000, intervalMs: 100, what: 'vpcgw start' },
-  );
+`));
 }, 240_000);
 
 afterAll(async () => {

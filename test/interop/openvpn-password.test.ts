@@ -4,11 +4,10 @@
 // user, and a user created through the HTTPS management API while the daemon runs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashPassword } from '../../src/gateway/users.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, OpenVpnClient, createLab, ensureBuilt, pingOk, writePem, type Lab } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, OpenVpnClient, createLab, labGatewayYaml, startLabDaemon, ensureBuilt, pingOk, writePem, type Lab } from '../helpers/openvpn.js';
 import { waitFor, type ManagedProcess } from '../helpers/proc.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -75,16 +74,7 @@ beforeAll(async () => {
   const key = writePem(lab, 'server.key', pki.server.key);
   control = join(lab.dir, 'vpcgw.sock');
   const aliceHash = await hashPassword(ALICE_PW);
-  const cfg = join(lab.dir, 'vpcgw.yaml');
-  writeFileSync(
-    cfg,
-    `gateway:
-  name: p2c-password
-  dataDir: ${lab.dir}/var
-  publicAddresses: [${LAB.gwForClient[0]}]
-  vpcSubnets: [${LAB.vpcSubnet}]
-  tun: { name: ${lab.id}t, mtu: 1500, address: ${LAB.tunAddress} }
-vpnServers:
+    ({ daemon, control } = await startLabDaemon(lab, `${labGatewayYaml(lab, 'p2c-password')}vpnServers:
   - name: pw
     protocols: [udp, tcp]
     port: 1194
@@ -104,16 +94,7 @@ users:
   - { name: alice, passwordHash: "${aliceHash}", groups: [eng] }
   - { name: dave, passwordHash: "${aliceHash}", disabled: true }
   - { name: erin, passwordHash: "${aliceHash}", servers: [cp] }
-`,
-  );
-  daemon = lab.spawnIn(lab.ns.gw, process.execPath, [CLI, 'start', '--config', cfg, '--control', control], 'vpcgw start');
-  await waitFor(
-    async () => {
-      if (!daemon.running) throw new Error(`vpcgw exited: ${daemon.output().slice(-2000)}`);
-      return daemon.output().includes('is running');
-    },
-    { timeoutMs: 20_000, intervalMs: 100, what: 'vpcgw start' },
-  );
+`));
 }, 240_000);
 
 afterAll(async () => {

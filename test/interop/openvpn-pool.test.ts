@@ -6,10 +6,9 @@
 //  - renegSeconds: 10 — the server renegotiates under a continuous ping, loses no packet, and the
 //    status shows the key id advancing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, createLab, ensureBuilt, pingOk, startClient, writePem, type Lab, type OpenVpnClient } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, createLab, labGatewayYaml, startLabDaemon, ensureBuilt, pingOk, startClient, writePem, type Lab, type OpenVpnClient } from '../helpers/openvpn.js';
 import { waitFor, type ManagedProcess } from '../helpers/proc.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -52,17 +51,8 @@ beforeAll(async () => {
   const cert = writePem(lab, 'server.crt', pki.server.cert);
   const key = writePem(lab, 'server.key', pki.server.key);
   control = join(lab.dir, 'vpcgw.sock');
-  const cfg = join(lab.dir, 'vpcgw.yaml');
   // no tun.address: the gateway's address in the pool must come from the vpn server itself
-  writeFileSync(
-    cfg,
-    `gateway:
-  name: pool-test
-  dataDir: ${lab.dir}/var
-  publicAddresses: [${LAB.gwForClient[0]}]
-  vpcSubnets: [${LAB.vpcSubnet}]
-  tun: { name: ${lab.id}t, mtu: 1500 }
-vpnServers:
+    ({ daemon, control } = await startLabDaemon(lab, `${labGatewayYaml(lab, 'pool-test', { tunAddress: false })}vpnServers:
   - name: p2c
     protocols: [udp]
     port: 1194
@@ -74,16 +64,7 @@ vpnServers:
     clientCa: ${ca}
     maxConnections: 1
     renegSeconds: ${RENEG_SEC}
-`,
-  );
-  daemon = lab.spawnIn(lab.ns.gw, process.execPath, [CLI, 'start', '--config', cfg, '--control', control], 'vpcgw start');
-  await waitFor(
-    async () => {
-      if (!daemon.running) throw new Error(`vpcgw exited: ${daemon.output().slice(-2000)}`);
-      return daemon.output().includes('is running');
-    },
-    { timeoutMs: 20_000, intervalMs: 100, what: 'vpcgw start' },
-  );
+`));
 }, 240_000);
 
 afterAll(async () => {
