@@ -1,4 +1,5 @@
 import { VpnError } from '../common/errors.js';
+import { PEER_ID_MAX } from '../ssl/wire/data-packet.js';
 import type { Logger } from '../common/log.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
 import { NativeUdp } from '../net/native-udp.js';
@@ -36,12 +37,34 @@ export type VpnServersFactory = (ctx: {
   liveConfig?: () => GatewayConfig;
 }) => VpnServers;
 
+/**
+ * Peer-ids per server: the data plane they share finds an OpenVPN session by its peer-id alone
+ * (the 24-bit peer-id of P_DATA_V2, OpenVPN ssl_pkt.h), so each server gets its own block of it.
+ * 2^17 ids hold a server's maxConnections (at most 65535) plus its half-open sessions; 127 servers fit.
+ */
+export const PEER_ID_BLOCK = 1 << 17;
+const PEER_ID_BLOCKS = Math.floor((PEER_ID_MAX + 1) / PEER_ID_BLOCK);
+
 /** One OpenVPN-compatible SslServer per `vpnServers` entry, on the gateway's data plane. */
 export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveConfig }) => {
   const authenticator = new LocalUserAuthenticator(() => (liveConfig ? liveConfig() : config).users);
+  /** server name → its peer-id block; a removed server's block is free again */
+  const blocks = new Map<string, number>();
+  const blockFor = (name: string): number => {
+    const have = blocks.get(name);
+    if (have !== undefined) return have;
+    const used = new Set(blocks.values());
+    for (let b = 0; b < PEER_ID_BLOCKS; b++) {
+      if (!used.has(b)) {
+        blocks.set(name, b);
+        return b;
+      }
+    }
+    throw new VpnError('ERR_CONFIG', `more than ${PEER_ID_BLOCKS} VPN servers on one gateway`);
+  };
   const create = (v: VpnServerConfig): SslServer =>
     new SslServer({
-      config: sslServerConfigFrom(v),
+      config: { ...sslServerConfigFrom(v), peerIds: { first: blockFor(v.name) * PEER_ID_BLOCK, count: PEER_ID_BLOCK } },
       log: log.child({ vpnServer: v.name }),
       tunnel: dataPlane,
       udpBind: (address, port) => NativeUdp.bind({ address, port, log }),
@@ -75,6 +98,7 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveC
       if (!s) return;
       servers.delete(name);
       await s.stop();
+      blocks.delete(name);
     },
   };
 };

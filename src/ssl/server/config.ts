@@ -88,6 +88,11 @@ export interface SslServerConfig {
   readonly tlsWrap?: TlsWrapConfig;
   /** pre-authentication limits; absent fields take DEFAULT_LIMITS */
   readonly limits?: Readonly<Partial<SslServerLimits>>;
+  /**
+   * The peer-ids this server hands out: [first, first + count). Servers that share one data plane
+   * must not overlap: the data plane finds a session by peer-id alone (absent: all of 0..PEER_ID_MAX).
+   */
+  readonly peerIds?: Readonly<{ first: number; count: number }>;
 }
 
 /** A pushed route in the form `route NETWORK NETMASK` wants it. */

@@ -251,6 +251,9 @@ export class SslSessionManager {
   private readonly all = new Set<ServerSession>();
   private readonly byPeerId: (ServerSession | undefined)[] = [];
   private readonly freePeerIds: number[] = [];
+  /** this server's peer-ids are [peerIdFirst, peerIdEnd); byPeerId is indexed by peerId - peerIdFirst */
+  private readonly peerIdFirst: number;
+  private readonly peerIdEnd: number;
   private nextPeerId = 0;
   private readonly byUser = new Map<string, ServerSession>();
   private readonly byAddress = new Map<number, ServerSession>();
@@ -272,6 +275,9 @@ export class SslSessionManager {
     this.dataPaths = opts.dataPaths;
     this.factory = opts.sessions ?? defaultSessionFactory;
     this.onAsync = opts.onAsyncActions ?? (() => {});
+    this.peerIdFirst = c.peerIds?.first ?? 0;
+    this.peerIdEnd = Math.min(PEER_ID_MAX + 1, this.peerIdFirst + (c.peerIds?.count ?? PEER_ID_MAX + 1));
+    this.nextPeerId = this.peerIdFirst;
     this.clientPrefix = this.leases.prefix;
     this.serverAddressNum = this.clientPrefix.bytes.readUInt32BE(0) + 1;
     this.pushRoutes = pushedRoutesOf(c);
@@ -397,7 +403,7 @@ export class SslSessionManager {
    */
   receivePlaintext(peerId: number, buf: Buffer, off: number, len: number, now: number): readonly SslServerAction[] {
     this.enter(now);
-    const s = this.byPeerId[peerId];
+    const s = this.byPeerId[peerId - this.peerIdFirst];
     if (s && s.status === 'open') {
       try {
         const r = occOpcode(buf, off, len) >= 0 ? this.classifyOcc(s, buf, off, len) : DATA_IP;
@@ -574,7 +580,7 @@ export class SslSessionManager {
       if (!s && opcodeOf(msg[0]!) === P_DATA_V2 && msg.length >= 4) {
         // a known client whose address changed: match by peer-id, accept only if it authenticates
         const peerId = (msg[1]! << 16) | (msg[2]! << 8) | msg[3]!;
-        const cand = this.byPeerId[peerId];
+        const cand = this.byPeerId[peerId - this.peerIdFirst];
         if (cand && cand.protocol === 'udp' && cand.status === 'open') {
           const r = cand.data.decrypt(msg, 0, msg.length, now);
           if (r <= DATA_OCC_EXIT) {
@@ -760,7 +766,7 @@ export class SslSessionManager {
     s.halfOpen = true;
     this.halfOpenCount++;
     this.halfOpenBySource.set(addr, perSource + 1);
-    this.byPeerId[peerId] = s;
+    this.byPeerId[peerId - this.peerIdFirst] = s;
     s.ssl = this.factory.create(opts, peerId, (a) => this.onControlAction(s, a));
     this.counters.sessionsCreated++;
     log.info({ peerId }, 'new client session');
@@ -921,8 +927,8 @@ export class SslSessionManager {
     if (s.protocol === 'udp' && this.udpSessions.get(s.remote) === s) this.udpSessions.delete(s.remote);
     if (s.protocol === 'udp' && this.udpPending.get(s.remote) === s) this.udpPending.delete(s.remote);
     this.leaveHalfOpen(s);
-    if (this.byPeerId[s.peerId] === s) {
-      this.byPeerId[s.peerId] = undefined;
+    if (this.byPeerId[s.peerId - this.peerIdFirst] === s) {
+      this.byPeerId[s.peerId - this.peerIdFirst] = undefined;
       this.freePeerIds.push(s.peerId);
     }
     if (s.user && this.byUser.get(s.user) === s) {
@@ -974,7 +980,7 @@ export class SslSessionManager {
   private allocPeerId(): number {
     const id = this.freePeerIds.pop();
     if (id !== undefined) return id;
-    if (this.nextPeerId > PEER_ID_MAX) return -1;
+    if (this.nextPeerId >= this.peerIdEnd) return -1;
     return this.nextPeerId++;
   }
 

@@ -227,6 +227,19 @@ beforeEach(() => {
 });
 
 describe('SslSessionManager', () => {
+  it('hands out peer-ids from its own block only (servers sharing a data plane never collide), and data under them finds the session', () => {
+    const m = manager({ peerIds: { first: 1 << 17, count: 2 } });
+    const a = udpHello(m, 'alice', '192.0.2.10', 5000);
+    expect(a.find((x) => x.kind === 'sessionUp')).toMatchObject({ peerId: 1 << 17, user: 'alice' });
+    const b = udpHello(m, 'bob', '192.0.2.11', 5000, Buffer.alloc(8, 2));
+    expect(b.find((x) => x.kind === 'sessionUp')).toMatchObject({ peerId: (1 << 17) + 1, user: 'bob' });
+    // the block is full: a third client gets no session
+    expect(kinds(udpHello(m, 'carol', '192.0.2.12', 5000, Buffer.alloc(8, 3)))).not.toContain('sessionUp');
+    const dc = clientChannel('bob', (1 << 17) + 1);
+    const out = m.receiveDatagram(seal(dc, ipv4('10.8.0.3', '10.2.0.5')), '192.0.2.11', 5000, false, now);
+    expect(kinds(out)).toEqual(['writeToTun']);
+  });
+
   it('admits a client: control answer to its address, lease, route, push; its IP packets come back as writeToTun', () => {
     const m = manager();
     // hard reset --> ; <-- control answer, client up
