@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { VpnError } from '../common/errors.js';
 import type { GatewayConfig, VpnServerConfig } from './config/types.js';
-import { generateTlsCryptV2ClientKeyFile, profileTlsWrapLines } from './pki.js';
+import { generateTlsCryptV2ClientKeyFile, issueClientCertificate, profileTlsWrapLines, type IssuedCert } from './pki.js';
 
 /**
  * The OpenVPN client profile (.ovpn) of one VPN server, as GET /v1/vpn-servers/{id}/client-profile
@@ -27,8 +27,17 @@ const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-
 const WILDCARD_LISTEN = new Set(['0.0.0.0', '::']);
 
 export function clientProfile(cfg: GatewayConfig, serverName: string, o: ClientProfileOptions = {}): { text: string; filename: string } {
+  return buildProfile(cfg, serverOf(cfg, serverName), o, null);
+}
+
+function serverOf(cfg: GatewayConfig, serverName: string): VpnServerConfig {
   const server = cfg.vpnServers.find((v) => v.name === serverName);
   if (!server) throw new VpnError('ERR_NOT_FOUND', `no VPN server named "${serverName}"`);
+  return server;
+}
+
+/** `cert`: the client's own certificate and key inline; null: the commented placeholder. */
+function buildProfile(cfg: GatewayConfig, server: VpnServerConfig, o: ClientProfileOptions, cert: IssuedCert | null): { text: string; filename: string } {
   // PEM files written on Windows or by node-forge end lines with CRLF: the profile has LF only
   const readRaw = o.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
   const read = (p: string): string => readRaw(p).replace(/\r\n/g, '\n');
@@ -67,8 +76,68 @@ export function clientProfile(cfg: GatewayConfig, serverName: string, o: ClientP
     read,
     server.tlsCryptV2 ? generateTlsCryptV2ClientKeyFile(read(server.tlsCryptV2.serverKey), server.tlsCryptV2.serverKey, o.nowMs) : undefined,
   );
-  if (server.auth.type !== 'password') text += CERT_PLACEHOLDER;
+  if (server.auth.type !== 'password') {
+    text += cert ? `<cert>\n${cert.cert.replace(/\r\n/g, '\n').trim()}\n</cert>\n<key>\n${cert.key.replace(/\r\n/g, '\n').trim()}\n</key>\n` : CERT_PLACEHOLDER;
+  }
   return { text, filename: `${server.name}.ovpn` };
+}
+
+/**
+ * A user name that can be a certificate's CN and a file name: letters, digits and . _ @ -, not
+ * starting with a dot or dash (the same names `vpcgw user add` and OpenVPN's --username-as-common-name accept).
+ */
+const USER_RE = /^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$/;
+
+export function checkUserName(user: string): void {
+  if (!USER_RE.test(user)) throw new VpnError('ERR_BAD_REQUEST', `user ${JSON.stringify(user)} is not valid: 1-64 letters, digits, . _ @ - (not starting with . or -)`);
+}
+
+/**
+ * The CA key that signs a server's client certificates: the file named like clientCa with the
+ * extension `.key` (`pki/ca.crt` -> `pki/ca.key`, the layout of the default PKI that
+ * ensureDefaultPki in src/gateway/default-config.ts writes). null when the gateway does not hold it
+ * (an outside CA): then users bring their own certificates.
+ */
+export function clientCaKeyPath(server: VpnServerConfig, exists: (path: string) => boolean = existsSync): string | null {
+  if (!server.clientCa) return null;
+  const path = `${server.clientCa.replace(/\.(crt|pem|cer)$/i, '')}.key`;
+  return exists(path) ? path : null;
+}
+
+export interface ClientConfigOptions extends ClientProfileOptions {
+  /** Tells whether a file exists (tests); default node:fs. */
+  exists?: (path: string) => boolean;
+}
+
+/**
+ * A freshly issued client certificate and key for `user` on a cert or cert+password server, signed
+ * with the server's CA key (clientCaKeyPath). The key is generated here and returned only: the
+ * gateway never stores it. ERR_STATE for password servers and when the CA key is not held.
+ */
+export function issueServerClientCert(cfg: GatewayConfig, serverName: string, user: string, o: ClientConfigOptions = {}): IssuedCert {
+  checkUserName(user);
+  const server = serverOf(cfg, serverName);
+  if (server.auth.type === 'password') throw new VpnError('ERR_STATE', `VPN server ${server.name} logs users in with passwords only: it takes no client certificates`);
+  const keyPath = clientCaKeyPath(server, o.exists);
+  if (!keyPath || !server.clientCa) {
+    throw new VpnError('ERR_STATE', `the gateway does not hold the CA key of VPN server ${server.name} (looked for the .key file beside clientCa): issue client certificates with that CA instead`);
+  }
+  const read = o.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  return issueClientCertificate(read(server.clientCa), read(keyPath), user, o.nowMs !== undefined ? { nowMs: o.nowMs } : {});
+}
+
+/**
+ * `vpcgw client-config USER` and POST /v1/vpn-servers/{id}/client-config: the client profile of
+ * clientProfile plus, for cert and cert+password servers, a certificate issued for USER now and its
+ * key inline (issueServerClientCert; the key exists only in this download). Password servers get the
+ * profile as it is (auth-user-pass, no certificate).
+ */
+export function clientConfig(cfg: GatewayConfig, serverName: string, user: string, o: ClientConfigOptions = {}): { text: string; filename: string } {
+  checkUserName(user);
+  const server = serverOf(cfg, serverName);
+  const cert = server.auth.type === 'password' ? null : issueServerClientCert(cfg, serverName, user, o);
+  const p = buildProfile(cfg, server, o, cert);
+  return { text: p.text, filename: `${user}.ovpn` };
 }
 
 /** The server's listen address, or for a wildcard listen the gateway's first public address. */

@@ -1,5 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
+import { VpnError } from '../common/errors.js';
 import {
   STATIC_KEY_SIZE,
   TLS_CRYPT_METADATA_TYPE_TIMESTAMP,
@@ -141,4 +142,29 @@ export function generateTlsCryptV2ClientKeyFile(serverKeyText: string, what: str
   kc.fill(0);
   serverKey.fill(0);
   return text;
+}
+
+// ---- client certificates for a VPN server's users ----
+
+/** How long a client certificate from `issueClientCertificate` is valid. */
+export const CLIENT_CERT_DAYS = 365;
+
+/**
+ * A client certificate for `user` (CN = user, EKU clientAuth: what OpenVPN servers that check
+ * `remote-cert-tls client` expect) signed by the CA in `caPem` / `caKeyPem`. When `caPem` holds
+ * several certificates the one whose public key matches `caKeyPem` signs. The new private key is
+ * returned only: nothing is written.
+ */
+export function issueClientCertificate(caPem: string, caKeyPem: string, user: string, o: { days?: number; nowMs?: number } = {}): IssuedCert {
+  const priv = forge.pki.privateKeyFromPem(caKeyPem) as forge.pki.rsa.PrivateKey;
+  const blocks = caPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const cert = blocks
+    .map((b) => forge.pki.certificateFromPem(b))
+    .find((c) => {
+      const pub = c.publicKey as forge.pki.rsa.PublicKey;
+      return pub.n !== undefined && pub.n.equals(priv.n) && pub.e.equals(priv.e);
+    });
+  if (!cert) throw new VpnError('ERR_CRYPTO_KEY', 'the CA key does not belong to any certificate of the CA file (an RSA key is required)');
+  const issuer: Issuer = { cert, priv, pem: { cert: forge.pki.certificateToPem(cert), key: caKeyPem } };
+  return issueCertificate({ cn: user, isCa: false, eku: 'clientAuth', ...validFor(o.days ?? CLIENT_CERT_DAYS, o.nowMs) }, issuer).pem;
 }

@@ -9,6 +9,7 @@ import type { ControlHandlers } from './control.js';
 import { Gateway, type GatewayOptions } from './daemon.js';
 import { loadOrCreateApiCertificate } from './api-tls.js';
 import { GatewayMetrics } from './metrics.js';
+import { issueServerClientCert } from './client-profile.js';
 import { exportPeerConfig } from './peer-export.js';
 import { GatewayService, type PlanStep } from './service.js';
 
@@ -147,6 +148,11 @@ export function controlHandlers(service: GatewayService): ControlHandlers {
       return { deleted: true };
     },
     'resource.action': (p) => service.action(str(p, 'kind')!, str(p, 'id')!, str(p, 'action')!, (p as { query?: Record<string, string> }).query ?? {}, null),
+    // `vpcgw pki issue-client`: a certificate and key for a user from the server's CA (never stored here)
+    'client.issue': (p) => {
+      const server = service.get('vpn-server', str(p, 'server')!) as { name: string };
+      return issueServerClientCert(service.config(), server.name, str(p, 'user')!);
+    },
     apply: (p) => {
       const text = str(p, 'text')!;
       const source = str(p, 'source')!;
