@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { VpnError } from '../common/errors.js';
+import { NAME_PATTERN } from './config/field-table.js';
 import type { GatewayConfig, VpnServerConfig } from './config/types.js';
 import { generateTlsCryptV2ClientKeyFile, issueClientCertificate, profileTlsWrapLines, type IssuedCert } from './pki.js';
 
@@ -10,6 +11,9 @@ import { generateTlsCryptV2ClientKeyFile, issueClientCertificate, profileTlsWrap
  * `vpcgw pki profile` uses), remote-cert-tls server, the data ciphers — but no client certificate:
  * each user brings their own, signed by the server's clientCa, into the commented <cert>/<key>
  * blocks. For tls-crypt-v2 every download carries a newly wrapped client key.
+ *
+ * clientConfig (`vpcgw client-config USER`, POST …/client-config) is the same profile with a
+ * certificate for USER issued on the spot from the CA key beside clientCa, and its key, inline.
  */
 
 export interface ClientProfileOptions {
@@ -83,13 +87,13 @@ function buildProfile(cfg: GatewayConfig, server: VpnServerConfig, o: ClientProf
 }
 
 /**
- * A user name that can be a certificate's CN and a file name: letters, digits and . _ @ -, not
- * starting with a dot or dash (the same names `vpcgw user add` and OpenVPN's --username-as-common-name accept).
+ * A user name for a certificate's CN and a file name: the rule of the users section's names
+ * (src/gateway/config/field-table.ts NAME_PATTERN), so a cert+password user's CN and login agree.
  */
-const USER_RE = /^[A-Za-z0-9_@][A-Za-z0-9._@-]{0,63}$/;
+const USER_RE = new RegExp(NAME_PATTERN);
 
 export function checkUserName(user: string): void {
-  if (!USER_RE.test(user)) throw new VpnError('ERR_BAD_REQUEST', `user ${JSON.stringify(user)} is not valid: 1-64 letters, digits, . _ @ - (not starting with . or -)`);
+  if (!USER_RE.test(user)) throw new VpnError('ERR_BAD_REQUEST', `user ${JSON.stringify(user)} is not valid: 1-64 letters, digits, "_", "-", "." starting with a letter or digit`);
 }
 
 /**
