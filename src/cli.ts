@@ -69,6 +69,10 @@ commands:
   pki issue-client USER --out DIR [--server NAME] [--control PATH]
                                            write DIR/USER.crt and DIR/USER.key (0600), a client
                                            certificate signed by the server's CA (the .key beside clientCa)
+  pki revoke-client USER|SERIAL [--server NAME] [--control PATH]
+                                           put the user's certificates (issued here) or that serial on
+                                           the CRL beside clientCa (the server refuses them from the next
+                                           handshake) and end the user's session now
   pki profile [--config FILE]              rewrite <dataDir>/pki/client1.ovpn with the first VPN server's
                                            tls-crypt / tls-auth key inline (tls-crypt-v2: a new client key)
 ${PKI_IKE_USAGE}
@@ -213,6 +217,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
       }
       case 'pki':
         if (p.positionals[0] === 'issue-client') return await pkiIssueClient(p, io);
+        if (p.positionals[0] === 'revoke-client') return await pkiRevokeClient(p, io);
         return pki(p, io);
       case 'clients':
         return await clientsCommand(p, io);
@@ -459,6 +464,23 @@ async function pkiIssueClient(p: Parsed, io: CliIo): Promise<number> {
   writeFileSync(key, r.key, { mode: 0o600, flag: 'wx' });
   writeFileSync(crt, r.cert, { mode: 0o600, flag: 'wx' });
   io.stdout(`${crt}, ${key}: written (CN ${user})\n`);
+  return 0;
+}
+
+/** `vpcgw pki revoke-client USER|SERIAL`: onto the server's CRL (the daemon writes it), the user's session ends. */
+async function pkiRevokeClient(p: Parsed, io: CliIo): Promise<number> {
+  if (p.positionals.length !== 2) throw new CliError('pki revoke-client takes one argument: the user name or the certificate serial (see vpcgw --help)');
+  const path = controlPathFor(p, io);
+  const r = (await controlCall(path, 'client.revoke', { server: await serverFor(p, path), target: p.positionals[1]! })) as {
+    server: string; revoked: { serial: string; user: string }[]; crl: string; disconnected: string[];
+  };
+  if (p.values.json) {
+    io.stdout(`${JSON.stringify(r, null, 2)}\n`);
+    return 0;
+  }
+  for (const c of r.revoked) io.stdout(`${r.server}: certificate ${c.serial}${c.user ? ` (${c.user})` : ''} revoked\n`);
+  for (const u of r.disconnected) io.stdout(`${r.server}: ${u} disconnected\n`);
+  io.stdout(`CRL: ${r.crl}\n`);
   return 0;
 }
 

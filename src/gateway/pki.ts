@@ -1,4 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import forge from 'node-forge';
 import { VpnError } from '../common/errors.js';
 import {
@@ -238,4 +239,44 @@ function caCertFor(caPem: string, priv: forge.pki.rsa.PrivateKey): forge.pki.Cer
     });
   if (!cert) throw new VpnError('ERR_CRYPTO_KEY', 'the CA key does not belong to any certificate of the CA file (an RSA key is required)');
   return cert;
+}
+
+/**
+ * The files kept beside a VPN server's clientCa (`pki/ca.crt`): its key `pki/ca.key` (the default
+ * PKI's layout, ensureDefaultPki in src/gateway/default-config.ts), the CRL the server checks
+ * `pki/ca.crl`, and the record of the client certificates issued from it `pki/ca.issued.json`.
+ */
+export function besideCa(clientCa: string, ext: '.key' | '.crl' | '.issued.json'): string {
+  return `${clientCa.replace(/\.(crt|pem|cer)$/i, '')}${ext}`;
+}
+
+/**
+ * Reads a CRL file again whenever its modification time or size changed ('' while it does not
+ * exist), so a revocation written by `vpcgw pki revoke-client` is used by the next handshake
+ * without a restart. One stat per call: called once per new client session.
+ */
+export function crlFileReader(path: string): () => string {
+  let stamp = '';
+  let text = '';
+  return () => {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      stamp = '';
+      text = '';
+      return '';
+    }
+    const now = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    if (now !== stamp) {
+      try {
+        text = readFileSync(path, 'utf8');
+        stamp = now;
+      } catch {
+        text = '';
+        stamp = '';
+      }
+    }
+    return text;
+  };
 }
