@@ -2,7 +2,9 @@
 //  - `vpcgw client-config alice` prints a profile with a certificate issued now; used unchanged it
 //    connects and ping reaches the VPC host;
 //  - `vpcgw clients` lists the session (table and --json);
-//  - `vpcgw pki issue-client` writes a certificate the server accepts.
+//  - `vpcgw pki issue-client` writes a certificate the server accepts;
+//  - `vpcgw pki revoke-client alice` ends alice's session at once, and her reconnect is refused
+//    (the CRL beside the CA), while bob's certificate still connects.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -101,4 +103,49 @@ describe('client-config and clients against openvpn 2.6', () => {
     }
     await vpcgw(['disconnect', 'p2c', 'bob']);
   }, 90_000);
+
+  it('`vpcgw pki revoke-client alice`: her session is gone at once, a reconnect with the same profile is refused; bob still connects', async () => {
+    const profile = join(lab.dir, 'alice.ovpn');
+    const logPath = join(lab.dir, 'alice-revoke.log');
+    const log = (): string => { try { return readFileSync(logPath, 'utf8'); } catch { return ''; } };
+    const c = lab.spawnIn(lab.ns.c1, 'openvpn', ['--config', profile, '--log', logPath, '--connect-retry-max', '3'], 'openvpn alice (revoke)');
+    try {
+      await waitFor(async () => {
+        if (!c.running) throw new Error(`openvpn exited:\n${log().slice(-3000)}`);
+        return log().includes('Initialization Sequence Completed');
+      }, { timeoutMs: 30_000, intervalMs: 200, what: 'openvpn alice before the revocation' });
+      expect((await clients()).map((x) => x.user)).toEqual(['alice']);
+      const r = await vpcgw(['pki', 'revoke-client', 'alice']);
+      expect(r.stdout).toMatch(/^p2c: certificate [0-9a-f]+ \(alice\) revoked$/m);
+      expect(r.stdout).toMatch(/^p2c: alice disconnected$/m);
+      expect(await clients()).toEqual([]);
+      // HALT: the stock client exits instead of reconnecting
+      await waitFor(async () => !c.running, { timeoutMs: 15_000, intervalMs: 200, what: 'openvpn alice exits after HALT' });
+    } finally {
+      await c.stop('SIGTERM', 5000);
+    }
+    const logPath2 = join(lab.dir, 'alice-again.log');
+    const log2 = (): string => { try { return readFileSync(logPath2, 'utf8'); } catch { return ''; } };
+    const again = lab.spawnIn(lab.ns.c1, 'openvpn', ['--config', profile, '--log', logPath2, '--connect-retry-max', '1'], 'openvpn alice (again)');
+    try {
+      // the server refuses the handshake (as for a certificate of another CA: no session, reason logged)
+      await waitFor(async () => /"reason":"client certificate rejected: CERT_REVOKED"[^\n]*"msg":"client refused"/.test(daemon.output()), {
+        timeoutMs: 20_000, intervalMs: 200, what: 'vpcgw log "client refused" with CERT_REVOKED',
+      }).catch((e: Error) => {
+        throw new Error(`${e.message}\n--- client ---\n${log2().slice(-3000)}\n--- vpcgw ---\n${daemon.output().slice(-4000)}`);
+      });
+      expect(log2()).not.toContain('Initialization Sequence Completed');
+      expect(await clients()).toEqual([]);
+    } finally {
+      await again.stop('SIGTERM', 5000);
+    }
+    const out = join(lab.dir, 'issued');
+    const b = startClient(lab, lab.ns.c1, { proto: 'udp', remote: LAB.gwForClient[0], ca, cert: join(out, 'bob.crt'), key: join(out, 'bob.key') }, 'bob-after');
+    try {
+      await b.waitConnected();
+      expect((await pingOk(lab, lab.ns.c1, LAB.vpcHost, 2)).received).toBe(2);
+    } finally {
+      await b.stop();
+    }
+  }, 120_000);
 });
