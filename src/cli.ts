@@ -528,7 +528,7 @@ function pki(p: Parsed, io: CliIo): number {
     io.stdout(`${join(dir, 'client1.ovpn')}: written${server.tlsCrypt ? ' (with tls-crypt)' : server.tlsAuth ? ' (with tls-auth)' : server.tlsCryptV2 ? ' (with a new tls-crypt-v2 client key)' : ''}\n`);
     return 0;
   }
-  throw new CliError('pki takes tls-crypt FILE, tls-auth FILE or profile (see vpcgw --help)');
+  throw new CliError('pki takes tls-crypt FILE, tls-auth FILE, tls-crypt-v2-server|client, profile, issue-client USER or revoke-client USER|SERIAL (see vpcgw --help)');
 }
 
 async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOptions>): Promise<number> {
