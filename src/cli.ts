@@ -47,6 +47,12 @@ commands:
   delete KIND NAME [--control PATH]        delete a resource
   peer-config NAME [--format swanctl|libreswan] [--control PATH]
                                            print the customer gateway's config for a VPN connection
+  clients [SERVER] [--json] [--control PATH]
+                                           the SSL VPN clients online now (all servers, or SERVER's)
+  client-config USER [--server NAME] [--host H] [--control PATH]
+                                           print a ready .ovpn profile for USER: on cert servers with a
+                                           certificate issued now (CN USER) and its key inline (the
+                                           gateway keeps no copy of the key); password servers: auth-user-pass
   user add NAME --password-stdin [--group G]... [--server S]... [--control PATH]
                                            create an SSL VPN user (the password is read from stdin,
                                            stored only as a scrypt hash)
@@ -60,6 +66,13 @@ commands:
                                            vpnServer's tlsCrypt / tlsAuth.key
   pki tls-crypt-v2-server FILE             write a new tls-crypt-v2 server key (vpnServers[].tlsCryptV2.serverKey)
   pki tls-crypt-v2-client SERVERKEY FILE   write a new client key wrapped by that server key
+  pki issue-client USER --out DIR [--server NAME] [--control PATH]
+                                           write DIR/USER.crt and DIR/USER.key (0600), a client
+                                           certificate signed by the server's CA (the .key beside clientCa)
+  pki revoke-client USER|SERIAL [--server NAME] [--control PATH]
+                                           put the user's certificates (issued here) or that serial on
+                                           the CRL beside clientCa (the server refuses them from the next
+                                           handshake) and end the user's session now
   pki profile [--config FILE]              rewrite <dataDir>/pki/client1.ovpn with the first VPN server's
                                            tls-crypt / tls-auth key inline (tls-crypt-v2: a new client key)
 ${PKI_IKE_USAGE}
@@ -105,7 +118,7 @@ interface Parsed {
   values: {
     config?: string; control?: string; json?: boolean; help?: boolean; file?: string; 'dry-run'?: boolean; name?: string; format?: string;
     'password-stdin'?: boolean; group?: string[]; server?: string[];
-    ike?: boolean; halt?: boolean;
+    ike?: boolean; halt?: boolean; host?: string; out?: string;
   };
 }
 
@@ -129,6 +142,8 @@ function parse(argv: string[]): Parsed {
         server: { type: 'string', multiple: true },
         ike: { type: 'boolean' },
         halt: { type: 'boolean' },
+        host: { type: 'string' },
+        out: { type: 'string' },
       },
     });
     return { command: positionals[0], positionals: positionals.slice(1), values };
@@ -201,7 +216,20 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
         return 0;
       }
       case 'pki':
+        if (p.positionals[0] === 'issue-client') return await pkiIssueClient(p, io);
+        if (p.positionals[0] === 'revoke-client') return await pkiRevokeClient(p, io);
         return pki(p, io);
+      case 'clients':
+        return await clientsCommand(p, io);
+      case 'client-config': {
+        expectArgs(p, 1, 'one argument: the user name');
+        const path = controlPathFor(p, io);
+        const query: Record<string, string> = { user: p.positionals[0]! };
+        if (p.values.host !== undefined) query.host = p.values.host;
+        const r = (await controlCall(path, 'resource.action', { kind: 'vpn-server', id: await serverFor(p, path), action: 'client-config', query })) as { text: string };
+        io.stdout(r.text);
+        return 0;
+      }
       case 'token': {
         if (p.positionals[0] !== 'create' || p.positionals.length !== 1) throw new CliError('token takes one subcommand: create (see vpcgw --help)');
         const t = (await controlCall(controlPathFor(p, io), 'token.create', { name: p.values.name ?? 'cli' })) as { token: string };
@@ -373,6 +401,89 @@ function formatPlan(plan: readonly PlanStep[]): string {
   return `${plan.map((s) => `${sign[s.op]} ${s.op} ${s.kind} ${s.name}${s.restarts ? '  (the gateway restarts its packet path)' : ''}`).join('\n')}\n`;
 }
 
+/** --server NAME, else the gateway's only VPN server. */
+async function serverFor(p: Parsed, path: string): Promise<string> {
+  const given = p.values.server ?? [];
+  if (given.length > 1) throw new CliError(`${p.command} takes one --server (see vpcgw --help)`);
+  if (given[0] !== undefined) return given[0];
+  const names = await serverNames(path);
+  if (names.length !== 1) throw new CliError(names.length === 0 ? 'the gateway has no VPN servers' : `the gateway has several VPN servers (${names.join(', ')}): pick one with --server`);
+  return names[0]!;
+}
+
+async function serverNames(path: string): Promise<string[]> {
+  return ((await controlCall(path, 'resource.list', { kind: 'vpn-server' })) as { items: { name: string }[] }).items.map((i) => i.name);
+}
+
+/** `vpcgw clients [SERVER]`: the vpn-server `clients` action (GET /v1/vpn-servers/{id}/clients) of one or all servers. */
+async function clientsCommand(p: Parsed, io: CliIo): Promise<number> {
+  if (p.positionals.length > 1) throw new CliError('clients takes at most one argument: the VPN server name (see vpcgw --help)');
+  const path = controlPathFor(p, io);
+  const servers = p.positionals[0] !== undefined ? [p.positionals[0]] : await serverNames(path);
+  const rows: ClientRow[] = [];
+  for (const server of servers) {
+    const r = (await controlCall(path, 'resource.action', { kind: 'vpn-server', id: server, action: 'clients', query: {} })) as { json: { clients: Omit<ClientRow, 'server'>[] } };
+    for (const c of r.json.clients) rows.push({ server, ...c });
+  }
+  io.stdout(p.values.json ? `${JSON.stringify(rows, null, 2)}\n` : formatClients(rows));
+  return 0;
+}
+
+interface ClientRow {
+  server: string;
+  id: string;
+  user: string;
+  realAddress: string;
+  virtualAddress: string | null;
+  bytesIn: number;
+  bytesOut: number;
+  connectedSince: string;
+}
+
+/** One line per online client: server, user, real and virtual address, bytes in/out, since, id. */
+export function formatClients(rows: readonly ClientRow[]): string {
+  if (rows.length === 0) return '(no clients online)\n';
+  const head = ['SERVER', 'USER', 'REAL ADDRESS', 'VIRTUAL', 'BYTES IN', 'BYTES OUT', 'SINCE', 'ID'];
+  const cells = rows.map((r) => [r.server, r.user || '-', r.realAddress, r.virtualAddress ?? '-', String(r.bytesIn), String(r.bytesOut), r.connectedSince, r.id]);
+  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: readonly string[]): string => c.map((v, i) => (i === c.length - 1 ? v : v.padEnd(w[i]!))).join('  ');
+  return `${[head, ...cells].map(line).join('\n')}\n`;
+}
+
+/** `vpcgw pki issue-client USER --out DIR`: the daemon issues (client.issue), the CLI writes the files. */
+async function pkiIssueClient(p: Parsed, io: CliIo): Promise<number> {
+  if (p.positionals.length !== 2) throw new CliError('pki issue-client takes one argument: the user name (see vpcgw --help)');
+  if (!p.values.out) throw new CliError('pki issue-client needs --out DIR (see vpcgw --help)');
+  const user = p.positionals[1]!;
+  const dir = resolve(io.cwd, p.values.out);
+  const crt = join(dir, `${user}.crt`);
+  const key = join(dir, `${user}.key`);
+  for (const f of [crt, key]) if (existsSync(f)) throw new CliError(`${f} exists; not overwriting it`);
+  const path = controlPathFor(p, io);
+  const r = (await controlCall(path, 'client.issue', { server: await serverFor(p, path), user })) as { cert: string; key: string };
+  writeFileSync(key, r.key, { mode: 0o600, flag: 'wx' });
+  writeFileSync(crt, r.cert, { mode: 0o600, flag: 'wx' });
+  io.stdout(`${crt}, ${key}: written (CN ${user})\n`);
+  return 0;
+}
+
+/** `vpcgw pki revoke-client USER|SERIAL`: onto the server's CRL (the daemon writes it), the user's session ends. */
+async function pkiRevokeClient(p: Parsed, io: CliIo): Promise<number> {
+  if (p.positionals.length !== 2) throw new CliError('pki revoke-client takes one argument: the user name or the certificate serial (see vpcgw --help)');
+  const path = controlPathFor(p, io);
+  const r = (await controlCall(path, 'client.revoke', { server: await serverFor(p, path), target: p.positionals[1]! })) as {
+    server: string; revoked: { serial: string; user: string }[]; crl: string; disconnected: string[];
+  };
+  if (p.values.json) {
+    io.stdout(`${JSON.stringify(r, null, 2)}\n`);
+    return 0;
+  }
+  for (const c of r.revoked) io.stdout(`${r.server}: certificate ${c.serial}${c.user ? ` (${c.user})` : ''} revoked\n`);
+  for (const u of r.disconnected) io.stdout(`${r.server}: ${u} disconnected\n`);
+  io.stdout(`CRL: ${r.crl}\n`);
+  return 0;
+}
+
 /** `vpcgw pki`: tls-crypt / tls-auth keys, and the client profile with the key inline. */
 function pki(p: Parsed, io: CliIo): number {
   const sub = p.positionals[0];
@@ -417,7 +528,7 @@ function pki(p: Parsed, io: CliIo): number {
     io.stdout(`${join(dir, 'client1.ovpn')}: written${server.tlsCrypt ? ' (with tls-crypt)' : server.tlsAuth ? ' (with tls-auth)' : server.tlsCryptV2 ? ' (with a new tls-crypt-v2 client key)' : ''}\n`);
     return 0;
   }
-  throw new CliError('pki takes tls-crypt FILE, tls-auth FILE or profile (see vpcgw --help)');
+  throw new CliError('pki takes tls-crypt FILE, tls-auth FILE, tls-crypt-v2-server|client, profile, issue-client USER or revoke-client USER|SERIAL (see vpcgw --help)');
 }
 
 async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOptions>): Promise<number> {

@@ -1,5 +1,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import forge from 'node-forge';
+import { VpnError } from '../common/errors.js';
 import {
   STATIC_KEY_SIZE,
   TLS_CRYPT_METADATA_TYPE_TIMESTAMP,
@@ -141,4 +143,140 @@ export function generateTlsCryptV2ClientKeyFile(serverKeyText: string, what: str
   kc.fill(0);
   serverKey.fill(0);
   return text;
+}
+
+// ---- client certificates for a VPN server's users ----
+
+/** How long a client certificate from `issueClientCertificate` is valid. */
+export const CLIENT_CERT_DAYS = 365;
+
+/**
+ * A client certificate for `user` (CN = user, EKU clientAuth: what OpenVPN servers that check
+ * `remote-cert-tls client` expect) signed by the CA in `caPem` / `caKeyPem`. When `caPem` holds
+ * several certificates the one whose public key matches `caKeyPem` signs. The new private key is
+ * returned only: nothing is written.
+ */
+export function issueClientCertificate(caPem: string, caKeyPem: string, user: string, o: { days?: number; nowMs?: number } = {}): IssuedCert {
+  const priv = forge.pki.privateKeyFromPem(caKeyPem) as forge.pki.rsa.PrivateKey;
+  const cert = caCertFor(caPem, priv);
+  const issuer: Issuer = { cert, priv, pem: { cert: forge.pki.certificateToPem(cert), key: caKeyPem } };
+  return issueCertificate({ cn: user, isCa: false, eku: 'clientAuth', ...validFor(o.days ?? CLIENT_CERT_DAYS, o.nowMs) }, issuer).pem;
+}
+
+/** One revoked certificate of a CRL: its serial (hex) and when it was revoked. */
+export interface CrlEntry {
+  serial: string;
+  revokedAtMs: number;
+}
+
+/** How long a CRL written by buildCrl is current (its nextUpdate). */
+export const CRL_DAYS = 3650;
+
+/**
+ * A version 2 X.509 CRL (RFC 5280 §5.1) listing `entries`, signed with sha256WithRSAEncryption by the
+ * CA of `caPem` whose key is `caKeyPem`, as PEM. node-forge has no CRL writer, so the TBSCertList is
+ * assembled here field by field:
+ *
+ *   CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue BIT STRING }
+ *   TBSCertList ::= SEQUENCE { version INTEGER (v2 = 1), signature AlgorithmIdentifier, issuer Name,
+ *     thisUpdate Time, nextUpdate Time, revokedCertificates SEQUENCE OF SEQUENCE {
+ *     userCertificate INTEGER, revocationDate Time } OPTIONAL }
+ *
+ * OpenSSL (and so Node's TLS with a `crl`) checks the issuer name and the signature; a long
+ * nextUpdate keeps it current (a stale CRL fails every verification with CRL_HAS_EXPIRED).
+ */
+export function buildCrl(caPem: string, caKeyPem: string, entries: readonly CrlEntry[], nowMs = Date.now()): string {
+  const asn1 = forge.asn1;
+  const priv = forge.pki.privateKeyFromPem(caKeyPem) as forge.pki.rsa.PrivateKey;
+  const ca = caCertFor(caPem, priv);
+  const time = (ms: number): forge.asn1.Asn1 => {
+    const d = new Date(ms);
+    // RFC 5280 §5.1.2.4: UTCTime through 2049, GeneralizedTime from 2050
+    return d.getUTCFullYear() < 2050
+      ? asn1.create(asn1.Class.UNIVERSAL, asn1.Type.UTCTIME, false, asn1.dateToUtcTime(d))
+      : asn1.create(asn1.Class.UNIVERSAL, asn1.Type.GENERALIZEDTIME, false, asn1.dateToGeneralizedTime(d));
+  };
+  const integer = (hex: string): forge.asn1.Asn1 => {
+    let h = hex.length % 2 ? `0${hex}` : hex;
+    if (parseInt(h.slice(0, 2), 16) & 0x80) h = `00${h}`; // a positive INTEGER
+    return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.INTEGER, false, forge.util.hexToBytes(h));
+  };
+  const algorithm = (): forge.asn1.Asn1 => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(forge.pki.oids.sha256WithRSAEncryption!).getBytes()),
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.NULL, false, ''),
+  ]);
+  const tbsFields: forge.asn1.Asn1[] = [
+    integer('01'),
+    algorithm(),
+    forge.pki.distinguishedNameToAsn1(ca.subject),
+    time(nowMs - 60_000),
+    time(nowMs + CRL_DAYS * DAY_MS),
+  ];
+  if (entries.length > 0) {
+    tbsFields.push(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, entries.map((e) =>
+      asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [integer(e.serial.toLowerCase()), time(e.revokedAtMs)]))));
+  }
+  const tbs = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, tbsFields);
+  const md = forge.md.sha256.create();
+  md.update(asn1.toDer(tbs).getBytes());
+  const signature = priv.sign(md);
+  const crl = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+    tbs,
+    algorithm(),
+    asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\0${signature}`),
+  ]);
+  return forge.pem.encode({ type: 'X509 CRL', body: asn1.toDer(crl).getBytes() });
+}
+
+/** The certificate of `caPem` (one or several PEM certificates) whose public key is `priv`'s. */
+function caCertFor(caPem: string, priv: forge.pki.rsa.PrivateKey): forge.pki.Certificate {
+  const blocks = caPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  const cert = blocks
+    .map((b) => forge.pki.certificateFromPem(b))
+    .find((c) => {
+      const pub = c.publicKey as forge.pki.rsa.PublicKey;
+      return pub.n !== undefined && pub.n.equals(priv.n) && pub.e.equals(priv.e);
+    });
+  if (!cert) throw new VpnError('ERR_CRYPTO_KEY', 'the CA key does not belong to any certificate of the CA file (an RSA key is required)');
+  return cert;
+}
+
+/**
+ * The files kept beside a VPN server's clientCa (`pki/ca.crt`): its key `pki/ca.key` (the default
+ * PKI's layout, ensureDefaultPki in src/gateway/default-config.ts), the CRL the server checks
+ * `pki/ca.crl`, and the record of the client certificates issued from it `pki/ca.issued.json`.
+ */
+export function besideCa(clientCa: string, ext: '.key' | '.crl' | '.issued.json'): string {
+  return `${clientCa.replace(/\.(crt|pem|cer)$/i, '')}${ext}`;
+}
+
+/**
+ * Reads a CRL file again whenever its modification time or size changed ('' while it does not
+ * exist), so a revocation written by `vpcgw pki revoke-client` is used by the next handshake
+ * without a restart. One stat per call: called once per new client session.
+ */
+export function crlFileReader(path: string): () => string {
+  let stamp = '';
+  let text = '';
+  return () => {
+    let st;
+    try {
+      st = statSync(path);
+    } catch {
+      stamp = '';
+      text = '';
+      return '';
+    }
+    const now = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    if (now !== stamp) {
+      try {
+        text = readFileSync(path, 'utf8');
+        stamp = now;
+      } catch {
+        text = '';
+        stamp = '';
+      }
+    }
+    return text;
+  };
 }

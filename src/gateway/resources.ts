@@ -58,6 +58,19 @@ const SERVER_ACTIONS: readonly ResourceAction[] = [
       + 'the data ciphers; the user adds their own certificate and key. No secrets of the server beyond the tls key.',
     query: { host: { description: 'The address or name clients dial (default: the listen address, or the gateway\'s first public address).' } },
   },
+  {
+    name: 'client-config',
+    method: 'POST',
+    produces: 'application/x-openvpn-profile',
+    description: 'A ready client profile (.ovpn) for one user: the client-profile plus, on cert and cert+password servers whose CA key the gateway '
+      + 'holds (the .key file beside clientCa), a certificate issued now (CN = user, EKU clientAuth) and its private key inline. '
+      + 'The key is generated for this download and never stored. Password servers: the profile with auth-user-pass. '
+      + '`user` (and optionally `host`) in the query or a JSON body.',
+    query: {
+      user: { description: 'The user name: the certificate\'s CN.' },
+      host: { description: 'The address or name clients dial (default as for client-profile).' },
+    },
+  },
 ];
 
 function kind(k: string, collection: string, section: SectionName, actions: readonly ResourceAction[] = []): KindDef {

@@ -9,6 +9,7 @@ import type { ControlHandlers } from './control.js';
 import { Gateway, type GatewayOptions } from './daemon.js';
 import { loadOrCreateApiCertificate } from './api-tls.js';
 import { GatewayMetrics } from './metrics.js';
+import { issueServerClientCert, revokeClientCert } from './client-profile.js';
 import { exportPeerConfig } from './peer-export.js';
 import { GatewayService, type PlanStep } from './service.js';
 
@@ -147,6 +148,28 @@ export function controlHandlers(service: GatewayService): ControlHandlers {
       return { deleted: true };
     },
     'resource.action': (p) => service.action(str(p, 'kind')!, str(p, 'id')!, str(p, 'action')!, (p as { query?: Record<string, string> }).query ?? {}, null),
+    // `vpcgw pki issue-client`: a certificate and key for a user from the server's CA (never stored here)
+    'client.issue': (p) => {
+      const server = service.get('vpn-server', str(p, 'server')!) as { name: string };
+      return issueServerClientCert(service.config(), server.name, str(p, 'user')!);
+    },
+    // `vpcgw pki revoke-client`: onto the CRL, then the user's session ends at once (HALT: a revoked
+    // client should not come back to be refused in a loop) through the API's disconnect action
+    'client.revoke': async (p) => {
+      const server = service.get('vpn-server', str(p, 'server')!) as { name: string };
+      const r = revokeClientCert(service.config(), server.name, str(p, 'target')!);
+      const disconnected: string[] = [];
+      for (const user of new Set(r.revoked.map((x) => x.user).filter((u) => u !== ''))) {
+        try {
+          await service.action('vpn-server', server.name, 'disconnect', { client: user, halt: 'true' }, null);
+          disconnected.push(user);
+        } catch (err) {
+          // not online, or the server is not running: nothing to end
+          if (!(err instanceof VpnError) || (err.code !== 'ERR_NOT_FOUND' && err.code !== 'ERR_STATE')) throw err;
+        }
+      }
+      return { ...r, disconnected };
+    },
     apply: (p) => {
       const text = str(p, 'text')!;
       const source = str(p, 'source')!;

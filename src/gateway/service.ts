@@ -8,7 +8,7 @@ import type { Logger } from '../common/log.js';
 import { configFromDocument, type GatewayConfig } from './config/index.js';
 import { isPlainObject } from './config/field-table.js';
 import { canonicalEntry, withAbsolutePaths, withoutSecrets, withStoredSecrets } from './config/raw.js';
-import { clientProfile } from './client-profile.js';
+import { clientConfig, clientProfile } from './client-profile.js';
 import { KINDS, LIST_SECTIONS, kindOfSection, type KindDef, type ListSection } from './resources.js';
 import type { GatewayStatus } from './status.js';
 import { hashPassword } from './users.js';
@@ -337,6 +337,15 @@ export class GatewayService implements ManagementService {
     if (`${k.kind}/${action}` === 'vpn-server/client-profile') {
       // from the stored config: a profile can be handed out before the server runs
       return clientProfile(this.config(), row.name, query.host !== undefined ? { host: query.host } : {});
+    }
+    if (`${k.kind}/${action}` === 'vpn-server/client-config') {
+      // the same profile with a certificate issued now for `user` (src/gateway/client-profile.ts)
+      const b = isPlainObject(body) ? body : {};
+      const user = query.user ?? b.user;
+      const host = query.host ?? b.host;
+      if (typeof user !== 'string' || !user) throw new VpnError('ERR_BAD_REQUEST', 'user (a string) is required');
+      if (host !== undefined && typeof host !== 'string') throw new VpnError('ERR_BAD_REQUEST', 'body field host must be a string');
+      return clientConfig(this.config(), row.name, user, host !== undefined ? { host } : {});
     }
     const gw = this.requireGateway();
     const param = (name: string): string | undefined => {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { besideCa, crlFileReader } from './pki.js';
 import type { SslAuthType } from '../ssl/server/authenticator.js';
 import { DEFAULT_RENEG_SEC, type SslProtocol, type SslServerConfig, type SslServerLimits } from '../ssl/server/config.js';
 import { parseStaticKey, parseTlsCryptV2ServerKey, type TlsAuthDigest, type TlsWrapConfig } from '../ssl/wire/tls-wrap.js';
@@ -26,6 +27,23 @@ function tlsWrapOf(
     });
   }
   return undefined;
+}
+
+/**
+ * The server's certificate, key and client CA (PEM text), and the CRL beside the client CA
+ * (`pki/ca.crl` for `pki/ca.crt`, besideCa): `clientCrl` is a getter, so each new session (the
+ * session manager copies the identity) sees the file as it is now; '' while there is none.
+ */
+function identityOf(v: { serverCert: { cert: string; key: string }; clientCa?: string | null }, readPem: (path: string) => string): SslServerConfig['identity'] {
+  const crl = v.clientCa ? crlFileReader(besideCa(v.clientCa, '.crl')) : () => '';
+  return Object.freeze({
+    cert: readPem(v.serverCert.cert),
+    key: readPem(v.serverCert.key),
+    clientCa: v.clientCa ? readPem(v.clientCa) : '',
+    get clientCrl(): string {
+      return crl();
+    },
+  });
 }
 
 /**
@@ -67,7 +85,7 @@ export function sslServerConfigFrom(
     localSubnets: Object.freeze(v.localSubnets.map((s) => s.text)),
     dnsServers: Object.freeze(v.dnsServers.map((s) => s.text)),
     dataCiphers: Object.freeze([...v.dataCiphers]),
-    identity: Object.freeze({ cert: readPem(v.serverCert.cert), key: readPem(v.serverCert.key), clientCa: v.clientCa ? readPem(v.clientCa) : '' }),
+    identity: identityOf(v, readPem),
     auth: v.auth?.type ?? 'cert',
     maxConnections: v.maxConnections,
     clientToClient: v.clientToClient,

@@ -50,6 +50,8 @@ export interface SslServerIdentity {
   cert: string; // PEM
   key: string; // PEM
   clientCa: string; // PEM
+  /** PEM CRL of clientCa ('' or absent: none); read when the session is created */
+  clientCrl?: string;
 }
 
 export interface SslSessionOptions {
@@ -399,6 +401,7 @@ export class SslSession {
         key: this.opts.identity.key,
         // without a CA the engine requests no client certificate
         ca: this.opts.clientCert === false ? undefined : this.opts.identity.clientCa,
+        crl: this.opts.clientCert === false || !this.opts.identity.clientCrl ? undefined : this.opts.identity.clientCrl,
       },
       {
         onCiphertext: (d) => this.guard(() => this.onTlsCiphertext(ks, d)),

@@ -41,6 +41,8 @@ export interface TlsEngineOptions {
   key?: string; // PEM
   /** server: CA for client certificates (requests one); client: CA for the server certificate */
   ca?: string;
+  /** PEM CRL(s) of that CA: a listed certificate fails verification with CERT_REVOKED */
+  crl?: string;
   minVersion?: tls.SecureVersion;
   maxVersion?: tls.SecureVersion;
 }
@@ -177,7 +179,7 @@ const CONTEXT_CACHE_SIZE = 8;
 const contextCache = new Map<string, tls.SecureContext>();
 
 function secureContextFor(opts: TlsEngineOptions): tls.SecureContext {
-  const k = [opts.role, opts.cert ?? '', opts.key ?? '', opts.ca ?? '', opts.minVersion ?? '', opts.maxVersion ?? ''].join('\0');
+  const k = [opts.role, opts.cert ?? '', opts.key ?? '', opts.ca ?? '', opts.crl ?? '', opts.minVersion ?? '', opts.maxVersion ?? ''].join('\0');
   let ctx = contextCache.get(k);
   if (ctx) {
     contextCache.delete(k);
@@ -188,6 +190,8 @@ function secureContextFor(opts: TlsEngineOptions): tls.SecureContext {
     cert: opts.cert,
     key: opts.key,
     ca: opts.ca,
+    // with a CRL Node sets X509_V_FLAG_CRL_CHECK (and _ALL) on the store: every chain must be covered
+    crl: opts.crl,
     minVersion: opts.minVersion ?? 'TLSv1.2',
     maxVersion: opts.maxVersion ?? 'TLSv1.3',
   });

@@ -75,7 +75,7 @@ export interface SslServerConfig {
   readonly dnsServers: readonly string[];
   readonly dataCiphers: readonly string[];
   /** PEM text; clientCa is '' when no client certificates are used (auth 'password') */
-  readonly identity: Readonly<{ cert: string; key: string; clientCa: string }>;
+  readonly identity: Readonly<{ cert: string; key: string; clientCa: string; clientCrl?: string }>;
   /** how clients authenticate (absent: 'cert') */
   readonly auth?: SslAuthType;
   readonly maxConnections: number;
