@@ -3,6 +3,7 @@ import type { Prefix } from '../common/ip.js';
 import type { PacketSink } from '../common/packet-sink.js';
 import type { SaLifetime } from '../esp/esp-sa.js';
 import type { UdpBind } from '../net/udp-bind.js';
+import type { DataPathPolicy, PolicyCounters } from '../vpcep/policy.js';
 
 /**
  * Everything the data plane needs to install one direction of a child SA. The control plane builds it
@@ -39,6 +40,11 @@ export interface SaParams {
   remoteTs: Prefix[];
   /** byte/packet lifetimes (0 = none); crossings are reported through onSaEvent */
   lifetime?: SaLifetime;
+  /**
+   * inbound: the origin packets decrypted by this SA carry into the policy stage (src/vpcep/policy.ts):
+   * the gateway's number for the VPN connection; 0 or absent: none
+   */
+  origin?: number;
   /** outbound: the last sequence number already used (default 0); for tests */
   initialSeq?: number;
   /** outbound with ESN: the high 32 bits of that last used sequence number (default 0); for tests */
@@ -103,8 +109,18 @@ export interface DataPlane {
   onSaEvent(cb: (ev: SaEvent) => void): void;
   addSinkRoute(prefix: Prefix, sink: PacketSink): void;
   removeSinkRoute(prefix: Prefix): void;
-  /** queues a packet for the TUN; flushed once per batch/turn */
-  writeToTun(pkt: Buffer, off: number, len: number): void;
+  /**
+   * queues a packet for the TUN; flushed once per batch/turn. `origin` (a decrypted packet of a tunnel
+   * JS carries, e.g. an SSL VPN session on the TypeScript path) puts it through the policy stage first.
+   */
+  writeToTun(pkt: Buffer, off: number, len: number, origin?: number): void;
+  /**
+   * Replaces the policy stage's rules (ACLs by origin and VPC endpoint translation; the semantics are
+   * in src/vpcep/policy.ts). Optional while a backend does not implement it.
+   */
+  setPolicy?(p: DataPathPolicy): void;
+  /** the policy stage's counters (all zero before setPolicy) */
+  policyCounters?(): PolicyCounters;
   /** the SSL VPN data channel in this backend (NativeDataPlane), or null (it then runs in TypeScript) */
   readonly sslOffload: SslOffload | null;
   close(): void;
@@ -133,6 +149,8 @@ export interface SslSessionParams {
   /** the client pool: inner destinations inside it (except serverAddress) go to JS (client-to-client) */
   clientPrefix: Prefix;
   serverAddress: string;
+  /** the origin the session's decrypted packets carry into the policy stage (src/vpcep/policy.ts); 0: none */
+  origin?: number;
 }
 
 export interface SslSessionCounters {
@@ -183,6 +201,8 @@ export interface SslOffload {
   setSslRemote(peerId: number, bind: number, remote: Endpoint): boolean;
   setSslVirtualAddress(peerId: number, address: string | null): boolean;
   setSslCompression(peerId: number, mode: number): boolean;
+  /** changes a session's origin (its user's groups changed); optional while a backend lacks it */
+  setSslOrigin?(peerId: number, origin: number): boolean;
   setSslKey(peerId: number, k: SslKeyMaterial): boolean;
   retireSslKey(peerId: number, keyId: number): boolean;
   removeSslSession(peerId: number): boolean;
