@@ -162,3 +162,26 @@ export function ip4ToNumber(text: string): number {
 export function numberToIp4(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
+
+/** `inbound`/`outbound` verdicts: PASS, or 1 + the index of the drop reason in POLICY_DROPS. */
+export const POLICY_PASS = 0;
+export function policyDropCode(reason: PolicyDrop): number {
+  return 1 + POLICY_DROPS.indexOf(reason);
+}
+
+/**
+ * The policy stage as a sans-I/O object, one per data plane (src/vpcep/nat.ts in TypeScript; the native
+ * engine has the same stage in C++ and a test wrapper with these methods). Translation rewrites
+ * addresses and ports only, so a packet keeps its length and is changed in place. `now` is in ms
+ * on any monotonic clock; nothing here reads a clock.
+ */
+export interface PolicyStageApi {
+  setPolicy(p: DataPathPolicy, now: number): void;
+  /** a decrypted IP packet at buf[off, off + len) from a tunnel of `origin`: POLICY_PASS (maybe rewritten) or a drop code */
+  inbound(buf: Uint8Array, off: number, len: number, origin: number, now: number): number;
+  /** an IP packet read from the TUN, before its route lookup: POLICY_PASS (maybe rewritten) or a drop code */
+  outbound(buf: Uint8Array, off: number, len: number, now: number): number;
+  /** forgets flows idle past their timeout (the data plane calls it about once a second) */
+  expire(now: number): void;
+  counters(): PolicyCounters;
+}
