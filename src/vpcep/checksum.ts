@@ -1,0 +1,56 @@
+/**
+ * Internet checksum arithmetic for in-place header rewriting (RFC 1071 one's complement sums, RFC 1624
+ * incremental updates). A rewrite accumulates, per checksum it touches, the sum of `~old + new` over the
+ * 16-bit words it changed (`delta16`, `delta32`), then applies it once with RFC 1624 eqn. 3:
+ *   HC' = ~(~HC + ~m + m')
+ * Accumulators are plain numbers (no overflow below 2^53); every word changed here is 16-bit aligned
+ * relative to the start of the header or message its checksum covers.
+ */
+
+/** folds a sum of 16-bit words to 16 bits with end-around carry */
+export function csumFold(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 65536);
+  return sum;
+}
+
+/** `~old + new` for one 16-bit word */
+export function delta16(oldWord: number, newWord: number): number {
+  return (~oldWord & 0xffff) + (newWord & 0xffff);
+}
+
+/** `~old + new` for a 32-bit value (two 16-bit words), e.g. an IPv4 address as an unsigned number */
+export function delta32(oldValue: number, newValue: number): number {
+  return (~oldValue >>> 16 & 0xffff) + (~oldValue & 0xffff) + (newValue >>> 16 & 0xffff) + (newValue & 0xffff);
+}
+
+/** applies an accumulated delta to the big-endian checksum at buf[pos] (RFC 1624 eqn. 3) */
+export function applyDelta(buf: Uint8Array, pos: number, acc: number): void {
+  const c = (buf[pos]! << 8) | buf[pos + 1]!;
+  const s = csumFold((~c & 0xffff) + acc);
+  const n = ~s & 0xffff;
+  buf[pos] = n >>> 8;
+  buf[pos + 1] = n & 0xff;
+}
+
+/**
+ * The same for a UDP checksum: 0 means "no checksum" and stays 0 (RFC 768); a computed 0 is sent as
+ * 0xffff (RFC 768: "if the computed checksum is zero, it is transmitted as all ones").
+ */
+export function applyDeltaUdp(buf: Uint8Array, pos: number, acc: number): void {
+  const c = (buf[pos]! << 8) | buf[pos + 1]!;
+  if (c === 0) return;
+  const s = csumFold((~c & 0xffff) + acc);
+  const n = ~s & 0xffff || 0xffff;
+  buf[pos] = n >>> 8;
+  buf[pos + 1] = n & 0xff;
+}
+
+/** the one's complement sum (folded, not inverted) of buf[off, off + len), added to `initial` */
+export function onesSum(buf: Uint8Array, off: number, len: number, initial = 0): number {
+  let s = initial;
+  const end = off + len - 1;
+  let i = off;
+  for (; i < end; i += 2) s += (buf[i]! << 8) | buf[i + 1]!;
+  if (i === end) s += buf[i]! << 8;
+  return csumFold(s);
+}

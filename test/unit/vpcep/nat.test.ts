@@ -1,0 +1,5 @@
+import { describe, expect, it } from 'vitest';
+import { PolicyStage } from '../../../src/vpcep/nat.js';
+import { policyScenarios } from '../../helpers/policy-scenarios.js';
+
+policyScenarios('PolicyStage (TypeScript)', () => new PolicyStage());
