@@ -1,4 +1,3 @@
-import { describe, expect, it } from 'vitest';
 import { PolicyStage } from '../../../src/vpcep/nat.js';
 import { policyScenarios } from '../../helpers/policy-scenarios.js';
 
