@@ -3,13 +3,13 @@
  * incremental updates). A rewrite accumulates, per checksum it touches, the sum of `~old + new` over the
  * 16-bit words it changed (`delta16`, `delta32`), then applies it once with RFC 1624 eqn. 3:
  *   HC' = ~(~HC + ~m + m')
- * Accumulators are plain numbers (no overflow below 2^53); every word changed here is 16-bit aligned
+ * Accumulators are plain numbers (a translation adds a few dozen words, far below 2^32); every word changed here is 16-bit aligned
  * relative to the start of the header or message its checksum covers.
  */
 
-/** folds a sum of 16-bit words to 16 bits with end-around carry */
+/** folds a sum of 16-bit words (below 2^32: fewer than 65,537 words) to 16 bits with end-around carry */
 export function csumFold(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 65536);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   return sum;
 }
 
@@ -43,14 +43,4 @@ export function applyDeltaUdp(buf: Uint8Array, pos: number, acc: number): void {
   const n = ~s & 0xffff || 0xffff;
   buf[pos] = n >>> 8;
   buf[pos + 1] = n & 0xff;
-}
-
-/** the one's complement sum (folded, not inverted) of buf[off, off + len), added to `initial` */
-export function onesSum(buf: Uint8Array, off: number, len: number, initial = 0): number {
-  let s = initial;
-  const end = off + len - 1;
-  let i = off;
-  for (; i < end; i += 2) s += (buf[i]! << 8) | buf[i + 1]!;
-  if (i === end) s += buf[i]! << 8;
-  return csumFold(s);
 }
