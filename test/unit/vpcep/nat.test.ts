@@ -92,6 +92,25 @@ describe('PolicyStage (TypeScript): choices the contract leaves open', () => {
     expect(p).toBeGreaterThanOrEqual(1024);
   });
 
+  it('an idle flow is not used even before expire() swept it', () => {
+    const s = stage();
+    const nat = natPortOf(s, udp4(CLIENT, 40000, E1, 53));
+    const r = udp4(BACKEND, 5353, E1, nat);
+    expect(s.outbound(Buffer.from(r), 0, r.length, T0 + TEST_LIMITS.udpMs + 5000)).toBe(code('endpointNoFlow'));
+    expect(s.counters().flows).toBe(0);
+  });
+
+  it('a changed port map cuts only the flows using it: the endpoint\'s other flows stay', () => {
+    const s = stage();
+    natPortOf(s, udp4(CLIENT, 1001, E1, 53));
+    const tcpNat = natPortOf(s, tcp4(CLIENT, 1004, E1, 80, TCP_SYN));
+    const p = basePolicy();
+    s.setPolicy({ ...p, endpoints: p.endpoints.map((e) => (e.id === 1 ? { ...e, ports: [e.ports[0]!, { ...e.ports[1]!, backendPort: 5454 }] } : e)) }, T0);
+    expect(s.counters().flows).toBe(1);
+    const r = tcp4(BACKEND, 8080, E1, tcpNat, TCP_SYN | TCP_ACK);
+    expect(s.outbound(Buffer.from(r), 0, r.length, T0)).toBe(POLICY_PASS);
+  });
+
   it('a reply to E:natPort from anyone but the flow\'s backend is endpointNoFlow', () => {
     const s = stage();
     const nat = natPortOf(s, udp4(CLIENT, 40000, E1, 53));
