@@ -19,7 +19,7 @@ import type { DataPathPolicy, EndpointCounters, PolicyCounters, PolicyDrop, Poli
  *   2. ICMP errors about E:natPort → backend: embedded header and outer destination translated back.
  *
  * Per-packet work allocates nothing: the endpoint, port-map, whitelist and ACL lookups are static
- * typed-array hash tables rebuilt by setPolicy; flows live in typed arrays of maxFlows slots indexed by
+ * typed-array hash tables rebuilt by setPolicy; flows live in one Int32Array of maxFlows 64-byte records indexed by
  * two open-addressing tables (forward key, reverse key) with backward-shift deletion; NAT ports come
  * from a per-(endpoint, protocol) bitmap scanned word by word from a cursor. Checksums are updated
  * incrementally (RFC 1624). Idle flows are removed lazily when a lookup meets them and by `expire`,
@@ -59,6 +59,22 @@ const PORT_WORDS = NAT_PORT_COUNT / 32;
 const EXPIRE_SLOTS_PER_CALL = 8192;
 /** IPv6 extension headers followed before giving up on finding the ports */
 const IPV6_MAX_EXT_HEADERS = 8;
+
+/** a flow record's fields (int32 offsets; REC per flow) */
+const R_STATE = 0;
+const R_FLAGS = 1;
+const R_PROTO = 2;
+const R_ORIGIN = 3;
+const R_CLIENT = 4;
+const R_SPORT = 5;
+const R_EP = 6;
+const R_SVC_PORT = 7;
+const R_NAT_PORT = 8;
+const R_BACK_ADDR = 9;
+const R_BACK_PORT = 10;
+const R_FWD_HASH = 11;
+const R_REV_HASH = 12;
+const REC = 16;
 
 const FLOW_FREE = 0;
 const FLOW_UDP = 1;
@@ -269,20 +285,10 @@ export class PolicyStage implements PolicyStageApi {
   // flows (slot index)
   private maxFlows = 0;
   private flowCount = 0;
-  private fState = new Uint8Array(0);
-  private fFlags = new Uint8Array(0);
-  private fProto = new Uint8Array(0);
-  private fOrigin = new Int32Array(0);
-  private fClient = new Int32Array(0);
-  private fSport = new Int32Array(0);
-  private fEp = new Int32Array(0);
-  private fSvcPort = new Int32Array(0);
-  private fNatPort = new Int32Array(0);
-  private fBackAddr = new Int32Array(0);
-  private fBackPort = new Int32Array(0);
+  /** flow records, REC int32 each (one 64-byte cache line): the fields at the R_* offsets */
+  private rec = new Int32Array(0);
+  /** when each flow last carried a packet (ms, the callers' clock) */
   private fLast = new Float64Array(0);
-  private fFwdHash = new Int32Array(0);
-  private fRevHash = new Int32Array(0);
   private freeList = new Int32Array(0);
   private freeTop = 0;
   /** forward table (origin, client, sport, endpoint, servicePort, protocol) → slot + 1 */
@@ -356,22 +362,23 @@ export class PolicyStage implements PolicyStageApi {
     // map points at the same backend, and their origin or source is still admitted
     const survivors: number[] = [];
     for (let f = 0; f < this.maxFlows; f++) {
-      if (this.fState[f] === FLOW_FREE) continue;
-      const o = this.fEp[f]!;
+      if (this.rec[f * REC + R_STATE] === FLOW_FREE) continue;
+      const o = this.rec[f * REC + R_EP]!;
       const ni = newIndexOfOld[o]!;
       let keep = ni >= 0 && next.epOpen[ni] === 1 && next.epAddr[ni] === old.epAddr[o];
       if (keep) {
-        const pm = next.portMaps.get(ni, (this.fProto[f]! << 16) | this.fSvcPort[f]!);
+        const pm = next.portMaps.get(ni, (this.rec[f * REC + R_PROTO]! << 16) | this.rec[f * REC + R_SVC_PORT]!);
         keep =
           pm >= 0 &&
-          next.pmBackendAddr[pm] === this.fBackAddr[f] &&
-          next.pmBackendPort[pm] === this.fBackPort[f] &&
-          next.isAdmitted(ni, this.fOrigin[f]!, this.fClient[f]!);
+          next.pmBackendAddr[pm] === this.rec[f * REC + R_BACK_ADDR] &&
+          next.pmBackendPort[pm] === this.rec[f * REC + R_BACK_PORT] &&
+          next.isAdmitted(ni, this.rec[f * REC + R_ORIGIN]!, this.rec[f * REC + R_CLIENT]!);
       }
       if (keep) survivors.push(f);
     }
 
-    // rebuild the flow store (same slots when maxFlows is unchanged, compacted otherwise)
+    // rebuild the flow store from the survivors (arrays reused when maxFlows is unchanged; with a smaller
+    // maxFlows the survivors in slot order that fit are kept)
     const max = p.limits.maxFlows;
     const src = this.snapshotFlows(survivors, newIndexOfOld);
     this.pol = next;
@@ -388,77 +395,33 @@ export class PolicyStage implements PolicyStageApi {
     this.aclDeniedByAcl = aclDenied;
     if (max !== this.maxFlows) this.allocFlows(max);
     else this.clearFlows();
-    const keep = Math.min(src.count, max);
+    const keep = Math.min(src.last.length, max);
     for (let k = 0; k < keep; k++) {
       const f = this.takeSlot();
-      this.fState[f] = src.state[k]!;
-      this.fFlags[f] = src.flags[k]!;
-      this.fProto[f] = src.proto[k]!;
-      this.fOrigin[f] = src.origin[k]!;
-      this.fClient[f] = src.client[k]!;
-      this.fSport[f] = src.sport[k]!;
-      this.fEp[f] = src.ep[k]!;
-      this.fSvcPort[f] = src.svcPort[k]!;
-      this.fNatPort[f] = src.natPort[k]!;
-      this.fBackAddr[f] = src.backAddr[k]!;
-      this.fBackPort[f] = src.backPort[k]!;
+      this.rec.set(src.rec.subarray(k * REC, (k + 1) * REC), f * REC);
       this.fLast[f] = src.last[k]!;
       this.linkFlow(f);
     }
   }
 
-  /** copies the surviving flows out, with their endpoint index mapped to the new policy */
-  private snapshotFlows(survivors: readonly number[], newIndexOfOld: Int32Array) {
+  /** copies the surviving flows' records out, with their endpoint index mapped to the new policy */
+  private snapshotFlows(survivors: readonly number[], newIndexOfOld: Int32Array): { rec: Int32Array; last: Float64Array } {
     const k = survivors.length;
-    const s = {
-      count: k,
-      state: new Uint8Array(k),
-      flags: new Uint8Array(k),
-      proto: new Uint8Array(k),
-      origin: new Int32Array(k),
-      client: new Int32Array(k),
-      sport: new Int32Array(k),
-      ep: new Int32Array(k),
-      svcPort: new Int32Array(k),
-      natPort: new Int32Array(k),
-      backAddr: new Int32Array(k),
-      backPort: new Int32Array(k),
-      last: new Float64Array(k),
-    };
+    const rec = new Int32Array(k * REC);
+    const last = new Float64Array(k);
     for (let i = 0; i < k; i++) {
       const f = survivors[i]!;
-      s.state[i] = this.fState[f]!;
-      s.flags[i] = this.fFlags[f]!;
-      s.proto[i] = this.fProto[f]!;
-      s.origin[i] = this.fOrigin[f]!;
-      s.client[i] = this.fClient[f]!;
-      s.sport[i] = this.fSport[f]!;
-      s.ep[i] = newIndexOfOld[this.fEp[f]!]!;
-      s.svcPort[i] = this.fSvcPort[f]!;
-      s.natPort[i] = this.fNatPort[f]!;
-      s.backAddr[i] = this.fBackAddr[f]!;
-      s.backPort[i] = this.fBackPort[f]!;
-      s.last[i] = this.fLast[f]!;
+      rec.set(this.rec.subarray(f * REC, (f + 1) * REC), i * REC);
+      rec[i * REC + R_EP] = newIndexOfOld[rec[i * REC + R_EP]!]!;
+      last[i] = this.fLast[f]!;
     }
-    return s;
+    return { rec, last };
   }
 
   private allocFlows(max: number): void {
     this.maxFlows = max;
-    this.fState = new Uint8Array(max);
-    this.fFlags = new Uint8Array(max);
-    this.fProto = new Uint8Array(max);
-    this.fOrigin = new Int32Array(max);
-    this.fClient = new Int32Array(max);
-    this.fSport = new Int32Array(max);
-    this.fEp = new Int32Array(max);
-    this.fSvcPort = new Int32Array(max);
-    this.fNatPort = new Int32Array(max);
-    this.fBackAddr = new Int32Array(max);
-    this.fBackPort = new Int32Array(max);
+    this.rec = new Int32Array(max * REC);
     this.fLast = new Float64Array(max);
-    this.fFwdHash = new Int32Array(max);
-    this.fRevHash = new Int32Array(max);
     this.freeList = new Int32Array(max);
     const size = tableSizeFor(max);
     this.fwd = new Int32Array(size);
@@ -468,7 +431,7 @@ export class PolicyStage implements PolicyStageApi {
   }
 
   private clearFlows(): void {
-    this.fState.fill(FLOW_FREE);
+    this.rec.fill(0); // R_STATE 0: FLOW_FREE
     this.fwd.fill(0);
     this.rev.fill(0);
     this.resetFreeList();
@@ -533,14 +496,14 @@ export class PolicyStage implements PolicyStageApi {
         if (proto === PROTO_TCP && !syn) return this.epDrop(e, D_NO_FLOW);
         f = this.createFlow(origin, src, sport, e, dport, proto, pol.pmBackendAddr[pm]!, pol.pmBackendPort[pm]!, now);
         if (f < 0) return this.epDrop(e, D_FULL);
-      } else if (syn && (this.fFlags[f]! & CLOSING) !== 0) {
+      } else if (syn && (this.rec[f * REC + R_FLAGS]! & CLOSING) !== 0) {
         // the client reopens the same 4-tuple after a close: a new connection through the same NAT port
-        this.fFlags[f] = 0;
+        this.rec[f * REC + R_FLAGS] = 0;
       }
       this.translateForward(buf, off, l4, proto, f);
-      let fl = this.fFlags[f]! | SEEN_IN;
+      let fl = this.rec[f * REC + R_FLAGS]! | SEEN_IN;
       if ((tcpFlags & (TCP_FIN | TCP_RST)) !== 0) fl |= CLOSING;
-      this.fFlags[f] = fl;
+      this.rec[f * REC + R_FLAGS] = fl;
       this.fLast[f] = now;
       this.epPacketsIn[e]!++;
       this.epBytesIn[e] = this.epBytesIn[e]! + total;
@@ -573,9 +536,9 @@ export class PolicyStage implements PolicyStageApi {
     const f = this.findForward(origin, idst, idport, e, isport, iproto, now);
     if (f < 0) return false;
     const E = this.pol.epAddr[e]!;
-    const back = this.fBackAddr[f]!;
+    const back = this.rec[f * REC + R_BACK_ADDR]!;
     // embedded: E:servicePort → client:sport becomes backend:backendPort → E:natPort
-    this.rewriteEmbedded(buf, off + ihl, end, q, il4, iproto, back, this.fBackPort[f]!, E, this.fNatPort[f]!);
+    this.rewriteEmbedded(buf, off + ihl, end, q, il4, iproto, back, this.rec[f * REC + R_BACK_PORT]!, E, this.rec[f * REC + R_NAT_PORT]!);
     // outer: sender → E becomes E → backend
     const osrc = rd32(buf, off + 12);
     wr32(buf, off + 12, E);
@@ -603,11 +566,11 @@ export class PolicyStage implements PolicyStageApi {
       if (l4 + (proto === PROTO_TCP ? TCP_MIN_HEADER : UDP_HEADER) > end) return this.epDrop(e, D_BAD);
       const f = this.findReverse(e, proto, rd16(buf, l4 + 2), now);
       // a reply must come from the flow's backend: nobody else in the VPC may inject into a client's flow
-      if (f < 0 || rd32(buf, off + 12) !== this.fBackAddr[f] || rd16(buf, l4) !== this.fBackPort[f]) return this.epDrop(e, D_NO_FLOW);
+      if (f < 0 || rd32(buf, off + 12) !== this.rec[f * REC + R_BACK_ADDR] || rd16(buf, l4) !== this.rec[f * REC + R_BACK_PORT]) return this.epDrop(e, D_NO_FLOW);
       this.translateReverse(buf, off, l4, proto, f);
-      let fl = this.fFlags[f]! | SEEN_OUT;
+      let fl = this.rec[f * REC + R_FLAGS]! | SEEN_OUT;
       if (proto === PROTO_TCP && (buf[l4 + 13]! & (TCP_FIN | TCP_RST)) !== 0) fl |= CLOSING;
-      this.fFlags[f] = fl;
+      this.rec[f * REC + R_FLAGS] = fl;
       this.fLast[f] = now;
       this.epPacketsOut[e]!++;
       this.epBytesOut[e] = this.epBytesOut[e]! + total;
@@ -631,10 +594,10 @@ export class PolicyStage implements PolicyStageApi {
     const E = this.pol.epAddr[e]!;
     if (rd32(buf, q + 12) !== E) return false;
     const f = this.findReverse(e, iproto, rd16(buf, il4), now);
-    if (f < 0 || rd32(buf, q + 16) !== this.fBackAddr[f] || rd16(buf, il4 + 2) !== this.fBackPort[f]) return false;
-    const client = this.fClient[f]!;
+    if (f < 0 || rd32(buf, q + 16) !== this.rec[f * REC + R_BACK_ADDR] || rd16(buf, il4 + 2) !== this.rec[f * REC + R_BACK_PORT]) return false;
+    const client = this.rec[f * REC + R_CLIENT]!;
     // embedded: E:natPort → backend:backendPort becomes client:sport → E:servicePort
-    this.rewriteEmbedded(buf, off + ihl, end, q, il4, iproto, client, this.fSport[f]!, E, this.fSvcPort[f]!);
+    this.rewriteEmbedded(buf, off + ihl, end, q, il4, iproto, client, this.rec[f * REC + R_SPORT]!, E, this.rec[f * REC + R_SVC_PORT]!);
     // outer destination E → client (the sender, backend or a router, stays as it is)
     wr32(buf, off + 16, client);
     applyDelta(buf, off + 10, delta32(E, client));
@@ -694,10 +657,10 @@ export class PolicyStage implements PolicyStageApi {
 
   /** client:sport → E:servicePort becomes E:natPort → backend:backendPort */
   private translateForward(buf: Uint8Array, off: number, l4: number, proto: number, f: number): void {
-    const E = this.pol.epAddr[this.fEp[f]!]!;
-    const back = this.fBackAddr[f]!;
-    const nat = this.fNatPort[f]!;
-    const bport = this.fBackPort[f]!;
+    const E = this.pol.epAddr[this.rec[f * REC + R_EP]!]!;
+    const back = this.rec[f * REC + R_BACK_ADDR]!;
+    const nat = this.rec[f * REC + R_NAT_PORT]!;
+    const bport = this.rec[f * REC + R_BACK_PORT]!;
     const osrc = rd32(buf, off + 12);
     const odst = rd32(buf, off + 16);
     const addrDelta = delta32(osrc, E) + delta32(odst, back);
@@ -713,10 +676,10 @@ export class PolicyStage implements PolicyStageApi {
 
   /** backend:backendPort → E:natPort becomes E:servicePort → client:sport */
   private translateReverse(buf: Uint8Array, off: number, l4: number, proto: number, f: number): void {
-    const E = this.pol.epAddr[this.fEp[f]!]!;
-    const client = this.fClient[f]!;
-    const svc = this.fSvcPort[f]!;
-    const sport = this.fSport[f]!;
+    const E = this.pol.epAddr[this.rec[f * REC + R_EP]!]!;
+    const client = this.rec[f * REC + R_CLIENT]!;
+    const svc = this.rec[f * REC + R_SVC_PORT]!;
+    const sport = this.rec[f * REC + R_SPORT]!;
     const osrc = rd32(buf, off + 12);
     const odst = rd32(buf, off + 16);
     const addrDelta = delta32(osrc, E) + delta32(odst, client);
@@ -818,18 +781,20 @@ export class PolicyStage implements PolicyStageApi {
   private findForward(origin: number, client: number, sport: number, e: number, svcPort: number, proto: number, now: number): number {
     const h = this.fwdHash(origin, client, sport, e, svcPort, proto);
     const mask = this.tableMask;
+    const rec = this.rec;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const v = this.fwd[i]!;
       if (v === 0) return -1;
       const f = v - 1;
+      const r = f * REC;
       if (
-        this.fFwdHash[f] === h &&
-        this.fOrigin[f] === origin &&
-        this.fClient[f] === client &&
-        this.fSport[f] === sport &&
-        this.fEp[f] === e &&
-        this.fSvcPort[f] === svcPort &&
-        this.fProto[f] === proto
+        rec[r + R_FWD_HASH] === h &&
+        rec[r + R_ORIGIN] === origin &&
+        rec[r + R_CLIENT] === client &&
+        rec[r + R_SPORT] === sport &&
+        rec[r + R_EP] === e &&
+        rec[r + R_SVC_PORT] === svcPort &&
+        rec[r + R_PROTO] === proto
       ) {
         return this.isIdle(f, now) ? (this.removeFlow(f), -1) : f;
       }
@@ -839,11 +804,13 @@ export class PolicyStage implements PolicyStageApi {
   private findReverse(e: number, proto: number, natPort: number, now: number): number {
     const h = this.revHash(e, proto, natPort);
     const mask = this.tableMask;
+    const rec = this.rec;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const v = this.rev[i]!;
       if (v === 0) return -1;
       const f = v - 1;
-      if (this.fRevHash[f] === h && this.fEp[f] === e && this.fProto[f] === proto && this.fNatPort[f] === natPort) {
+      const r = f * REC;
+      if (rec[r + R_REV_HASH] === h && rec[r + R_EP] === e && rec[r + R_PROTO] === proto && rec[r + R_NAT_PORT] === natPort) {
         return this.isIdle(f, now) ? (this.removeFlow(f), -1) : f;
       }
     }
@@ -851,8 +818,8 @@ export class PolicyStage implements PolicyStageApi {
 
   private timeoutOf(f: number): number {
     const l = this.pol.limits;
-    if (this.fState[f] === FLOW_UDP) return l.udpMs;
-    return (this.fFlags[f]! & (SEEN_IN | SEEN_OUT | CLOSING)) === (SEEN_IN | SEEN_OUT) ? l.tcpEstablishedMs : l.tcpTransitoryMs;
+    if (this.rec[f * REC + R_STATE] === FLOW_UDP) return l.udpMs;
+    return (this.rec[f * REC + R_FLAGS]! & (SEEN_IN | SEEN_OUT | CLOSING)) === (SEEN_IN | SEEN_OUT) ? l.tcpEstablishedMs : l.tcpTransitoryMs;
   }
 
   private isIdle(f: number, now: number): boolean {
@@ -864,17 +831,17 @@ export class PolicyStage implements PolicyStageApi {
     const nat = this.allocPort(e, proto);
     if (nat < 0) return -1;
     const f = this.takeSlot();
-    this.fState[f] = proto === PROTO_TCP ? FLOW_TCP : FLOW_UDP;
-    this.fFlags[f] = 0;
-    this.fProto[f] = proto;
-    this.fOrigin[f] = origin;
-    this.fClient[f] = client;
-    this.fSport[f] = sport;
-    this.fEp[f] = e;
-    this.fSvcPort[f] = svcPort;
-    this.fNatPort[f] = nat;
-    this.fBackAddr[f] = back;
-    this.fBackPort[f] = backPort;
+    this.rec[f * REC + R_STATE] = proto === PROTO_TCP ? FLOW_TCP : FLOW_UDP;
+    this.rec[f * REC + R_FLAGS] = 0;
+    this.rec[f * REC + R_PROTO] = proto;
+    this.rec[f * REC + R_ORIGIN] = origin;
+    this.rec[f * REC + R_CLIENT] = client;
+    this.rec[f * REC + R_SPORT] = sport;
+    this.rec[f * REC + R_EP] = e;
+    this.rec[f * REC + R_SVC_PORT] = svcPort;
+    this.rec[f * REC + R_NAT_PORT] = nat;
+    this.rec[f * REC + R_BACK_ADDR] = back;
+    this.rec[f * REC + R_BACK_PORT] = backPort;
     this.fLast[f] = now;
     this.linkFlow(f);
     this.epFlowsCreated[e]!++;
@@ -884,13 +851,13 @@ export class PolicyStage implements PolicyStageApi {
   /** enters slot f (fields set) into both tables, the port bitmap and the counts */
   private linkFlow(f: number): void {
     const mask = this.tableMask;
-    const e = this.fEp[f]!;
-    const proto = this.fProto[f]!;
-    const nat = this.fNatPort[f]!;
-    const hf = this.fwdHash(this.fOrigin[f]!, this.fClient[f]!, this.fSport[f]!, e, this.fSvcPort[f]!, proto);
+    const e = this.rec[f * REC + R_EP]!;
+    const proto = this.rec[f * REC + R_PROTO]!;
+    const nat = this.rec[f * REC + R_NAT_PORT]!;
+    const hf = this.fwdHash(this.rec[f * REC + R_ORIGIN]!, this.rec[f * REC + R_CLIENT]!, this.rec[f * REC + R_SPORT]!, e, this.rec[f * REC + R_SVC_PORT]!, proto);
     const hr = this.revHash(e, proto, nat);
-    this.fFwdHash[f] = hf;
-    this.fRevHash[f] = hr;
+    this.rec[f * REC + R_FWD_HASH] = hf;
+    this.rec[f * REC + R_REV_HASH] = hr;
     let i = hf & mask;
     while (this.fwd[i] !== 0) i = (i + 1) & mask;
     this.fwd[i] = f + 1;
@@ -906,30 +873,31 @@ export class PolicyStage implements PolicyStageApi {
   }
 
   private removeFlow(f: number): void {
-    this.unlinkSlot(this.fwd, this.fFwdHash, f);
-    this.unlinkSlot(this.rev, this.fRevHash, f);
-    const e = this.fEp[f]!;
-    const slot = e * 2 + (this.fProto[f] === PROTO_TCP ? 0 : 1);
-    const bit = this.fNatPort[f]! - NAT_PORT_MIN;
+    this.unlinkSlot(this.fwd, R_FWD_HASH, f);
+    this.unlinkSlot(this.rev, R_REV_HASH, f);
+    const e = this.rec[f * REC + R_EP]!;
+    const slot = e * 2 + (this.rec[f * REC + R_PROTO] === PROTO_TCP ? 0 : 1);
+    const bit = this.rec[f * REC + R_NAT_PORT]! - NAT_PORT_MIN;
     this.portBits[slot * PORT_WORDS + (bit >>> 5)]! &= ~(1 << (bit & 31));
     this.portUsed[slot]!--;
     this.epFlows[e]!--;
     this.flowCount--;
-    this.fState[f] = FLOW_FREE;
+    this.rec[f * REC + R_STATE] = FLOW_FREE;
     this.freeList[this.freeTop++] = f;
   }
 
   /** linear-probing delete with backward shift (no tombstones, so probe runs stay short) */
-  private unlinkSlot(table: Int32Array, hashes: Int32Array, f: number): void {
+  private unlinkSlot(table: Int32Array, hashField: number, f: number): void {
     const mask = this.tableMask;
-    let i = hashes[f]! & mask;
+    const rec = this.rec;
+    let i = rec[f * REC + hashField]! & mask;
     while (table[i] !== f + 1) i = (i + 1) & mask;
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
       const v = table[j]!;
       if (v === 0) break;
-      const home = hashes[v - 1]! & mask;
+      const home = rec[(v - 1) * REC + hashField]! & mask;
       // move v back to the hole at i unless its home lies cyclically in (i, j]
       const inRange = i <= j ? home > i && home <= j : home > i || home <= j;
       if (!inRange) {
@@ -968,7 +936,7 @@ export class PolicyStage implements PolicyStageApi {
     let c = this.expireCursor;
     const budget = Math.min(max, EXPIRE_SLOTS_PER_CALL);
     for (let k = 0; k < budget; k++) {
-      if (this.fState[c] !== FLOW_FREE && this.isIdle(c, now)) this.removeFlow(c);
+      if (this.rec[c * REC + R_STATE] !== FLOW_FREE && this.isIdle(c, now)) this.removeFlow(c);
       c = c + 1 === max ? 0 : c + 1;
     }
     this.expireCursor = c;
