@@ -519,8 +519,8 @@ export class PolicyStage implements PolicyStageApi {
 
   /**
    * An ICMP error from the client side about a reply it got (embedded: E:servicePort → client:sport):
-   * translated as the flow's packets are, embedded header included (as a NAT does for ICMP errors,
-   * RFC 5508 §7).
+   * translated as the flow's packets are, embedded header included (what RFC 5508 asks of a NAT for
+   * ICMP errors).
    */
   private inboundIcmpError(buf: Uint8Array, off: number, ihl: number, end: number, origin: number, e: number, now: number): boolean {
     const q = this.embeddedHeader(buf, off + ihl, end);
