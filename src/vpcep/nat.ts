@@ -378,8 +378,9 @@ export class PolicyStage implements PolicyStageApi {
     }
 
     // rebuild the flow store from the survivors (arrays reused when maxFlows is unchanged; with a smaller
-    // maxFlows the survivors in slot order that fit are kept)
+    // maxFlows the most recently active survivors that fit are kept)
     const max = p.limits.maxFlows;
+    if (survivors.length > max) survivors.sort((a, b) => this.fLast[b]! - this.fLast[a]!);
     const src = this.snapshotFlows(survivors, newIndexOfOld);
     this.pol = next;
     this.epFlows = flows;

@@ -150,9 +150,9 @@ describe('PolicyStage (TypeScript): choices the contract leaves open', () => {
     expect(s.counters().flows).toBe(1);
   });
 
-  it('adding a port map to an endpoint keeps its flows; a new maxFlows keeps the flows that fit', () => {
+  it('adding a port map to an endpoint keeps its flows; a smaller maxFlows keeps the most recently active flows that fit', () => {
     const s = stage();
-    const nats = [1, 2, 3].map((i) => natPortOf(s, udp4(CLIENT, 1000 + i, E1, 53)));
+    const nats = [1, 2, 3].map((i) => natPortOf(s, udp4(CLIENT, 1000 + i, E1, 53), O_SITE, T0 + 10 * (3 - i))); // the first is the most recent
     const p = basePolicy();
     const e1 = p.endpoints[0]!;
     const more = { ...e1, ports: [...e1.ports, { protocol: PROTO_UDP, servicePort: 123, backendAddr: ip4ToNumber(BACKEND), backendPort: 123 }] } as const;
@@ -164,7 +164,7 @@ describe('PolicyStage (TypeScript): choices the contract leaves open', () => {
       const r = udp4(BACKEND, 5353, E1, n);
       return s.outbound(Buffer.from(r), 0, r.length, T0) === POLICY_PASS;
     });
-    expect(alive.length).toBe(2);
+    expect(alive).toEqual([nats[0], nats[1]]); // the most recently active ones
     const x = udp4(CLIENT, 9999, E1, 53);
     expect(s.inbound(Buffer.from(x), 0, x.length, O_SITE, T0)).toBe(code('endpointTableFull'));
   });
