@@ -19,15 +19,21 @@ import type { ControlCallback, SaEventCallback } from './callbacks.js';
 import { bindIndexFor } from './bind-lookup.js';
 import { dropsByName } from './drop-counters.js';
 import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type { EspSaConfig } from '../esp/esp-sa.js';
 import type { PacketSink } from '../common/packet-sink.js';
 import { logSaEvent, logSaInstalled, logSaRemoved, pushSaEvents } from './sa-log.js';
 import { SinkTable } from './sink-table.js';
+import { PolicyStage } from '../vpcep/nat.js';
+import { POLICY_DROPS, POLICY_PASS } from '../vpcep/policy.js';
+import type { DataPathPolicy, PolicyCounters, PolicyDrop } from '../vpcep/policy.js';
 
 /**
  * The TypeScript data plane: TUN ⇄ ESP-in-UDP (RFC 4303 tunnel mode, RFC 3948 encapsulation).
  *
  * Outbound flow (one TUN batch):
- *   1. per packet: check the IP header, LPM on the inner destination → route;
+ *   1. per packet: check the IP header; with a policy set, the policy stage (src/vpcep/nat.ts: replies
+ *      of VPC endpoint flows translated back, other packets to an endpoint address dropped); LPM on the
+ *      inner destination → route;
  *   2. a sink route hands the packet to its sink (SSL VPN); an SA route finds the outbound SA by SPI;
  *   3. policy: inner src/dst inside the SA's selectors;
  *   4. copy the inner packet into the next slot of the send batch of the SA's UDP bind, at a headroom
@@ -40,7 +46,8 @@ import { SinkTable } from './sink-table.js';
  *   1. a single 0xff byte is a NAT-T keepalive (RFC 3948 §2.3): count, drop (classifyNattDatagram);
  *   2. a zero 4-byte non-ESP marker means IKE: copy the rest out and queue it for the control callback;
  *   3. otherwise ESP: SPI → inbound SA, decapsulate in place (replay, ICV, padding, policy);
- *   4. copy the inner packet into the TUN write batch; after the batch: one TUN write, control callbacks,
+ *   4. with a policy set, the policy stage with the SA's origin (ACL, or endpoint translation in place);
+ *   5. copy the inner packet into the TUN write batch; after the batch: one TUN write, control callbacks,
  *      SA events.
  *
  * No per-packet closures, promises, object literals or Buffer.concat on these paths; drops are numeric
@@ -50,6 +57,22 @@ import { SinkTable } from './sink-table.js';
 // Implementation choices
 const DEFAULT_BATCH = 64;
 const SEND_HEADROOM = Math.max(64, ESP_MAX_HEADROOM);
+/** how often idle VPC endpoint flows are swept (PolicyStage.expire) */
+const POLICY_EXPIRE_INTERVAL_MS = 1000;
+
+/** An SA as this data plane keeps it: inbound SAs carry their origin into the policy stage. */
+class OriginEspSa extends EspSa {
+  readonly origin: number;
+  constructor(c: EspSaConfig, origin: number) {
+    super(c);
+    this.origin = origin >>> 0;
+  }
+}
+
+/** ms on a monotonic clock, for the policy stage's flow timeouts */
+function monotonicMs(): number {
+  return performance.now();
+}
 
 export interface TsDataPlaneOptions {
   logger?: Logger;
@@ -105,6 +128,9 @@ export class TsDataPlane implements DataPlane {
   private pendingControl: PendingControl[] = [];
   private tunFlushScheduled = false;
   private closed = false;
+  /** null until setPolicy: the data path then costs one branch */
+  private policy: PolicyStage | null = null;
+  private policyTimer: NodeJS.Timeout | null = null;
   private readonly flushTunSoon: () => void;
 
   constructor(tun: TunDevice, binds: readonly UdpBind[], opts: TsDataPlaneOptions = {}) {
@@ -132,7 +158,7 @@ export class TsDataPlane implements DataPlane {
   installSa(p: SaParams): void {
     if (this.closed) return;
     const transform = createEncTransform({ encr: p.encr, encrKeyBits: p.encrKeyBits, integ: p.integ }, p.encrKey, p.integKey);
-    const sa = new EspSa({
+    const sa = new OriginEspSa({
       spi: p.spi,
       direction: p.direction,
       transform,
@@ -147,7 +173,7 @@ export class TsDataPlane implements DataPlane {
       remoteAddr: p.remoteAddr,
       remotePort: p.remotePort,
       lifetime: p.lifetime,
-    });
+    }, p.direction === 'in' ? p.origin ?? 0 : 0);
     sa.ioIndex = this.findBind(sa);
     const old = this.sad.add(sa);
     logSaInstalled(this.log, p, old !== undefined, sa.ioIndex, transform.name);
@@ -221,18 +247,50 @@ export class TsDataPlane implements DataPlane {
     return n === 1;
   }
 
-  writeToTun(pkt: Buffer, off: number, len: number): void {
+  writeToTun(pkt: Buffer, off: number, len: number, origin?: number): void {
     if (this.closed) return;
-    this.appendTun(pkt, off, len);
+    if (origin !== undefined && this.policy !== null) {
+      // translate the copy in the TUN batch, not the caller's buffer; a drop takes the slot back
+      const tb = this.tunBatch;
+      if (!this.appendTun(pkt, off, len)) return;
+      const slot = tb.count - 1;
+      if (this.policy.inbound(tb.buf, tb.off[slot]!, len, origin, monotonicMs()) !== POLICY_PASS) {
+        tb.count = slot;
+        return;
+      }
+    } else if (!this.appendTun(pkt, off, len)) {
+      return;
+    }
     if (!this.tunFlushScheduled) {
       this.tunFlushScheduled = true;
       setImmediate(this.flushTunSoon);
     }
   }
 
+  setPolicy(p: DataPathPolicy): void {
+    if (this.closed) return;
+    const now = monotonicMs();
+    if (this.policy === null) this.policy = new PolicyStage(p, now);
+    else this.policy.setPolicy(p, now);
+    if (this.policyTimer === null) {
+      const stage = this.policy;
+      this.policyTimer = setInterval(() => stage.expire(monotonicMs()), POLICY_EXPIRE_INTERVAL_MS);
+      this.policyTimer.unref();
+    }
+  }
+
+  policyCounters(): PolicyCounters {
+    if (this.policy !== null) return this.policy.counters();
+    const drops = {} as Record<PolicyDrop, number>;
+    for (const d of POLICY_DROPS) drops[d] = 0;
+    return { drops, endpoints: [], aclDenied: new Map(), flows: 0 };
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.policyTimer !== null) clearInterval(this.policyTimer);
+    this.policyTimer = null;
     const sas = this.sad.inboundCount + this.sad.outboundCount;
     this.sad.clear(); // drop the SAs (and with them the key objects)
     this.pendingControl = [];
@@ -248,6 +306,8 @@ export class TsDataPlane implements DataPlane {
     const span = this.span;
     const n = batch.count;
     this.st.tunRxPackets += n;
+    const policy = this.policy;
+    const now = policy === null ? 0 : monotonicMs();
     for (let i = 0; i < n; i++) {
       const off = batch.off[i]!;
       const len = batch.len[i]!;
@@ -255,6 +315,7 @@ export class TsDataPlane implements DataPlane {
         this.drops[DropReason.BAD_INNER]!++;
         continue;
       }
+      if (policy !== null && policy.outbound(buf, off, len, now) !== POLICY_PASS) continue; // counted by the stage
       const route = this.spd.lookup(buf, off);
       if (route === undefined) {
         this.drops[DropReason.NO_ROUTE]!++;
@@ -323,6 +384,8 @@ export class TsDataPlane implements DataPlane {
     const buf = batch.buf;
     const span = this.span;
     const n = batch.count;
+    const policy = this.policy;
+    const now = policy === null ? 0 : monotonicMs();
     for (let i = 0; i < n; i++) {
       const off = batch.off[i]!;
       const len = batch.len[i]!;
@@ -351,17 +414,20 @@ export class TsDataPlane implements DataPlane {
         continue;
       }
       this.st.espRxPackets++;
+      // counted by the stage when dropped
+      if (policy !== null && policy.inbound(buf, span.off, span.len, (sa as OriginEspSa).origin, now) !== POLICY_PASS) continue;
       this.appendTun(buf, span.off, span.len);
     }
     this.flushTun();
     this.deliverPending();
   }
 
-  private appendTun(src: Buffer, off: number, len: number): void {
+  /** copies a packet into the TUN write batch (flushing a full one first); false: too big, counted */
+  private appendTun(src: Buffer, off: number, len: number): boolean {
     const tb = this.tunBatch;
     if (len > tb.slotSize) {
       this.drops[DropReason.NO_ROOM]!++;
-      return;
+      return false;
     }
     if (tb.count === tb.capacity) this.flushTun();
     const slot = tb.count;
@@ -370,6 +436,7 @@ export class TsDataPlane implements DataPlane {
     tb.off[slot] = start;
     tb.len[slot] = len;
     tb.count = slot + 1;
+    return true;
   }
 
   private flushTun(): void {
