@@ -90,6 +90,8 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
       config,
       log: o.log,
       controlPath: o.controlPath,
+      // the VPC endpoints' approval decisions live in the store, beside the config
+      endpointStates: () => service.endpointStates(),
       ...o.gatewayOptions,
       controlHandlers: { ...controlHandlers(service), ...o.gatewayOptions.controlHandlers },
     });
@@ -147,7 +149,9 @@ export function controlHandlers(service: GatewayService): ControlHandlers {
       await service.delete(str(p, 'kind')!, str(p, 'id')!);
       return { deleted: true };
     },
-    'resource.action': (p) => service.action(str(p, 'kind')!, str(p, 'id')!, str(p, 'action')!, (p as { query?: Record<string, string> }).query ?? {}, null),
+    'resource.action': (p) => service.action(
+      str(p, 'kind')!, str(p, 'id')!, str(p, 'action')!, (p as { query?: Record<string, string> }).query ?? {}, (p as { body?: unknown }).body ?? null,
+    ),
     // `vpcgw pki issue-client`: a certificate and key for a user from the server's CA (never stored here)
     'client.issue': (p) => {
       const server = service.get('vpn-server', str(p, 'server')!) as { name: string };
