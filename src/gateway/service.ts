@@ -164,6 +164,7 @@ export class GatewayService implements ManagementService {
     const offset = q.offset ?? 0;
     if (!Number.isInteger(offset) || offset < 0) throw new VpnError('ERR_BAD_REQUEST', `offset ${String(offset)} is not valid: an integer from 0`);
     const status = this.statusContext();
+    const vc = this.viewContext(); // read once per page, not per item
     const filters = Object.entries(q.filters ?? {});
     // filters on the stored fields run before the views are built: a page costs its own views only
     // (secrets are never matched: a filter must not let a caller probe a value the API hides)
@@ -174,7 +175,7 @@ export class GatewayService implements ManagementService {
     let found = this.store.all(k.kind).filter((r) => stored.every(([f, want]) => filterValue(field(k, r, f)) === want));
     let views: ResourceView[] | null = null;
     if (derived.length) {
-      views = found.map((r) => this.view(k, r, status)).filter((v) => derived.every(([f, want]) => filterValue(v[f]) === want));
+      views = found.map((r) => this.view(k, r, status, vc)).filter((v) => derived.every(([f, want]) => filterValue(v[f]) === want));
       const byId = new Map(found.map((r) => [r.id, r]));
       found = views.map((v) => byId.get(v.id)!);
     }
@@ -187,7 +188,7 @@ export class GatewayService implements ManagementService {
       start = i + 1;
     }
     const page = rows.slice(start, start + limit);
-    const items = views ? views.slice(start, start + limit) : page.map((r) => this.view(k, r, status));
+    const items = views ? views.slice(start, start + limit) : page.map((r) => this.view(k, r, status, vc));
     const more = start + items.length < total;
     return { items, total_count: total, page_info: { current_count: items.length, next_marker: more ? items.at(-1)!.id : null } };
   }
@@ -517,35 +518,23 @@ export class GatewayService implements ManagementService {
     });
   }
 
-  /** What an endpoint's view adds: its state, address, DNS name and flow counters. */
-  private endpointFields(r: StoredResource, st: GatewayStatus | null): Record<string, unknown> {
-    const services = new Map(this.store.all('vpc-endpoint-service').map((x) => [x.name, x.spec as { approvalRequired?: unknown; type?: unknown }]));
-    const state = stateOf(r, this.store.endpointApprovals().get(r.id), services);
-    const live = st?.endpoints?.find((x) => x.name === r.name);
-    let ip: string | null = live?.address ?? null;
-    let dnsName: string | null = live?.dnsName ?? null;
-    if (!live) {
-      try {
-        const ep = this.config().endpoints.find((x) => x.name === r.name);
-        ip = ep?.address ?? null;
-        dnsName = ep?.dnsName ?? null;
-      } catch {
-        // the stored document does not validate now: no derived fields
-      }
-    }
-    const svcType = services.get((r.spec as { service?: string }).service ?? '')?.type;
+  /** What the views of one request read from the store, each at most once (lazily). */
+  private viewContext(): ViewContext {
+    const once = <T>(f: () => T): (() => T) => {
+      let v: { value: T } | null = null;
+      return () => (v ??= { value: f() }).value;
+    };
     return {
-      status: state,
-      service_type: typeof svcType === 'string' ? svcType : 'interface',
-      ip,
-      dns_names: dnsName ? [dnsName] : [],
-      flows: live?.flows ?? 0,
-      flows_created: live?.flowsCreated ?? 0,
-      packets_in: live?.packetsIn ?? 0,
-      bytes_in: live?.bytesIn ?? 0,
-      packets_out: live?.packetsOut ?? 0,
-      bytes_out: live?.bytesOut ?? 0,
-      drops: live?.drops ?? {},
+      approvals: once(() => this.store.endpointApprovals()),
+      services: once(() => new Map(this.store.all('vpc-endpoint-service').map((x) => [x.name, x.spec as { approvalRequired?: unknown; type?: unknown }]))),
+      endpointRows: once(() => this.store.all('vpc-endpoint')),
+      endpoints: once(() => {
+        try {
+          return new Map(this.config().endpoints.map((e) => [e.name, e]));
+        } catch {
+          return new Map(); // the stored document does not validate now: no derived fields
+        }
+      }),
     };
   }
 
@@ -641,7 +630,7 @@ export class GatewayService implements ManagementService {
     return this.statusContext()?.connections.find((c) => c.name === name)?.state ?? 'DOWN';
   }
 
-  private view(k: KindDef, r: StoredResource, st: GatewayStatus | null): ResourceView {
+  private view(k: KindDef, r: StoredResource, st: GatewayStatus | null, vc: ViewContext = this.viewContext()): ResourceView {
     const spec = withoutSecrets(k.section, r.spec) as Record<string, unknown>;
     const extra: Record<string, unknown> = {};
     let status: ResourceStatus = st ? 'ACTIVE' : 'DOWN';
@@ -659,9 +648,9 @@ export class GatewayService implements ManagementService {
     } else if (k.kind === 'vpc-endpoint-service') {
       status = 'ACTIVE';
       extra.service_type = (r.spec as { type?: string }).type ?? 'interface';
-      extra.connections = this.store.all('vpc-endpoint').filter((e) => (e.spec as { service?: unknown }).service === r.name).length;
+      extra.connections = vc.endpointRows().filter((e) => (e.spec as { service?: unknown }).service === r.name).length;
     } else if (k.kind === 'vpc-endpoint') {
-      Object.assign(extra, this.endpointFields(r, st));
+      Object.assign(extra, endpointFields(r, st, vc));
       status = extra.status as ResourceStatus;
       delete extra.status;
     }
@@ -691,6 +680,36 @@ async function prepare(k: KindDef, body: unknown): Promise<unknown> {
   if (typeof password !== 'string' || password.length === 0) throw new ConfigError('users[?].password', '(hidden)', 'a non-empty password string');
   if (rest.passwordHash !== undefined) throw new VpnError('ERR_BAD_REQUEST', 'give either password or passwordHash, not both');
   return { ...rest, passwordHash: await hashPassword(password) };
+}
+
+interface ViewContext {
+  approvals(): Map<string, EndpointApproval>;
+  services(): Map<string, { approvalRequired?: unknown; type?: unknown }>;
+  endpointRows(): StoredResource[];
+  endpoints(): Map<string, GatewayConfig['endpoints'][number]>;
+}
+
+/** What an endpoint's view adds: its state, address, DNS name and flow counters (zero without a running gateway). */
+function endpointFields(r: StoredResource, st: GatewayStatus | null, vc: ViewContext): Record<string, unknown> {
+  const state = stateOf(r, vc.approvals().get(r.id), vc.services());
+  const live = st?.endpoints?.find((x) => x.name === r.name);
+  const ep = live ? null : vc.endpoints().get(r.name);
+  const ip = live ? live.address : ep?.address ?? null;
+  const dnsName = live ? live.dnsName : ep?.dnsName ?? null;
+  const svcType = vc.services().get((r.spec as { service?: string }).service ?? '')?.type;
+  return {
+    status: state,
+    service_type: typeof svcType === 'string' ? svcType : 'interface',
+    ip,
+    dns_names: dnsName ? [dnsName] : [],
+    flows: live?.flows ?? 0,
+    flows_created: live?.flowsCreated ?? 0,
+    packets_in: live?.packetsIn ?? 0,
+    bytes_in: live?.bytesIn ?? 0,
+    packets_out: live?.packetsOut ?? 0,
+    bytes_out: live?.bytesOut ?? 0,
+    drops: live?.drops ?? {},
+  };
 }
 
 /** An endpoint's state from its stored decision (about its current service) or its service's rule. */
