@@ -604,13 +604,22 @@ export class Gateway {
     this.vpnServers?.refreshOrigins?.();
   }
 
-  /** gateway.dns: its address on the TUN (a /32, like a pool's first address), then the responder on it. */
+  /**
+   * gateway.dns: its address on the TUN (a /32, like a pool's first address), then the responder on
+   * it. A responder that cannot start (its port taken) is logged and left out: the tunnels and the
+   * endpoints' addresses work without it, only their names are not answered.
+   */
   private async startDns(): Promise<void> {
     const d = this.config.gateway.dns;
     if (!d) return;
     this.platform.addAddress(this.tun!.name, `${d.address.text}/32`);
     const start = this.opts.startDns ?? ((o) => DnsServer.start(o));
-    this.dns = await start({ address: d.address.text, upstream: d.upstream, log: this.log.child({ dns: d.address.text }) });
+    try {
+      this.dns = await start({ address: d.address.text, upstream: d.upstream, log: this.log.child({ dns: d.address.text }) });
+    } catch (err) {
+      this.log.warn({ err, address: d.address.text }, 'DNS responder did not start: endpoint names are not answered');
+      return;
+    }
     this.dns.setRecords(this.compiled?.dnsRecords ?? new Map());
   }
 

@@ -263,6 +263,23 @@ describe('the daemon and the policy', () => {
     expect(dns.closed).toBe(true);
   });
 
+  it('a DNS responder that cannot start leaves the gateway running without it', async () => {
+    const cfg = load(doc({ gateway: { ...(doc().gateway as object), dns: { address: '10.2.100.53' } } }));
+    const dp = new RecordingDataPlane();
+    const gw = new Gateway({
+      config: cfg, log: silentLogger, platform: new FakePlatform(), controlPath: `/tmp/vpcgw-test-${process.pid}-${Math.random()}.sock`,
+      dataPlane: () => dp as unknown as DataPlane,
+      startDns: () => Promise.reject(new Error('bind 10.2.100.53:53: EADDRINUSE')),
+    });
+    await gw.start();
+    try {
+      expect(gw.state).toBe('running');
+      expect(dp.policies).toHaveLength(1);
+    } finally {
+      await gw.stop();
+    }
+  });
+
   it('reports endpoints with their state and the policy stage\'s counters', async () => {
     const { gw } = await started(load(doc()), new Map([['web-ep', 'ACCEPTED']]));
     try {
