@@ -747,8 +747,16 @@ function endpointsRules(items: Endpoint[], path: string, ctx: ReadContext): void
   if (iface.length > 0 && queues !== 'auto' && queues > 1) {
     throw new ConfigError('gateway.dataPlane.queues', queues, `"auto" or 1: VPC endpoints (${join(path, items.indexOf(iface[0]!))}) keep their flow table in one data-plane thread`);
   }
+  // addresses an endpoint must not take: the gateway's own, and the backends' (replies would loop)
   const owned = new Map<number, string>();
   if (gw.dns) owned.set(ipv4Number(gw.dns.address.addr.bytes), 'gateway.dns.address');
+  gw.publicAddresses.forEach((a, i) => {
+    if (a.addr.family === 4) owned.set(ipv4Number(a.addr.bytes), `gateway.publicAddresses[${i}]`);
+  });
+  const services = (ctx.done.endpointServices ?? []) as readonly EndpointService[];
+  services.forEach((svc, i) => {
+    if (svc.backend && svc.backend.address.addr.family === 4) owned.set(ipv4Number(svc.backend.address.addr.bytes), `endpointServices[${i}].backend.address`);
+  });
   const used = new Map<number, number>();
   items.forEach((e, i) => {
     if (e.address === null) return;

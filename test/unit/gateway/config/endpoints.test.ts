@@ -82,6 +82,7 @@ describe('config: VPC endpoints', () => {
     const dns = [{ name: 'a', service: 'web', dnsName: 'x.internal' }, { name: 'b', service: 'web', dnsName: 'X.internal' }];
     expect(refusal(endpointDoc({ endpoints: dns })).path).toBe('endpoints[1].dnsName');
     expect(refusal(endpointDoc({ gateway: gw({ dns: { address: '10.2.100.10' } }) })).message).toMatch(/endpoints\[0\]\.address.*gateway\.dns\.address/);
+    expect(refusal(endpointDoc({ endpointServices: svc({ backend: { address: '10.2.100.10' } }) })).message).toMatch(/endpoints\[0\]\.address.*endpointServices\[0\]\.backend\.address/);
     const { endpoints: _, ...noEndpoints } = base.gateway as Record<string, unknown>;
     expect(refusal(endpointDoc({ gateway: noEndpoints })).path).toBe('gateway.endpoints');
   });
