@@ -188,7 +188,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
       case 'check-config': {
         expectArgs(p, 1, 'one argument: the config file');
         const cfg = loadConfigFile(resolve(io.cwd, p.positionals[0]!));
-        io.stdout(`${cfg.source}: OK (${cfg.customerGateways.length} customer gateways, ${cfg.vpnConnections.length} VPN connections, ${cfg.vpnServers.length} VPN servers)\n`);
+        const eps = cfg.endpointServices.length ? `, ${cfg.endpointServices.length} endpoint services, ${cfg.endpoints.length} endpoints` : '';
+        io.stdout(`${cfg.source}: OK (${cfg.customerGateways.length} customer gateways, ${cfg.vpnConnections.length} VPN connections, ${cfg.vpnServers.length} VPN servers${eps})\n`);
         return 0;
       }
       case 'status': {
