@@ -9,7 +9,7 @@
  *  1. Origins. Every VPN connection gets a non-zero origin (its inbound SAs carry it); every SSL VPN
  *     session gets the origin of its (VPN server, sorted group set) combination. The combinations
  *     are those the config can produce: for each server, the empty set (certificate users without a
- *     users entry, users in no group) and the group set of each user who may log in there.
+ *     users entry, users in no group) and the group set of each user.
  *  2. Endpoint rules. An endpoint of an interface service becomes an EndpointRule: its address, its
  *     service's port maps toward the backend, `open` while ACCEPTED, and the whitelist resolved to
  *     origins (vpnConnection → that connection's origin; vpnServer → every origin of that server;
@@ -58,14 +58,17 @@ function allowedOn(u: GatewayConfig['users'][number], server: string): boolean {
   return !u.servers || u.servers.includes(server);
 }
 
-/** The group sets SSL sessions of each server can have: [] first, then each user's, distinct. */
+/**
+ * The group sets SSL sessions of each server can have: [] first, then each user's, distinct. Every
+ * user counts on every server, whatever its `servers` list (that list gates password logins; a
+ * certificate's CN may still name the user elsewhere), so a session's combination is always known.
+ */
 export function sslGroupSets(cfg: GatewayConfig): Map<string, string[][]> {
   const out = new Map<string, string[][]>();
   for (const s of cfg.vpnServers) {
     const seen = new Set<string>(['']);
     const sets: string[][] = [[]];
     for (const u of cfg.users) {
-      if (!allowedOn(u, s.name)) continue;
       const g = [...new Set(u.groups)].sort();
       const key = g.join('\n');
       if (seen.has(key)) continue;
