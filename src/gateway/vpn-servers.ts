@@ -12,7 +12,7 @@ import type { VpnServerStatus } from './status.js';
 import { sslPushes } from './vpcep.js';
 
 /** The server's entry with what VPC endpoints add to the routes and DNS servers it pushes (vpcep.ts sslPushes). */
-function withEndpointPushes(v: VpnServerConfig, cfg: GatewayConfig): VpnServerConfig {
+export function withEndpointPushes(v: VpnServerConfig, cfg: GatewayConfig): VpnServerConfig {
   const extra = sslPushes(cfg, v.name);
   if (extra.routes.length === 0 && extra.dns.length === 0) return v;
   const have = new Set(v.localSubnets.map((p) => p.text));

@@ -8,6 +8,8 @@ import { silentLogger } from '../../../src/common/log.js';
 import { configFromDocument, type GatewayConfig } from '../../../src/gateway/config/index.js';
 import { Gateway, type DnsResponder } from '../../../src/gateway/daemon.js';
 import { peerConfigFrom } from '../../../src/gateway/peer-configs.js';
+import { sslServerConfigFrom } from '../../../src/gateway/ssl-server-config.js';
+import { withEndpointPushes } from '../../../src/gateway/vpn-servers.js';
 import {
   compilePolicy, connectionExtraLocalTs, initialEndpointState, OriginRegistry, sslGroupSets, sslPushes, type AclFor, type EndpointState,
 } from '../../../src/gateway/vpcep.js';
@@ -143,6 +145,10 @@ describe('OriginRegistry and compilePolicy', () => {
     expect(connectionExtraLocalTs(cfg, 'dc1-main').map(formatPrefix)).toEqual(['10.2.100.0/24', '10.50.0.0/16']);
     const peer = peerConfigFrom(cfg, cfg.vpnConnections[0]!, 'vpnConnections[0]');
     expect(peer.children[0]!.localTs.map(formatPrefix)).toEqual(['10.2.0.0/24', '10.2.100.0/24', '10.50.0.0/16']);
+    // what the server then pushes (its SslServerConfig): its own routes first, the DNS responder first among DNS servers
+    const pushed = sslServerConfigFrom(withEndpointPushes(cfg.vpnServers[0]!, cfg), () => '');
+    expect(pushed.localSubnets).toEqual(['10.2.0.0/16', '10.2.100.0/24', '10.50.0.0/16', '10.2.100.53/32']);
+    expect(pushed.dnsServers).toEqual(['10.2.100.53']);
     // nothing whitelists: nothing added
     const none = load(doc({ endpointServices: [{ ...(doc().endpointServices as object[])[0] as object, whitelist: [] }] }));
     expect(sslPushes(none, 'p2c')).toEqual({ routes: [], dns: [] });
