@@ -18,7 +18,7 @@ import { openDataPlaneTun, type DataPlaneChoice, type DataPlaneFactory, type Dat
 import type { GatewayConfig, TunConfig } from './config/types.js';
 import { diffConfigs, type ConfigDiff, type ResourceDiff } from './live-change.js';
 import { ControlServer, type ControlHandlers } from './control.js';
-import type { ConnectionStatus, GatewayStatus, IkeResponderStatus, IoCounters, VpnServerStatus } from './status.js';
+import type { ConnectionStatus, EndpointStatus, GatewayStatus, IkeResponderStatus, IoCounters, PolicyStatus, VpnServerStatus } from './status.js';
 import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
 import { DnsServer } from './dns-server.js';
 import {
@@ -26,7 +26,6 @@ import {
   type AclFor, type CompiledPolicy, type EndpointState,
 } from './vpcep.js';
 import { POLICY_DROPS } from '../vpcep/policy.js';
-import type { EndpointStatus, PolicyStatus } from './status.js';
 
 /**
  * The gateway daemon: the one place that owns process state (sockets, the TUN, routes, timers); the
