@@ -43,7 +43,11 @@ commands:
                                            resources); prints the plan first; --dry-run: only the plan
   get KIND [NAME] [--json] [--control PATH]
                                            list resources of a kind (customer-gateways, vpn-connections,
-                                           vpn-servers, users, vpn-gateways), or show one by name or id
+                                           vpn-servers, users, vpn-gateways, vpc-endpoint-services,
+                                           vpc-endpoints), or show one by name or id
+  endpoint accept|reject SERVICE ENDPOINT [--control PATH]
+                                           accept or reject a VPC endpoint of an endpoint service (the
+                                           decision is stored; rejecting cuts its flows at once)
   delete KIND NAME [--control PATH]        delete a resource
   peer-config NAME [--format swanctl|libreswan] [--control PATH]
                                            print the customer gateway's config for a VPN connection
@@ -184,7 +188,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
       case 'check-config': {
         expectArgs(p, 1, 'one argument: the config file');
         const cfg = loadConfigFile(resolve(io.cwd, p.positionals[0]!));
-        io.stdout(`${cfg.source}: OK (${cfg.customerGateways.length} customer gateways, ${cfg.vpnConnections.length} VPN connections, ${cfg.vpnServers.length} VPN servers)\n`);
+        const eps = cfg.endpointServices.length ? `, ${cfg.endpointServices.length} endpoint services, ${cfg.endpoints.length} endpoints` : '';
+        io.stdout(`${cfg.source}: OK (${cfg.customerGateways.length} customer gateways, ${cfg.vpnConnections.length} VPN connections, ${cfg.vpnServers.length} VPN servers${eps})\n`);
         return 0;
       }
       case 'status': {
@@ -240,6 +245,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
         return await applyFile(p, io);
       case 'user':
         return await userCommand(p, io);
+      case 'endpoint':
+        return await endpointCommand(p, io);
       case 'get': {
         if (p.positionals.length < 1 || p.positionals.length > 2) throw new CliError('get takes a kind and optionally a name or id (see vpcgw --help)');
         const [kind, id] = p.positionals as [string, string | undefined];
@@ -275,6 +282,24 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
     io.stderr(`vpcgw: ${oneLine(e)}\n`);
     return 1;
   }
+}
+
+/**
+ * `vpcgw endpoint accept|reject SERVICE ENDPOINT`: the endpoint service's connections/action
+ * (receive or reject) over the control socket, as the API's POST …/connections/action.
+ */
+async function endpointCommand(p: Parsed, io: CliIo): Promise<number> {
+  const [sub, service, endpoint, ...rest] = p.positionals;
+  if ((sub !== 'accept' && sub !== 'reject') || !service || !endpoint || rest.length > 0) {
+    throw new CliError('endpoint takes accept or reject, the endpoint service and the endpoint (see vpcgw --help)');
+  }
+  const r = (await controlCall(controlPathFor(p, io), 'resource.action', {
+    kind: 'vpc-endpoint-service', id: service, action: 'connections/action', query: {},
+    body: { action: sub === 'accept' ? 'receive' : 'reject', endpoints: [endpoint] },
+  })) as { json: { connections: { endpoint_name: string; status: string }[] } };
+  const c = r.json.connections;
+  io.stdout(p.values.json ? `${JSON.stringify(c, null, 2)}\n` : c.map((x) => `${x.endpoint_name}: ${x.status}\n`).join(''));
+  return 0;
 }
 
 /**
@@ -368,6 +393,12 @@ function formatUsers(items: readonly Record<string, unknown>[]): string {
 function formatList(items: readonly Record<string, unknown>[]): string {
   if (items.length === 0) return '(none)\n';
   const w = Math.max(4, ...items.map((i) => String(i.name).length));
+  // VPC endpoints: their state is longer, and their address is what one looks for
+  if (items.some((i) => 'ip' in i)) {
+    const sw = Math.max(8, ...items.map((i) => String(i.status).length));
+    return `${'NAME'.padEnd(w)}  ${'STATUS'.padEnd(sw)}  ${'IP'.padEnd(15)}  ID\n${items.map((i) =>
+      `${String(i.name).padEnd(w)}  ${String(i.status).padEnd(sw)}  ${String(i.ip ?? '-').padEnd(15)}  ${String(i.id)}`).join('\n')}\n`;
+  }
   return `${'NAME'.padEnd(w)}  ${'STATUS'.padEnd(8)}  ID\n${items.map((i) => `${String(i.name).padEnd(w)}  ${String(i.status).padEnd(8)}  ${String(i.id)}`).join('\n')}\n`;
 }
 

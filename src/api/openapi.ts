@@ -15,9 +15,9 @@ export const API_VERSION = '1.0.0';
 
 type Obj = Record<string, unknown>;
 
-/** `customer-gateway` → `CustomerGateway`: component names. */
+/** `customer-gateway` → `CustomerGateway` (and `connections/action` → `ConnectionsAction`): component and operation names. */
 function pascal(kebab: string): string {
-  return kebab.split('-').map((w) => (w ? w[0]!.toUpperCase() + w.slice(1) : '')).join('');
+  return kebab.split(/[-/]/).map((w) => (w ? w[0]!.toUpperCase() + w.slice(1) : '')).join('');
 }
 
 const ref = (section: string, name: string): Obj => ({ $ref: `#/components/${section}/${name}` });

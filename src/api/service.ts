@@ -11,7 +11,11 @@
 export type JsonSchema = { readonly [k: string]: unknown };
 
 /** Statuses a resource reports (the cloud VPN services' lifecycle values). */
-export const RESOURCE_STATUSES = ['PENDING_CREATE', 'PENDING_UPDATE', 'ACTIVE', 'DOWN', 'ERROR'] as const;
+export const RESOURCE_STATUSES = [
+  'PENDING_CREATE', 'PENDING_UPDATE', 'ACTIVE', 'DOWN', 'ERROR',
+  // a VPC endpoint: waiting for its service's owner, accepted (open), rejected (closed)
+  'PENDING_ACCEPTANCE', 'ACCEPTED', 'REJECTED',
+] as const;
 export type ResourceStatus = (typeof RESOURCE_STATUSES)[number];
 
 /** One kind of resource: where it lives in the URL space and what a body must look like. */

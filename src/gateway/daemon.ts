@@ -18,8 +18,14 @@ import { openDataPlaneTun, type DataPlaneChoice, type DataPlaneFactory, type Dat
 import type { GatewayConfig, TunConfig } from './config/types.js';
 import { diffConfigs, type ConfigDiff, type ResourceDiff } from './live-change.js';
 import { ControlServer, type ControlHandlers } from './control.js';
-import type { ConnectionStatus, GatewayStatus, IkeResponderStatus, IoCounters, VpnServerStatus } from './status.js';
+import type { ConnectionStatus, EndpointStatus, GatewayStatus, IkeResponderStatus, IoCounters, PolicyStatus, VpnServerStatus } from './status.js';
 import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
+import { DnsServer } from './dns-server.js';
+import {
+  compilePolicy, initialEndpointState, OriginRegistry, unrestrictedAcl, userGroups,
+  type AclFor, type CompiledPolicy, type EndpointState,
+} from './vpcep.js';
+import { POLICY_DROPS } from '../vpcep/policy.js';
 
 /**
  * The gateway daemon: the one place that owns process state (sockets, the TUN, routes, timers); the
@@ -31,7 +37,9 @@ import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
  *  3. binds UDP 500 and 4500 on every public address, when at least one IPsec connection is
  *     configured (with none, nothing could answer there: no IKE sockets, the SSL VPN still runs);
  *  4. starts the data plane over the 4500 sockets (possibly none), and the tunnel controller (IKE);
- *  5. installs a route via the TUN for every connection's remoteSubnets;
+ *  5. installs a route via the TUN for every connection's remoteSubnets (and gateway.endpoints.subnet,
+ *     so the VPC endpoints' backends answer into the data plane), compiles the data path's policy
+ *     (src/gateway/vpcep.ts: origins, ACLs, endpoint rules) and starts the DNS responder (gateway.dns);
  *  6. serves the control socket (status / initiate / terminate / rekey / disconnect);
  *  7. runs one periodic tick that drives a timer wheel; the IKE core's `nextDeadline()` is one of its timers.
  *
@@ -67,6 +75,8 @@ export interface TunnelContext {
    * matches `local` or the kernel refused the datagram.
    */
   sendIke(message: Uint8Array, to: Endpoint, local: Endpoint): boolean;
+  /** The policy origin inbound SAs of `connection` carry (SaParams.origin); absent: none. */
+  originOf?(connection: string): number;
 }
 
 /**
@@ -178,6 +188,25 @@ export interface GatewayOptions {
   vpnServers?: VpnServersFactory;
   nowMs?: () => number;
   tickMs?: number;
+  /**
+   * The ACL of SSL VPN sessions of a server whose user is in `groups` (null: unrestricted); the one
+   * place user groups and access policies plug into the data path. Default: unrestricted.
+   */
+  aclFor?: AclFor;
+  /**
+   * Each VPC endpoint's approval state by name (the management service's store); absent or missing
+   * an endpoint: its service decides (approvalRequired → PENDING_ACCEPTANCE, else ACCEPTED).
+   */
+  endpointStates?: () => ReadonlyMap<string, EndpointState>;
+  /** Starts the DNS responder for gateway.dns (default: DnsServer.start; tests pass a fake). */
+  startDns?: (o: { address: string; upstream: readonly string[]; log: Logger }) => Promise<DnsResponder>;
+}
+
+/** What the daemon needs of the DNS responder (src/gateway/dns-server.ts DnsServer). */
+export interface DnsResponder {
+  setRecords(records: ReadonlyMap<string, string>): void;
+  close(): Promise<void>;
+  stats(): Record<string, number>;
 }
 
 export type GatewayState = 'stopped' | 'starting' | 'running' | 'stopping';
@@ -337,6 +366,11 @@ export class Gateway {
   private applying: Promise<unknown> = Promise.resolve();
   /** resources whose last apply failed part-way ("connection:<name>", "vpnServer:<name>") */
   private readonly stale = new Set<string>();
+  /** origin numbers and endpoint ids, stable across config changes (kept over internal restarts) */
+  private readonly origins = new OriginRegistry();
+  /** the policy last compiled (and given to the data plane) */
+  private compiled: CompiledPolicy | null = null;
+  private dns: DnsResponder | null = null;
 
   constructor(private readonly opts: GatewayOptions) {
     this.configValue = opts.config;
@@ -401,14 +435,20 @@ export class Gateway {
         log: this.log.child({ ike: 'manager' }),
         dataPlane: this.dataPlane,
         sendIke: (m, to, local) => this.sendIke(m, to, local),
+        originOf: (connection) => this.origins.connection(connection),
       };
       this.tunnels = this.opts.tunnels ? this.opts.tunnels(ctx) : new NoIkeController(ctx);
       for (const c of this.config.vpnConnections) for (const p of c.remoteSubnets) this.addTunRoute(p.text);
+      // the endpoint subnet goes into the TUN (backends' replies to endpoint addresses), but no
+      // endpoint address goes on an interface: the kernel would answer them itself
+      if (g.endpoints) this.addTunRoute(g.endpoints.subnet.text);
+      this.applyPolicy();
       if (this.opts.vpnServers && this.dataPlane && this.config.vpnServers.length > 0) {
         for (const v of this.config.vpnServers) this.addPoolRoute(v.clientCidr.text);
-        this.vpnServers = this.opts.vpnServers({ config: this.config, log: this.log, dataPlane: this.dataPlane, liveConfig: () => this.configValue });
+        this.vpnServers = this.opts.vpnServers(this.vpnServersContext(this.dataPlane));
         await this.vpnServers.start();
       }
+      await this.startDns();
       this.control ??= await ControlServer.listen({ path: this.controlPath, handlers: this.handlers(), log: this.log });
       // with a data plane, it reads the TUN and the 4500 sockets; the daemon reads port 500
       if (!this.dataPlane) tun.start((b) => this.guard('tun', () => (this.droppedTun += b.count)));
@@ -448,7 +488,9 @@ export class Gateway {
         openOffloadTun: p.openOffloadTun && (() => p.openOffloadTun!(g.tun, this.log)),
         openMultiQueueTun: p.openMultiQueueTun && ((n) => p.openMultiQueueTun!(g.tun, n, this.log)),
       },
-      queues: resolveQueues(g.dataPlane.queues),
+      // VPC endpoints keep their NAT flow table in one data-plane thread: "auto" is one queue then
+      // (the loader refuses an explicit count above 1 with endpoints)
+      queues: g.endpoints && g.dataPlane.queues === 'auto' ? 1 : resolveQueues(g.dataPlane.queues),
       factory: this.opts.dataPlane,
       log: this.log,
     });
@@ -508,6 +550,76 @@ export class Gateway {
     // the configured tunnel address is not ours to remove with the pool
     if (this.config.gateway.tun.address?.text !== addr) this.poolAddresses.set(cidrText, addr);
     this.addTunRoute(cidrText);
+  }
+
+  /** What the VPN servers' factory gets: the data plane, the live config and the sessions' origins. */
+  private vpnServersContext(dataPlane: DataPlane): Parameters<VpnServersFactory>[0] {
+    return {
+      config: this.config,
+      log: this.log,
+      dataPlane,
+      liveConfig: () => this.configValue,
+      originOf: (server, user) => this.sslOrigin(server, user),
+    };
+  }
+
+  /**
+   * The origin of `user`'s sessions on `server`: its (server, groups) combination. A combination the
+   * last compile did not know (not in the config's users) gets a number and the policy is compiled
+   * again, so its ACL is in force before its first packet.
+   */
+  private sslOrigin(server: string, user: string): number {
+    const groups = userGroups(this.config, user);
+    const known = this.origins.sslOrigins().some((o) => o.server === server && o.groups.join('\n') === groups.join('\n'));
+    const origin = this.origins.sslSession(server, groups);
+    if (!known) this.guard('policy', () => this.applyPolicy());
+    return origin;
+  }
+
+  /**
+   * Compiles the config and the endpoints' approval states into the data path's policy and hands it
+   * to the data plane (setPolicy replaces the whole policy; flows of endpoints that closed or went
+   * away are cut, the others survive), and the endpoints' DNS names to the DNS responder.
+   */
+  private applyPolicy(): void {
+    const states = this.opts.endpointStates?.();
+    this.compiled = compilePolicy(
+      this.config,
+      this.origins,
+      (e, svc) => states?.get(e.name) ?? initialEndpointState(svc),
+      this.opts.aclFor ?? unrestrictedAcl,
+    );
+    this.dataPlane?.setPolicy?.(this.compiled.policy);
+    this.dns?.setRecords(this.compiled.dnsRecords);
+  }
+
+  /**
+   * Recompiles the policy now: an endpoint was accepted or rejected (the config is the same). Also
+   * looks up the SSL sessions' origins again.
+   */
+  refreshPolicy(): void {
+    if (this.stateValue !== 'running') return;
+    this.applyPolicy();
+    this.vpnServers?.refreshOrigins?.();
+  }
+
+  /**
+   * gateway.dns: its address on the TUN (a /32, like a pool's first address), then the responder on
+   * it. A responder that cannot start (its port taken) is logged and left out: the tunnels and the
+   * endpoints' addresses work without it, only their names are not answered.
+   */
+  private async startDns(): Promise<void> {
+    const d = this.config.gateway.dns;
+    if (!d) return;
+    this.platform.addAddress(this.tun!.name, `${d.address.text}/32`);
+    const start = this.opts.startDns ?? ((o) => DnsServer.start(o));
+    try {
+      this.dns = await start({ address: d.address.text, upstream: d.upstream, log: this.log.child({ dns: d.address.text }) });
+    } catch (err) {
+      this.log.warn({ err, address: d.address.text }, 'DNS responder did not start: endpoint names are not answered');
+      return;
+    }
+    this.dns.setRecords(this.compiled?.dnsRecords ?? new Map());
   }
 
   /** Stops the tunnels (deletes sent), removes routes, closes sockets, TUN and the control socket. Idempotent. */
@@ -576,8 +688,10 @@ export class Gateway {
         await attempt(`vpnServer:${n}`, 'stop', () => vs.removeServer!(n));
       }
     }
-    // 2. from here on the new config is in force (status, the tunnel context)
+    // 2. from here on the new config is in force (status, the tunnel context), and the data path's
+    //    policy with it (endpoints, whitelists, ACLs: nothing restarts for them)
     this.configValue = next;
+    await attempt('policy', 'set policy', () => this.applyPolicy(), false);
     // 3. connections: DELETE for removed and changed ones, new configs, initiation
     const c = diff.connections;
     if (touches(c) && this.tunnels?.reconfigure) {
@@ -588,6 +702,7 @@ export class Gateway {
     }
     // 4. TUN routes: what the new config routes, nothing else (removals first: a prefix may move)
     const wanted = this.wantedRoutes(next);
+    if (next.gateway.endpoints) wanted.set(next.gateway.endpoints.subnet.text, 'endpoints');
     const tunName = this.tun!.name;
     for (const r of [...this.routes]) {
       if (wanted.has(r)) continue;
@@ -618,13 +733,18 @@ export class Gateway {
         // the first server: the set is created with the new config, which holds just the added ones
         const factory = this.opts.vpnServers;
         const dataPlane = this.dataPlane;
-        const set = factory({ config: next, log: this.log, dataPlane, liveConfig: () => this.configValue });
+        const set = factory(this.vpnServersContext(dataPlane));
         if (await attempt('vpnServers', 'start', () => set.start(), false)) this.vpnServers = set;
         else {
           await set.stop().catch(() => undefined); // the ones that did start
           for (const v of entries) this.stale.add(`vpnServer:${v.name}`);
         }
       }
+    }
+    // 6. sessions whose user's groups changed carry their new origin
+    if (this.vpnServers?.refreshOrigins) {
+      const set = this.vpnServers;
+      await attempt('vpnServers', 'refresh origins', () => set.refreshOrigins!(), false);
     }
     const report = reportOf(diff, false);
     if (touches(c) || touches(s)) {
@@ -721,7 +841,53 @@ export class Gateway {
       ...(this.tunnels?.responderStatus ? { ikeResponder: this.tunnels.responderStatus() } : {}),
       connections,
       vpnServers,
+      ...(this.config.endpoints.length ? { endpoints: this.endpointStatus() } : {}),
+      ...(this.dataPlane?.policyCounters ? { policy: this.policyStatus() } : {}),
     };
+  }
+
+  /** The VPC endpoints in config order with their state and the policy stage's counters. */
+  private endpointStatus(): EndpointStatus[] {
+    const cfg = this.config;
+    if (cfg.endpoints.length === 0) return [];
+    const states = this.opts.endpointStates?.();
+    const counters = this.dataPlane?.policyCounters?.();
+    const byId = new Map((counters?.endpoints ?? []).map((c) => [c.id, c]));
+    const zero = (): Record<string, number> => Object.fromEntries(POLICY_DROPS.filter((r) => r.startsWith('endpoint')).map((r) => [r, 0]));
+    return cfg.endpoints.map((e) => {
+      const svc = cfg.endpointServices.find((s) => s.name === e.service)!;
+      const id = this.compiled?.endpointIds.get(e.name);
+      const c = id === undefined ? undefined : byId.get(id);
+      return {
+        name: e.name,
+        service: e.service,
+        type: e.type,
+        state: states?.get(e.name) ?? initialEndpointState(svc),
+        address: e.address,
+        dnsName: e.dnsName,
+        flows: c?.flows ?? 0,
+        flowsCreated: c?.flowsCreated ?? 0,
+        packetsIn: c?.packetsIn ?? 0,
+        bytesIn: c?.bytesIn ?? 0,
+        packetsOut: c?.packetsOut ?? 0,
+        bytesOut: c?.bytesOut ?? 0,
+        drops: c ? { ...zero(), ...c.drops } : zero(),
+      };
+    });
+  }
+
+  /** The policy stage's drops, flows and ACL drops by origin (named). */
+  private policyStatus(): PolicyStatus {
+    const c = this.dataPlane!.policyCounters!();
+    const names = new Map<number, string>();
+    for (const conn of this.config.vpnConnections) names.set(this.origins.connection(conn.name), `connection:${conn.name}`);
+    for (const o of this.origins.sslOrigins()) names.set(o.origin, `vpnServer:${o.server}[${o.groups.join(',')}]`);
+    const aclDenied: Record<string, number> = {};
+    for (const [origin, n] of c.aclDenied) {
+      const k = names.get(origin) ?? `origin:${origin}`;
+      aclDenied[k] = (aclDenied[k] ?? 0) + n;
+    }
+    return { drops: { ...c.drops }, flows: c.flows, aclDenied };
   }
 
   /** The servers in config order; one the set does not run (its start failed) shows DOWN. */
@@ -919,6 +1085,8 @@ export class Gateway {
         this.log.warn({ err, step: what }, 'stop: a step failed');
       }
     };
+    if (this.dns) await step('dns responder', () => this.dns!.close());
+    this.dns = null;
     if (this.vpnServers) await step('vpn servers', () => this.vpnServers!.stop());
     this.vpnServers = null;
     if (this.tunnels) await step('tunnels', () => this.tunnels!.stop());

@@ -213,7 +213,9 @@ export class IpsecController implements TunnelController {
       localTs: [...p.localTs],
       remoteTs: [...p.remoteTs],
     };
-    dp.installSa({ ...common, direction: 'in', spi: p.spiIn, encrKey: p.encrKeyIn, integKey: p.integKeyIn });
+    // decrypted packets carry the connection's origin into the policy stage (ACLs, endpoint whitelists)
+    const origin = this.ctx.originOf?.(p.connection) ?? 0;
+    dp.installSa({ ...common, direction: 'in', spi: p.spiIn, encrKey: p.encrKeyIn, integKey: p.integKeyIn, origin });
     dp.installSa({ ...common, direction: 'out', spi: p.spiOut, encrKey: p.encrKeyOut, integKey: p.integKeyOut });
     if (p.activateOutbound) this.routeTo(p.spiOut, p.remoteTs);
     else this.pendingRoutes.set(p.spiOut, [...p.remoteTs]);

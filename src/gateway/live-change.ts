@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { GatewayConfig, VpnServerConfig } from './config/types.js';
 import { Secret } from './config/secret.js';
 import { peerConfigFrom } from './peer-configs.js';
+import { sslPushes } from './vpcep.js';
 
 /**
  * What a running gateway must do to go from one validated config to the next (Gateway.applyConfig
@@ -15,7 +16,11 @@ import { peerConfigFrom } from './peer-configs.js';
  *    pre-shared key and private key (hashed before they enter the rendering), certificates by their
  *    DER fingerprint;
  *  - a VPN server's covers its entry and the contents of the files it names (certificate, key, CA,
- *    tls-crypt / tls-auth / tls-crypt-v2 keys), since the server reads them when it starts;
+ *    tls-crypt / tls-auth / tls-crypt-v2 keys), since the server reads them when it starts, and the
+ *    routes and DNS servers VPC endpoints add to what it pushes (vpcep.ts sslPushes: clients get
+ *    them when they connect, so the server restarts for a change there);
+ *  - VPC endpoints and endpoint services need no restart of anything: the daemon recompiles the
+ *    data path's policy at every apply (a connection whose local selectors they change is changed);
  *  - the `gateway` section is compared as a whole: the TUN, the data plane, the sockets and the IKE
  *    responder limits are built from it once, so any change there needs a full internal restart.
  */
@@ -161,7 +166,8 @@ export function diffConfigs(prev: GatewayConfig, next: GatewayConfig, opts: { re
   const read = opts.read ?? readOrNull;
   const serverOf = (cfg: GatewayConfig, name: string) => cfg.vpnServers.find((v) => v.name === name)!;
   const vpnServers = diffByName(prev.vpnServers, next.vpnServers, (name) =>
-    !stale.has(`vpnServer:${name}`) && vpnServerFingerprint(serverOf(prev, name), read) === vpnServerFingerprint(serverOf(next, name), read));
+    !stale.has(`vpnServer:${name}`) && vpnServerFingerprint(serverOf(prev, name), read) === vpnServerFingerprint(serverOf(next, name), read)
+    && canonical(sslPushes(prev, name)) === canonical(sslPushes(next, name)));
   let restartReason: string | null = null;
   if (canonical(prev.gateway) !== canonical(next.gateway)) restartReason = 'the gateway section changed';
   else if (prev.vpnConnections.length === 0 && next.vpnConnections.length > 0) restartReason = 'the first IPsec connection needs UDP 500/4500 bound';

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type CollectFunction } from 'prom-client';
 import { RESOURCE_STATUSES, type ResourceStatus } from '../api/service.js';
 import type { ConnectionState, GatewayStatus } from './status.js';
+import { ENDPOINT_STATES } from './vpcep.js';
 
 /**
  * The gateway's Prometheus metrics, rendered in the text exposition format (version 0.0.4) that
@@ -37,6 +38,8 @@ export function connectionResourceStatus(state: ConnectionState): ResourceStatus
 }
 
 const CONNECTION_STATES: readonly ConnectionState[] = ['DOWN', 'CONNECTING', 'ESTABLISHED', 'REKEYING', 'DELETING'];
+/** The statuses a connection can have (the others belong to VPC endpoints). */
+const CONNECTION_RESOURCE_STATUSES: readonly ResourceStatus[] = RESOURCE_STATUSES.filter((s) => !(ENDPOINT_STATES as readonly string[]).includes(s));
 
 let packageVersion: string | undefined;
 
@@ -69,6 +72,7 @@ export class GatewayMetrics {
     this.defineConnectionMetrics();
     this.defineIkeResponderMetrics();
     this.defineVpnServerMetrics();
+    this.defineEndpointMetrics();
   }
 
   /** The Content-Type of metrics(): text/plain; version=0.0.4. */
@@ -168,7 +172,7 @@ export class GatewayMetrics {
       this.reset();
       for (const c of conns()) {
         const current = connectionResourceStatus(c.state);
-        for (const status of RESOURCE_STATUSES) this.set({ connection: c.name, status }, status === current ? 1 : 0);
+        for (const status of CONNECTION_RESOURCE_STATUSES) this.set({ connection: c.name, status }, status === current ? 1 : 0);
       }
     });
     this.gauge('vpn_connection_ike_state', "The IKE state of the connection (vpcgw status): 1 for the current one, 0 for the others", ['connection', 'state'], function () {
@@ -271,6 +275,50 @@ export class GatewayMetrics {
         this.inc({ vpn_server: s.name, direction: 'in' }, s.bytesIn ?? 0);
         this.inc({ vpn_server: s.name, direction: 'out' }, s.bytesOut ?? 0);
       }
+    });
+  }
+
+  /**
+   * VPC endpoints and the policy stage (src/vpcep/policy.ts counters, through the status document).
+   * `direction` in is client → backend, out is backend → client.
+   */
+  private defineEndpointMetrics(): void {
+    const self = this;
+    const eps = () => self.status().endpoints ?? [];
+    this.gauge('endpoint_state', "The endpoint's approval state: 1 for the current one, 0 for the others", ['endpoint', 'service', 'state'], function () {
+      this.reset();
+      for (const e of eps()) for (const state of ENDPOINT_STATES) this.set({ endpoint: e.name, service: e.service, state }, state === e.state ? 1 : 0);
+    });
+    this.gauge('endpoint_flows', 'Translated flows of the endpoint alive now', ['endpoint'], function () {
+      this.reset();
+      for (const e of eps()) this.set({ endpoint: e.name }, e.flows);
+    });
+    this.counter('endpoint_flows_created_total', 'Flows the endpoint created since it appeared', ['endpoint'], function () {
+      this.reset();
+      for (const e of eps()) this.inc({ endpoint: e.name }, e.flowsCreated);
+    });
+    this.counter('endpoint_packets_total', 'Packets translated for the endpoint, client to backend (in) and back (out)', ['endpoint', 'direction'], function () {
+      this.reset();
+      for (const e of eps()) {
+        this.inc({ endpoint: e.name, direction: 'in' }, e.packetsIn);
+        this.inc({ endpoint: e.name, direction: 'out' }, e.packetsOut);
+      }
+    });
+    this.counter('endpoint_bytes_total', 'IP bytes translated for the endpoint, client to backend (in) and back (out)', ['endpoint', 'direction'], function () {
+      this.reset();
+      for (const e of eps()) {
+        this.inc({ endpoint: e.name, direction: 'in' }, e.bytesIn);
+        this.inc({ endpoint: e.name, direction: 'out' }, e.bytesOut);
+      }
+    });
+    this.counter('endpoint_drops_total', 'Packets to the endpoint dropped, by reason (closed, denied by the whitelist, no port, no flow, table full)', ['endpoint', 'reason'], function () {
+      this.reset();
+      for (const e of eps()) for (const [reason, n] of Object.entries(e.drops)) this.inc({ endpoint: e.name, reason }, n);
+    });
+    this.counter('policy_drops_total', "Packets the data path's policy stage dropped, by reason (aclDenied: an access policy; endpoint*: VPC endpoints)", ['reason'], function () {
+      this.reset();
+      const p = self.status().policy;
+      if (p) for (const [reason, n] of Object.entries(p.drops)) this.inc({ reason }, n);
     });
   }
 }

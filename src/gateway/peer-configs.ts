@@ -2,6 +2,7 @@ import type { GatewayConfig, VpnConnectionConfig } from './config/types.js';
 import type { PeerConfig, ChildConfig } from '../ike/config/peer-config.js';
 import { decodePsk } from '../ike/config/peer-config.js';
 import { connectionLocalIdentity, remoteIdentity } from './config/identities.js';
+import { connectionExtraLocalTs } from './vpcep.js';
 
 /**
  * Builds the frozen IKE config graph (PeerConfig → ChildConfig) from the gateway's YAML model.
@@ -20,7 +21,8 @@ export function peerConfigFrom(cfg: GatewayConfig, c: VpnConnectionConfig, path:
   const remoteId = remoteIdentity(c.peer.id, `customerGateways[${cgwIndex}].id`);
   const child: ChildConfig = Object.freeze({
     name: c.name,
-    localTs: Object.freeze(c.localSubnets.map((p) => p.prefix)),
+    // plus what VPC endpoints whitelisting this connection add (the endpoint subnet, gateway services' prefixes)
+    localTs: Object.freeze([...c.localSubnets.map((p) => p.prefix), ...connectionExtraLocalTs(cfg, c.name)]),
     remoteTs: Object.freeze(c.remoteSubnets.map((p) => p.prefix)),
     espProposals: Object.freeze([...c.esp.parsedProposals]),
     lifetimeSec: c.esp.lifetimeSec,

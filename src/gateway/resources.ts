@@ -103,16 +103,38 @@ function withWriteOnlyPassword(schema: JsonSchema): JsonSchema {
   };
 }
 
+/**
+ * The provider's side of an endpoint service (the cloud VPC endpoint API's `connections`): the
+ * endpoints of the service with their approval state, and accepting or rejecting them.
+ */
+const ENDPOINT_SERVICE_ACTIONS: readonly ResourceAction[] = [
+  {
+    name: 'connections',
+    method: 'GET',
+    produces: 'json',
+    description: 'The endpoints of this service with their state (PENDING_ACCEPTANCE, ACCEPTED, REJECTED), address and DNS name.',
+  },
+  {
+    name: 'connections/action',
+    method: 'POST',
+    produces: 'json',
+    description: 'Accept (`receive`) or reject (`reject`) endpoints of this service: body `{"action": "receive"|"reject", "endpoints": [id or name, ...]}`. '
+      + 'The state is stored and survives restarts and `vpcgw apply`; rejecting cuts the endpoint\'s flows at once, accepting opens it.',
+  },
+];
+
 export const KINDS: readonly KindDef[] = Object.freeze([
   kind('vpn-gateway', 'vpn-gateways', 'gateway'),
   kind('customer-gateway', 'customer-gateways', 'customerGateways'),
   kind('vpn-connection', 'vpn-connections', 'vpnConnections', CONNECTION_ACTIONS),
   kind('vpn-server', 'vpn-servers', 'vpnServers', SERVER_ACTIONS),
   kind('user', 'users', 'users'),
+  kind('vpc-endpoint-service', 'vpc-endpoint-services', 'endpointServices', ENDPOINT_SERVICE_ACTIONS),
+  kind('vpc-endpoint', 'vpc-endpoints', 'endpoints'),
 ]);
 
 /** List sections in the order the config file (and a document built from the store) has them. */
-export const LIST_SECTIONS = ['customerGateways', 'vpnConnections', 'vpnServers', 'users'] as const;
+export const LIST_SECTIONS = ['customerGateways', 'vpnConnections', 'vpnServers', 'users', 'endpointServices', 'endpoints'] as const;
 export type ListSection = (typeof LIST_SECTIONS)[number];
 
 export function kindOfSection(section: SectionName): KindDef {

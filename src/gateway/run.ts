@@ -12,6 +12,7 @@ import { GatewayMetrics } from './metrics.js';
 import { issueServerClientCert, revokeClientCert } from './client-profile.js';
 import { exportPeerConfig } from './peer-export.js';
 import { GatewayService, type PlanStep } from './service.js';
+import { unrestrictedAcl } from './vpcep.js';
 
 /**
  * One running gateway process as `vpcgw start` makes it: the resource store in the data dir, the
@@ -90,6 +91,11 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
       config,
       log: o.log,
       controlPath: o.controlPath,
+      // the VPC endpoints' approval decisions live in the store, beside the config
+      endpointStates: () => service.endpointStates(),
+      // the ACLs of SSL VPN sessions by (server, user groups): unrestricted until groups' access
+      // policies exist; their compiler plugs in here (GatewayOptions.aclFor)
+      aclFor: unrestrictedAcl,
       ...o.gatewayOptions,
       controlHandlers: { ...controlHandlers(service), ...o.gatewayOptions.controlHandlers },
     });
@@ -147,7 +153,9 @@ export function controlHandlers(service: GatewayService): ControlHandlers {
       await service.delete(str(p, 'kind')!, str(p, 'id')!);
       return { deleted: true };
     },
-    'resource.action': (p) => service.action(str(p, 'kind')!, str(p, 'id')!, str(p, 'action')!, (p as { query?: Record<string, string> }).query ?? {}, null),
+    'resource.action': (p) => service.action(
+      str(p, 'kind')!, str(p, 'id')!, str(p, 'action')!, (p as { query?: Record<string, string> }).query ?? {}, (p as { body?: unknown }).body ?? null,
+    ),
     // `vpcgw pki issue-client`: a certificate and key for a user from the server's CA (never stored here)
     'client.issue': (p) => {
       const server = service.get('vpn-server', str(p, 'server')!) as { name: string };

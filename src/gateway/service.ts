@@ -12,7 +12,8 @@ import { clientConfig, clientProfile } from './client-profile.js';
 import { KINDS, LIST_SECTIONS, kindOfSection, type KindDef, type ListSection } from './resources.js';
 import type { GatewayStatus } from './status.js';
 import { hashPassword } from './users.js';
-import type { StoredResource } from '../store/store.js';
+import type { EndpointApproval, StoredResource } from '../store/store.js';
+import { ENDPOINT_STATES, initialEndpointState, type EndpointState } from './vpcep.js';
 
 /**
  * The management service: the one implementation of every resource operation, called by the HTTPS
@@ -40,6 +41,9 @@ export interface ResourceStore {
   all(kind: string): StoredResource[];
   createToken(name: string): { id: string; token: string };
   verifyToken(token: string): boolean;
+  /** VPC endpoint approval decisions by endpoint resource id (src/store/migrations.ts, version 2). */
+  endpointApprovals(): Map<string, EndpointApproval>;
+  setEndpointApproval(endpointId: string, service: string, state: EndpointState): EndpointApproval;
 }
 
 export type { StoredResource };
@@ -54,6 +58,8 @@ export interface LiveGateway {
   terminate(name: string): void;
   rekey?(name: string, which: 'child' | 'ike'): void;
   disconnectClient?(server: string, client: string, halt: boolean): { server: string; client: string; user: string };
+  /** Recompiles the data path's policy now (an endpoint was accepted or rejected: the config did not change). */
+  refreshPolicy?(): void;
 }
 
 export interface ServiceOptions {
@@ -158,6 +164,7 @@ export class GatewayService implements ManagementService {
     const offset = q.offset ?? 0;
     if (!Number.isInteger(offset) || offset < 0) throw new VpnError('ERR_BAD_REQUEST', `offset ${String(offset)} is not valid: an integer from 0`);
     const status = this.statusContext();
+    const vc = this.viewContext(); // read once per page, not per item
     const filters = Object.entries(q.filters ?? {});
     // filters on the stored fields run before the views are built: a page costs its own views only
     // (secrets are never matched: a filter must not let a caller probe a value the API hides)
@@ -168,7 +175,7 @@ export class GatewayService implements ManagementService {
     let found = this.store.all(k.kind).filter((r) => stored.every(([f, want]) => filterValue(field(k, r, f)) === want));
     let views: ResourceView[] | null = null;
     if (derived.length) {
-      views = found.map((r) => this.view(k, r, status)).filter((v) => derived.every(([f, want]) => filterValue(v[f]) === want));
+      views = found.map((r) => this.view(k, r, status, vc)).filter((v) => derived.every(([f, want]) => filterValue(v[f]) === want));
       const byId = new Map(found.map((r) => [r.id, r]));
       found = views.map((v) => byId.get(v.id)!);
     }
@@ -181,7 +188,7 @@ export class GatewayService implements ManagementService {
       start = i + 1;
     }
     const page = rows.slice(start, start + limit);
-    const items = views ? views.slice(start, start + limit) : page.map((r) => this.view(k, r, status));
+    const items = views ? views.slice(start, start + limit) : page.map((r) => this.view(k, r, status, vc));
     const more = start + items.length < total;
     return { items, total_count: total, page_info: { current_count: items.length, next_marker: more ? items.at(-1)!.id : null } };
   }
@@ -203,7 +210,11 @@ export class GatewayService implements ManagementService {
       const doc = this.document();
       (doc[k.section as ListSection]).push(spec);
       const cfg = this.build(doc);
-      const row = this.committed(doc, () => this.store.insert(k.kind, name, spec));
+      const row = this.committed(doc, () => {
+        const r = this.store.insert(k.kind, name, spec);
+        this.recordEndpoint(k, r, null, cfg);
+        return r;
+      });
       this.log.info({ kind: k.kind, name, id: row.id }, 'resource created');
       await this.goLive(cfg, [row.id]);
       return this.view(k, row, this.statusContext());
@@ -234,7 +245,11 @@ export class GatewayService implements ManagementService {
         list[rows.findIndex((r) => r.id === old.id)] = spec;
       }
       const cfg = this.build(doc);
-      const row = this.committed(doc, () => this.store.update(old.id, name, spec));
+      const row = this.committed(doc, () => {
+        const r = this.store.update(old.id, name, spec);
+        this.recordEndpoint(k, r, old, cfg);
+        return r;
+      });
       this.log.info({ kind: k.kind, name, id: row.id }, 'resource updated');
       await this.goLive(cfg, [row.id]);
       return this.view(k, row, this.statusContext());
@@ -273,6 +288,8 @@ export class GatewayService implements ManagementService {
         vpnConnections: [],
         vpnServers: [],
         users: [],
+        endpointServices: [],
+        endpoints: [],
       };
       for (const s of LIST_SECTIONS) {
         const v = raw[s];
@@ -290,9 +307,9 @@ export class GatewayService implements ManagementService {
         for (const step of plan.filter((p) => p.op !== 'delete')) {
           const k = kindDef(step.kind);
           const spec = k.singleton ? next.gateway : next[k.section as ListSection].find((e) => nameOf(e) === step.name);
-          const row = step.op === 'create'
-            ? this.store.insert(k.kind, step.name, spec)
-            : this.store.update((k.singleton ? this.store.all(k.kind)[0]! : this.store.getByName(k.kind, step.name)!).id, step.name, spec);
+          const old = step.op === 'create' ? null : k.singleton ? this.store.all(k.kind)[0]! : this.store.getByName(k.kind, step.name)!;
+          const row = old === null ? this.store.insert(k.kind, step.name, spec) : this.store.update(old.id, step.name, spec);
+          this.recordEndpoint(k, row, old, cfg);
           touched.push(row.id);
         }
       });
@@ -347,6 +364,7 @@ export class GatewayService implements ManagementService {
       if (host !== undefined && typeof host !== 'string') throw new VpnError('ERR_BAD_REQUEST', 'body field host must be a string');
       return clientConfig(this.config(), row.name, user, host !== undefined ? { host } : {});
     }
+    if (k.kind === 'vpc-endpoint-service') return this.endpointServiceAction(row, action, body);
     const gw = this.requireGateway();
     const param = (name: string): string | undefined => {
       const b = isPlainObject(body) ? body[name] : undefined;
@@ -410,6 +428,116 @@ export class GatewayService implements ManagementService {
     return { ok: gwState === 'running' && store === 'ok', detail: { gateway: gwState, store } };
   }
 
+  // ---- VPC endpoints: approval (the provider's side of an endpoint service) ----
+
+  /**
+   * Each endpoint's approval state, by endpoint name: the stored decision about its current service,
+   * else what its service implies for a new endpoint (PENDING_ACCEPTANCE with approvalRequired,
+   * else ACCEPTED). The daemon compiles the data path's policy with it.
+   */
+  endpointStates(): Map<string, EndpointState> {
+    const approvals = this.store.endpointApprovals();
+    const services = new Map(this.store.all('vpc-endpoint-service').map((r) => [r.name, r.spec as { approvalRequired?: unknown }]));
+    const out = new Map<string, EndpointState>();
+    for (const r of this.store.all('vpc-endpoint')) out.set(r.name, stateOf(r, approvals.get(r.id), services));
+    return out;
+  }
+
+  /**
+   * Stores the state of an endpoint just written: a new endpoint (or one moved to another service)
+   * starts as its service says; an update that keeps the service keeps the decision.
+   */
+  private recordEndpoint(k: KindDef, row: StoredResource, old: StoredResource | null, cfg: GatewayConfig): void {
+    if (k.kind !== 'vpc-endpoint') return;
+    const service = (row.spec as { service: string }).service;
+    if (old && (old.spec as { service?: unknown }).service === service) return;
+    const svc = cfg.endpointServices.find((s) => s.name === service);
+    if (svc) this.store.setEndpointApproval(row.id, service, initialEndpointState(svc));
+  }
+
+  private endpointServiceAction(row: StoredResource, action: string, body: unknown): Promise<ActionResult> | ActionResult {
+    if (action === 'connections') return { json: { connections: this.connectionsOf(row.name) } };
+    return this.serial(async () => {
+      const b = isPlainObject(body) ? body : {};
+      const verb = b.action;
+      if (verb !== 'receive' && verb !== 'reject') {
+        throw new VpnError('ERR_BAD_REQUEST', `action ${JSON.stringify(verb ?? null)} is not valid: receive or reject`);
+      }
+      const list = b.endpoints;
+      if (!Array.isArray(list) || list.length === 0 || !list.every((x) => typeof x === 'string' && x !== '')) {
+        throw new VpnError('ERR_BAD_REQUEST', 'endpoints must be a non-empty list of endpoint ids or names');
+      }
+      const eps = (list as string[]).map((idOrName) => {
+        const e = this.find(kindDef('vpc-endpoint'), idOrName);
+        if ((e.spec as { service?: unknown }).service !== row.name) {
+          throw new VpnError('ERR_BAD_REQUEST', `vpc endpoint "${e.name}" is not an endpoint of service "${row.name}"`);
+        }
+        return e;
+      });
+      const state: EndpointState = verb === 'receive' ? 'ACCEPTED' : 'REJECTED';
+      this.store.transaction(() => {
+        for (const e of eps) this.store.setEndpointApproval(e.id, row.name, state);
+      });
+      this.log.info({ service: row.name, endpoints: eps.map((e) => e.name), state }, verb === 'receive' ? 'vpc endpoints accepted' : 'vpc endpoints rejected');
+      const gw = this.gateway;
+      if (gw && gw.state === 'running' && gw.refreshPolicy) {
+        try {
+          gw.refreshPolicy();
+        } catch (err) {
+          for (const e of eps) this.failed.set(e.id, (err as Error).message);
+          this.log.error({ err }, 'stored endpoint decision could not be applied to the running gateway');
+        }
+      }
+      const names = new Set(eps.map((e) => e.name));
+      return { json: { connections: this.connectionsOf(row.name).filter((c) => names.has(c.endpoint_name as string)) } };
+    });
+  }
+
+  /** The endpoints of a service as its provider sees them (GET …/connections). */
+  private connectionsOf(service: string): Record<string, unknown>[] {
+    const approvals = this.store.endpointApprovals();
+    const services = new Map(this.store.all('vpc-endpoint-service').map((r) => [r.name, r.spec as { approvalRequired?: unknown }]));
+    let cfg: GatewayConfig | null = null;
+    try {
+      cfg = this.config();
+    } catch {
+      cfg = null;
+    }
+    return this.store.all('vpc-endpoint').filter((e) => (e.spec as { service?: unknown }).service === service).map((e) => {
+      const ep = cfg?.endpoints.find((x) => x.name === e.name);
+      return {
+        endpoint_id: e.id,
+        endpoint_name: e.name,
+        status: this.failed.get(e.id) ? 'ERROR' : stateOf(e, approvals.get(e.id), services),
+        ip: ep?.address ?? null,
+        dns_names: ep?.dnsName ? [ep.dnsName] : [],
+        description: (e.spec as { description?: unknown }).description ?? null,
+        created_at: e.createdAt,
+        updated_at: approvals.get(e.id)?.updatedAt ?? e.updatedAt,
+      };
+    });
+  }
+
+  /** What the views of one request read from the store, each at most once (lazily). */
+  private viewContext(): ViewContext {
+    const once = <T>(f: () => T): (() => T) => {
+      let v: { value: T } | null = null;
+      return () => (v ??= { value: f() }).value;
+    };
+    return {
+      approvals: once(() => this.store.endpointApprovals()),
+      services: once(() => new Map(this.store.all('vpc-endpoint-service').map((x) => [x.name, x.spec as { approvalRequired?: unknown; type?: unknown }]))),
+      endpointRows: once(() => this.store.all('vpc-endpoint')),
+      endpoints: once(() => {
+        try {
+          return new Map(this.config().endpoints.map((e) => [e.name, e]));
+        } catch {
+          return new Map(); // the stored document does not validate now: no derived fields
+        }
+      }),
+    };
+  }
+
   // ---- helpers ----
 
   /** Runs one store write in a transaction; once committed, `doc` is what the store holds. */
@@ -454,6 +582,10 @@ export class GatewayService implements ManagementService {
       const byId = this.store.get(spec.customerGateway);
       if (byId?.kind === 'customer-gateway') spec.customerGateway = byId.name;
     }
+    if (k.kind === 'vpc-endpoint' && typeof spec.service === 'string') {
+      const byId = this.store.get(spec.service);
+      if (byId?.kind === 'vpc-endpoint-service') spec.service = byId.name;
+    }
     return spec;
   }
 
@@ -471,6 +603,13 @@ export class GatewayService implements ManagementService {
 
   /** A customer gateway in use by connections cannot be renamed or deleted under them. */
   private refuseIfReferenced(k: KindDef, row: StoredResource, what: string): void {
+    if (k.kind === 'vpc-endpoint-service') {
+      const eps = this.store.all('vpc-endpoint').filter((e) => (e.spec as { service?: unknown }).service === row.name);
+      if (eps.length) {
+        throw new VpnError('ERR_CONFLICT', `endpoint service "${row.name}" cannot be ${what}: vpc endpoints ${eps.map((e) => e.name).join(', ')} use it`);
+      }
+      return;
+    }
     if (k.kind !== 'customer-gateway') return;
     const users = this.store.all('vpn-connection').filter((c) => (c.spec as { customerGateway?: unknown }).customerGateway === row.name);
     if (users.length) {
@@ -491,7 +630,7 @@ export class GatewayService implements ManagementService {
     return this.statusContext()?.connections.find((c) => c.name === name)?.state ?? 'DOWN';
   }
 
-  private view(k: KindDef, r: StoredResource, st: GatewayStatus | null): ResourceView {
+  private view(k: KindDef, r: StoredResource, st: GatewayStatus | null, vc: ViewContext = this.viewContext()): ResourceView {
     const spec = withoutSecrets(k.section, r.spec) as Record<string, unknown>;
     const extra: Record<string, unknown> = {};
     let status: ResourceStatus = st ? 'ACTIVE' : 'DOWN';
@@ -506,6 +645,14 @@ export class GatewayService implements ManagementService {
       status = s?.state === 'LISTENING' ? 'ACTIVE' : 'DOWN';
       extra.clients = s?.clients ?? 0;
       if (s?.reason) extra.status_reason = s.reason;
+    } else if (k.kind === 'vpc-endpoint-service') {
+      status = 'ACTIVE';
+      extra.service_type = (r.spec as { type?: string }).type ?? 'interface';
+      extra.connections = vc.endpointRows().filter((e) => (e.spec as { service?: unknown }).service === r.name).length;
+    } else if (k.kind === 'vpc-endpoint') {
+      Object.assign(extra, endpointFields(r, st, vc));
+      status = extra.status as ResourceStatus;
+      delete extra.status;
     }
     const err = this.failed.get(r.id);
     if (err) {
@@ -517,7 +664,9 @@ export class GatewayService implements ManagementService {
 }
 
 /** Fields a view adds to the stored entry: filtering on them needs the live status. */
-const VIEW_FIELDS: ReadonlySet<string> = new Set(['status', 'ike_state', 'status_reason', 'clients', 'created_at', 'updated_at']);
+const VIEW_FIELDS: ReadonlySet<string> = new Set([
+  'status', 'ike_state', 'status_reason', 'clients', 'created_at', 'updated_at', 'service_type', 'connections', 'ip', 'dns_names',
+]);
 
 /**
  * Per-kind preparation of a request body before it is validated and stored. A user's body may
@@ -531,6 +680,47 @@ async function prepare(k: KindDef, body: unknown): Promise<unknown> {
   if (typeof password !== 'string' || password.length === 0) throw new ConfigError('users[?].password', '(hidden)', 'a non-empty password string');
   if (rest.passwordHash !== undefined) throw new VpnError('ERR_BAD_REQUEST', 'give either password or passwordHash, not both');
   return { ...rest, passwordHash: await hashPassword(password) };
+}
+
+interface ViewContext {
+  approvals(): Map<string, EndpointApproval>;
+  services(): Map<string, { approvalRequired?: unknown; type?: unknown }>;
+  endpointRows(): StoredResource[];
+  endpoints(): Map<string, GatewayConfig['endpoints'][number]>;
+}
+
+/** What an endpoint's view adds: its state, address, DNS name and flow counters (zero without a running gateway). */
+function endpointFields(r: StoredResource, st: GatewayStatus | null, vc: ViewContext): Record<string, unknown> {
+  const state = stateOf(r, vc.approvals().get(r.id), vc.services());
+  const live = st?.endpoints?.find((x) => x.name === r.name);
+  const ep = live ? null : vc.endpoints().get(r.name);
+  const ip = live ? live.address : ep?.address ?? null;
+  const dnsName = live ? live.dnsName : ep?.dnsName ?? null;
+  const svcType = vc.services().get((r.spec as { service?: string }).service ?? '')?.type;
+  return {
+    status: state,
+    service_type: typeof svcType === 'string' ? svcType : 'interface',
+    ip,
+    dns_names: dnsName ? [dnsName] : [],
+    flows: live?.flows ?? 0,
+    flows_created: live?.flowsCreated ?? 0,
+    packets_in: live?.packetsIn ?? 0,
+    bytes_in: live?.bytesIn ?? 0,
+    packets_out: live?.packetsOut ?? 0,
+    bytes_out: live?.bytesOut ?? 0,
+    drops: live?.drops ?? {},
+  };
+}
+
+/** An endpoint's state from its stored decision (about its current service) or its service's rule. */
+function stateOf(
+  e: StoredResource,
+  approval: EndpointApproval | undefined,
+  services: ReadonlyMap<string, { approvalRequired?: unknown }>,
+): EndpointState {
+  const service = (e.spec as { service?: unknown }).service;
+  if (approval && approval.service === service && (ENDPOINT_STATES as readonly string[]).includes(approval.state)) return approval.state;
+  return initialEndpointState({ approvalRequired: services.get(String(service))?.approvalRequired === true });
 }
 
 function kindDef(kind: string): KindDef {
@@ -552,7 +742,7 @@ function filterValue(v: unknown): string | undefined {
  * so the error says `vpnConnections[conn2]` instead. Only the path changes, never the reason.
  */
 function namedByResource(e: ConfigError, doc: Document): ConfigError {
-  const m = /^(customerGateways|vpnConnections|vpnServers|users)\[(\d+)\]/.exec(e.path);
+  const m = /^(customerGateways|vpnConnections|vpnServers|users|endpointServices|endpoints)\[(\d+)\]/.exec(e.path);
   if (!m) return e;
   const name = nameOf(doc[m[1] as ListSection][Number(m[2])]);
   if (!name) return e;

@@ -59,8 +59,11 @@ export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** The slice of the data plane the SSL server uses (src/dataplane's DataPlane has these). */
 export interface TunnelHooks {
-  /** an IP packet from a client to the VPC (copied or written before the next event-loop turn) */
-  writeToTun(buf: Buffer, off: number, len: number): void;
+  /**
+   * an IP packet from a client to the VPC (copied or written before the next event-loop turn);
+   * `origin`: the session's origin for the policy stage (src/vpcep/policy.ts)
+   */
+  writeToTun(buf: Buffer, off: number, len: number, origin?: number): void;
   addSinkRoute(prefix: Prefix, sink: PacketSink): void;
   removeSinkRoute(prefix: Prefix): void;
   /** the data plane's SSL VPN offload (DataPlane.sslOffload); absent or null: data channel in TypeScript */
@@ -86,6 +89,11 @@ export interface SslServerOptions {
   nativeData?: boolean;
   /** checks usernames/passwords (auth type password or cert+password); without one every password login is refused */
   authenticator?: Authenticator | null;
+  /**
+   * The policy origin of an authenticated user's sessions (their server and groups decide it,
+   * src/gateway/vpcep.ts); absent: 0 (no origin: no ACL, not whitelisted by origin).
+   */
+  originOf?: (user: string) => number;
 }
 
 export class SslServer {
@@ -99,6 +107,10 @@ export class SslServer {
   private readonly offload: SslOffload | null;
   private readonly udpBindFactory: ((address: string, port: number) => BatchUdp) | null;
   private readonly authenticator: Authenticator | null;
+  private readonly originOf: ((user: string) => number) | null;
+  /** authenticated sessions: peer-id → user and the origin their packets carry */
+  private readonly sessionUsers = new Map<number, string>();
+  private readonly sessionOrigins = new Map<number, number>();
   private udp: UdpSocket | null = null;
   private bind: BatchUdp | null = null;
   private readonly tx: UdpTx;
@@ -120,6 +132,7 @@ export class SslServer {
     this.useTimer = opts.timer ?? true;
     this.udpBindFactory = opts.udpBind ?? null;
     this.authenticator = opts.authenticator ?? null;
+    this.originOf = opts.originOf ?? null;
     const nativeWanted = (opts.nativeData ?? true) && process.env.VPCGW_SSL_NATIVE !== '0';
     this.offload = nativeWanted ? (opts.tunnel.sslOffload ?? null) : null;
     this.pool = new AddressPool({ name: c.name, cidr: c.clientCidr }, this.log);
@@ -309,6 +322,24 @@ export class SslServer {
 
   // ---------------------------------------------------------------- actions
 
+  /**
+   * Looks up every authenticated session's origin again (a user's groups or the origins changed
+   * with the config); sessions whose origin changed carry the new one from their next packet.
+   */
+  refreshOrigins(): void {
+    if (!this.originOf) return;
+    for (const [peerId, user] of this.sessionUsers) {
+      const o = this.originOf(user);
+      if (this.sessionOrigins.get(peerId) !== o) this.setOrigin(peerId, o);
+    }
+  }
+
+  private setOrigin(peerId: number, origin: number): void {
+    this.sessionOrigins.set(peerId, origin);
+    // a native session decrypts into the data plane itself: it holds its own copy (false for a JS session)
+    this.offload?.setSslOrigin?.(peerId, origin);
+  }
+
   /** Carries out what the session manager asked for. */
   private exec(actions: readonly SslServerAction[]): void {
     for (let i = 0; i < actions.length; i++) {
@@ -316,7 +347,7 @@ export class SslServer {
       try {
         switch (a.kind) {
           case 'writeToTun':
-            this.tunnel.writeToTun(a.buf, a.off, a.len);
+            this.tunnel.writeToTun(a.buf, a.off, a.len, this.sessionOrigins.get(a.peerId) ?? 0);
             break;
           case 'sendControl':
             this.sendControl(a.conn, a.to, a.packet);
@@ -337,8 +368,14 @@ export class SslServer {
             this.verifyPassword(a.check, a.user, a.password, a.server);
             break;
           case 'sessionUp':
+            // logged by the session manager; from now on the session's packets carry its origin
+            this.sessionUsers.set(a.peerId, a.user);
+            this.setOrigin(a.peerId, this.originOf ? this.originOf(a.user) : 0);
+            break;
           case 'sessionDown':
-            break; // logged by the session manager
+            this.sessionUsers.delete(a.peerId);
+            this.sessionOrigins.delete(a.peerId);
+            break;
         }
       } catch (err) {
         this.log.error({ err, action: a.kind }, 'ssl server action failed');
@@ -384,6 +421,8 @@ export class SslServer {
         compression: COMP_NONE,
         clientPrefix: this.pool.prefix,
         serverAddress: this.pool.serverAddress,
+        // the user is not known yet: the origin follows once it authenticates (sessionUp, setSslOrigin)
+        origin: this.sessionOrigins.get(s.peerId) ?? 0,
       });
       if (ok) return new OffloadDataPath(off, s.peerId, this.sslBind, now);
       off.removeSslSession(s.peerId);

@@ -116,12 +116,49 @@ export interface IkeResponderStatus {
   drops: Record<string, number>;
 }
 
+/**
+ * A VPC endpoint as the data path sees it: its approval state and the policy stage's counters
+ * (src/vpcep/policy.ts EndpointCounters; zero while the data plane has no policy stage).
+ */
+export interface EndpointStatus {
+  name: string;
+  service: string;
+  /** interface (NAT through `address`) or gateway (route type) */
+  type: string;
+  state: 'PENDING_ACCEPTANCE' | 'ACCEPTED' | 'REJECTED';
+  address: string | null;
+  dnsName: string | null;
+  /** flows alive now, and created since the endpoint appeared */
+  flows: number;
+  flowsCreated: number;
+  /** client → backend */
+  packetsIn: number;
+  bytesIn: number;
+  /** backend → client */
+  packetsOut: number;
+  bytesOut: number;
+  /** drops attributed to the endpoint, by reason */
+  drops: Record<string, number>;
+}
+
+/** The policy stage as a whole: drops by reason (every reason present) and flows alive. */
+export interface PolicyStatus {
+  drops: Record<string, number>;
+  flows: number;
+  /** aclDenied drops by origin (`connection:NAME` or `vpnServer:NAME[groups]`) */
+  aclDenied?: Record<string, number>;
+}
+
 export interface GatewayStatus {
   gateway: GatewayInfo;
   /** present when IKE runs */
   ikeResponder?: IkeResponderStatus;
   connections: ConnectionStatus[];
   vpnServers: VpnServerStatus[];
+  /** VPC endpoints in config order (absent in documents of gateways that predate them) */
+  endpoints?: EndpointStatus[];
+  /** the data path's policy stage, when the data plane has one */
+  policy?: PolicyStatus;
 }
 
 function bytes(n: number): string {
@@ -184,6 +221,21 @@ export function formatStatus(st: GatewayStatus): string {
         out.push(`    ${c.user} ${c.virtualAddress ?? '-'} from ${c.realAddress} (${c.protocol}, ${c.cipher}) ${c.state}, in ${c.bytesIn} B / out ${c.bytesOut} B, since ${c.connectedSince}`);
       }
     }
+  }
+  const eps = st.endpoints ?? [];
+  if (eps.length) {
+    out.push(`vpc endpoints (${eps.length}):`);
+    for (const e of eps) {
+      const where = e.address ? ` ${e.address}${e.dnsName ? ` (${e.dnsName})` : ''}` : ' (gateway type)';
+      const drops = Object.entries(e.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
+      out.push(`  ${e.name} -> ${e.service}:${where} ${e.state}, ${e.flows} flows (${e.flowsCreated} created), `
+        + `in ${e.packetsIn} pkts / ${bytes(e.bytesIn)}, out ${e.packetsOut} pkts / ${bytes(e.bytesOut)}${drops ? `, drops: ${drops}` : ''}`);
+    }
+  }
+  const pol = st.policy;
+  if (pol) {
+    const drops = Object.entries(pol.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
+    out.push(`policy: ${pol.flows} flows, drops: ${drops || 'none'}`);
   }
   return out.join('\n');
 }

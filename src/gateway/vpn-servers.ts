@@ -1,4 +1,5 @@
 import { VpnError } from '../common/errors.js';
+import { parseIp, parsePrefix } from '../common/ip.js';
 import { PEER_ID_MAX } from '../ssl/wire/data-packet.js';
 import type { Logger } from '../common/log.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
@@ -8,6 +9,19 @@ import { SslServer } from './ssl-server.js';
 import { sslServerConfigFrom } from './ssl-server-config.js';
 import { LocalUserAuthenticator } from './users.js';
 import type { VpnServerStatus } from './status.js';
+import { sslPushes } from './vpcep.js';
+
+/** The server's entry with what VPC endpoints add to the routes and DNS servers it pushes (vpcep.ts sslPushes). */
+export function withEndpointPushes(v: VpnServerConfig, cfg: GatewayConfig): VpnServerConfig {
+  const extra = sslPushes(cfg, v.name);
+  if (extra.routes.length === 0 && extra.dns.length === 0) return v;
+  const have = new Set(v.localSubnets.map((p) => p.text));
+  return {
+    ...v,
+    localSubnets: [...v.localSubnets, ...extra.routes.filter((r) => !have.has(r)).map((text) => ({ text, prefix: parsePrefix(text, true)! }))],
+    dnsServers: [...extra.dns.map((text) => ({ text, addr: parseIp(text)! })), ...v.dnsServers.filter((d) => !extra.dns.includes(d.text))],
+  };
+}
 
 /**
  * The point-to-cloud servers of a gateway, as the daemon drives them. `addServer`/`removeServer`
@@ -27,6 +41,8 @@ export interface VpnServers {
    * ERR_NOT_FOUND for an unknown server or client.
    */
   disconnect?(server: string, client: string, halt: boolean): { server: string; client: string; user: string };
+  /** Looks up every session's policy origin again (after a config change; SslServer.refreshOrigins). */
+  refreshOrigins?(): void;
 }
 
 export type VpnServersFactory = (ctx: {
@@ -35,6 +51,8 @@ export type VpnServersFactory = (ctx: {
   dataPlane: DataPlane;
   /** the config the daemon runs now (it changes live); password logins read its users section */
   liveConfig?: () => GatewayConfig;
+  /** the policy origin of `user`'s sessions on `server` (src/gateway/vpcep.ts); absent: none */
+  originOf?: (server: string, user: string) => number;
 }) => VpnServers;
 
 /**
@@ -46,7 +64,7 @@ export const PEER_ID_BLOCK = 1 << 17;
 const PEER_ID_BLOCKS = Math.floor((PEER_ID_MAX + 1) / PEER_ID_BLOCK);
 
 /** One OpenVPN-compatible SslServer per `vpnServers` entry, on the gateway's data plane. */
-export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveConfig }) => {
+export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveConfig, originOf }) => {
   const authenticator = new LocalUserAuthenticator(() => (liveConfig ? liveConfig() : config).users);
   /** server name → its peer-id block; a removed server's block is free again */
   const blocks = new Map<string, number>();
@@ -64,11 +82,12 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveC
   };
   const create = (v: VpnServerConfig): SslServer =>
     new SslServer({
-      config: { ...sslServerConfigFrom(v), peerIds: { first: blockFor(v.name) * PEER_ID_BLOCK, count: PEER_ID_BLOCK } },
+      config: { ...sslServerConfigFrom(withEndpointPushes(v, liveConfig ? liveConfig() : config)), peerIds: { first: blockFor(v.name) * PEER_ID_BLOCK, count: PEER_ID_BLOCK } },
       log: log.child({ vpnServer: v.name }),
       tunnel: dataPlane,
       udpBind: (address, port) => NativeUdp.bind({ address, port, log }),
       authenticator,
+      originOf: originOf ? (user) => originOf(v.name, user) : undefined,
     });
   const servers = new Map<string, SslServer>(config.vpnServers.map((v) => [v.name, create(v)]));
   return {
@@ -92,6 +111,9 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveC
       if (!s) throw new VpnError('ERR_NOT_FOUND', `VPN server ${server} is not running`);
       const r = s.disconnect(client, halt);
       return { server, client: r.id, user: r.user };
+    },
+    refreshOrigins() {
+      for (const s of servers.values()) s.refreshOrigins();
     },
     async removeServer(name) {
       const s = servers.get(name);

@@ -63,6 +63,25 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: 'endpoint approval states',
+    up: (db) => {
+      db.exec(`
+        -- The provider's decision on a VPC endpoint (accept = ACCEPTED, reject = REJECTED, or
+        -- PENDING_ACCEPTANCE until one is taken). Kept apart from the endpoint's spec so that
+        -- applying a config file (which never mentions it) leaves it alone. service: the endpoint
+        -- service the decision was about; a decision about another service does not count.
+        -- The row goes with its endpoint (ON DELETE CASCADE): a new endpoint of the same name starts afresh.
+        CREATE TABLE endpoint_approvals (
+          endpoint_id TEXT PRIMARY KEY REFERENCES resources (id) ON DELETE CASCADE,
+          service     TEXT NOT NULL,
+          state       TEXT NOT NULL CHECK (state IN ('PENDING_ACCEPTANCE', 'ACCEPTED', 'REJECTED')),
+          updated_at  TEXT NOT NULL
+        ) WITHOUT ROWID;
+      `);
+    },
+  },
 ];
 
 /** Throws unless versions are 1, 2, 3, ... in order (a list edited by hand is checked at open). */

@@ -90,6 +90,13 @@ export interface TokenInfo {
   readonly lastUsedAt: string | null;
 }
 
+/** The stored decision on a VPC endpoint (src/store/migrations.ts, version 2). */
+export interface EndpointApproval {
+  readonly service: string;
+  readonly state: 'PENDING_ACCEPTANCE' | 'ACCEPTED' | 'REJECTED';
+  readonly updatedAt: string;
+}
+
 export interface StoreOptions {
   log?: Logger;
   /** Wall clock in ms since the epoch (timestamps, token last use). Default Date.now. */
@@ -115,6 +122,9 @@ interface TokenRow {
 }
 
 const RESOURCE_COLUMNS = 'id, kind, name, spec, created_at, updated_at';
+const APPROVALS_ALL = `SELECT endpoint_id, service, state, updated_at FROM endpoint_approvals`;
+const APPROVAL_SET = `INSERT INTO endpoint_approvals (endpoint_id, service, state, updated_at) VALUES (?, ?, ?, ?)
+  ON CONFLICT (endpoint_id) DO UPDATE SET service = excluded.service, state = excluded.state, updated_at = excluded.updated_at`;
 
 export class Store {
   /** The schema version of the open file (the number of migrations applied). */
@@ -363,6 +373,29 @@ export class Store {
     } catch (e) {
       throw this.mapError(e, 'delete token');
     }
+  }
+
+  // ---- endpoint approvals ----
+
+  /** Every stored approval decision, by endpoint resource id. */
+  endpointApprovals(): Map<string, EndpointApproval> {
+    this.checkOpen();
+    // prepared on first use: a store opened with an older schema (tests of migrations) has no such table
+    const rows = this.read(() => this.listStatement(APPROVALS_ALL).all()) as { endpoint_id: string; service: string; state: string; updated_at: string }[];
+    return new Map(rows.map((r) => [r.endpoint_id, { service: r.service, state: r.state as EndpointApproval['state'], updatedAt: r.updated_at }]));
+  }
+
+  /** Records the decision on endpoint `endpointId` (a resource id) about `service`. */
+  setEndpointApproval(endpointId: string, service: string, state: EndpointApproval['state']): EndpointApproval {
+    this.checkOpen();
+    checkText('service', service);
+    const now = this.nowIso();
+    try {
+      this.listStatement(APPROVAL_SET).run(endpointId, service, state, now);
+    } catch (e) {
+      throw this.mapError(e, 'set endpoint approval');
+    }
+    return { service, state, updatedAt: now };
   }
 
   // ---- meta ----

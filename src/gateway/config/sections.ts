@@ -6,7 +6,7 @@ import { DEFAULT_LIMITS as SSL_DEFAULT_LIMITS, DEFAULT_RENEG_SEC as SSL_DEFAULT_
 import { formatDuration } from './duration.js';
 import {
   address, addressOr, bool, duration, filePath, inside, int, intOr, join, list, name, object, oneOf, optional,
-  prefix, proposals, readField, required, secret, str, withDefault, type AddressSpec, type Out, type PrefixSpec,
+  prefix, proposals, readField, readNode, required, secret, str, withDefault, type AddressSpec, type Field, type Out, type PrefixSpec,
   type Node, type ReadContext,
 } from './field-table.js';
 import { connectionLocalIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
@@ -170,6 +170,58 @@ export const API = object({
   },
 });
 
+// ---- VPC endpoints: the gateway's side (the endpoint subnet, flow limits, the DNS responder) ----
+
+export const DEFAULT_ENDPOINT_MAX_FLOWS = 65_536;
+const ENDPOINT_MAX_FLOWS_RANGE = [1, 4_194_304] as const;
+const ENDPOINT_TIMEOUT_RANGE_SEC = [5, 7 * 86400] as const;
+const MAX_DNS_UPSTREAMS = 4;
+
+export const GATEWAY_ENDPOINTS = object({
+  subnet: required(prefix({ family: 4, unicast: 'noLinkLocal', maxLen: 30 }),
+    'IPv4 subnet of the endpoint addresses (e.g. 10.2.100.0/24). The gateway routes it into the TUN so the backends\' replies '
+    + 'come back to the data plane; it never puts these addresses on an interface. Endpoints without an address get one from here.'),
+  maxFlows: withDefault(int(...ENDPOINT_MAX_FLOWS_RANGE), DEFAULT_ENDPOINT_MAX_FLOWS, {
+    description: 'Translated flows alive at once over all endpoints; new flows beyond it are dropped (endpointTableFull).',
+  }),
+  tcpTimeout: withDefault(duration(...ENDPOINT_TIMEOUT_RANGE_SEC), '2h', {
+    description: 'An established TCP flow (a packet seen each way) is forgotten after this long idle.',
+  }),
+  udpTimeout: withDefault(duration(...ENDPOINT_TIMEOUT_RANGE_SEC), '60s', {
+    description: 'A UDP flow is forgotten after this long idle.',
+  }),
+}, {
+  description: 'VPC endpoints: where their addresses live and how long their translated flows are kept.',
+  finish: (v) => ({ subnet: v.subnet, maxFlows: v.maxFlows, tcpTimeoutSec: v.tcpTimeout, udpTimeoutSec: v.udpTimeout }),
+});
+
+/** "ADDR", "ADDR:PORT" (IPv4), "V6" or "[V6]:PORT". */
+function dnsUpstreamValid(u: string): boolean {
+  if (isIP(u)) return true;
+  const m = /^(?:\[([^\]]+)\]|([0-9.]+)):(\d{1,5})$/.exec(u);
+  if (!m) return false;
+  const port = Number(m[3]);
+  return port >= 1 && port <= 65535 && (m[1] !== undefined ? isIP(m[1]) === 6 : isIP(m[2]!) === 4);
+}
+
+export const GATEWAY_DNS = object({
+  address: required(address(), 'IPv4 address of the DNS responder: put on the TUN (as a /32) and pushed to SSL VPN clients '
+    + '(dhcp-option DNS, plus a route to it). Endpoint dnsNames are answered here, other names are forwarded to upstream.'),
+  upstream: withDefault(list(str('an IP address, optionally with :port ([v6]:port for IPv6)'),
+    'DNS servers', { max: MAX_DNS_UPSTREAMS, uniqueItems: true }), [], {
+    nullable: true, description: 'Resolvers that answer the names the responder does not own ("ADDR" or "ADDR:PORT", port 53 by default).',
+  }),
+}, {
+  description: 'A small DNS responder on the gateway for the endpoints\' dnsNames.',
+  finish: (v, path) => {
+    if (v.address.addr.family !== 4) throw new ConfigError(join(path, 'address'), v.address.text, 'an IPv4 address');
+    v.upstream.forEach((u, i) => {
+      if (!dnsUpstreamValid(u)) throw new ConfigError(join(join(path, 'upstream'), i), u, 'an IP address, optionally with :port (1-65535; [v6]:port for IPv6)');
+    });
+    return { address: v.address, upstream: v.upstream };
+  },
+});
+
 export const GATEWAY = object({
   name: withDefault(name(), 'vpcgw'),
   dataDir: withDefault(filePath('a folder path'), './var', {
@@ -184,6 +236,11 @@ export const GATEWAY = object({
   dataPlane: withDefault(DATA_PLANE, {}),
   ike: withDefault(IKE_RESPONDER, {}),
   api: withDefault(API, {}),
+  endpoints: optional(GATEWAY_ENDPOINTS, {
+    nullable: true,
+    description: 'Required by endpoints of interface services; with it dataPlane.queues "auto" runs one queue (the flow table lives in one thread).',
+  }),
+  dns: optional(GATEWAY_DNS, { nullable: true, description: 'Omitted: no DNS responder.' }),
 });
 
 // ---- customer gateways ----
@@ -485,6 +542,262 @@ export const USER = object({
   },
 });
 
+// ---- VPC endpoint services and endpoints ----
+
+export const ENDPOINT_SERVICE_TYPES = ['interface', 'gateway'] as const;
+export const ENDPOINT_PROTOCOLS = ['tcp', 'udp'] as const;
+export const WHITELIST_KINDS = ['vpnConnection', 'vpnServer', 'userGroup'] as const;
+const MAX_PORT_MAPS = 200;
+const MAX_WHITELIST = 100;
+const DESCRIPTION_RE = /^[^<>]{0,128}$/;
+const DNS_NAME_RE = /^(?=.{1,253}\.?$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\.?$/;
+const WHITELIST_WHAT = '"vpnConnection:NAME", "vpnServer:NAME", "userGroup:NAME" or an IPv4 CIDR';
+
+function description(): Field<string, 'optional'> {
+  return optional(str('a text of up to 128 characters without < or >', { pattern: DESCRIPTION_RE }), { nullable: true });
+}
+
+export const PORT_MAP = object({
+  protocol: required(oneOf(ENDPOINT_PROTOCOLS)),
+  servicePort: required(int(1, 65535, 'The port clients connect to on the endpoint address.')),
+  backendPort: required(int(1, 65535, 'The port of the backend it is translated to.')),
+});
+
+/** One whitelist entry as read: who may use the service's endpoints. */
+export type WhitelistEntry =
+  | { readonly text: string; readonly kind: (typeof WHITELIST_KINDS)[number]; readonly name: string }
+  | { readonly text: string; readonly kind: 'cidr'; readonly prefix: PrefixSpec };
+
+function readWhitelistEntry(text: string, path: string, ctx: ReadContext): WhitelistEntry {
+  const colon = text.indexOf(':');
+  const kind = colon > 0 ? text.slice(0, colon) : '';
+  if ((WHITELIST_KINDS as readonly string[]).includes(kind)) {
+    const n = text.slice(colon + 1);
+    const k = kind as (typeof WHITELIST_KINDS)[number];
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(n)) throw new ConfigError(path, text, `${kind}: followed by a name`);
+    const known = k === 'vpnConnection' ? (ctx.done.vpnConnections as readonly { name: string }[])
+      : k === 'vpnServer' ? (ctx.done.vpnServers as readonly { name: string }[]) : null;
+    if (known && !known.some((x) => x.name === n)) {
+      const names = known.length ? known.map((x) => x.name).join(', ') : 'none are defined';
+      throw new ConfigError(path, text, `the name of a ${k === 'vpnConnection' ? 'VPN connection' : 'VPN server'} (${names})`);
+    }
+    return { text, kind: k, name: n };
+  }
+  if (!text.includes('/') || colon >= 0) throw new ConfigError(path, text, WHITELIST_WHAT);
+  const p = readNode(prefix({ family: 4 }), text, path, ctx) as PrefixSpec;
+  return { text, kind: 'cidr', prefix: p };
+}
+
+export const ENDPOINT_SERVICE = object({
+  name: required(name()),
+  type: withDefault(oneOf(ENDPOINT_SERVICE_TYPES, 'interface: reached through endpoint addresses (destination and source NAT to the backend); '
+    + 'gateway: no NAT, its prefixes are added to what whitelisted tunnels reach (routes pushed, local traffic selectors).'), 'interface'),
+  backend: optional(object({
+    address: required(address(), 'The backend\'s IPv4 address in the VPC.'),
+  }), { description: 'Interface services: where the traffic goes.' }),
+  ports: withDefault(list(PORT_MAP, 'port maps', { max: MAX_PORT_MAPS }), [], {
+    nullable: true, description: 'Interface services: the ports of the endpoint address and the backend ports they map to; no (protocol, servicePort) twice.',
+  }),
+  approvalRequired: withDefault(bool('New endpoints wait in PENDING_ACCEPTANCE until the service owner accepts them (connections/action receive).'), false),
+  whitelist: withDefault(list(str(WHITELIST_WHAT), 'whitelist entries', { max: MAX_WHITELIST, uniqueItems: true }), [], {
+    nullable: true,
+    description: 'Who may reach the endpoints: a VPN connection (its sites), a VPN server (all its clients), a user group (SSL VPN users in it), '
+      + 'or a source CIDR. Empty: nobody.',
+  }),
+  prefixes: withDefault(subnetsOrNone(), [], { nullable: true, description: 'Gateway services: the service\'s IPv4 prefixes.' }),
+  description: description(),
+}, {
+  rules: 'interface services have a backend (IPv4) and at least one port map, and no prefixes; gateway services have prefixes and neither; '
+    + 'whitelisted VPN connections and servers exist.',
+  finish: (v, path, ctx) => {
+    if (v.type === 'interface') {
+      if (!v.backend) throw new ConfigError(join(path, 'backend'), undefined, 'a mapping with key address (required by an interface service)');
+      if (v.backend.address.addr.family !== 4) throw new ConfigError(join(path, 'backend.address'), v.backend.address.text, 'an IPv4 address');
+      if (v.ports.length === 0) throw new ConfigError(join(path, 'ports'), v.ports, 'a list of at least 1 port maps (required by an interface service)');
+      if (v.prefixes.length > 0) throw new ConfigError(join(path, 'prefixes'), v.prefixes.map((p) => p.text), 'absent: prefixes belong to gateway services');
+      const seen = new Map<string, number>();
+      v.ports.forEach((m, i) => {
+        const key = `${m.protocol}/${m.servicePort}`;
+        const prev = seen.get(key);
+        if (prev !== undefined) throw new ConfigError(join(join(path, 'ports'), i), key, `a (protocol, servicePort) not already mapped (ports[${prev}] has it)`);
+        seen.set(key, i);
+      });
+    } else {
+      if (v.backend) throw new ConfigError(join(path, 'backend'), v.backend.address.text, 'absent: a gateway service has no backend (no NAT)');
+      if (v.ports.length > 0) throw new ConfigError(join(path, 'ports'), v.ports.length, 'absent: a gateway service has no port maps');
+      if (v.prefixes.length === 0) throw new ConfigError(join(path, 'prefixes'), v.prefixes, 'a list of at least 1 IPv4 prefix (required by a gateway service)');
+    }
+    const whitelist = v.whitelist.map((t, i) => readWhitelistEntry(t, join(join(path, 'whitelist'), i), ctx));
+    return {
+      name: v.name,
+      type: v.type,
+      backend: v.backend,
+      ports: v.ports,
+      approvalRequired: v.approvalRequired,
+      whitelist,
+      prefixes: v.prefixes,
+      description: v.description,
+    };
+  },
+});
+
+function subnetsOrNone() {
+  return list(prefix({ unicast: true, family: 4 }), 'CIDR prefixes', { max: MAX_SUBNETS, uniqueItems: true, check: noRepeatedPrefixes });
+}
+
+type EndpointService = Out<typeof ENDPOINT_SERVICE>;
+
+export const ENDPOINT = object({
+  name: required(name()),
+  service: required(name('The name of an entry of endpointServices.')),
+  address: optional(address(), {
+    nullable: true,
+    description: 'Interface services: the endpoint\'s private IPv4 address, inside gateway.endpoints.subnet; omitted: one is allocated there '
+      + '(from a hash of the name, so it stays the same while the endpoint exists).',
+  }),
+  dnsName: optional(str('a DNS name such as web.endpoint.internal', { pattern: DNS_NAME_RE }), {
+    nullable: true, description: 'Interface services: a name the gateway\'s DNS responder (gateway.dns) answers with the address.',
+  }),
+  description: description(),
+}, {
+  rules: 'service names an endpoint service; an interface service\'s endpoint lies in gateway.endpoints.subnet, its address is unique and not '
+    + 'the subnet\'s network, broadcast or any gateway address; gateway services\' endpoints have neither address nor dnsName.',
+  finish: (v, path, ctx) => {
+    const services = (ctx.done.endpointServices ?? []) as readonly EndpointService[];
+    const svc = services.find((s) => s.name === v.service);
+    if (!svc) {
+      const known = services.length ? services.map((s) => s.name).join(', ') : 'none are defined';
+      throw new ConfigError(join(path, 'service'), v.service, `the name of an endpoint service (${known})`);
+    }
+    if (svc.type === 'gateway') {
+      if (v.address) throw new ConfigError(join(path, 'address'), v.address.text, `absent: service ${svc.name} is a gateway service (no endpoint address)`);
+      if (v.dnsName) throw new ConfigError(join(path, 'dnsName'), v.dnsName, `absent: service ${svc.name} is a gateway service (no endpoint address)`);
+      return { name: v.name, service: v.service, type: svc.type, address: null as string | null, dnsName: null as string | null, description: v.description };
+    }
+    const gw = ctx.done.gateway as Gateway;
+    const ep = gw.endpoints;
+    if (!ep) throw new ConfigError('gateway.endpoints', undefined, `a mapping with key subnet (required: ${path} is an endpoint of the interface service ${svc.name})`);
+    if (v.address) {
+      const a = v.address.addr;
+      if (a.family !== 4) throw new ConfigError(join(path, 'address'), v.address.text, 'an IPv4 address');
+      if (!inside({ family: 4, bytes: a.bytes, len: 32 }, ep.subnet.prefix)) {
+        throw new ConfigError(join(path, 'address'), v.address.text, `an address inside gateway.endpoints.subnet (${ep.subnet.text})`);
+      }
+      const host = ipv4Number(a.bytes);
+      const net = ipv4Number(ep.subnet.prefix.bytes);
+      const last = net + 2 ** (32 - ep.subnet.prefix.len) - 1;
+      if (host === net || host === last) {
+        throw new ConfigError(join(path, 'address'), v.address.text, `a host address of ${ep.subnet.text} (not its network or broadcast address)`);
+      }
+    }
+    return {
+      name: v.name,
+      service: v.service,
+      type: svc.type,
+      /** IPv4 text; set for interface endpoints (allocated by `endpointsRules` when omitted) */
+      address: v.address?.text ?? null,
+      dnsName: v.dnsName ? v.dnsName.toLowerCase().replace(/\.$/, '') : null,
+      description: v.description,
+    };
+  },
+});
+
+type Endpoint = Out<typeof ENDPOINT>;
+
+function ipv4Number(b: Uint8Array): number {
+  return ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+}
+
+function ipv4Text(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/** FNV-1a over the name: where an endpoint's address allocation starts looking. */
+function nameHash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
+/**
+ * Rules across the endpoints: addresses allocated for those without one (from a hash of the name,
+ * probing upward on a clash, so an endpoint keeps its address while others come and go, unless it
+ * clashed), addresses and DNS names unique, no clash with addresses the gateway owns (the TUN address,
+ * the DNS responder, the SSL VPN pools' server addresses), and one data-plane queue.
+ */
+function endpointsRules(items: Endpoint[], path: string, ctx: ReadContext): void {
+  uniqueNames(items, path);
+  const gw = ctx.done.gateway as Gateway;
+  const servers = (ctx.done.vpnServers ?? []) as readonly Out<typeof VPN_SERVER>[];
+  const conns = (ctx.done.vpnConnections ?? []) as readonly Out<typeof VPN_CONNECTION>[];
+  const ep = gw.endpoints;
+  const iface = items.filter((e) => e.type === 'interface');
+  if (ep) {
+    const clash = [
+      ...servers.map((s, i) => ({ p: s.clientCidr, where: `vpnServers[${i}].clientCidr` })),
+      ...conns.flatMap((c, i) => c.remoteSubnets.map((p) => ({ p, where: `vpnConnections[${i}].remoteSubnets` }))),
+    ].find(({ p }) => prefixesOverlap(p.prefix, ep.subnet.prefix));
+    if (clash) throw new ConfigError('gateway.endpoints.subnet', ep.subnet.text, `a subnet that does not overlap ${clash.p.text} in ${clash.where}`);
+    const tunAddr = gw.tun.address;
+    if (tunAddr && tunAddr.prefix.family === 4 && (inside(tunAddr.prefix, ep.subnet.prefix) || inside(ep.subnet.prefix, tunAddr.prefix))) {
+      throw new ConfigError('gateway.tun.address', tunAddr.text, `an address outside gateway.endpoints.subnet (${ep.subnet.text}): the kernel would answer for the endpoints`);
+    }
+  }
+  const queues = gw.dataPlane.queues;
+  if (iface.length > 0 && queues !== 'auto' && queues > 1) {
+    throw new ConfigError('gateway.dataPlane.queues', queues, `"auto" or 1: VPC endpoints (${join(path, items.indexOf(iface[0]!))}) keep their flow table in one data-plane thread`);
+  }
+  // addresses an endpoint must not take: the gateway's own, and the backends' (replies would loop)
+  const owned = new Map<number, string>();
+  if (gw.dns) owned.set(ipv4Number(gw.dns.address.addr.bytes), 'gateway.dns.address');
+  gw.publicAddresses.forEach((a, i) => {
+    if (a.addr.family === 4) owned.set(ipv4Number(a.addr.bytes), `gateway.publicAddresses[${i}]`);
+  });
+  const services = (ctx.done.endpointServices ?? []) as readonly EndpointService[];
+  services.forEach((svc, i) => {
+    if (svc.backend && svc.backend.address.addr.family === 4) owned.set(ipv4Number(svc.backend.address.addr.bytes), `endpointServices[${i}].backend.address`);
+  });
+  const used = new Map<number, number>();
+  items.forEach((e, i) => {
+    if (e.address === null) return;
+    const n = ipv4Number(parseIpv4Bytes(e.address));
+    const at = join(join(path, i), 'address');
+    const own = owned.get(n);
+    if (own) throw new ConfigError(at, e.address, `an address the gateway does not own (${own} has it)`);
+    const prev = used.get(n);
+    if (prev !== undefined) throw new ConfigError(at, e.address, `an address no other endpoint has (${join(path, prev)} has it)`);
+    used.set(n, i);
+  });
+  if (ep) {
+    const net = ipv4Number(ep.subnet.prefix.bytes);
+    const size = 2 ** (32 - ep.subnet.prefix.len);
+    items.forEach((e, i) => {
+      if (e.type !== 'interface' || e.address !== null) return;
+      const hosts = size - 2;
+      const start = nameHash(e.name) % hosts;
+      for (let k = 0; k < hosts; k++) {
+        const n = net + 1 + ((start + k) % hosts);
+        if (used.has(n) || owned.has(n)) continue;
+        used.set(n, i);
+        (e as { address: string | null }).address = ipv4Text(n);
+        return;
+      }
+      throw new ConfigError(join(join(path, i), 'address'), undefined, `an address: gateway.endpoints.subnet ${ep.subnet.text} has no free one left`);
+    });
+  }
+  const names = new Map<string, number>();
+  items.forEach((e, i) => {
+    if (e.dnsName === null) return;
+    const prev = names.get(e.dnsName);
+    if (prev !== undefined) throw new ConfigError(join(join(path, i), 'dnsName'), e.dnsName, `a name no other endpoint has (${join(path, prev)} has it)`);
+    names.set(e.dnsName, i);
+  });
+}
+
+function parseIpv4Bytes(text: string): Uint8Array {
+  return Uint8Array.from(text.split('.').map(Number));
+}
+
 // ---- the whole file ----
 
 /** The sections of the config file, in the order they are read (later ones refer to earlier ones). */
@@ -504,6 +817,8 @@ export const CONFIG = object({
     },
   }), [], { nullable: true }),
   users: withDefault(list(USER, 'users', { check: uniqueNames }), [], { nullable: true }),
+  endpointServices: withDefault(list(ENDPOINT_SERVICE, 'endpoint services', { check: uniqueNames }), [], { nullable: true }),
+  endpoints: withDefault(list(ENDPOINT, 'endpoints', { check: endpointsRules }), [], { nullable: true }),
 });
 
 export type SectionName = keyof typeof CONFIG_SECTIONS;
@@ -513,6 +828,8 @@ export const CONFIG_SECTIONS = {
   vpnConnections: VPN_CONNECTION,
   vpnServers: VPN_SERVER,
   users: USER,
+  endpointServices: ENDPOINT_SERVICE,
+  endpoints: ENDPOINT,
 } as const;
 
 /** Reads a parsed YAML tree with the tables; throws the first ConfigError. */
@@ -529,11 +846,17 @@ export function readConfig(raw: unknown, ctx: ReadContext): Out<typeof CONFIG> {
 export function readEntry<S extends SectionName>(
   section: S,
   raw: unknown,
-  current: { readonly gateway: unknown; readonly customerGateways: unknown; readonly vpnConnections: unknown },
+  current: {
+    readonly gateway: unknown; readonly customerGateways: unknown; readonly vpnConnections: unknown;
+    readonly vpnServers?: unknown; readonly endpointServices?: unknown;
+  },
   baseDir: string,
   path: string = section,
 ): Out<(typeof CONFIG_SECTIONS)[S]> {
-  const done = { gateway: current.gateway, customerGateways: current.customerGateways, vpnConnections: current.vpnConnections };
+  const done = {
+    gateway: current.gateway, customerGateways: current.customerGateways, vpnConnections: current.vpnConnections,
+    vpnServers: current.vpnServers ?? [], endpointServices: current.endpointServices ?? [],
+  };
   const node: Node = CONFIG_SECTIONS[section];
   return readField(required(node), raw, path, { baseDir, done }) as Out<(typeof CONFIG_SECTIONS)[S]>;
 }

@@ -1,7 +1,7 @@
 import type { Out } from './field-table.js';
 import type {
   API, CONFIG, CUSTOMER_GATEWAY, DATA_CIPHERS, DATA_PLANE, DPD, ESP_POLICY, GATEWAY, IKE_POLICY, LOG_LEVELS,
-  SSL_PROTOCOLS, START_ACTIONS, TUN, VPN_CONNECTION, VPN_SERVER,
+  SSL_PROTOCOLS, START_ACTIONS, TUN, VPN_CONNECTION, VPN_SERVER, ENDPOINT_SERVICE, ENDPOINT, GATEWAY_ENDPOINTS, GATEWAY_DNS,
 } from './sections.js';
 
 /**
@@ -34,3 +34,8 @@ export type EspPolicyConfig = Out<typeof ESP_POLICY>;
 export type DpdConfig = Out<typeof DPD>;
 export type VpnConnectionConfig = Out<typeof VPN_CONNECTION>;
 export type VpnServerConfig = Out<typeof VPN_SERVER>;
+export type EndpointServiceConfig = Out<typeof ENDPOINT_SERVICE>;
+export type EndpointConfig = Out<typeof ENDPOINT>;
+export type GatewayEndpointsConfig = Out<typeof GATEWAY_ENDPOINTS>;
+export type GatewayDnsConfig = Out<typeof GATEWAY_DNS>;
+export type { WhitelistEntry } from './sections.js';

@@ -23,6 +23,8 @@ export type SslServerAction =
 
 export class WriteToTun {
   readonly kind = 'writeToTun' as const;
+  /** the session the packet came from (the shell gives it the session's policy origin) */
+  peerId = 0;
   buf: Buffer = Buffer.alloc(0);
   off = 0;
   len = 0;

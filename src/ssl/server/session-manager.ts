@@ -1027,6 +1027,7 @@ export class SslSessionManager {
         return;
       }
       const t = this.tunAction;
+      t.peerId = s.peerId;
       t.buf = buf;
       t.off = off;
       t.len = len;

@@ -32,7 +32,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'server.key'), pki.server.key, { mode: 0o600 });
   store = Store.open(join(dir, 'vpcgw.db'));
   svc = new GatewayService({ store, baseDir: dir, log: silentLogger, source: 'contract' });
-  await svc.applyDocument({ gateway: { name: 'gw1', publicAddresses: ['192.0.2.2'], vpcSubnets: ['10.2.0.0/16'] } }, dir);
+  await svc.applyDocument({ gateway: { name: 'gw1', publicAddresses: ['192.0.2.2'], vpcSubnets: ['10.2.0.0/16'], endpoints: { subnet: '10.2.100.0/24' } } }, dir);
   svc.attach(new FakeGateway(svc.config()));
   token = svc.createToken('contract').token;
   h = await startHarness(svc as unknown as FakeManagementService);
@@ -55,6 +55,8 @@ interface Case {
   invalid: [Record<string, unknown>, RegExp];
   /** Never in a response. */
   secret?: string;
+  /** The status a new one has (default ACTIVE or DOWN). */
+  status?: RegExp;
 }
 
 const CASES: Case[] = [
@@ -82,6 +84,21 @@ const CASES: Case[] = [
     invalid: [{ name: 'p2c-bad', clientCidr: '10.8.1.0/24', localSubnets: ['10.2.0.0/16'], auth: { type: 'cert' }, serverCert: { cert: 'server.crt', key: 'server.key' }, clientCa: 'ca.crt', port: 500 },
       /vpnServers\[p2c-bad\]\.port.*500/],
   },
+  {
+    collection: 'vpc-endpoint-services',
+    body: { name: 'web', backend: { address: '10.2.5.10' }, ports: [{ protocol: 'tcp', servicePort: 80, backendPort: 8080 }], whitelist: ['10.9.0.0/16'] },
+    update: [{ approvalRequired: true }, 'approvalRequired', true],
+    invalid: [{ name: 'svc-bad', backend: { address: '10.2.5.11' }, ports: [{ protocol: 'tcp', servicePort: 80, backendPort: 80 }], whitelist: ['vpnServer:nope'] },
+      /endpointServices\[svc-bad\]\.whitelist\[0\].*vpnServer:nope/],
+  },
+  {
+    collection: 'vpc-endpoints',
+    needs: [['vpc-endpoint-services', { name: 'db', backend: { address: '10.2.5.20' }, ports: [{ protocol: 'tcp', servicePort: 5432, backendPort: 5432 }] }]],
+    body: { name: 'db-ep', service: 'db', address: '10.2.100.20', dnsName: 'db.endpoint.internal' },
+    update: [{ description: 'the database' }, 'description', 'the database'],
+    invalid: [{ name: 'ep-bad', service: 'db', address: '10.2.101.1' }, /endpoints\[ep-bad\]\.address.*10\.2\.101\.1/],
+    status: /^ACCEPTED$/,
+  },
 ];
 
 describe('API contract, real service and store', () => {
@@ -92,7 +109,7 @@ describe('API contract, real service and store', () => {
     const id = created.json.id as string;
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(created.headers.location).toBe(`/v1/${c.collection}/${id}`);
-    expect(created.json).toMatchObject({ name: c.body.name, status: expect.stringMatching(/^(ACTIVE|DOWN)$/) });
+    expect(created.json).toMatchObject({ name: c.body.name, status: expect.stringMatching(c.status ?? /^(ACTIVE|DOWN)$/) });
     expect(Date.parse(created.json.created_at)).not.toBeNaN();
     if (c.secret) expect(created.text).not.toContain(c.secret);
 
@@ -155,6 +172,32 @@ describe('API contract, real service and store', () => {
   it('the OpenAPI document is served without a token and names every kind', async () => {
     const r = await h.req('GET', '/v1/openapi.json', { token: null });
     expect(r.status).toBe(200);
-    for (const c of ['vpn-gateways', 'customer-gateways', 'vpn-connections', 'vpn-servers']) expect(Object.keys(r.json.paths)).toContain(`/v1/${c}`);
+    for (const c of ['vpn-gateways', 'customer-gateways', 'vpn-connections', 'vpn-servers', 'users', 'vpc-endpoint-services', 'vpc-endpoints']) {
+      expect(Object.keys(r.json.paths)).toContain(`/v1/${c}`);
+    }
+    expect(r.json.paths['/v1/vpc-endpoint-services/{idOrName}/connections/action'].post.operationId).toBe('postVpcEndpointServiceConnectionsAction');
+    expect(r.json.paths['/v1/vpc-endpoint-services/{idOrName}/connections'].get).toBeTruthy();
+  });
+
+  it('vpc endpoint approval: connections lists the endpoints, connections/action receives and rejects them', async () => {
+    const svcBody = { name: 'api', backend: { address: '10.2.5.30' }, ports: [{ protocol: 'udp', servicePort: 53, backendPort: 5353 }], approvalRequired: true };
+    expect((await h.req('POST', '/v1/vpc-endpoint-services', { token, body: svcBody })).status).toBe(201);
+    const ep = await h.req('POST', '/v1/vpc-endpoints', { token, body: { name: 'api-ep', service: 'api' } });
+    expect(ep.status, ep.text).toBe(201);
+    expect(ep.json).toMatchObject({ status: 'PENDING_ACCEPTANCE', ip: expect.stringMatching(/^10\.2\.100\./), dns_names: [] });
+    const list = await h.req('GET', '/v1/vpc-endpoint-services/api/connections', { token });
+    expect(list.status).toBe(200);
+    expect(list.json.connections).toEqual([expect.objectContaining({ endpoint_id: ep.json.id, endpoint_name: 'api-ep', status: 'PENDING_ACCEPTANCE' })]);
+    const acc = await h.req('POST', '/v1/vpc-endpoint-services/api/connections/action', { token, body: { action: 'receive', endpoints: [ep.json.id] } });
+    expect(acc.status, acc.text).toBe(200);
+    expect(acc.json.connections[0].status).toBe('ACCEPTED');
+    expect((await h.req('GET', '/v1/vpc-endpoints/api-ep', { token })).json.status).toBe('ACCEPTED');
+    const rej = await h.req('POST', '/v1/vpc-endpoint-services/api/connections/action', { token, body: { action: 'reject', endpoints: ['api-ep'] } });
+    expect(rej.json.connections[0].status).toBe('REJECTED');
+    const bad = await h.req('POST', '/v1/vpc-endpoint-services/api/connections/action', { token, body: { action: 'maybe', endpoints: ['api-ep'] } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.error_code).toBe('ERR_BAD_REQUEST');
+    const inUse = await h.req('DELETE', '/v1/vpc-endpoint-services/api', { token });
+    expect(inUse.status).toBe(409);
   });
 });

@@ -45,9 +45,14 @@ function setUp() {
   let cfg = config();
   const sas = new Set<string>();
   const routes = new Map<string, number>();
+  /** "direction:spi" → the origin the SA was installed with */
+  const origins = new Map<string, number | undefined>();
   const dp = {
     onSaEvent() {},
-    installSa(s: { spi: number; direction: string }) { sas.add(`${s.direction}:${s.spi}`); },
+    installSa(s: { spi: number; direction: string; origin?: number }) {
+      sas.add(`${s.direction}:${s.spi}`);
+      origins.set(`${s.direction}:${s.spi}`, s.origin);
+    },
     removeSa(spi: number, direction: string) { sas.delete(`${direction}:${spi}`); },
     addRoute(prefix: Prefix, spi: number) { routes.set(formatPrefix(prefix), spi); },
     removeRoute(prefix: Prefix) { routes.delete(formatPrefix(prefix)); },
@@ -65,6 +70,7 @@ function setUp() {
     log: captureLogger(),
     dataPlane: dp,
     sendIke: (d, to, local) => { wire.push({ d: Buffer.from(d), from: local, to }); return true; },
+    originOf: (connection) => (connection === 'c1' ? 11 : 12),
   });
   const pump = (): void => {
     for (let i = 0; i < 100 && wire.length > 0; i++) {
@@ -83,8 +89,19 @@ function setUp() {
   ctrl.start();
   pump();
   const spis = (name: string) => ctrl.status().find((c) => c.name === name)?.children.map((c) => [c.spiIn, c.spiOut]) ?? [];
-  return { ctrl, sas, routes, peers, pump, apply, spis };
+  return { ctrl, sas, routes, peers, pump, apply, spis, origins };
 }
+
+describe('IpsecController: policy origins', () => {
+  it('inbound SAs carry their connection\'s origin (the policy stage keys ACLs and endpoint whitelists by it)', () => {
+    const { spis, origins } = setUp();
+    for (const [name, origin] of [['c1', 11], ['c2', 12]] as const) {
+      const [spiIn, spiOut] = spis(name)[0]!;
+      expect(origins.get(`in:${parseInt(spiIn!, 16)}`)).toBe(origin);
+      expect(origins.get(`out:${parseInt(spiOut!, 16)}`)).toBeUndefined();
+    }
+  });
+});
 
 describe('IpsecController.reconfigure', () => {
   it('a removed connection is deleted at the peer, its CHILD_SAs and data-plane routes go; the other one is untouched', () => {

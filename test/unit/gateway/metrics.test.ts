@@ -235,3 +235,49 @@ describe('GatewayMetrics', () => {
     expect(vpcgwVersion()).toMatch(/^\d+\.\d+\.\d+/);
   });
 });
+
+describe('GatewayMetrics: VPC endpoints', () => {
+  const withEndpoints = (): GatewayStatus => ({
+    ...fakeStatus(),
+    endpoints: [
+      {
+        name: 'web-ep', service: 'web', type: 'interface', state: 'ACCEPTED', address: '10.2.100.10', dnsName: 'web.endpoint.internal',
+        flows: 4, flowsCreated: 19, packetsIn: 100, bytesIn: 8000, packetsOut: 90, bytesOut: 70000,
+        drops: { endpointClosed: 0, endpointDenied: 3, endpointNoPort: 1, endpointNoFlow: 0, endpointTableFull: 0, endpointBadPacket: 0 },
+      },
+      {
+        name: 'db-ep', service: 'db', type: 'interface', state: 'PENDING_ACCEPTANCE', address: '10.2.100.11', dnsName: null,
+        flows: 0, flowsCreated: 0, packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0,
+        drops: { endpointClosed: 6, endpointDenied: 0, endpointNoPort: 0, endpointNoFlow: 0, endpointTableFull: 0, endpointBadPacket: 0 },
+      },
+    ],
+    policy: {
+      flows: 4,
+      drops: { aclDenied: 8, endpointClosed: 6, endpointDenied: 3, endpointNoPort: 1, endpointNoFlow: 0, endpointTableFull: 0, endpointBadPacket: 0 },
+    },
+  });
+
+  it('per-endpoint flows, packets, bytes, drops and state, and the policy stage\'s drops; promtool accepts the text', async () => {
+    const m = new GatewayMetrics({ status: withEndpoints, defaultMetrics: false });
+    const text = await m.metrics();
+    expect(sample(text, 'vpcgw_endpoint_flows{endpoint="web-ep"}')).toBe(4);
+    expect(sample(text, 'vpcgw_endpoint_flows_created_total{endpoint="web-ep"}')).toBe(19);
+    expect(sample(text, 'vpcgw_endpoint_packets_total{endpoint="web-ep",direction="in"}')).toBe(100);
+    expect(sample(text, 'vpcgw_endpoint_packets_total{endpoint="web-ep",direction="out"}')).toBe(90);
+    expect(sample(text, 'vpcgw_endpoint_bytes_total{endpoint="web-ep",direction="out"}')).toBe(70000);
+    expect(sample(text, 'vpcgw_endpoint_drops_total{endpoint="web-ep",reason="endpointDenied"}')).toBe(3);
+    expect(sample(text, 'vpcgw_endpoint_drops_total{endpoint="db-ep",reason="endpointClosed"}')).toBe(6);
+    expect(sample(text, 'vpcgw_endpoint_state{endpoint="db-ep",service="db",state="PENDING_ACCEPTANCE"}')).toBe(1);
+    expect(sample(text, 'vpcgw_endpoint_state{endpoint="db-ep",service="db",state="ACCEPTED"}')).toBe(0);
+    expect(sample(text, 'vpcgw_policy_drops_total{reason="aclDenied"}')).toBe(8);
+    // connections keep their own statuses only
+    expect(text).not.toMatch(/vpcgw_vpn_connection_status\{[^}]*status="ACCEPTED"/);
+    if (existsSync(PROMTOOL)) expect(promtoolCheck(text).status).toBe(0);
+  });
+
+  it('without endpoints or a policy stage: no endpoint or policy series', async () => {
+    const text = await new GatewayMetrics({ status: fakeStatus, defaultMetrics: false }).metrics();
+    expect(text).not.toMatch(/^vpcgw_endpoint_flows\{/m);
+    expect(text).not.toMatch(/^vpcgw_policy_drops_total\{/m);
+  });
+});

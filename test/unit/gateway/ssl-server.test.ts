@@ -117,9 +117,12 @@ function ipv4(src: string, dst: string, payloadLen = 20): Buffer {
 
 class FakeTunnel implements TunnelHooks {
   readonly written: Buffer[] = [];
+  /** the origin each written packet carried */
+  readonly origins: (number | undefined)[] = [];
   readonly sinks = new Map<string, PacketSink>();
-  writeToTun(buf: Buffer, off: number, len: number): void {
+  writeToTun(buf: Buffer, off: number, len: number, origin?: number): void {
     this.written.push(Buffer.from(buf.subarray(off, off + len)));
+    this.origins.push(origin);
   }
   addSinkRoute(p: Prefix, sink: PacketSink): void {
     this.sinks.set(formatPrefix(p), sink);
@@ -240,6 +243,26 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     expect(st).toMatchObject({ user: 'alice', protocol: 'udp', virtualAddress: '10.8.0.2', bytesIn: 148, bytesOut: 320, packetsIn: 2, packetsOut: 1, cipher: 'AES-256-GCM' });
     expect(st!.realAddress).toBe(`127.0.0.1:${c.sock.address().port}`);
     expect(server.summary()).toMatchObject({ name: 'p2c', state: 'LISTENING', protocols: ['udp', 'tcp'], clients: 1, authFailures: 0, bytesIn: 148, bytesOut: 320 });
+  });
+
+  it('a session\'s packets carry its user\'s policy origin once authenticated, and the new one after refreshOrigins', async () => {
+    const tunnel = new FakeTunnel();
+    const originOf = new Map([['alice', 7]]);
+    server = new SslServer({
+      config: config(), log: captureLogger(), tunnel, sessions: factory, clock: () => now, timer: false, originOf: (u) => originOf.get(u) ?? 0,
+    });
+    await server.start();
+    const c = await UdpClient.open('alice', server.udpPort);
+    await c.hello();
+    await until(() => c.got.length >= 1);
+    c.send(clientSeal(c.kb, 0, 1, ipv4('10.8.0.2', '10.2.0.10', 10)));
+    await until(() => tunnel.written.length === 1);
+    expect(tunnel.origins).toEqual([7]);
+    originOf.set('alice', 8); // alice's groups changed
+    server.refreshOrigins();
+    c.send(clientSeal(c.kb, 0, 2, ipv4('10.8.0.2', '10.2.0.10', 10)));
+    await until(() => tunnel.written.length === 2);
+    expect(tunnel.origins).toEqual([7, 8]);
   });
 
   it('garbage on the port makes no session and is counted; data from unknown remotes too', async () => {

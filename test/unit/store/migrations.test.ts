@@ -15,6 +15,8 @@ import { Store } from '../../../src/store/store.js';
 
 let dir: string;
 let file: string;
+/** The tables of the shipped schema. */
+const TABLES = ['api_tokens', 'endpoint_approvals', 'meta', 'resources'];
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'vpcgw-store-mig-'));
@@ -79,7 +81,7 @@ describe('migrations', () => {
     const s = Store.open(file, { log });
     expect(s.schemaVersion).toBe(MIGRATIONS.length);
     s.close();
-    expect(inspect()).toEqual({ version: MIGRATIONS.length, tables: ['api_tokens', 'meta', 'resources'] });
+    expect(inspect()).toEqual({ version: MIGRATIONS.length, tables: TABLES });
     const migrated = log.lines.filter((l) => l.msg === 'store schema migrated');
     expect(migrated.map((l) => (l.obj as { schemaVersion: number }).schemaVersion)).toEqual(MIGRATIONS.map((m) => m.version));
     // reopening migrates nothing
@@ -89,7 +91,7 @@ describe('migrations', () => {
   });
 
   it('opens a v1 file with later migrations added: upgrades in order and keeps the data', () => {
-    const v1 = Store.open(file);
+    const v1 = Store.open(file, { migrations: MIGRATIONS.slice(0, 1) });
     const a = v1.insert('vpn-connection', 'dc1-main', { customerGateway: 'dc1', auth: { psk: 's' } });
     const b = v1.insert('vpn-connection', 'dc2-main', { customerGateway: 'dc2' });
     const t = v1.createToken('ci');
@@ -99,8 +101,9 @@ describe('migrations', () => {
 
     const log = captureLogger();
     const s = Store.open(file, { log, migrations: [...MIGRATIONS, V2, V3] });
-    expect(s.schemaVersion).toBe(3);
-    expect(log.lines.filter((l) => l.msg === 'store schema migrated').map((l) => (l.obj as { schemaVersion: number }).schemaVersion)).toEqual([2, 3]);
+    expect(s.schemaVersion).toBe(MIGRATIONS.length + 2);
+    expect(log.lines.filter((l) => l.msg === 'store schema migrated').map((l) => (l.obj as { schemaVersion: number }).schemaVersion))
+      .toEqual([...MIGRATIONS.slice(1).map((m) => m.version), MIGRATIONS.length + 1, MIGRATIONS.length + 2]);
     // the old data, through the Store API
     expect(s.all('vpn-connection')).toEqual([
       expect.objectContaining({ id: a.id, spec: a.spec, createdAt: a.createdAt }),
@@ -119,13 +122,13 @@ describe('migrations', () => {
     const c = s.insert('vpn-connection', 'dc3-main', { customerGateway: 'dc3' });
     expect(s.list('vpn-connection', { limit: 1, afterId: b.id }).rows).toEqual([c]);
     s.close();
-    expect(inspect().version).toBe(3);
+    expect(inspect().version).toBe(MIGRATIONS.length + 2);
   });
 
   it('a migration that fails is rolled back: the file stays at its old version and opens again once fixed', () => {
     Store.open(file).close();
     const broken: Migration = {
-      version: 2,
+      version: MIGRATIONS.length + 1,
       description: 'test: creates a table, then fails',
       up: (db) => {
         db.exec('CREATE TABLE half_done (x INTEGER)');
@@ -135,14 +138,14 @@ describe('migrations', () => {
     const err = errorOf(() => Store.open(file, { migrations: [...MIGRATIONS, broken] }));
     expect(err.code).toBe('ERR_IO');
     expect(err.message).toContain(file);
-    expect(err.message).toContain('schema version 2');
-    expect(inspect()).toEqual({ version: 1, tables: ['api_tokens', 'meta', 'resources'] });
+    expect(err.message).toContain(`schema version ${MIGRATIONS.length + 1}`);
+    expect(inspect()).toEqual({ version: MIGRATIONS.length, tables: TABLES });
 
     // with V2 and V3 after a good V2, both apply; a failing V3 keeps V2 (its own transaction)
     const failingV3: Migration = { ...V3, up: () => { throw new Error('v3 broke'); } };
     expect(errorOf(() => Store.open(file, { migrations: [...MIGRATIONS, V2, failingV3] })).code).toBe('ERR_IO');
-    expect(inspect().version).toBe(2);
-    expect(Store.open(file, { migrations: [...MIGRATIONS, V2, V3] }).schemaVersion).toBe(3);
+    expect(inspect().version).toBe(MIGRATIONS.length + 1);
+    expect(Store.open(file, { migrations: [...MIGRATIONS, V2, V3] }).schemaVersion).toBe(MIGRATIONS.length + 2);
   });
 
   it('a file written by a newer schema is refused (ERR_STORE_VERSION) and left untouched', () => {

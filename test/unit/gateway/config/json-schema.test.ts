@@ -122,7 +122,7 @@ describe('config JSON Schema', () => {
 
   it('a section schema lists exactly the keys the loader allows, with types and bounds from the table', () => {
     const gw = configJsonSchema('gateway') as Schema;
-    expect(Object.keys(gw.properties as object)).toEqual(['name', 'dataDir', 'publicAddresses', 'vpcSubnets', 'tun', 'logLevel', 'dataPlane', 'ike', 'api']);
+    expect(Object.keys(gw.properties as object)).toEqual(['name', 'dataDir', 'publicAddresses', 'vpcSubnets', 'tun', 'logLevel', 'dataPlane', 'ike', 'api', 'endpoints', 'dns']);
     expect(gw.required).toEqual(['publicAddresses', 'vpcSubnets']);
     const conn = configEntryJsonSchema('vpnConnections') as Schema;
     const esp = (conn.properties as Record<string, Schema>).esp!;
