@@ -21,7 +21,7 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { IoError, VpnError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
-import { checkUpstreamAnswer, EndpointDnsResponder, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL, type ForwardedQuestion } from '../vpcep/dns.js';
+import { checkUpstreamAnswer, EndpointDnsResponder, isValidRecord, RCODE_FORMERR, RCODE_NOTIMP, RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL, type ForwardedQuestion } from '../vpcep/dns.js';
 
 export const DNS_PORT = 53;
 /** How long one upstream has to answer before the next is tried (or the client gets SERVFAIL). */
@@ -135,6 +135,7 @@ export class DnsServer {
   private closed = false;
   private readonly upstreamTimeoutMs: number;
   private readonly maxPending: number;
+  private readonly boundPort: number;
 
   private constructor(
     private readonly server: Socket,
@@ -146,6 +147,7 @@ export class DnsServer {
   ) {
     this.upstreamTimeoutMs = o.upstreamTimeoutMs ?? UPSTREAM_TIMEOUT_MS;
     this.maxPending = o.maxPending ?? MAX_PENDING;
+    this.boundPort = server.address().port;
     server.on('message', (msg, rinfo) => this.onQuery(msg, rinfo));
     server.on('error', (err) => this.log.warn({ err }, 'DNS socket error'));
     for (const s of [up4, up6]) {
@@ -182,12 +184,23 @@ export class DnsServer {
 
   /** The bound port (the one asked for, or the kernel's choice for 0). */
   get port(): number {
-    return this.server.address().port;
+    return this.boundPort;
   }
 
-  /** Replaces the endpoint names (lower-case FQDN -> IPv4); throws ERR_INVALID_ARG on a bad one (nothing changed). */
+  /**
+   * Replaces the endpoint names (FQDN, any case -> IPv4). A record that is not a host name and an IPv4
+   * address (the config loader refuses those) is left out with one warning, so it cannot take the
+   * other names down with it.
+   */
   setRecords(records: ReadonlyMap<string, string>): void {
-    this.core.setRecords(records);
+    const ok = new Map<string, string>();
+    const bad: string[] = [];
+    for (const [name, addr] of records) {
+      if (isValidRecord(name, addr)) ok.set(name, addr);
+      else bad.push(name);
+    }
+    if (bad.length > 0) this.log.warn({ names: bad }, 'DNS records left out: not a host name with an IPv4 address');
+    this.core.setRecords(ok);
   }
 
   /** Closes the sockets; pending queries are dropped unanswered. Safe to call twice. */
@@ -200,6 +213,12 @@ export class DnsServer {
     await Promise.all([closeSocket(this.server), closeSocket(this.up4), closeSocket(this.up6)]);
   }
 
+  /**
+   * Counters since start: queries (datagrams received), answers (sent by the responder itself, of
+   * which nxdomain, refused, formerr, notimp), forwards, upstreamAnswers (relayed), upstreamStray
+   * (upstream datagrams that matched no pending query), retries, timeouts, servfail, pendingFull,
+   * drops (no header, a response, a bug), sendErrors; and now: pending, records.
+   */
   stats(): Record<string, number> {
     return { ...this.counters, pending: this.pending.size, records: this.core.size };
   }

@@ -90,6 +90,11 @@ export function isServableName(name: string): boolean {
   return labels.every((l) => l.length > 0 && l.length <= MAX_LABEL_BYTES && /^[a-z0-9_-]+$/i.test(l));
 }
 
+/** Would setRecords take this record? (a servable host name and an IPv4 address) */
+export function isValidRecord(name: string, addr: string): boolean {
+  return isServableName(normalizeDnsName(name)) && isIpv4(addr);
+}
+
 function isIpv4(text: string): boolean {
   const p = text.split('.');
   return p.length === 4 && p.every((x) => /^(0|[1-9][0-9]{0,2})$/.test(x) && Number(x) <= 255);

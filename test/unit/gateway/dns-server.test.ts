@@ -65,6 +65,14 @@ describe('DnsServer', () => {
     expect(s.stats()).toMatchObject({ queries: 2, answers: 2, forwards: 0, records: 1 });
   });
 
+  it('leaves a malformed record out (one warning) and serves the others', async () => {
+    const s = await start([]);
+    s.setRecords(new Map([['web.endpoint.internal', '10.2.100.10'], ['bad name', '10.2.100.11'], ['v6.endpoint.internal', 'fd00::1']]));
+    expect(s.stats().records).toBe(1);
+    const c = await udp();
+    expect((await ask(c, s, query('web.endpoint.internal', 1))).answers).toHaveLength(1);
+  });
+
   it('without upstream: REFUSED for other names, NXDOMAIN inside the endpoints\' zone', async () => {
     const s = await start([]);
     const c = await udp();
