@@ -145,8 +145,8 @@ try {
 if (result) {
   const fmt = (r) => `${r.mbps.toFixed(1)} Mbit/s  [${r.runs.map((x) => x.toFixed(1)).join(', ')}]`;
   console.log(`endpoint bench: iperf3 TCP site-host -> vpc-host over one strongSwan <-> vpcgw tunnel (ike ${PROPOSALS.ike} / esp ${PROPOSALS.esp}), median of ${reps} x ${seconds} s`);
-  console.log(`  direct   (${ADDR.vpcHost})            ${fmt(result.direct)}`);
-  console.log(`  endpoint (${ENDPOINT} -> ${ADDR.vpcHost})  ${fmt(result.endpoint)}`);
+  console.log(`  ${`direct   ${ADDR.vpcHost}`.padEnd(36)} ${fmt(result.direct)}`);
+  console.log(`  ${`endpoint ${ENDPOINT} -> ${ADDR.vpcHost}`.padEnd(36)} ${fmt(result.endpoint)}`);
   console.log(`  ratio endpoint/direct: ${result.ratio.toFixed(2)} (target >= ${TARGET.toFixed(2)}: ${result.ratio >= TARGET ? 'met' : 'NOT met'})`);
   if (opt.json) console.log(JSON.stringify({ seconds, reps, proposals: PROPOSALS, ...result, target: TARGET }));
 }

@@ -286,6 +286,16 @@ export async function endpointView(d: ApiClient, name: string): Promise<Endpoint
   return normalizeEndpointView(r.json as Record<string, unknown>);
 }
 
+/**
+ * npm test runs the interop suites once per data plane (scripts/test.mjs, VPCGW_DATAPLANE): make sure
+ * the daemon runs the one asked for, from `vpcgw status --json` (gateway.dataPlane).
+ */
+export async function expectDataPlane(d: { status(): Promise<Record<string, any>>; output(): string }): Promise<void> {
+  const want = process.env.VPCGW_DATAPLANE === 'ts' ? 'typescript' : 'native';
+  const got = String((await d.status()).gateway?.dataPlane ?? '');
+  if (got !== want) throw new Error(`vpcgw runs the ${got} data plane, expected ${want}: ${d.output().slice(-2000)}`);
+}
+
 // ---------------------------------------------------------------------------------------------
 // README blocks
 

@@ -26,6 +26,7 @@ import {
   dnsQuery,
   dropCount,
   endpointView,
+  expectDataPlane,
   netnsResolvConf,
   readmeBlocks,
   startStream,
@@ -144,6 +145,7 @@ beforeAll(async () => {
   d = await NsDaemon.start({ name: lab.ns.gw, exec: (cmd, args, o) => lab.exec(lab.ns.gw, cmd, args, o) }, {
     dataDir, config: configPath, label: 'vpcgw vpcep-client', timeoutMs: 30_000,
   });
+  await expectDataPlane(d);
   await d.createToken();
 }, 120_000);
 

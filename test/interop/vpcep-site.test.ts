@@ -26,6 +26,7 @@ import {
   dnsQuery,
   dropCount,
   endpointView,
+  expectDataPlane,
   netnsResolvConf,
   readmeBlocks,
   runClient,
@@ -66,6 +67,7 @@ async function startGateway(): Promise<NsDaemon> {
   writeFileSync(configPath, stringify(cfg), { mode: 0o600 }); // holds the (test) PSK
   const token = d?.token;
   const gw = await NsDaemon.start(cloudNs(), { dataDir, config: configPath, label: 'vpcgw vpcep-site', timeoutMs: 30_000 });
+  await expectDataPlane(gw);
   if (token) gw.token = token;
   else await gw.createToken();
   return gw;
