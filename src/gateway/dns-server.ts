@@ -14,6 +14,8 @@
  *   4. one coarse tick (TICK_MS) expires pending queries: the next upstream is tried once, then the
  *      client gets SERVFAIL.
  * With no upstream configured, other names get REFUSED (or NXDOMAIN inside the endpoints' zones).
+ * UDP only: the responder's own answers always fit in 512 bytes; a truncated upstream answer (TC) is
+ * relayed as it is, and a client's retry over TCP finds no listener (it then asks its next server).
  * Only counters per packet, never a log line; socket errors are logged once each.
  */
 import { randomInt } from 'node:crypto';
