@@ -232,8 +232,21 @@ export function netnsResolvConf(ns: string, nameserver: string): () => void {
   const dir = join('/etc/netns', ns);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'resolv.conf'), `nameserver ${nameserver}\noptions timeout:2 attempts:2\n`);
-  return () => rmSync(dir, { recursive: true, force: true });
+  liveResolvDirs.add(dir);
+  if (!resolvExitHook) {
+    // a crashed run must not leave files under /etc behind
+    resolvExitHook = true;
+    process.on('exit', () => {
+      for (const d of liveResolvDirs) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  return () => {
+    rmSync(dir, { recursive: true, force: true });
+    liveResolvDirs.delete(dir);
+  };
 }
+const liveResolvDirs = new Set<string>();
+let resolvExitHook = false;
 
 // ---------------------------------------------------------------------------------------------
 // endpoint counters, from the management API's /v1/vpc-endpoints views
