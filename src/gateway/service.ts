@@ -267,13 +267,7 @@ export class GatewayService implements ManagementService {
   applyDocument(raw: unknown, baseDir: string, opts: { dryRun?: boolean } = {}): Promise<ApplyResult> {
     return this.serial(async () => {
       if (!isPlainObject(raw)) throw new ConfigError('(document)', raw === null ? null : typeof raw, 'a mapping with gateway, customerGateways, vpnConnections, vpnServers');
-      const next: Document = {
-        gateway: withAbsolutePaths('gateway', raw.gateway, baseDir),
-        customerGateways: [],
-        vpnConnections: [],
-        vpnServers: [],
-        users: [],
-      };
+      const next = { gateway: withAbsolutePaths('gateway', raw.gateway, baseDir) } as Document;
       for (const s of LIST_SECTIONS) {
         const v = raw[s];
         next[s] = Array.isArray(v) ? v.map((e) => withAbsolutePaths(s, canonicalEntry(s, e), baseDir)) : [];
@@ -552,7 +546,7 @@ function filterValue(v: unknown): string | undefined {
  * so the error says `vpnConnections[conn2]` instead. Only the path changes, never the reason.
  */
 function namedByResource(e: ConfigError, doc: Document): ConfigError {
-  const m = /^(customerGateways|vpnConnections|vpnServers|users)\[(\d+)\]/.exec(e.path);
+  const m = new RegExp(`^(${LIST_SECTIONS.join('|')})\\[(\\d+)\\]`).exec(e.path);
   if (!m) return e;
   const name = nameOf(doc[m[1] as ListSection][Number(m[2])]);
   if (!name) return e;

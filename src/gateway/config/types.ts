@@ -1,7 +1,7 @@
 import type { Out } from './field-table.js';
 import type {
   API, CONFIG, CUSTOMER_GATEWAY, DATA_CIPHERS, DATA_PLANE, DPD, ESP_POLICY, GATEWAY, IKE_POLICY, LOG_LEVELS,
-  SSL_PROTOCOLS, START_ACTIONS, TUN, VPN_CONNECTION, VPN_SERVER,
+  SSL_PROTOCOLS, START_ACTIONS, TUN, VPN_CONNECTION, VPN_SERVER, USER, USER_GROUP, ACCESS_POLICY,
 } from './sections.js';
 
 /**
@@ -34,3 +34,7 @@ export type EspPolicyConfig = Out<typeof ESP_POLICY>;
 export type DpdConfig = Out<typeof DPD>;
 export type VpnConnectionConfig = Out<typeof VPN_CONNECTION>;
 export type VpnServerConfig = Out<typeof VPN_SERVER>;
+export type UserEntryConfig = Out<typeof USER>;
+export type UserGroupConfig = Out<typeof USER_GROUP>;
+export type AccessPolicyConfig = Out<typeof ACCESS_POLICY>;
+export type { AclProtocol, PolicyDestination } from './sections.js';

@@ -55,6 +55,8 @@ const hashOf = (name: string): string => (store.getByName('user', name)!.spec as
 
 describe('vpcgw user', () => {
   it('add reads the password from stdin (first line), with groups and servers; list never shows it', async () => {
+    await svc.create('user-groups', { name: 'eng' });
+    await svc.create('user-groups', { name: 'ops' });
     expect(await cli(['user', 'add', 'alice', '--password-stdin', '--group', 'eng', '--group', 'ops', '--server', 'p2c'], `${PASSWORD}\n`))
       .toMatchObject({ code: 0, out: 'user alice: created\n' });
     expect(await checkPassword(PASSWORD, hashOf('alice'))).toBe(true);
