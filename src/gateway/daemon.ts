@@ -577,7 +577,10 @@ export class Gateway {
       }
     }
     // 2. from here on the new config is in force (status, the tunnel context)
+    const prevConfig = this.configValue;
     this.configValue = next;
+    // users removed, disabled or moved: their sessions end now; static addresses and origins follow
+    if (vs?.usersChanged) await attempt('users', 'end sessions', () => vs.usersChanged!(prevConfig, next), false);
     // 3. connections: DELETE for removed and changed ones, new configs, initiation
     const c = diff.connections;
     if (touches(c) && this.tunnels?.reconfigure) {

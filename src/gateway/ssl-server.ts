@@ -59,8 +59,11 @@ export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** The slice of the data plane the SSL server uses (src/dataplane's DataPlane has these). */
 export interface TunnelHooks {
-  /** an IP packet from a client to the VPC (copied or written before the next event-loop turn) */
-  writeToTun(buf: Buffer, off: number, len: number): void;
+  /**
+   * an IP packet from a client to the VPC (copied or written before the next event-loop turn);
+   * `origin`: the session's origin for the policy stage (DataPlane.writeToTun)
+   */
+  writeToTun(buf: Buffer, off: number, len: number, origin?: number): void;
   addSinkRoute(prefix: Prefix, sink: PacketSink): void;
   removeSinkRoute(prefix: Prefix): void;
   /** the data plane's SSL VPN offload (DataPlane.sslOffload); absent or null: data channel in TypeScript */
@@ -86,6 +89,13 @@ export interface SslServerOptions {
   nativeData?: boolean;
   /** checks usernames/passwords (auth type password or cert+password); without one every password login is refused */
   authenticator?: Authenticator | null;
+  // -- users: admission after authentication, static addresses, origins --
+  /** a reason refuses an authenticated client (disabled user, not allowed here), null admits it */
+  admit?: (user: string, certCn: string) => string | null;
+  /** user name → the static address (dotted quad) their first session always gets */
+  staticAddresses?: ReadonlyMap<string, string>;
+  /** the origin of a user's sessions for the data path's policy stage (default 0: none) */
+  originOf?: (user: string) => number;
 }
 
 export class SslServer {
@@ -130,7 +140,10 @@ export class SslServer {
       dataPaths: { create: (s, now) => this.createDataPath(s, now) },
       sessions: opts.sessions,
       onAsyncActions: (actions) => this.exec(actions),
+      admit: opts.admit,
+      originOf: opts.originOf,
     });
+    if (opts.staticAddresses) this.pool.setStatic(opts.staticAddresses);
     this.tx = new UdpTx(this.core.counters);
   }
 
@@ -265,6 +278,39 @@ export class SslServer {
     return who;
   }
 
+  /**
+   * Ends every session of `user` now, telling each client `message` with `reason` (HALT: it exits;
+   * RESTART: it reconnects). Returns how many sessions ended.
+   */
+  endUserSessions(user: string, message: 'RESTART' | 'HALT', reason: string): number {
+    const r = this.core.disconnectUser(user, message, reason, this.clock());
+    this.exec(r.actions);
+    this.tx.flush();
+    return r.count;
+  }
+
+  /** The users with a session holding an address now. */
+  onlineUsers(): string[] {
+    return this.core.onlineUsers();
+  }
+
+  /**
+   * Replaces the static addresses (user → dotted quad) live; users online on an address they may no
+   * longer hold (someone else's static address, or not their new one) are told RESTART and reconnect.
+   */
+  setStaticAddresses(reservations: ReadonlyMap<string, string>): void {
+    const misplaced = this.pool.setStatic(reservations);
+    // a lease identity is the user, or user#n for their further sessions (SslSessionManager.freeLeaseId)
+    for (const user of new Set(misplaced.map((id) => id.replace(/#\d+$/, '')))) {
+      this.endUserSessions(user, 'RESTART', 'static address changed');
+    }
+  }
+
+  /** Asks originOf again for every session (groups or policies changed). */
+  refreshOrigins(): void {
+    this.core.refreshOrigins();
+  }
+
   /** One line for the gateway status (the shape of status.ts VpnServerStatus), plus the client list. */
   summary(): {
     name: string;
@@ -316,7 +362,7 @@ export class SslServer {
       try {
         switch (a.kind) {
           case 'writeToTun':
-            this.tunnel.writeToTun(a.buf, a.off, a.len);
+            this.tunnel.writeToTun(a.buf, a.off, a.len, a.origin);
             break;
           case 'sendControl':
             this.sendControl(a.conn, a.to, a.packet);

@@ -16,6 +16,7 @@ import { formatPrefix, type Prefix } from '../../../src/common/ip.js';
 import { captureLogger } from '../../../src/common/log.js';
 import { PING_MAGIC } from '../../../src/ssl/data/special.js';
 import { POOL_EXHAUSTED } from '../../../src/gateway/pools.js';
+import { DISCONNECT_LINGER_MS } from '../../../src/ssl/server/session-manager.js';
 import { MemoryUdpNetwork, type MemoryUdp } from '../../../src/net/memory-udp.js';
 import type { PacketBatch } from '../../../src/common/batch.js';
 import { decodeControlPacket, encodeControlPacket } from '../../../src/ssl/wire/control-packet.js';
@@ -293,6 +294,9 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     const st = server.status();
     expect(st).toHaveLength(1);
     expect(st[0]).toMatchObject({ user: 'alice', virtualAddress: '10.8.0.2', realAddress: `127.0.0.1:${a2.sock.address().port}` });
+    // the old session was told (HALT) and its control channel ends after the linger
+    expect(sessions[0]!.state).not.toBe('closed');
+    server.tick(now + DISCONNECT_LINGER_MS);
     expect(sessions[0]!.state).toBe('closed');
     expect(tunnel.sinks.has('10.8.0.2/32')).toBe(true);
   });
