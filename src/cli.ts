@@ -43,7 +43,8 @@ commands:
                                            resources); prints the plan first; --dry-run: only the plan
   get KIND [NAME] [--json] [--control PATH]
                                            list resources of a kind (customer-gateways, vpn-connections,
-                                           vpn-servers, users, vpn-gateways), or show one by name or id
+                                           vpn-servers, users, user-groups, access-policies, vpn-gateways),
+                                           or show one by name or id
   delete KIND NAME [--control PATH]        delete a resource
   peer-config NAME [--format swanctl|libreswan] [--control PATH]
                                            print the customer gateway's config for a VPN connection
