@@ -465,11 +465,27 @@ export class GatewayService implements ManagementService {
 
   /** A customer gateway in use by connections cannot be renamed or deleted under them. */
   private refuseIfReferenced(k: KindDef, row: StoredResource, what: string): void {
+    if (k.kind === 'user-group') {
+      this.refuseIfGroupReferenced(row, what);
+      return;
+    }
     if (k.kind !== 'customer-gateway') return;
     const users = this.store.all('vpn-connection').filter((c) => (c.spec as { customerGateway?: unknown }).customerGateway === row.name);
     if (users.length) {
       throw new VpnError('ERR_CONFLICT', `customer gateway "${row.name}" cannot be ${what}: vpn connections ${users.map((u) => u.name).join(', ')} use it`);
     }
+  }
+
+  /** A user group that users or access policies name cannot be renamed or deleted under them. */
+  private refuseIfGroupReferenced(row: StoredResource, what: string): void {
+    const members = this.store.all('user').filter((u) => ((u.spec as { groups?: unknown }).groups as unknown[] | undefined)?.includes(row.name));
+    const policies = this.store.all('access-policy').filter((p) => (p.spec as { group?: unknown }).group === row.name);
+    if (members.length + policies.length === 0) return;
+    const by = [
+      members.length ? `users ${members.map((u) => u.name).join(', ')}` : '',
+      policies.length ? `access policies ${policies.map((p) => p.name).join(', ')}` : '',
+    ].filter(Boolean).join(' and ');
+    throw new VpnError('ERR_CONFLICT', `user group "${row.name}" cannot be ${what}: ${by} name it`);
   }
 
   private statusContext(): GatewayStatus | null {
