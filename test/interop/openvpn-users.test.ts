@@ -4,7 +4,7 @@
 //  - a user's static address is the address the client gets;
 //  - a second login of the same user replaces the first (that client is told HALT with the reason
 //    and exits), or with onExtraSession refuse is turned away with AUTH_FAILED and the reason;
-//  - disabling a user through the CLI ends their live session at once.
+//  - disabling or removing a user through the CLI ends their live session at once.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -90,6 +90,7 @@ users:
   - { name: bob, passwordHash: "${hash}", servers: [p2c], staticAddress: ${STATIC_BOB} }
   - { name: carol, passwordHash: "${hash}", servers: [one] }
   - { name: dave, passwordHash: "${hash}" }
+  - { name: erin, passwordHash: "${hash}" }
 `));
 }, 240_000);
 
@@ -173,7 +174,7 @@ describe('vpcgw start: SSL VPN users ↔ openvpn 2.6', () => {
     await first.stop();
   }, 90_000);
 
-  it('disabling a user ends their live session at once: the client is told (HALT, user disabled) and exits', async () => {
+  it('disabling or removing a user ends their live session at once: the client is told (HALT, the reason) and exits', async () => {
     const dave = client(lab.ns.c1, 'dave', { port: 1194, user: 'dave' });
     await dave.waitConnected();
     expect((await pingOk(lab, lab.ns.c1, LAB.vpcHost, 2)).received).toBe(2);
@@ -181,6 +182,13 @@ describe('vpcgw start: SSL VPN users ↔ openvpn 2.6', () => {
     await exited(dave, 'the disabled user\'s client to exit');
     expect(dave.log()).toContain('user disabled');
     await waitFor(async () => !(await sessions('p2c')).some((s) => s.user === 'dave'), { timeoutMs: 5000, intervalMs: 200, what: 'dave gone from status' });
+    // removing a user does the same
+    const erin = client(lab.ns.c2, 'erin', { port: 1194, user: 'erin' });
+    await erin.waitConnected();
+    expect(await cli(['user', 'remove', 'erin'])).toContain('erin');
+    await exited(erin, 'the removed user\'s client to exit');
+    expect(erin.log()).toContain('user removed');
+    expect((await sessions('p2c')).map((s) => s.user)).not.toContain('erin');
     expect(daemon.output()).not.toContain(PASSWORD);
   }, 90_000);
 });
