@@ -190,10 +190,10 @@ function echoPacket(sid: Buffer, serverSid: Buffer, text: string): Buffer {
 let server: SslServer | null = null;
 let now = 1_000_000;
 
-async function startServer(over: Partial<SslServerConfig> = {}) {
+async function startServer(over: Partial<SslServerConfig> = {}, staticAddresses?: ReadonlyMap<string, string>) {
   const tunnel = new FakeTunnel();
   const log = captureLogger();
-  server = new SslServer({ config: config(over), log, tunnel, sessions: factory, clock: () => now, timer: false });
+  server = new SslServer({ config: config(over), log, tunnel, sessions: factory, clock: () => now, timer: false, staticAddresses });
   await server.start();
   return { server, tunnel, log };
 }
@@ -299,6 +299,25 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     server.tick(now + DISCONNECT_LINGER_MS);
     expect(sessions[0]!.state).toBe('closed');
     expect(tunnel.sinks.has('10.8.0.2/32')).toBe(true);
+  });
+
+  it('static addresses: a user gets theirs; changed live, the session on the old one ends (RESTART) and the reconnect gets the new one', async () => {
+    const { server, tunnel } = await startServer({}, new Map([['alice', '10.8.0.50']]));
+    const a1 = await UdpClient.open('alice', server.udpPort);
+    await a1.hello();
+    await until(() => server.status().some((x) => x.virtualAddress === '10.8.0.50'));
+    const b = await UdpClient.open('bob', server.udpPort);
+    await b.hello();
+    await until(() => server.status().some((x) => x.user === 'bob' && x.virtualAddress !== null));
+    expect(server.status().find((x) => x.user === 'bob')!.virtualAddress).toBe('10.8.0.2');
+    server.setStaticAddresses(new Map([['alice', '10.8.0.60']]));
+    expect(server.onlineUsers()).toEqual(['bob']);
+    expect(tunnel.sinks.has('10.8.0.50/32')).toBe(false);
+    const a2 = await UdpClient.open('alice', server.udpPort);
+    await a2.hello();
+    await until(() => server.status().some((x) => x.user === 'alice' && x.virtualAddress === '10.8.0.60'));
+    expect(server.endUserSessions('alice', 'HALT', 'user disabled')).toBe(1);
+    expect(server.endUserSessions('alice', 'HALT', 'user disabled')).toBe(0);
   });
 
   it('client-to-client: dropped and counted when off, delivered when on', async () => {
