@@ -64,6 +64,9 @@ export class AddressPool {
   /** static reservations: identity → address (u32), and the reverse */
   private staticByIdentity = new Map<string, number>();
   private staticByAddress = new Map<number, string>();
+  /** never-used addresses passed over while reserved; handed out once their reservation goes */
+  private readonly skipped = new Set<number>();
+  private readonly unreserved: number[] = [];
 
   constructor(cfg: PoolConfig, log: Logger = silentLogger) {
     const p = parsePrefix(cfg.cidr);
@@ -98,8 +101,10 @@ export class AddressPool {
       return { ok: true, lease: own, reused: true };
     }
     let addr: number;
-    while (this.nextUnused < this.first + this.size && this.staticByAddress.has(this.nextUnused)) this.nextUnused++;
-    if (this.nextUnused < this.first + this.size) {
+    while (this.nextUnused < this.first + this.size && this.staticByAddress.has(this.nextUnused)) this.skipped.add(this.nextUnused++);
+    if (this.unreserved.length > 0) {
+      addr = this.unreserved.pop()!;
+    } else if (this.nextUnused < this.first + this.size) {
       addr = this.nextUnused++;
     } else {
       // the oldest offline lease not on a static address (those stay their owner's)
@@ -178,6 +183,14 @@ export class AddressPool {
     }
     this.staticByIdentity = byIdentity;
     this.staticByAddress = byAddress;
+    for (const n of [...this.skipped]) {
+      if (byAddress.has(n)) continue;
+      this.skipped.delete(n);
+      this.unreserved.push(n);
+    }
+    for (let i = this.unreserved.length - 1; i >= 0; i--) {
+      if (byAddress.has(this.unreserved[i]!)) this.skipped.add(this.unreserved.splice(i, 1)[0]!);
+    }
     const misplaced: string[] = [];
     for (const lease of [...this.byIdentity.values()]) {
       const reservedFor = byAddress.get(lease.addressNum);

@@ -114,4 +114,13 @@ describe('AddressPool: static addresses', () => {
     expect(ok(p.acquire('erin'))).toBe(dave);
     expect(ok(p.acquire('dave'))).not.toBe(dave);
   });
+
+  it('an address passed over while reserved is handed out once the reservation goes', () => {
+    const p = new AddressPool({ name: 'p2c', cidr: '10.8.0.0/29' }); // .2 .. .6
+    p.setStatic(new Map([['alice', '10.8.0.2']]));
+    expect(ok(p.acquire('bob'))).toBe('10.8.0.3');
+    p.setStatic(new Map());
+    expect(ok(p.acquire('carol'))).toBe('10.8.0.2');
+    expect(ok(p.acquire('dave'))).toBe('10.8.0.4');
+  });
 });
