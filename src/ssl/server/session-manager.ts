@@ -1,7 +1,8 @@
 /**
  * The OpenVPN-compatible server's session manager (point-to-cloud SSL VPN): which client a packet
- * belongs to, admission, peer-ids, floats and restarts, sessions per user (replace or refuse), leases, the policy for
- * inner packets, ping-restart and renegotiation, status. Pure: no sockets, timers, clock or TUN.
+ * belongs to, admission, peer-ids, floats and restarts, sessions per user (replace or refuse),
+ * leases, the policy for inner packets, ping-restart and renegotiation, status. Pure: no sockets,
+ * timers, clock or TUN.
  * Bytes and the time come in through `receiveDatagram` / `receiveFrame` / `tick`; what the shell must
  * do comes back as actions (src/ssl/server/actions.ts). The per-session data channel is a port
  * (SslDataPath: the TypeScript DataChannel or the data plane's native offload); the control channel
