@@ -61,3 +61,11 @@ function rulesOf(policies: readonly AccessPolicyConfig[]): AclRule[] {
 export function groupSetKey(groups: readonly string[]): string {
   return [...new Set(groups)].sort().join(',');
 }
+
+/**
+ * The groups of the session user `user`: their users entry's groups; none for a name the users
+ * section does not list (a certificate CN on a cert server).
+ */
+export function userGroupsOf(config: Pick<GatewayConfig, 'users'>, user: string): readonly string[] {
+  return config.users.find((u) => u.name === user)?.groups ?? [];
+}

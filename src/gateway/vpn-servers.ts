@@ -42,6 +42,12 @@ export type VpnServersFactory = (ctx: {
   dataPlane: DataPlane;
   /** the config the daemon runs now (it changes live); password logins read its users section */
   liveConfig?: () => GatewayConfig;
+  /**
+   * The origin (src/vpcep/policy.ts) of a session of `user` on `server`: the gateway numbers each
+   * (server, sorted group set) combination (src/gateway/access-policy.ts groupSetKey, userGroupsOf).
+   * Absent: sessions carry origin 0. Asked at login and again after every config change.
+   */
+  originOf?: (server: string, user: string) => number;
 }) => VpnServers;
 
 /**
@@ -53,7 +59,7 @@ export const PEER_ID_BLOCK = 1 << 17;
 const PEER_ID_BLOCKS = Math.floor((PEER_ID_MAX + 1) / PEER_ID_BLOCK);
 
 /** One OpenVPN-compatible SslServer per `vpnServers` entry, on the gateway's data plane. */
-export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveConfig }) => {
+export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveConfig, originOf }) => {
   const authenticator = new LocalUserAuthenticator(() => (liveConfig ? liveConfig() : config).users);
   /** server name → its peer-id block; a removed server's block is free again */
   const blocks = new Map<string, number>();
@@ -79,6 +85,7 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveC
       authenticator,
       admit: (user) => userRefusal(users(), v.name, user),
       staticAddresses: staticAddressesOf(users(), v.name),
+      originOf: originOf ? (user) => originOf(v.name, user) : undefined,
     });
   const servers = new Map<string, SslServer>(config.vpnServers.map((v) => [v.name, create(v)]));
   return {
