@@ -43,8 +43,8 @@ commands:
                                            resources); prints the plan first; --dry-run: only the plan
   get KIND [NAME] [--json] [--control PATH]
                                            list resources of a kind (customer-gateways, vpn-connections,
-                                           vpn-servers, users, vpn-gateways, vpc-endpoint-services,
-                                           vpc-endpoints), or show one by name or id
+                                           vpn-servers, users, user-groups, access-policies, vpn-gateways,
+                                           vpc-endpoint-services, vpc-endpoints), or show one by name or id
   endpoint accept|reject SERVICE ENDPOINT [--control PATH]
                                            accept or reject a VPC endpoint of an endpoint service (the
                                            decision is stored; rejecting cuts its flows at once)
@@ -63,6 +63,9 @@ commands:
   user passwd NAME --password-stdin [--control PATH]   set a user's password (from stdin)
   user disable|enable|remove NAME [--control PATH]     refuse, allow again, or delete a user
   user list [--json] [--control PATH]      list the users (never their passwords)
+  group add NAME [--description TEXT] [--control PATH]   create a user group (access policies allow groups)
+  group remove NAME [--control PATH]       delete a user group (refused while users or policies name it)
+  group list [--json] [--control PATH]     list the user groups
   token create [--name LABEL] [--control PATH]
                                            print a new API bearer token (alone on stdout; only its hash
                                            is stored)
@@ -121,7 +124,7 @@ interface Parsed {
   positionals: string[];
   values: {
     config?: string; control?: string; json?: boolean; help?: boolean; file?: string; 'dry-run'?: boolean; name?: string; format?: string;
-    'password-stdin'?: boolean; group?: string[]; server?: string[];
+    'password-stdin'?: boolean; group?: string[]; server?: string[]; description?: string;
     ike?: boolean; halt?: boolean; host?: string; out?: string;
   };
 }
@@ -148,6 +151,7 @@ function parse(argv: string[]): Parsed {
         halt: { type: 'boolean' },
         host: { type: 'string' },
         out: { type: 'string' },
+        description: { type: 'string' },
       },
     });
     return { command: positionals[0], positionals: positionals.slice(1), values };
@@ -247,6 +251,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
         return await userCommand(p, io);
       case 'endpoint':
         return await endpointCommand(p, io);
+      case 'group':
+        return await groupCommand(p, io);
       case 'get': {
         if (p.positionals.length < 1 || p.positionals.length > 2) throw new CliError('get takes a kind and optionally a name or id (see vpcgw --help)');
         const [kind, id] = p.positionals as [string, string | undefined];
@@ -368,6 +374,45 @@ async function userCommand(p: Parsed, io: CliIo): Promise<number> {
     }
     default:
       throw new CliError('user takes a subcommand: add, passwd, disable, enable, remove or list (see vpcgw --help)');
+  }
+}
+
+/** `vpcgw group ...`: the `user-group` resources over the control socket. */
+async function groupCommand(p: Parsed, io: CliIo): Promise<number> {
+  const [sub, name, ...rest] = p.positionals;
+  if (p.values.description !== undefined && sub !== 'add') throw new CliError('--description goes with group add (see vpcgw --help)');
+  const needName = (): string => {
+    if (!name || rest.length > 0) throw new CliError(`group ${sub ?? ''} takes one argument: the group name (see vpcgw --help)`);
+    return name;
+  };
+  const path = controlPathFor(p, io);
+  switch (sub) {
+    case 'add': {
+      const n = needName();
+      const body: Record<string, unknown> = { name: n };
+      if (p.values.description !== undefined) body.description = p.values.description;
+      await controlCall(path, 'resource.create', { kind: 'user-group', body });
+      io.stdout(`group ${n}: created\n`);
+      return 0;
+    }
+    case 'remove': {
+      const n = needName();
+      await controlCall(path, 'resource.delete', { kind: 'user-group', id: n });
+      io.stdout(`group ${n}: removed\n`);
+      return 0;
+    }
+    case 'list': {
+      if (name !== undefined) throw new CliError('group list takes no arguments (see vpcgw --help)');
+      const items = ((await controlCall(path, 'resource.list', { kind: 'user-group' })) as { items: Record<string, unknown>[] }).items;
+      if (p.values.json) io.stdout(`${JSON.stringify(items, null, 2)}\n`);
+      else {
+        const w = Math.max(4, ...items.map((i) => String(i.name).length));
+        io.stdout(`${['NAME'.padEnd(w) + '  DESCRIPTION', ...items.map((i) => `${String(i.name).padEnd(w)}  ${typeof i.description === 'string' ? i.description : '-'}`)].join('\n')}\n`);
+      }
+      return 0;
+    }
+    default:
+      throw new CliError('group takes a subcommand: add, remove or list (see vpcgw --help)');
   }
 }
 

@@ -1,3 +1,4 @@
+import { aclFor as accessAclFor } from './access-policy.js';
 import { mkdirSync } from 'node:fs';
 import type { Endpoint } from '../common/endpoint.js';
 import { IoError, VpnError } from '../common/errors.js';
@@ -22,7 +23,7 @@ import type { ConnectionStatus, EndpointStatus, GatewayStatus, IkeResponderStatu
 import type { VpnServers, VpnServersFactory } from './vpn-servers.js';
 import { DnsServer } from './dns-server.js';
 import {
-  compilePolicy, initialEndpointState, OriginRegistry, unrestrictedAcl, userGroups,
+  compilePolicy, initialEndpointState, OriginRegistry, userGroups,
   type AclFor, type CompiledPolicy, type EndpointState,
 } from './vpcep.js';
 import { POLICY_DROPS } from '../vpcep/policy.js';
@@ -587,7 +588,7 @@ export class Gateway {
       this.config,
       this.origins,
       (e, svc) => states?.get(e.name) ?? initialEndpointState(svc),
-      this.opts.aclFor ?? unrestrictedAcl,
+      this.opts.aclFor ?? ((server, groups) => accessAclFor(this.config, server, groups)),
     );
     this.dataPlane?.setPolicy?.(this.compiled.policy);
     this.dns?.setRecords(this.compiled.dnsRecords);
@@ -690,7 +691,10 @@ export class Gateway {
     }
     // 2. from here on the new config is in force (status, the tunnel context), and the data path's
     //    policy with it (endpoints, whitelists, ACLs: nothing restarts for them)
+    const prevConfig = this.configValue;
     this.configValue = next;
+    // users removed, disabled or moved: their sessions end now; static addresses and origins follow
+    if (vs?.usersChanged) await attempt('users', 'end sessions', () => vs.usersChanged!(prevConfig, next), false);
     await attempt('policy', 'set policy', () => this.applyPolicy(), false);
     // 3. connections: DELETE for removed and changed ones, new configs, initiation
     const c = diff.connections;

@@ -129,12 +129,14 @@ export const KINDS: readonly KindDef[] = Object.freeze([
   kind('vpn-connection', 'vpn-connections', 'vpnConnections', CONNECTION_ACTIONS),
   kind('vpn-server', 'vpn-servers', 'vpnServers', SERVER_ACTIONS),
   kind('user', 'users', 'users'),
+  kind('user-group', 'user-groups', 'userGroups'),
+  kind('access-policy', 'access-policies', 'accessPolicies'),
   kind('vpc-endpoint-service', 'vpc-endpoint-services', 'endpointServices', ENDPOINT_SERVICE_ACTIONS),
   kind('vpc-endpoint', 'vpc-endpoints', 'endpoints'),
 ]);
 
 /** List sections in the order the config file (and a document built from the store) has them. */
-export const LIST_SECTIONS = ['customerGateways', 'vpnConnections', 'vpnServers', 'users', 'endpointServices', 'endpoints'] as const;
+export const LIST_SECTIONS = ['customerGateways', 'vpnConnections', 'vpnServers', 'userGroups', 'users', 'accessPolicies', 'endpointServices', 'endpoints'] as const;
 export type ListSection = (typeof LIST_SECTIONS)[number];
 
 export function kindOfSection(section: SectionName): KindDef {

@@ -12,7 +12,6 @@ import { GatewayMetrics } from './metrics.js';
 import { issueServerClientCert, revokeClientCert } from './client-profile.js';
 import { exportPeerConfig } from './peer-export.js';
 import { GatewayService, type PlanStep } from './service.js';
-import { unrestrictedAcl } from './vpcep.js';
 
 /**
  * One running gateway process as `vpcgw start` makes it: the resource store in the data dir, the
@@ -93,9 +92,6 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
       controlPath: o.controlPath,
       // the VPC endpoints' approval decisions live in the store, beside the config
       endpointStates: () => service.endpointStates(),
-      // the ACLs of SSL VPN sessions by (server, user groups): unrestricted until groups' access
-      // policies exist; their compiler plugs in here (GatewayOptions.aclFor)
-      aclFor: unrestrictedAcl,
       ...o.gatewayOptions,
       controlHandlers: { ...controlHandlers(service), ...o.gatewayOptions.controlHandlers },
     });

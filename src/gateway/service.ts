@@ -282,15 +282,7 @@ export class GatewayService implements ManagementService {
   applyDocument(raw: unknown, baseDir: string, opts: { dryRun?: boolean } = {}): Promise<ApplyResult> {
     return this.serial(async () => {
       if (!isPlainObject(raw)) throw new ConfigError('(document)', raw === null ? null : typeof raw, 'a mapping with gateway, customerGateways, vpnConnections, vpnServers');
-      const next: Document = {
-        gateway: withAbsolutePaths('gateway', raw.gateway, baseDir),
-        customerGateways: [],
-        vpnConnections: [],
-        vpnServers: [],
-        users: [],
-        endpointServices: [],
-        endpoints: [],
-      };
+      const next = { gateway: withAbsolutePaths('gateway', raw.gateway, baseDir) } as Document;
       for (const s of LIST_SECTIONS) {
         const v = raw[s];
         next[s] = Array.isArray(v) ? v.map((e) => withAbsolutePaths(s, canonicalEntry(s, e), baseDir)) : [];
@@ -608,6 +600,9 @@ export class GatewayService implements ManagementService {
       if (eps.length) {
         throw new VpnError('ERR_CONFLICT', `endpoint service "${row.name}" cannot be ${what}: vpc endpoints ${eps.map((e) => e.name).join(', ')} use it`);
       }
+    }
+    if (k.kind === 'user-group') {
+      this.refuseIfGroupReferenced(row, what);
       return;
     }
     if (k.kind !== 'customer-gateway') return;
@@ -615,6 +610,18 @@ export class GatewayService implements ManagementService {
     if (users.length) {
       throw new VpnError('ERR_CONFLICT', `customer gateway "${row.name}" cannot be ${what}: vpn connections ${users.map((u) => u.name).join(', ')} use it`);
     }
+  }
+
+  /** A user group that users or access policies name cannot be renamed or deleted under them. */
+  private refuseIfGroupReferenced(row: StoredResource, what: string): void {
+    const members = this.store.all('user').filter((u) => ((u.spec as { groups?: unknown }).groups as unknown[] | undefined)?.includes(row.name));
+    const policies = this.store.all('access-policy').filter((p) => (p.spec as { group?: unknown }).group === row.name);
+    if (members.length + policies.length === 0) return;
+    const by = [
+      members.length ? `users ${members.map((u) => u.name).join(', ')}` : '',
+      policies.length ? `access policies ${policies.map((p) => p.name).join(', ')}` : '',
+    ].filter(Boolean).join(' and ');
+    throw new VpnError('ERR_CONFLICT', `user group "${row.name}" cannot be ${what}: ${by} name it`);
   }
 
   private statusContext(): GatewayStatus | null {
@@ -742,7 +749,7 @@ function filterValue(v: unknown): string | undefined {
  * so the error says `vpnConnections[conn2]` instead. Only the path changes, never the reason.
  */
 function namedByResource(e: ConfigError, doc: Document): ConfigError {
-  const m = /^(customerGateways|vpnConnections|vpnServers|users|endpointServices|endpoints)\[(\d+)\]/.exec(e.path);
+  const m = new RegExp(`^(${LIST_SECTIONS.join('|')})\\[(\\d+)\\]`).exec(e.path);
   if (!m) return e;
   const name = nameOf(doc[m[1] as ListSection][Number(m[2])]);
   if (!name) return e;

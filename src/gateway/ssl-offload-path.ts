@@ -67,6 +67,10 @@ export class OffloadDataPath implements SslDataPath {
     this.offload.retireSslKey(this.peerId, keyId);
   }
 
+  setOrigin(origin: number): void {
+    this.offload.setSslOrigin?.(this.peerId, origin);
+  }
+
   attach(prefix: Prefix, address: string): void {
     this.prefix = prefix;
     this.offload.setSslVirtualAddress(this.peerId, address);

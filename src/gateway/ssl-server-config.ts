@@ -73,6 +73,9 @@ export function sslServerConfigFrom(
     tlsCrypt?: string | null;
     tlsAuth?: { key: string; direction: number; digest: string } | null;
     tlsCryptV2?: { serverKey: string } | null;
+    /** absent: 1, replace */
+    sessionsPerUser?: number;
+    onExtraSession?: 'replace' | 'refuse';
   },
   readPem: (path: string) => string = (p) => readFileSync(p, 'utf8'),
 ): SslServerConfig {
@@ -92,5 +95,7 @@ export function sslServerConfigFrom(
     renegSec: v.renegSeconds ?? DEFAULT_RENEG_SEC,
     limits: Object.freeze({ ...(v.limits ?? {}) }),
     tlsWrap: tlsWrapOf(v, readPem),
+    sessionsPerUser: v.sessionsPerUser ?? 1,
+    onExtraSession: v.onExtraSession ?? 'replace',
   });
 }

@@ -61,7 +61,7 @@ export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 export interface TunnelHooks {
   /**
    * an IP packet from a client to the VPC (copied or written before the next event-loop turn);
-   * `origin`: the session's origin for the policy stage (src/vpcep/policy.ts)
+   * `origin`: the session's origin for the policy stage (DataPlane.writeToTun)
    */
   writeToTun(buf: Buffer, off: number, len: number, origin?: number): void;
   addSinkRoute(prefix: Prefix, sink: PacketSink): void;
@@ -89,10 +89,12 @@ export interface SslServerOptions {
   nativeData?: boolean;
   /** checks usernames/passwords (auth type password or cert+password); without one every password login is refused */
   authenticator?: Authenticator | null;
-  /**
-   * The policy origin of an authenticated user's sessions (their server and groups decide it,
-   * src/gateway/vpcep.ts); absent: 0 (no origin: no ACL, not whitelisted by origin).
-   */
+  // -- users: admission after authentication, static addresses, origins --
+  /** a reason refuses an authenticated client (disabled user, not allowed here), null admits it */
+  admit?: (user: string, certCn: string) => string | null;
+  /** user name → the static address (dotted quad) their first session always gets */
+  staticAddresses?: ReadonlyMap<string, string>;
+  /** the origin of a user's sessions for the data path's policy stage (default 0: none) */
   originOf?: (user: string) => number;
 }
 
@@ -107,10 +109,6 @@ export class SslServer {
   private readonly offload: SslOffload | null;
   private readonly udpBindFactory: ((address: string, port: number) => BatchUdp) | null;
   private readonly authenticator: Authenticator | null;
-  private readonly originOf: ((user: string) => number) | null;
-  /** authenticated sessions: peer-id → user and the origin their packets carry */
-  private readonly sessionUsers = new Map<number, string>();
-  private readonly sessionOrigins = new Map<number, number>();
   private udp: UdpSocket | null = null;
   private bind: BatchUdp | null = null;
   private readonly tx: UdpTx;
@@ -132,7 +130,6 @@ export class SslServer {
     this.useTimer = opts.timer ?? true;
     this.udpBindFactory = opts.udpBind ?? null;
     this.authenticator = opts.authenticator ?? null;
-    this.originOf = opts.originOf ?? null;
     const nativeWanted = (opts.nativeData ?? true) && process.env.VPCGW_SSL_NATIVE !== '0';
     this.offload = nativeWanted ? (opts.tunnel.sslOffload ?? null) : null;
     this.pool = new AddressPool({ name: c.name, cidr: c.clientCidr }, this.log);
@@ -143,7 +140,10 @@ export class SslServer {
       dataPaths: { create: (s, now) => this.createDataPath(s, now) },
       sessions: opts.sessions,
       onAsyncActions: (actions) => this.exec(actions),
+      admit: opts.admit,
+      originOf: opts.originOf,
     });
+    if (opts.staticAddresses) this.pool.setStatic(opts.staticAddresses);
     this.tx = new UdpTx(this.core.counters);
   }
 
@@ -278,6 +278,39 @@ export class SslServer {
     return who;
   }
 
+  /**
+   * Ends every session of `user` now, telling each client `message` with `reason` (HALT: it exits;
+   * RESTART: it reconnects). Returns how many sessions ended.
+   */
+  endUserSessions(user: string, message: 'RESTART' | 'HALT', reason: string): number {
+    const r = this.core.disconnectUser(user, message, reason, this.clock());
+    this.exec(r.actions);
+    this.tx.flush();
+    return r.count;
+  }
+
+  /** The users with a session holding an address now. */
+  onlineUsers(): string[] {
+    return this.core.onlineUsers();
+  }
+
+  /**
+   * Replaces the static addresses (user → dotted quad) live; users online on an address they may no
+   * longer hold (someone else's static address, or not their new one) are told RESTART and reconnect.
+   */
+  setStaticAddresses(reservations: ReadonlyMap<string, string>): void {
+    const misplaced = this.pool.setStatic(reservations);
+    // a lease identity is the user, or user#n for their further sessions (SslSessionManager.freeLeaseId)
+    for (const user of new Set(misplaced.map((id) => id.replace(/#\d+$/, '')))) {
+      this.endUserSessions(user, 'RESTART', 'static address changed');
+    }
+  }
+
+  /** Asks originOf again for every session (groups or policies changed). */
+  refreshOrigins(): void {
+    this.core.refreshOrigins();
+  }
+
   /** One line for the gateway status (the shape of status.ts VpnServerStatus), plus the client list. */
   summary(): {
     name: string;
@@ -322,24 +355,6 @@ export class SslServer {
 
   // ---------------------------------------------------------------- actions
 
-  /**
-   * Looks up every authenticated session's origin again (a user's groups or the origins changed
-   * with the config); sessions whose origin changed carry the new one from their next packet.
-   */
-  refreshOrigins(): void {
-    if (!this.originOf) return;
-    for (const [peerId, user] of this.sessionUsers) {
-      const o = this.originOf(user);
-      if (this.sessionOrigins.get(peerId) !== o) this.setOrigin(peerId, o);
-    }
-  }
-
-  private setOrigin(peerId: number, origin: number): void {
-    this.sessionOrigins.set(peerId, origin);
-    // a native session decrypts into the data plane itself: it holds its own copy (false for a JS session)
-    this.offload?.setSslOrigin?.(peerId, origin);
-  }
-
   /** Carries out what the session manager asked for. */
   private exec(actions: readonly SslServerAction[]): void {
     for (let i = 0; i < actions.length; i++) {
@@ -347,7 +362,7 @@ export class SslServer {
       try {
         switch (a.kind) {
           case 'writeToTun':
-            this.tunnel.writeToTun(a.buf, a.off, a.len, this.sessionOrigins.get(a.peerId) ?? 0);
+            this.tunnel.writeToTun(a.buf, a.off, a.len, a.origin);
             break;
           case 'sendControl':
             this.sendControl(a.conn, a.to, a.packet);
@@ -368,13 +383,8 @@ export class SslServer {
             this.verifyPassword(a.check, a.user, a.password, a.server);
             break;
           case 'sessionUp':
-            // logged by the session manager; from now on the session's packets carry its origin
-            this.sessionUsers.set(a.peerId, a.user);
-            this.setOrigin(a.peerId, this.originOf ? this.originOf(a.user) : 0);
-            break;
           case 'sessionDown':
-            this.sessionUsers.delete(a.peerId);
-            this.sessionOrigins.delete(a.peerId);
+            // logged by the session manager, which also hands the session's origin to its data path
             break;
         }
       } catch (err) {
@@ -421,8 +431,8 @@ export class SslServer {
         compression: COMP_NONE,
         clientPrefix: this.pool.prefix,
         serverAddress: this.pool.serverAddress,
-        // the user is not known yet: the origin follows once it authenticates (sessionUp, setSslOrigin)
-        origin: this.sessionOrigins.get(s.peerId) ?? 0,
+        // the user is not known yet: the session manager sets the origin once it authenticates
+        origin: 0,
       });
       if (ok) return new OffloadDataPath(off, s.peerId, this.sslBind, now);
       off.removeSslSession(s.peerId);

@@ -41,6 +41,13 @@ export interface VpnServers {
    * ERR_NOT_FOUND for an unknown server or client.
    */
   disconnect?(server: string, client: string, halt: boolean): { server: string; client: string; user: string };
+  /**
+   * The users section changed (a live config change; `next` is in force): sessions of users removed,
+   * disabled or no longer allowed on a server end at once (the client is told HALT with the reason),
+   * static addresses are re-reserved (sessions on an address they may no longer hold are told
+   * RESTART), and the sessions' origins are asked for again.
+   */
+  usersChanged?(prev: GatewayConfig, next: GatewayConfig): void;
   /** Looks up every session's policy origin again (after a config change; SslServer.refreshOrigins). */
   refreshOrigins?(): void;
 }
@@ -51,7 +58,11 @@ export type VpnServersFactory = (ctx: {
   dataPlane: DataPlane;
   /** the config the daemon runs now (it changes live); password logins read its users section */
   liveConfig?: () => GatewayConfig;
-  /** the policy origin of `user`'s sessions on `server` (src/gateway/vpcep.ts); absent: none */
+  /**
+   * The origin (src/vpcep/policy.ts) of a session of `user` on `server`: the gateway numbers each
+   * (server, sorted group set) combination (src/gateway/access-policy.ts groupSetKey, userGroupsOf).
+   * Absent: sessions carry origin 0. Asked at login and again after every config change.
+   */
   originOf?: (server: string, user: string) => number;
 }) => VpnServers;
 
@@ -80,6 +91,7 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveC
     }
     throw new VpnError('ERR_CONFIG', `more than ${PEER_ID_BLOCKS} VPN servers on one gateway`);
   };
+  const users = (): GatewayConfig['users'] => (liveConfig ? liveConfig() : config).users;
   const create = (v: VpnServerConfig): SslServer =>
     new SslServer({
       config: { ...sslServerConfigFrom(withEndpointPushes(v, liveConfig ? liveConfig() : config)), peerIds: { first: blockFor(v.name) * PEER_ID_BLOCK, count: PEER_ID_BLOCK } },
@@ -87,6 +99,8 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveC
       tunnel: dataPlane,
       udpBind: (address, port) => NativeUdp.bind({ address, port, log }),
       authenticator,
+      admit: (user) => userRefusal(users(), v.name, user),
+      staticAddresses: staticAddressesOf(users(), v.name),
       originOf: originOf ? (user) => originOf(v.name, user) : undefined,
     });
   const servers = new Map<string, SslServer>(config.vpnServers.map((v) => [v.name, create(v)]));
@@ -115,6 +129,18 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveC
     refreshOrigins() {
       for (const s of servers.values()) s.refreshOrigins();
     },
+    usersChanged(prev, next) {
+      for (const [name, s] of servers) {
+        for (const user of s.onlineUsers()) {
+          const why = prev.users.some((u) => u.name === user) && !next.users.some((u) => u.name === user)
+            ? 'user removed'
+            : userRefusal(next.users, name, user);
+          if (why !== null) s.endUserSessions(user, 'HALT', why);
+        }
+        s.setStaticAddresses(staticAddressesOf(next.users, name));
+        s.refreshOrigins();
+      }
+    },
     async removeServer(name) {
       const s = servers.get(name);
       if (!s) return;
@@ -124,3 +150,22 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveC
     },
   };
 };
+
+/**
+ * Why `user` may not hold a session on `server` now (null: they may). Names the users section does
+ * not list (certificate CNs of cert servers) are admitted: their certificate decides.
+ */
+export function userRefusal(users: GatewayConfig['users'], server: string, user: string): string | null {
+  const u = users.find((x) => x.name === user);
+  if (!u) return null;
+  if (u.disabled) return 'user disabled';
+  if (u.servers && !u.servers.includes(server)) return 'user not allowed on this vpn server';
+  return null;
+}
+
+/** The static addresses of the users who may log in to `server`: user name → address. */
+export function staticAddressesOf(users: GatewayConfig['users'], server: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const u of users) if (u.staticAddress && (!u.servers || u.servers.includes(server))) m.set(u.name, u.staticAddress.text);
+  return m;
+}

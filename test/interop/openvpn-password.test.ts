@@ -90,6 +90,8 @@ beforeAll(async () => {
     auth: { type: cert+password }
     serverCert: { cert: ${cert}, key: ${key} }
     clientCa: ${ca}
+userGroups:
+  - { name: eng }
 users:
   - { name: alice, passwordHash: "${aliceHash}", groups: [eng] }
   - { name: dave, passwordHash: "${aliceHash}", disabled: true }

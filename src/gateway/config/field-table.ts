@@ -92,6 +92,12 @@ export type NodeSpec =
       readonly uniqueItems?: boolean;
       readonly check?: ListCheck;
     }
+  /**
+   * One of several nodes, picked by the value's JSON type: a mapping reads with the 'object'
+   * alternative, a list with the 'list' one, a number with the 'integer' one, a string with the
+   * first that takes strings ("10.0.0.0/8" or { cidr, protocol, ports }).
+   */
+  | { readonly kind: 'either'; readonly alternatives: readonly Node[]; readonly what: string }
   | {
       readonly kind: 'object';
       readonly fields: Readonly<Record<string, Field>>;
@@ -176,6 +182,27 @@ export function list<T>(
 ): Node<readonly T[]> {
   return { kind: 'list', item, what, ...o } as Node<readonly T[]>;
 }
+/** A value of one of several shapes, told apart by JSON type (see the 'either' node). */
+export function either<A, B>(what: string, a: Node<A>, b: Node<B>, description?: string): Node<A | B>;
+export function either<A, B, C>(what: string, a: Node<A>, b: Node<B>, c: Node<C>, description?: string): Node<A | B | C>;
+export function either(what: string, ...rest: (Node | string | undefined)[]): Node<unknown> {
+  const description = typeof rest.at(-1) === 'string' || rest.at(-1) === undefined ? (rest.pop() as string | undefined) : undefined;
+  return { kind: 'either', alternatives: rest as Node[], what, description };
+}
+
+/** Which alternative of an 'either' node reads `v` (by its JSON type), or undefined. */
+export function alternativeFor(n: Extract<NodeSpec, { kind: 'either' }>, v: unknown): Node | undefined {
+  const want = (a: Node): boolean => {
+    if (isPlainObject(v)) return a.kind === 'object';
+    if (Array.isArray(v)) return a.kind === 'list';
+    if (typeof v === 'number') return a.kind === 'integer' || a.kind === 'duration';
+    if (typeof v === 'boolean') return a.kind === 'boolean';
+    if (typeof v === 'string') return !['object', 'list', 'integer', 'boolean', 'either'].includes(a.kind) || (a.kind === 'integer' && a.orConst === v);
+    return false;
+  };
+  return n.alternatives.find(want);
+}
+
 type ObjectOptions = { hideScalar?: boolean; rules?: string; description?: string };
 
 /** A mapping node, typed so that its fields can be looked up (CONFIG.fields.gateway). */
@@ -306,6 +333,11 @@ export function readNode(n: Node, v: unknown, path: string, ctx: ReadContext): u
       const items = v.map((x, i) => readNode(n.item, x, join(path, i), ctx));
       n.check?.(items, path, ctx);
       return items;
+    }
+    case 'either': {
+      const alt = alternativeFor(n, v);
+      if (!alt) throw new ConfigError(path, v, n.what);
+      return readNode(alt, v, path, ctx);
     }
     case 'object': {
       if (!isPlainObject(v)) {

@@ -68,6 +68,8 @@ export function jsonSchemaOf(n: Node): Record<string, unknown> {
         ...(n.max !== undefined ? { maxItems: n.max } : {}),
         ...(n.uniqueItems ? { uniqueItems: true } : {}),
       }, n.description);
+    case 'either':
+      return withDescription({ anyOf: n.alternatives.map(jsonSchemaOf) }, n.description);
     case 'object': {
       const properties: Record<string, unknown> = {};
       const req: string[] = [];

@@ -1,5 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
-import { isPlainObject, type Node } from './field-table.js';
+import { alternativeFor, isPlainObject, type Node } from './field-table.js';
 import { CONFIG_SECTIONS, type SectionName } from './sections.js';
 
 /**
@@ -24,6 +24,10 @@ function walk(node: Node, raw: unknown, visit: (node: Node, raw: unknown) => { r
     return out;
   }
   if (node.kind === 'list' && Array.isArray(raw)) return raw.map((v) => walk(node.item, v, visit));
+  if (node.kind === 'either') {
+    const alt = alternativeFor(node, raw);
+    if (alt) return walk(alt, raw, visit);
+  }
   return raw;
 }
 

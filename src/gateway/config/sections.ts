@@ -5,7 +5,7 @@ import { isSupportedDataCipher } from '../../ssl/data/data-aead.js';
 import { DEFAULT_LIMITS as SSL_DEFAULT_LIMITS, DEFAULT_RENEG_SEC as SSL_DEFAULT_RENEG_SEC, MAX_RENEG_SECONDS, MIN_RENEG_SECONDS } from '../../ssl/server/config.js';
 import { formatDuration } from './duration.js';
 import {
-  address, addressOr, bool, duration, filePath, inside, int, intOr, join, list, name, object, oneOf, optional,
+  address, addressOr, bool, duration, either, filePath, inside, int, intOr, join, list, name, object, oneOf, optional,
   prefix, proposals, readField, readNode, required, secret, str, withDefault, type AddressSpec, type Field, type Out, type PrefixSpec,
   type Node, type ReadContext,
 } from './field-table.js';
@@ -48,6 +48,12 @@ export const SSL_PROTOCOLS = ['udp', 'tcp'] as const;
 /** OpenVPN data-channel ciphers the SSL server implements (src/ssl/data/data-aead.ts), in preference order. */
 export const DATA_CIPHERS = ['AES-256-GCM', 'AES-128-GCM', 'CHACHA20-POLY1305'] as const;
 export const SSL_AUTH_TYPES = ['cert', 'password', 'cert+password'] as const;
+export const DEFAULT_ACCESS = ['allow', 'deny'] as const;
+export const EXTRA_SESSION_ACTIONS = ['replace', 'refuse'] as const;
+export const ACL_PROTOCOLS = ['any', 'tcp', 'udp', 'icmp'] as const;
+const MAX_SESSIONS_PER_USER = 64;
+const MAX_POLICY_DESTINATIONS = 100;
+const MAX_PORT_RANGES = 32;
 
 // ---- list rules ----
 
@@ -470,6 +476,12 @@ export const VPN_SERVER = object({
     serverKey: required(filePath('an OpenVPN tls-crypt-v2 server key file (vpcgw pki tls-crypt-v2-server, openvpn --genkey tls-crypt-v2-server)')),
   }), { nullable: true, description: 'tls-crypt-v2: per-client keys wrapped by this server key (OpenVPN 2.6 clients).' }),
   limits: optional(SSL_LIMITS, { nullable: true, description: 'Pre-authentication limits (half-open sessions, handshake timeout, TCP sockets); omitted fields take the defaults.' }),
+  // -- user groups, access policies and sessions per user --
+  defaultAccess: withDefault(oneOf(DEFAULT_ACCESS, 'What a client may reach when none of its user\'s groups has an access policy (or it is in no group): '
+    + 'allow: everything the server routes; deny: nothing.'), 'allow'),
+  sessionsPerUser: withDefault(int(1, MAX_SESSIONS_PER_USER, 'Sessions one user (password login or certificate CN) may hold at once.'), 1),
+  onExtraSession: withDefault(oneOf(EXTRA_SESSION_ACTIONS, 'A login beyond sessionsPerUser: replace: the oldest session of that user is told '
+    + '(HALT) and ends, as OpenVPN does without duplicate-cn; refuse: the new client gets AUTH_FAILED with the reason.'), 'replace'),
 }, {
   rules: 'a UDP server avoids ports 500 and 4500; clientCidr overlaps no local, VPC or remote subnet and has room for '
     + 'maxConnections clients; no two servers share a protocol and port; names are unique.',
@@ -524,23 +536,148 @@ function serverPortsDistinct(servers: readonly Out<typeof VPN_SERVER>[]): void {
   });
 }
 
+// ---- user groups (SSL VPN) ----
+
+export const USER_GROUP = object({
+  name: required(name('The group name users list in their groups.')),
+  description: optional(str('a description'), { nullable: true }),
+}, { description: 'A group of SSL VPN users; access policies allow a group destinations.' });
+
+type UserGroup = Out<typeof USER_GROUP>;
+
+/** Refuses a group name that is not defined (`ctx.done.userGroups` is absent when one entry is read alone). */
+function knownGroup(group: string, path: string, ctx: ReadContext): void {
+  const groups = ctx.done.userGroups as readonly UserGroup[] | undefined;
+  if (!groups || groups.some((g) => g.name === group)) return;
+  const known = groups.length ? groups.map((g) => g.name).join(', ') : 'none are defined';
+  throw new ConfigError(path, group, `the name of a user group (${known})`);
+}
+
 // ---- users (SSL VPN logins by username/password) ----
 
 export const USER = object({
   name: required(name('The login name (OpenVPN --auth-user-pass username).')),
   passwordHash: required(secret(`a password hash (${PASSWORD_HASH_FORMAT})`, 1, 1024,
     'The scrypt hash of the password. The API and CLI take a write-only `password` instead and store its hash; neither is ever shown.')),
-  disabled: withDefault(bool('A disabled user cannot log in (its stored password stays).'), false),
-  groups: withDefault(list(name(), 'group names', { uniqueItems: true }), [], { nullable: true, description: 'Group names (stored for policies).' }),
+  disabled: withDefault(bool('A disabled user cannot log in (its stored password stays); disabling ends the user\'s sessions at once.'), false),
+  groups: withDefault(list(name(), 'group names', { uniqueItems: true }), [], {
+    nullable: true, description: 'Names of userGroups entries: the user may reach what their access policies allow.',
+  }),
   servers: optional(list(name(), 'vpn server names', { uniqueItems: true }), {
     nullable: true, description: 'The vpnServers this user may log in to; all of them when omitted.',
   }),
+  staticAddress: optional(address(), {
+    nullable: true,
+    description: 'The IPv4 address this user always gets: inside the clientCidr of a server the user may log in to (not its first '
+      + 'address, the server\'s, nor the broadcast address), held by no other user; that server never hands it to anyone else.',
+  }),
 }, {
-  finish: (v, path) => {
+  rules: 'groups name userGroups entries; staticAddress lies inside the client pool of one of the user\'s servers and is unique.',
+  finish: (v, path, ctx) => {
     if (!parsePasswordHash(v.passwordHash.reveal())) throw new ConfigError(join(path, 'passwordHash'), '(hidden)', `a password hash (${PASSWORD_HASH_FORMAT})`);
+    v.groups.forEach((g, i) => knownGroup(g, join(join(path, 'groups'), i), ctx));
+    if (v.staticAddress) staticAddressFits(v.staticAddress, v.servers, join(path, 'staticAddress'), ctx);
     return v;
   },
 });
+
+/** A user's static address: IPv4, a client address of the pool of at least one server the user may use. */
+function staticAddressFits(a: AddressSpec, servers: readonly string[] | null, path: string, ctx: ReadContext): void {
+  if (a.addr.family !== 4) throw new ConfigError(path, a.text, 'an IPv4 address (client pools are IPv4)');
+  const all = ctx.done.vpnServers as readonly Out<typeof VPN_SERVER>[] | undefined;
+  if (!all) return; // one entry read alone: the whole config is checked before it is applied
+  const mine = all.filter((s) => !servers || servers.includes(s.name));
+  const n = a.addr.bytes.readUInt32BE(0);
+  const fits = mine.some((s) => {
+    const p = s.clientCidr.prefix;
+    const base = p.bytes.readUInt32BE(0);
+    const last = base + 2 ** (32 - p.len) - 1;
+    return n >= base + 2 && n < last; // not the network, the server's own (.1) or the broadcast address
+  });
+  if (!fits) {
+    const pools = mine.map((s) => `${s.name} ${s.clientCidr.text}`).join(', ') || 'no vpn server is defined';
+    throw new ConfigError(path, a.text, `a client address inside the pool of a server the user may log in to (${pools}), not its first two or its broadcast address`);
+  }
+}
+
+function staticAddressesDistinct(users: readonly Out<typeof USER>[], path: string): void {
+  const seen = new Map<string, number>();
+  users.forEach((u, i) => {
+    if (!u.staticAddress) return;
+    const prev = seen.get(u.staticAddress.text);
+    if (prev !== undefined) {
+      throw new ConfigError(join(join(path, i), 'staticAddress'), u.staticAddress.text, `an address no other user holds (${join(path, prev)} has it)`);
+    }
+    seen.set(u.staticAddress.text, i);
+  });
+}
+
+// ---- access policies (what a user group may reach) ----
+
+const PORT_RANGE_RE = /^(\d{1,5})(?:-(\d{1,5}))?$/;
+const PORT_RANGE = str('a port or a port range like "8000-8100"', { pattern: PORT_RANGE_RE });
+const PORTS = either('a port (443), a range ("8000-8100"), or a list of them',
+  int(1, 65535), PORT_RANGE, list(either('a port or a range', int(1, 65535), PORT_RANGE), 'ports or port ranges', { min: 1, max: MAX_PORT_RANGES }));
+
+export type AclProtocol = (typeof ACL_PROTOCOLS)[number];
+
+/** One destination of an access policy, as the gateway reads it. */
+export interface PolicyDestination {
+  /** the prefix as written */
+  readonly text: string;
+  readonly prefix: PrefixSpec['prefix'];
+  readonly protocol: AclProtocol;
+  /** inclusive port ranges (tcp and udp only); null: any port */
+  readonly ports: readonly { readonly lo: number; readonly hi: number }[] | null;
+}
+
+function portRange(v: number | string, path: string): { lo: number; hi: number } {
+  if (typeof v === 'number') return { lo: v, hi: v };
+  const m = PORT_RANGE_RE.exec(v)!;
+  const lo = Number(m[1]);
+  const hi = m[2] === undefined ? lo : Number(m[2]);
+  if (lo < 1 || hi > 65535 || lo > hi) throw new ConfigError(path, v, 'ports from 1 to 65535, the first of a range not above the last');
+  return { lo, hi };
+}
+
+const DESTINATION = either('a CIDR prefix, or a mapping with keys cidr, protocol, ports',
+  prefix(),
+  object({
+    cidr: required(prefix(), 'The destination network.'),
+    protocol: withDefault(oneOf(ACL_PROTOCOLS), 'any'),
+    ports: optional(PORTS, { nullable: true, description: 'Destination ports (tcp and udp only); omitted: all.' }),
+  }, {
+    finish: (v, path): PolicyDestination => {
+      let ports: { lo: number; hi: number }[] | null = null;
+      if (v.ports !== null) {
+        if (v.protocol !== 'tcp' && v.protocol !== 'udp') {
+          throw new ConfigError(join(path, 'ports'), v.ports, `absent: ports apply to protocol tcp or udp (this one is ${v.protocol})`);
+        }
+        const items = Array.isArray(v.ports) ? v.ports : [v.ports];
+        ports = items.map((x, i) => portRange(x as number | string, Array.isArray(v.ports) ? join(join(path, 'ports'), i) : join(path, 'ports')));
+      }
+      return { text: v.cidr.text, prefix: v.cidr.prefix, protocol: v.protocol, ports };
+    },
+  }));
+
+export const ACCESS_POLICY = object({
+  name: required(name()),
+  group: required(name('The userGroups entry this policy is for.')),
+  destinations: required(list(DESTINATION, 'destinations', { min: 1, max: MAX_POLICY_DESTINATIONS }),
+    'What the group\'s users may reach: CIDR prefixes, or { cidr, protocol: tcp|udp|icmp|any, ports: "443" | "8000-8100" | [..] }.'),
+  description: optional(str('a description'), { nullable: true }),
+}, {
+  description: 'Allows a user group destinations. A user may reach the union of their groups\' policies; '
+    + 'a user none of whose groups has a policy falls under the server\'s defaultAccess.',
+  rules: 'group names a userGroups entry.',
+  finish: (v, path, ctx) => {
+    knownGroup(v.group, join(path, 'group'), ctx);
+    const destinations: PolicyDestination[] = v.destinations.map((d) =>
+      'protocol' in d ? (d as PolicyDestination) : { text: d.text, prefix: d.prefix, protocol: 'any', ports: null });
+    return { name: v.name, group: v.group, destinations, description: v.description };
+  },
+});
+
 
 // ---- VPC endpoint services and endpoints ----
 
@@ -816,7 +953,14 @@ export const CONFIG = object({
       serverPortsDistinct(items);
     },
   }), [], { nullable: true }),
-  users: withDefault(list(USER, 'users', { check: uniqueNames }), [], { nullable: true }),
+  userGroups: withDefault(list(USER_GROUP, 'user groups', { check: uniqueNames }), [], { nullable: true }),
+  users: withDefault(list(USER, 'users', {
+    check: (items, path) => {
+      uniqueNames(items, path);
+      staticAddressesDistinct(items, path);
+    },
+  }), [], { nullable: true }),
+  accessPolicies: withDefault(list(ACCESS_POLICY, 'access policies', { check: uniqueNames }), [], { nullable: true }),
   endpointServices: withDefault(list(ENDPOINT_SERVICE, 'endpoint services', { check: uniqueNames }), [], { nullable: true }),
   endpoints: withDefault(list(ENDPOINT, 'endpoints', { check: endpointsRules }), [], { nullable: true }),
 });
@@ -828,6 +972,8 @@ export const CONFIG_SECTIONS = {
   vpnConnections: VPN_CONNECTION,
   vpnServers: VPN_SERVER,
   users: USER,
+  userGroups: USER_GROUP,
+  accessPolicies: ACCESS_POLICY,
   endpointServices: ENDPOINT_SERVICE,
   endpoints: ENDPOINT,
 } as const;

@@ -1,7 +1,7 @@
 import type { Out } from './field-table.js';
 import type {
   API, CONFIG, CUSTOMER_GATEWAY, DATA_CIPHERS, DATA_PLANE, DPD, ESP_POLICY, GATEWAY, IKE_POLICY, LOG_LEVELS,
-  SSL_PROTOCOLS, START_ACTIONS, TUN, VPN_CONNECTION, VPN_SERVER, ENDPOINT_SERVICE, ENDPOINT, GATEWAY_ENDPOINTS, GATEWAY_DNS,
+  SSL_PROTOCOLS, START_ACTIONS, TUN, VPN_CONNECTION, VPN_SERVER, USER, USER_GROUP, ACCESS_POLICY, ENDPOINT_SERVICE, ENDPOINT, GATEWAY_ENDPOINTS, GATEWAY_DNS,
 } from './sections.js';
 
 /**
@@ -39,3 +39,7 @@ export type EndpointConfig = Out<typeof ENDPOINT>;
 export type GatewayEndpointsConfig = Out<typeof GATEWAY_ENDPOINTS>;
 export type GatewayDnsConfig = Out<typeof GATEWAY_DNS>;
 export type { WhitelistEntry } from './sections.js';
+export type UserEntryConfig = Out<typeof USER>;
+export type UserGroupConfig = Out<typeof USER_GROUP>;
+export type AccessPolicyConfig = Out<typeof ACCESS_POLICY>;
+export type { AclProtocol, PolicyDestination } from './sections.js';

@@ -28,4 +28,6 @@ export class WriteToTun {
   buf: Buffer = Buffer.alloc(0);
   off = 0;
   len = 0;
+  /** the sending session's origin for the data path's policy stage (0: none) */
+  origin = 0;
 }

@@ -93,6 +93,10 @@ export interface SslServerConfig {
    * must not overlap: the data plane finds a session by peer-id alone (absent: all of 0..PEER_ID_MAX).
    */
   readonly peerIds?: Readonly<{ first: number; count: number }>;
+  /** sessions one user (password login or certificate CN) may hold at once (absent: 1) */
+  readonly sessionsPerUser?: number;
+  /** a login beyond sessionsPerUser: replace the user's oldest session (absent) or refuse the new one */
+  readonly onExtraSession?: 'replace' | 'refuse';
 }
 
 /** A pushed route in the form `route NETWORK NETMASK` wants it. */

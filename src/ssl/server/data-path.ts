@@ -57,6 +57,11 @@ export interface SslDataPath {
   attach(prefix: Prefix, address: string): void;
   /** the client's address changed (float) */
   setRemote(remote: SslEndpoint): void;
+  /**
+   * the origin the session's decrypted packets carry into the data path's policy stage
+   * (src/vpcep/policy.ts); absent: the path hands packets up to the session manager, which adds it
+   */
+  setOrigin?(origin: number): void;
   /** authenticates and decrypts one data packet in place: DATA_IP / DATA_PING / DATA_OCC_EXIT or a drop code */
   decrypt(buf: Buffer, off: number, len: number, nowMs: number): number;
   /** encrypts one IP packet to the client and sends it (client-to-client traffic) */

@@ -1,7 +1,8 @@
 /**
  * The OpenVPN-compatible server's session manager (point-to-cloud SSL VPN): which client a packet
- * belongs to, admission, peer-ids, floats and restarts, one session per user, leases, the policy for
- * inner packets, ping-restart and renegotiation, status. Pure: no sockets, timers, clock or TUN.
+ * belongs to, admission, peer-ids, floats and restarts, sessions per user (replace or refuse),
+ * leases, the policy for inner packets, ping-restart and renegotiation, status. Pure: no sockets,
+ * timers, clock or TUN.
  * Bytes and the time come in through `receiveDatagram` / `receiveFrame` / `tick`; what the shell must
  * do comes back as actions (src/ssl/server/actions.ts). The per-session data channel is a port
  * (SslDataPath: the TypeScript DataChannel or the data plane's native offload); the control channel
@@ -109,6 +110,8 @@ export class SslServerCounters {
   tcpBackpressureDrops = 0;
   sendErrors = 0;
   replacedSessions = 0;
+  /** logins refused: the user had sessionsPerUser sessions already (onExtraSession refuse) */
+  sessionLimitRefusals = 0;
   /** stateless hard-reset replies sent (UDP) */
   resetReplies = 0;
   /** hard resets not answered: over resetRepliesPerSec */
@@ -130,11 +133,19 @@ type SessionStatus = 'closed' | 'open';
 
 /** the AUTH_FAILED reason for a client refused at maxConnections */
 export const REFUSED_SERVER_FULL = 'server full';
+/** the AUTH_FAILED reason for a login beyond sessionsPerUser with onExtraSession refuse */
+export const REFUSED_SESSION_LIMIT = 'session limit reached: this user is connected already';
+/** why a session ended when a newer one of its user took its place (also the HALT text's reason) */
+export const REPLACED_BY_NEW_SESSION = 'replaced by a new connection of the same user';
 
 /** One client session: its tables' keys, its control channel and its data path. */
 export class ServerSession {
   user = '';
   certCn = '';
+  /** the identity its lease is held under: the user for their first session, `user#2`... for more (sessionsPerUser) */
+  leaseId = '';
+  /** the origin its decrypted packets carry into the data path's policy stage (0: none) */
+  origin = 0;
   lease: ClientLease | null = null;
   prefix: Prefix | null = null;
   ssl!: ControlSession;
@@ -200,6 +211,14 @@ export interface SslSessionManagerOptions {
   cookieSecret?: Buffer;
   /** failed-password back-off per source address (default DEFAULT_AUTH_BACKOFF) */
   authBackoff?: AuthBackoffLimits;
+  /**
+   * Asked once a client has authenticated (certificate, and password when the server wants one),
+   * before it gets an address: a reason refuses it (AUTH_FAILED,<reason>), null admits it. The
+   * gateway refuses users disabled or not allowed on this server here, also on certificate servers.
+   */
+  admit?: (user: string, certCn: string) => string | null;
+  /** the origin of a user's sessions (src/vpcep/policy.ts; 0: none, the default) */
+  originOf?: (user: string) => number;
 }
 
 interface OpenTcp {
@@ -255,7 +274,12 @@ export class SslSessionManager {
   private readonly peerIdFirst: number;
   private readonly peerIdEnd: number;
   private nextPeerId = 0;
-  private readonly byUser = new Map<string, ServerSession>();
+  /** authenticated sessions by user, oldest first */
+  private readonly byUser = new Map<string, ServerSession[]>();
+  private readonly sessionsPerUser: number;
+  private readonly onExtraSession: 'replace' | 'refuse';
+  private readonly admit: ((user: string, certCn: string) => string | null) | null;
+  private readonly originOf: ((user: string) => number) | null;
   private readonly byAddress = new Map<number, ServerSession>();
   /** a new session at the addr:port of a live one, until it authenticates and replaces it */
   private readonly udpPending = new Map<string, ServerSession>();
@@ -290,6 +314,10 @@ export class SslSessionManager {
     this.wrap = this.wraps ? this.wraps.stateless : plainWrap;
     this.authType = c.auth ?? 'cert';
     this.backoff = new AuthBackoff(opts.authBackoff);
+    this.sessionsPerUser = c.sessionsPerUser ?? 1;
+    this.onExtraSession = c.onExtraSession ?? 'replace';
+    this.admit = opts.admit ?? null;
+    this.originOf = opts.originOf ?? null;
   }
 
   /**
@@ -506,23 +534,67 @@ export class SslSessionManager {
     const s = this.findClient(client);
     if (!s) throw new VpnError('ERR_NOT_FOUND', `no client session "${client}"`);
     this.enter(now);
+    s.log.info({ user: s.user || undefined, message }, 'client disconnected by the operator');
+    this.tellAndClose(s, message, 'disconnected by the operator', now);
+    return this.leave();
+  }
+
+  /**
+   * Ends every session of `user` now (the user was disabled, removed, or no longer allowed here):
+   * each client is told `message` (with `reason` after a comma: the stock client logs it, OpenVPN
+   * push.c server_pushed_signal) and its lease and route go at once, as with `disconnect`. Returns
+   * how many sessions ended (0 when the user has none).
+   */
+  disconnectUser(user: string, message: 'RESTART' | 'HALT', reason: string, now: number): { count: number; actions: readonly SslServerAction[] } {
+    this.enter(now);
+    const list = [...(this.byUser.get(user) ?? [])];
+    for (const s of list) {
+      s.log.info({ user, message, reason }, 'client session ended: its user changed');
+      this.tellAndClose(s, `${message},${reason}`, reason, now);
+    }
+    return { count: list.length, actions: this.leave() };
+  }
+
+  /** The users with a session that holds an address now. */
+  onlineUsers(): string[] {
+    return [...this.byUser.keys()];
+  }
+
+  /**
+   * Asks `originOf` again for every authenticated session (a user's groups or the policies changed)
+   * and hands a changed origin to the session's data path.
+   */
+  refreshOrigins(): void {
+    if (!this.originOf) return;
+    for (const list of this.byUser.values()) {
+      for (const s of list) {
+        const o = this.originOf(s.user);
+        if (o === s.origin) continue;
+        s.origin = o;
+        s.data.setOrigin?.(o);
+      }
+    }
+  }
+
+  /**
+   * Sends `text` on the session's control channel and closes the session; the control channel
+   * lingers DISCONNECT_LINGER_MS so the message gets out (and can be retransmitted).
+   */
+  private tellAndClose(s: ServerSession, text: string, reason: string, now: number): void {
     try {
-      s.log.info({ user: s.user || undefined, message }, 'client disconnected by the operator');
-      s.ssl.sendControlText(message);
+      s.ssl.sendControlText(text);
       s.lingerUntilMs = now + DISCONNECT_LINGER_MS;
       this.lingering.push(s);
-      this.closeSession(s, 'disconnected by the operator');
+      this.closeSession(s, reason);
     } catch (err) {
       s.log.error({ err }, 'disconnect failed; closing the session');
       this.closeSession(s, 'internal error');
     }
-    return this.leave();
   }
 
   private findClient(client: string): ServerSession | undefined {
     for (const s of this.all) if (s.status === 'open' && sessionIdOf(s) === client) return s;
-    const byUser = this.byUser.get(client);
-    return byUser && byUser.status === 'open' ? byUser : undefined;
+    return this.byUser.get(client)?.find((x) => x.status === 'open');
   }
 
   /** Ends the control channels of disconnected sessions whose linger ran out (or that closed themselves). */
@@ -866,29 +938,52 @@ export class SslSessionManager {
       }
       this.udpSessions.set(s.remote, s);
     }
-    const old = this.byUser.get(user);
-    if (old && old !== s) {
-      // one session per identity (like the stock server without duplicate-cn)
-      this.counters.replacedSessions++;
-      old.log.info({ by: s.remote }, 'replaced by a new connection of the same user');
-      this.closeSession(old, 'replaced by a new connection of the same user');
+    const denied = this.admit ? this.admit(user, certCn) : null;
+    if (denied !== null) {
+      this.counters.authRefusals++;
+      this.refuse(s, user, denied, {});
+      return;
+    }
+    const mine = this.byUser.get(user) ?? [];
+    if (mine.length >= this.sessionsPerUser) {
+      if (this.onExtraSession === 'refuse') {
+        this.counters.sessionLimitRefusals++;
+        this.refuse(s, user, `${REFUSED_SESSION_LIMIT} (${this.sessionsPerUser})`, { sessions: mine.length });
+        return;
+      }
+      // the oldest sessions make room, as the stock server without duplicate-cn drops the old one
+      // (OpenVPN multi.c); each is told (HALT with the reason) so a client still running stops
+      // instead of reconnecting and replacing the new session in turn
+      for (const old of mine.slice(0, mine.length - this.sessionsPerUser + 1)) {
+        this.counters.replacedSessions++;
+        old.log.info({ by: s.remote }, REPLACED_BY_NEW_SESSION);
+        this.tellAndClose(old, `HALT,${REPLACED_BY_NEW_SESSION}`, REPLACED_BY_NEW_SESSION, this.nowMs);
+      }
     }
     if (this.all.size - this.halfOpenCount >= this.config.maxConnections) {
       this.counters.maxConnectionRefusals++;
       this.refuse(s, user, REFUSED_SERVER_FULL, { max: this.config.maxConnections });
       return;
     }
-    const r = this.leases.acquire(user);
+    const leaseId = this.freeLeaseId(user);
+    const r = this.leases.acquire(leaseId);
     if (!r.ok) {
       this.counters.poolRefusals++;
       this.refuse(s, user, r.reason, { pool: this.config.clientCidr });
       return;
     }
     s.lease = r.lease;
+    s.leaseId = leaseId;
     s.authenticated = true;
     this.leaveHalfOpen(s);
-    this.byUser.set(user, s);
+    const list = this.byUser.get(user);
+    if (list) list.push(s);
+    else this.byUser.set(user, [s]);
     this.byAddress.set(r.lease.addressNum, s);
+    if (this.originOf) {
+      s.origin = this.originOf(user);
+      s.data.setOrigin?.(s.origin);
+    }
     s.prefix = parsePrefix(`${r.lease.address}/32`)!;
     s.data.attach(s.prefix, r.lease.address);
     s.ssl.setPush({
@@ -902,6 +997,16 @@ export class SslSessionManager {
     });
     s.log.info({ user, address: r.lease.address }, 'client connected');
     if (s.status === 'open') this.emit({ kind: 'sessionUp', peerId: s.peerId, user, address: r.lease.address });
+  }
+
+  /**
+   * The lease identity for a new session of `user`: the user name for the first (a static address
+   * and a reconnect's old address are keyed by it), `user#2`, `user#3`... for further sessions.
+   */
+  private freeLeaseId(user: string): string {
+    const used = new Set((this.byUser.get(user) ?? []).map((x) => x.leaseId));
+    if (!used.has(user)) return user;
+    for (let i = 2; ; i++) if (!used.has(`${user}#${i}`)) return `${user}#${i}`;
   }
 
   /**
@@ -931,9 +1036,12 @@ export class SslSessionManager {
       this.byPeerId[s.peerId - this.peerIdFirst] = undefined;
       this.freePeerIds.push(s.peerId);
     }
-    if (s.user && this.byUser.get(s.user) === s) {
-      this.byUser.delete(s.user);
-      this.leases.release(s.user);
+    const list = s.user ? this.byUser.get(s.user) : undefined;
+    const at = list ? list.indexOf(s) : -1;
+    if (at >= 0) {
+      list!.splice(at, 1);
+      if (list!.length === 0) this.byUser.delete(s.user);
+      this.leases.release(s.leaseId);
     }
     if (s.lease && this.byAddress.get(s.lease.addressNum) === s) this.byAddress.delete(s.lease.addressNum);
     const st = s.data.stats();
@@ -1031,6 +1139,7 @@ export class SslSessionManager {
       t.buf = buf;
       t.off = off;
       t.len = len;
+      t.origin = s.origin;
       this.out.push(t);
     } else if (r === DATA_PING) {
       s.lastRxMs = now;

@@ -71,3 +71,56 @@ describe('AddressPool (topology subnet)', () => {
     );
   });
 });
+
+describe('AddressPool: static addresses', () => {
+  it('a user with a static address always gets it; nobody else ever does, not even when the pool runs short', () => {
+    const p = new AddressPool({ name: 'p2c', cidr: '10.8.0.0/29' }); // .2 .. .6
+    expect(p.setStatic(new Map([['alice', '10.8.0.3'], ['out-of-pool', '10.9.0.5']]))).toEqual([]);
+    expect(ok(p.acquire('bob'))).toBe('10.8.0.2');
+    expect(ok(p.acquire('carol'))).toBe('10.8.0.4'); // .3 is alice's
+    expect(ok(p.acquire('dave'))).toBe('10.8.0.5');
+    expect(ok(p.acquire('erin'))).toBe('10.8.0.6');
+    // alice's address was never used, yet a fifth dynamic user is refused rather than given it
+    expect(p.acquire('frank')).toEqual({ ok: false, reason: POOL_EXHAUSTED });
+    expect(ok(p.acquire('alice'))).toBe('10.8.0.3');
+    p.release('alice');
+    // offline, it stays hers: others do not reuse it, she gets it back
+    expect(p.acquire('frank')).toEqual({ ok: false, reason: POOL_EXHAUSTED });
+    p.release('bob');
+    expect(ok(p.acquire('frank'))).toBe('10.8.0.2');
+    expect(ok(p.acquire('alice'))).toBe('10.8.0.3');
+  });
+
+  it('setStatic live: offline leases in the way are dropped, online ones on a wrong address are named', () => {
+    const p = new AddressPool({ name: 'p2c', cidr: '10.8.0.0/24' });
+    ok(p.acquire('alice')); // .2
+    ok(p.acquire('bob')); // .3
+    ok(p.acquire('carol')); // .4
+    p.release('carol');
+    // bob now owns alice's address; alice gets carol's (offline: dropped); carol's lease goes
+    expect(p.setStatic(new Map([['bob', '10.8.0.2'], ['alice', '10.8.0.4']])).sort()).toEqual(['alice', 'bob']);
+    expect(p.leaseFor('carol')).toBeUndefined();
+    // alice's session ends (released): her static address is free, she gets it
+    p.release('alice');
+    p.release('bob');
+    expect(ok(p.acquire('bob'))).toBe('10.8.0.2');
+    expect(ok(p.acquire('alice'))).toBe('10.8.0.4');
+    // a static address someone still holds online is refused until they leave
+    ok(p.acquire('dave'));
+    const dave = p.leaseFor('dave')!.address;
+    expect(p.setStatic(new Map([['bob', '10.8.0.2'], ['alice', '10.8.0.4'], ['erin', dave]]))).toEqual(['dave']);
+    expect(p.acquire('erin')).toMatchObject({ ok: false });
+    p.release('dave');
+    expect(ok(p.acquire('erin'))).toBe(dave);
+    expect(ok(p.acquire('dave'))).not.toBe(dave);
+  });
+
+  it('an address passed over while reserved is handed out once the reservation goes', () => {
+    const p = new AddressPool({ name: 'p2c', cidr: '10.8.0.0/29' }); // .2 .. .6
+    p.setStatic(new Map([['alice', '10.8.0.2']]));
+    expect(ok(p.acquire('bob'))).toBe('10.8.0.3');
+    p.setStatic(new Map());
+    expect(ok(p.acquire('carol'))).toBe('10.8.0.2');
+    expect(ok(p.acquire('dave'))).toBe('10.8.0.4');
+  });
+});

@@ -16,6 +16,7 @@ import { formatPrefix, type Prefix } from '../../../src/common/ip.js';
 import { captureLogger } from '../../../src/common/log.js';
 import { PING_MAGIC } from '../../../src/ssl/data/special.js';
 import { POOL_EXHAUSTED } from '../../../src/gateway/pools.js';
+import { DISCONNECT_LINGER_MS } from '../../../src/ssl/server/session-manager.js';
 import { MemoryUdpNetwork, type MemoryUdp } from '../../../src/net/memory-udp.js';
 import type { PacketBatch } from '../../../src/common/batch.js';
 import { decodeControlPacket, encodeControlPacket } from '../../../src/ssl/wire/control-packet.js';
@@ -192,10 +193,10 @@ function echoPacket(sid: Buffer, serverSid: Buffer, text: string): Buffer {
 let server: SslServer | null = null;
 let now = 1_000_000;
 
-async function startServer(over: Partial<SslServerConfig> = {}) {
+async function startServer(over: Partial<SslServerConfig> = {}, staticAddresses?: ReadonlyMap<string, string>) {
   const tunnel = new FakeTunnel();
   const log = captureLogger();
-  server = new SslServer({ config: config(over), log, tunnel, sessions: factory, clock: () => now, timer: false });
+  server = new SslServer({ config: config(over), log, tunnel, sessions: factory, clock: () => now, timer: false, staticAddresses });
   await server.start();
   return { server, tunnel, log };
 }
@@ -316,8 +317,30 @@ describe('SslServer over UDP (fake control channel, real sockets on loopback)', 
     const st = server.status();
     expect(st).toHaveLength(1);
     expect(st[0]).toMatchObject({ user: 'alice', virtualAddress: '10.8.0.2', realAddress: `127.0.0.1:${a2.sock.address().port}` });
+    // the old session was told (HALT) and its control channel ends after the linger
+    expect(sessions[0]!.state).not.toBe('closed');
+    server.tick(now + DISCONNECT_LINGER_MS);
     expect(sessions[0]!.state).toBe('closed');
     expect(tunnel.sinks.has('10.8.0.2/32')).toBe(true);
+  });
+
+  it('static addresses: a user gets theirs; changed live, the session on the old one ends (RESTART) and the reconnect gets the new one', async () => {
+    const { server, tunnel } = await startServer({}, new Map([['alice', '10.8.0.50']]));
+    const a1 = await UdpClient.open('alice', server.udpPort);
+    await a1.hello();
+    await until(() => server.status().some((x) => x.virtualAddress === '10.8.0.50'));
+    const b = await UdpClient.open('bob', server.udpPort);
+    await b.hello();
+    await until(() => server.status().some((x) => x.user === 'bob' && x.virtualAddress !== null));
+    expect(server.status().find((x) => x.user === 'bob')!.virtualAddress).toBe('10.8.0.2');
+    server.setStaticAddresses(new Map([['alice', '10.8.0.60']]));
+    expect(server.onlineUsers()).toEqual(['bob']);
+    expect(tunnel.sinks.has('10.8.0.50/32')).toBe(false);
+    const a2 = await UdpClient.open('alice', server.udpPort);
+    await a2.hello();
+    await until(() => server.status().some((x) => x.user === 'alice' && x.virtualAddress === '10.8.0.60'));
+    expect(server.endUserSessions('alice', 'HALT', 'user disabled')).toBe(1);
+    expect(server.endUserSessions('alice', 'HALT', 'user disabled')).toBe(0);
   });
 
   it('client-to-client: dropped and counted when off, delivered when on', async () => {

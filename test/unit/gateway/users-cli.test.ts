@@ -55,6 +55,8 @@ const hashOf = (name: string): string => (store.getByName('user', name)!.spec as
 
 describe('vpcgw user', () => {
   it('add reads the password from stdin (first line), with groups and servers; list never shows it', async () => {
+    expect(await cli(['group', 'add', 'eng', '--description', 'engineers'])).toMatchObject({ code: 0, out: 'group eng: created\n' });
+    await cli(['group', 'add', 'ops']);
     expect(await cli(['user', 'add', 'alice', '--password-stdin', '--group', 'eng', '--group', 'ops', '--server', 'p2c'], `${PASSWORD}\n`))
       .toMatchObject({ code: 0, out: 'user alice: created\n' });
     expect(await checkPassword(PASSWORD, hashOf('alice'))).toBe(true);
@@ -99,5 +101,23 @@ describe('vpcgw user', () => {
       expect(r.err.trimEnd().split('\n')).toHaveLength(1);
     }
     expect(store.all('user')).toHaveLength(0);
+  });
+});
+
+describe('vpcgw group', () => {
+  it('add, list, remove; a group users name is not removed; unknown groups on user add are refused naming the field', async () => {
+    expect(await cli(['group', 'add', 'eng', '--description', 'engineers'])).toMatchObject({ code: 0 });
+    await cli(['group', 'add', 'ops']);
+    expect((await cli(['group', 'list'])).out).toMatch(/^NAME\s+DESCRIPTION\neng\s+engineers\nops\s+-\n$/);
+    expect(JSON.parse((await cli(['group', 'list', '--json'])).out)).toMatchObject([{ name: 'eng', description: 'engineers' }, { name: 'ops' }]);
+    const bad = await cli(['user', 'add', 'carol', '--password-stdin', '--group', 'nope'], PASSWORD);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/users\[carol\]\.groups\[0\].*nope/);
+    await cli(['user', 'add', 'carol', '--password-stdin', '--group', 'ops'], PASSWORD);
+    const busy = await cli(['group', 'remove', 'ops']);
+    expect(busy.code).toBe(1);
+    expect(busy.err).toMatch(/users carol/);
+    expect(await cli(['group', 'remove', 'eng'])).toMatchObject({ code: 0, out: 'group eng: removed\n' });
+    expect((await cli(['group', 'frob'])).code).toBe(1);
   });
 });

@@ -105,6 +105,7 @@ describe('users as resources (GatewayService)', () => {
   });
 
   it('create: the password is hashed, never stored, returned, listed or logged; the hash is not shown either', async () => {
+    await svc.create('user-groups', { name: 'eng' });
     const v = await svc.create('users', { name: 'alice', password: PASSWORD, groups: ['eng'] });
     expect(v).toMatchObject({ name: 'alice', groups: ['eng'] });
     expect(v).not.toHaveProperty('password');
@@ -117,9 +118,9 @@ describe('users as resources (GatewayService)', () => {
     expect(everything).not.toContain(PASSWORD);
     expect(JSON.stringify([v, svc.list('user', {}), svc.get('user', 'alice'), lines])).not.toContain(spec.passwordHash as string);
     // the daemon got it live, with the hash
-    expect(gw.applied).toHaveLength(1);
-    expect(gw.applied[0]!.users.map((u) => u.name)).toEqual(['alice']);
-    expect(await checkPassword(PASSWORD, gw.applied[0]!.users[0]!.passwordHash.reveal())).toBe(true);
+    expect(gw.applied).toHaveLength(2); // the group, then the user
+    expect(gw.applied[1]!.users.map((u) => u.name)).toEqual(['alice']);
+    expect(await checkPassword(PASSWORD, gw.applied[1]!.users[0]!.passwordHash.reveal())).toBe(true);
   });
 
   it('replace: a new password changes the hash; other changes keep the stored one; disable/enable', async () => {
@@ -177,7 +178,7 @@ ${users}`;
   it('users: a hash in the scrypt format, unique names; the hash is never echoed in an error', async () => {
     const { parseConfig } = await import('../../../src/gateway/config/index.js');
     const h = await hashPassword(PASSWORD);
-    const cfg = parseConfig(base('auth: { type: password }', `users:\n  - { name: alice, passwordHash: "${h}", groups: [eng], servers: [p2c] }\n`), 'x.yaml');
+    const cfg = parseConfig(base('auth: { type: password }', `userGroups:\n  - { name: eng }\nusers:\n  - { name: alice, passwordHash: "${h}", groups: [eng], servers: [p2c] }\n`), 'x.yaml');
     expect(cfg.users[0]).toMatchObject({ name: 'alice', disabled: false, groups: ['eng'], servers: ['p2c'] });
     expect(JSON.stringify(cfg.users)).not.toContain(h);
     let err: Error | null = null;

@@ -113,7 +113,7 @@ const SERVER = {
 const FULL = { gateway: GATEWAY, customerGateways: [CGW], vpnConnections: [CONN], vpnServers: [SERVER] };
 
 describe('config JSON Schema', () => {
-  it.each(['gateway', 'customerGateways', 'vpnConnections', 'vpnServers', undefined] as const)('%s: well-formed draft 2020-12', (section) => {
+  it.each(['gateway', 'customerGateways', 'vpnConnections', 'vpnServers', 'userGroups', 'users', 'accessPolicies', undefined] as const)('%s: well-formed draft 2020-12', (section) => {
     const s = configJsonSchema(section) as Schema;
     expect(s.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(JSON.parse(JSON.stringify(s))).toEqual(s); // plain JSON: no RegExp, no functions
@@ -163,6 +163,23 @@ describe('config JSON Schema', () => {
     ['clientToClient as a string', (d) => (d.vpnServers[0].clientToClient = 'yes'), false],
     ['a PSK in place of the auth mapping', (d) => (d.vpnConnections[0].auth = 'correct-horse-battery'), false],
     ['no gateway', (d) => delete d.gateway, false],
+    ['user groups and access policies (a CIDR, or cidr/protocol/ports)', (d) => {
+      d.userGroups = [{ name: 'eng', description: 'engineers' }];
+      d.accessPolicies = [{ name: 'p', group: 'eng', destinations: ['10.2.0.0/16', { cidr: '10.3.0.0/16', protocol: 'tcp', ports: ['443', '8000-8100', 22] }, { cidr: '10.4.0.0/16', protocol: 'udp', ports: 53 }] }];
+    }, true],
+    ['a policy destination that is neither a CIDR nor a mapping', (d) => {
+      d.userGroups = [{ name: 'eng' }];
+      d.accessPolicies = [{ name: 'p', group: 'eng', destinations: [42] }];
+    }, false],
+    ['a policy protocol out of the list', (d) => {
+      d.userGroups = [{ name: 'eng' }];
+      d.accessPolicies = [{ name: 'p', group: 'eng', destinations: [{ cidr: '10.3.0.0/16', protocol: 'gre' }] }];
+    }, false],
+    ['a port that is not a port or a range', (d) => {
+      d.userGroups = [{ name: 'eng' }];
+      d.accessPolicies = [{ name: 'p', group: 'eng', destinations: [{ cidr: '10.3.0.0/16', protocol: 'tcp', ports: 'https' }] }];
+    }, false],
+    ['sessionsPerUser out of range', (d) => (d.vpnServers[0].sessionsPerUser = 0), false],
   ];
 
   it.each(edits)('schema and loader agree: %s', (_t, edit, ok) => {

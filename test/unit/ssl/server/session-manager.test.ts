@@ -15,7 +15,7 @@ import type { SslServerAction } from '../../../../src/ssl/server/actions.js';
 import type { SslServerConfig } from '../../../../src/ssl/server/config.js';
 import type { ControlSession, ControlSessionFactory } from '../../../../src/ssl/server/control-session.js';
 import { JsDataPath, type DataTransport, type PacketSink, type SslEndpoint } from '../../../../src/ssl/server/data-path.js';
-import { DISCONNECT_LINGER_MS, SslSessionManager } from '../../../../src/ssl/server/session-manager.js';
+import { DISCONNECT_LINGER_MS, SslSessionManager, type SslSessionManagerOptions } from '../../../../src/ssl/server/session-manager.js';
 import { SID_SLOT_MS } from '../../../../src/ssl/server/stateless-reset.js';
 import { decodeControlPacket, encodeControlPacket } from '../../../../src/ssl/wire/control-packet.js';
 import { ParseError } from '../../../../src/common/errors.js';
@@ -81,7 +81,10 @@ class FakeControl implements ControlSession {
     this.renegotiations++;
     return true;
   }
+  /** the reason of the server's AUTH_FAILED (null: not refused) */
+  rejectedWith: string | null = null;
   reject(reason: string): void {
+    this.rejectedWith = reason;
     this.close(reason);
   }
   /** control texts the server sent (RESTART, HALT) */
@@ -135,7 +138,7 @@ let routes: Routes;
 let pool: AddressPool;
 let asyncActions: SslServerAction[];
 
-function manager(over: Partial<SslServerConfig> = {}, secret?: Buffer): SslSessionManager {
+function manager(over: Partial<SslServerConfig> = {}, secret?: Buffer, extra: Partial<SslSessionManagerOptions> = {}): SslSessionManager {
   const config: SslServerConfig = {
     name: 'p2c', protocols: ['udp', 'tcp'], port: 1194, listen: '0.0.0.0', clientCidr: '10.8.0.0/24',
     localSubnets: ['10.2.0.0/16'], dnsServers: [], dataCiphers: ['AES-256-GCM'],
@@ -165,6 +168,7 @@ function manager(over: Partial<SslServerConfig> = {}, secret?: Buffer): SslSessi
     },
     onAsyncActions: (a) => asyncActions.push(...a),
     cookieSecret: secret,
+    ...extra,
   });
 }
 
@@ -319,6 +323,11 @@ describe('SslSessionManager', () => {
     expect(acts[2]).toMatchObject({ peerId: 1, address: '10.8.0.2' });
     expect(m.counters.replacedSessions).toBe(1);
     expect(m.status().map((s) => [s.realAddress, s.virtualAddress])).toEqual([['192.0.2.31:1001', '10.8.0.2']]);
+    // the old client is told to stop (not to reconnect: it would replace the new session in turn)
+    expect(controls[0]!.texts).toEqual(['HALT,replaced by a new connection of the same user']);
+    expect(controls[0]!.state).not.toBe('closed');
+    now += DISCONNECT_LINGER_MS;
+    m.tick(now);
     expect(controls[0]!.state).toBe('closed');
   });
 
@@ -600,5 +609,79 @@ describe('SslSessionManager', () => {
     m.receiveFrame(3, '192.0.2.82', 4002, h2, 0, h2.length, now);
     m.disconnect('erin', 'RESTART', now);
     expect(m.closeAll('server shutdown', now)).toContainEqual({ kind: 'closeConnection', conn: 3, abort: false });
+  });
+});
+
+describe('SslSessionManager: sessions per user, admission, origins', () => {
+  const sid = (n: number) => Buffer.alloc(8, n);
+
+  it('sessionsPerUser 2 (replace): two sessions with their own addresses; a third replaces the oldest, which is told HALT', () => {
+    const m = manager({ sessionsPerUser: 2 });
+    udpHello(m, 'alice', '192.0.2.10', 5000, sid(1));
+    udpHello(m, 'alice', '192.0.2.11', 5000, sid(2));
+    expect(m.status().map((s) => [s.user, s.virtualAddress])).toEqual([['alice', '10.8.0.2'], ['alice', '10.8.0.3']]);
+    expect(pool.leaseFor('alice#2')).toMatchObject({ address: '10.8.0.3', online: true });
+    now += 1000;
+    const acts = udpHello(m, 'alice', '192.0.2.12', 5000, sid(3));
+    expect(kinds(acts)).toEqual(['sendControl', 'sessionDown', 'sessionUp']);
+    expect(acts[1]).toMatchObject({ peerId: 0, reason: 'replaced by a new connection of the same user' });
+    // the new session takes the freed first lease (the user's own address)
+    expect(acts[2]).toMatchObject({ peerId: 2, address: '10.8.0.2' });
+    expect(controls[0]!.texts).toEqual(['HALT,replaced by a new connection of the same user']);
+    expect(controls[1]!.texts).toEqual([]);
+    expect(m.counters.replacedSessions).toBe(1);
+    expect(m.onlineUsers()).toEqual(['alice']);
+  });
+
+  it('onExtraSession refuse: the new client gets AUTH_FAILED with the reason, the old session stays', () => {
+    const m = manager({ onExtraSession: 'refuse' });
+    udpHello(m, 'bob', '192.0.2.20', 5000, sid(1));
+    const acts = udpHello(m, 'bob', '192.0.2.21', 5000, sid(2));
+    expect(kinds(acts)).not.toContain('sessionUp');
+    expect(controls[1]!.state).toBe('closed');
+    expect(controls[1]!.rejectedWith).toBe('session limit reached: this user is connected already (1)');
+    expect(m.counters.sessionLimitRefusals).toBe(1);
+    expect(m.status().map((s) => [s.realAddress, s.virtualAddress])).toEqual([['192.0.2.20:5000', '10.8.0.2']]);
+    expect(controls[0]!.texts).toEqual([]);
+    expect(controls[0]!.rejectedWith).toBeNull();
+  });
+
+  it('admit refuses a user after authentication (disabled, not allowed here) with the reason; certificate users too', () => {
+    const refused = new Set(['carol']);
+    const m = manager({}, undefined, { admit: (user) => (refused.has(user) ? 'user disabled' : null) });
+    const acts = udpHello(m, 'carol', '192.0.2.30', 5000, sid(1));
+    expect(kinds(acts)).not.toContain('sessionUp');
+    expect(controls[0]!.rejectedWith).toBe('user disabled');
+    expect(m.counters.authRefusals).toBe(1);
+    expect(pool.leaseFor('carol')).toBeUndefined();
+    expect(kinds(udpHello(m, 'dave', '192.0.2.31', 5000, sid(2)))).toContain('sessionUp');
+  });
+
+  it('disconnectUser ends every session of the user (told HALT,<reason>), lease and route at once', () => {
+    const m = manager({ sessionsPerUser: 3 });
+    udpHello(m, 'erin', '192.0.2.40', 5000, sid(1));
+    udpHello(m, 'erin', '192.0.2.41', 5000, sid(2));
+    udpHello(m, 'frank', '192.0.2.42', 5000, sid(3));
+    const r = m.disconnectUser('erin', 'HALT', 'user disabled', now);
+    expect(r.count).toBe(2);
+    expect(kinds(r.actions)).toEqual(['sessionDown', 'sessionDown']);
+    expect(controls[0]!.texts).toEqual(['HALT,user disabled']);
+    expect(controls[1]!.texts).toEqual(['HALT,user disabled']);
+    expect(m.status().map((s) => s.user)).toEqual(['frank']);
+    expect([...routes.sinks.keys()]).toEqual(['10.8.0.4/32']);
+    expect(m.disconnectUser('nobody', 'HALT', 'user removed', now).count).toBe(0);
+  });
+
+  it('packets to the TUN carry the session\'s origin; refreshOrigins asks again', () => {
+    const origins = new Map([['gina', 7]]);
+    const m = manager({}, undefined, { originOf: (u) => origins.get(u) ?? 0 });
+    udpHello(m, 'gina', '192.0.2.50', 5000, sid(1));
+    const dc = clientChannel('gina', 0);
+    const out = m.receiveDatagram(seal(dc, ipv4('10.8.0.2', '10.2.0.5')), '192.0.2.50', 5000, false, now);
+    expect(out[0]).toMatchObject({ kind: 'writeToTun', origin: 7 });
+    origins.set('gina', 9);
+    m.refreshOrigins();
+    const out2 = m.receiveDatagram(seal(dc, ipv4('10.8.0.2', '10.2.0.5')), '192.0.2.50', 5000, false, now);
+    expect(out2[0]).toMatchObject({ kind: 'writeToTun', origin: 9 });
   });
 });
