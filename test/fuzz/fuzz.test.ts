@@ -1,7 +1,7 @@
 // Coverage-guided fuzzing of the native decapsulation entry points (ESP + TSO/GRO code, the
 // OpenVPN data channel, the policy stage, and the data-plane engine's inbound demux) under
-// AddressSanitizer and UBSan, bounded in time. The ESP run first replays the TypeScript encoder's differential vectors
-// as seeds (an ASan pass over valid traffic).
+// AddressSanitizer and UBSan, bounded in time. The ESP run first replays the TypeScript encoder's
+// differential vectors as seeds (an ASan pass over valid traffic).
 // Needs clang++ and libssl-dev (.ci/run installs them).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';

@@ -1,8 +1,8 @@
 // libFuzzer harness around the data-plane engine's inbound demux (src/native/engine/engine.cc,
 // Inbound and InboundSsl) with ESP SAs, SSL VPN sessions and a policy (an endpoint, an ACL)
-// installed, driven through the engine's test seam (Engine::DemuxForTest: no sockets, TUN or JS callbacks). Built with
-// -fsanitize=fuzzer,address,undefined by test/fuzz/run-inbound.sh, linked with stub N-API and libuv
-// symbols (fuzz_napi_stubs.cc) since the engine never calls into JS here.
+// installed, driven through the engine's test seam (Engine::DemuxForTest: no sockets, TUN or JS
+// callbacks). Built with -fsanitize=fuzzer,address,undefined by test/fuzz/run-inbound.sh, linked
+// with stub N-API and libuv symbols (fuzz_napi_stubs.cc) since the engine never calls into JS here.
 //
 // Input: byte 0 selects
 //   bit 7     the socket: an SSL VPN socket (OpenVPN demux) or the ESP-in-UDP / IKE socket;
