@@ -19,7 +19,7 @@ import { bindIndexFor } from './bind-lookup.js';
 import { dropsByName } from './drop-counters.js';
 import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from './data-plane.js';
 import type { DataPathPolicy, PolicyCounters } from '../vpcep/policy.js';
-import { PolicyCounterReader } from './native-policy.js';
+import { PolicyCounterReader, validatePolicyLimits } from './native-policy.js';
 import type { PacketSink } from '../common/packet-sink.js';
 import { logSaEvent, logSaInstalled, logSaRemoved, pushSaEvents } from './sa-log.js';
 import { SinkTable } from './sink-table.js';
@@ -533,12 +533,13 @@ export class NativeDataPlane implements DataPlane, SslOffload {
 
   /**
    * Replaces the policy stage's rules (src/vpcep/policy.ts): ACLs apply at once, endpoint flows that
-   * the new policy no longer allows are cut. Throws a TypeError for a malformed policy (the old one
-   * stays). While endpoints exist, a 1 s unref'd timer expires idle flows.
+   * the new policy no longer allows are cut. Throws VpnError ERR_INVALID_ARG for limits out of range
+   * and a TypeError for a malformed policy (the old one stays). While endpoints exist, a 1 s unref'd timer expires idle flows.
    */
   setPolicy(p: DataPathPolicy): void {
     if (this.closed) return;
     if (!this.h.setPolicy) throw new VpnError('ERR_NATIVE_UNAVAILABLE', 'vpcgw native addon has no policy stage (rebuild it with `npm run build`)');
+    validatePolicyLimits(p.limits);
     this.h.setPolicy(p);
     if (p.endpoints.length > 0 && !this.policyTimer) {
       this.policyTimer = setInterval(this.expirePolicy, POLICY_EXPIRE_MS);

@@ -4,10 +4,22 @@
  * (src/native/testing/policy-core.cc) as a PolicyStageApi, so the same scenarios run against the
  * TypeScript and the C++ stage.
  */
+import { VpnError } from '../common/errors.js';
 import { loadNativeTestCores } from '../native/test-cores.js';
 import type { NativePolicyCore } from '../native/test-cores.js';
 import { POLICY_DROPS } from '../vpcep/policy.js';
-import type { DataPathPolicy, EndpointCounters, PolicyCounters, PolicyDrop, PolicyStageApi } from '../vpcep/policy.js';
+import type { DataPathPolicy, EndpointCounters, PolicyCounters, PolicyDrop, PolicyLimits, PolicyStageApi } from '../vpcep/policy.js';
+
+/** The largest limits.maxFlows either stage accepts (kMaxFlows in src/native/core/policy.h). */
+export const MAX_POLICY_FLOWS = 1 << 24;
+
+/** Throws VpnError ERR_INVALID_ARG for limits out of range, as the TypeScript stage does. */
+export function validatePolicyLimits(l: PolicyLimits): void {
+  const ok =
+    Number.isInteger(l.maxFlows) && l.maxFlows >= 1 && l.maxFlows <= MAX_POLICY_FLOWS &&
+    l.tcpEstablishedMs >= 0 && l.tcpTransitoryMs >= 0 && l.udpMs >= 0;
+  if (!ok) throw new VpnError('ERR_INVALID_ARG', 'policy limits out of range (maxFlows 1..2^24, timeouts ≥ 0)');
+}
 
 /** drops (7), flows, endpoint count, origin count (mirror of kPolicyCounterHead) */
 const HEAD = POLICY_DROPS.length + 3;
@@ -61,6 +73,7 @@ export class NativePolicyStage implements PolicyStageApi {
   }
 
   setPolicy(p: DataPathPolicy, now: number): void {
+    validatePolicyLimits(p.limits);
     this.core.setPolicy(p, now);
   }
 

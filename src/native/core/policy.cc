@@ -31,6 +31,14 @@ constexpr size_t kIcmpHeader = 8;
 constexpr size_t kTcpMinHeader = 20;
 constexpr size_t kUdpHeader = 8;
 constexpr uint16_t kFragOffsetMask = 0x1fff;
+constexpr size_t kIcmpQuotedL4 = 8;  // RFC 792: an error quotes at least 64 bits of the datagram's data
+// IPv6 extension headers walked to reach the upper-layer protocol (RFC 8200 §4)
+constexpr uint8_t kIp6HopByHop = 0;
+constexpr uint8_t kIp6Routing = 43;
+constexpr uint8_t kIp6Fragment = 44;
+constexpr uint8_t kIp6Ah = 51;
+constexpr uint8_t kIp6DestOpts = 60;
+constexpr int kIp6MaxExtHeaders = 8;  // implementation choice: then the ports count as unknown
 
 inline uint64_t Mix(uint64_t x) {
   x ^= x >> 33;
@@ -197,7 +205,11 @@ void Stage::SetPolicy(const Config& c, double now) {
     e.natBits[0].assign(65536 / 64, 0);
     e.natBits[1].assign(65536 / 64, 0);
     auto old = byId.find(r.id);
-    if (old != byId.end()) e.c = eps_[old->second].c;
+    if (old != byId.end()) {  // counters and NAT port cursors follow the endpoint id
+      e.c = eps_[old->second].c;
+      e.cursor[0] = eps_[old->second].cursor[0];
+      e.cursor[1] = eps_[old->second].cursor[1];
+    }
     e.c.id = r.id;
     e.c.flows = 0;
     newById.emplace(r.id, uint32_t(i));
@@ -259,9 +271,19 @@ void Stage::SetPolicy(const Config& c, double now) {
   timeoutMs_[kTcpTransitory] = limits_.tcpTransitoryMs;
   timeoutMs_[kTcpEstablished] = limits_.tcpEstablishedMs;
 
-  uint32_t cap = 0;
-  if (!eps_.empty()) cap = std::min<uint32_t>(kMaxFlowCapacity, std::max<uint32_t>(limits_.maxFlows, uint32_t(keep.size())));
-  Allocate(cap);
+  // a smaller maxFlows keeps the most recently active flows that fit
+  if (keep.size() > limits_.maxFlows) {
+    std::vector<std::pair<double, size_t>> byLast(keep.size());
+    for (size_t i = 0; i < keep.size(); i++) byLast[i] = {keep[i].last, i};
+    std::sort(byLast.begin(), byLast.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    std::vector<bool> fits(keep.size(), false);
+    for (size_t i = 0; i < limits_.maxFlows; i++) fits[byLast[i].second] = true;
+    std::vector<Flow> kept;
+    for (size_t i = 0; i < keep.size(); i++)
+      if (fits[i]) kept.push_back(keep[i]);
+    keep.swap(kept);
+  }
+  Allocate(eps_.empty() ? 0 : std::min(limits_.maxFlows, kMaxFlows));
   for (const Flow& f : keep) {
     uint32_t idx = free_.back();
     free_.pop_back();
@@ -509,6 +531,16 @@ size_t Stage::Expire(double now, size_t maxWork) {
   return n;
 }
 
+// A flow found by a lookup, unless it is idle past its timeout (then removed at once, as expire
+// would have: a lookup never revives a flow expire has not swept yet).
+uint32_t Stage::Live(uint32_t idx, double now) {
+  if (idx == kNil) return kNil;
+  const Flow& f = flows_[idx];
+  if (now - f.last <= timeoutMs_[f.cls]) return idx;
+  RemoveFlow(idx);
+  return kNil;
+}
+
 // ------------------------------------------------------------------ packet path
 
 int Stage::CheckAcl(uint32_t origin, const uint8_t* p, size_t len) {
@@ -520,20 +552,43 @@ int Stage::CheckAcl(uint32_t origin, const uint8_t* p, size_t len) {
   const uint8_t* dst = nullptr;
   uint8_t proto = 0;
   int dport = -1;  // unknown: rules that name ports do not match
-  if (len >= kIp4MinHeader && (p[0] >> 4) == 4) {
-    fam = 4;
-    dst = p + 16;
-    proto = p[9];
+  uint8_t v = len > 0 ? p[0] >> 4 : 0;
+  if (v == 4 && len >= kIp4MinHeader) {
     size_t ihl = size_t(p[0] & 15) * 4;
     size_t tot = Rd16(p + 2);
-    if ((proto == kProtoTcp || proto == kProtoUdp) && ihl >= kIp4MinHeader && tot <= len && ihl + 4 <= tot &&
-        (Rd16(p + 6) & kFragOffsetMask) == 0)
-      dport = Rd16(p + ihl + 2);
-  } else if (len >= kIp6Header && (p[0] >> 4) == 6) {
-    fam = 6;
-    dst = p + 24;
-    proto = p[6];
-    if ((proto == kProtoTcp || proto == kProtoUdp) && len >= kIp6Header + 4) dport = Rd16(p + kIp6Header + 2);
+    if (ihl >= kIp4MinHeader && tot >= ihl && tot <= len) {  // a malformed header matches no rule
+      fam = 4;
+      dst = p + 16;
+      proto = p[9];
+      if ((proto == kProtoTcp || proto == kProtoUdp) && (Rd16(p + 6) & kFragOffsetMask) == 0 && ihl + 4 <= tot)
+        dport = Rd16(p + ihl + 2);
+    }
+  } else if (v == 6 && len >= kIp6Header) {
+    size_t end = kIp6Header + Rd16(p + 4);
+    if (end <= len) {
+      fam = 6;
+      dst = p + 24;
+      proto = p[6];
+      size_t off = kIp6Header;
+      bool later = false;
+      for (int k = 0; k < kIp6MaxExtHeaders; k++) {
+        if (proto == kIp6HopByHop || proto == kIp6Routing || proto == kIp6DestOpts || proto == kIp6Ah) {
+          if (off + 2 > end) break;
+          uint8_t next = p[off];
+          off += proto == kIp6Ah ? (size_t(p[off + 1]) + 2) * 4 : (size_t(p[off + 1]) + 1) * 8;
+          proto = next;
+        } else if (proto == kIp6Fragment) {
+          if (off + 8 > end) break;
+          uint8_t next = p[off];
+          if ((Rd16(p + off + 2) & 0xfff8) != 0) later = true;
+          off += 8;
+          proto = next;
+        } else {
+          break;
+        }
+      }
+      if ((proto == kProtoTcp || proto == kProtoUdp) && !later && off + 4 <= end) dport = Rd16(p + off + 2);
+    }
   }
   if (fam != 0) {
     for (const AclRule& r : a.rules) {
@@ -560,16 +615,21 @@ int Stage::Inbound(uint8_t* p, size_t len, uint32_t origin, double now) {
 
 int Stage::InboundEndpoint(uint32_t ei, uint8_t* p, size_t len, uint32_t origin, double now) {
   Endpoint& e = eps_[ei];
+  size_t ihl = size_t(p[0] & 15) * 4;
+  size_t tot = Rd16(p + 2);
+  if (ihl < kIp4MinHeader || tot < ihl || tot > len) return Drop(&e, kEndpointBadPacket);
   if (!e.open) return Drop(&e, kEndpointClosed);
   uint32_t src = Rd32(p + 12);
   if (!Admitted(e, origin, src)) return Drop(&e, kEndpointDenied);
-  size_t ihl = size_t(p[0] & 15) * 4;
-  size_t tot = Rd16(p + 2);
-  if (ihl < kIp4MinHeader || tot < ihl || tot > len || (Rd16(p + 6) & kFragOffsetMask) != 0)
-    return Drop(&e, kEndpointBadPacket);
   uint8_t proto = p[9];
-  if (proto == kProtoIcmp) return InboundIcmp(ei, p, len, ihl, tot, origin);
+  bool later = (Rd16(p + 6) & kFragOffsetMask) != 0;
+  if (proto == kProtoIcmp) {
+    if (!later && InboundIcmp(ei, p, ihl, tot, origin, now)) return kPass;
+    return Drop(&e, kEndpointNoPort);
+  }
   if (proto != kProtoTcp && proto != kProtoUdp) return Drop(&e, kEndpointNoPort);
+  // RFC 791: only the first fragment carries the ports; later ones cannot be matched to a flow
+  if (later) return Drop(&e, kEndpointBadPacket);
   uint8_t* l4 = p + ihl;
   if (tot - ihl < (proto == kProtoTcp ? kTcpMinHeader : kUdpHeader)) return Drop(&e, kEndpointBadPacket);
   uint16_t sport = Rd16(l4), dport = Rd16(l4 + 2);
@@ -581,20 +641,25 @@ int Stage::InboundEndpoint(uint32_t ei, uint8_t* p, size_t len, uint32_t origin,
     }
   if (!m) return Drop(&e, kEndpointNoPort);
   uint8_t flags = proto == kProtoTcp ? l4[13] : 0;
-  uint32_t idx = FindFwd(origin, src, sport, e.address, dport, proto);
+  // RFC 9293 §3.5: a SYN (without ACK or RST) opens a connection
+  bool syn = (flags & (kTcpSyn | kTcpAck | kTcpRst)) == kTcpSyn;
+  uint32_t idx = Live(FindFwd(origin, src, sport, e.address, dport, proto), now);
   if (idx == kNil) {
-    // RFC 9293 §3.5: only a SYN without ACK opens a connection
-    if (proto == kProtoTcp && ((flags & kTcpSyn) == 0 || (flags & kTcpAck) != 0)) return Drop(&e, kEndpointNoFlow);
+    if (proto == kProtoTcp && !syn) return Drop(&e, kEndpointNoFlow);
     uint16_t natPort;
     if (liveFlows_ >= limits_.maxFlows || free_.empty() || !AllocNatPort(e, proto, &natPort))
       return Drop(&e, kEndpointTableFull);
     idx = NewFlow(ei, origin, src, sport, *m, natPort, now);
+  } else if (syn && flows_[idx].closing) {
+    // the client reopens the same 4-tuple after a close: a new connection through the same NAT port
+    flows_[idx].seen = 0;
+    flows_[idx].closing = 0;
   }
   Touch(idx, true, (flags & (kTcpFin | kTcpRst)) != 0, now);
   const Flow& f = flows_[idx];
   Translate(p, l4, proto, f.ep, f.natPort, f.backend, f.backendPort);
   e.c.packetsIn += 1;
-  e.c.bytesIn += double(len);
+  e.c.bytesIn += double(tot);
   return kPass;
 }
 
@@ -602,27 +667,37 @@ int Stage::InboundEndpoint(uint32_t ei, uint8_t* p, size_t len, uint32_t origin,
 // it: E:servicePort -> client:sport): carried to the backend as if the flow's own translation
 // applied, outer E -> backend, quoted backend:backendPort -> E:natPort. Anything else ICMP to an
 // endpoint has no port map.
-int Stage::InboundIcmp(uint32_t ei, uint8_t* p, size_t len, size_t ihl, size_t tot, uint32_t origin) {
+bool Stage::InboundIcmp(uint32_t ei, uint8_t* p, size_t ihl, size_t tot, uint32_t origin, double now) {
   Endpoint& e = eps_[ei];
   uint8_t* icmp = p + ihl;
-  size_t icmpLen = tot - ihl;
-  if (icmpLen < kIcmpHeader + kIp4MinHeader || !IsIcmpError(icmp[0])) return Drop(&e, kEndpointNoPort);
+  uint8_t* q = Quoted(icmp, tot - ihl, e.address);
+  if (!q) return false;
+  size_t qihl = size_t(q[0] & 15) * 4;
+  uint8_t* ql4 = q + qihl;
+  uint8_t qproto = q[9];
+  uint32_t idx = Live(FindFwd(origin, Rd32(q + 16), Rd16(ql4 + 2), e.address, Rd16(ql4), qproto), now);
+  if (idx == kNil) return false;
+  const Flow& f = flows_[idx];
+  TranslateQuoted(icmp, q, qihl, tot - ihl - kIcmpHeader, qproto, f.backend, f.backendPort, f.ep, f.natPort);
+  TranslateAddrs(p, f.ep, f.backend);
+  e.c.packetsIn += 1;
+  e.c.bytesIn += double(tot);
+  return true;
+}
+
+// The IPv4 datagram an ICMP error at icmp[0, icmpLen) quotes, when it is one the stage translates:
+// type 3, 11 or 12; the quoted header complete with at least 8 bytes after it (RFC 792), not a
+// later fragment, TCP or UDP, from the endpoint's address `ep`. Null otherwise.
+uint8_t* Stage::Quoted(uint8_t* icmp, size_t icmpLen, uint32_t ep) {
+  if (icmpLen < kIcmpHeader + kIp4MinHeader || !IsIcmpError(icmp[0])) return nullptr;
   uint8_t* q = icmp + kIcmpHeader;
   size_t qavail = icmpLen - kIcmpHeader;
   size_t qihl = size_t(q[0] & 15) * 4;
   uint8_t qproto = q[9];
-  if ((q[0] >> 4) != 4 || qihl < kIp4MinHeader || qihl + 4 > qavail || (qproto != kProtoTcp && qproto != kProtoUdp) ||
-      (Rd16(q + 6) & kFragOffsetMask) != 0 || Rd32(q + 12) != e.address)
-    return Drop(&e, kEndpointNoPort);
-  uint8_t* ql4 = q + qihl;
-  uint32_t idx = FindFwd(origin, Rd32(q + 16), Rd16(ql4 + 2), e.address, Rd16(ql4), qproto);
-  if (idx == kNil) return Drop(&e, kEndpointNoPort);
-  const Flow& f = flows_[idx];
-  TranslateQuoted(icmp, q, qihl, qavail, qproto, f.backend, f.backendPort, f.ep, f.natPort);
-  TranslateAddrs(p, f.ep, f.backend);
-  e.c.packetsIn += 1;
-  e.c.bytesIn += double(len);
-  return kPass;
+  if ((q[0] >> 4) != 4 || qihl < kIp4MinHeader || qihl + kIcmpQuotedL4 > qavail ||
+      (qproto != kProtoTcp && qproto != kProtoUdp) || (Rd16(q + 6) & kFragOffsetMask) != 0 || Rd32(q + 12) != ep)
+    return nullptr;
+  return q;
 }
 
 int Stage::Outbound(uint8_t* p, size_t len, double now) {
@@ -633,53 +708,50 @@ int Stage::Outbound(uint8_t* p, size_t len, double now) {
   Endpoint& e = eps_[ei];
   size_t ihl = size_t(p[0] & 15) * 4;
   size_t tot = Rd16(p + 2);
-  if (ihl < kIp4MinHeader || tot < ihl || tot > len || (Rd16(p + 6) & kFragOffsetMask) != 0)
-    return Drop(&e, kEndpointBadPacket);
+  if (ihl < kIp4MinHeader || tot < ihl || tot > len) return Drop(&e, kEndpointBadPacket);
   uint8_t proto = p[9];
+  bool later = (Rd16(p + 6) & kFragOffsetMask) != 0;
   if (proto == kProtoIcmp) {
-    int v = OutboundIcmp(ei, p, ihl, tot);
-    if (v != kPass) return v;
+    if (later || !OutboundIcmp(ei, p, ihl, tot, now)) return Drop(&e, kEndpointNoFlow);
     e.c.packetsOut += 1;
-    e.c.bytesOut += double(len);
+    e.c.bytesOut += double(tot);
     return kPass;
   }
   if (proto != kProtoTcp && proto != kProtoUdp) return Drop(&e, kEndpointNoFlow);
+  if (later) return Drop(&e, kEndpointBadPacket);
   uint8_t* l4 = p + ihl;
   if (tot - ihl < (proto == kProtoTcp ? kTcpMinHeader : kUdpHeader)) return Drop(&e, kEndpointBadPacket);
-  uint32_t idx = FindRev(e.address, proto, Rd16(l4 + 2));
-  if (idx == kNil) return Drop(&e, kEndpointNoFlow);
+  uint32_t idx = Live(FindRev(e.address, proto, Rd16(l4 + 2)), now);
+  // a reply must come from the flow's backend: nobody else in the VPC may inject into a client's flow
+  if (idx == kNil || Rd32(p + 12) != flows_[idx].backend || Rd16(l4) != flows_[idx].backendPort)
+    return Drop(&e, kEndpointNoFlow);
   uint8_t flags = proto == kProtoTcp ? l4[13] : 0;
   Touch(idx, false, (flags & (kTcpFin | kTcpRst)) != 0, now);
   const Flow& f = flows_[idx];
   Translate(p, l4, proto, f.ep, f.servicePort, f.client, f.clientPort);
   e.c.packetsOut += 1;
-  e.c.bytesOut += double(len);
+  e.c.bytesOut += double(tot);
   return kPass;
 }
 
 // An ICMP error from the VPC quoting a translated packet (E:natPort -> backend:backendPort): the
 // quoted header goes back to what the client sent (client:sport -> E:servicePort) and the outer
-// destination to the client. Counts its own drop.
-int Stage::OutboundIcmp(uint32_t ei, uint8_t* p, size_t ihl, size_t tot) {
+// destination to the client; the sender (the backend or a router) stays as it is.
+bool Stage::OutboundIcmp(uint32_t ei, uint8_t* p, size_t ihl, size_t tot, double now) {
   Endpoint& e = eps_[ei];
   uint8_t* icmp = p + ihl;
-  size_t icmpLen = tot - ihl;
-  if (icmpLen < kIcmpHeader + kIp4MinHeader || !IsIcmpError(icmp[0])) return Drop(&e, kEndpointNoFlow);
-  uint8_t* q = icmp + kIcmpHeader;
-  size_t qavail = icmpLen - kIcmpHeader;
+  uint8_t* q = Quoted(icmp, tot - ihl, e.address);
+  if (!q) return false;
   size_t qihl = size_t(q[0] & 15) * 4;
-  uint8_t qproto = q[9];
-  if ((q[0] >> 4) != 4 || qihl < kIp4MinHeader || qihl + 4 > qavail || (qproto != kProtoTcp && qproto != kProtoUdp) ||
-      (Rd16(q + 6) & kFragOffsetMask) != 0 || Rd32(q + 12) != e.address)
-    return Drop(&e, kEndpointNoFlow);
   uint8_t* ql4 = q + qihl;
-  uint32_t idx = FindRev(e.address, qproto, Rd16(ql4));
-  if (idx == kNil) return Drop(&e, kEndpointNoFlow);
+  uint8_t qproto = q[9];
+  uint32_t idx = Live(FindRev(e.address, qproto, Rd16(ql4)), now);
+  if (idx == kNil) return false;
   const Flow& f = flows_[idx];
-  if (Rd32(q + 16) != f.backend || Rd16(ql4 + 2) != f.backendPort) return Drop(&e, kEndpointNoFlow);
-  TranslateQuoted(icmp, q, qihl, qavail, qproto, f.client, f.clientPort, f.ep, f.servicePort);
+  if (Rd32(q + 16) != f.backend || Rd16(ql4 + 2) != f.backendPort) return false;
+  TranslateQuoted(icmp, q, qihl, tot - ihl - kIcmpHeader, qproto, f.client, f.clientPort, f.ep, f.servicePort);
   TranslateAddrs(p, Rd32(p + 12), f.client);
-  return kPass;
+  return true;
 }
 
 }  // namespace policy

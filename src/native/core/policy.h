@@ -50,7 +50,7 @@ constexpr uint8_t kProtoTcp = 6;
 constexpr uint8_t kProtoUdp = 17;
 
 // Implementation choices
-constexpr uint32_t kMaxFlowCapacity = 1u << 22;  // storage cap whatever maxFlows says (about 300 MB)
+constexpr uint32_t kMaxFlows = 1u << 24;  // the largest limits.maxFlows accepted (as src/vpcep/nat.ts)
 constexpr uint16_t kNatPortLo = 1024;             // NAT ports come from 1024..65535 (policy.ts)
 
 struct PortMap {
@@ -180,8 +180,10 @@ class Stage {
   bool Admitted(const Endpoint& e, uint32_t origin, uint32_t src) const;
   int CheckAcl(uint32_t origin, const uint8_t* p, size_t len);
   int InboundEndpoint(uint32_t ei, uint8_t* p, size_t len, uint32_t origin, double now);
-  int InboundIcmp(uint32_t ei, uint8_t* p, size_t len, size_t ihl, size_t tot, uint32_t origin);
-  int OutboundIcmp(uint32_t ei, uint8_t* p, size_t ihl, size_t tot);
+  bool InboundIcmp(uint32_t ei, uint8_t* p, size_t ihl, size_t tot, uint32_t origin, double now);
+  bool OutboundIcmp(uint32_t ei, uint8_t* p, size_t ihl, size_t tot, double now);
+  static uint8_t* Quoted(uint8_t* icmp, size_t icmpLen, uint32_t ep);
+  uint32_t Live(uint32_t idx, double now);
   int Drop(Endpoint* e, int v) {
     drops_[v - 1] += 1;
     if (e) e->c.drops[v - 1] += 1;

@@ -91,7 +91,8 @@ inline bool ParsePolicy(Napi::Env env, const Napi::Value& v, policy::Config* c, 
   Napi::Value lv = o.Get("limits");
   if (!lv.IsObject()) return (*err = "limits must be an object"), false;
   Napi::Object l = lv.As<Napi::Object>();
-  if (!Num(l, "maxFlows", 0, kU32, &d)) return (*err = "limits.maxFlows"), false;
+  if (!Num(l, "maxFlows", 1, policy::kMaxFlows, &d) || d != double(uint32_t(d)))
+    return (*err = "limits.maxFlows: an integer in 1..2^24"), false;
   c->limits.maxFlows = uint32_t(d);
   if (!Num(l, "tcpEstablishedMs", 0, 1e15, &c->limits.tcpEstablishedMs) ||
       !Num(l, "tcpTransitoryMs", 0, 1e15, &c->limits.tcpTransitoryMs) || !Num(l, "udpMs", 0, 1e15, &c->limits.udpMs))

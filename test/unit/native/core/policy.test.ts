@@ -298,6 +298,21 @@ describe('native policy stage: endpoint drop reasons', () => {
     expect(inb(s, udp4(CLIENT, 1, '10.2.0.1', 53), LIMITED)).toBe(code('aclDenied'));
   });
 
+  it('outbound: a reply to E:natPort from anyone but the flow\'s backend address and port is endpointNoFlow', () => {
+    const s = stage();
+    const nat = udpFlow(s, 1);
+    expect(outb(s, udp4('10.3.0.99', 5353, EP, nat))).toBe(code('endpointNoFlow'));
+    expect(outb(s, udp4(BACKEND, 5354, EP, nat))).toBe(code('endpointNoFlow'));
+    expect(outb(s, udp4(BACKEND, 5353, EP, nat))).toBe(POLICY_PASS);
+  });
+
+  it('a malformed header to a closed endpoint is endpointBadPacket (the header is checked first)', () => {
+    const s = stage(policy({ endpoints: [endpoint({ open: false })] }));
+    const p = udp4(CLIENT, 1, EP, 53);
+    p.writeUInt16BE(p.length + 4, 2);
+    expect(inb(s, p, SITE)).toBe(code('endpointBadPacket'));
+  });
+
   it('outbound: endpointNoFlow for an unknown NAT port, a non-error ICMP and other protocols to E', () => {
     const s = stage();
     expect(outb(s, udp4(BACKEND, 5353, EP, 4242))).toBe(code('endpointNoFlow'));
@@ -419,6 +434,29 @@ describe('native policy stage: flow table', () => {
     expect(inb(s, tcp4(CLIENT, 1, EP, 80, TCP_SYN), SITE)).toBe(POLICY_PASS);
   });
 
+  it('an idle flow is not used even before expire() swept it: a new flow (new NAT port) replaces it', () => {
+    const s = stage(policy({}, { udpMs: 1_000 }));
+    const nat = udpFlow(s, 1, SITE, CLIENT, T0);
+    expect(outb(s, udp4(BACKEND, 5353, EP, nat), T0 + 1_001)).toBe(code('endpointNoFlow'));
+    expect(s.counters().flows).toBe(0);
+    expect(udpFlow(s, 1, SITE, CLIENT, T0 + 1_002)).not.toBe(nat);
+  });
+
+  it('a SYN after a FIN on the same 4-tuple reopens the flow with the same NAT port', () => {
+    const s = stage(policy({}, { tcpTransitoryMs: 1_000, tcpEstablishedMs: 100_000 }));
+    const syn = tcp4(CLIENT, 7, EP, 80, TCP_SYN);
+    inb(s, syn, SITE, T0);
+    const nat = tupleOf(syn).sport;
+    outb(s, tcp4(BACKEND, 8080, EP, nat, TCP_SYN | TCP_ACK), T0);
+    inb(s, tcp4(CLIENT, 7, EP, 80, TCP_FIN | TCP_ACK), SITE, T0);
+    const again = tcp4(CLIENT, 7, EP, 80, TCP_SYN);
+    expect(inb(s, again, SITE, T0 + 10)).toBe(POLICY_PASS);
+    expect(tupleOf(again).sport).toBe(nat);
+    outb(s, tcp4(BACKEND, 8080, EP, nat, TCP_SYN | TCP_ACK), T0 + 10);
+    s.expire(T0 + 10 + 1_001); // established again: the transitory timeout no longer applies
+    expect(s.counters().flows).toBe(1);
+  });
+
   it('UDP flows expire when idle longer than udpMs (not at exactly udpMs); traffic keeps them alive', () => {
     const s = stage(policy({}, { udpMs: 30_000 }));
     const nat = udpFlow(s, 1, SITE, CLIENT, T0);
@@ -496,6 +534,16 @@ describe('native policy stage: setPolicy', () => {
     expect(tupleOf(again).sport).toBe(n1);
   });
 
+  it('a smaller maxFlows keeps the most recently active flows that fit', () => {
+    const s = stage();
+    const nat = [1, 2, 3, 4].map((i) => udpFlow(s, i, SITE, CLIENT, T0 + i));
+    s.setPolicy(policy({}, { maxFlows: 2 }), T0 + 10);
+    expect(s.counters().flows).toBe(2);
+    expect(outb(s, udp4(BACKEND, 5353, EP, nat[3]!), T0 + 11)).toBe(POLICY_PASS);
+    expect(outb(s, udp4(BACKEND, 5353, EP, nat[2]!), T0 + 11)).toBe(POLICY_PASS);
+    expect(outb(s, udp4(BACKEND, 5353, EP, nat[0]!), T0 + 11)).toBe(code('endpointNoFlow'));
+  });
+
   it('cuts the flows of a removed endpoint only', () => {
     const s = stage(twoEndpoints());
     const n1 = flowTo(s, EP, 1);
@@ -548,8 +596,10 @@ describe('native policy stage: setPolicy', () => {
     expect(outb(s, udp4(BACKEND, 5353, EP, 1024))).toBe(POLICY_PASS);
   });
 
-  it('rejects a malformed policy with a TypeError and keeps the old one', () => {
+  it('rejects limits out of range with VpnError ERR_INVALID_ARG, a malformed policy with a TypeError, and keeps the old one', () => {
     const s = stage();
+    expect(() => s.setPolicy(policy({}, { maxFlows: 0 }), T0)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
+    expect(() => s.setPolicy(policy({}, { udpMs: -1 }), T0)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
     const bad = policy({ endpoints: [endpoint({ ports: [{ protocol: 1 as 6, servicePort: 1, backendAddr: 1, backendPort: 1 }] })] });
     expect(() => s.setPolicy(bad, T0)).toThrow(TypeError);
     expect(() => s.setPolicy({} as DataPathPolicy, T0)).toThrow(TypeError);
