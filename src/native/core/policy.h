@@ -6,16 +6,20 @@
 // test-only addon (../testing/policy-core.cc) drives the same object directly.
 //
 // Inbound (tunnel -> TUN), per packet with origin o:
-//   1. IPv4 to an endpoint address E: open? whitelisted (o, or the source in a CIDR)? a sane header
-//      (IHL, total length, no non-first fragment, the transport header present)? a port map for
-//      (protocol, dport)? the flow (o, src, sport, E, dport, protocol), created for UDP and for a
-//      TCP SYN without ACK; rewritten to E:natPort -> backend:backendPort. ICMP errors (3, 11, 12)
-//      a client sends about a flow's packet are carried to the backend with the quoted header
-//      translated as well.
+//   1. IPv4 to an endpoint address E: a sane header (IHL, total length)? open? whitelisted (o, or
+//      the source in a CIDR)? TCP/UDP: not a later fragment, the transport header present, a port
+//      map for (protocol, dport), the flow (o, src, sport, E, dport, protocol), created for UDP and
+//      for a TCP SYN without ACK or RST; rewritten to E:natPort -> backend:backendPort. ICMP errors
+//      (3, 11, 12) a client sends about a flow's packet are carried to the backend with the quoted
+//      header translated as well.
 //   2. otherwise the origin's ACL, if it has one.
-// Outbound (TUN -> tunnel), IPv4 to E: TCP/UDP by the flow (E, protocol, natPort) rewritten back
-//   to E:servicePort -> client; ICMP errors quoting E:natPort -> backend translated back (quoted
-//   header and outer destination); anything else dropped.
+// Outbound (TUN -> tunnel), IPv4 to E: TCP/UDP from the flow's backend by the flow (E, protocol,
+//   natPort), rewritten back to E:servicePort -> client; ICMP errors quoting E:natPort -> backend
+//   translated back (quoted header and outer destination); anything else dropped.
+// A flow idle past its timeout is never used again, whether Expire has swept it yet or not.
+// The choices src/vpcep/policy.ts leaves open are made as the TypeScript stage (src/vpcep/nat.ts)
+// makes them, except that Expire removes every idle flow it reaches (up to maxWork) rather than
+// sweeping a fixed number of slots.
 // Flow storage is preallocated at SetPolicy (sized from limits.maxFlows): a flow array with a free
 // list, two open-addressing index tables (forward key, reverse key; linear probing with backward-
 // shift deletion, so no tombstones), per-(endpoint, protocol) bitmaps of NAT ports, and one LRU list
