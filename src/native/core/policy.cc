@@ -316,6 +316,7 @@ void Stage::Allocate(uint32_t cap) {
 // ------------------------------------------------------------------ lookups
 
 int Stage::FindEndpoint(uint32_t addr) const {
+  if (epTable_.empty()) return -1;
   uint32_t mask = uint32_t(epTable_.size() - 1);
   uint32_t s = uint32_t(Mix(addr ^ seed_)) & mask;
   for (;;) {
