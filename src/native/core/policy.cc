@@ -151,15 +151,6 @@ bool InPrefix4(uint32_t a, const Prefix4& p) {
   return (a & m) == (p.addr & m);
 }
 
-bool InPrefixBytes(const uint8_t* a, const uint8_t* net, unsigned len) {
-  unsigned full = len / 8;
-  if (memcmp(a, net, full) != 0) return false;
-  unsigned rem = len % 8;
-  if (rem == 0) return true;
-  uint8_t m = uint8_t(0xff << (8 - rem));
-  return (a[full] & m) == (net[full] & m);
-}
-
 uint32_t TableSize(size_t n) {
   uint32_t s = 8;
   while (s < n * 2) s <<= 1;
@@ -253,7 +244,20 @@ void Stage::SetPolicy(const Config& c, double now) {
     if (a.origin == 0 || FindAcl(a.origin) >= 0) continue;  // origin 0 has no ACL (policy.ts)
     Acl x;
     x.origin = a.origin;
-    x.rules = a.rules;
+    for (const AclRule& r : a.rules) {
+      Rule c{};
+      c.family = r.family;
+      c.protocol = r.protocol;
+      c.ports = (r.protocol == kProtoTcp || r.protocol == kProtoUdp) && !(r.portLo == 0 && r.portHi == 65535);
+      c.portLo = r.portLo;
+      c.portHi = r.portHi;
+      for (int w = 0; w < (r.family == 4 ? 1 : 4); w++) {
+        int bits = int(r.len) - 32 * w;
+        c.mask[w] = bits <= 0 ? 0 : bits >= 32 ? 0xffffffffu : (0xffffffffu << (32 - bits));
+        c.addr[w] = Rd32(r.addr + 4 * w) & c.mask[w];
+      }
+      x.rules.push_back(c);
+    }
     x.denied = &aclDenied_[a.origin];
     acls_.push_back(std::move(x));
     aclTable_.assign(TableSize(acls_.size()), 0);  // rebuilt as it grows (configuration time only)
@@ -592,11 +596,13 @@ int Stage::CheckAcl(uint32_t origin, const uint8_t* p, size_t len) {
     }
   }
   if (fam != 0) {
-    for (const AclRule& r : a.rules) {
-      if (r.family != fam || !InPrefixBytes(dst, r.addr, r.len)) continue;
-      if (r.protocol != 0 && r.protocol != proto) continue;
-      if ((r.protocol == kProtoTcp || r.protocol == kProtoUdp) && !(r.portLo == 0 && r.portHi == 65535) &&
-          (dport < 0 || dport < r.portLo || dport > r.portHi))
+    uint32_t d0 = Rd32(dst);
+    for (const Rule& r : a.rules) {
+      if (r.family != fam || (r.protocol != 0 && r.protocol != proto)) continue;
+      if (r.ports && (dport < r.portLo || dport > r.portHi)) continue;  // unknown (-1) never matches
+      if ((d0 & r.mask[0]) != r.addr[0]) continue;
+      if (fam == 6 && ((Rd32(dst + 4) & r.mask[1]) != r.addr[1] || (Rd32(dst + 8) & r.mask[2]) != r.addr[2] ||
+                       (Rd32(dst + 12) & r.mask[3]) != r.addr[3]))
         continue;
       return kPass;
     }

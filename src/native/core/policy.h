@@ -158,9 +158,19 @@ class Stage {
     EndpointCounters c;
   };
 
+  // An ACL rule compiled for matching: the destination prefix as masked 32-bit words (IPv4 uses
+  // the first), and whether the rule restricts the destination port.
+  struct Rule {
+    uint8_t family;
+    uint8_t protocol;
+    bool ports;  // TCP/UDP rule with a port range narrower than 0..65535
+    uint16_t portLo, portHi;
+    uint32_t addr[4], mask[4];
+  };
+
   struct Acl {
     uint32_t origin = 0;
-    std::vector<AclRule> rules;
+    std::vector<Rule> rules;
     double* denied = nullptr;  // into aclDenied_ (node-based map: stable address)
   };
 
