@@ -136,6 +136,29 @@ describe('native policy stage: ACLs by origin', () => {
     expect(inb(s, p, SITE)).toBe(POLICY_PASS); // no ACL
   });
 
+  it('IPv6: the port of a rule is read past extension headers; a malformed IPv4 header matches no rule', () => {
+    const portRule = { family: 6 as const, addr: V6NET, len: 32, protocol: 17, portLo: 53, portHi: 53 };
+    const s = stage(policy({ acls: [{ origin: LIMITED, rules: [portRule] }] }));
+    const dst = Buffer.from(V6NET);
+    dst[15] = 1;
+    const plain = ip6Packet(Buffer.alloc(16, 1), dst, 17, 53);
+    expect(inb(s, plain, LIMITED)).toBe(POLICY_PASS);
+    // hop-by-hop options (8 bytes) before the UDP header
+    const hbh = Buffer.alloc(40 + 8 + 8);
+    plain.copy(hbh, 0, 0, 40);
+    hbh.writeUInt16BE(16, 4);
+    hbh[6] = 0; // next header: hop-by-hop
+    hbh[40] = 17; // then UDP
+    hbh.writeUInt16BE(53, 48 + 2);
+    expect(inb(s, hbh, LIMITED)).toBe(POLICY_PASS);
+    hbh.writeUInt16BE(54, 48 + 2);
+    expect(inb(s, hbh, LIMITED)).toBe(code('aclDenied'));
+    const s4 = stage();
+    const bad = udp4(CLIENT, 1, '10.2.3.4', 9);
+    bad.writeUInt16BE(bad.length + 1, 2); // total length beyond the packet
+    expect(inb(s4, bad, LIMITED)).toBe(code('aclDenied'));
+  });
+
   it('an empty rule list denies everything; origins without an ACL and origin 0 are unrestricted', () => {
     const s = stage();
     expect(inb(s, udp4(CLIENT, 1, '10.2.3.4', 9), 21)).toBe(code('aclDenied'));
