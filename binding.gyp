@@ -17,6 +17,7 @@
         "src/native/core/esp.cc",
         "src/native/core/offload.cc",
         "src/native/core/ovpn.cc",
+        "src/native/core/policy.cc",
         "src/native/engine/engine.cc",
         "src/native/engine/ssl-peers.cc",
         "src/native/engine/bindings.cc"
@@ -28,8 +29,10 @@
         "src/native/testing/test-addon.cc",
         "src/native/testing/esp-core.cc",
         "src/native/testing/ovpn-core.cc",
+        "src/native/testing/policy-core.cc",
         "src/native/core/esp.cc",
-        "src/native/core/ovpn.cc"
+        "src/native/core/ovpn.cc",
+        "src/native/core/policy.cc"
       ]
     }
   ]

@@ -1,7 +1,7 @@
 /**
  * One queue of the multi-queue data plane (multi-queue.ts), run in a worker_thread: a NativeDataPlane
  * over this queue's TUN fd and UDP sockets, on the worker's own event loop. The main thread drives it
- * by messages (SAs with copied keys, routes, sink routes, counter requests, close); the worker sends
+ * by messages (SAs with copied keys, routes, sink routes, the policy, counter requests, close); the worker sends
  * back what its data plane hands to JavaScript (IKE packets, sink packets, SA events) and counters.
  * Packets cross threads only for sinks, one message per native batch.
  */
@@ -14,6 +14,7 @@ import type { PacketBatch } from '../common/batch.js';
 import type { UdpStats } from '../net/udp-bind.js';
 import type { PacketSink } from '../common/packet-sink.js';
 import type { SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type { DataPathPolicy, PolicyCounters } from '../vpcep/policy.js';
 import { NativeDataPlane } from './native-data-plane.js';
 import type { FdUdpBind, OffloadTun } from './native-data-plane.js';
 
@@ -55,6 +56,7 @@ export type ToWorker =
   | { t: 'rmRoute'; prefix: WirePrefix }
   | { t: 'sinkRoute'; prefix: WirePrefix; sink: number }
   | { t: 'rmSinkRoute'; prefix: WirePrefix }
+  | { t: 'policy'; p: DataPathPolicy }
   | { t: 'counters' }
   | { t: 'close' };
 
@@ -66,7 +68,7 @@ export type FromWorker =
   | { t: 'ctl'; pkt: Uint8Array; from: Endpoint; local: Endpoint; bind: number }
   | { t: 'sink'; sink: number; buf: ArrayBuffer; lens: number[] }
   | { t: 'event'; ev: SaEvent }
-  | { t: 'counters'; sas: [string, SaCounters][] }
+  | { t: 'counters'; sas: [string, SaCounters][]; policy: PolicyCounters }
   | { t: 'log'; level: LogLevel; obj: unknown; msg: string | undefined };
 
 function toPrefix(w: WirePrefix): Prefix {
@@ -215,6 +217,9 @@ function run(): void {
         case 'rmSinkRoute':
           dp.removeSinkRoute(toPrefix(m.prefix));
           break;
+        case 'policy':
+          dp.setPolicy(m.p);
+          break;
         case 'counters': {
           const sas: [string, SaCounters][] = [];
           for (const key of installed) {
@@ -222,7 +227,7 @@ function run(): void {
             const c = dp.saCounters(Number(spi), dir);
             if (c) sas.push([key, c]);
           }
-          post({ t: 'counters', sas });
+          post({ t: 'counters', sas, policy: dp.policyCounters() });
           break;
         }
         case 'close':

@@ -14,6 +14,8 @@ import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import { callControlCallbacks, callSaEventCallbacks } from './callbacks.js';
 import type { ControlCallback, SaEventCallback } from './callbacks.js';
 import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import { POLICY_DROPS } from '../vpcep/policy.js';
+import type { DataPathPolicy, EndpointCounters, PolicyCounters, PolicyDrop } from '../vpcep/policy.js';
 import { SinkTable } from './sink-table.js';
 import {
   loadNativeDataPlane,
@@ -52,6 +54,11 @@ import type { FromWorker, ToWorker, WorkerInit, WireSaParams } from './multi-que
  *   5. Lifetimes: an outbound SA on N queues gets soft/N and hard/N byte and packet limits per
  *      queue (each queue counts its own share), so it rekeys and expires early, never late.
  *      SA events are reported once per (SPI, direction, kind).
+ *   6. The policy stage (src/vpcep/policy.ts) runs in every queue's native engine. Its ACLs are
+ *      stateless, so every queue applies the same rules. Its VPC endpoint flow table is per queue,
+ *      and the two directions of one flow may be read on different queues (point 2), so endpoints
+ *      work only with one queue: the gateway refuses `dataPlane.queues` > 1 when endpoints exist
+ *      and resolves `auto` to 1. Its counters are summed (workers' as of their last report).
  */
 
 // Implementation choices
@@ -136,6 +143,8 @@ interface QueueWorker {
   readonly stats: Float64Array;
   /** last per-SA counters this worker reported, by "dir:spi" */
   snapshot: Map<string, SaCounters>;
+  /** its policy stage's counters as of its last report */
+  policy: PolicyCounters | null;
   exited: Promise<void>;
 }
 
@@ -203,7 +212,7 @@ export class MultiQueueDataPlane implements DataPlane {
       };
       const worker = new Worker(url!, { workerData: init, name: `vpcgw-dp-q${q}` });
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      workers.push({ worker, stats, snapshot: new Map(), exited });
+      workers.push({ worker, stats, snapshot: new Map(), policy: null, exited });
       started.push(
         new Promise<void>((resolve, reject) => {
           const timer = setTimeout(() => reject(new IoError(`data plane queue ${q}: worker did not start in ${WORKER_START_TIMEOUT_MS} ms`)), WORKER_START_TIMEOUT_MS);
@@ -420,8 +429,21 @@ export class MultiQueueDataPlane implements DataPlane {
     return this.closed ? false : this.main.sendControl(pkt, to, local);
   }
 
-  writeToTun(pkt: Buffer, off: number, len: number): void {
-    if (!this.closed) this.main.writeToTun(pkt, off, len);
+  writeToTun(pkt: Buffer, off: number, len: number, origin?: number): void {
+    if (!this.closed) this.main.writeToTun(pkt, off, len, origin);
+  }
+
+  /** The same policy on every queue (see point 6 above: endpoints only ever run with one queue). */
+  setPolicy(p: DataPathPolicy): void {
+    if (this.closed) return;
+    this.main.setPolicy(p);
+    this.broadcast({ t: 'policy', p });
+  }
+
+  /** Summed over the queues; workers' as of their last report (refreshCounters). */
+  policyCounters(): PolicyCounters {
+    const all = [this.main.policyCounters(), ...this.workers.map((w) => w.policy).filter((c): c is PolicyCounters => c !== null)];
+    return sumPolicyCounters(all);
   }
 
   /**
@@ -503,6 +525,7 @@ export class MultiQueueDataPlane implements DataPlane {
         break;
       case 'counters':
         w.snapshot = new Map(m.sas);
+        w.policy = m.policy;
         if (this.refreshWaiting > 0 && --this.refreshWaiting === 0) {
           for (const r of this.pendingRefresh.splice(0)) r();
         }
@@ -525,6 +548,39 @@ export class MultiQueueDataPlane implements DataPlane {
     this.firedEvents.add(k);
     callSaEventCallbacks(this.log, this.eventCbs, ev);
   }
+}
+
+function zeroDrops(): Record<PolicyDrop, number> {
+  const d = {} as Record<PolicyDrop, number>;
+  for (const r of POLICY_DROPS) d[r] = 0;
+  return d;
+}
+
+/** The sum of several queues' policy counters (endpoints matched by id, aclDenied by origin). */
+export function sumPolicyCounters(list: readonly PolicyCounters[]): PolicyCounters {
+  const drops = zeroDrops();
+  const eps = new Map<number, EndpointCounters & { drops: Record<PolicyDrop, number> }>();
+  const aclDenied = new Map<number, number>();
+  let flows = 0;
+  for (const c of list) {
+    flows += c.flows;
+    for (const r of POLICY_DROPS) drops[r] += c.drops[r];
+    for (const [o, n] of c.aclDenied) aclDenied.set(o, (aclDenied.get(o) ?? 0) + n);
+    for (const e of c.endpoints) {
+      const s = eps.get(e.id);
+      if (!s) {
+        eps.set(e.id, { ...e, drops: { ...e.drops } });
+        continue;
+      }
+      eps.set(e.id, {
+        id: e.id, flows: s.flows + e.flows, flowsCreated: s.flowsCreated + e.flowsCreated,
+        packetsIn: s.packetsIn + e.packetsIn, bytesIn: s.bytesIn + e.bytesIn,
+        packetsOut: s.packetsOut + e.packetsOut, bytesOut: s.bytesOut + e.bytesOut,
+        drops: Object.fromEntries(POLICY_DROPS.map((r) => [r, s.drops[r] + e.drops[r]])) as Record<PolicyDrop, number>,
+      });
+    }
+  }
+  return { drops, endpoints: [...eps.values()], aclDenied, flows };
 }
 
 /** Each of n queues counts its own share: soft and hard limits divided by n (early, never late). */

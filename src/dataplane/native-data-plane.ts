@@ -18,6 +18,8 @@ import type { ControlCallback, SaEventCallback } from './callbacks.js';
 import { bindIndexFor } from './bind-lookup.js';
 import { dropsByName } from './drop-counters.js';
 import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type { DataPathPolicy, PolicyCounters } from '../vpcep/policy.js';
+import { PolicyCounterReader, validatePolicyLimits } from './native-policy.js';
 import type { PacketSink } from '../common/packet-sink.js';
 import { logSaEvent, logSaInstalled, logSaRemoved, pushSaEvents } from './sa-log.js';
 import { SinkTable } from './sink-table.js';
@@ -31,7 +33,10 @@ import { SinkTable } from './sink-table.js';
  *   2. UDP readable → recvmmsg → keepalive / non-ESP marker (IKE) / SPI → decapsulate in place →
  *      write to the TUN (or GRO: coalesce in-order TCP segments into one vnet-header write);
  *   3. what JavaScript must see — IKE packets, packets routed to a PacketSink (SSL VPN), SA lifetime
- *      events — is copied into buffers pinned here and announced by ONE callback per batch.
+ *      events — is copied into buffers pinned here and announced by ONE callback per batch;
+ *   4. the policy stage (src/native/core/policy.cc, semantics in src/vpcep/policy.ts) sits between
+ *      the tunnels and the TUN in C++: decrypted packets carry their SA's or session's origin into it,
+ *      TUN packets pass it before the route lookup; its idle flows expire on a 1 s unref'd timer here.
  *
  * The TUN and UDP devices stay owned by the caller (DataPlane contract): we poll their fds instead of
  * calling their `start`, and never close them, unless the TUN fd came from `openOffloadTun`.
@@ -89,6 +94,8 @@ const SSL_BYTES = 128 * 1024;
 const SSL_STRIDE = 7;
 const SSL_KIND_DATAGRAM = 0;
 const SSL_COUNTER_HEAD = 12;
+/** how often the policy stage's idle flows are expired (the engine bounds the work per call) */
+const POLICY_EXPIRE_MS = 1000;
 
 // OpenVPN data-channel results: mirror of ovpn::Result (src/native/core/ovpn.h). 3..11 have the values
 // and names of DROP_* in src/ssl/data/data-channel.ts; OVPN_OCC is any OCC message (the shell decides).
@@ -124,17 +131,19 @@ export interface NativeDataPlaneHandle {
   removeRoute(family: number, addr: Buffer, len: number, onlySink: boolean): boolean;
   lookupRoute(family: number, addr: Buffer): [number, number, number?] | null;
   sendControl(bind: number, data: Uint8Array, family: number, addr: Buffer, port: number): boolean;
-  writeTun(buf: Uint8Array, off: number, len: number): boolean;
+  /** false when not queued (closed, bad length, or dropped by the policy stage for `origin`) */
+  writeTun(buf: Uint8Array, off: number, len: number, origin?: number): boolean;
   flushTun(): void;
   close(): void;
   // SSL VPN (src/native/core/ovpn.cc); see the NativeDataPlane methods of the same names
   attachSsl(fd: number): number;
   detachSsl(bind: number): boolean;
   setSslHandler(bufs: { buf: Buffer; meta: Uint32Array; addr: Buffer }, cb: (n: number) => void): void;
-  installSslSession(peerId: number, bind: number, family: number, addr: Buffer, port: number, comp: number, clientNet: Buffer, clientLen: number, serverAddr: Buffer): boolean;
+  installSslSession(peerId: number, bind: number, family: number, addr: Buffer, port: number, comp: number, clientNet: Buffer, clientLen: number, serverAddr: Buffer, origin?: number): boolean;
   updateSslSession(peerId: number, what: 'remote', bind: number, family: number, addr: Buffer, port: number): boolean;
   updateSslSession(peerId: number, what: 'vaddr', addr: Buffer | null): boolean;
   updateSslSession(peerId: number, what: 'comp', mode: number): boolean;
+  updateSslSession(peerId: number, what: 'origin', origin: number): boolean;
   setSslKey(peerId: number, keyId: number, cipher: number, encKey: Buffer, encIv: Buffer, decKey: Buffer, decIv: Buffer, initialSendPacketId?: number): boolean;
   retireSslKey(peerId: number, keyId: number): boolean;
   removeSslSession(peerId: number): boolean;
@@ -143,6 +152,12 @@ export interface NativeDataPlaneHandle {
   sslCounters(peerId: number, out: Float64Array): boolean;
   sslSend(peerId: number, buf: Uint8Array, off: number, len: number, ping: boolean): boolean;
   sslDecrypt(peerId: number, buf: Uint8Array, off: number, len: number, span: Uint32Array): number;
+  // the policy stage (src/native/core/policy.h); absent from addons built before it
+  setPolicy?(p: DataPathPolicy): void;
+  /** fills `out` when large enough (layout in src/native/engine/parse-policy.h); returns the doubles needed */
+  policyCounters?(out: Float64Array): number;
+  /** forgets idle flows (bounded work); returns how many */
+  expirePolicy?(): number;
 }
 
 /** installSa's argument: the SA itself plus where its datagrams go. */
@@ -156,6 +171,8 @@ export interface NativeSaParams extends NativeEspSaConfig {
   localAddr: Buffer;
   /** outbound SA shared by several queues: its last-used sequence number, in shared memory (multi-queue.ts) */
   seqCell?: BigUint64Array;
+  /** inbound: the origin its packets carry into the policy stage (0: none) */
+  origin: number;
 }
 
 interface DataPlaneAddon {
@@ -259,6 +276,7 @@ export function nativeSaParams(p: SaParams, bind: number): NativeSaParams {
     hardBytes: lt?.hardBytes ?? 0,
     softPackets: lt?.softPackets ?? 0,
     hardPackets: lt?.hardPackets ?? 0,
+    origin: p.direction === 'in' ? (p.origin ?? 0) >>> 0 : 0,
   };
 }
 
@@ -354,6 +372,9 @@ export class NativeDataPlane implements DataPlane, SslOffload {
   /** output of `sslDecrypt` for OVPN_IP / OVPN_OCC: the payload is at buf[sslOutOff, sslOutOff+sslOutLen) */
   readonly sslSpan = new Uint32Array(2);
   private readonly flushTunSoon: () => void;
+  // policy stage: counters read through one growing Float64Array; idle flows expired by a timer
+  private readonly policyReader = new PolicyCounterReader();
+  private policyTimer: NodeJS.Timeout | null = null;
   readonly tunName: string;
   readonly offloads: { vnetHdr: boolean; gso: boolean; gro: boolean };
 
@@ -498,18 +519,59 @@ export class NativeDataPlane implements DataPlane, SslOffload {
     return this.h.sendControl(i, pkt, addr.family, this.addr16(addr.bytes), to.port);
   }
 
-  writeToTun(pkt: Buffer, off: number, len: number): void {
+  /** `origin`: the packet goes through the policy stage's inbound check as that tunnel's (default 0: none) */
+  writeToTun(pkt: Buffer, off: number, len: number, origin = 0): void {
     if (this.closed) return;
-    this.h.writeTun(pkt, off, len);
+    this.h.writeTun(pkt, off, len, origin >>> 0);
     if (!this.tunFlushScheduled) {
       this.tunFlushScheduled = true;
       setImmediate(this.flushTunSoon);
     }
   }
 
+  // ---------------------------------------------------------------- policy stage
+
+  /**
+   * Replaces the policy stage's rules (src/vpcep/policy.ts): ACLs apply at once, endpoint flows that
+   * the new policy no longer allows are cut. Throws VpnError ERR_INVALID_ARG for limits out of range
+   * and a TypeError for a malformed policy (the old one stays). While endpoints exist, a 1 s unref'd timer expires idle flows.
+   */
+  setPolicy(p: DataPathPolicy): void {
+    if (this.closed) return;
+    if (!this.h.setPolicy) throw new VpnError('ERR_NATIVE_UNAVAILABLE', 'vpcgw native addon has no policy stage (rebuild it with `npm run build`)');
+    validatePolicyLimits(p.limits);
+    this.h.setPolicy(p);
+    if (p.endpoints.length > 0 && !this.policyTimer) {
+      this.policyTimer = setInterval(this.expirePolicy, POLICY_EXPIRE_MS);
+      this.policyTimer.unref();
+    } else if (p.endpoints.length === 0 && this.policyTimer) {
+      clearInterval(this.policyTimer);
+      this.policyTimer = null;
+    }
+    this.log.info({ endpoints: p.endpoints.length, acls: p.acls.length, maxFlows: p.limits.maxFlows }, 'policy set');
+  }
+
+  /** The policy stage's counters (all zero before setPolicy). */
+  policyCounters(): PolicyCounters {
+    const h = this.h;
+    if (!h.policyCounters) return this.policyReader.read((out) => (out.fill(0), 0));
+    return this.policyReader.read((out) => (this.closed ? (out.fill(0), 0) : h.policyCounters!(out)));
+  }
+
+  /** Changes a native session's origin (its user's groups changed); false without that session. */
+  setSslOrigin(peerId: number, origin: number): boolean {
+    return !this.closed && this.h.updateSslSession(peerId, 'origin', origin >>> 0);
+  }
+
+  private readonly expirePolicy = (): void => {
+    if (!this.closed) this.h.expirePolicy?.();
+  };
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.policyTimer) clearInterval(this.policyTimer);
+    this.policyTimer = null;
     this.h.close();
     this.log.info({ sas: this.sas.size }, 'data plane closed');
     this.sas.clear();
@@ -561,7 +623,7 @@ export class NativeDataPlane implements DataPlane, SslOffload {
     remote.bytes.copy(this.sslAddrTmp);
     p.clientPrefix.bytes.copy(this.sslNetTmp, 0, 0, 4);
     srv.bytes.copy(this.sslSrvTmp, 0, 0, 4);
-    return this.h.installSslSession(peerId, p.bind, remote.family, this.sslAddrTmp, p.remote.port, p.compression, this.sslNetTmp, p.clientPrefix.len, this.sslSrvTmp);
+    return this.h.installSslSession(peerId, p.bind, remote.family, this.sslAddrTmp, p.remote.port, p.compression, this.sslNetTmp, p.clientPrefix.len, this.sslSrvTmp, (p.origin ?? 0) >>> 0);
   }
 
   /** A session's client moved (float, decided by the shell). */

@@ -1,6 +1,6 @@
 /**
  * The test-only addon (build/Release/vpcgw_native_test.node, from src/native/testing): one ESP SA
- * direction and one OpenVPN data-channel session outside any data plane, driven directly by the
+ * direction, one OpenVPN data-channel session and the policy stage outside any data plane, driven directly by the
  * differential tests (test/unit/native) and the micro benchmarks (bench/micro). Production code
  * never loads it; the production addon (loader.ts) does not contain these cores.
  */
@@ -34,10 +34,27 @@ export interface NativeOvpnCore {
   counters(out: Float64Array): void;
 }
 
+/**
+ * The data path's policy stage outside any data plane (src/native/core/policy.h); `policy` is a
+ * DataPathPolicy of src/vpcep/policy.ts (typed loosely here: src/native imports only common).
+ * src/dataplane/native-policy.ts wraps it as a PolicyStageApi.
+ */
+export interface NativePolicyCore {
+  setPolicy(policy: object, now: number): void;
+  /** a verdict: 0 pass (maybe rewritten in place), else 1 + the index of the drop reason */
+  inbound(buf: Uint8Array, off: number, len: number, origin: number, now: number): number;
+  outbound(buf: Uint8Array, off: number, len: number, now: number): number;
+  /** returns how many flows it removed */
+  expire(now: number): number;
+  /** fills `out` when it is large enough; returns the number of doubles the counters need */
+  counters(out: Float64Array): number;
+}
+
 export interface NativeTestAddon {
   readonly testAbi: number;
   EspCore: new (p: NativeEspCoreParams) => NativeEspCore;
   OvpnCore: new (peerId: number, replayBacktrackMs?: number) => NativeOvpnCore;
+  PolicyCore: new () => NativePolicyCore;
 }
 
 let cached: NativeTestAddon | undefined;

@@ -1,8 +1,8 @@
 // libFuzzer harness around the data-plane engine's inbound demux (src/native/engine/engine.cc,
-// Inbound and InboundSsl) with ESP SAs and SSL VPN sessions installed, driven through the engine's
-// test seam (Engine::DemuxForTest: no sockets, TUN or JS callbacks). Built with
-// -fsanitize=fuzzer,address,undefined by test/fuzz/run-inbound.sh, linked with stub N-API and libuv
-// symbols (fuzz_napi_stubs.cc) since the engine never calls into JS here.
+// Inbound and InboundSsl) with ESP SAs, SSL VPN sessions and a policy (an endpoint, an ACL)
+// installed, driven through the engine's test seam (Engine::DemuxForTest: no sockets, TUN or JS
+// callbacks). Built with -fsanitize=fuzzer,address,undefined by test/fuzz/run-inbound.sh, linked
+// with stub N-API and libuv symbols (fuzz_napi_stubs.cc) since the engine never calls into JS here.
 //
 // Input: byte 0 selects
 //   bit 7     the socket: an SSL VPN socket (OpenVPN demux) or the ESP-in-UDP / IKE socket;
@@ -143,11 +143,30 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     auto out = std::make_unique<OutSa>();
     out->sa.reset(MakeSa(spi, true));
     out->sa->bindIndex = gEspBind;
+    out->origin = spi == kSpi1 ? 7 : 0;  // the policy stage below sees SA 1's packets as origin 7
     gEngine->InstallSa(std::move(out));
   }
   gSealer = MakeSa(kSpi1, false);
   InstallPeer(kPeer1, "192.0.2.10", 50001, "10.8.0.2");
   InstallPeer(kPeer2, "192.0.2.11", 50002, "10.8.0.3");
+  gEngine->sslPeers().Find(kPeer2)->origin = 21;
+  // the policy stage: an endpoint (origin 7 and the SSL pool whitelisted) and an empty ACL for
+  // origin 21, so decrypted packets run through translation and ACL drops too
+  policy::Config pc;
+  policy::EndpointRule ep;
+  ep.id = 1;
+  ep.address = 0x0a02640a;  // 10.2.100.10
+  ep.open = true;
+  ep.ports.push_back({policy::kProtoUdp, 53, 0x0a03000a, 5353});
+  ep.ports.push_back({policy::kProtoTcp, 80, 0x0a03000a, 8080});
+  ep.origins = {7};
+  ep.sources.push_back({0x0a080000, 24});
+  pc.endpoints.push_back(ep);
+  policy::OriginAcl deny;
+  deny.origin = 21;
+  pc.acls.push_back(deny);
+  pc.limits.maxFlows = 256;
+  gEngine->SetPolicy(pc);
   gClient[0] = MakeSession(kPeer1, false);
   gClient[1] = MakeSession(kPeer2, false);
   return 0;

@@ -10,6 +10,7 @@
 #include "../napi-util.h"
 #include "engine.h"
 #include "parse-args.h"
+#include "parse-policy.h"
 
 namespace vpcgw {
 namespace {
@@ -48,6 +49,9 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
                            InstanceMethod<&DataPlaneHandle::SslCounters>("sslCounters"),
                            InstanceMethod<&DataPlaneHandle::SslSend>("sslSend"),
                            InstanceMethod<&DataPlaneHandle::SslDecrypt>("sslDecrypt"),
+                           InstanceMethod<&DataPlaneHandle::SetPolicy>("setPolicy"),
+                           InstanceMethod<&DataPlaneHandle::PolicyCounters>("policyCounters"),
+                           InstanceMethod<&DataPlaneHandle::ExpirePolicy>("expirePolicy"),
                        });
   }
 
@@ -130,7 +134,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
 
   // installSa({ inbound, spi, encr, encrKeyBits, integ, encrKey, integKey, replayWindow, esn, initialSeq, initialSeqHi,
   //   bind, remoteFamily, remoteAddr(16), remotePort, localFamily?, localAddr(16)?, localTs, remoteTs, softBytes, hardBytes,
-  //   softPackets, hardPackets, seqCell? }) -> boolean (the SA has a usable socket)
+  //   softPackets, hardPackets, seqCell?, origin? }) -> boolean (the SA has a usable socket)
   Napi::Value InstallSa(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) {
@@ -153,6 +157,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     }
     auto out = std::make_unique<OutSa>();
     out->sa.reset(sa);
+    if (c.inbound) out->origin = uint32_t(NumberField(o, "origin"));  // into the policy stage
     int bind = int(NumberField(o, "bind"));
     sa->bindIndex = bind >= 0 ? bind : -1;
     sa->remoteFamily = uint8_t(NumberField(o, "remoteFamily"));
@@ -273,7 +278,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
                             a.data, uint16_t(info[4].As<Napi::Number>().Uint32Value()), d.data, d.bytes));
   }
 
-  // writeTun(buf, off, len): queues a copy; written when the queue fills or at flushTun()
+  // writeTun(buf, off, len, origin?): queues a copy (after the policy stage's inbound check for
+  // origin, default 0) -> false when not queued; written when the queue fills or at flushTun()
   Napi::Value WriteTun(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RawView b;
@@ -288,8 +294,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       e_.CountDrop(esp::kNoRoom);
       return Napi::Boolean::New(env, false);
     }
-    e_.QueueTunWrite(b.data + off, len);
-    return Napi::Boolean::New(env, true);
+    uint32_t origin = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 0;
+    return Napi::Boolean::New(env, e_.QueueTunWrite(b.data + off, len, origin));
   }
 
   Napi::Value FlushTun(const Napi::CallbackInfo& info) {
@@ -337,7 +343,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
   }
 
   // installSslSession(peerId, bind, family, addr(16), port, compression, clientNet(4), clientLen,
-  //   serverAddr(4)) -> boolean (remote usable); replaces a session with the same peer-id
+  //   serverAddr(4), origin?) -> boolean (remote usable); replaces a session with the same peer-id
   Napi::Value InstallSslSession(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RawView a, net, srv;
@@ -358,6 +364,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     memcpy(p->clientNet, net.data, 4);
     p->clientLen = uint8_t(std::min<uint32_t>(32, info[7].As<Napi::Number>().Uint32Value()));
     memcpy(p->serverAddr, srv.data, 4);
+    if (info.Length() > 9 && info[9].IsNumber()) p->origin = info[9].As<Napi::Number>().Uint32Value();
     bool ok = e_.SetPeerRemote(p.get(), info[1].As<Napi::Number>().Int32Value(),
                                uint8_t(info[2].As<Napi::Number>().Uint32Value()), a.data,
                                uint16_t(info[4].As<Napi::Number>().Uint32Value()));
@@ -366,7 +373,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
   }
 
   // updateSslSession(peerId, what, ...): 'remote' (bind, family, addr, port) after a float,
-  // 'vaddr' (addr(4) | null), 'comp' (mode) -> boolean
+  // 'vaddr' (addr(4) | null), 'comp' (mode), 'origin' (number) -> boolean
   Napi::Value UpdateSslSession(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString()) {
@@ -405,7 +412,15 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       p->s->setCompression(info[2].As<Napi::Number>().Int32Value());
       return Napi::Boolean::New(env, true);
     }
-    ThrowType(env, "updateSslSession: what is 'remote', 'vaddr' or 'comp'");
+    if (what == "origin") {
+      if (!info[2].IsNumber()) {
+        ThrowType(env, "updateSslSession(peerId, 'origin', origin)");
+        return env.Undefined();
+      }
+      p->origin = info[2].As<Napi::Number>().Uint32Value();
+      return Napi::Boolean::New(env, true);
+    }
+    ThrowType(env, "updateSslSession: what is 'remote', 'vaddr', 'comp' or 'origin'");
     return env.Undefined();
   }
 
@@ -567,6 +582,39 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     so[0] = uint32_t(span.off);
     so[1] = uint32_t(span.len);
     return Napi::Number::New(env, r);
+  }
+
+  // ------------------------------------------------------------------ policy stage
+
+  // setPolicy(DataPathPolicy of src/vpcep/policy.ts): replaces the stage's rules
+  Napi::Value SetPolicy(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    policy::Config c;
+    const char* err = "setPolicy(policy)";
+    if (info.Length() < 1 || !ParsePolicy(env, info[0], &c, &err)) {
+      ThrowType(env, err);
+      return env.Undefined();
+    }
+    if (!e_.closed()) e_.SetPolicy(c);
+    return env.Undefined();
+  }
+
+  // policyCounters(out: Float64Array) -> doubles needed (out filled when large enough; layout in
+  // parse-policy.h)
+  Napi::Value PolicyCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView r;
+    if (info.Length() < 1 || !GetRaw(env, info[0], &r)) {
+      ThrowType(env, "policyCounters(out)");
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, double(FillPolicyCounters(e_.policy(), reinterpret_cast<double*>(r.data), r.bytes / 8)));
+  }
+
+  // expirePolicy() -> flows removed (bounded per call; the JS timer calls it about once a second)
+  Napi::Value ExpirePolicy(const Napi::CallbackInfo& info) {
+    constexpr size_t kExpireWork = 65536;
+    return Napi::Number::New(info.Env(), e_.closed() ? 0 : double(e_.ExpirePolicy(kExpireWork)));
   }
 
   // close(): stops polling, drops every SA, route and session; the object stays alive until libuv

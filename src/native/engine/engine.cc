@@ -28,6 +28,11 @@
 // session keeps the address its authenticated packets reach, an outbound SA sends from its local
 // address; sendmmsg then carries one IP_PKTINFO control message per datagram (next to UDP_SEGMENT).
 // Errors never stop a poll: POLLERR is counted, the socket error queue drained, the poll re-armed.
+// Policy stage (../core/policy.h, semantics in src/vpcep/policy.ts): every packet a tunnel hands to
+// the TUN (inbound step 2 and the SSL demux, and JS writeTun with an origin) passes its Inbound
+// check before the TUN write (so before GRO coalescing), with the origin of its SA or session;
+// every packet read from the TUN (each TSO segment too) passes Outbound before the route lookup.
+// Both may rewrite the packet in place (VPC endpoint NAT) or drop it (counted in the stage).
 // Nothing is allocated per packet; SAs removed while a batch runs are freed after it.
 #include "engine.h"
 
@@ -277,10 +282,19 @@ bool Engine::SendControl(int bi, uint8_t family, const uint8_t* addr, uint16_t p
   return r >= 0;
 }
 
-void Engine::QueueTunWrite(const uint8_t* p, size_t len) {
+bool Engine::QueueTunWrite(const uint8_t* p, size_t len, uint32_t origin) {
   if (jsTunCount_ == kJsTunSlots) FlushJsTun();
-  memcpy(jsTun_.data() + size_t(jsTunCount_) * maxPacket_, p, len);
+  uint8_t* slot = jsTun_.data() + size_t(jsTunCount_) * maxPacket_;
+  memcpy(slot, p, len);
+  if (policyIn_ && policy_.Inbound(slot, len, origin, NowMs()) != policy::kPass) return false;
   jsTunLen_[jsTunCount_++] = uint32_t(len);
+  return true;
+}
+
+void Engine::SetPolicy(const policy::Config& c) {
+  policy_.SetPolicy(c, NowMs());
+  policyIn_ = policy_.inboundActive();
+  policyOut_ = policy_.outboundActive();
 }
 
 // ------------------------------------------------------------------ SSL VPN setup
@@ -511,6 +525,7 @@ void Engine::Outbound(uint32_t slot, size_t len) {
     DropCount(esp::kBadInner);
     return;
   }
+  if (__builtin_expect(policyOut_, 0) && policy_.Outbound(ip, len, NowMs()) != policy::kPass) return;
   bool v6 = (ip[0] >> 4) == 6;
   const RouteTarget* rt = v6 ? routes6_.Lookup(ip + 24, 16) : routes4_.Lookup(ip + 16, 4);
   if (!rt) {
@@ -781,6 +796,9 @@ VPCGW_PACKET_STEP void Engine::Inbound(Bind* b, uint32_t j, size_t len) {
     return;
   }
   st()[kEspRxPackets] += 1;
+  if (__builtin_expect(policyIn_, 0) &&
+      policy_.Inbound(base + span.off, span.len, it->second->origin, NowMs()) != policy::kPass)
+    return;
   TunOut& t = tunOut_[tunOutCount_++];
   t.data = base + span.off;
   t.len = uint32_t(span.len);
@@ -935,6 +953,9 @@ VPCGW_PACKET_STEP void Engine::InboundSsl(Bind* b, uint32_t j, size_t len) {
     ToSslJs(b, j, ip, span.len, peer->s->peerId(), kSslPlaintext);  // client-to-client: JS policy
     return;
   }
+  if (__builtin_expect(policyIn_, 0) &&
+      policy_.Inbound(base + span.off, span.len, peer->origin, NowMs()) != policy::kPass)
+    return;
   TunOut& t = tunOut_[tunOutCount_++];
   t.data = base + span.off;
   t.len = uint32_t(span.len);

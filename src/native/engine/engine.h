@@ -1,7 +1,8 @@
 // The native data-plane engine: TUN <-> ESP-in-UDP (RFC 4303 tunnel mode, RFC 3948) and the
 // OpenVPN data channel for SSL VPN clients, entirely in C++ on the event-loop thread. engine.cc has
 // the packet path and its overview; bindings.cc parses JS arguments and drives this class;
-// ssl-peers.h holds the SSL VPN sessions, route-table.h the inner-destination routes.
+// ssl-peers.h holds the SSL VPN sessions, route-table.h the inner-destination routes, ../core/policy.h
+// the policy stage (ACLs by origin, VPC endpoint NAT) every packet between a tunnel and the TUN passes.
 //
 // The engine owns no JS objects except the buffers JS pinned for it (JsBuffers) and the callbacks
 // it announces batches with; the JS wrapper (`self`, the DataPlaneHandle) is the callback receiver
@@ -19,6 +20,7 @@
 
 #include "../core/esp.h"
 #include "../core/offload.h"
+#include "../core/policy.h"
 #include "../core/sockaddr.h"
 #include "../io/pktinfo.h"
 #include "../napi-util.h"
@@ -94,6 +96,7 @@ struct OutSa {
   sockaddr_storage to{};
   socklen_t toLen = 0;
   LocalAddr src;  // outbound on a wildcard socket: the SA's local address (else family 0)
+  uint32_t origin = 0;  // inbound: the origin its packets carry into the policy stage (0: none)
 };
 
 struct TxEntry {
@@ -182,10 +185,18 @@ class Engine {
 
   // JS -> wire / TUN
   bool SendControl(int bind, uint8_t family, const uint8_t* addr, uint16_t port, const uint8_t* data, size_t len);
-  // Queues a copy of one packet for the TUN (len already checked against maxPacket()).
-  void QueueTunWrite(const uint8_t* p, size_t len);
+  // Queues a copy of one packet for the TUN (len already checked against maxPacket()), after the
+  // policy stage's inbound check for `origin` (0: none); false when the stage dropped it.
+  bool QueueTunWrite(const uint8_t* p, size_t len, uint32_t origin);
   void FlushJsTun();
   void CountDrop(int r) { DropCount(r); }
+
+  // Policy stage (../core/policy.h): replaces its rules; with neither endpoints nor ACLs the packet
+  // path pays one untaken branch per packet for it.
+  void SetPolicy(const policy::Config& c);
+  const policy::Stage& policy() const { return policy_; }
+  // Forgets idle flows (at most maxWork); JS calls it about once a second.
+  size_t ExpirePolicy(size_t maxWork) { return policy_.Expire(NowMs(), maxWork); }
 
   // SSL VPN
   SslPeerTable& sslPeers() { return ssl_; }
@@ -265,6 +276,8 @@ class Engine {
   uv_loop_t* loop_ = nullptr;
   std::vector<uint8_t> sslTx_;
   RouteTable routes4_, routes6_;
+  policy::Stage policy_;
+  bool policyIn_ = false, policyOut_ = false;  // the stage has inbound / outbound work
 
   std::vector<uint8_t> tx_;
   std::vector<TxEntry> txEntries_;

@@ -34,6 +34,7 @@ struct SslPeer {
   uint8_t clientNet[4] = {0};    // the client pool: inner destinations inside go to JS (client-to-client)
   uint8_t clientLen = 0;
   uint8_t serverAddr[4] = {0};   // ...except the server's own tunnel address
+  uint32_t origin = 0;           // what its decrypted packets carry into the policy stage (0: none)
 };
 
 // Same address family, address and port (per packet: inline).
