@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { NativePolicyStage } from '../../../../src/dataplane/native-policy.js';
+import { policyScenarios } from '../../../helpers/policy-scenarios.js';
 import {
   DEFAULT_POLICY_LIMITS,
   POLICY_DROPS,
@@ -692,3 +693,6 @@ describe('native policy stage: malformed packets', () => {
     expect(s.counters().flows).toBe(0);
   });
 });
+
+// The same scenario table the TypeScript stage runs (test/unit/vpcep/nat.test.ts): both stages obey src/vpcep/policy.ts alike.
+policyScenarios('native', () => new NativePolicyStage());
