@@ -24,6 +24,7 @@ const HASH = '$scrypt$N=16384,r=8,p=1$c2FsdHNhbHRzYWx0c2FsdA==$aGFzaGhhc2hoYXNoa
 
 function doc(over: Record<string, unknown> = {}): Record<string, unknown> {
   return endpointDoc({
+    userGroups: [{ name: 'dev' }, { name: 'ops' }],
     users: [
       { name: 'alice', passwordHash: HASH, groups: ['dev'] },
       { name: 'bob', passwordHash: HASH, groups: ['ops', 'dev'] },
