@@ -572,6 +572,22 @@ export function policyScenarios(name: string, make: () => PolicyStageApi): void 
         passIn(s, ip6(CLIENT6, 'fd00:3::9', PROTO_UDP, udpPayload6(1, 2)), O_OTHER);
       });
 
+      it('a second setPolicy keeps every origin\'s ACL, empty rule lists included (the gateway re-sends the policy at each change)', () => {
+        const acls = (extra: readonly ReturnType<typeof v4Rule>[]) => [
+          { origin: O_OTHER, rules: [] },
+          { origin: O_ACL, rules: [v4Rule('10.2.0.0/16'), ...extra] },
+          { origin: O_SITE, rules: [] },
+        ];
+        const s = stage(basePolicy({ acls: acls([]) }));
+        const p = udp4(CLIENT, 1, '10.2.1.1', 9);
+        for (let round = 0; round < 3; round++) {
+          expect(s.inbound(Buffer.from(p), 0, p.length, O_OTHER, T0)).toBe(code('aclDenied'));
+          expect(s.inbound(Buffer.from(p), 0, p.length, O_SITE, T0)).toBe(code('aclDenied'));
+          passIn(s, p, O_ACL);
+          s.setPolicy(basePolicy({ acls: acls(round % 2 ? [] : [v4Rule('10.3.0.0/16', PROTO_ICMP)]) }), T0);
+        }
+      });
+
       it('endpoint traffic is decided by the whitelist, not by the ACL', () => {
         const s = stage(basePolicy({ acls: [{ origin: O_ACL, rules: [] }] }));
         expect(tupleOf(passIn(s, udp4(CLIENT, 1, E1, 53), O_ACL)).dst).toBe(BACKEND);

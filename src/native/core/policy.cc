@@ -240,6 +240,7 @@ void Stage::SetPolicy(const Config& c, double now) {
   }
 
   acls_.clear();
+  aclTable_.assign(8, 0);  // the old table indexes the old ACLs: FindAcl below must not see it
   for (const OriginAcl& a : c.acls) {
     if (a.origin == 0 || FindAcl(a.origin) >= 0) continue;  // origin 0 has no ACL (policy.ts)
     Acl x;
