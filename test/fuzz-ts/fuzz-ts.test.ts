@@ -3,7 +3,7 @@
 // the config loader), bounded in time: scripts/fuzz-ts.mjs runs each target of test/fuzz-ts/targets
 // from its seed corpus and fails on a finding. The self-test first proves that the harness does fail:
 // a toy parser with a crash, a hang and a big allocation must be caught, and pass once "fixed".
-// FUZZ_TS_SECONDS sets the time per target (default here 10 s: 12 targets in about 3 minutes).
+// FUZZ_TS_SECONDS sets the time per target (default here 10 s: 14 targets in about 3 minutes).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';

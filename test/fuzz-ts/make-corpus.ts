@@ -16,6 +16,8 @@ import { writeDataV1Header, writeDataV2Header } from '../../src/ssl/wire/data-pa
 import { frameForTcp } from '../../src/ssl/wire/tcp-framing.js';
 import { defaultConfigText } from '../../src/gateway/default-config.js';
 import { selectorOf } from './targets/null-sk.js';
+import dnsPacket from 'dns-packet';
+import { icmpError4, tcp4, udp4 } from '../helpers/ip-packets.js';
 
 const HERE = new URL('.', import.meta.url).pathname;
 const REC = new URL('../recorded/', import.meta.url).pathname;
@@ -171,6 +173,25 @@ const entries: Array<[number, string, unknown]> = [
   [3, 'vpn-server', { name: 'p2c', protocols: ['udp'], port: 1194, clientCidr: '10.8.0.0/24', localSubnets: ['10.2.0.0/16'], auth: { type: 'cert' }, serverCert: { cert: 'server.crt', key: 'server.key' }, clientCa: 'ca.crt' }],
 ];
 for (const [i, name, body] of entries) seed('config-entry', name, Buffer.concat([Buffer.from([i]), Buffer.from(JSON.stringify(body))]));
+
+// the policy stage (vpcep-policy.ts): byte 0 = direction (4: outbound) | origin index (0..3) | clock step
+const TCP_SYN = 0x02;
+const ctl = (outbound: boolean, origin: number) => Buffer.from([(outbound ? 4 : 0) | origin | 0x20]);
+const synToE = tcp4('10.1.0.5', 40000, '10.2.100.10', 80, TCP_SYN);
+seed('vpcep-policy', 'tcp-syn-endpoint', Buffer.concat([ctl(false, 1), synToE]));
+seed('vpcep-policy', 'udp-endpoint', Buffer.concat([ctl(false, 3), udp4('10.9.1.1', 5000, '10.2.100.10', 53, 'query')]));
+seed('vpcep-policy', 'udp-closed-endpoint', Buffer.concat([ctl(false, 1), udp4('10.1.0.5', 5000, '10.2.100.11', 53, 'query')]));
+seed('vpcep-policy', 'acl-tcp', Buffer.concat([ctl(false, 3), tcp4('10.8.0.2', 41000, '10.4.0.1', 443, TCP_SYN)]));
+seed('vpcep-policy', 'reply-from-backend', Buffer.concat([ctl(true, 0), tcp4('10.3.0.10', 8080, '10.2.100.10', 1024, 0x12)]));
+seed('vpcep-policy', 'icmp-error-from-backend', Buffer.concat([ctl(true, 0), icmpError4('10.3.0.10', '10.2.100.10', 3, 3, udp4('10.2.100.10', 1024, '10.3.0.10', 5353, 'query'))]));
+
+// the endpoint DNS responder (dns-responder.ts): queries as clients send them
+const dnsQuery = (id: number, name: string, type: string) => dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: type as 'A', name, class: 'IN' }] });
+seed('dns-responder', 'a-endpoint', dnsQuery(1, 'web.endpoint.internal', 'A'));
+seed('dns-responder', 'aaaa-endpoint', dnsQuery(2, 'WEB.Endpoint.Internal', 'AAAA'));
+seed('dns-responder', 'a-other', dnsQuery(3, 'example.com', 'A'));
+seed('dns-responder', 'a-parent', dnsQuery(4, 'endpoint.internal', 'A'));
+seed('dns-responder', 'edns', dnsPacket.encode({ type: 'query', id: 5, questions: [{ type: 'A', name: 'db.svc.example.org' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as dnsPacket.Answer] }));
 
 rmSync(OUT, { recursive: true, force: true });
 for (const [target, seeds] of corpus) {
