@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: build, run every vitest suite (unit + exchange + interop) on the default (native) data
-// plane, then the interop suites (site-to-cloud and the openvpn client) again on the TypeScript fallback data
+// plane, then the interop suites (site-to-cloud, the openvpn client, VPC endpoints, access policies) again on the TypeScript fallback data
 // plane (VPCGW_DATAPLANE=ts), and print one closing line "N passed, N failed" summed over both runs,
 // so a run that executed nothing is visible. Extra arguments go to the first vitest run only; with
 // arguments the fallback pass is skipped (a focused run).
@@ -37,6 +37,8 @@ const FALLBACK_SUITES = [
   'test/interop/s2c-vpcgw.test.ts',
   'test/interop/openvpn.test.ts',
   'test/interop/openvpn-daemon.test.ts',
+  'test/interop/vpcep-site.test.ts',
+  'test/interop/openvpn-groups.test.ts',
 ];
 
 function vitest(label, vitestArgs, env) {

@@ -34,9 +34,10 @@ commands:
   rekey NAME [--ike] [--control PATH | --config FILE]
                                            rekey an established VPN connection now: its CHILD_SAs, or
                                            with --ike its IKE SA
-  disconnect SERVER CLIENT [--halt] [--control PATH | --config FILE]
+  disconnect USER | SERVER CLIENT [--halt] [--control PATH | --config FILE]
                                            close a VPN client's session (CLIENT: its id from status, or
-                                           its user name); the client reconnects, with --halt it exits
+                                           its user name; USER alone: every session of that user on
+                                           every server); the client reconnects, with --halt it exits
   check-config FILE                        validate a config file and exit
   apply -f FILE [--dry-run] [--control PATH]
                                            make the running gateway match FILE (create, update, delete
@@ -218,7 +219,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
         return 0;
       }
       case 'disconnect': {
-        expectArgs(p, 2, 'two arguments: the VPN server name and the client (id or user name)');
+        if (p.positionals.length === 1) return await disconnectUser(p, io, p.positionals[0]!);
+        expectArgs(p, 2, 'the user name, or two arguments: the VPN server name and the client (id or user name)');
         const [server, client] = p.positionals as [string, string];
         const r = (await controlCall(controlPathFor(p, io), 'disconnect', { server, client, halt: p.values.halt === true })) as { server: string; client: string; user: string };
         io.stdout(p.values.json ? `${JSON.stringify(r)}\n` : `${r.server}: client ${r.client}${r.user ? ` (${r.user})` : ''} disconnected\n`);
@@ -682,3 +684,24 @@ if (isMain()) {
   void main(process.argv.slice(2)).then((code) => process.exit(code));
 }
 
+
+/**
+ * `vpcgw disconnect USER`: ends every session of that user on every VPN server (the sessions come
+ * from `status`, each is closed through the control method "disconnect"). ERR_NOT_FOUND when the
+ * user has no session.
+ */
+async function disconnectUser(p: Parsed, io: CliIo, user: string): Promise<number> {
+  const path = controlPathFor(p, io);
+  const st = (await controlCall(path, 'status', {})) as { vpnServers?: { name: string; sessions?: { id: string; user: string }[] }[] };
+  const done: { server: string; client: string; user: string }[] = [];
+  for (const v of st.vpnServers ?? []) {
+    for (const s of v.sessions ?? []) {
+      if (s.user !== user) continue;
+      done.push((await controlCall(path, 'disconnect', { server: v.name, client: s.id, halt: p.values.halt === true })) as { server: string; client: string; user: string });
+    }
+  }
+  if (done.length === 0) throw new CliError(`user ${user} has no session on any VPN server`);
+  if (p.values.json) io.stdout(`${JSON.stringify(done)}\n`);
+  else for (const r of done) io.stdout(`${r.server}: client ${r.client} (${r.user}) disconnected\n`);
+  return 0;
+}

@@ -101,7 +101,9 @@ describe('client-config and clients against openvpn 2.6', () => {
     } finally {
       await c.stop();
     }
-    await vpcgw(['disconnect', 'p2c', 'bob']);
+    // `vpcgw disconnect USER`: every session of bob, whatever the server
+    expect((await vpcgw(['disconnect', 'bob'])).stdout).toMatch(/^p2c: client s\d+ \(bob\) disconnected$/m);
+    expect(await clients()).toEqual([]);
   }, 90_000);
 
   it('`vpcgw pki revoke-client alice`: her session is gone at once, a reconnect with the same profile is refused; bob still connects', async () => {
