@@ -658,37 +658,24 @@ export class PolicyStage implements PolicyStageApi {
 
   /** client:sport → E:servicePort becomes E:natPort → backend:backendPort */
   private translateForward(buf: Uint8Array, off: number, l4: number, proto: number, f: number): void {
-    const E = this.pol.epAddr[this.rec[f * REC + R_EP]!]!;
-    const back = this.rec[f * REC + R_BACK_ADDR]!;
-    const nat = this.rec[f * REC + R_NAT_PORT]!;
-    const bport = this.rec[f * REC + R_BACK_PORT]!;
-    const osrc = rd32(buf, off + 12);
-    const odst = rd32(buf, off + 16);
-    const addrDelta = delta32(osrc, E) + delta32(odst, back);
-    const l4Delta = addrDelta + delta16(rd16(buf, l4), nat) + delta16(rd16(buf, l4 + 2), bport);
-    wr32(buf, off + 12, E);
-    wr32(buf, off + 16, back);
-    wr16(buf, l4, nat);
-    wr16(buf, l4 + 2, bport);
-    applyDelta(buf, off + 10, addrDelta);
-    if (proto === PROTO_TCP) applyDelta(buf, l4 + 16, l4Delta);
-    else applyDeltaUdp(buf, l4 + 6, l4Delta);
+    const r = f * REC;
+    this.rewrite(buf, off, l4, proto, this.pol.epAddr[this.rec[r + R_EP]!]!, this.rec[r + R_BACK_ADDR]!, this.rec[r + R_NAT_PORT]!, this.rec[r + R_BACK_PORT]!);
   }
 
   /** backend:backendPort → E:natPort becomes E:servicePort → client:sport */
   private translateReverse(buf: Uint8Array, off: number, l4: number, proto: number, f: number): void {
-    const E = this.pol.epAddr[this.rec[f * REC + R_EP]!]!;
-    const client = this.rec[f * REC + R_CLIENT]!;
-    const svc = this.rec[f * REC + R_SVC_PORT]!;
-    const sport = this.rec[f * REC + R_SPORT]!;
-    const osrc = rd32(buf, off + 12);
-    const odst = rd32(buf, off + 16);
-    const addrDelta = delta32(osrc, E) + delta32(odst, client);
-    const l4Delta = addrDelta + delta16(rd16(buf, l4), svc) + delta16(rd16(buf, l4 + 2), sport);
-    wr32(buf, off + 12, E);
-    wr32(buf, off + 16, client);
-    wr16(buf, l4, svc);
-    wr16(buf, l4 + 2, sport);
+    const r = f * REC;
+    this.rewrite(buf, off, l4, proto, this.pol.epAddr[this.rec[r + R_EP]!]!, this.rec[r + R_CLIENT]!, this.rec[r + R_SVC_PORT]!, this.rec[r + R_SPORT]!);
+  }
+
+  /** Sets the addresses and ports of a TCP/UDP packet, with the IP and L4 checksums updated (RFC 1624). */
+  private rewrite(buf: Uint8Array, off: number, l4: number, proto: number, src: number, dst: number, sport: number, dport: number): void {
+    const addrDelta = delta32(rd32(buf, off + 12), src) + delta32(rd32(buf, off + 16), dst);
+    const l4Delta = addrDelta + delta16(rd16(buf, l4), sport) + delta16(rd16(buf, l4 + 2), dport);
+    wr32(buf, off + 12, src);
+    wr32(buf, off + 16, dst);
+    wr16(buf, l4, sport);
+    wr16(buf, l4 + 2, dport);
     applyDelta(buf, off + 10, addrDelta);
     if (proto === PROTO_TCP) applyDelta(buf, l4 + 16, l4Delta);
     else applyDeltaUdp(buf, l4 + 6, l4Delta);

@@ -320,28 +320,25 @@ void Stage::Allocate(uint32_t cap) {
 
 // ------------------------------------------------------------------ lookups
 
-int Stage::FindEndpoint(uint32_t addr) const {
-  if (epTable_.empty()) return -1;
-  uint32_t mask = uint32_t(epTable_.size() - 1);
-  uint32_t s = uint32_t(Mix(addr ^ seed_)) & mask;
-  for (;;) {
-    uint32_t v = epTable_[s];
+// Linear probing in a table of (index + 1) entries, 0 ending a probe: the index whose item `is`
+// accepts, or -1.
+template <typename Is>
+static int Probe(const std::vector<uint32_t>& table, uint32_t hash, Is is) {
+  if (table.empty()) return -1;
+  uint32_t mask = uint32_t(table.size() - 1);
+  for (uint32_t s = hash & mask;; s = (s + 1) & mask) {
+    uint32_t v = table[s];
     if (v == 0) return -1;
-    if (eps_[v - 1].address == addr) return int(v - 1);
-    s = (s + 1) & mask;
+    if (is(v - 1)) return int(v - 1);
   }
 }
 
+int Stage::FindEndpoint(uint32_t addr) const {
+  return Probe(epTable_, uint32_t(Mix(addr ^ seed_)), [&](uint32_t i) { return eps_[i].address == addr; });
+}
+
 int Stage::FindAcl(uint32_t origin) const {
-  if (aclTable_.empty()) return -1;
-  uint32_t mask = uint32_t(aclTable_.size() - 1);
-  uint32_t s = uint32_t(Mix(origin ^ seed_)) & mask;
-  for (;;) {
-    uint32_t v = aclTable_[s];
-    if (v == 0) return -1;
-    if (acls_[v - 1].origin == origin) return int(v - 1);
-    s = (s + 1) & mask;
-  }
+  return Probe(aclTable_, uint32_t(Mix(origin ^ seed_)), [&](uint32_t i) { return acls_[i].origin == origin; });
 }
 
 bool Stage::Admitted(const Endpoint& e, uint32_t origin, uint32_t src) const {
