@@ -14,7 +14,7 @@ import { sslVpnServers } from './gateway/vpn-servers.js';
 import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps, ovpnProfile } from './gateway/default-config.js';
 import { generateStaticKeyFile, generateTlsCryptV2ClientKeyFile, generateTlsCryptV2ServerKeyFile, profileTlsWrapLines } from './gateway/pki.js';
 import { createRootLogger, resolveLogLevel } from './gateway/log.js';
-import { formatStatus, type GatewayStatus } from './gateway/status.js';
+import { diagnose, formatDiagnosis, formatStatus, type GatewayStatus } from './gateway/status.js';
 import type { PlanStep } from './gateway/service.js';
 import { PKI_IKE_COMMANDS, PKI_IKE_USAGE, pkiIkeCommand } from './gateway/pki-ike.js';
 
@@ -29,6 +29,9 @@ commands:
                                            $VPCGW_DATA_DIR/vpcgw.yaml (default ./var), created if missing
   status [--json] [--control PATH | --config FILE]
                                            show the gateway, its connections and VPN servers
+  diagnose NAME [--json] [--control PATH | --config FILE]
+                                           why a VPN connection is down: its state, last error
+                                           and a suggested fix
   initiate NAME [--control PATH | --config FILE]   bring a VPN connection up
   terminate NAME [--control PATH | --config FILE]  take a VPN connection down
   rekey NAME [--ike] [--control PATH | --config FILE]
@@ -201,6 +204,18 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
         expectArgs(p, 0, 'no arguments');
         const st = (await controlCall(controlPathFor(p, io), 'status')) as GatewayStatus;
         io.stdout(p.values.json ? `${JSON.stringify(st, null, 2)}\n` : `${formatStatus(st)}\n`);
+        return 0;
+      }
+      case 'diagnose': {
+        expectArgs(p, 1, 'one argument: the VPN connection name');
+        const name = p.positionals[0]!;
+        const st = (await controlCall(controlPathFor(p, io), 'status')) as GatewayStatus;
+        const c = st.connections.find((x) => x.name === name);
+        if (!c) {
+          throw new VpnError('ERR_UNKNOWN_CONNECTION', `no VPN connection named "${name}" (configured: ${st.connections.map((x) => x.name).join(', ') || 'none'})`);
+        }
+        const d = diagnose(c);
+        io.stdout(p.values.json ? `${JSON.stringify(d, null, 2)}\n` : `${formatDiagnosis(d)}\n`);
         return 0;
       }
       case 'initiate':

@@ -7,7 +7,7 @@ import type { PeerConfig, RetransmitConfig } from '../ike/config/peer-config.js'
 import type { ChildSaParams, IkeAction } from '../ike/sa/types.js';
 import type { RekeyWhich, TunnelContext, TunnelController } from './daemon.js';
 import { unknownConnection } from './daemon.js';
-import type { ConnectionState, ConnectionStatus, IkeResponderStatus } from './status.js';
+import type { ConnectionError, ConnectionState, ConnectionStatus, IkeResponderStatus } from './status.js';
 import { peerConfigFrom, peerConfigsFrom } from './peer-configs.js';
 import type { GatewayConfig } from './config/types.js';
 import type { ResourceDiff } from './live-change.js';
@@ -24,6 +24,8 @@ export class IpsecController implements TunnelController {
   /** the connections now configured; an unchanged one keeps its object across reconfigure (SAs refer to it) */
   private configs: PeerConfig[];
   private readonly lastReason = new Map<string, string>();
+  /** the last failed negotiation per connection (src/ike/failure.ts), with its time */
+  private readonly lastError = new Map<string, ConnectionError>();
   /** outbound SPI → the inner prefixes routed to it */
   private readonly routesBySpi = new Map<number, Prefix[]>();
   /** outbound SPI → prefixes it takes over once activated (a child the peer rekeyed) */
@@ -78,7 +80,10 @@ export class IpsecController implements TunnelController {
       const kept = keep.has(c.name) ? old.get(c.name) : undefined;
       return kept ?? peerConfigFrom(next, c, `vpnConnections[${i}]`);
     });
-    for (const name of [...change.removed, ...change.changed]) this.lastReason.delete(name);
+    for (const name of [...change.removed, ...change.changed]) {
+      this.lastReason.delete(name);
+      this.lastError.delete(name);
+    }
     this.exec(this.mgr.replaceConfigs(this.configs, this.now()));
     const fresh = new Set([...change.added, ...change.changed]);
     for (const c of this.configs) {
@@ -94,9 +99,11 @@ export class IpsecController implements TunnelController {
       const sas = all.filter((s) => s.connection === cfg.name);
       const sa = sas.find((s) => s.state === 'ESTABLISHED') ?? sas[0];
       const counters = this.mgr.connectionCounters(cfg.name);
+      const err = this.lastError.get(cfg.name);
+      const lastError = err ? { lastError: { ...err } } : {};
       if (!sa) {
         const reason = this.lastReason.get(cfg.name);
-        return { name: cfg.name, state: 'DOWN' as ConnectionState, ...(reason ? { reason } : {}), children: [], ...counters };
+        return { name: cfg.name, state: 'DOWN' as ConnectionState, ...(reason ? { reason } : {}), children: [], ...counters, ...lastError };
       }
       const up = sa.state === 'ESTABLISHED' && sa.establishedAtMs > 0;
       return {
@@ -107,6 +114,7 @@ export class IpsecController implements TunnelController {
         ...(this.lastReason.get(cfg.name) && sa.state !== 'ESTABLISHED' ? { reason: this.lastReason.get(cfg.name)! } : {}),
         ...(up ? { establishedAt: new Date(sa.establishedAtMs).toISOString(), ikeSaAgeSec: Math.max(0, Math.floor((this.now() - sa.establishedAtMs) / 1000)) } : {}),
         ...counters,
+        ...lastError,
         children: sa.children.map((c) => {
           const spiIn = parseInt(c.spiIn, 16);
           const spiOut = parseInt(c.spiOut, 16);
@@ -189,7 +197,13 @@ export class IpsecController implements TunnelController {
           break;
         case 'ikeUp':
           this.lastReason.delete(a.connection);
+          this.lastError.delete(a.connection);
           break;
+        case 'negotiationFailed': {
+          const f = a.failure;
+          this.lastError.set(a.connection, { code: f.code, message: f.message, hint: f.hint, at: new Date(this.now()).toISOString() });
+          break;
+        }
         case 'ikeDown':
           if (a.connection) this.lastReason.set(a.connection, a.reason);
           break;

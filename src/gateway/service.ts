@@ -647,6 +647,11 @@ export class GatewayService implements ManagementService {
       status = c && c.state === 'ESTABLISHED' && c.children.length > 0 ? 'ACTIVE' : 'DOWN';
       extra.ike_state = c?.state ?? 'DOWN';
       if (c?.reason) extra.status_reason = c.reason;
+      // why the last negotiation failed, so the API answers "why is my tunnel down" as status does
+      if (c?.lastError) {
+        extra.last_error = { ...c.lastError };
+        if (status !== 'ACTIVE') extra.status_reason = c.lastError.message;
+      }
     } else if (k.kind === 'vpn-server') {
       const s = st?.vpnServers.find((x) => x.name === r.name);
       status = s?.state === 'LISTENING' ? 'ACTIVE' : 'DOWN';
@@ -672,7 +677,7 @@ export class GatewayService implements ManagementService {
 
 /** Fields a view adds to the stored entry: filtering on them needs the live status. */
 const VIEW_FIELDS: ReadonlySet<string> = new Set([
-  'status', 'ike_state', 'status_reason', 'clients', 'created_at', 'updated_at', 'service_type', 'connections', 'ip', 'dns_names',
+  'status', 'ike_state', 'status_reason', 'last_error', 'clients', 'created_at', 'updated_at', 'service_type', 'connections', 'ip', 'dns_names',
 ]);
 
 /**

@@ -41,6 +41,20 @@ export interface ConnectionStatus {
   childRekeys?: number;
   /** unanswered liveness checks (DPD) that cleared the IKE SA */
   dpdFailures?: number;
+  /** the last failed negotiation of the connection (cleared when its IKE SA comes up) */
+  lastError?: ConnectionError;
+}
+
+/**
+ * Why the connection's last negotiation failed (src/ike/failure.ts): `code` is stable (e.g.
+ * IKE_PROPOSAL_MISMATCH, AUTH_REJECTED_BY_PEER, TS_UNACCEPTABLE, PEER_ID_MISMATCH, NO_ANSWER),
+ * `message` says what happened, `hint` the suggested fix, `at` when (ISO 8601).
+ */
+export interface ConnectionError {
+  code: string;
+  message: string;
+  hint: string;
+  at: string;
 }
 
 export interface VpnServerStatus {
@@ -205,6 +219,7 @@ export function formatStatus(st: GatewayStatus): string {
       out.push(`    child ${ch.spiIn}_i ${ch.spiOut}_o ${ch.state}: in ${bytes(ch.bytesIn)} / ${ch.packetsIn} pkts, out ${bytes(ch.bytesOut)} / ${ch.packetsOut} pkts`);
       if (ch.localTs && ch.remoteTs) out.push(`      ${ch.localTs.join(' ')} === ${ch.remoteTs.join(' ')}`);
     }
+    if (c.lastError) out.push(`    last error ${c.lastError.at}: ${c.lastError.message} [${c.lastError.code}]`);
   }
   if (st.vpnServers.length) {
     out.push(`vpn servers (${st.vpnServers.length}):`);
@@ -237,5 +252,57 @@ export function formatStatus(st: GatewayStatus): string {
     const drops = Object.entries(pol.drops).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
     out.push(`policy: ${pol.flows} flows, drops: ${drops || 'none'}`);
   }
+  return out.join('\n');
+}
+
+/** What `vpcgw diagnose NAME --json` prints: the state, the last error and the suggested fix. */
+export interface Diagnosis {
+  name: string;
+  state: ConnectionState;
+  peer?: string;
+  ikeSa?: string;
+  /** CHILD_SAs installed now (traffic passes only with one) */
+  children: number;
+  reason?: string;
+  lastError?: ConnectionError;
+  /** one sentence: what to change, or that nothing needs to */
+  suggestedFix: string;
+}
+
+/** The diagnosis of one connection from its status entry. */
+export function diagnose(c: ConnectionStatus): Diagnosis {
+  const children = c.children.filter((ch) => ch.state === 'INSTALLED').length;
+  let fix: string;
+  if (c.lastError) fix = c.lastError.hint;
+  else if (c.state === 'ESTABLISHED' && children > 0) fix = 'none: the tunnel is up';
+  else if (c.state === 'CONNECTING' || c.state === 'REKEYING') fix = 'none yet: a negotiation is under way, run diagnose again in a few seconds';
+  else fix = 'start it with `vpcgw initiate NAME` (or startAction: start), or have the peer initiate';
+  return {
+    name: c.name,
+    state: c.state,
+    ...(c.peer ? { peer: c.peer } : {}),
+    ...(c.ikeSa ? { ikeSa: c.ikeSa } : {}),
+    children,
+    ...(c.reason ? { reason: c.reason } : {}),
+    ...(c.lastError ? { lastError: { ...c.lastError } } : {}),
+    suggestedFix: fix.replace('NAME', c.name),
+  };
+}
+
+/** `vpcgw diagnose NAME`: the diagnosis in the order an operator reads it. */
+export function formatDiagnosis(d: Diagnosis): string {
+  const out: string[] = [];
+  const where = [d.peer && `peer ${d.peer}`, d.ikeSa && `ike ${d.ikeSa}`].filter(Boolean).join(', ');
+  out.push(`connection ${d.name}: ${d.state}${where ? ` (${where})` : ''}`);
+  if (d.state === 'ESTABLISHED') out.push(`  children: ${d.children} installed${d.children === 0 ? ' (no traffic passes)' : ''}`);
+  if (d.lastError) {
+    out.push(`  last error (${d.lastError.at}): ${d.lastError.message}`);
+    out.push(`  code: ${d.lastError.code}`);
+  } else if (d.reason) {
+    out.push(`  reason: ${d.reason}`);
+  } else {
+    out.push('  last error: none');
+  }
+  out.push(`  suggested fix: ${d.suggestedFix}`);
   return out.join('\n');
 }

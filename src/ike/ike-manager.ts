@@ -4,7 +4,8 @@ import { VpnError } from '../common/errors.js';
 import { IKE_PORT } from '../common/ipsec-udp.js';
 import { formatIkeSpi } from '../common/spi.js';
 import { ExchangeType, HeaderFlag, NotifyType, PayloadType, ProtocolId } from './wire/constants.js';
-import type { IkeMessage } from './wire/types.js';
+import type { IkeMessage, Proposal } from './wire/types.js';
+import { peerOfferRefused } from './failure.js';
 import { decodeHeader, decodeMessage, encodeMessage } from './wire/message.js';
 import { DEFAULT_RETRANSMIT, type PeerConfig, type RetransmitConfig } from './config/peer-config.js';
 import { IkeSa, notify, type IkeContext } from './sa/ike-sa.js';
@@ -421,11 +422,13 @@ export class IkeManager {
     const choice = chooseIkeProposal(saP.proposals, ke.group, candidates);
     if (choice.kind === 'none') {
       this.counters.noProposal++;
+      const actions = [this.stateless(h, from, to, NotifyType.NO_PROPOSAL_CHOSEN, Buffer.alloc(0))];
+      this.reportRefusedOffer(saP.proposals, candidates, from, actions);
       this.log.warn(
         { peer: endpointToString(from) },
         `no acceptable IKE proposal: peer offered ${saP.proposals.map(proposalToString).join(', ')}; we accept ${candidates.flatMap((c) => c.ikeProposals.map(proposalToString)).join(', ')}`,
       );
-      return [this.stateless(h, from, to, NotifyType.NO_PROPOSAL_CHOSEN, Buffer.alloc(0))];
+      return actions;
     }
     if (choice.kind === 'invalid-ke') {
       this.counters.invalidKe++;
@@ -442,6 +445,22 @@ export class IkeManager {
     this.guard.added(from.address);
     sa.log.info({}, `${endpointToString(from)} is initiating an IKE_SA`);
     return sa.receive(datagram, from, to, now);
+  }
+
+  /**
+   * A refused IKE_SA_INIT keeps no state (RFC 7296 §2.6), but the operator must still learn why:
+   * the failure goes to the connections configured for the peer's address, or to the "%any" ones
+   * when none is (those then also collect the errors of strangers, as their logs do).
+   */
+  private reportRefusedOffer(offered: readonly Proposal[], candidates: readonly PeerConfig[], from: Endpoint, out: IkeAction[]): void {
+    const exact = candidates.filter((c) => c.remoteAddr === from.address);
+    const to = exact.length ? exact : candidates;
+    const ike = offered.filter((p) => p.protocol === ProtocolId.IKE);
+    for (const cfg of to) {
+      const failure = peerOfferRefused('ike', ike.length ? ike : offered, cfg.ikeProposals);
+      this.log.warn({ conn: cfg.name, peer: endpointToString(from), code: failure.code, hint: failure.hint }, `negotiation failed: ${failure.message}`);
+      out.push({ kind: 'negotiationFailed', connection: cfg.name, ikeId: null, failure });
+    }
   }
 
   private stateless(h: { spiI: Buffer; exchangeType: number; messageId: number }, from: Endpoint, to: Endpoint, type: number, data: Buffer): IkeAction {

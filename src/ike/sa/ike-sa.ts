@@ -14,6 +14,7 @@ import { ChildSa, spiHex, spiToBuffer } from './child-sa.js';
 import { type Endpoint, type IkeAction, endpointToString } from './types.js';
 import type { IkeTask } from '../tasks/task.js';
 import { firstErrorNotify } from '../tasks/task.js';
+import { noAnswer, type IkeFailure } from '../failure.js';
 
 /** Services the manager gives every IKE SA (randomness and SPI allocation are injectable for tests). */
 export interface IkeContext {
@@ -213,6 +214,7 @@ export class IkeSa {
       if (o.retries >= this.ctx.retransmit.tries) {
         this.log.warn({ mid: o.mid, tries: o.retries }, `giving up after ${o.retries} retransmits: peer does not answer`);
         if (o.tasks.some((t) => t.type === 'IKE_DPD')) this.ctx.onDpdFailed?.(this);
+        this.reportFailure(noAnswer(endpointToString(this.remote), o.retries, ExchangeType[o.exchange] ?? String(o.exchange)));
         this.destroy(`peer did not answer ${ExchangeType[o.exchange]} #${o.mid} after ${o.retries} retransmits`, now);
         return this.drain();
       }
@@ -454,6 +456,17 @@ export class IkeSa {
     this.establishedAtMs = now;
     this.log.info({ peerId: this.peerId?.text ?? null }, `IKE_SA ${this.cfg?.name ?? ''}[${this.id}] established between ${endpointToString(this.local)} and ${endpointToString(this.remote)}`);
     this.actions.push({ kind: 'ikeUp', connection: this.cfg?.name ?? '', ikeId: this.id });
+  }
+
+  /**
+   * Reports why a negotiation failed (one warning line with the suggested fix, and a
+   * `negotiationFailed` action). Before IKE_AUTH has chosen a connection, a responder SA reports it
+   * for each connection it may still become (its candidates, all of which share the peer address).
+   */
+  reportFailure(failure: IkeFailure): void {
+    const names = this.cfg ? [this.cfg.name] : this.candidates.map((c) => c.name);
+    this.log.warn({ code: failure.code, hint: failure.hint }, `negotiation failed: ${failure.message}`);
+    for (const connection of names) this.actions.push({ kind: 'negotiationFailed', connection, ikeId: this.id, failure });
   }
 
   /** Tears the SA down locally: children removed from the data plane, SPIs released. */

@@ -1,5 +1,6 @@
 import type { HostPort } from '../../common/endpoint.js';
 import type { Prefix } from '../../common/ip.js';
+import type { IkeFailure } from '../failure.js';
 
 /** A UDP endpoint as the IKE core sees it: address and port (src/common/endpoint.ts). */
 export type Endpoint = HostPort;
@@ -44,4 +45,10 @@ export type IkeAction =
   /** `inboundGraceMs`: keep the inbound SA that long (packets still in flight on a rekeyed SA) */
   | { kind: 'deleteChildSa'; connection: string; spiIn: number; spiOut: number; inboundGraceMs: number }
   | { kind: 'ikeUp'; connection: string; ikeId: string }
-  | { kind: 'ikeDown'; connection: string | null; ikeId: string; reason: string };
+  | { kind: 'ikeDown'; connection: string | null; ikeId: string; reason: string }
+  /**
+   * A negotiation of the connection failed (src/ike/failure.ts): what went wrong and the suggested
+   * fix. Comes beside the ikeDown of the SA when the failure ends it, alone when the IKE SA stays
+   * (a CHILD_SA refused in IKE_AUTH) or no SA was created (a stateless NO_PROPOSAL_CHOSEN).
+   */
+  | { kind: 'negotiationFailed'; connection: string; ikeId: string | null; failure: IkeFailure };

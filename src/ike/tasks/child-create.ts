@@ -4,10 +4,12 @@ import { deriveChildKeys, type ChildKeys } from '../sa/keymat.js';
 import { selectProposal, stripDh, proposalToString } from '../config/proposal.js';
 import { narrow, prefixToTs, tsToPrefixes, tsToString, tsWithin } from '../config/traffic-selector.js';
 import type { ChildConfig } from '../config/peer-config.js';
+import type { Prefix } from '../../common/ip.js';
 import { ChildSa, spiHex, spiToBuffer } from '../sa/child-sa.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, findPayload, firstErrorNotify } from './task.js';
+import { ourOfferRefused, peerError, peerOfferRefused, tsRefused, tsRefusedByPeer, type IkeFailure } from '../failure.js';
 
 // RFC 7296 §1.3 / §2.9 / §2.17: a CHILD_SA created inside IKE_AUTH, with traffic-selector narrowing.
 // The same task will serve CREATE_CHILD_SA (new child, rekey) with a KE for PFS.
@@ -16,6 +18,8 @@ export class ChildCreateTask implements IkeTask {
   readonly type = 'CHILD_CREATE';
   failReason?: string;
   failNotify?: number;
+  /** why we refuse the peer's CHILD_SA (responder), reported with the response */
+  private failure: IkeFailure | null = null;
   private child: ChildSa | null = null;
 
   constructor(private readonly sa: IkeSa, private readonly now: () => number, private readonly cfgName?: string) {}
@@ -57,6 +61,13 @@ export class ChildCreateTask implements IkeTask {
         : err === NotifyType.NO_PROPOSAL_CHOSEN
           ? `peer accepts none of our ESP proposals (NO_PROPOSAL_CHOSEN); we offered ${child.cfg.espProposals.map(proposalToString).join(', ')}`
           : `peer answered ${err !== undefined ? NotifyType[err] ?? err : 'without SA/TS'}`;
+      const ourLocal = child.localTs.map(tsToString).join(',');
+      const ourRemote = child.remoteTs.map(tsToString).join(',');
+      sa.reportFailure(err === NotifyType.TS_UNACCEPTABLE
+        ? tsRefusedByPeer(ourLocal, ourRemote)
+        : err === NotifyType.NO_PROPOSAL_CHOSEN
+          ? ourOfferRefused('esp', stripDh(child.cfg.espProposals as Proposal[]))
+          : peerError(`CHILD_SA ${child.cfg.name} not established: peer answered ${err !== undefined ? NotifyType[err] ?? err : 'without SA/TS'}`));
       return this.abandon(`failed to establish CHILD_SA ${child.cfg.name}, keeping IKE_SA: ${why}`);
     }
     const chosen = saP.proposals[0];
@@ -100,10 +111,18 @@ export class ChildCreateTask implements IkeTask {
       return 'done';
     }
     if (!sawProposal) {
+      const esp = saP.proposals.filter((p) => p.protocol === ProtocolId.ESP);
+      this.failure = peerOfferRefused('esp', esp.length ? esp : saP.proposals, sa.cfg!.children.flatMap((c) => stripDh(c.espProposals as Proposal[])));
       this.failNotify = NotifyType.NO_PROPOSAL_CHOSEN;
       this.failReason = `no acceptable ESP proposal: peer offered ${saP.proposals.map(proposalToString).join(', ')}; we accept ${sa.cfg!.children.flatMap((c) => c.espProposals.map(proposalToString)).join(', ')}`;
     } else {
       this.failNotify = NotifyType.TS_UNACCEPTABLE;
+      const prefixes = (list: readonly Prefix[]) => (list.length ? list.map((p) => tsToString(prefixToTs(p))).join(',') : '-');
+      const children = sa.cfg!.children;
+      this.failure = tsRefused(
+        tsi.selectors.map(tsToString).join(','), tsr.selectors.map(tsToString).join(','),
+        children.map((c) => prefixes(c.remoteTs)).join('; '), children.map((c) => prefixes(c.localTs)).join('; '),
+      );
       this.failReason = `traffic selectors unacceptable: peer proposed ${tsi.selectors.map(tsToString).join(',')} === ${tsr.selectors.map(tsToString).join(',')}; we allow ${sa.cfg!.children.map((c) => `${c.remoteTs.length ? c.remoteTs.map((p) => tsToString(prefixToTs(p))).join(',') : '-'} === ${c.localTs.map((p) => tsToString(prefixToTs(p))).join(',')}`).join('; ')}`;
     }
     sa.log.warn({}, `failed to establish CHILD_SA, keeping IKE_SA: ${this.failReason}`);
@@ -114,6 +133,9 @@ export class ChildCreateTask implements IkeTask {
   buildResponse(out: Payload[]): TaskStatus {
     if (this.failNotify) {
       out.push(notify(this.failNotify));
+      // reported here, not in processRequest: in IKE_AUTH the IKE SA comes up in the auth task's
+      // buildResponse, before this one, and its ikeUp clears the connection's last error
+      if (this.failure) this.sa.reportFailure(this.failure);
       return 'fail';
     }
     const child = this.child;

@@ -11,6 +11,7 @@ import { signAuth, verifyAuth } from '../sa/pubkey-auth.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
+import { authRejectedByPeer, peerAuthFailed, peerError, peerIdMismatch, typedId, type IkeFailure } from '../failure.js';
 
 // RFC 7296 §2.15: authentication of the IKE SA, with a pre-shared key (method 2, Shared Key MIC)
 // or a certificate: RFC 7427 digital signatures (method 14) or the classic RSA (1) and ECDSA
@@ -49,19 +50,25 @@ export class IkeAuthTask extends TaskBase implements IkeTask {
       const hint = cfg.cert
         ? `check that the peer trusts the CA of our certificate ${certName(cfg.cert.cert)} and expects our ID ${JSON.stringify(cfg.localId.text)}`
         : `check that both sides use the same PSK and that the peer expects our ID ${JSON.stringify(cfg.localId.text)}`;
+      sa.reportFailure(authRejectedByPeer(!!cfg.cert, cfg.localId.text));
       return this.fail(`peer rejected our authentication (AUTHENTICATION_FAILED): ${hint}`);
     }
     const idr = findPayload(msg, PayloadType.IDr);
     const auth = findPayload(msg, PayloadType.AUTH);
     if (!idr || !auth) {
       const err = firstErrorNotify(msg);
+      sa.reportFailure(peerError(`IKE_AUTH failed: peer answered ${err !== undefined ? NotifyType[err] ?? err : 'without IDr/AUTH'}`));
       return this.fail(`IKE_AUTH failed: peer answered ${err !== undefined ? NotifyType[err] ?? err : 'without IDr/AUTH'}`);
     }
     if (!identityMatches(cfg.remoteId, idr)) {
+      sa.reportFailure(peerIdMismatch(typedId(identityFromWire(idr.idType, idr.data)), cfg.remoteId.text));
       return this.fail(`peer identity ${identityFromWire(idr.idType, idr.data).text} does not match the configured ${cfg.remoteId.text}`);
     }
     const problem = this.verifyPeer(cfg, msg, auth, sa.initResponse, sa.nonceI, sa.keys!.skPr, idr);
-    if (problem) return this.fail(`authentication of peer ${identityFromWire(idr.idType, idr.data).text} failed: ${problem}`);
+    if (problem) {
+      sa.reportFailure(peerAuthFailed(typedId(identityFromWire(idr.idType, idr.data)), problem, !cfg.cert));
+      return this.fail(`authentication of peer ${identityFromWire(idr.idType, idr.data).text} failed: ${problem}`);
+    }
     sa.peerId = identityFromWire(idr.idType, idr.data);
     sa.established(this.now());
     return 'done';
@@ -79,11 +86,15 @@ export class IkeAuthTask extends TaskBase implements IkeTask {
     const matching = sa.candidates.filter((c) => identityMatches(c.remoteId, idi) && (!idr || identityMatches(c.localId, idr)));
     const cfg = matching.find((c) => !c.remoteId.any) ?? matching[0];
     if (!cfg) {
+      sa.reportFailure(noConnectionFor(sa.candidates, typedId(peerId), idr ? typedId(identityFromWire(idr.idType, idr.data)) : null, idi));
       return this.failWith(NotifyType.AUTHENTICATION_FAILED, `no connection for peer identity ${peerId.text}${idr ? ` asking for ${identityFromWire(idr.idType, idr.data).text}` : ''}`);
     }
     sa.chooseConfig(cfg);
     const problem = this.verifyPeer(cfg, msg, auth, sa.initRequest, sa.nonceR, sa.keys!.skPi, idi);
-    if (problem) return this.failWith(NotifyType.AUTHENTICATION_FAILED, `authentication of ${peerId.text} failed: ${problem}`);
+    if (problem) {
+      sa.reportFailure(peerAuthFailed(typedId(peerId), problem, !cfg.cert));
+      return this.failWith(NotifyType.AUTHENTICATION_FAILED, `authentication of ${peerId.text} failed: ${problem}`);
+    }
     sa.peerId = peerId;
     if (findNotify(msg, NotifyType.INITIAL_CONTACT)) sa.initialContact = true;
     return 'done';
@@ -143,6 +154,21 @@ export class IkeAuthTask extends TaskBase implements IkeTask {
     if (chainProblem) return chainProblem;
     return verifyAuth(ee.publicKey, auth.method, auth.data, signedOctets(this.sa.prf!, realMessage, nonce, skP, idBody), this.sa.offeredSignatureHashes);
   }
+}
+
+/**
+ * Why no connection takes the peer's IKE_AUTH: its IDi matches none of the connections configured
+ * for its address, or it matches but the peer asks for an ID of ours (IDr) we do not use.
+ */
+function noConnectionFor(candidates: readonly PeerConfig[], peerId: string, askedFor: string | null, idi: IdPayload): IkeFailure {
+  const byPeer = candidates.filter((c) => identityMatches(c.remoteId, idi));
+  if (byPeer.length === 0) return peerIdMismatch(peerId, [...new Set(candidates.map((c) => c.remoteId.text))].join(' or '));
+  const ours = [...new Set(byPeer.map((c) => c.localId.text))].join(' or ');
+  return {
+    code: 'PEER_ID_MISMATCH',
+    message: `peer ${peerId} asks for our ID ${askedFor ?? '?'}, but we use ${ours}`,
+    hint: `set ike.localId to ${askedFor ?? '?'}, or have the peer expect ${ours} as our ID (remote id / rightid)`,
+  };
 }
 
 /** CERT payloads: our end-entity certificate first, then the intermediates (RFC 7296 §3.6). */

@@ -10,6 +10,7 @@ import { notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
 import { SIGNATURE_HASHES, decodeSignatureHashes, encodeSignatureHashes } from '../sa/pubkey-auth.js';
 import { caCertReq } from './ike-auth.js';
+import { ourOfferRefused, peerError } from '../failure.js';
 
 // RFC 7296 §1.2, §2.6, §3.3: IKE_SA_INIT — proposal selection, KE, nonces, INVALID_KE_PAYLOAD retry, COOKIE.
 
@@ -95,6 +96,11 @@ export class IkeInitTask extends TaskBase implements IkeTask {
       const g = invalidKe.data.length >= 2 ? invalidKe.data.readUInt16BE(0) : 0;
       const offered = cfg.ikeProposals.some((p) => p.transforms.some((t) => t.type === TransformType.DH && t.id === g));
       if (!offered || g === this.group || ++this.retries > MAX_INIT_RETRIES) {
+        sa.reportFailure({
+          code: 'IKE_PROPOSAL_MISMATCH',
+          message: `peer wants DH group ${g} (INVALID_KE_PAYLOAD from the peer), which none of our IKE proposals has`,
+          hint: 'set ike.proposals to include a DH group the peer accepts, or ask the peer to accept one of ours',
+        });
         return this.fail(`peer wants DH group ${g}, which we did not offer (our proposals: ${cfg.ikeProposals.map(proposalToString).join(', ')})`);
       }
       sa.log.info({ group: g }, `peer requested DH group ${g} (INVALID_KE_PAYLOAD), retrying`);
@@ -104,8 +110,10 @@ export class IkeInitTask extends TaskBase implements IkeTask {
     const err = firstErrorNotify(msg);
     if (err !== undefined) {
       if (err === NotifyType.NO_PROPOSAL_CHOSEN) {
+        sa.reportFailure(ourOfferRefused('ike', cfg.ikeProposals));
         return this.fail(`peer accepts none of our IKE proposals (NO_PROPOSAL_CHOSEN); we offered ${cfg.ikeProposals.map(proposalToString).join(', ')}`);
       }
+      sa.reportFailure(peerError(`peer answered IKE_SA_INIT with ${NotifyType[err] ?? err}`));
       return this.fail(`peer answered IKE_SA_INIT with ${NotifyType[err] ?? err}`);
     }
     const saP = findPayload(msg, PayloadType.SA);

@@ -138,3 +138,28 @@ describe('IpsecController.reconfigure', () => {
     expect(peers.get(PEERS.c1!)!.status().map((s) => s.state)).toEqual(['ESTABLISHED']);
   });
 });
+
+describe('IpsecController: the last error of a connection', () => {
+  it('keeps why the negotiation failed with a time, and clears it once the IKE SA comes up', () => {
+    const { ctrl, peers, pump } = setUp();
+    const peer = peers.get(PEERS.c1!)!;
+    const good = peer.config('c1')!;
+    ctrl.terminate('c1');
+    pump();
+    peer.setConfigs([{ ...good, psk: Buffer.from('another-test-fixture-psk') }]);
+    ctrl.initiate('c1');
+    pump();
+    const c1 = ctrl.status().find((c) => c.name === 'c1')!;
+    expect(c1.state).toBe('DOWN');
+    expect(c1.lastError).toMatchObject({ code: 'AUTH_REJECTED_BY_PEER', message: 'PSK mismatch (AUTHENTICATION_FAILED from the peer)' });
+    expect(c1.lastError!.hint).toMatch(/same psk/);
+    expect(Date.now() - Date.parse(c1.lastError!.at)).toBeLessThan(60_000);
+    expect(ctrl.status().find((c) => c.name === 'c2')!.lastError).toBeUndefined();
+    peer.setConfigs([good]);
+    ctrl.initiate('c1');
+    pump();
+    const up = ctrl.status().find((c) => c.name === 'c1')!;
+    expect(up.state).toBe('ESTABLISHED');
+    expect(up.lastError).toBeUndefined();
+  });
+});

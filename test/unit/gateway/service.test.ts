@@ -50,6 +50,17 @@ describe('GatewayService', () => {
     expect(svc.get('vpn-connections', 'conn1').status).toBe('ACTIVE');
   });
 
+  it('a connection\'s view carries its last negotiation error (last_error) and says it in status_reason while down', async () => {
+    const v = await svc.create('vpn-connection', CONN);
+    const err = { code: 'AUTH_REJECTED_BY_PEER', message: 'PSK mismatch (AUTHENTICATION_FAILED from the peer)', hint: 'set the same psk on both sides', at: '2026-01-01T00:00:00.000Z' };
+    gw.lastErrors.set('conn1', err);
+    expect(svc.get('vpn-connection', v.id)).toMatchObject({ status: 'DOWN', status_reason: err.message, last_error: err });
+    gw.established.add('conn1');
+    const up = svc.get('vpn-connection', v.id);
+    expect(up.status).toBe('ACTIVE');
+    expect(up.status_reason).toBeUndefined();
+  });
+
   it('refuses a bad body with the resource and field named, and stores nothing', async () => {
     await expect(svc.create('vpn-connection', { ...CONN, remoteSubnets: ['10.2.5.0/24'] }))
       .rejects.toThrow(/vpnConnections\[conn1\]\.remoteSubnets\[0\].*10\.2\.5\.0\/24/);

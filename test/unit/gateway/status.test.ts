@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatStatus, type GatewayStatus } from '../../../src/gateway/status.js';
+import { diagnose, formatDiagnosis, formatStatus, type ConnectionStatus, type GatewayStatus } from '../../../src/gateway/status.js';
 
 function status(extra: Partial<GatewayStatus> = {}): GatewayStatus {
   return {
@@ -27,5 +27,42 @@ describe('formatStatus: IKE responder line', () => {
     expect(formatStatus(status({ ikeResponder: { halfOpen: 0, halfOpenSources: 0, cookiesSent: 0, drops: { malformed: 0 } } })))
       .toContain('0 cookies sent, drops: none');
     expect(formatStatus(status())).not.toContain('ike responder');
+  });
+});
+
+describe('last error and vpcgw diagnose', () => {
+  const down: ConnectionStatus = {
+    name: 'dc1', state: 'DOWN', children: [],
+    lastError: {
+      code: 'IKE_PROPOSAL_MISMATCH', at: '2026-01-01T00:00:05.000Z',
+      message: 'no acceptable IKE proposal: peer offered aes256-sha1-modp1024, we accept aes128gcm16-prfsha256-x25519',
+      hint: 'set ike.proposals to include aes256-sha1-modp1024 or ask the peer for aes128gcm16-prfsha256-x25519',
+    },
+  };
+
+  it('status shows the last error under the connection', () => {
+    expect(formatStatus(status({ connections: [down] }))).toContain(
+      '    last error 2026-01-01T00:00:05.000Z: no acceptable IKE proposal: peer offered aes256-sha1-modp1024, we accept aes128gcm16-prfsha256-x25519 [IKE_PROPOSAL_MISMATCH]',
+    );
+  });
+
+  it('diagnose prints the state, the last error and the suggested fix', () => {
+    const d = diagnose(down);
+    expect(d).toMatchObject({ name: 'dc1', state: 'DOWN', children: 0, suggestedFix: down.lastError!.hint });
+    expect(formatDiagnosis(d).split('\n')).toEqual([
+      'connection dc1: DOWN',
+      `  last error (2026-01-01T00:00:05.000Z): ${down.lastError!.message}`,
+      '  code: IKE_PROPOSAL_MISMATCH',
+      `  suggested fix: ${down.lastError!.hint}`,
+    ]);
+  });
+
+  it('an established tunnel with a child needs no fix; one without children says no traffic passes', () => {
+    const child = { state: 'INSTALLED', spiIn: '0x1', spiOut: '0x2', bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0 };
+    expect(diagnose({ name: 'dc1', state: 'ESTABLISHED', children: [child] }).suggestedFix).toBe('none: the tunnel is up');
+    const text = formatDiagnosis(diagnose({ name: 'dc1', state: 'DOWN', children: [] }));
+    expect(text).toContain('last error: none');
+    expect(text).toContain('vpcgw initiate dc1');
+    expect(formatDiagnosis(diagnose({ ...down, state: 'ESTABLISHED' }))).toContain('children: 0 installed (no traffic passes)');
   });
 });

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { parseProposals } from '../../../src/ike/config/proposal.js';
+import { DhId, EncrId, IntegId, PrfId, ProtocolId, TransformType } from '../../../src/ike/wire/constants.js';
+import type { Proposal } from '../../../src/ike/wire/types.js';
+import { peerOfferRefused, proposalKeywords, proposalsKeywords } from '../../../src/ike/failure.js';
+
+describe('proposals in swanctl keyword syntax', () => {
+  it('prints parsed proposals as they were written', () => {
+    for (const text of ['aes128gcm16-prfsha256-x25519', 'aes256-sha256-modp2048', 'aes128-aes256-sha256-ecp256']) {
+      expect(proposalKeywords(parseProposals(text, 'ike')[0]!)).toBe(text);
+    }
+    expect(proposalKeywords(parseProposals('aes256-sha1', 'esp')[0]!)).toBe('aes256-sha1');
+    expect(proposalKeywords(parseProposals('aes128gcm16-esn', 'esp')[0]!)).toBe('aes128gcm16-esn');
+    expect(proposalsKeywords(parseProposals('aes128gcm16-prfsha256-x25519,aes256-sha256-modp2048', 'ike'))).toBe(
+      'aes128gcm16-prfsha256-x25519, aes256-sha256-modp2048',
+    );
+  });
+
+  it('names algorithms we do not implement, as a peer may offer them (strongSwan aes256-sha1-modp1024)', () => {
+    const offer: Proposal = {
+      num: 1, protocol: ProtocolId.IKE, spi: Buffer.alloc(0), transforms: [
+        { type: TransformType.ENCR, id: EncrId.ENCR_AES_CBC, keyLength: 256 },
+        { type: TransformType.INTEG, id: IntegId.AUTH_HMAC_SHA1_96 },
+        { type: TransformType.PRF, id: PrfId.PRF_HMAC_SHA1 },
+        { type: TransformType.DH, id: 2 as DhId },
+      ],
+    };
+    expect(proposalKeywords(offer)).toBe('aes256-sha1-modp1024');
+    const f = peerOfferRefused('ike', [offer], parseProposals('aes128gcm16-prfsha256-x25519', 'ike'));
+    expect(f.message).toBe('no acceptable IKE proposal: peer offered aes256-sha1-modp1024, we accept aes128gcm16-prfsha256-x25519');
+    expect(f.hint).toBe('set ike.proposals to include aes256-sha1-modp1024 or ask the peer for aes128gcm16-prfsha256-x25519');
+  });
+});
