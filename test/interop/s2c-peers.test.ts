@@ -105,6 +105,7 @@ describe('peers that restart or vanish (vpcgw start against strongSwan)', () => 
     const sw = await startCharon(topo);
     const cfg = gwConfig(topo, 'start');
     let gw = await Vpcgw.start(topo, 'cloudGw', cfg);
+    running.push(gw);
     await gw.waitInstalled();
     const oldSw = (await sw.listSas())[0]!;
     await crash(gw);
