@@ -86,7 +86,7 @@ export interface TunnelContext {
  * (the daemon logs anything thrown and carries on).
  */
 export interface TunnelController {
-  /** Called once the sockets are bound; starts connections whose startAction is "start". */
+  /** Called once the sockets are bound; starts connections whose startAction is "start" and traps "trap" ones. */
   start(): void;
   /** Called on daemon stop: send deletes, drop SAs. */
   stop(): Promise<void> | void;

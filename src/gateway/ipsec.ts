@@ -1,5 +1,6 @@
 import { formatEndpoint, withFamily, type Endpoint } from '../common/endpoint.js';
 import type { Prefix } from '../common/ip.js';
+import type { PacketSink } from '../common/packet-sink.js';
 import { formatPrefix } from '../common/ip.js';
 import { formatChildSpi } from '../common/spi.js';
 import { IkeManager, type IkeSaStatus } from '../ike/ike-manager.js';
@@ -33,6 +34,9 @@ export class IpsecController implements TunnelController {
   /** inbound SAs kept for a grace period after their child was deleted in a rekey */
   private readonly lingering: { spiIn: number; atMs: number }[] = [];
   private readonly now: () => number;
+  /** trapped connections (startAction trap) by name: the sink their remote subnets route to while down */
+  private readonly traps = new Map<string, TrapSink>();
+  private stopping = false;
 
   constructor(private readonly ctx: TunnelContext, opts: { now?: () => number; retransmit?: RetransmitConfig } = {}) {
     this.now = opts.now ?? Date.now;
@@ -46,6 +50,7 @@ export class IpsecController implements TunnelController {
   }
 
   start(): void {
+    for (const c of this.configs) if (c.startAction === 'trap') this.installTrap(c);
     for (const c of this.configs) {
       if (c.startAction !== 'start') continue;
       if (!c.remoteAddr) {
@@ -57,6 +62,8 @@ export class IpsecController implements TunnelController {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    for (const name of [...this.traps.keys()]) this.removeTrap(name);
     this.exec(this.mgr.terminateAll(this.now()));
     const deadline = Date.now() + SHUTDOWN_DELETE_WAIT_MS;
     while (this.mgr.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -86,6 +93,8 @@ export class IpsecController implements TunnelController {
     }
     this.exec(this.mgr.replaceConfigs(this.configs, this.now()));
     const fresh = new Set([...change.added, ...change.changed]);
+    for (const name of [...change.removed, ...change.changed]) this.removeTrap(name);
+    for (const c of this.configs) if (fresh.has(c.name) && c.startAction === 'trap') this.installTrap(c);
     for (const c of this.configs) {
       if (!fresh.has(c.name) || c.startAction !== 'start') continue;
       if (!c.remoteAddr) continue; // the config loader refuses "start" with %any
@@ -164,6 +173,11 @@ export class IpsecController implements TunnelController {
 
   tick(nowMs: number): void {
     this.expireLingering(nowMs);
+    for (const [name, trap] of this.traps) {
+      if (!trap.hit) continue;
+      trap.hit = false;
+      this.exec(this.mgr.acquire(name, nowMs));
+    }
     this.exec(this.mgr.tick(nowMs));
     const dp = this.ctx.dataPlane;
     this.exec(this.mgr.livenessCheck(nowMs, (spiIn) => dp?.saCounters(spiIn, 'in')?.packets ?? 0));
@@ -174,6 +188,7 @@ export class IpsecController implements TunnelController {
     const dpd = this.mgr.nextLivenessCheck();
     let d = Math.min(this.mgr.nextDeadline(), dpd === Infinity ? Infinity : Math.min(dpd, this.now() + 1000));
     for (const l of this.lingering) d = Math.min(d, l.atMs);
+    for (const t of this.traps.values()) if (t.hit) return this.now();
     return d;
   }
 
@@ -261,12 +276,56 @@ export class IpsecController implements TunnelController {
   private removeChild(spiIn: number, spiOut: number, inboundGraceMs = 0): void {
     const dp = this.ctx.dataPlane;
     if (!dp) return;
-    for (const prefix of this.routesBySpi.get(spiOut) ?? []) dp.removeRoute(prefix);
+    const unrouted = this.routesBySpi.get(spiOut) ?? [];
+    for (const prefix of unrouted) dp.removeRoute(prefix);
     this.routesBySpi.delete(spiOut);
+    this.rearmTraps(unrouted);
     this.pendingRoutes.delete(spiOut);
     dp.removeSa(spiOut, 'out');
     if (inboundGraceMs > 0) this.lingering.push({ spiIn, atMs: this.now() + inboundGraceMs });
     else dp.removeSa(spiIn, 'in');
+  }
+
+  /**
+   * startAction trap, as strongSwan's start_action=trap: the connection's remote subnets route to a
+   * sink in the data plane while no CHILD_SA carries them, and the first packet that reaches it
+   * starts an initiation (IkeManager.acquire, rate-limited there; the sink only raises a flag, the
+   * next tick acts on it). A CHILD_SA's routes replace the sink routes; when the child goes, the
+   * sink routes come back (rearmTraps), so the next packet brings the tunnel up again.
+   */
+  private installTrap(cfg: PeerConfig): void {
+    const dp = this.ctx.dataPlane;
+    if (!dp || !cfg.remoteAddr) return;
+    let trap = this.traps.get(cfg.name);
+    if (!trap) {
+      trap = new TrapSink(cfg.children.flatMap((c) => c.remoteTs));
+      this.traps.set(cfg.name, trap);
+    }
+    for (const prefix of trap.prefixes) if (!this.routedToSa(prefix)) dp.addSinkRoute(prefix, trap);
+    this.ctx.log.info({ conn: cfg.name, routes: trap.prefixes.map(formatPrefix) }, 'connection trapped: the first packet for its remote subnets initiates it');
+  }
+
+  private removeTrap(name: string): void {
+    const trap = this.traps.get(name);
+    if (!trap) return;
+    this.traps.delete(name);
+    for (const prefix of trap.prefixes) this.ctx.dataPlane?.removeSinkRoute(prefix);
+  }
+
+  /** Points prefixes a removed child no longer routes back at their connection's trap sink. */
+  private rearmTraps(prefixes: readonly Prefix[]): void {
+    const dp = this.ctx.dataPlane;
+    if (!dp || this.stopping || this.traps.size === 0 || prefixes.length === 0) return;
+    const gone = new Set(prefixes.map(formatPrefix));
+    for (const trap of this.traps.values()) {
+      for (const prefix of trap.prefixes) if (gone.has(formatPrefix(prefix)) && !this.routedToSa(prefix)) dp.addSinkRoute(prefix, trap);
+    }
+  }
+
+  private routedToSa(prefix: Prefix): boolean {
+    const key = formatPrefix(prefix);
+    for (const list of this.routesBySpi.values()) if (list.some((p) => formatPrefix(p) === key)) return true;
+    return false;
   }
 
   /** Removes the inbound SAs whose grace after a rekey has run out. */
@@ -287,6 +346,19 @@ export class IpsecController implements TunnelController {
 }
 
 export const ipsecController = (ctx: TunnelContext): TunnelController => new IpsecController(ctx);
+
+/**
+ * The data-plane sink of one trapped connection. A packet only raises `hit` (it is dropped, as
+ * strongSwan drops the packet that triggers an acquire); no per-packet allocation.
+ */
+class TrapSink implements PacketSink {
+  hit = false;
+  constructor(readonly prefixes: readonly Prefix[]) {}
+  push(_buf: Buffer, _off: number, _len: number): void {
+    this.hit = true;
+  }
+  flush(): void {}
+}
 
 function mapState(sa: IkeSaStatus): ConnectionState {
   switch (sa.state) {

@@ -44,6 +44,8 @@ export function peerConfigFrom(cfg: GatewayConfig, c: VpnConnectionConfig, path:
     ikeLifetimeSec: c.ike.lifetimeSec,
     startAction: c.startAction,
     dpdIntervalSec: c.dpd?.intervalSec ?? 0,
+    dpdAction: c.dpd?.action ?? 'clear',
+    dpdTimeoutSec: c.dpd?.timeoutSec ?? 0,
     children: Object.freeze([child]),
   });
 }

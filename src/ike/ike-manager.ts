@@ -21,6 +21,7 @@ import { IkeDpdTask } from './tasks/ike-dpd.js';
 import type { IkeTask } from './tasks/task.js';
 import { findNotify, findPayload } from './tasks/task.js';
 import { ChildRekeyTask } from './tasks/child-rekey.js';
+import { ChildRecreateTask } from './tasks/child-recreate.js';
 import { IkeRekeyTask, type IkeRekeyHost } from './tasks/ike-rekey.js';
 import { tsToString } from './config/traffic-selector.js';
 import { checkLifetimes, lifetimeDeadline, startChildRekey, startIkeRekey } from './rekey-scheduler.js';
@@ -31,6 +32,19 @@ import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, IkeInitGuard, type InitLimits } from './
 export const UNMATCHED_LOG_INTERVAL_MS = 60_000;
 /** Sources remembered for that log's rate limit; the memory is cleared when it fills (a spoofed flood). */
 const UNMATCHED_LOG_SOURCES_MAX = 1024;
+
+/**
+ * Re-initiation after the peer went away (DPD action restart, strongSwan's dpd_action=restart):
+ * the first attempt goes out at once; each attempt that fails before the IKE SA is up waits twice
+ * as long as the last before the next, from RESTART_BACKOFF_MIN_MS up to RESTART_BACKOFF_MAX_MS.
+ */
+export const RESTART_BACKOFF_MIN_MS = 2000;
+export const RESTART_BACKOFF_MAX_MS = 120_000;
+/**
+ * A trapped connection (startAction trap) initiates on the first packet for its remote subnets;
+ * further packets while it is down start another attempt at most this often.
+ */
+export const TRAP_ACQUIRE_INTERVAL_MS = 5000;
 
 export interface IkeManagerOptions {
   log: Logger;
@@ -137,6 +151,10 @@ export class IkeManager {
   /** rekeys and DPD failures by connection name (connectionCounters) */
   private readonly connCounters = new Map<string, IkeConnectionCounters>();
   private readonly random: (n: number) => Buffer;
+  /** connections re-initiating after their peer went away (DPD action restart), by name */
+  private readonly restarts = new Map<string, { atMs: number; attempt: number }>();
+  /** trapped connections: when traffic last started an initiation, by name */
+  private readonly acquiredAtMs = new Map<string, number>();
   readonly counters: IkeCounters = {
     malformed: 0, unknownSpi: 0, noConfig: 0, noProposal: 0, invalidKe: 0, badVersion: 0, unsupportedCritical: 0,
     cookiesSent: 0, cookieInvalid: 0, halfOpenLimit: 0, halfOpenPerSource: 0,
@@ -183,6 +201,7 @@ export class IkeManager {
     this.clock = now;
     this.setConfigs(configs);
     const live = new Set(configs);
+    for (const name of [...this.restarts.keys()]) if (!this.configs.has(name)) this.restarts.delete(name);
     const out: IkeAction[] = [];
     for (const sa of [...this.sas.values()]) {
       if (sa.state === 'DEAD' || sa.state === 'DELETING') continue;
@@ -225,6 +244,7 @@ export class IkeManager {
   /** Deletes every IKE SA of a connection (INFORMATIONAL D(IKE)); half-open ones are just dropped. */
   terminate(name: string, now: number): IkeAction[] {
     this.clock = now;
+    this.restarts.delete(name);
     const out: IkeAction[] = [];
     for (const sa of [...this.sas.values()]) {
       if (sa.cfg?.name !== name) continue;
@@ -268,6 +288,7 @@ export class IkeManager {
   /** Shutdown: DELETE for every established SA. */
   terminateAll(now: number, reason = 'gateway shutting down'): IkeAction[] {
     this.clock = now;
+    this.restarts.clear();
     const out: IkeAction[] = [];
     for (const sa of [...this.sas.values()]) out.push(...this.deleteSa(sa, reason, now));
     return this.collect(out);
@@ -316,6 +337,71 @@ export class IkeManager {
       if (interval > 0 && sa.state === 'ESTABLISHED') d = Math.min(d, Math.max(sa.activityMs, sa.establishedAtMs) + interval);
     }
     return d;
+  }
+
+  /**
+   * Traffic for a trapped connection's remote subnets reached the gateway while it has no SA
+   * (strongSwan's acquire for a start_action=trap policy): initiate, unless an IKE SA of it is up or
+   * being set up, or traffic started one less than TRAP_ACQUIRE_INTERVAL_MS ago.
+   */
+  acquire(name: string, now: number): IkeAction[] {
+    this.clock = now;
+    const cfg = this.configs.get(name);
+    if (!cfg || !cfg.remoteAddr) return [];
+    if (this.hasLiveSa(cfg)) return [];
+    const last = this.acquiredAtMs.get(name);
+    if (last !== undefined && now - last < TRAP_ACQUIRE_INTERVAL_MS) return [];
+    this.acquiredAtMs.set(name, now);
+    this.log.info({ conn: name }, 'traffic for the remote subnets of a trapped connection: initiating');
+    return this.initiate(name, now);
+  }
+
+  /** Whether the connection has an IKE SA that is up or being set up. */
+  private hasLiveSa(cfg: PeerConfig): boolean {
+    for (const sa of this.sas.values()) if (sa.cfg === cfg && sa.state !== 'DEAD' && sa.state !== 'DELETING') return true;
+    return false;
+  }
+
+  /** Connections waiting to re-initiate (DPD action restart), with the time of the next attempt (status, tests). */
+  pendingRestarts(): { name: string; atMs: number; attempt: number }[] {
+    return [...this.restarts].map(([name, r]) => ({ name, ...r }));
+  }
+
+  /**
+   * Bookkeeping for DPD action restart when an IKE SA of `cfg` went down: a peer that stopped
+   * answering an established SA gets a new initiation at once; an attempt of ours that failed while
+   * a restart is pending gets the next one after the back-off. Nothing while another SA of the
+   * connection lives (the peer may have come back by itself).
+   */
+  private noteDown(sa: IkeSa, now: number): void {
+    const cfg = sa.cfg;
+    if (!cfg || cfg.dpdAction !== 'restart' || !cfg.remoteAddr || this.configs.get(cfg.name) !== cfg) return;
+    if (this.hasLiveSa(cfg)) return;
+    const pending = this.restarts.get(cfg.name);
+    if (sa.peerUnresponsive && sa.establishedAtMs > 0) {
+      sa.log.info({}, `peer ${cfg.remoteAddr} is gone: initiating ${cfg.name} again (dpd action restart)`);
+      this.restarts.set(cfg.name, { atMs: now, attempt: 1 });
+    } else if (pending && sa.initiator && sa.establishedAtMs === 0) {
+      const waitMs = Math.min(RESTART_BACKOFF_MAX_MS, RESTART_BACKOFF_MIN_MS * 2 ** (pending.attempt - 1));
+      sa.log.info({ attempt: pending.attempt, waitMs }, `restart of ${cfg.name} failed: trying again in ${Math.round(waitMs / 1000)} s`);
+      this.restarts.set(cfg.name, { atMs: now + waitMs, attempt: pending.attempt + 1 });
+    }
+  }
+
+  /** Starts the restarts that are due (tick). */
+  private runRestarts(now: number): IkeAction[] {
+    const out: IkeAction[] = [];
+    for (const [name, r] of [...this.restarts]) {
+      if (r.atMs > now) continue;
+      const cfg = this.configs.get(name);
+      if (!cfg) {
+        this.restarts.delete(name);
+        continue;
+      }
+      r.atMs = Infinity; // the attempt's outcome (noteDown, or ikeUp) sets what comes next
+      if (!this.hasLiveSa(cfg)) out.push(...this.initiate(name, now));
+    }
+    return out;
   }
 
   /** Deletes one child SA by our inbound SPI. */
@@ -539,8 +625,9 @@ export class IkeManager {
           const saP = findPayload(_msg, PayloadType.SA);
           if (saP?.proposals.some((p) => p.protocol === ProtocolId.IKE)) return [new IkeRekeyTask(sa, host, nowFn)];
           if (findNotify(_msg, NotifyType.REKEY_SA)) return [new ChildRekeyTask(sa, nowFn)];
-          // additional children (no REKEY_SA) are not supported: NO_ADDITIONAL_SAS, keep the IKE SA
-          return [new RefuseChildTask()];
+          // a new child (no REKEY_SA): accepted only for a connection whose child is gone, else
+          // NO_ADDITIONAL_SAS (child-recreate.ts)
+          return [new ChildRecreateTask(sa, nowFn)];
         }
         default:
           return null;
@@ -552,8 +639,13 @@ export class IkeManager {
   private collect(actions: IkeAction[]): IkeAction[] {
     for (const a of actions) {
       if (a.kind === 'ikeDown') {
-        for (const [k, sa] of this.sas) if (sa.id === a.ikeId && sa.state === 'DEAD') this.sas.delete(k);
+        for (const [k, sa] of this.sas) {
+          if (sa.id !== a.ikeId || sa.state !== 'DEAD') continue;
+          this.sas.delete(k);
+          this.noteDown(sa, this.clock);
+        }
       } else if (a.kind === 'ikeUp') {
+        this.restarts.delete(a.connection);
         const up = [...this.sas.values()].find((s) => s.id === a.ikeId);
         if (up && up.initialContact) {
           up.initialContact = false;
@@ -583,6 +675,7 @@ export class IkeManager {
     this.clock = now;
     const out: IkeAction[] = [];
     for (const sa of [...this.sas.values()]) if (sa.nextDeadline() <= now) out.push(...sa.tick(now));
+    out.push(...this.runRestarts(now));
     // rekeys we start and hard expiry, at the configured lifetimes (rekey-scheduler.ts)
     const host = this.rekeyHost();
     for (const sa of [...this.sas.values()]) out.push(...checkLifetimes(sa, now, () => this.clock, host));
@@ -592,6 +685,7 @@ export class IkeManager {
   nextDeadline(): number {
     let d = Infinity;
     for (const sa of this.sas.values()) d = Math.min(d, sa.nextDeadline(), lifetimeDeadline(sa));
+    for (const r of this.restarts.values()) d = Math.min(d, r.atMs);
     return d;
   }
 
@@ -683,18 +777,6 @@ function informationalTasks(sa: IkeSa, msg: IkeMessage, now: () => number): IkeT
   if (child) tasks.push(new ChildDeleteTask(sa));
   if (tasks.length === 0) tasks.push(new IkeDpdTask());
   return tasks;
-}
-
-/** Additional CHILD_SAs are not supported yet: answer NO_ADDITIONAL_SAS (RFC 7296 §1.3), keep the IKE SA. */
-class RefuseChildTask implements IkeTask {
-  readonly type = 'CHILD_CREATE';
-  processRequest(): 'done' {
-    return 'done';
-  }
-  buildResponse(out: import('./wire/types.js').Payload[]): 'done' {
-    out.push(notify(NotifyType.NO_ADDITIONAL_SAS));
-    return 'done';
-  }
 }
 
 function isZero(b: Buffer): boolean {

@@ -43,7 +43,9 @@ const TUN_NAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 const IKE_UDP_PORTS: readonly number[] = [500, 4500];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-export const START_ACTIONS = ['start', 'none'] as const;
+export const START_ACTIONS = ['start', 'none', 'trap'] as const;
+/** What an unanswered liveness check does (strongSwan's dpd_action); clear is the default. */
+export const DPD_ACTIONS = ['clear', 'restart', 'none'] as const;
 export const SSL_PROTOCOLS = ['udp', 'tcp'] as const;
 /** OpenVPN data-channel ciphers the SSL server implements (src/ssl/data/data-aead.ts), in preference order. */
 export const DATA_CIPHERS = ['AES-256-GCM', 'AES-128-GCM', 'CHACHA20-POLY1305'] as const;
@@ -340,7 +342,12 @@ export const ESP_POLICY = object({
 
 export const DPD = object({
   interval: required(duration(...DPD_INTERVAL_RANGE_SEC), 'Liveness check after this long without traffic from the peer.'),
-}, { finish: (v) => ({ intervalSec: v.interval }) });
+  action: withDefault(oneOf(DPD_ACTIONS,
+    'clear: delete the SAs; restart: delete them and initiate again (with back-off) until the peer is back; none: only log and count.'), 'clear'),
+  timeout: optional(duration(...DPD_INTERVAL_RANGE_SEC), {
+    description: 'The peer counts as dead when a liveness check stays unanswered this long. Default: the IKE retransmission schedule (about 165 s).',
+  }),
+}, { finish: (v) => ({ intervalSec: v.interval, action: v.action, timeoutSec: v.timeout ?? 0 }) });
 
 type CustomerGateway = Out<typeof CUSTOMER_GATEWAY>;
 type Gateway = Out<typeof GATEWAY>;
@@ -353,7 +360,7 @@ export const VPN_CONNECTION = object({
   auth: required(AUTH),
   ike: withDefault(IKE_POLICY, {}),
   esp: withDefault(ESP_POLICY, {}),
-  startAction: optional(oneOf(START_ACTIONS, 'start: initiate at boot; none: wait for the peer. Default: start, or none when the customer gateway is "%any".')),
+  startAction: optional(oneOf(START_ACTIONS, 'start: initiate at boot; none: wait for the peer; trap: initiate when traffic for remoteSubnets first arrives. Default: start, or none when the customer gateway is "%any".')),
   dpd: optional(DPD, { description: 'Omitted or null: no DPD.' }),
 }, {
   rules: 'customerGateway names a customer gateway; localSubnets lie inside gateway.vpcSubnets and remoteSubnets outside; '
@@ -381,7 +388,7 @@ export const VPN_CONNECTION = object({
       }
     });
     const startAction = v.startAction ?? (peer.address ? 'start' : 'none');
-    if (startAction === 'start' && !peer.address) {
+    if ((startAction === 'start' || startAction === 'trap') && !peer.address) {
       throw new ConfigError(join(path, 'startAction'), startAction, `"none": customer gateway ${peer.name} has address "%any", so we cannot initiate`);
     }
     const cgwIndex = cgws.indexOf(peer);

@@ -90,7 +90,8 @@ export function exportFacts(cfg: GatewayConfig, connection: string): ExportFacts
     ikeLifetimeSec: conn.ike.lifetimeSec,
     espLifetimeSec: conn.esp.lifetimeSec,
     dpdSec: conn.dpd?.intervalSec ?? null,
-    peerStarts: conn.startAction !== 'start',
+    // start and trap: we initiate (at boot, or on the first packet), the peer traps as well
+    peerStarts: conn.startAction === 'none',
     auth: creds && conn.peer.trust
       ? {
         kind: 'cert',

@@ -33,8 +33,17 @@ export interface PeerConfig {
   readonly cert?: CertAuthConfig | null;
   readonly ikeProposals: readonly Proposal[];
   readonly ikeLifetimeSec: number;
-  readonly startAction: 'start' | 'none';
+  /** start: initiate at boot; none: wait for the peer; trap: initiate on the first packet for remoteTs (the shell sees it) */
+  readonly startAction: 'start' | 'none' | 'trap';
   readonly dpdIntervalSec: number;
+  /**
+   * What an unanswered liveness check leads to, as strongSwan's dpd_action: clear (the default)
+   * deletes the SAs, restart deletes them and initiates again with back-off until the peer is back,
+   * none only logs and counts it and keeps the SAs.
+   */
+  readonly dpdAction?: DpdAction;
+  /** give up on a liveness check after this long (seconds); 0 or absent: the retransmission schedule */
+  readonly dpdTimeoutSec?: number;
   readonly children: readonly ChildConfig[];
 }
 
@@ -55,6 +64,8 @@ export interface CertAuthConfig {
    */
   readonly signatureAuth: boolean;
 }
+
+export type DpdAction = 'clear' | 'restart' | 'none';
 
 /** Retransmission schedule (strongSwan's retransmit_timeout/base/tries). */
 export interface RetransmitConfig {

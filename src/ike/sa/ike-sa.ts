@@ -59,6 +59,8 @@ interface Outstanding {
   sentAtMs: number;
   retries: number;
   nextAtMs: number;
+  /** a liveness check counted as unanswered but kept going (DPD action none) */
+  deadReported: boolean;
 }
 
 interface QueuedExchange {
@@ -118,6 +120,8 @@ export class IkeSa {
   activityMs = 0;
   espInSeen = -1;
   failReason = '';
+  /** the SA went down because the peer stopped answering (retransmits or a liveness check ran out) */
+  peerUnresponsive = false;
   // lifetime bookkeeping for IKE rekeys we start (src/ike/rekey-scheduler.ts); 0 = not scheduled yet
   rekeyAtMs = 0;
   expireAtMs = 0;
@@ -193,7 +197,7 @@ export class IkeSa {
   /** The next moment `tick` has work: a retransmit or an expiry. */
   nextDeadline(): number {
     let d = Infinity;
-    if (this.outstanding) d = this.outstanding.nextAtMs;
+    if (this.outstanding) d = Math.min(this.outstanding.nextAtMs, this.dpdGiveUpAt(this.outstanding));
     if (this.state === 'INIT_RECEIVED') d = Math.min(d, this.createdAtMs + this.ctx.halfOpenTimeoutSec * 1000);
     if (this.state === 'REKEYED') d = Math.min(d, this.rekeyedAtMs + REKEYED_IKE_SA_TIMEOUT_MS);
     return d;
@@ -210,19 +214,52 @@ export class IkeSa {
       return this.drain();
     }
     const o = this.outstanding;
+    if (o && now >= this.dpdGiveUpAt(o)) {
+      this.log.warn({ mid: o.mid, tries: o.retries, timeoutSec: this.cfg?.dpdTimeoutSec }, 'liveness check unanswered within the DPD timeout: peer does not answer');
+      return this.peerGone(o, `peer did not answer the liveness check #${o.mid} within ${this.cfg?.dpdTimeoutSec} s`, now);
+    }
     if (o && now >= o.nextAtMs) {
       if (o.retries >= this.ctx.retransmit.tries) {
-        this.log.warn({ mid: o.mid, tries: o.retries }, `giving up after ${o.retries} retransmits: peer does not answer`);
-        if (o.tasks.some((t) => t.type === 'IKE_DPD')) this.ctx.onDpdFailed?.(this);
-        this.reportFailure(noAnswer(endpointToString(this.remote), o.retries, ExchangeType[o.exchange] ?? String(o.exchange)));
-        this.destroy(`peer did not answer ${ExchangeType[o.exchange]} #${o.mid} after ${o.retries} retransmits`, now);
-        return this.drain();
+        if (!o.deadReported) this.log.warn({ mid: o.mid, tries: o.retries }, `giving up after ${o.retries} retransmits: peer does not answer`);
+        return this.peerGone(o, `peer did not answer ${ExchangeType[o.exchange]} #${o.mid} after ${o.retries} retransmits`, now);
       }
       o.retries++;
       o.nextAtMs = now + this.ctx.retransmit.timeoutMs * Math.pow(this.ctx.retransmit.base, o.retries);
       this.log.debug({ mid: o.mid, retry: o.retries }, `retransmit ${ExchangeType[o.exchange]} request #${o.mid}`);
       for (const d of o.wire) this.emitSend(d);
     }
+    return this.drain();
+  }
+
+  /**
+   * When an unanswered liveness check counts as failed by the connection's DPD timeout (Infinity:
+   * none configured, or `o` is no liveness check; the retransmission schedule decides then).
+   */
+  private dpdGiveUpAt(o: Outstanding): number {
+    const timeoutSec = this.cfg?.dpdTimeoutSec ?? 0;
+    if (timeoutSec <= 0 || o.deadReported || !o.tasks.some((t) => t.type === 'IKE_DPD')) return Infinity;
+    return o.sentAtMs + timeoutSec * 1000;
+  }
+
+  /**
+   * Our request `o` went unanswered. Normally the SA is cleared (RFC 7296 §2.4: the peer is dead);
+   * an unanswered liveness check with the DPD action "none" is only counted and logged, and the SAs
+   * stay. The check then goes on being retransmitted at the longest interval: its message ID must
+   * stay in use (§2.3), so a peer that comes back answers it and the SA carries on.
+   */
+  private peerGone(o: Outstanding, reason: string, now: number): IkeAction[] {
+    const dpd = o.tasks.some((t) => t.type === 'IKE_DPD');
+    if (dpd && !o.deadReported) this.ctx.onDpdFailed?.(this);
+    if (dpd && this.cfg?.dpdAction === 'none' && this.state === 'ESTABLISHED') {
+      if (!o.deadReported) this.log.warn({ mid: o.mid }, `${reason}: keeping the SAs (dpd action none)`);
+      o.deadReported = true;
+      o.nextAtMs = now + this.ctx.retransmit.timeoutMs * Math.pow(this.ctx.retransmit.base, this.ctx.retransmit.tries);
+      for (const d of o.wire) this.emitSend(d);
+      return this.drain();
+    }
+    this.peerUnresponsive = true;
+    if (!o.deadReported) this.reportFailure(noAnswer(endpointToString(this.remote), o.retries, ExchangeType[o.exchange] ?? String(o.exchange)));
+    this.destroy(reason, now);
     return this.drain();
   }
 
@@ -324,7 +361,7 @@ export class IkeSa {
       const wire = this.fragmentIfLarge(q.exchange, false, mid, payloads, datagram);
       this.outstanding = {
         mid, exchange: q.exchange, datagram, wire, tasks: q.tasks, sentAtMs: now, retries: 0,
-        nextAtMs: now + this.ctx.retransmit.timeoutMs,
+        nextAtMs: now + this.ctx.retransmit.timeoutMs, deadReported: false,
       };
       if (this.log.isLevelEnabled('debug')) this.log.debug({}, `sending ${ExchangeType[q.exchange]} request #${mid} [ ${payloadNames(payloads)} ]`);
       for (const d of wire) this.emitSend(d);

@@ -11,6 +11,7 @@ import { notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
 import { copyProposal, copyTs, installChildSa } from './child-create.js';
 import { ChildDeleteTask } from './child-delete.js';
+import { ChildRecreateTask } from './child-recreate.js';
 import { MAX_KE_RETRIES, REKEY_FAILED_RETRY_MS, isDhOffered, temporaryRetryMs } from './rekey-retry.js';
 
 // Rekeying a CHILD_SA (RFC 7296 §1.3.3, §2.8, §2.17), both roles, as strongSwan's child_rekey.c:
@@ -132,13 +133,16 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
       return this.giveUp(now, wait, `peer answered TEMPORARY_FAILURE to the rekey of ${name} (rekey collision?): retrying in ${(wait / 1000).toFixed(1)} s`, 'info');
     }
     if (err === NotifyType.CHILD_SA_NOT_FOUND) {
+      // the peer lost the child (e.g. it restarted its IPsec stack but kept the IKE SA): drop ours
+      // and create the child anew on the same IKE SA (child-recreate.ts), as strongSwan does
       this.releaseSpi();
       old.rekeying = false;
-      sa.log.warn({ child: old.id }, `peer does not know ${name} (CHILD_SA_NOT_FOUND): removing it here`);
+      sa.log.warn({ child: old.id }, `peer does not know ${name} (CHILD_SA_NOT_FOUND): removing it here and creating it anew`);
       if (sa.children.includes(old)) {
         sa.removeChild(old);
         sa.children.splice(sa.children.indexOf(old), 1);
       }
+      sa.queueLater(ExchangeType.CREATE_CHILD_SA, [new ChildRecreateTask(sa, this.now, old.cfg)]);
       return 'done';
     }
     if (err !== undefined) {

@@ -94,7 +94,7 @@ describe('parseConfig: a valid config', () => {
     expect(c.ike.localId).toBe('192.0.2.2');
     expect(c.esp.lifetimeSec).toBe(3600);
     expect(c.esp.replayWindow).toBe(1024);
-    expect(c.dpd).toEqual({ intervalSec: 30 });
+    expect(c.dpd).toEqual({ intervalSec: 30, action: 'clear', timeoutSec: 0 });
     expect(c.ike.parsedProposals).toHaveLength(1);
     expect(c.esp.parsedProposals[0]!.transforms.length).toBeGreaterThan(0);
     expect(c.auth.psk!.reveal()).toBe(PSK);
@@ -202,7 +202,10 @@ describe('parseConfig: every rule names its field', () => {
     ['remote subnet on two connections', (c) => c.vpnConnections.push({ ...c.vpnConnections[0], name: 'dc1-backup' }), 'vpnConnections[1].remoteSubnets[0]', /dc1-main/],
     ['missing auth', (c) => delete c.vpnConnections[0].auth, 'vpnConnections[0].auth'],
     ['replay window', (c) => (c.vpnConnections[0].esp.replayWindow = -1), 'vpnConnections[0].esp.replayWindow', /0 to 65536/],
-    ['start action', (c) => (c.vpnConnections[0].startAction = 'trap'), 'vpnConnections[0].startAction', /start, none/],
+    ['start action', (c) => (c.vpnConnections[0].startAction = 'ondemand'), 'vpnConnections[0].startAction', /start, none, trap/],
+    ['trap with %any', (c) => { c.customerGateways[0].address = '%any'; c.vpnConnections[0].startAction = 'trap'; }, 'vpnConnections[0].startAction', /"%any"/],
+    ['dpd action', (c) => (c.vpnConnections[0].dpd = { interval: '30s', action: 'hold' }), 'vpnConnections[0].dpd.action', /clear, restart, none/],
+    ['dpd timeout', (c) => (c.vpnConnections[0].dpd = { interval: '30s', timeout: '0s' }), 'vpnConnections[0].dpd.timeout'],
     ['start action with %any', (c) => (c.customerGateways[0].address = '%any'), 'vpnConnections[0].startAction', /"%any"/],
     ['dpd without interval', (c) => (c.vpnConnections[0].dpd = {}), 'vpnConnections[0].dpd.interval'],
     ['server protocol', (c) => (c.vpnServers[0].protocols = ['udp', 'sctp']), 'vpnServers[0].protocols[1]', /udp, tcp/],
