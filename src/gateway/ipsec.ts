@@ -41,8 +41,8 @@ export class IpsecController implements TunnelController {
   constructor(private readonly ctx: TunnelContext, opts: { now?: () => number; retransmit?: RetransmitConfig } = {}) {
     this.now = opts.now ?? Date.now;
     this.configs = peerConfigsFrom(ctx.config);
-    const { halfOpenTimeoutSec, ...initLimits } = ctx.config.gateway.ike;
-    this.mgr = new IkeManager({ log: ctx.log, retransmit: opts.retransmit, halfOpenTimeoutSec, initLimits, now: this.now() });
+    const { halfOpenTimeoutSec, retransmit, ...initLimits } = ctx.config.gateway.ike;
+    this.mgr = new IkeManager({ log: ctx.log, retransmit: opts.retransmit ?? retransmit, halfOpenTimeoutSec, initLimits, now: this.now() });
     this.mgr.setConfigs(this.configs);
     ctx.dataPlane?.onSaEvent((ev) => {
       ctx.log.info({ child: formatChildSpi(ev.spi), direction: ev.direction, kind: ev.kind }, 'CHILD_SA lifetime event');

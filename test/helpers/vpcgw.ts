@@ -66,6 +66,8 @@ export interface S2cConfigOptions {
   espProposals: string;
   startAction: 'start' | 'none';
   tunName?: string;
+  /** gateway.ike settings (e.g. retransmitTimeout, retransmitTries) */
+  gatewayIke?: Record<string, unknown>;
 }
 
 /** Builds a one-connection config in the contract's shape. */
@@ -77,6 +79,7 @@ export function s2cConfig(o: S2cConfigOptions): VpcgwConfig {
       publicAddresses: [o.publicAddress],
       vpcSubnets: o.localSubnets,
       tun: { name: o.tunName ?? 'vpcgw0', mtu: 1400 },
+      ...(o.gatewayIke ? { ike: o.gatewayIke } : {}),
     },
     customerGateways: [{ name: 'cgw1', address: o.peerAddress, id: o.peerId }],
     vpnConnections: [

@@ -2,8 +2,8 @@
 // charon side (its swanctl.conf rewritten and reloaded; one vpcgw daemon, one charon for the whole
 // file), and `vpcgw status --json` and `vpcgw diagnose` must name it in the words of README.md's
 // "Why is my tunnel down". First charon initiates (vpcgw judges what the peer sent), then vpcgw
-// initiates (vpcgw reports what charon refused). The unanswered-peer case takes the whole
-// retransmission schedule (about 165 s) and is covered by test/exchange/diagnose.test.ts instead.
+// initiates (vpcgw reports what charon refused). Last, charon is stopped: with a short retransmission
+// schedule (gateway.ike.retransmitTimeout 1s, retransmitTries 2) vpcgw names the unanswered peer.
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADDR, createTopology, type Topology } from '../helpers/netns.js';
@@ -49,6 +49,7 @@ beforeAll(async () => {
     ikeProposals: OURS_IKE,
     espProposals: OURS_ESP,
     startAction: 'none',
+    gatewayIke: { retransmitTimeout: '1s', retransmitTries: 2 },
   }));
   sw = await Charon.start(topo, 'siteGw', BASE);
 }, 60_000);
@@ -153,4 +154,13 @@ describe('vpcgw says why a tunnel is down (strongSwan misconfigured)', () => {
     expect(d).toMatchObject({ state: 'ESTABLISHED', suggestedFix: 'none: the tunnel is up' });
     expect(d.lastError).toBeUndefined();
   }, 120_000);
+
+  it('no IKE daemon at the peer: "no answer from ADDR:500 after 2 retransmits", with a fix that names the path', async () => {
+    await reset();
+    await sw.stop();
+    await vpcgwInitiates();
+    const e = await lastError('NO_ANSWER', new RegExp(`^no answer from ${ADDR.siteGwOutside.replace(/\./g, '\\.')}:500 after 2 retransmits \\(IKE_SA_INIT\\)$`));
+    expect(e.hint).toMatch(/UDP 500 and 4500/);
+    expect(await cli(['diagnose', CONN])).toMatch(/no answer from/);
+  }, 60_000);
 });

@@ -12,6 +12,7 @@ import {
 import { connectionLocalIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
 import { LocalCredentials, TrustAnchors } from './credentials.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../ike/init-guard.js';
+import { DEFAULT_RETRANSMIT } from '../../ike/config/peer-config.js';
 import { PASSWORD_HASH_FORMAT, parsePasswordHash } from '../users.js';
 
 /**
@@ -119,6 +120,8 @@ export const DATA_PLANE = object({
 // Thresholds for IKE_SA_INIT requests the gateway answers (src/ike/init-guard.ts has the order they apply in).
 const IKE_RESPONDER_COUNT_MAX = 1_000_000;
 const HALF_OPEN_TIMEOUT_RANGE_SEC = [1, 3600] as const;
+const RETRANSMIT_TIMEOUT_RANGE_SEC = [1, 60] as const;
+const MAX_RETRANSMIT_TRIES = 10;
 
 export const IKE_RESPONDER = object({
   cookieThreshold: withDefault(int(0, IKE_RESPONDER_COUNT_MAX), DEFAULT_INIT_LIMITS.cookieThreshold, {
@@ -136,6 +139,14 @@ export const IKE_RESPONDER = object({
   halfOpenTimeout: withDefault(duration(...HALF_OPEN_TIMEOUT_RANGE_SEC), formatDuration(DEFAULT_HALF_OPEN_TIMEOUT_SEC), {
     description: 'A responder IKE SA without IKE_AUTH is dropped after this long.',
   }),
+  retransmitTimeout: withDefault(duration(...RETRANSMIT_TIMEOUT_RANGE_SEC), formatDuration(DEFAULT_RETRANSMIT.timeoutMs / 1000), {
+    description: 'First retransmission of an unanswered IKE request after this long; each next one waits 1.8 times longer '
+      + '(strongSwan charon.retransmit_timeout and retransmit_base).',
+  }),
+  retransmitTries: withDefault(int(0, MAX_RETRANSMIT_TRIES), DEFAULT_RETRANSMIT.tries, {
+    description: 'Retransmissions before the peer counts as gone (strongSwan charon.retransmit_tries); the IKE SA is then deleted '
+      + 'and the connection\'s last error says "no answer".',
+  }),
 }, {
   description: 'Protection of the IKE responder against IKE_SA_INIT floods (cookies and half-open limits, RFC 8019).',
   finish: (v) => ({
@@ -144,6 +155,7 @@ export const IKE_RESPONDER = object({
     halfOpenPerSource: v.halfOpenPerSource,
     halfOpenLimit: v.halfOpenLimit,
     halfOpenTimeoutSec: v.halfOpenTimeout,
+    retransmit: { timeoutMs: v.retransmitTimeout * 1000, tries: v.retransmitTries, base: DEFAULT_RETRANSMIT.base },
   }),
 });
 
