@@ -5,6 +5,7 @@ import { selectProposal, stripDh, proposalToString } from '../config/proposal.js
 import { narrow, prefixToTs, tsToPrefixes, tsToString, tsWithin } from '../config/traffic-selector.js';
 import type { ChildConfig } from '../config/peer-config.js';
 import { ChildSa, spiHex, spiToBuffer } from '../sa/child-sa.js';
+import { childVolumeLimits } from '../sa/child-limits.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, findPayload, firstErrorNotify } from './task.js';
@@ -180,6 +181,7 @@ export function installChildSa(
       remote: sa.remote,
       replayWindow: child.cfg.replayWindow,
       lifetimeSec: child.cfg.lifetimeSec,
+      limits: childVolumeLimits(child.cfg, (n) => sa.ctx.random(n)),
       activateOutbound,
     },
   });
