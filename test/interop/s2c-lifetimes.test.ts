@@ -125,7 +125,11 @@ describe('CHILD_SA byte lifetimes and rekey collisions against strongSwan', () =
     for (let i = 0; i < offsets.length && !collided; i++) {
       const before = (await onePair(gw, sw)).children[0]!.spiOut;
       await Promise.all([cli(), (async () => { await sleep(Math.max(0, base + offsets[i]!)); await swRekey(); })()]);
-      const now = await onePair(gw, sw);
+      const now = await onePair(gw, sw, 8000).catch(async (err: Error) => {
+        const st = JSON.stringify((await gw.status()).connections);
+        throw new Error(`${err.message} after attempt ${i}: vpcgw ${st}\nstrongSwan ${JSON.stringify(await sw.listSas())}\n`
+          + `vpcgw log: ${gw.output().slice(-6000)}\ncharon log: ${sw.log().slice(-6000)}`);
+      });
       expect(now.children[0]!.spiOut).not.toBe(before);
       collided = /CHILD_SA rekey collision (won|lost)/.test(gw.output());
     }
