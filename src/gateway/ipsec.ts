@@ -44,8 +44,10 @@ export class IpsecController implements TunnelController {
     const { halfOpenTimeoutSec, retransmit, ...initLimits } = ctx.config.gateway.ike;
     this.mgr = new IkeManager({ log: ctx.log, retransmit: opts.retransmit ?? retransmit, halfOpenTimeoutSec, initLimits, now: this.now() });
     this.mgr.setConfigs(this.configs);
+    // byte/packet limits (ChildSaParams.limits) crossed in the data plane: the IKE core rekeys the
+    // child (soft) or deletes it (hard); the data plane logs each crossing itself
     ctx.dataPlane?.onSaEvent((ev) => {
-      ctx.log.info({ child: formatChildSpi(ev.spi), direction: ev.direction, kind: ev.kind }, 'CHILD_SA lifetime event');
+      this.exec(this.mgr.childLifetimeEvent(ev.spi, ev.direction, ev.kind, this.now()));
     });
   }
 
@@ -241,6 +243,7 @@ export class IpsecController implements TunnelController {
       remotePort: p.remote.port,
       localTs: [...p.localTs],
       remoteTs: [...p.remoteTs],
+      lifetime: p.limits,
     };
     // decrypted packets carry the connection's origin into the policy stage (ACLs, endpoint whitelists)
     const origin = this.ctx.originOf?.(p.connection) ?? 0;

@@ -27,6 +27,8 @@ export function peerConfigFrom(cfg: GatewayConfig, c: VpnConnectionConfig, path:
     espProposals: Object.freeze([...c.esp.parsedProposals]),
     lifetimeSec: c.esp.lifetimeSec,
     replayWindow: c.esp.replayWindow,
+    lifetimeBytes: c.esp.lifetimeBytes,
+    lifetimePackets: c.esp.lifetimePackets,
   });
   return Object.freeze({
     name: c.name,

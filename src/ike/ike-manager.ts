@@ -24,7 +24,7 @@ import { ChildRekeyTask } from './tasks/child-rekey.js';
 import { ChildRecreateTask } from './tasks/child-recreate.js';
 import { IkeRekeyTask, type IkeRekeyHost } from './tasks/ike-rekey.js';
 import { tsToString } from './config/traffic-selector.js';
-import { checkLifetimes, lifetimeDeadline, startChildRekey, startIkeRekey } from './rekey-scheduler.js';
+import { type ChildVolumeEvent, checkLifetimes, childVolumeReached, lifetimeDeadline, startChildRekey, startIkeRekey } from './rekey-scheduler.js';
 import { proposalToString } from './config/proposal.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, IkeInitGuard, type InitLimits } from './init-guard.js';
 
@@ -402,6 +402,22 @@ export class IkeManager {
       if (!this.hasLiveSa(cfg)) out.push(...this.initiate(name, now));
     }
     return out;
+  }
+
+  /**
+   * The data plane reports that one ESP SA crossed a byte/packet limit it was installed with
+   * (ChildSaParams.limits): `spi` is our inbound SPI for direction 'in', the peer's for 'out'.
+   * Soft: the child is rekeyed now; hard: it is deleted unless a rekey in flight replaces it
+   * (rekey-scheduler.ts childVolumeReached). SAs no longer known (a rekeyed child's inbound SA in
+   * its grace period) are ignored.
+   */
+  childLifetimeEvent(spi: number, direction: 'in' | 'out', kind: ChildVolumeEvent, now: number): IkeAction[] {
+    this.clock = now;
+    for (const sa of this.sas.values()) {
+      const c = sa.children.find((x) => (direction === 'in' ? x.spiIn : x.spiOut) === spi);
+      if (c) return this.collect(childVolumeReached(sa, c, kind, now, () => this.clock, this.rekeyHost()));
+    }
+    return [];
   }
 
   /** Deletes one child SA by our inbound SPI. */

@@ -89,6 +89,33 @@ export function checkLifetimes(sa: IkeSa, now: number, clock: () => number, host
   return out;
 }
 
+/** What the data plane reports about one ESP SA of a child (src/dataplane/data-plane.ts SaEventKind). */
+export type ChildVolumeEvent = 'soft' | 'hard' | 'seq-exhausted';
+
+/**
+ * One ESP SA of an installed child crossed a volume limit (ChildSaParams.limits): the soft limit
+ * (or outbound sequence numbers used up, RFC 4303 §3.3.3) makes the rekey due now, the hard limit
+ * makes the child expire now. Both then go through checkLifetimes like the time-based limits, so a
+ * rekey in flight, a retry delay after a failed rekey or an IKE rekey under way are honoured the
+ * same way; a hard limit reached while our rekey is in flight waits for its answer.
+ */
+export function childVolumeReached(sa: IkeSa, c: ChildSa, kind: ChildVolumeEvent, now: number, clock: () => number, host: IkeRekeyHost): IkeAction[] {
+  if (sa.state !== 'ESTABLISHED' || c.state !== 'INSTALLED' || c.expiring || !sa.children.includes(c)) return [];
+  scheduleChild(sa, c);
+  const name = `CHILD_SA ${c.cfg.name}{${spiHex(c.spiIn)}_i ${spiHex(c.spiOut)}_o}`;
+  if (kind === 'hard') {
+    sa.log.warn({ child: c.id }, `${name} reached its hard byte/packet limit${c.rekeying ? ' while its rekey is in flight' : ''}`);
+    c.expireAtMs = now;
+    if (c.rekeyAtMs === 0) c.rekeyAtMs = now;
+  } else {
+    if (c.rekeying) return [];
+    sa.log.info({ child: c.id, reason: kind }, `${name} ${kind === 'soft' ? 'reached its soft byte/packet limit' : 'used up its sequence numbers'}: rekeying`);
+    c.rekeyAtMs = c.rekeyAtMs === 0 ? now : Math.min(c.rekeyAtMs, now);
+    if (c.expireAtMs === 0) c.expireAtMs = Infinity;
+  }
+  return checkLifetimes(sa, now, clock, host);
+}
+
 /**
  * Queues our rekey of one CHILD_SA (RFC 7296 §2.8): CREATE_CHILD_SA with N(REKEY_SA). The lifetime
  * check above and an operator's rekey (IkeManager.rekey) both start it here.

@@ -109,41 +109,7 @@ describe('CHILD_SA rekey started by vpcgw at the configured lifetime', () => {
     expect(p.a.status()[0]!.children.map((c) => c.state)).toEqual(['INSTALLED']);
   });
 
-  it('collision: both sides rekey the same child at once, each answers TEMPORARY_FAILURE, one retry then succeeds', () => {
-    const { p, start } = pair({ espLifeA: 600, espLifeB: 600 });
-    const old = p.installs('a')[0]!;
-    p.now = start + 600_000; // past both jittered rekey times, before the hard expiry
-    const actsA = p.a.tick(p.now);
-    const actsB = p.b.tick(p.now);
-    const sendA = actsA.filter((x) => x.kind === 'send');
-    const sendB = actsB.filter((x) => x.kind === 'send');
-    expect(sendA).toHaveLength(1);
-    expect(sendB).toHaveLength(1);
-    // both requests cross on the wire before either answer
-    const respB = sendA.flatMap((s) => (s.kind === 'send' ? p.b.receive(s.datagram, s.from, s.to, p.now) : []));
-    const respA = sendB.flatMap((s) => (s.kind === 'send' ? p.a.receive(s.datagram, s.from, s.to, p.now) : []));
-    p.run(respB, 'b');
-    p.run(respA, 'a');
-    expect(p.logText('a')).toMatch(/TEMPORARY_FAILURE/);
-    expect(p.logText('b')).toMatch(/TEMPORARY_FAILURE/);
-    expect(p.installs('a')).toHaveLength(1);
-    expect(p.installs('b')).toHaveLength(1);
-    // the retry comes 2–10 s later
-    advance(p, p.now + 1900);
-    expect(p.installs('a')).toHaveLength(1);
-    advance(p, p.now + 9000);
-    expect(p.installs('a')).toHaveLength(2);
-    expect(p.installs('b')).toHaveLength(2);
-    expectMatching(p.installs('a')[1]!, p.installs('b')[1]!);
-    for (const m of [p.a, p.b]) {
-      const s = m.status()[0]!;
-      expect(s.state).toBe('ESTABLISHED');
-      expect(s.children.map((c) => c.state)).toEqual(['INSTALLED']);
-      expect(s.children[0]!.spiIn).not.toBe(old.spiIn.toString(16).padStart(8, '0'));
-    }
-    expect(p.deletes('a')).toHaveLength(1);
-    expect(p.deletes('b')).toHaveLength(1);
-  });
+  // simultaneous rekeys of one child (RFC 7296 §2.8.1): rekey-collision.test.ts
 
   it('hard expiry: a rekey the peer keeps refusing ends with the child deleted at lifetime + 10 %, the IKE SA kept', () => {
     const { p, b, start } = pair();

@@ -342,14 +342,37 @@ export const IKE_POLICY = object({
   finish: (v) => ({ proposals: v.proposals.text, parsedProposals: v.proposals.parsed, lifetimeSec: v.lifetime, localId: v.localId }),
 });
 
+// Volume limits of a CHILD_SA (strongSwan's life_bytes/life_packets). A limit far below the
+// traffic rate would rekey without pause, so a non-zero value has a floor.
+const ESP_LIFETIME_BYTES_MIN = 1 << 20;
+const ESP_LIFETIME_PACKETS_MIN = 1000;
+
+function volumeFloor(v: number, path: string, min: number, unit: string): void {
+  if (v !== 0 && v < min) throw new ConfigError(path, v, `0 (no limit) or at least ${min} ${unit}`);
+}
+
 export const ESP_POLICY = object({
   proposals: withDefault(proposals('esp'), DEFAULT_ESP_PROPOSALS),
   lifetime: withDefault(duration(...ESP_LIFETIME_RANGE_SEC), formatDuration(DEFAULT_ESP_LIFETIME_SEC)),
   replayWindow: withDefault(int(0, 65536), DEFAULT_REPLAY_WINDOW, { description: 'Replay window in packets; 0 disables replay protection.' }),
-}, {
-  finish: (v) => ({
-    proposals: v.proposals.text, parsedProposals: v.proposals.parsed, lifetimeSec: v.lifetime, replayWindow: v.replayWindow,
+  lifetimeBytes: withDefault(int(0, Number.MAX_SAFE_INTEGER), 0, {
+    description: `Hard limit of bytes through each direction of a CHILD_SA (strongSwan's life_bytes); 0: none, else at least `
+      + `${ESP_LIFETIME_BYTES_MIN}. The gateway rekeys at 81-90 % of it (random, like rekey_bytes minus rand_bytes) and deletes `
+      + 'a CHILD_SA that reaches it without a rekey.',
   }),
+  lifetimePackets: withDefault(int(0, Number.MAX_SAFE_INTEGER), 0, {
+    description: `Hard limit of packets through each direction of a CHILD_SA (strongSwan's life_packets); 0: none, else at least `
+      + `${ESP_LIFETIME_PACKETS_MIN}. Rekeyed at 81-90 % of it, like lifetimeBytes.`,
+  }),
+}, {
+  finish: (v, path) => {
+    volumeFloor(v.lifetimeBytes, join(path, 'lifetimeBytes'), ESP_LIFETIME_BYTES_MIN, 'bytes');
+    volumeFloor(v.lifetimePackets, join(path, 'lifetimePackets'), ESP_LIFETIME_PACKETS_MIN, 'packets');
+    return {
+      proposals: v.proposals.text, parsedProposals: v.proposals.parsed, lifetimeSec: v.lifetime, replayWindow: v.replayWindow,
+      lifetimeBytes: v.lifetimeBytes, lifetimePackets: v.lifetimePackets,
+    };
+  },
 });
 
 export const DPD = object({

@@ -17,6 +17,12 @@ export interface ChildConfig {
   readonly espProposals: readonly Proposal[];
   readonly lifetimeSec: number;
   readonly replayWindow: number;
+  /**
+   * Hard byte and packet limits of each direction's ESP SA (strongSwan's life_bytes/life_packets);
+   * absent or 0: none. The rekey starts at a soft limit below them (src/ike/sa/child-limits.ts).
+   */
+  readonly lifetimeBytes?: number;
+  readonly lifetimePackets?: number;
 }
 
 export interface PeerConfig {

@@ -5,6 +5,13 @@ import type { Proposal, TrafficSelector } from '../wire/types.js';
 /** REKEYED: replaced by a new child; stays installed (inbound) until the peer deletes it. */
 export type ChildSaState = 'CREATED' | 'INSTALLED' | 'REKEYED' | 'DELETING' | 'DELETED';
 
+/** The peer's half of a simultaneous rekey: the child its exchange created and the exchange's Ni and Nr. */
+export interface RekeyCollision {
+  readonly child: ChildSa;
+  readonly nonceI: Buffer;
+  readonly nonceR: Buffer;
+}
+
 /** Runtime state of one CHILD_SA (both directions). Counters live in the data plane. */
 export class ChildSa {
   readonly cfg: ChildConfig;
@@ -26,6 +33,14 @@ export class ChildSa {
   rekeying = false;
   /** hard lifetime passed: our DELETE is queued */
   expiring = false;
+  /** our CREATE_CHILD_SA rekeying this child is on the wire (a peer's rekey of it now is a collision, RFC 7296 §2.8.1) */
+  rekeyInFlight = false;
+  /**
+   * Set while our rekey of this child is in flight and the peer rekeyed it too (RFC 7296 §2.8.1): the
+   * child the peer's exchange created and that exchange's nonces. Our answer decides which new child
+   * stays (child-rekey.ts).
+   */
+  collision: RekeyCollision | null = null;
 
   constructor(cfg: ChildConfig, spiIn: number) {
     this.cfg = cfg;

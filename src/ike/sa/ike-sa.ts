@@ -522,7 +522,8 @@ export class IkeSa {
   removeChild(c: ChildSa): void {
     if (c.state === 'INSTALLED' || c.state === 'REKEYED' || c.state === 'DELETING') {
       const conn = this.cfg?.name ?? '';
-      const rekeyed = c.state === 'REKEYED' && c.successor !== null && c.successor.state === 'INSTALLED';
+      // (REKEYED, or a rekey collision whose outcome is pending: the peer's DELETE settles it, RFC 7296 §2.8.1)
+      const rekeyed = (c.state === 'REKEYED' || c.collision !== null) && c.successor !== null && c.successor.state === 'INSTALLED';
       // the peer deleted the SA it replaced: our traffic moves to the successor now, and the old
       // inbound SA stays a moment for packets still in flight, as strongSwan keeps the old inbound
       // SA of a rekeyed child for a while (charon.delete_rekeyed_delay) so late packets are not dropped

@@ -1,6 +1,7 @@
 import type { HostPort } from '../../common/endpoint.js';
 import type { Prefix } from '../../common/ip.js';
 import type { IkeFailure } from '../failure.js';
+import type { ChildVolumeLimits } from './child-limits.js';
 
 /** A UDP endpoint as the IKE core sees it: address and port (src/common/endpoint.ts). */
 export type Endpoint = HostPort;
@@ -26,6 +27,8 @@ export interface ChildSaParams {
   readonly remote: Endpoint; // the peer's outer endpoint
   readonly replayWindow: number;
   readonly lifetimeSec: number;
+  /** byte/packet limits of each direction's SA (soft: rekey, hard: unusable); crossings come back through IkeManager.childLifetimeEvent */
+  readonly limits: ChildVolumeLimits;
   /**
    * Route the remote selectors to this SA's outbound SPI now (true), or only on a later
    * `activateChildSa` (false: a child rekeyed by the peer, where the peer has no inbound SA for it

@@ -6,6 +6,7 @@ import { narrow, prefixToTs, tsToPrefixes, tsToString, tsWithin } from '../confi
 import type { ChildConfig } from '../config/peer-config.js';
 import type { Prefix } from '../../common/ip.js';
 import { ChildSa, spiHex, spiToBuffer } from '../sa/child-sa.js';
+import { childVolumeLimits } from '../sa/child-limits.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, findPayload, firstErrorNotify } from './task.js';
@@ -202,6 +203,7 @@ export function installChildSa(
       remote: sa.remote,
       replayWindow: child.cfg.replayWindow,
       lifetimeSec: child.cfg.lifetimeSec,
+      limits: childVolumeLimits(child.cfg, (n) => sa.ctx.random(n)),
       activateOutbound,
     },
   });

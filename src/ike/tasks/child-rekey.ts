@@ -2,10 +2,10 @@ import { formatChildSpi } from '../../common/spi.js';
 import { ExchangeType, NotifyType, PayloadType, ProtocolId, TransformType } from '../wire/constants.js';
 import type { IkeMessage, KePayload, NoncePayload, Payload, Proposal, SaPayload, TsPayload } from '../wire/types.js';
 import { createKeyExchange, isSupportedDhGroup, type KeyExchange } from '../../crypto/dh.js';
-import { deriveChildKeys } from '../sa/keymat.js';
+import { deriveChildKeys, type ChildKeys } from '../sa/keymat.js';
 import { dhGroupOf, isValidResponseProposal, proposalToString, selectProposal } from '../config/proposal.js';
 import { narrow, prefixToTs, tsToString, tsWithin } from '../config/traffic-selector.js';
-import { ChildSa, spiHex, spiToBuffer } from '../sa/child-sa.js';
+import { ChildSa, spiHex, spiToBuffer, type RekeyCollision } from '../sa/child-sa.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
@@ -22,14 +22,27 @@ import { MAX_KE_RETRIES, REKEY_FAILED_RETRY_MS, isDhOffered, temporaryRetryMs } 
 // Initiator (buildRequest/processResponse): the SPI in N(REKEY_SA) is our old inbound SPI. Once the
 // answer comes the new child is installed in and out at once (our traffic moves now) and the old one
 // is deleted by a follow-up INFORMATIONAL; its inbound SA lingers a moment for packets in flight.
-// TEMPORARY_FAILURE (a collision, §2.25) and refusals keep the old child and retry later
-// (rekey-retry.ts); INVALID_KE_PAYLOAD (§1.3) retries at once with the group the peer asks for.
+// TEMPORARY_FAILURE and refusals keep the old child and retry later (rekey-retry.ts);
+// INVALID_KE_PAYLOAD (§1.3) retries at once with the group the peer asks for.
 //
 // Responder (processRequest/buildResponse): the SPI in N(REKEY_SA) is the peer's inbound SPI, our
 // old spiOut. Make-before-break: the new inbound SA is live before the peer reads our answer, while
 // our traffic moves to the new outbound SA only when the peer deletes the old child (strongSwan
-// behaves the same way as responder). A request for a child we are rekeying ourselves, or while the
-// IKE SA is being rekeyed, is answered TEMPORARY_FAILURE (§2.25).
+// behaves the same way as responder). A request while the IKE SA is being rekeyed is answered
+// TEMPORARY_FAILURE (§2.25), as is one for a child our own completed rekey already replaced (our
+// DELETE of it is on the way).
+//
+// Simultaneous rekeys of one child (RFC 7296 §2.8.1), as strongSwan's child_rekey.c: when the
+// peer's request comes while ours is on the wire, both exchanges complete. The responder half
+// installs the peer's new child (inbound only, like any child the peer rekeys) and notes it on the
+// old child (ChildSa.collision). When our answer comes, the exchange holding the lowest of the four
+// nonces made the redundant child, and the node that started that exchange deletes it:
+//   - the peer's exchange has the lowest nonce (we won): our new child replaces the old one, which
+//     we delete; the peer deletes its child;
+//   - ours has it (we lost): we delete our new child; the peer deletes the old one, and that DELETE
+//     moves our traffic to the peer's child.
+// So each side ends with one new child and the old one is deleted once. A request that comes while
+// ours is still queued (not sent) is a plain rekey by the peer: our queued rekey is then dropped.
 
 export type EspChoice =
   | { kind: 'ok'; proposal: Proposal }
@@ -77,6 +90,8 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
   private dhSecret: Buffer | null = null;
   private failData: Buffer = Buffer.alloc(0);
   private failSpi: Buffer = Buffer.alloc(0);
+  /** the peer's request came while our rekey of the same child is on the wire (§2.8.1) */
+  private collided = false;
 
   /**
    * @param old initiator: the installed child to rekey (its DH group comes from the first ESP
@@ -97,6 +112,7 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
       return this.fail(`CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i} is no longer installed here: rekey dropped`);
     }
     if (this.spiIn === 0) this.spiIn = sa.ctx.allocChildSpi();
+    old.rekeyInFlight = true;
     this.nonceI = sa.randomNonce();
     this.ke = this.group !== 0 ? createKeyExchange(this.group) : null;
     const spi = spiToBuffer(this.spiIn);
@@ -117,7 +133,12 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
     const old = this.old!;
     const now = this.now();
     const name = `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i}`;
+    old.rekeyInFlight = false;
     const invalidKe = findNotify(msg, NotifyType.INVALID_KE_PAYLOAD);
+    if (invalidKe && old.collision) {
+      // the peer's rekey of this child went through meanwhile: it stands, ours is not retried
+      return this.giveUp(now, REKEY_FAILED_RETRY_MS, `peer answered INVALID_KE_PAYLOAD to the rekey of ${name}; its own rekey of it stands`, 'info');
+    }
     if (invalidKe) {
       const g = invalidKe.data.length >= 2 ? invalidKe.data.readUInt16BE(0) : 0;
       if (g !== this.group && isDhOffered(old.cfg.espProposals as Proposal[], g) && ++this.keRetries <= MAX_KE_RETRIES) {
@@ -137,6 +158,16 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
       // and create the child anew on the same IKE SA (child-recreate.ts), as strongSwan does
       this.releaseSpi();
       old.rekeying = false;
+      // a collided rekey of the peer's already replaced the child: removing it moves our traffic to
+      // that successor, and nothing needs creating
+      if (this.settleCollision()) {
+        sa.log.info({ child: old.id }, `peer does not know ${name} (CHILD_SA_NOT_FOUND): its collided rekey replaced it`);
+        if (sa.children.includes(old)) {
+          sa.removeChild(old);
+          sa.children.splice(sa.children.indexOf(old), 1);
+        }
+        return 'done';
+      }
       sa.log.warn({ child: old.id }, `peer does not know ${name} (CHILD_SA_NOT_FOUND): removing it here and creating it anew`);
       if (sa.children.includes(old)) {
         sa.removeChild(old);
@@ -189,6 +220,8 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
     child.localTs = localTs;
     child.remoteTs = remoteTs;
     this.spiIn = 0; // owned by the new child now
+    const collision = old.collision;
+    if (collision) return this.resolveCollision(old, collision, child, proposal, keys, nonce.nonce, now);
     old.rekeying = false;
     old.retryAtMs = 0;
     old.state = 'REKEYED';
@@ -214,15 +247,22 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
       return this.refuse(NotifyType.INVALID_SYNTAX, 'REKEY_SA without a 4-byte ESP SPI');
     }
     const theirInbound = rekey.spi.readUInt32BE(0);
-    const old = sa.children.find((c) => c.spiOut === theirInbound && c.state === 'INSTALLED');
+    const old = sa.children.find((c) => c.spiOut === theirInbound && c.state === 'INSTALLED')
+      ?? sa.children.find((c) => c.spiOut === theirInbound && c.state === 'REKEYED' && c.successor !== null);
     if (!old) {
       this.failSpi = Buffer.from(rekey.spi);
       return this.refuse(NotifyType.CHILD_SA_NOT_FOUND, `peer rekeys unknown CHILD_SA ${formatChildSpi(theirInbound)}`);
     }
-    if (old.rekeying || sa.rekeying) {
-      // our own rekey of this child (or of the IKE SA) is under way: the peer retries later (§2.25)
-      return this.refuse(NotifyType.TEMPORARY_FAILURE, `we are rekeying ${old.rekeying ? `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i} ourselves` : 'the IKE SA'} (collision)`);
+    if (sa.rekeying) {
+      // our rekey of the IKE SA is under way: the peer retries later (§2.25)
+      return this.refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE SA (collision)');
     }
+    if (old.state === 'REKEYED' || old.collision) {
+      // our rekey of it completed before the peer's request arrived (our DELETE of it follows), or
+      // the peer rekeys it a second time while ours is in flight
+      return this.refuse(NotifyType.TEMPORARY_FAILURE, `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i} is being replaced already (collision)`);
+    }
+    this.collided = old.rekeyInFlight;
     if (!saP || !nonce || !tsi || !tsr) return this.refuse(NotifyType.INVALID_SYNTAX, 'CHILD_SA rekey request lacks SA, Ni or TS');
     if (nonce.nonce.length < 16 || nonce.nonce.length > 256) return this.refuse(NotifyType.INVALID_SYNTAX, 'bad nonce length');
     const cfg = old.cfg;
@@ -281,6 +321,16 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
     // the peer sent the request: it is "I" for KEYMAT, our outbound keys are the second slice
     const keys = deriveChildKeys(sa.prf!, sa.keys!.skD, this.nonceI, this.nonceR, this.dhSecret, p);
     this.dhSecret?.fill(0);
+    if (this.collided) {
+      // RFC 7296 §2.8.1: our own rekey of this child is on the wire; our answer decides (resolveCollision)
+      old.collision = { child, nonceI: this.nonceI, nonceR: this.nonceR };
+      old.successor = child;
+      installChildSa(sa, child, p, keys, false, this.now(), false);
+      sa.ctx.onChildRekeyed?.(sa);
+      sa.log.info({ child: child.id }, `CHILD_SA rekey collision: the peer rekeyed ${old.cfg.name}{${spiHex(old.spiIn)}_i ${spiHex(old.spiOut)}_o} `
+        + `while our rekey of it is in flight: installed its {${spiHex(child.spiIn)}_i ${spiHex(child.spiOut)}_o}, the nonces decide which stays`);
+      return 'done';
+    }
     old.state = 'REKEYED';
     old.successor = child;
     // make-before-break: the new inbound SA is live before the peer reads our response; our traffic
@@ -289,6 +339,61 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
     sa.ctx.onChildRekeyed?.(sa);
     sa.log.info({ child: child.id }, `CHILD_SA ${old.cfg.name}{${spiHex(old.spiIn)}_i ${spiHex(old.spiOut)}_o} rekeyed by the peer: replaced by {${spiHex(child.spiIn)}_i ${spiHex(child.spiOut)}_o}`);
     return 'done';
+  }
+
+  /**
+   * Initiator, our answer came and the peer rekeyed the same child meanwhile (RFC 7296 §2.8.1):
+   * the exchange with the lowest of the four nonces created the redundant child, and whoever
+   * started that exchange deletes it; the other side deletes the old child.
+   */
+  private resolveCollision(
+    old: ChildSa, collision: RekeyCollision, child: ChildSa, proposal: Proposal, keys: ChildKeys, nonceR: Buffer, now: number,
+  ): TaskStatus {
+    const sa = this.sa;
+    old.rekeying = false;
+    old.retryAtMs = 0;
+    old.collision = null;
+    const oldHere = old.state === 'INSTALLED' && sa.children.includes(old);
+    const ours = lowerNonce(this.nonceI, nonceR);
+    const theirs = lowerNonce(collision.nonceI, collision.nonceR);
+    const peerChild = collision.child;
+    const ids = (c: ChildSa) => `{${spiHex(c.spiIn)}_i ${spiHex(c.spiOut)}_o}`;
+    if (Buffer.compare(ours, theirs) > 0) {
+      // won: the peer's child is redundant and the peer deletes it; ours replaces the old child
+      installChildSa(sa, child, proposal, keys, true, now, true);
+      sa.log.info({ child: child.id }, `CHILD_SA rekey collision won: ${old.cfg.name}${ids(child)} replaces ${ids(old)}, `
+        + `the peer deletes its redundant ${ids(peerChild)}`);
+      if (oldHere) {
+        old.state = 'REKEYED';
+        old.successor = child;
+        sa.queueLater(ExchangeType.INFORMATIONAL, [ChildDeleteTask.afterRekey(sa, old)]);
+      }
+      return 'done';
+    }
+    // lost: our child is redundant; the peer deletes the old child, which moves our traffic to its child
+    installChildSa(sa, child, proposal, keys, true, now, false);
+    if (oldHere) {
+      old.state = 'REKEYED';
+      old.successor = peerChild;
+    }
+    sa.log.info({ child: child.id }, `CHILD_SA rekey collision lost: deleting our redundant ${old.cfg.name}${ids(child)}; `
+      + `the peer's ${ids(peerChild)} replaces ${ids(old)}`);
+    sa.queueLater(ExchangeType.INFORMATIONAL, [new ChildDeleteTask(sa, child.spiIn)]);
+    return 'done';
+  }
+
+  /**
+   * Our rekey failed after the peer's collided rekey of the same child went through: the peer's
+   * child is the successor, the old one waits for the peer's DELETE. False when there was none.
+   */
+  private settleCollision(): boolean {
+    const old = this.old!;
+    const collision = old.collision;
+    if (!collision) return false;
+    old.collision = null;
+    old.successor = collision.child;
+    if (old.state === 'INSTALLED') old.state = 'REKEYED';
+    return true;
   }
 
   private releaseSpi(): void {
@@ -301,6 +406,10 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
     const old = this.old!;
     this.releaseSpi();
     old.rekeying = false;
+    if (this.settleCollision()) {
+      this.sa.log.info({ child: old.id }, `${reason}; the peer's collided rekey of it stands`);
+      return 'done';
+    }
     old.retryAtMs = now + waitMs;
     this.sa.log[level]({ child: old.id }, reason);
     return 'done';
@@ -312,4 +421,9 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
     this.sa.log.warn({}, `CHILD_SA rekey refused: ${reason}`);
     return 'done';
   }
+}
+
+/** The lower of an exchange's two nonces (RFC 7296 §2.8.1 compares the lowest of the four). */
+export function lowerNonce(a: Buffer, b: Buffer): Buffer {
+  return Buffer.compare(a, b) <= 0 ? a : b;
 }
