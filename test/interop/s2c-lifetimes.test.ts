@@ -3,9 +3,9 @@
 // 1. esp.lifetimeBytes 16 MiB under iperf3: vpcgw's data plane reports the soft limit, vpcgw rekeys
 //    (strongSwan answers REKEY_SA requests), new SPIs on both sides, and no iperf3 interval without
 //    throughput.
-// 2. `vpcgw rekey NAME` and `swanctl --rekey --child` issued together until the two requests cross
-//    (RFC 7296 §2.8.1); PFS with modp4096 makes each side's answer take long enough for the requests
-//    to cross. After each attempt: exactly one pair of CHILD_SAs on both sides, traffic flows.
+// 2. `vpcgw rekey NAME` and `swanctl --rekey --child` while IKE between the gateways is briefly
+//    dropped (nftables), so both requests are outstanding and their retransmissions cross (RFC 7296
+//    §2.8.1): the nonces decide, exactly one pair of CHILD_SAs remains on both sides, traffic flows.
 import { afterEach, describe, expect, it } from 'vitest';
 import { ADDR, createTopology, ping, waitForPing, type Topology } from '../helpers/netns.js';
 import { Charon, type IkeSaInfo } from '../helpers/strongswan.js';
@@ -109,29 +109,43 @@ describe('CHILD_SA byte lifetimes and rekey collisions against strongSwan', () =
 
   it('vpcgw rekey and swanctl --rekey at once: the nonces decide, one pair of CHILD_SAs remains, traffic flows', async () => {
     const { gw, sw, conn } = await lab('collide', 'aes128gcm16-modp4096');
-    // `vpcgw rekey NAME` once as users run it; for the crossing attempts the test sends the same
-    // control-socket request the CLI sends (the CLI's Node start-up, ~0.5 s and jittery, is far
-    // longer than the few tens of ms in which the two requests cross)
+    // `vpcgw rekey NAME` once as users run it (an ordinary rekey, no collision)
     const r0 = await run(process.execPath, [VPCGW_CLI, 'rekey', conn, '--control', gw.controlPath], { timeoutMs: 10_000 });
     expect(r0.stdout).toMatch(/CHILD_SAs rekeying/);
-    await onePair(gw, sw);
-    const ours = (): Promise<unknown> => controlCall(gw.controlPath, 'rekey', { name: conn, sa: 'child' }).catch(() => undefined);
-    const theirs = (): Promise<unknown> => sw.swanctl(['--rekey', '--child', sw.childName], { timeoutMs: 10_000, allowFail: true });
-    // swanctl first; ours while strongSwan computes its KE (modp4096) and its request is on the wire
-    const delays = [10, 15, 20, 5, 25, 12, 30, 8, 18, 0];
-    let collided = false;
-    for (let i = 0; i < delays.length && !collided; i++) {
-      const before = (await onePair(gw, sw)).children[0]!.spiOut;
-      await Promise.all([theirs(), (async () => { await sleep(delays[i]!); await ours(); })()]);
-      const now = await onePair(gw, sw, 10_000).catch(async (err: Error) => {
-        const st = JSON.stringify((await gw.status()).connections);
-        throw new Error(`${err.message} after attempt ${i}: vpcgw ${st}\nstrongSwan ${JSON.stringify(await sw.listSas())}\n`
-          + `vpcgw log: ${gw.output().slice(-6000)}\ncharon log: ${sw.log().slice(-6000)}`);
-      });
-      expect(now.children[0]!.spiOut).not.toBe(before);
-      collided = /CHILD_SA rekey collision (won|lost)/.test(gw.output());
+    const before = (await onePair(gw, sw)).children[0]!.spiOut;
+    expect(gw.output()).not.toMatch(/CHILD_SA rekey collision/);
+    // A collision made certain, in this order: strongSwan's IKE packets to us are dropped in the site's
+    // namespace (nftables); strongSwan sends its rekey request (lost); ours reaches strongSwan while its
+    // own is outstanding (it sees the collision; its answer is lost); the block goes; strongSwan's
+    // retransmitted request then reaches us while ours is outstanding (we see it), and our retransmission
+    // gets strongSwan's cached answer. Both sides complete both exchanges (RFC 7296 §2.8.1).
+    const nft = (script: string) => topo!.exec('siteGw', 'nft', ['-f', '-'], { input: script });
+    const sent = (re: RegExp) => count(sw.log(), re);
+    // strongSwan answered our request (the answer lost), having seen the collision
+    const ourRequests = () => sent(/detected CHILD_REKEY collision with CHILD_REKEY[\s\S]*?generating CREATE_CHILD_SA response \d+ \[ SA No/);
+    const theirRequests = () => sent(/generating CREATE_CHILD_SA request \d+ \[ N\(REKEY_SA\)/);
+    const [ours0, theirs0] = [ourRequests(), theirRequests()];
+    await nft('table inet vgcollide {\n  chain out { type filter hook output priority 0; udp dport { 500, 4500 } drop; }\n}\n');
+    let theirs: Promise<unknown> = Promise.resolve();
+    try {
+      theirs = sw.swanctl(['--rekey', '--child', sw.childName], { timeoutMs: 30_000, allowFail: true });
+      await waitFor(async () => theirRequests() > theirs0, { timeoutMs: 10_000, intervalMs: 50, what: 'strongSwan to send its rekey request' });
+      await controlCall(gw.controlPath, 'rekey', { name: conn, sa: 'child' });
+      await waitFor(async () => ourRequests() > ours0, { timeoutMs: 10_000, intervalMs: 50, what: 'strongSwan to answer our rekey request' });
+      await sleep(300); // its answer has left (and been dropped)
+    } finally {
+      await nft('delete table inet vgcollide\n');
     }
-    expect(collided, `no collision in ${delays.length} attempts`).toBe(true);
+    await theirs;
+    await waitFor(async () => /CHILD_SA rekey collision (won|lost)/.test(gw.output()), { timeoutMs: 20_000, intervalMs: 200, what: 'vpcgw to resolve the collision' })
+      .catch((err: Error) => {
+        throw new Error(`${err.message}\nvpcgw log: ${gw.output().slice(-5000)}\ncharon log: ${sw.log().slice(-5000)}`);
+      });
+    const now = await onePair(gw, sw, 20_000).catch(async (err: Error) => {
+      throw new Error(`${err.message}: vpcgw ${JSON.stringify((await gw.status()).connections)}\nstrongSwan ${JSON.stringify(await sw.listSas())}\n`
+        + `vpcgw log: ${gw.output().slice(-6000)}\ncharon log: ${sw.log().slice(-6000)}`);
+    });
+    expect(now.children[0]!.spiOut).not.toBe(before);
     const out = gw.output();
     // our side saw both halves (its own rekey in flight and strongSwan's request) and resolved it
     expect(out).toMatch(/CHILD_SA rekey collision: the peer rekeyed/);
@@ -143,5 +157,5 @@ describe('CHILD_SA byte lifetimes and rekey collisions against strongSwan', () =
     expect(r.received).toBe(3);
     const back = await ping(topo!, 'vpcHost', ADDR.siteHost, { count: 3 });
     expect(back.received).toBe(3);
-  }, 110_000);
+  }, 90_000);
 });
