@@ -57,6 +57,7 @@ const BINARIES = [
   ['promtool', 'prometheus'],
   ['systemd-analyze', 'systemd'],
   ['script', 'bsdutils'],
+  ['chromium', 'chromium'],
 ];
 for (const [bin, pkg] of BINARIES) if (!onPath(bin)) need(`the program ${bin}`, pkg);
 
