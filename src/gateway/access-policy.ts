@@ -56,16 +56,3 @@ function rulesOf(policies: readonly AccessPolicyConfig[]): AclRule[] {
   }
   return out;
 }
-
-/** The canonical key of a group set (sorted, without repeats): sessions with the same key share an origin. */
-export function groupSetKey(groups: readonly string[]): string {
-  return [...new Set(groups)].sort().join(',');
-}
-
-/**
- * The groups of the session user `user`: their users entry's groups; none for a name the users
- * section does not list (a certificate CN on a cert server).
- */
-export function userGroupsOf(config: Pick<GatewayConfig, 'users'>, user: string): readonly string[] {
-  return config.users.find((u) => u.name === user)?.groups ?? [];
-}

@@ -60,7 +60,7 @@ export type VpnServersFactory = (ctx: {
   liveConfig?: () => GatewayConfig;
   /**
    * The origin (src/vpcep/policy.ts) of a session of `user` on `server`: the gateway numbers each
-   * (server, sorted group set) combination (src/gateway/access-policy.ts groupSetKey, userGroupsOf).
+   * (server, sorted group set) combination (userGroups in src/gateway/vpcep.ts).
    * Absent: sessions carry origin 0. Asked at login and again after every config change.
    */
   originOf?: (server: string, user: string) => number;

@@ -2,7 +2,8 @@
 // field), and aclFor, the ACL a session of a user in some groups gets (src/gateway/access-policy.ts).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig, type GatewayConfig } from '../../../src/gateway/config/index.js';
-import { aclFor, groupSetKey, userGroupsOf } from '../../../src/gateway/access-policy.js';
+import { aclFor } from '../../../src/gateway/access-policy.js';
+import { userGroups } from '../../../src/gateway/vpcep.js';
 import { hashPassword } from '../../../src/gateway/users.js';
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from '../../../src/vpcep/policy.js';
 import { configErrorOf } from '../../helpers/config.js';
@@ -115,10 +116,10 @@ describe('aclFor', () => {
     expect(aclFor(cfg, 'p2c', ['ops', 'empty'])).toHaveLength(2);
   });
 
-  it('groupSetKey sorts and drops repeats; userGroupsOf: a user\'s groups, none for names the users section lacks', () => {
-    expect(groupSetKey(['ops', 'eng', 'ops'])).toBe('eng,ops');
-    expect(groupSetKey([])).toBe('');
-    expect(userGroupsOf(cfg, 'alice')).toEqual(['eng']);
-    expect(userGroupsOf(cfg, 'a-certificate-cn')).toEqual([]);
+  it('userGroups: a user\'s groups sorted without repeats (the key of a session\'s origin), none for names the users section lacks', () => {
+    expect(userGroups(cfg, 'alice')).toEqual(['eng']);
+    expect(userGroups(cfg, 'a-certificate-cn')).toEqual([]);
+    const repeated = { ...cfg, users: [{ ...cfg.users[0]!, name: 'bob', groups: ['ops', 'eng', 'ops'] }] } as GatewayConfig;
+    expect(userGroups(repeated, 'bob')).toEqual(['eng', 'ops']);
   });
 });
