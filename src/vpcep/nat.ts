@@ -93,6 +93,23 @@ const D_FULL = policyDropCode('endpointTableFull');
 const D_BAD = policyDropCode('endpointBadPacket');
 const DROP_COUNT = POLICY_DROPS.length;
 
+/** The header length of the IPv4 packet at off whose IHL and total length fit in len; 0 for a malformed header. */
+function ipv4HeaderLen(b: Uint8Array, off: number, len: number): number {
+  const ihl = (b[off]! & 0x0f) * 4;
+  const total = rd16(b, off + 2);
+  return ihl >= IPV4_MIN_HEADER && ihl <= len && total >= ihl && total <= len ? ihl : 0;
+}
+
+/**
+ * Where the TCP or UDP header of the packet at off starts when it carries its ports: a first
+ * fragment (RFC 791: later ones carry none) whose fixed header ends by `end`; -1 otherwise.
+ */
+function portsHeader(b: Uint8Array, off: number, ihl: number, end: number, proto: number): number {
+  if ((rd16(b, off + 6) & 0x1fff) !== 0) return -1;
+  const l4 = off + ihl;
+  return l4 + (proto === PROTO_TCP ? TCP_MIN_HEADER : UDP_HEADER) <= end ? l4 : -1;
+}
+
 function rd16(b: Uint8Array, p: number): number {
   return (b[p]! << 8) | b[p + 1]!;
 }
@@ -472,20 +489,17 @@ export class PolicyStage implements PolicyStageApi {
 
   private inboundToEndpoint(buf: Uint8Array, off: number, len: number, origin: number, e: number, now: number): number {
     const pol = this.pol;
-    const ihl = (buf[off]! & 0x0f) * 4;
+    const ihl = ipv4HeaderLen(buf, off, len);
+    if (ihl === 0) return this.epDrop(e, D_BAD);
     const total = rd16(buf, off + 2);
-    if (ihl < IPV4_MIN_HEADER || ihl > len || total < ihl || total > len) return this.epDrop(e, D_BAD);
     if (pol.epOpen[e] === 0) return this.epDrop(e, D_CLOSED);
     const src = rd32(buf, off + 12);
     if (!pol.isAdmitted(e, origin, src)) return this.epDrop(e, D_DENIED);
     const proto = buf[off + 9]!;
-    const fragOff = rd16(buf, off + 6) & 0x1fff;
     const end = off + total;
     if (proto === PROTO_TCP || proto === PROTO_UDP) {
-      // RFC 791: only the first fragment carries the ports; later ones cannot be matched to a flow
-      if (fragOff !== 0) return this.epDrop(e, D_BAD);
-      const l4 = off + ihl;
-      if (l4 + (proto === PROTO_TCP ? TCP_MIN_HEADER : UDP_HEADER) > end) return this.epDrop(e, D_BAD);
+      const l4 = portsHeader(buf, off, ihl, end, proto);
+      if (l4 < 0) return this.epDrop(e, D_BAD);
       const sport = rd16(buf, l4);
       const dport = rd16(buf, l4 + 2);
       const pm = pol.portMaps.get(e, (proto << 16) | dport);
@@ -510,7 +524,7 @@ export class PolicyStage implements PolicyStageApi {
       this.epBytesIn[e] = this.epBytesIn[e]! + total;
       return POLICY_PASS;
     }
-    if (proto === PROTO_ICMP && fragOff === 0 && this.inboundIcmpError(buf, off, ihl, end, origin, e, now)) {
+    if (proto === PROTO_ICMP && (rd16(buf, off + 6) & 0x1fff) === 0 && this.inboundIcmpError(buf, off, ihl, end, origin, e, now)) {
       this.epPacketsIn[e]!++;
       this.epBytesIn[e] = this.epBytesIn[e]! + total;
       return POLICY_PASS;
@@ -555,16 +569,14 @@ export class PolicyStage implements PolicyStageApi {
     if (pol.epCount === 0 || len < IPV4_MIN_HEADER || buf[off]! >>> 4 !== 4) return POLICY_PASS;
     const e = pol.epByAddr.get(rd32(buf, off + 16), 0);
     if (e < 0) return POLICY_PASS;
-    const ihl = (buf[off]! & 0x0f) * 4;
+    const ihl = ipv4HeaderLen(buf, off, len);
+    if (ihl === 0) return this.epDrop(e, D_BAD);
     const total = rd16(buf, off + 2);
-    if (ihl < IPV4_MIN_HEADER || ihl > len || total < ihl || total > len) return this.epDrop(e, D_BAD);
     const proto = buf[off + 9]!;
-    const fragOff = rd16(buf, off + 6) & 0x1fff;
     const end = off + total;
     if (proto === PROTO_TCP || proto === PROTO_UDP) {
-      if (fragOff !== 0) return this.epDrop(e, D_BAD);
-      const l4 = off + ihl;
-      if (l4 + (proto === PROTO_TCP ? TCP_MIN_HEADER : UDP_HEADER) > end) return this.epDrop(e, D_BAD);
+      const l4 = portsHeader(buf, off, ihl, end, proto);
+      if (l4 < 0) return this.epDrop(e, D_BAD);
       const f = this.findReverse(e, proto, rd16(buf, l4 + 2), now);
       // a reply must come from the flow's backend: nobody else in the VPC may inject into a client's flow
       if (f < 0 || rd32(buf, off + 12) !== this.rec[f * REC + R_BACK_ADDR] || rd16(buf, l4) !== this.rec[f * REC + R_BACK_PORT]) return this.epDrop(e, D_NO_FLOW);
@@ -577,7 +589,7 @@ export class PolicyStage implements PolicyStageApi {
       this.epBytesOut[e] = this.epBytesOut[e]! + total;
       return POLICY_PASS;
     }
-    if (proto === PROTO_ICMP && fragOff === 0 && this.outboundIcmpError(buf, off, ihl, end, e, now)) {
+    if (proto === PROTO_ICMP && (rd16(buf, off + 6) & 0x1fff) === 0 && this.outboundIcmpError(buf, off, ihl, end, e, now)) {
       this.epPacketsOut[e]!++;
       this.epBytesOut[e] = this.epBytesOut[e]! + total;
       return POLICY_PASS;
@@ -695,9 +707,9 @@ export class PolicyStage implements PolicyStageApi {
     let family: number;
     if (v === 4) {
       if (len < IPV4_MIN_HEADER) return false;
-      const ihl = (buf[off]! & 0x0f) * 4;
+      const ihl = ipv4HeaderLen(buf, off, len);
+      if (ihl === 0) return false;
       const total = rd16(buf, off + 2);
-      if (ihl < IPV4_MIN_HEADER || ihl > len || total < ihl || total > len) return false;
       family = 4;
       proto = buf[off + 9]!;
       if ((proto === PROTO_TCP || proto === PROTO_UDP) && (rd16(buf, off + 6) & 0x1fff) === 0 && off + ihl + 4 <= off + total) {

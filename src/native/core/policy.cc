@@ -30,6 +30,21 @@ constexpr size_t kIp6Header = 40;
 constexpr size_t kIcmpHeader = 8;
 constexpr size_t kTcpMinHeader = 20;
 constexpr size_t kUdpHeader = 8;
+
+// The header length of the IPv4 packet p whose IHL and total length fit in len (the total length
+// stored in *tot); 0 for a malformed header.
+inline size_t Ip4HeaderLen(const uint8_t* p, size_t len, size_t* tot) {
+  size_t ihl = size_t(p[0] & 15) * 4;
+  *tot = Rd16(p + 2);
+  return ihl >= kIp4MinHeader && *tot >= ihl && *tot <= len ? ihl : 0;
+}
+
+// Where the TCP or UDP header of p starts when the packet carries its ports: a first fragment (RFC
+// 791: later ones carry none) whose fixed header fits in the total length; nullptr otherwise.
+inline uint8_t* PortsHeader(uint8_t* p, size_t ihl, size_t tot, uint8_t proto, bool later) {
+  if (later || tot - ihl < (proto == kProtoTcp ? kTcpMinHeader : kUdpHeader)) return nullptr;
+  return p + ihl;
+}
 constexpr uint16_t kFragOffsetMask = 0x1fff;
 constexpr size_t kIcmpQuotedL4 = 8;  // RFC 792: an error quotes at least 64 bits of the datagram's data
 // IPv6 extension headers walked to reach the upper-layer protocol (RFC 8200 §4)
@@ -557,9 +572,9 @@ int Stage::CheckAcl(uint32_t origin, const uint8_t* p, size_t len) {
   int dport = -1;  // unknown: rules that name ports do not match
   uint8_t v = len > 0 ? p[0] >> 4 : 0;
   if (v == 4 && len >= kIp4MinHeader) {
-    size_t ihl = size_t(p[0] & 15) * 4;
-    size_t tot = Rd16(p + 2);
-    if (ihl >= kIp4MinHeader && tot >= ihl && tot <= len) {  // a malformed header matches no rule
+    size_t tot;
+    size_t ihl = Ip4HeaderLen(p, len, &tot);
+    if (ihl != 0) {  // a malformed header matches no rule
       fam = 4;
       dst = p + 16;
       proto = p[9];
@@ -620,9 +635,9 @@ int Stage::Inbound(uint8_t* p, size_t len, uint32_t origin, double now) {
 
 int Stage::InboundEndpoint(uint32_t ei, uint8_t* p, size_t len, uint32_t origin, double now) {
   Endpoint& e = eps_[ei];
-  size_t ihl = size_t(p[0] & 15) * 4;
-  size_t tot = Rd16(p + 2);
-  if (ihl < kIp4MinHeader || tot < ihl || tot > len) return Drop(&e, kEndpointBadPacket);
+  size_t tot;
+  size_t ihl = Ip4HeaderLen(p, len, &tot);
+  if (ihl == 0) return Drop(&e, kEndpointBadPacket);
   if (!e.open) return Drop(&e, kEndpointClosed);
   uint32_t src = Rd32(p + 12);
   if (!Admitted(e, origin, src)) return Drop(&e, kEndpointDenied);
@@ -633,10 +648,8 @@ int Stage::InboundEndpoint(uint32_t ei, uint8_t* p, size_t len, uint32_t origin,
     return Drop(&e, kEndpointNoPort);
   }
   if (proto != kProtoTcp && proto != kProtoUdp) return Drop(&e, kEndpointNoPort);
-  // RFC 791: only the first fragment carries the ports; later ones cannot be matched to a flow
-  if (later) return Drop(&e, kEndpointBadPacket);
-  uint8_t* l4 = p + ihl;
-  if (tot - ihl < (proto == kProtoTcp ? kTcpMinHeader : kUdpHeader)) return Drop(&e, kEndpointBadPacket);
+  uint8_t* l4 = PortsHeader(p, ihl, tot, proto, later);
+  if (!l4) return Drop(&e, kEndpointBadPacket);
   uint16_t sport = Rd16(l4), dport = Rd16(l4 + 2);
   const PortMap* m = nullptr;
   for (const PortMap& x : e.ports)
@@ -711,9 +724,9 @@ int Stage::Outbound(uint8_t* p, size_t len, double now) {
   if (found < 0) return kPass;
   uint32_t ei = uint32_t(found);
   Endpoint& e = eps_[ei];
-  size_t ihl = size_t(p[0] & 15) * 4;
-  size_t tot = Rd16(p + 2);
-  if (ihl < kIp4MinHeader || tot < ihl || tot > len) return Drop(&e, kEndpointBadPacket);
+  size_t tot;
+  size_t ihl = Ip4HeaderLen(p, len, &tot);
+  if (ihl == 0) return Drop(&e, kEndpointBadPacket);
   uint8_t proto = p[9];
   bool later = (Rd16(p + 6) & kFragOffsetMask) != 0;
   if (proto == kProtoIcmp) {
@@ -723,9 +736,8 @@ int Stage::Outbound(uint8_t* p, size_t len, double now) {
     return kPass;
   }
   if (proto != kProtoTcp && proto != kProtoUdp) return Drop(&e, kEndpointNoFlow);
-  if (later) return Drop(&e, kEndpointBadPacket);
-  uint8_t* l4 = p + ihl;
-  if (tot - ihl < (proto == kProtoTcp ? kTcpMinHeader : kUdpHeader)) return Drop(&e, kEndpointBadPacket);
+  uint8_t* l4 = PortsHeader(p, ihl, tot, proto, later);
+  if (!l4) return Drop(&e, kEndpointBadPacket);
   uint32_t idx = Live(FindRev(e.address, proto, Rd16(l4 + 2)), now);
   // a reply must come from the flow's backend: nobody else in the VPC may inject into a client's flow
   if (idx == kNil || Rd32(p + 12) != flows_[idx].backend || Rd16(l4) != flows_[idx].backendPort)
