@@ -11,8 +11,9 @@ import type { GatewayOptions } from './gateway/daemon.js';
 import { runGateway, type RunningGateway } from './gateway/run.js';
 import { ipsecController } from './gateway/ipsec.js';
 import { sslVpnServers } from './gateway/vpn-servers.js';
-import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps, ovpnProfile } from './gateway/default-config.js';
-import { generateStaticKeyFile, generateTlsCryptV2ClientKeyFile, generateTlsCryptV2ServerKeyFile, profileTlsWrapLines } from './gateway/pki.js';
+import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps } from './gateway/default-config.js';
+import { generateStaticKeyFile, generateTlsCryptV2ClientKeyFile, generateTlsCryptV2ServerKeyFile } from './gateway/pki.js';
+import { profileWithCertificate } from './gateway/client-profile.js';
 import { createRootLogger, resolveLogLevel } from './gateway/log.js';
 import { diagnose, formatDiagnosis, formatStatus, type GatewayStatus } from './gateway/status.js';
 import type { PlanStep } from './gateway/service.js';
@@ -610,13 +611,7 @@ function pki(p: Parsed, io: CliIo): number {
     // keep the host of the existing profile's "remote" line (the user may have set it)
     const old = existsSync(join(dir, 'client1.ovpn')) ? read('client1.ovpn') : '';
     const host = /^remote (\S+)/m.exec(old)?.[1] ?? '127.0.0.1';
-    const profile =
-      ovpnProfile({ host, port: server.port, ca: read('ca.crt'), cert: read('client1.crt'), key: read('client1.key') }) +
-      profileTlsWrapLines(
-        server,
-        (f) => readFileSync(f, 'utf8'),
-        server.tlsCryptV2 ? generateTlsCryptV2ClientKeyFile(readFileSync(server.tlsCryptV2.serverKey, 'utf8'), server.tlsCryptV2.serverKey) : undefined,
-      );
+    const profile = profileWithCertificate(cfg, server.name, { cert: read('client1.crt'), key: read('client1.key') }, { host }).text;
     writeFileSync(join(dir, 'client1.ovpn'), profile, { mode: 0o600 });
     io.stdout(`${join(dir, 'client1.ovpn')}: written${server.tlsCrypt ? ' (with tls-crypt)' : server.tlsAuth ? ' (with tls-auth)' : server.tlsCryptV2 ? ' (with a new tls-crypt-v2 client key)' : ''}\n`);
     return 0;

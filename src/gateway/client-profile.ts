@@ -35,6 +35,19 @@ export function clientProfile(cfg: GatewayConfig, serverName: string, o: ClientP
   return buildProfile(cfg, serverOf(cfg, serverName), o, null);
 }
 
+/**
+ * The profile with a certificate and key the caller already holds inline (`vpcgw pki profile` and the
+ * default config's client1.ovpn, whose client certificate was made with the gateway's PKI).
+ */
+export function profileWithCertificate(
+  cfg: GatewayConfig,
+  serverName: string,
+  cert: { readonly cert: string; readonly key: string },
+  o: ClientProfileOptions = {},
+): { text: string; filename: string } {
+  return buildProfile(cfg, serverOf(cfg, serverName), o, cert);
+}
+
 function serverOf(cfg: GatewayConfig, serverName: string): VpnServerConfig {
   const server = cfg.vpnServers.find((v) => v.name === serverName);
   if (!server) throw new VpnError('ERR_NOT_FOUND', `no VPN server named "${serverName}"`);
@@ -42,7 +55,7 @@ function serverOf(cfg: GatewayConfig, serverName: string): VpnServerConfig {
 }
 
 /** `cert`: the client's own certificate and key inline; null: the commented placeholder. */
-function buildProfile(cfg: GatewayConfig, server: VpnServerConfig, o: ClientProfileOptions, cert: IssuedCert | null): { text: string; filename: string } {
+function buildProfile(cfg: GatewayConfig, server: VpnServerConfig, o: ClientProfileOptions, cert: Pick<IssuedCert, 'cert' | 'key'> | null): { text: string; filename: string } {
   // PEM files written on Windows or by node-forge end lines with CRLF: the profile has LF only
   const readRaw = o.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
   const read = (p: string): string => readRaw(p).replace(/\r\n/g, '\n');

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join, resolve } from 'node:path';
 import { IoError } from '../common/errors.js';
 import { parseIp, parsePrefix, prefixContains } from '../common/ip.js';
+import { profileWithCertificate } from './client-profile.js';
+import { loadConfigFile } from './config/load.js';
 import type { GatewayConfig } from './config/types.js';
 import { issueCertificate, validFor } from './pki.js';
 
@@ -47,10 +49,9 @@ export const DEFAULT_CLIENT_CIDR = '10.8.0.0/24';
 
 /**
  * The SSL VPN's own PKI for the default config: a CA, a server certificate and one client
- * certificate with a ready-to-use inline .ovpn profile. Keys are 0600 and never logged; existing
- * files are never overwritten.
+ * certificate (client1). Keys are 0600 and never logged; existing files are never overwritten.
  */
-export function ensureDefaultPki(dir: string, host: string = firstPublicIpv4()): void {
+export function ensureDefaultPki(dir: string): void {
   if (existsSync(join(dir, 'ca.crt'))) return;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const ca = issueCertificate({ cn: 'vpcgw CA', isCa: true, ...validFor(3650) }, null);
@@ -62,30 +63,23 @@ export function ensureDefaultPki(dir: string, host: string = firstPublicIpv4()):
   put('server.key', server.pem.key, 0o600);
   put('client1.crt', client.pem.cert, 0o644);
   put('client1.key', client.pem.key, 0o600);
-  put('client1.ovpn', ovpnProfile({ host, port: 1194, ca: ca.pem.cert, cert: client.pem.cert, key: client.pem.key }), 0o600);
   put('ca.crt', ca.pem.cert, 0o644); // last: its presence means the PKI is complete
 }
 
-/** An inline OpenVPN client profile (`openvpn --config client1.ovpn`). */
-export function ovpnProfile(o: { host: string; port: number; ca: string; cert: string; key: string }): string {
-  return `client
-dev tun
-proto udp
-remote ${o.host} ${o.port}
-# proto tcp-client   (the server listens on TCP ${o.port} too)
-nobind
-remote-cert-tls server
-verb 3
-<ca>
-${o.ca.trim()}
-</ca>
-<cert>
-${o.cert.trim()}
-</cert>
-<key>
-${o.key.trim()}
-</key>
-`;
+/**
+ * <dataDir>/pki/client1.ovpn for the default config's VPN server: the profile every download of it
+ * gets (src/gateway/client-profile.ts) with client1's certificate and key inline, dialling `host`.
+ * Never overwrites (`vpcgw pki profile` rewrites it on purpose).
+ */
+export function ensureDefaultProfile(configPath: string, host: string): void {
+  const cfg = loadConfigFile(configPath);
+  const server = cfg.vpnServers[0];
+  const dir = join(cfg.gateway.dataDir, 'pki');
+  const file = join(dir, 'client1.ovpn');
+  if (!server || existsSync(file)) return;
+  const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
+  const profile = profileWithCertificate(cfg, server.name, { cert: read('client1.crt'), key: read('client1.key') }, { host });
+  writeFileSync(file, profile.text, { mode: 0o600, flag: 'wx' });
 }
 
 function firstPublicIpv4(): string {
@@ -119,7 +113,7 @@ customerGateways: []
 vpnConnections: []
 
 # Point-to-cloud SSL VPN for stock OpenVPN 2.6 clients. The PKI in ./pki was generated on first start;
-# ./pki/client1.ovpn is a ready client profile (set its "remote" line to this host's public address).
+# ./pki/client1.ovpn is a ready client profile (set its "remote" lines to this host's public address).
 vpnServers:
   - name: p2c
     protocols: [udp, tcp]
@@ -155,16 +149,18 @@ vpnServers:
 
 /**
  * Creates the data dir (0700) and writes `<dataDir>/vpcgw.yaml` (0600) from the default when it
- * does not exist. Never overwrites. Returns the config path and whether it was created.
+ * does not exist, with the SSL VPN's PKI and a client profile dialling `host` (default: this host's
+ * first public IPv4 address). Never overwrites. Returns the config path and whether it was created.
  */
-export function ensureDefaultConfig(dataDir: string): { path: string; created: boolean } {
+export function ensureDefaultConfig(dataDir: string, host: string = firstPublicIpv4()): { path: string; created: boolean } {
   const path = join(dataDir, DEFAULT_CONFIG_NAME);
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
     if (existsSync(path)) return { path, created: false };
     const vpcSubnet = pickDefaultVpcSubnet();
     ensureDefaultPki(join(dataDir, 'pki'));
-    writeFileSync(path, defaultConfigText({ vpcSubnet, psk: generatePsk(), clientCidr: DEFAULT_CLIENT_CIDR, localId: firstPublicIpv4() }), { mode: 0o600, flag: 'wx' });
+    writeFileSync(path, defaultConfigText({ vpcSubnet, psk: generatePsk(), clientCidr: DEFAULT_CLIENT_CIDR, localId: host }), { mode: 0o600, flag: 'wx' });
+    ensureDefaultProfile(path, host);
   } catch (e) {
     throw new IoError(`cannot create the default config in ${dataDir}: ${(e as Error).message}`, e);
   }

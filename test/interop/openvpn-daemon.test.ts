@@ -110,7 +110,7 @@ describe('the README quick start: vpcgw start with no config, then the generated
         { timeoutMs: 30_000, intervalMs: 100, what: 'vpcgw start (default config)' },
       );
       const profile = join(dataDir, 'pki', 'client1.ovpn');
-      write(profile, read(profile, 'utf8').replace(/^remote \S+ 1194$/m, `remote ${LAB.gwForClient[0]} 1194`));
+      write(profile, read(profile, 'utf8').replace(/^remote \S+ 1194 /gm, `remote ${LAB.gwForClient[0]} 1194 `));
       const logPath = join(lab.dir, 'quickstart-client.log');
       const c = lab.spawnIn(lab.ns.c1, 'openvpn', ['--config', profile, '--log', logPath, '--connect-retry-max', '3'], 'openvpn quickstart');
       try {

@@ -25,7 +25,9 @@ describe('default config with a generated SSL VPN PKI', () => {
     for (const k of ['ca.key', 'server.key', 'client1.key', 'client1.ovpn']) expect(statSync(join(pki, k)).mode & 0o077).toBe(0);
     const ovpn = readFileSync(join(pki, 'client1.ovpn'), 'utf8');
     expect(ovpn).toMatch(/^client$/m);
-    expect(ovpn).toMatch(/^remote \S+ 1194$/m);
+    // the server listens on UDP and TCP: one remote line each, UDP first
+    expect(ovpn).toMatch(/^remote \S+ 1194 udp\nremote \S+ 1194 tcp-client$/m);
+    expect(ovpn).toMatch(/^data-ciphers AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305$/m);
     expect(ovpn).toContain('<ca>\n-----BEGIN CERTIFICATE-----');
     expect(ovpn).toContain('<key>\n-----BEGIN PRIVATE KEY-----');
     const cfg = loadConfigFile(path);
@@ -33,12 +35,14 @@ describe('default config with a generated SSL VPN PKI', () => {
     expect(cfg.vpnServers[0]!.serverCert.cert).toBe(join(pki, 'server.crt'));
   });
 
-  it('never overwrites an existing PKI', () => {
+  it('never overwrites an existing PKI; the profile dials the host it was given', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vpcgw-pki-'));
-    ensureDefaultPki(dir, '192.0.2.9');
+    ensureDefaultPki(dir);
     const before = readFileSync(join(dir, 'ca.crt'), 'utf8');
-    ensureDefaultPki(dir, '192.0.2.9');
+    ensureDefaultPki(dir);
     expect(readFileSync(join(dir, 'ca.crt'), 'utf8')).toBe(before);
-    expect(readFileSync(join(dir, 'client1.ovpn'), 'utf8')).toMatch(/^remote 192\.0\.2\.9 1194$/m);
+    const d = mkdtempSync(join(tmpdir(), 'vpcgw-pki-'));
+    ensureDefaultConfig(join(d, 'var'), '192.0.2.9');
+    expect(readFileSync(join(d, 'var', 'pki', 'client1.ovpn'), 'utf8')).toMatch(/^remote 192\.0\.2\.9 1194 udp$/m);
   });
 });

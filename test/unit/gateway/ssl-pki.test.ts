@@ -39,10 +39,10 @@ describe('vpcgw pki', () => {
     expect(yaml).toMatch(/^ {4}clientCa: pki\/ca\.crt$/m);
     writeFileSync(d.path, yaml.replace(/^( {4}clientCa: pki\/ca\.crt)$/m, '$1\n    tlsCrypt: pki/tc.key'));
     const before = readFileSync(join(dir, 'var/pki/client1.ovpn'), 'utf8');
-    writeFileSync(join(dir, 'var/pki/client1.ovpn'), before.replace(/^remote \S+/m, 'remote vpn.example.com'));
+    writeFileSync(join(dir, 'var/pki/client1.ovpn'), before.replace(/^remote \S+/gm, 'remote vpn.example.com'));
     expect(await main(['pki', 'profile', '--config', d.path], a)).toBe(0);
     const prof = readFileSync(join(dir, 'var/pki/client1.ovpn'), 'utf8');
-    expect(prof).toMatch(/^remote vpn\.example\.com 1194$/m);
+    expect(prof).toMatch(/^remote vpn\.example\.com 1194 udp$/m);
     expect(prof).toContain('<tls-crypt>\n#\n# 2048 bit OpenVPN static key');
     expect(prof).toContain(readFileSync(join(dir, 'var/pki/tc.key'), 'utf8').trim());
     expect(prof).toContain('<cert>');
