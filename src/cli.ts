@@ -640,6 +640,7 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
   try {
     running = await runGateway({
       configPath,
+      fileConfig: fileCfg,
       explicit: p.values.config !== undefined,
       controlPath,
       log,

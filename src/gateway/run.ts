@@ -33,6 +33,8 @@ export const STORE_FILE = 'vpcgw.db';
 export interface RunOptions {
   /** The start-up document. */
   configPath: string;
+  /** That document already loaded and checked (`vpcgw start` reads it for the log level); read here when absent. */
+  fileConfig?: GatewayConfig;
   /** true: `--config` given (apply the file); false: the default file (seeds an empty store only). */
   explicit: boolean;
   controlPath: string;
@@ -53,8 +55,7 @@ export interface RunningGateway {
 }
 
 export async function runGateway(o: RunOptions): Promise<RunningGateway> {
-  const fileCfg = loadConfigFile(o.configPath);
-  const dataDir = fileCfg.gateway.dataDir;
+  const dataDir = (o.fileConfig ?? loadConfigFile(o.configPath)).gateway.dataDir;
   try {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   } catch (e) {
