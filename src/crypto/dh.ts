@@ -7,6 +7,7 @@
 //   19..21 | x | y, each the field size, no 0x04 prefix      | x coordinate only (RFC 5903 §7, §9)
 //   31     | 32 raw bytes (RFC 8031 §3)                      | raw X25519 output; all-zero rejected
 //          |                                                 |   (RFC 8031 §2.3, RFC 7748 §6.1)
+//   32     | 56 raw bytes (RFC 8031 §3)                      | raw X448 output; all-zero rejected
 //
 // Node quirk: DiffieHellman.getPublicKey()/computeSecret() drop leading zero bytes, so we pad.
 import {
@@ -43,6 +44,7 @@ const ECP_256 = 19;
 const ECP_384 = 20;
 const ECP_521 = 21;
 const CURVE25519 = 31;
+const CURVE448 = 32;
 
 const MODP: ReadonlyMap<number, { name: string; len: number }> = new Map([
   [MODP_2048, { name: 'modp14', len: 256 }],
@@ -56,10 +58,21 @@ const ECP: ReadonlyMap<number, { curve: string; fieldLen: number }> = new Map([
   [ECP_521, { curve: 'secp521r1', fieldLen: 66 }],
 ]);
 
-const X25519_KEY_LEN = 32;
-// DER prefixes wrapping a raw 32-byte X25519 key (RFC 8410): SubjectPublicKeyInfo and PKCS#8.
-const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
-const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+// RFC 7748 Montgomery curves (RFC 8031 §3: the KE data is the raw u-coordinate), with the DER
+// prefixes that wrap a raw key (RFC 8410): SubjectPublicKeyInfo and PKCS#8.
+interface MontgomeryCurve { readonly name: 'x25519' | 'x448'; readonly keyLen: number; readonly spkiPrefix: Buffer; readonly pkcs8Prefix: Buffer }
+const MONTGOMERY: ReadonlyMap<number, MontgomeryCurve> = new Map([
+  [CURVE25519, {
+    name: 'x25519', keyLen: 32,
+    spkiPrefix: Buffer.from('302a300506032b656e032100', 'hex'),
+    pkcs8Prefix: Buffer.from('302e020100300506032b656e04220420', 'hex'),
+  }],
+  [CURVE448, {
+    name: 'x448', keyLen: 56,
+    spkiPrefix: Buffer.from('3042300506032b656f033900', 'hex'),
+    pkcs8Prefix: Buffer.from('3046020100300506032b656f043a0438', 'hex'),
+  }],
+]);
 
 /** Public-value length on the wire for a group, or 0 if unsupported. */
 export function keLength(group: number): number {
@@ -67,7 +80,8 @@ export function keLength(group: number): number {
   if (m) return m.len;
   const e = ECP.get(group);
   if (e) return 2 * e.fieldLen;
-  if (group === CURVE25519) return X25519_KEY_LEN;
+  const c = MONTGOMERY.get(group);
+  if (c) return c.keyLen;
   return 0;
 }
 
@@ -78,14 +92,15 @@ export function isSupportedDhGroup(group: number): boolean {
 /**
  * A fresh ephemeral key pair for `group`. Throws RangeError for unsupported groups.
  * `privateKey` fixes the private value (tests and known-answer vectors only): MODP exponent
- * big-endian, ECP scalar big-endian, X25519 the 32-byte scalar.
+ * big-endian, ECP scalar big-endian, X25519/X448 the 32/56-byte scalar.
  */
 export function createKeyExchange(group: number, privateKey?: Buffer): KeyExchange {
   const m = MODP.get(group);
   if (m) return new ModpExchange(group, m.name, m.len, privateKey);
   const e = ECP.get(group);
   if (e) return new EcpExchange(group, e.curve, e.fieldLen, privateKey);
-  if (group === CURVE25519) return new X25519Exchange(privateKey);
+  const c = MONTGOMERY.get(group);
+  if (c) return new MontgomeryExchange(group, c, privateKey);
   throw new RangeError(`unsupported DH group ${group}`);
 }
 
@@ -175,30 +190,34 @@ class EcpExchange implements KeyExchange {
   }
 }
 
-class X25519Exchange implements KeyExchange {
-  readonly group = CURVE25519;
+/** X25519 (group 31) and X448 (group 32), RFC 7748 / RFC 8031. */
+class MontgomeryExchange implements KeyExchange {
+  readonly group: number;
   readonly publicKey: Buffer;
   private readonly priv: KeyObject;
-  constructor(privateKey?: Buffer) {
+  private readonly curve: MontgomeryCurve;
+  constructor(group: number, curve: MontgomeryCurve, privateKey?: Buffer) {
+    this.group = group;
+    this.curve = curve;
     if (privateKey) {
-      if (privateKey.length !== X25519_KEY_LEN) throw new RangeError('X25519 private key must be 32 bytes');
+      if (privateKey.length !== curve.keyLen) throw new RangeError(`${curve.name} private key must be ${curve.keyLen} bytes`);
       this.priv = createPrivateKey({
-        key: Buffer.concat([X25519_PKCS8_PREFIX, privateKey]),
+        key: Buffer.concat([curve.pkcs8Prefix, privateKey]),
         format: 'der',
         type: 'pkcs8',
       });
     } else {
-      this.priv = generateKeyPairSync('x25519').privateKey;
+      this.priv = curve.name === 'x25519' ? generateKeyPairSync('x25519').privateKey : generateKeyPairSync('x448').privateKey;
     }
     const spki = createPublicKey(this.priv).export({ format: 'der', type: 'spki' });
-    this.publicKey = Buffer.from(spki.subarray(spki.length - X25519_KEY_LEN));
+    this.publicKey = Buffer.from(spki.subarray(spki.length - curve.keyLen));
   }
   computeSecret(peer: Buffer): Buffer | null {
-    if (peer.length !== X25519_KEY_LEN) return null;
+    if (peer.length !== this.curve.keyLen) return null;
     try {
-      const pub = createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peer]), format: 'der', type: 'spki' });
+      const pub = createPublicKey({ key: Buffer.concat([this.curve.spkiPrefix, peer]), format: 'der', type: 'spki' });
       const secret = diffieHellman({ privateKey: this.priv, publicKey: pub });
-      // RFC 7748 §6.1: an all-zero output means a low-order peer point
+      // RFC 7748 §6.1/§6.2, RFC 8031 §2.3: an all-zero output means a low-order peer point
       let acc = 0;
       for (let i = 0; i < secret.length; i++) acc |= secret[i]!;
       return acc === 0 ? null : secret;

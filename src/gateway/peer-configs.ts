@@ -44,6 +44,7 @@ export function peerConfigFrom(cfg: GatewayConfig, c: VpnConnectionConfig, path:
       : null,
     ikeProposals: Object.freeze([...c.ike.parsedProposals]),
     ikeLifetimeSec: c.ike.lifetimeSec,
+    fragmentation: c.ike.fragmentation,
     startAction: c.startAction,
     dpdIntervalSec: c.dpd?.intervalSec ?? 0,
     dpdAction: c.dpd?.action ?? 'clear',

@@ -197,13 +197,17 @@ function writeNew(path: string, text: string, mode: number): void {
   writeFileSync(path, text, { mode, flag: 'wx' });
 }
 
-/** `vpcgw pki ca --out DIR [--cn NAME] [--type T] [--days N]` */
-export function pkiCa(o: { out: string; cn?: string; type?: PkiKeyType; days?: number }): PkiIkeResult {
+/**
+ * `vpcgw pki ca --out DIR [--cn NAME | --dn DN] [--type T] [--days N] [--ca PARENT]`: a root CA, or with
+ * --ca an intermediate CA signed by the CA in PARENT (certificates issued from DIR then carry it).
+ */
+export function pkiCa(o: { out: string; cn?: string; dn?: string; type?: PkiKeyType; days?: number; parent?: string }): PkiIkeResult {
+  const parent = o.parent === undefined ? undefined : readCa(o.parent);
   mkdirSync(o.out, { recursive: true, mode: 0o700 });
   const key = generatePrivateKey(o.type ?? 'ecdsa');
   const notBefore = new Date(Date.now() - 60_000);
   const cert = createCertificate({
-    subject: `CN=${o.cn ?? 'vpcgw IKE CA'}`, key, ca: true, notBefore,
+    subject: subjectOf(o, parent ? 'vpcgw IKE intermediate CA' : 'vpcgw IKE CA'), key, ca: true, notBefore, issuer: parent,
     notAfter: new Date(notBefore.getTime() + (o.days ?? DEFAULT_CA_DAYS) * DAY_MS),
   });
   const files = [join(o.out, 'ca.key'), join(o.out, 'ca.pem')];
@@ -212,21 +216,37 @@ export function pkiCa(o: { out: string; cn?: string; type?: PkiKeyType; days?: n
   return { files };
 }
 
-/** `vpcgw pki issue --ca DIR --cn NAME [--san S]... [--type T] [--days N] [--out DIR]`: NAME.pem and NAME.key */
-export function pkiIssue(o: { ca: string; cn: string; sans?: readonly string[]; type?: PkiKeyType; days?: number; out?: string }): PkiIkeResult {
+/** The subject DN: --dn as given, else CN=NAME. */
+function subjectOf(o: { cn?: string; dn?: string }, defaultCn: string): string {
+  if (o.dn !== undefined) {
+    if (!dnToDer(o.dn)) throw new VpnError('ERR_BAD_REQUEST', `--dn ${JSON.stringify(o.dn)}: a distinguished name like "O=example, CN=gw" (C, ST, L, O, OU, CN, E, DC, SN)`);
+    return o.dn;
+  }
+  return `CN=${o.cn ?? defaultCn}`;
+}
+
+/**
+ * `vpcgw pki issue --ca DIR (--cn NAME | --dn DN) [--san S]... [--type T] [--days N] [--out DIR]`: NAME.pem
+ * and NAME.key. When DIR holds an intermediate CA, NAME.pem also carries the intermediate after the
+ * certificate: the gateway sends both as CERT payloads (RFC 7296 §3.6), so the peer needs only the root.
+ */
+export function pkiIssue(o: { ca: string; cn?: string; dn?: string; sans?: readonly string[]; type?: PkiKeyType; days?: number; out?: string }): PkiIkeResult {
   const ca = readCa(o.ca);
   const key = generatePrivateKey(o.type ?? 'ecdsa');
   const notBefore = new Date(Date.now() - 60_000);
+  const subject = subjectOf(o, '');
   const cert = createCertificate({
-    subject: `CN=${o.cn}`, sans: o.sans, key, issuer: ca, notBefore,
+    subject, sans: o.sans, key, issuer: ca, notBefore,
     notAfter: new Date(notBefore.getTime() + (o.days ?? DEFAULT_CERT_DAYS) * DAY_MS),
   });
   const out = o.out ?? o.ca;
   mkdirSync(out, { recursive: true, mode: 0o700 });
-  const base = o.cn.replace(/[^A-Za-z0-9_.-]/g, '_');
+  const base = (o.cn ?? new X509Certificate(cert.raw).subject.split('\n').reverse().find((l) => l.startsWith('CN='))?.slice(3) ?? 'cert')
+    .replace(/[^A-Za-z0-9_.-]/g, '_');
   const files = [join(out, `${base}.key`), join(out, `${base}.pem`)];
+  const intermediate = ca.cert.issuer !== ca.cert.subject;
   writeNew(files[0]!, keyToPem(key), 0o600);
-  writeNew(files[1]!, cert.toString(), 0o644);
+  writeNew(files[1]!, cert.toString() + (intermediate ? ca.cert.toString() : ''), 0o644);
   return { files };
 }
 
@@ -248,12 +268,14 @@ export function pkiRevoke(o: { ca: string; cert?: string }): PkiIkeResult {
 
 // ---- `vpcgw pki ca|issue|revoke` ----
 
-export const PKI_IKE_USAGE = `  pki ca --out DIR [--cn NAME] [--type T] [--days N]
-                                           make a CA for IKE certificates (DIR/ca.pem, DIR/ca.key)
-  pki issue --ca DIR --cn NAME [--san S]... [--type T] [--days N] [--out DIR]
-                                           issue a certificate (NAME.pem, NAME.key); S: fqdn:HOST,
-                                           email:ADDR or an IP; T: ecdsa (P-256, default), ecdsa384,
-                                           ecdsa521 or rsa
+export const PKI_IKE_USAGE = `  pki ca --out DIR [--cn NAME | --dn DN] [--type T] [--days N] [--ca PARENT]
+                                           make a CA for IKE certificates (DIR/ca.pem, DIR/ca.key);
+                                           with --ca an intermediate CA signed by the CA in PARENT
+  pki issue --ca DIR (--cn NAME | --dn DN) [--san S]... [--type T] [--days N] [--out DIR]
+                                           issue a certificate (NAME.pem, NAME.key; NAME.pem holds the
+                                           intermediate too when DIR is one); S: fqdn:HOST, email:ADDR
+                                           or an IP; DN: "O=example, CN=gw"; T: ecdsa (P-256, default),
+                                           ecdsa384, ecdsa521 or rsa
   pki revoke --ca DIR [--cert FILE]        revoke a certificate and (re)write DIR/crl.pem`;
 
 export const PKI_IKE_COMMANDS: readonly string[] = ['ca', 'issue', 'revoke'];
@@ -278,7 +300,7 @@ export function pkiIkeCommand(argv: readonly string[], cwd: string): string {
     allowPositionals: false,
     strict: true,
     options: {
-      out: { type: 'string' }, ca: { type: 'string' }, cn: { type: 'string' }, san: { type: 'string', multiple: true },
+      out: { type: 'string' }, ca: { type: 'string' }, cn: { type: 'string' }, dn: { type: 'string' }, san: { type: 'string', multiple: true },
       type: { type: 'string' }, days: { type: 'string' }, cert: { type: 'string' },
     },
   });
@@ -288,11 +310,12 @@ export function pkiIkeCommand(argv: readonly string[], cwd: string): string {
   switch (argv[0]) {
     case 'ca':
       if (!values.out) throw new VpnError('ERR_BAD_REQUEST', 'pki ca needs --out DIR');
-      r = pkiCa({ out: abs(values.out)!, cn: values.cn, type: keyTypeArg(values.type), days: daysArg(values.days) });
+      if (values.cn !== undefined && values.dn !== undefined) throw new VpnError('ERR_BAD_REQUEST', 'pki ca takes --cn or --dn, not both');
+      r = pkiCa({ out: abs(values.out)!, cn: values.cn, dn: values.dn, type: keyTypeArg(values.type), days: daysArg(values.days), parent: abs(values.ca) });
       break;
     case 'issue':
-      if (!values.ca || !values.cn) throw new VpnError('ERR_BAD_REQUEST', 'pki issue needs --ca DIR and --cn NAME');
-      r = pkiIssue({ ca: abs(values.ca)!, cn: values.cn, sans: values.san, type: keyTypeArg(values.type), days: daysArg(values.days), out: abs(values.out) });
+      if (!values.ca || (values.cn === undefined) === (values.dn === undefined)) throw new VpnError('ERR_BAD_REQUEST', 'pki issue needs --ca DIR and one of --cn NAME or --dn DN');
+      r = pkiIssue({ ca: abs(values.ca)!, cn: values.cn, dn: values.dn, sans: values.san, type: keyTypeArg(values.type), days: daysArg(values.days), out: abs(values.out) });
       break;
     case 'revoke':
       if (!values.ca) throw new VpnError('ERR_BAD_REQUEST', 'pki revoke needs --ca DIR');

@@ -171,8 +171,17 @@ export function peerAuthFailed(peerId: string, problem: string, psk: boolean): I
     : {
       code: 'PEER_AUTH_FAILED',
       message: `authentication of peer ${peerId} failed: ${problem}`,
-      hint: psk ? 'configure the peer for pre-shared key authentication with the same psk' : 'give the peer a valid certificate from the customer gateway\'s ca holding its ID',
+      hint: psk ? 'configure the peer for pre-shared key authentication with the same psk' : certHint(problem),
     };
+}
+
+/** What to do about a refused peer certificate: a validity problem is often a clock that is off. */
+function certHint(problem: string): string {
+  if (/ is not valid yet | expired on /.test(problem)) {
+    return 'check the clocks of both gateways (NTP) and the certificate\'s validity dates; issue the peer a certificate valid now';
+  }
+  if (/ is revoked by the CRL /.test(problem)) return 'the customer gateway\'s crl revokes this certificate: issue the peer a new one';
+  return 'give the peer a valid certificate from the customer gateway\'s ca holding its ID';
 }
 
 /** Either side: the peer's identity is not the configured one. */

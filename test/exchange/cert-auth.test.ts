@@ -276,10 +276,46 @@ describe('IKE fragmentation (RFC 7383) with certificate chains', () => {
     expect(p.b.status()[0]!.state).toBe('ESTABLISHED');
   });
 
-  it('no fragmentation for PSK connections: IKE_SA_INIT stays as it was', () => {
+  const announces = (d: Buffer): boolean => {
+    const m = decodeMessage(d, null);
+    return m.ok && m.msg.payloads.some((x) => x.type === PayloadType.N && x.notifyType === NotifyType.IKEV2_FRAGMENTATION_SUPPORTED);
+  };
+
+  it('PSK connections announce it too (strongSwan\'s fragmentation=yes); their small messages go whole', () => {
     const p = run(baseA(), baseB());
-    const init = decodeMessage(p.wire[0]!.datagram, null);
-    expect(init.ok && init.msg.payloads.some((x) => x.type === PayloadType.N && x.notifyType === NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)).toBe(false);
+    expect(announces(p.wire[0]!.datagram)).toBe(true);
+    expect(announces(p.wire[1]!.datagram)).toBe(true);
+    expect(p.a.status()[0]!.state).toBe('ESTABLISHED');
+    expect(p.wire.some((w) => isFragment(w.datagram))).toBe(false);
+  });
+
+  it('fragmentation: accept announces it but sends whole messages; the peer\'s fragments are still reassembled', () => {
+    const { a, b } = chainPair();
+    const p = run({ ...a, fragmentation: 'accept' }, b);
+    expect(announces(p.wire[0]!.datagram)).toBe(true);
+    expect(p.a.status()[0]!.state).toBe('ESTABLISHED');
+    expect(p.b.status()[0]!.state).toBe('ESTABLISHED');
+    const authRequests = p.wire.slice(2).filter((w) => w.to.address === B_ADDR);
+    expect(authRequests.some((w) => isFragment(w.datagram))).toBe(false);
+    expect(authRequests.some((w) => w.datagram.length > IKE_FRAGMENT_MAX_BYTES)).toBe(true);
+    expect(p.wire.slice(2).some((w) => w.to.address === A_ADDR && isFragment(w.datagram))).toBe(true);
+  });
+
+  it('fragmentation: no is not announced, so neither side fragments', () => {
+    const { a, b } = chainPair();
+    const p = run({ ...a, fragmentation: 'no' }, b);
+    expect(announces(p.wire[0]!.datagram)).toBe(false);
+    expect(announces(p.wire[1]!.datagram)).toBe(false);
+    expect(p.a.status()[0]!.state).toBe('ESTABLISHED');
+    expect(p.wire.some((w) => isFragment(w.datagram))).toBe(false);
+  });
+
+  it('a responder whose connection says no does not answer the announcement', () => {
+    const { a, b } = chainPair();
+    const p = run(a, { ...b, fragmentation: 'no' });
+    expect(announces(p.wire[0]!.datagram)).toBe(true);
+    expect(announces(p.wire[1]!.datagram)).toBe(false);
+    expect(p.a.status()[0]!.state).toBe('ESTABLISHED');
     expect(p.wire.some((w) => isFragment(w.datagram))).toBe(false);
   });
 });

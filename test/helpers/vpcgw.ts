@@ -151,7 +151,7 @@ export class Vpcgw {
         async () => {
           if (!proc.running) throw new Error(`vpcgw exited early: ${proc.output()}`);
           if (!existsSync(controlPath)) return false;
-          await gw.status(2000);
+          await gw.status(5000); // the CLI alone needs over 2 s to start on a loaded machine
           return true;
         },
         { timeoutMs, intervalMs: 150, what: `vpcgw in ${ns} to answer status --json` },

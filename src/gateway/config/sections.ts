@@ -12,7 +12,7 @@ import {
 import { connectionLocalIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
 import { LocalCredentials, TrustAnchors } from './credentials.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../ike/init-guard.js';
-import { DEFAULT_RETRANSMIT } from '../../ike/config/peer-config.js';
+import { DEFAULT_RETRANSMIT, IKE_FRAGMENTATION_MODES } from '../../ike/config/peer-config.js';
 import { PASSWORD_HASH_FORMAT, parsePasswordHash } from '../users.js';
 
 /**
@@ -338,8 +338,14 @@ export const IKE_POLICY = object({
     description: 'Our IKE identity (strongSwan syntax), or null to use the first public address (with auth.cert: the certificate\'s '
       + 'subject DN); required when that is 0.0.0.0 or ::.',
   }),
+  fragmentation: withDefault(oneOf(IKE_FRAGMENTATION_MODES, 'RFC 7383 IKE fragmentation, as strongSwan\'s fragmentation setting: '
+    + 'yes: announced, and messages larger than 1200 bytes (certificate chains) go as fragments when the peer announced it too; '
+    + 'accept: announced, but our messages go whole; no: not announced. The peer\'s fragments are always accepted. '
+    + '(strongSwan\'s force applies to IKEv1 only.)'), 'yes'),
 }, {
-  finish: (v) => ({ proposals: v.proposals.text, parsedProposals: v.proposals.parsed, lifetimeSec: v.lifetime, localId: v.localId }),
+  finish: (v) => ({
+    proposals: v.proposals.text, parsedProposals: v.proposals.parsed, lifetimeSec: v.lifetime, localId: v.localId, fragmentation: v.fragmentation,
+  }),
 });
 
 // Volume limits of a CHILD_SA (strongSwan's life_bytes/life_packets). A limit far below the

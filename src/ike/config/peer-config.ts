@@ -39,6 +39,13 @@ export interface PeerConfig {
   readonly cert?: CertAuthConfig | null;
   readonly ikeProposals: readonly Proposal[];
   readonly ikeLifetimeSec: number;
+  /**
+   * RFC 7383 IKE fragmentation, as strongSwan's `fragmentation` (swanctl.conf): yes (absent) announces
+   * N(IKEV2_FRAGMENTATION_SUPPORTED) and sends oversized messages as SKF fragments when the peer
+   * announced it too; accept announces it but sends whole messages; no does not announce it. The
+   * peer's fragments are reassembled whatever the setting, as strongSwan does.
+   */
+  readonly fragmentation?: IkeFragmentation;
   /** start: initiate at boot; none: wait for the peer; trap: initiate on the first packet for remoteTs (the shell sees it) */
   readonly startAction: 'start' | 'none' | 'trap';
   readonly dpdIntervalSec: number;
@@ -72,6 +79,19 @@ export interface CertAuthConfig {
 }
 
 export type DpdAction = 'clear' | 'restart' | 'none';
+
+export const IKE_FRAGMENTATION_MODES = ['yes', 'accept', 'no'] as const;
+export type IkeFragmentation = (typeof IKE_FRAGMENTATION_MODES)[number];
+
+/** Whether a connection announces RFC 7383 support in IKE_SA_INIT. */
+export function announcesFragmentation(cfg: Pick<PeerConfig, 'fragmentation'>): boolean {
+  return (cfg.fragmentation ?? 'yes') !== 'no';
+}
+
+/** Whether a connection sends its oversized messages as fragments (once both sides announced support). */
+export function sendsFragments(cfg: Pick<PeerConfig, 'fragmentation'>): boolean {
+  return (cfg.fragmentation ?? 'yes') === 'yes';
+}
 
 /** Retransmission schedule (strongSwan's retransmit_timeout/base/tries). */
 export interface RetransmitConfig {

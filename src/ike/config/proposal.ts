@@ -52,13 +52,14 @@ kw(['ecp256'], { type: TransformType.DH, id: DhId.ECP_256 });
 kw(['ecp384'], { type: TransformType.DH, id: DhId.ECP_384 });
 kw(['ecp521'], { type: TransformType.DH, id: DhId.ECP_521 });
 kw(['x25519', 'curve25519'], { type: TransformType.DH, id: DhId.CURVE25519 });
+kw(['x448', 'curve448'], { type: TransformType.DH, id: DhId.CURVE448 });
 // ESN
 kw(['esn'], { type: TransformType.ESN, id: EsnId.ESN });
 kw(['noesn'], { type: TransformType.ESN, id: EsnId.NO_ESN });
 
 const KNOWN = 'known algorithms: aes128|aes192|aes256, aes{128,192,256}gcm{8,12,16}, chacha20poly1305, ' +
   'sha1|sha256|sha384|sha512, prfsha1|prfsha256|prfsha384|prfsha512, ' +
-  'modp2048|modp3072|modp4096|ecp256|ecp384|ecp521|x25519|curve25519, esn|noesn, or "default"';
+  'modp2048|modp3072|modp4096|ecp256|ecp384|ecp521|x25519|curve25519|x448|curve448, esn|noesn, or "default"';
 
 // strongSwan 5.9.8's default proposal (its `default` keyword, see proposal_create_default in
 // src/libstrongswan/crypto/proposal/proposal.c), without the algorithms we do not implement.

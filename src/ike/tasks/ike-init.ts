@@ -4,7 +4,7 @@ import { createKeyExchange, isSupportedDhGroup } from '../../crypto/dh.js';
 import { createPrf } from '../../crypto/prf.js';
 import { deriveIkeKeys, ikeKeyLengths, skCryptoFor } from '../sa/keymat.js';
 import { selectProposal, dhGroupOf, proposalToString } from '../config/proposal.js';
-import type { PeerConfig } from '../config/peer-config.js';
+import { announcesFragmentation, sendsFragments, type PeerConfig } from '../config/peer-config.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
@@ -74,8 +74,9 @@ export class IkeInitTask extends TaskBase implements IkeTask {
       out.push(notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, encodeSignatureHashes(SIGNATURE_HASHES)));
       sa.offeredSignatureHashes = true;
     }
-    // RFC 7383 §2.3: certificates make IKE_AUTH larger than many paths carry unfragmented
-    if (cfg.cert) out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
+    // RFC 7383 §2.3: announced whatever the authentication, as strongSwan's default fragmentation=yes
+    // does (certificate chains, many traffic selectors or a large KE can exceed the path's MTU)
+    if (announcesFragmentation(cfg)) out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
     sa.state = 'INIT_SENT';
     return 'done';
   }
@@ -129,7 +130,7 @@ export class IkeInitTask extends TaskBase implements IkeTask {
     if (!secret) return this.fail('invalid KE data from peer');
     sa.setResponderSpi(msg.header.spiR);
     sa.peerSignatureHashes = signatureHashesOf(msg);
-    sa.fragmentation = !!cfg.cert && !!findNotify(msg, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED);
+    sa.fragmentation = sendsFragments(cfg) && !!findNotify(msg, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED);
     sa.nonceR = Buffer.from(nonce.nonce);
     sa.initResponse = Buffer.from(sa.currentRaw);
     this.deriveKeys(copyProposal(chosen), secret);
@@ -179,10 +180,11 @@ export class IkeInitTask extends TaskBase implements IkeTask {
     }
     const certReq = caCertReq(sa.candidates);
     if (certReq) out.push(certReq);
-    // RFC 7383 §2.3: answer the peer's N(IKEV2_FRAGMENTATION_SUPPORTED) where certificates are in play
-    if (this.peerFragmentation && sa.candidates.some((c) => c.cert)) {
+    // RFC 7383 §2.3: answer the peer's N(IKEV2_FRAGMENTATION_SUPPORTED) unless every candidate
+    // connection says fragmentation: no (IKE_AUTH picks the connection only later)
+    if (this.peerFragmentation && sa.candidates.some(announcesFragmentation)) {
       out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
-      sa.fragmentation = true;
+      sa.fragmentation = sa.candidates.some(sendsFragments);
     }
     return 'done';
   }

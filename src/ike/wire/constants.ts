@@ -88,6 +88,7 @@ export enum DhId {
   ECP_384 = 20,
   ECP_521 = 21,
   CURVE25519 = 31,
+  CURVE448 = 32,
 }
 
 export enum EsnId {

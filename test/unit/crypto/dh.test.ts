@@ -1,6 +1,6 @@
 // Key exchange: both parties agree for every group; KE data lengths follow RFC 7296 §3.4 / RFC 5903
-// / RFC 8031; invalid peer data gives null. X25519 known answer from RFC 7748 §6.1
-// (test/vectors/x25519-rfc7748.json).
+// / RFC 8031; invalid peer data gives null. X25519 and X448 known answers from RFC 7748 §6.1 and
+// §6.2 (test/vectors/x25519-rfc7748.json, test/vectors/x448-rfc7748.json).
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createECDH } from 'node:crypto';
@@ -10,6 +10,7 @@ const x = JSON.parse(readFileSync(new URL('../../vectors/x25519-rfc7748.json', i
   string,
   string
 >;
+const x448 = JSON.parse(readFileSync(new URL('../../vectors/x448-rfc7748.json', import.meta.url), 'utf8')) as Record<string, string>;
 const hx = (s: string) => Buffer.from(s, 'hex');
 
 const GROUPS: Array<[number, number, number]> = [
@@ -21,6 +22,7 @@ const GROUPS: Array<[number, number, number]> = [
   [20, 96, 48],
   [21, 132, 66],
   [31, 32, 32],
+  [32, 56, 56],
 ];
 
 describe('createKeyExchange', () => {
@@ -43,7 +45,7 @@ describe('createKeyExchange', () => {
   }
 
   it('rejects unsupported groups', () => {
-    for (const g of [0, 1, 2, 5, 17, 18, 22, 28, 32]) {
+    for (const g of [0, 1, 2, 5, 17, 18, 22, 28, 33]) {
       expect(isSupportedDhGroup(g)).toBe(false);
       expect(() => createKeyExchange(g)).toThrow(RangeError);
     }
@@ -57,6 +59,24 @@ describe('createKeyExchange', () => {
     expect(bob.publicKey.toString('hex')).toBe(x.bobPublic);
     expect(alice.computeSecret(hx(x.bobPublic!))!.toString('hex')).toBe(x.shared);
     expect(bob.computeSecret(hx(x.alicePublic!))!.toString('hex')).toBe(x.shared);
+  });
+
+  it('X448 (group 32) matches RFC 7748 §6.2', () => {
+    const alice = createKeyExchange(32, hx(x448.alicePrivate!));
+    const bob = createKeyExchange(32, hx(x448.bobPrivate!));
+    expect(alice.publicKey.toString('hex')).toBe(x448.alicePublic);
+    expect(bob.publicKey.toString('hex')).toBe(x448.bobPublic);
+    expect(alice.computeSecret(hx(x448.bobPublic!))!.toString('hex')).toBe(x448.shared);
+    expect(bob.computeSecret(hx(x448.alicePublic!))!.toString('hex')).toBe(x448.shared);
+    expect(() => createKeyExchange(32, Buffer.alloc(32))).toThrow(RangeError);
+  });
+
+  it('X448 rejects low-order peer points (all-zero output, RFC 8031 §2.3)', () => {
+    const a = createKeyExchange(32);
+    expect(a.computeSecret(Buffer.alloc(56))).toBeNull(); // u = 0
+    const one = Buffer.alloc(56);
+    one[0] = 1; // u = 1 (little-endian)
+    expect(a.computeSecret(one)).toBeNull();
   });
 
   it('X25519 rejects low-order peer points (all-zero output, RFC 7748 §6.1)', () => {

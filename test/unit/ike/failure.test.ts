@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseProposals } from '../../../src/ike/config/proposal.js';
 import { DhId, EncrId, IntegId, PrfId, ProtocolId, TransformType } from '../../../src/ike/wire/constants.js';
 import type { Proposal } from '../../../src/ike/wire/types.js';
-import { peerOfferRefused, proposalKeywords, proposalsKeywords } from '../../../src/ike/failure.js';
+import { peerAuthFailed, peerOfferRefused, proposalKeywords, proposalsKeywords } from '../../../src/ike/failure.js';
 
 describe('proposals in swanctl keyword syntax', () => {
   it('prints parsed proposals as they were written', () => {
@@ -29,5 +29,19 @@ describe('proposals in swanctl keyword syntax', () => {
     const f = peerOfferRefused('ike', [offer], parseProposals('aes128gcm16-prfsha256-x25519', 'ike'));
     expect(f.message).toBe('no acceptable IKE proposal: peer offered aes256-sha1-modp1024, we accept aes128gcm16-prfsha256-x25519');
     expect(f.hint).toBe('set ike.proposals to include aes256-sha1-modp1024 or ask the peer for aes128gcm16-prfsha256-x25519');
+  });
+});
+
+describe('a refused peer certificate: the hint fits the reason', () => {
+  it.each([
+    ['certificate "CN=dc1" is not valid yet (not before 2030-01-01T00:00:00.000Z)', /check the clocks of both gateways/],
+    ['certificate "CN=dc1" expired on 2020-01-01T00:00:00.000Z', /check the clocks of both gateways/],
+    ['certificate "CN=dc1" (serial 1A) is revoked by the CRL of "CN=CA"', /crl revokes this certificate/],
+    ['certificate "CN=dc1" is not issued by a configured CA', /valid certificate from the customer gateway's ca/],
+  ])('%s', (problem, hint) => {
+    const f = peerAuthFailed('fqdn:dc1.example', problem, false);
+    expect(f.code).toBe('PEER_AUTH_FAILED');
+    expect(f.message).toBe(`authentication of peer fqdn:dc1.example failed: ${problem}`);
+    expect(f.hint).toMatch(hint);
   });
 });

@@ -119,3 +119,22 @@ describe('config: certificate authentication', () => {
     expect(pc!.psk.toString()).toBe('correct-horse-battery');
   });
 });
+
+describe('config: ike.fragmentation (RFC 7383, strongSwan\'s fragmentation setting)', () => {
+  const withFrag = (v: unknown) => {
+    const c = cfg();
+    c.vpnConnections[0].ike.fragmentation = v;
+    return c;
+  };
+  it('defaults to yes and carries accept and no to the IKE config', () => {
+    expect(peerConfigsFrom(load(cfg()))[0]!.fragmentation).toBe('yes');
+    expect(peerConfigsFrom(load(withFrag('accept')))[0]!.fragmentation).toBe('accept');
+    expect(peerConfigsFrom(load(withFrag('no')))[0]!.fragmentation).toBe('no');
+  });
+  it.each(['force', 'maybe'])('refuses %s, naming the field and the value', (v) => {
+    const e = refusal(withFrag(v));
+    expect(e.message).toContain('config vpnConnections[0].ike.fragmentation:');
+    expect(e.message).toContain(v);
+    expect(e.message).toMatch(/yes.*accept.*no/);
+  });
+});

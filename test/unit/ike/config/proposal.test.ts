@@ -67,6 +67,26 @@ describe('parseProposals', () => {
     expect(p!.transforms[0]).toEqual({ type: TransformType.ENCR, id: 28 });
   });
 
+  it('x448 (DH group 32, RFC 8031) for IKE and for ESP PFS', () => {
+    const [ike] = parseProposals('chacha20poly1305-prfsha256-x448', 'ike');
+    expect(dhGroupOf(ike!)).toBe(32);
+    expect(dhGroupOf(parseProposals('aes256gcm16-prfsha384-curve448', 'ike')[0]!)).toBe(32);
+    const [esp] = parseProposals('chacha20poly1305-x448', 'esp');
+    expect(dhGroupOf(esp!)).toBe(32);
+    expect(dhGroupOf(stripDh([esp!])[0]!)).toBe(0);
+  });
+
+  it('AES-GCM with 64/96-bit ICVs (RFC 4106 §8, RFC 5282 §7) is supported for IKE and ESP alike', () => {
+    for (const kind of ['ike', 'esp'] as const) {
+      const suffix = kind === 'ike' ? '-prfsha256-x25519' : '';
+      const ids = (text: string) => parseProposals(text + suffix, kind)[0]!.transforms.filter((t) => t.type === TransformType.ENCR);
+      expect(ids('aes256gcm8')).toEqual([{ type: TransformType.ENCR, id: 18, keyLength: 256 }]);
+      expect(ids('aes128gcm64')).toEqual([{ type: TransformType.ENCR, id: 18, keyLength: 128 }]);
+      expect(ids('aes128gcm12')).toEqual([{ type: TransformType.ENCR, id: 19, keyLength: 128 }]);
+      expect(ids('aes192gcm96')).toEqual([{ type: TransformType.ENCR, id: 19, keyLength: 192 }]);
+    }
+  });
+
   it('"default" expands to strongSwan-like defaults we can run', () => {
     const ike = parseProposals('default', 'ike');
     expect(ike).toHaveLength(2);
@@ -79,6 +99,8 @@ describe('parseProposals', () => {
 
   it.each([
     ['aes128-sha256-modp1024', 'ike', /unknown algorithm "modp1024".*known algorithms/],
+    ['aes128gcm4-prfsha256-x25519', 'ike', /unknown algorithm "aes128gcm4".*x448/],
+    ['chacha20poly1305-sha256', 'esp', /AEAD/],
     ['aes128gcm16-x25519', 'ike', /needs a PRF/],
     ['aes128-sha256', 'ike', /needs a DH group/],
     ['aes128-x25519', 'ike', /integrity/],

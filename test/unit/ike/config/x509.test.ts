@@ -36,6 +36,32 @@ describe('X.509 helpers of the IKE core', () => {
     }
   });
 
+  it('matches each identity type only against its own kind of name (strongSwan x509_cert.c has_subject)', () => {
+    // an FQDN-looking email, an address written as a DNS name, an email as a DN: all refused
+    const tricky = createCertificate({ subject: 'O=strongSwan, CN=moon.example', sans: ['fqdn:192.0.2.9', 'email:moon.example'], key });
+    for (const id of ['fqdn:moon.example', '192.0.2.9', 'email:a@moon.example', 'O=strongSwan, CN=sun.example']) {
+      expect(certContainsId(tricky, parseIdentity(id)!), id).toBe(false);
+    }
+    expect(certContainsId(tricky, parseIdentity('O=strongSwan, CN=moon.example')!)).toBe(true);
+    expect(certContainsId(tricky, parseIdentity('fqdn:192.0.2.9')!)).toBe(true);
+    // email: case-insensitive as strongSwan compares it; bare a@b parses as ID_RFC822_ADDR
+    expect(parseIdentity('A@Moon.Example')!.type).toBe(3);
+    expect(certContainsId(cert, parseIdentity('A@Moon.Example')!)).toBe(true);
+    expect(certContainsId(cert, parseIdentity('email:b@moon.example')!)).toBe(false);
+    expect(certContainsId(cert, parseIdentity('%any')!)).toBe(true);
+  });
+
+  it('a received ID matches the configured one only with the same type', () => {
+    const email = parseIdentity('email:vpn@dc1.example')!;
+    expect(identityMatches(email, { idType: 3, data: Buffer.from('vpn@dc1.example') })).toBe(true);
+    expect(identityMatches(email, { idType: 2, data: Buffer.from('vpn@dc1.example') })).toBe(false);
+    const ip = parseIdentity('192.0.2.9')!;
+    expect(identityMatches(ip, { idType: 1, data: Buffer.from([192, 0, 2, 9]) })).toBe(true);
+    expect(identityMatches(ip, { idType: 2, data: Buffer.from('192.0.2.9') })).toBe(false);
+    expect(identityMatches(parseIdentity('fqdn:gw.example')!, { idType: 2, data: Buffer.from('gw.example') })).toBe(true);
+    expect(identityMatches(parseIdentity('O=x, CN=gw')!, { idType: 9, data: dnToDer('O=x, CN=gw.example')! })).toBe(false);
+  });
+
   it('parses a CRL and checks its signature against the issuer', () => {
     const other = createCertificate({ subject: 'CN=other', key: generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey, ca: true });
     const crl = parseCrl(createCrl({ ca: cert, caKey: key, revokedSerials: ['00ABCDEF', '7f'] }));

@@ -19,6 +19,8 @@ function pair(spec: EncTransformSpec, e: number, a: number): [SkCrypto, SkCrypto
 const SUITES: Array<[string, [SkCrypto, SkCrypto]]> = [
   ['aes128-cbc/sha256', pair({ encr: 12, encrKeyBits: 128, integ: 12 }, 16, 32)],
   ['aes256gcm16', pair({ encr: 20, encrKeyBits: 256, integ: 0 }, 36, 0)],
+  ['aes128gcm8', pair({ encr: 18, encrKeyBits: 128, integ: 0 }, 20, 0)],
+  ['chacha20poly1305', pair({ encr: 28, encrKeyBits: 256, integ: 0 }, 36, 0)],
 ];
 const HDR = { spiI: randomBytes(8), spiR: randomBytes(8), exchangeType: ExchangeType.IKE_AUTH, flags: HeaderFlag.I, messageId: 1 };
 // an IKE_AUTH with a big certificate: IDi CERT AUTH (like an RSA-3072 IKE_AUTH, 1787 bytes in the lab)
@@ -94,6 +96,32 @@ describe('encodeFragments / decodeFragment / FragmentReassembler', () => {
     let res = null;
     for (const d of big.slice(1)) res = re.add(d);
     expect(res?.ok).toBe(true);
+  });
+
+  it('holds one message at a time: a fragment of another message ID drops the partial set', () => {
+    const [i, r] = SUITES[1]![1];
+    const one = encodeFragments(HDR, PAYLOADS, i, 544).map((f) => decodeFragment(f, r)).map((d) => (d.ok ? d : null)!);
+    const two = encodeFragments({ ...HDR, messageId: 2 }, PAYLOADS, i, 544).map((f) => decodeFragment(f, r)).map((d) => (d.ok ? d : null)!);
+    const re = new FragmentReassembler();
+    expect(re.add(one[0]!)).toBeNull();
+    expect(re.add(one[1]!)).toBeNull();
+    expect(re.held).toBe(2);
+    expect(re.add(two[0]!)).toBeNull();
+    expect(re.held).toBe(1); // message 1's fragments are gone
+    // (the IKE SA passes on only fragments of the message ID it expects, src/ike/sa/ike-sa.ts)
+    let res = null;
+    for (const d of two.slice(1)) res = re.add(d);
+    expect(res?.ok && res.msg.header.messageId).toBe(2);
+    expect(re.held).toBe(0);
+  });
+
+  it('refuses a Total above the fragment limit', () => {
+    const [i, r] = SUITES[1]![1];
+    const frags = encodeFragments(HDR, PAYLOADS, i, 544).map((f) => decodeFragment(f, r)).map((d) => (d.ok ? d : null)!);
+    const re = new FragmentReassembler(2);
+    for (const d of frags) expect(re.add(d)).toBeNull();
+    expect(frags.length).toBeGreaterThan(2);
+    expect(re.held).toBe(0);
   });
 
   it('enforces the byte limit and rejects impossible sizes', () => {
