@@ -10,6 +10,7 @@ import {
   type Node, type ReadContext,
 } from './field-table.js';
 import { connectionLocalIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
+import { checkConnectionFamilies, publicAddressesFacing } from './families.js';
 import { LocalCredentials, TrustAnchors } from './credentials.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../ike/init-guard.js';
 import { DEFAULT_RETRANSMIT } from '../../ike/config/peer-config.js';
@@ -399,7 +400,8 @@ export const VPN_CONNECTION = object({
   dpd: optional(DPD, { description: 'Omitted or null: no DPD.' }),
 }, {
   rules: 'customerGateway names a customer gateway; localSubnets lie inside gateway.vpcSubnets and remoteSubnets outside; '
-    + 'no remote subnet on two connections; ike.localId (or the first public address) parses as a strongSwan identity; '
+    + 'no remote subnet on two connections; ike.localId (or the first public address of the customer gateway\'s family) parses as a strongSwan identity; '
+    + 'a public address reaches the customer gateway\'s family; localSubnets and remoteSubnets hold the same families (IPv4, IPv6 or both); '
     + 'with auth.cert, ike.localId defaults to the certificate\'s subject DN and must be in the certificate.',
   finish: (v, path, ctx) => {
     const gw = ctx.done.gateway as Gateway;
@@ -431,7 +433,8 @@ export const VPN_CONNECTION = object({
       throw new ConfigError(`customerGateways[${cgwIndex}].ca`, undefined,
         `the CA file that signs ${peer.name}'s certificate (required: ${path} authenticates with a certificate)`);
     }
-    connectionLocalIdentity(gw.publicAddresses, v.ike.localId, join(path, 'ike.localId'), v.auth.credentials);
+    checkConnectionFamilies(gw.publicAddresses, peer.address, v.localSubnets, v.remoteSubnets, path, `customerGateways[${cgwIndex}]`);
+    connectionLocalIdentity(publicAddressesFacing(gw.publicAddresses, peer.address), v.ike.localId, join(path, 'ike.localId'), v.auth.credentials);
     return {
       name: v.name,
       /** Name of the customer gateway (also resolved in `peer`). */
