@@ -250,7 +250,7 @@ export const GATEWAY = object({
     description: 'Data folder (holds the control socket).',
   }),
   publicAddresses: required(list(address(), 'IP addresses', { min: 1, uniqueItems: true, check: noRepeatedAddresses }),
-    'Addresses peers reach (the "EIPs"); UDP 500 and 4500 are bound on each.'),
+    'Addresses peers reach (the "EIPs"), IPv4 or IPv6; UDP 500 and 4500 are bound on each ("::" binds both families).'),
   vpcSubnets: required(subnets(MAX_SUBNETS, 'Cloud-side subnets behind the gateway.')),
   tun: withDefault(TUN, {}),
   logLevel: withDefault(oneOf(LOG_LEVELS), 'info'),
@@ -268,7 +268,7 @@ export const GATEWAY = object({
 
 export const CUSTOMER_GATEWAY = object({
   name: required(name()),
-  address: required(addressOr('%any'), 'The peer\'s address, or "%any" (responder only; read as null).'),
+  address: required(addressOr('%any'), 'The peer\'s IPv4 or IPv6 address (a public address of its family must exist), or "%any" (responder only; read as null).'),
   ikeId: optional(str(REMOTE_ID_WHAT), {
     nullable: true,
     description: 'IKE identity in strongSwan syntax (IP, fqdn:host, email:user@host, DN, bare name = FQDN, %any); '
@@ -391,8 +391,8 @@ type Gateway = Out<typeof GATEWAY>;
 export const VPN_CONNECTION = object({
   name: required(name()),
   customerGateway: required(str('the name of a customer gateway'), 'Name of an entry of customerGateways.'),
-  localSubnets: required(subnets(MAX_SUBNETS, 'Cloud-side traffic selectors; each inside gateway.vpcSubnets.')),
-  remoteSubnets: required(subnets(MAX_SUBNETS, 'Customer-side traffic selectors, routed into the TUN; none inside gateway.vpcSubnets.')),
+  localSubnets: required(subnets(MAX_SUBNETS, 'Cloud-side traffic selectors (IPv4 and/or IPv6); each inside gateway.vpcSubnets.')),
+  remoteSubnets: required(subnets(MAX_SUBNETS, 'Customer-side traffic selectors (the same families as localSubnets), routed into the TUN; none inside gateway.vpcSubnets.')),
   auth: required(AUTH),
   ike: withDefault(IKE_POLICY, {}),
   esp: withDefault(ESP_POLICY, {}),
