@@ -2,6 +2,7 @@ import type { GatewayConfig, VpnConnectionConfig } from './config/types.js';
 import type { PeerConfig, ChildConfig } from '../ike/config/peer-config.js';
 import { decodePsk } from '../ike/config/peer-config.js';
 import { connectionLocalIdentity, remoteIdentity } from './config/identities.js';
+import { publicAddressesFacing } from './config/families.js';
 import { connectionExtraLocalTs } from './vpcep.js';
 
 /**
@@ -13,10 +14,13 @@ export function peerConfigsFrom(cfg: GatewayConfig): PeerConfig[] {
 }
 
 export function peerConfigFrom(cfg: GatewayConfig, c: VpnConnectionConfig, path: string): PeerConfig {
-  const localAddrs = cfg.gateway.publicAddresses.map((a) => a.text);
+  // the public addresses of the customer gateway's family: the initiator sends from the first, and
+  // an IPv6 peer never reaches an IPv4 address (config/families.ts)
+  const facing = publicAddressesFacing(cfg.gateway.publicAddresses, c.peer.address);
+  const localAddrs = facing.map((a) => a.text);
   // the loader ran the same checks (config/identities.ts), so a loaded config does not throw here
   const creds = c.auth.credentials;
-  const localId = connectionLocalIdentity(cfg.gateway.publicAddresses, c.ike.localId, `${path}.ike.localId`, creds);
+  const localId = connectionLocalIdentity(facing, c.ike.localId, `${path}.ike.localId`, creds);
   const cgwIndex = cfg.customerGateways.findIndex((g) => g.name === c.customerGateway);
   const remoteId = remoteIdentity(c.peer.id, `customerGateways[${cgwIndex}].id`);
   const child: ChildConfig = Object.freeze({

@@ -10,6 +10,7 @@ import {
   type Node, type ReadContext,
 } from './field-table.js';
 import { connectionLocalIdentity, remoteIdentity, REMOTE_ID_WHAT } from './identities.js';
+import { checkConnectionFamilies, publicAddressesFacing } from './families.js';
 import { LocalCredentials, TrustAnchors } from './credentials.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../ike/init-guard.js';
 import { DEFAULT_RETRANSMIT, IKE_FRAGMENTATION_MODES } from '../../ike/config/peer-config.js';
@@ -249,7 +250,7 @@ export const GATEWAY = object({
     description: 'Data folder (holds the control socket).',
   }),
   publicAddresses: required(list(address(), 'IP addresses', { min: 1, uniqueItems: true, check: noRepeatedAddresses }),
-    'Addresses peers reach (the "EIPs"); UDP 500 and 4500 are bound on each.'),
+    'Addresses peers reach (the "EIPs"), IPv4 or IPv6; UDP 500 and 4500 are bound on each ("::" binds both families).'),
   vpcSubnets: required(subnets(MAX_SUBNETS, 'Cloud-side subnets behind the gateway.')),
   tun: withDefault(TUN, {}),
   logLevel: withDefault(oneOf(LOG_LEVELS), 'info'),
@@ -267,7 +268,7 @@ export const GATEWAY = object({
 
 export const CUSTOMER_GATEWAY = object({
   name: required(name()),
-  address: required(addressOr('%any'), 'The peer\'s address, or "%any" (responder only; read as null).'),
+  address: required(addressOr('%any'), 'The peer\'s IPv4 or IPv6 address (a public address of its family must exist), or "%any" (responder only; read as null).'),
   ikeId: optional(str(REMOTE_ID_WHAT), {
     nullable: true,
     description: 'IKE identity in strongSwan syntax (IP, fqdn:host, email:user@host, DN, bare name = FQDN, %any); '
@@ -396,8 +397,8 @@ type Gateway = Out<typeof GATEWAY>;
 export const VPN_CONNECTION = object({
   name: required(name()),
   customerGateway: required(str('the name of a customer gateway'), 'Name of an entry of customerGateways.'),
-  localSubnets: required(subnets(MAX_SUBNETS, 'Cloud-side traffic selectors; each inside gateway.vpcSubnets.')),
-  remoteSubnets: required(subnets(MAX_SUBNETS, 'Customer-side traffic selectors, routed into the TUN; none inside gateway.vpcSubnets.')),
+  localSubnets: required(subnets(MAX_SUBNETS, 'Cloud-side traffic selectors (IPv4 and/or IPv6); each inside gateway.vpcSubnets.')),
+  remoteSubnets: required(subnets(MAX_SUBNETS, 'Customer-side traffic selectors (the same families as localSubnets), routed into the TUN; none inside gateway.vpcSubnets.')),
   auth: required(AUTH),
   ike: withDefault(IKE_POLICY, {}),
   esp: withDefault(ESP_POLICY, {}),
@@ -405,7 +406,8 @@ export const VPN_CONNECTION = object({
   dpd: optional(DPD, { description: 'Omitted or null: no DPD.' }),
 }, {
   rules: 'customerGateway names a customer gateway; localSubnets lie inside gateway.vpcSubnets and remoteSubnets outside; '
-    + 'no remote subnet on two connections; ike.localId (or the first public address) parses as a strongSwan identity; '
+    + 'no remote subnet on two connections; ike.localId (or the first public address of the customer gateway\'s family) parses as a strongSwan identity; '
+    + 'a public address reaches the customer gateway\'s family; localSubnets and remoteSubnets hold the same families (IPv4, IPv6 or both); '
     + 'with auth.cert, ike.localId defaults to the certificate\'s subject DN and must be in the certificate.',
   finish: (v, path, ctx) => {
     const gw = ctx.done.gateway as Gateway;
@@ -437,7 +439,8 @@ export const VPN_CONNECTION = object({
       throw new ConfigError(`customerGateways[${cgwIndex}].ca`, undefined,
         `the CA file that signs ${peer.name}'s certificate (required: ${path} authenticates with a certificate)`);
     }
-    connectionLocalIdentity(gw.publicAddresses, v.ike.localId, join(path, 'ike.localId'), v.auth.credentials);
+    checkConnectionFamilies(gw.publicAddresses, peer.address, v.localSubnets, v.remoteSubnets, path, `customerGateways[${cgwIndex}]`);
+    connectionLocalIdentity(publicAddressesFacing(gw.publicAddresses, peer.address), v.ike.localId, join(path, 'ike.localId'), v.auth.credentials);
     return {
       name: v.name,
       /** Name of the customer gateway (also resolved in `peer`). */

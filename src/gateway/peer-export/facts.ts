@@ -9,7 +9,8 @@ import type { Proposal } from '../../ike/wire/types.js';
 import { HARD_LIFETIME_MARGIN } from '../../ike/rekey-scheduler.js';
 import type { GatewayConfig } from '../config/types.js';
 import { connectionLocalIdentity, isWildcard, remoteIdentity } from '../config/identities.js';
-import { NAME_PATTERN } from '../config/field-table.js';
+import { NAME_PATTERN, type AddressSpec } from '../config/field-table.js';
+import { publicAddressesFacing } from '../config/families.js';
 
 /** What the writers (swanctl.ts, libreswan.ts) need from the config, derived once by exportFacts. */
 
@@ -72,13 +73,14 @@ export function exportFacts(cfg: GatewayConfig, connection: string): ExportFacts
   }
   const cgwIndex = cfg.customerGateways.findIndex((g) => g.name === conn.customerGateway);
   const creds = conn.auth.credentials;
-  const ourId = connectionLocalIdentity(cfg.gateway.publicAddresses, conn.ike.localId, `${path}.ike.localId`, creds);
+  const facing = publicAddressesFacing(cfg.gateway.publicAddresses, conn.peer.address);
+  const ourId = connectionLocalIdentity(facing, conn.ike.localId, `${path}.ike.localId`, creds);
   const peerId = remoteIdentity(conn.peer.id, `customerGateways[${cgwIndex}].id`);
   return {
     name: conn.name,
     gatewayName: cfg.gateway.name,
     peerAddr: conn.peer.address?.text ?? null,
-    ourAddrs: reachableAddresses(cfg, ourId),
+    ourAddrs: reachableAddresses(cfg, facing, ourId),
     peerId: peerId.any ? null : peerId,
     ourId,
     peerSubnets: conn.remoteSubnets.map((p) => p.text),
@@ -104,11 +106,13 @@ export function exportFacts(cfg: GatewayConfig, connection: string): ExportFacts
 }
 
 /**
- * Where the customer gateway reaches us: the public addresses, without wildcard binds. With only a
+ * Where the customer gateway reaches us: the public addresses of its family, without wildcard binds. With only a
  * wildcard bind, an IP address identity names the address (identities.ts requires a localId then).
  */
-function reachableAddresses(cfg: GatewayConfig, ourId: Identity): string[] {
-  const addrs = cfg.gateway.publicAddresses.map((a) => a.text).filter((a) => !isWildcard(a));
+function reachableAddresses(cfg: GatewayConfig, facing: readonly AddressSpec[], ourId: Identity): string[] {
+  // only the addresses of the customer gateway's family (config/families.ts): charon pairs
+  // local_addrs with remote_addrs of the same family
+  const addrs = facing.map((a) => a.text).filter((a) => !isWildcard(a));
   if (addrs.length) return addrs;
   if (ourId.type === IdType.ID_IPV4_ADDR || ourId.type === IdType.ID_IPV6_ADDR) return [bytesToIp(ourId.data)];
   throw new ConfigError('gateway.publicAddresses', cfg.gateway.publicAddresses.map((a) => a.text),

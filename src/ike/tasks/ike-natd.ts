@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { IKE_NATT_PORT } from '../../common/ipsec-udp.js';
 import { NotifyType } from '../wire/constants.js';
 import type { IkeMessage, Payload } from '../wire/types.js';
-import { parseIp } from '../../common/ip.js';
+import { bytesToIp, parseIp } from '../../common/ip.js';
 import type { IkeSa } from '../sa/ike-sa.js';
 import { notify } from '../sa/ike-sa.js';
 import type { Endpoint } from '../sa/types.js';
@@ -22,15 +22,32 @@ export function natdHash(spiI: Buffer, spiR: Buffer, ep: Endpoint): Buffer {
   return createHash('sha1').update(spiI).update(spiR).update(ip ? ip.bytes : Buffer.alloc(4)).update(port).digest();
 }
 
+/**
+ * A random address of the IKE SA's family for the faked NAT_DETECTION_SOURCE_IP: RFC 7296 §2.23
+ * hashes the IP address as sent (4 bytes for IPv4, 16 for IPv6), so the fake has the length a real
+ * one would have on this SA. `random` is 4 or 16 bytes.
+ */
+export function fakeAddress(random: Buffer): string {
+  const b = Buffer.from(random);
+  b[0] = b.length === 16 ? 0xfd : b[0]! | 1; // never 0.x.x.x or :: (which read as "no address")
+  return bytesToIp(b);
+}
+
 export class IkeNatdTask implements IkeTask {
   readonly type = 'IKE_NATD';
   private peerSupports = false;
 
   constructor(private readonly sa: IkeSa) {}
 
+  /** Four single random bytes, drawn one at a time (the order recorded exchanges were made with). */
+  private randomV4(): Buffer {
+    const ctx = this.sa.ctx;
+    return Buffer.from([ctx.random(1)[0]!, ctx.random(1)[0]!, ctx.random(1)[0]!, ctx.random(1)[0]!]);
+  }
+
   private addPayloads(out: Payload[]): void {
     const sa = this.sa;
-    const fake = { address: `${sa.ctx.random(1)[0]! | 1}.${sa.ctx.random(1)[0]}.${sa.ctx.random(1)[0]}.${sa.ctx.random(1)[0]}`, port: 0 };
+    const fake = { address: fakeAddress(sa.remote.address.includes(':') ? sa.ctx.random(16) : this.randomV4()), port: 0 };
     out.push(notify(NotifyType.NAT_DETECTION_SOURCE_IP, natdHash(sa.spiI, sa.spiR, fake)));
     out.push(notify(NotifyType.NAT_DETECTION_DESTINATION_IP, natdHash(sa.spiI, sa.spiR, sa.remote)));
   }

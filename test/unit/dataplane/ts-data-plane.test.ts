@@ -177,6 +177,19 @@ describe('TsDataPlane back to back over memory UDP', () => {
     expect(t.tunB.written.length).toBe(3);
   });
 
+  it('outbound IPv6 from the TUN: a short header or a payload length beyond the packet is BAD_INNER, counted', async () => {
+    const t = backToBack(SUITES[0]!);
+    const good = ipv6Packet('fd01::1', 'fd02::2', 100, 9);
+    const lying = Buffer.from(good);
+    lying.writeUInt16BE(1000, 4); // payload length 1000 in a 100-byte packet
+    t.tunA.inject(good.subarray(0, 39), lying, Buffer.from([0x60]), good);
+    await settle();
+    expect(t.wire.length).toBe(1);
+    expect(t.dpA.dropCounters()).toMatchObject({ BAD_INNER: 3 });
+    expect(t.tunB.written.length).toBe(1);
+    expect(Buffer.from(t.tunB.written[0]!).equals(good)).toBe(true);
+  });
+
   it('inner addresses outside the SA selectors are dropped POLICY at the receiver', async () => {
     // a misconfigured sender whose outbound SA claims a wider remote selector than the receiver accepts
     const t = backToBack(SUITES[0]!, { aOut: { remoteTs: [P('10.0.0.0/8')] } });

@@ -164,6 +164,56 @@ describe('native ESP core vs the TypeScript codec', () => {
     }
   });
 
+  it('IPv6 inner (next header 41): malformed headers are BAD_INNER in both cores, and counted', () => {
+    const s = SUITES[0]!; // AES-GCM: 4-byte alignment, the trailer is pad bytes, pad length, next header
+    const tOut = tsSa(params(s, 'out'));
+    const t = tOut.transform;
+    let seq = 0;
+    const seal = (plain: Buffer): Buffer => {
+      const b = Buffer.alloc(8 + t.ivLen + plain.length + t.icvLen);
+      b.writeUInt32BE(SPI, 0);
+      b.writeUInt32BE(++seq, 4);
+      b.fill(7, 8, 8 + t.ivLen);
+      plain.copy(b, 8 + t.ivLen);
+      t.seal(b, 0, 8, 8 + t.ivLen, plain.length);
+      return b;
+    };
+    // RFC 4303 §2.6: next header 41 for an IPv6 inner packet; trailer padded to 4 bytes
+    const trailer = (inner: Buffer, nh: number): Buffer => {
+      const pad = (4 - ((inner.length + 2) % 4)) % 4;
+      return Buffer.concat([inner, Buffer.from([...Array.from({ length: pad }, (_, i) => i + 1), pad, nh])]);
+    };
+    const v6 = ipv6Packet('fd01::1', 'fd02::1', 80);
+    const lying = Buffer.from(v6);
+    lying.writeUInt16BE(200, 4); // payload length beyond what arrived
+    const short = v6.subarray(0, 39); // not even the 40-byte fixed header
+    const v4As41 = ipv4Packet('10.1.0.1', '10.2.0.1', 80); // version 4 under next header 41
+    const v6As4 = v6; // version 6 under next header 4
+    const outside = ipv6Packet('fd09::1', 'fd02::1', 80); // source outside the SA's remote selectors
+    const cases: [Buffer, DropReason][] = [
+      [trailer(v6, 41), DropReason.NONE],
+      [trailer(lying, 41), DropReason.BAD_INNER],
+      [trailer(short, 41), DropReason.BAD_INNER],
+      [trailer(v4As41, 41), DropReason.BAD_INNER],
+      [trailer(v6As4, 4), DropReason.BAD_INNER],
+      [trailer(outside, 41), DropReason.POLICY],
+    ];
+    const nIn = createNativeEspCore(params(s, 'in'));
+    const tIn = tsSa(params(s, 'in'));
+    for (const [plain, want] of cases) {
+      const esp = seal(plain);
+      const n = nativeDecap(nIn, esp);
+      expect(n.r).toBe(want);
+      expect(tsDecap(tIn, esp).r).toBe(want);
+      if (want === DropReason.NONE) expect(n.inner.equals(v6)).toBe(true);
+    }
+    const c = new Float64Array(19);
+    nIn.counters(c);
+    expect(c[4 + DropReason.BAD_INNER]).toBe(4);
+    expect(c[4 + DropReason.POLICY]).toBe(1);
+    // (outbound, the data planes check the header before encap: test/unit/dataplane/ts-data-plane.test.ts)
+  });
+
   it('unknown direction use, non-IP inner packets and missing room are refused', () => {
     const s = SUITES[0]!;
     const nOut = createNativeEspCore(params(s, 'out'));
