@@ -35,6 +35,7 @@ if (process.env.VPCGW_TEST_NO_BUILD !== '1') {
 const FALLBACK_SUITES = [
   'test/interop/s2c-strongswan.test.ts',
   'test/interop/s2c-vpcgw.test.ts',
+  'test/interop/s2c-children.test.ts',
   'test/interop/openvpn.test.ts',
   'test/interop/openvpn-daemon.test.ts',
   'test/interop/vpcep-site.test.ts',
