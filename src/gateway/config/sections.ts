@@ -445,7 +445,7 @@ export const VPN_CONNECTION = object({
         throw new ConfigError(join(at, i), p.text, `a customer-side prefix, not inside the VPC subnet ${hit.text} (its route would take over VPC traffic)`);
       }
     });
-    const children = connectionChildren(v, path, gw);
+    const children = connectionChildren(v, path);
     for (const [k, c] of children.entries()) {
       const at = v.children !== null ? join(join(path, 'children'), k) : path;
       checkLocal(c.localSubnets, join(at, 'localSubnets'));
@@ -513,7 +513,7 @@ export interface VpnChildOut {
 function connectionChildren(
   v: { name: string; mode: (typeof CONNECTION_MODES)[number]; localSubnets: readonly PrefixSpec[] | null; remoteSubnets: readonly PrefixSpec[] | null;
     children: readonly ChildIn[] | null; routes: readonly PrefixSpec[] | null; esp: EspPolicy },
-  path: string, _gw: Gateway,
+  path: string,
 ): VpnChildOut[] {
   if (v.mode === 'route') {
     for (const f of ['localSubnets', 'remoteSubnets', 'children'] as const) {
