@@ -6,7 +6,8 @@
 //    vpcgw status), the db child carries both subnets per side, a CREATE_CHILD_SA from strongSwan for
 //    a child vpcgw does not have is refused with TS_UNACCEPTABLE, and strongSwan's rekey of one child
 //    leaves the other's SPIs alone.
-// 2. strongSwan initiates both children (vpcgw responds, picking each child config by its TS).
+// 2. strongSwan initiates both children (vpcgw responds, picking each child config by its TS); one
+//    child deleted and created again leaves the other alone.
 // 3. mode route: one child 0.0.0.0/0 === 0.0.0.0/0 (swanctl local_ts/remote_ts 0.0.0.0/0); the
 //    routed prefix passes traffic.
 // Runs once per data plane (scripts/test.mjs sets VPCGW_DATAPLANE=ts for the TypeScript one).
@@ -180,6 +181,16 @@ describe('several CHILD_SAs per connection and route-based mode against strongSw
     expect(s.sa.initiator).toBe(true);
     expect(s.ours.get('db')!.remoteTs.sort()).toEqual(['10.1.1.0/24', '10.1.2.0/24']);
     await pingsBothWays(topo);
+    // db deleted and created again on the same IKE SA: new SPIs for db, app's untouched
+    await sw.swanctl(['--terminate', '--child', 'db', '--timeout', '10'], { timeoutMs: 15_000 });
+    await waitFor(async () => !(await gw.status()).connections[0]!.children.some((c) => c.name === 'db'),
+      { timeoutMs: 10_000, intervalMs: 250, what: 'vpcgw to drop child db' });
+    await sw.initiate('db');
+    const again = await bothChildren(gw, sw);
+    expect(again.ours.get('db')!.spiIn).not.toBe(s.ours.get('db')!.spiIn);
+    expect(again.ours.get('app')!.spiIn).toBe(s.ours.get('app')!.spiIn);
+    expect(again.sa.spiI).toBe(s.sa.spiI);
+    expect((await ping(topo, 'siteHost', '10.2.2.10', { count: 2, from: '10.1.2.10' })).received).toBe(2);
   }, 60_000);
 
   it('mode route: one child 0.0.0.0/0 === 0.0.0.0/0, the routed prefix passes traffic', async () => {
