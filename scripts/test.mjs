@@ -37,6 +37,7 @@ const FALLBACK_SUITES = [
   'test/interop/s2c-vpcgw.test.ts',
   'test/interop/s2c-algorithms.test.ts',
   'test/interop/s2c-ipv6.test.ts',
+  'test/interop/s2c-children.test.ts',
   'test/interop/openvpn.test.ts',
   'test/interop/openvpn-daemon.test.ts',
   'test/interop/vpcep-site.test.ts',

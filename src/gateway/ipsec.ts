@@ -132,6 +132,7 @@ export class IpsecController implements TunnelController {
           const cin = this.ctx.dataPlane?.saCounters(spiIn, 'in');
           const cout = this.ctx.dataPlane?.saCounters(spiOut, 'out');
           return {
+            name: c.name,
             state: c.state,
             spiIn: `0x${c.spiIn}`,
             spiOut: `0x${c.spiOut}`,
@@ -249,8 +250,20 @@ export class IpsecController implements TunnelController {
     const origin = this.ctx.originOf?.(p.connection) ?? 0;
     dp.installSa({ ...common, direction: 'in', spi: p.spiIn, encrKey: p.encrKeyIn, integKey: p.integKeyIn, origin });
     dp.installSa({ ...common, direction: 'out', spi: p.spiOut, encrKey: p.encrKeyOut, integKey: p.integKeyOut });
-    if (p.activateOutbound) this.routeTo(p.spiOut, p.remoteTs);
-    else this.pendingRoutes.set(p.spiOut, [...p.remoteTs]);
+    const routes = this.routesOf(p);
+    if (p.activateOutbound) this.routeTo(p.spiOut, routes);
+    else this.pendingRoutes.set(p.spiOut, [...routes]);
+  }
+
+  /**
+   * The prefixes whose packets go out through a new child's SA: its negotiated remote TS, or in
+   * route mode the connection's routes (the TS are 0.0.0.0/0 there; the route table, not the
+   * selectors, picks the tunnel). Each child routes only its own prefixes, so with several children
+   * per IKE SA the longest-prefix match on the destination picks the child.
+   */
+  private routesOf(p: ChildSaParams): readonly Prefix[] {
+    const child = this.configs.find((c) => c.name === p.connection)?.children.find((c) => c.name === p.child);
+    return child?.routes ?? p.remoteTs;
   }
 
   /** Points the prefixes at an outbound SPI, taking them from whichever SPI had them (a rekey). */
@@ -301,7 +314,7 @@ export class IpsecController implements TunnelController {
     if (!dp || !cfg.remoteAddr) return;
     let trap = this.traps.get(cfg.name);
     if (!trap) {
-      trap = new TrapSink(cfg.children.flatMap((c) => c.remoteTs));
+      trap = new TrapSink(cfg.children.flatMap((c) => c.routes ?? c.remoteTs));
       this.traps.set(cfg.name, trap);
     }
     for (const prefix of trap.prefixes) if (!this.routedToSa(prefix)) dp.addSinkRoute(prefix, trap);

@@ -10,6 +10,8 @@
 export type ConnectionState = 'DOWN' | 'CONNECTING' | 'ESTABLISHED' | 'REKEYING' | 'DELETING';
 
 export interface ChildSaStatus {
+  /** the child config's name (a connection's `children[].name`, or the connection's name) */
+  name?: string;
   state: string;
   spiIn: string;
   spiOut: string;
@@ -217,7 +219,7 @@ export function formatStatus(st: GatewayStatus): string {
     out.push(`  ${c.name}: ${c.state}${extra ? ` (${extra})` : ''}`);
     for (const ch of c.children) {
       out.push(`    child ${ch.spiIn}_i ${ch.spiOut}_o ${ch.state}: in ${bytes(ch.bytesIn)} / ${ch.packetsIn} pkts, out ${bytes(ch.bytesOut)} / ${ch.packetsOut} pkts`);
-      if (ch.localTs && ch.remoteTs) out.push(`      ${ch.localTs.join(' ')} === ${ch.remoteTs.join(' ')}`);
+      if (ch.localTs && ch.remoteTs) out.push(`      ${ch.name ? `${ch.name}: ` : ''}${ch.localTs.join(' ')} === ${ch.remoteTs.join(' ')}`);
     }
     if (c.lastError) out.push(`    last error ${c.lastError.at}: ${c.lastError.message} [${c.lastError.code}]`);
   }

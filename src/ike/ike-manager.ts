@@ -238,6 +238,7 @@ export class IkeManager {
     const nowFn = () => this.clock;
     const actions = sa.queueExchange(ExchangeType.IKE_SA_INIT, [new IkeInitTask(sa), new IkeNatdTask(sa)], now);
     actions.push(...sa.queueExchange(ExchangeType.IKE_AUTH, [new IkeAuthTask(sa, nowFn), new ChildCreateTask(sa, nowFn)], now));
+    actions.push(...queueFurtherChildren(sa, nowFn, now));
     return this.collect(actions);
   }
 
@@ -798,4 +799,16 @@ function informationalTasks(sa: IkeSa, msg: IkeMessage, now: () => number): IkeT
 function isZero(b: Buffer): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
   return true;
+}
+
+/**
+ * The connection's children after the first one we start, each with its own CREATE_CHILD_SA right
+ * after IKE_AUTH (RFC 7296 §1.3.1), as strongSwan initiates a peer_cfg's further child_cfgs. They
+ * wait in the SA's queue; if IKE_AUTH fails they find the SA not established and do nothing.
+ */
+function queueFurtherChildren(sa: IkeSa, nowFn: () => number, now: number): IkeAction[] {
+  const started = sa.cfg!.children.filter((c) => c.startAction !== 'none');
+  const out: IkeAction[] = [];
+  for (const c of started.slice(1)) out.push(...sa.queueExchange(ExchangeType.CREATE_CHILD_SA, [new ChildRecreateTask(sa, nowFn, c, true)], now));
+  return out;
 }

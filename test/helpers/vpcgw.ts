@@ -34,6 +34,7 @@ export interface VpcgwConfig {
 }
 
 export interface VpcgwChildStatus {
+  name: string;
   state: string;
   spiIn: string;
   spiOut: string;
@@ -41,6 +42,8 @@ export interface VpcgwChildStatus {
   bytesOut: number;
   packetsIn: number;
   packetsOut: number;
+  localTs: string[];
+  remoteTs: string[];
 }
 
 export interface VpcgwStatus {
@@ -188,6 +191,7 @@ export function parseVpcgwStatus(stdout: string): VpcgwStatus {
       name: String(c.name),
       state: String(c.state),
       children: (Array.isArray(c.children) ? c.children : []).map((ch: Record<string, unknown>) => ({
+        name: String(ch.name ?? ''),
         state: String(ch.state),
         spiIn: normSpi(String(ch.spiIn ?? '')),
         spiOut: normSpi(String(ch.spiOut ?? '')),
@@ -195,6 +199,8 @@ export function parseVpcgwStatus(stdout: string): VpcgwStatus {
         bytesOut: Number(ch.bytesOut ?? 0),
         packetsIn: Number(ch.packetsIn ?? 0),
         packetsOut: Number(ch.packetsOut ?? 0),
+        localTs: Array.isArray(ch.localTs) ? ch.localTs.map(String) : [],
+        remoteTs: Array.isArray(ch.remoteTs) ? ch.remoteTs.map(String) : [],
       })),
     })),
   };

@@ -394,20 +394,45 @@ export const DPD = object({
 type CustomerGateway = Out<typeof CUSTOMER_GATEWAY>;
 type Gateway = Out<typeof GATEWAY>;
 
+export const CONNECTION_MODES = ['policy', 'route'] as const;
+const MAX_CHILDREN = 20;
+
+/**
+ * One CHILD_SA of a connection, as swanctl.conf's `children { NAME { local_ts remote_ts esp_proposals } }`:
+ * several subnets on one side are several traffic selectors in one TSi/TSr (RFC 7296 §2.9).
+ */
+export const VPN_CHILD = object({
+  name: required(name(), 'Name of the CHILD_SA (status, logs, the peer-side child name it pairs with).'),
+  localSubnets: required(subnets(MAX_SUBNETS, 'Cloud-side traffic selectors of this CHILD_SA; each inside gateway.vpcSubnets.')),
+  remoteSubnets: required(subnets(MAX_SUBNETS, 'Customer-side traffic selectors of this CHILD_SA, routed into the TUN; none inside gateway.vpcSubnets.')),
+  esp: optional(ESP_POLICY, { description: 'ESP proposals, lifetimes and replay window of this CHILD_SA. Default: the connection\'s esp.' }),
+  startAction: optional(oneOf(['start', 'none'] as const,
+    'start: when we initiate the connection we also create this CHILD_SA (in IKE_AUTH for the first, CREATE_CHILD_SA for the others); '
+      + 'none: only the peer creates it. Default: start.')),
+});
+
 export const VPN_CONNECTION = object({
   name: required(name()),
   customerGateway: required(str('the name of a customer gateway'), 'Name of an entry of customerGateways.'),
-  localSubnets: required(subnets(MAX_SUBNETS, 'Cloud-side traffic selectors (IPv4 and/or IPv6); each inside gateway.vpcSubnets.')),
-  remoteSubnets: required(subnets(MAX_SUBNETS, 'Customer-side traffic selectors (the same families as localSubnets), routed into the TUN; none inside gateway.vpcSubnets.')),
+  mode: withDefault(oneOf(CONNECTION_MODES,
+    'policy: the traffic selectors (localSubnets/remoteSubnets or children) decide what enters the tunnel; '
+      + 'route: one CHILD_SA 0.0.0.0/0 === 0.0.0.0/0 and the routes decide (route-based VPN).'), 'policy'),
+  localSubnets: optional(subnets(MAX_SUBNETS, 'Cloud-side traffic selectors (IPv4 and/or IPv6); each inside gateway.vpcSubnets (one CHILD_SA; or use children).')),
+  remoteSubnets: optional(subnets(MAX_SUBNETS, 'Customer-side traffic selectors (the same families as localSubnets), routed into the TUN; none inside gateway.vpcSubnets (one CHILD_SA; or use children).')),
+  children: optional(list(VPN_CHILD, 'CHILD_SAs', { min: 1, max: MAX_CHILDREN, check: uniqueNames }), {
+    description: 'Several CHILD_SAs, each with its own subnets and ESP settings; instead of localSubnets/remoteSubnets.',
+  }),
+  routes: optional(subnets(MAX_SUBNETS, 'Customer-side prefixes routed into this tunnel (required with mode route, not allowed otherwise); none inside gateway.vpcSubnets.')),
   auth: required(AUTH),
   ike: withDefault(IKE_POLICY, {}),
   esp: withDefault(ESP_POLICY, {}),
   startAction: optional(oneOf(START_ACTIONS, 'start: initiate at boot; none: wait for the peer; trap: initiate when traffic for remoteSubnets first arrives. Default: start, or none when the customer gateway is "%any".')),
   dpd: optional(DPD, { description: 'Omitted or null: no DPD.' }),
 }, {
-  rules: 'customerGateway names a customer gateway; localSubnets lie inside gateway.vpcSubnets and remoteSubnets outside; '
-    + 'no remote subnet on two connections; ike.localId (or the first public address of the customer gateway\'s family) parses as a strongSwan identity; '
-    + 'a public address reaches the customer gateway\'s family; localSubnets and remoteSubnets hold the same families (IPv4, IPv6 or both); '
+  rules: 'customerGateway names a customer gateway; either localSubnets and remoteSubnets (one CHILD_SA), or children, or mode route with '
+    + 'routes; local subnets lie inside gateway.vpcSubnets and remote subnets and routes outside; '
+    + 'no remote subnet on two connections or children; ike.localId (or the first public address of the customer gateway\'s family) parses as a strongSwan identity; '
+    + 'a public address reaches the customer gateway\'s family; each child\'s local and remote subnets hold the same families (IPv4, IPv6 or both); '
     + 'with auth.cert, ike.localId defaults to the certificate\'s subject DN and must be in the certificate.',
   finish: (v, path, ctx) => {
     const gw = ctx.done.gateway as Gateway;
@@ -417,37 +442,62 @@ export const VPN_CONNECTION = object({
       const known = cgws.length ? cgws.map((g) => g.name).join(', ') : 'none are defined';
       throw new ConfigError(join(path, 'customerGateway'), v.customerGateway, `the name of a customer gateway (${known})`);
     }
-    v.localSubnets.forEach((p, i) => {
+    const checkLocal = (list: readonly PrefixSpec[], at: string) => list.forEach((p, i) => {
       if (!gw.vpcSubnets.some((s) => inside(p.prefix, s.prefix))) {
-        throw new ConfigError(join(join(path, 'localSubnets'), i), p.text,
-          `a prefix inside gateway.vpcSubnets (${gw.vpcSubnets.map((s) => s.text).join(', ')})`);
+        throw new ConfigError(join(at, i), p.text, `a prefix inside gateway.vpcSubnets (${gw.vpcSubnets.map((s) => s.text).join(', ')})`);
       }
     });
-    v.remoteSubnets.forEach((p, i) => {
+    const checkRemote = (list: readonly PrefixSpec[], at: string) => list.forEach((p, i) => {
       const hit = gw.vpcSubnets.find((s) => inside(p.prefix, s.prefix));
       if (hit) {
-        throw new ConfigError(join(join(path, 'remoteSubnets'), i), p.text,
-          `a customer-side prefix, not inside the VPC subnet ${hit.text} (its route would take over VPC traffic)`);
+        throw new ConfigError(join(at, i), p.text, `a customer-side prefix, not inside the VPC subnet ${hit.text} (its route would take over VPC traffic)`);
       }
     });
+    const children = connectionChildren(v, path);
+    for (const [k, c] of children.entries()) {
+      const at = v.children !== null ? join(join(path, 'children'), k) : path;
+      checkLocal(c.localSubnets, join(at, 'localSubnets'));
+      checkRemote(c.remoteSubnets, join(at, 'remoteSubnets'));
+    }
+    if (v.routes) checkRemote(v.routes, join(path, 'routes'));
     const startAction = v.startAction ?? (peer.address ? 'start' : 'none');
     if ((startAction === 'start' || startAction === 'trap') && !peer.address) {
       throw new ConfigError(join(path, 'startAction'), startAction, `"none": customer gateway ${peer.name} has address "%any", so we cannot initiate`);
+    }
+    if (startAction !== 'none' && !children.some((c) => c.startAction === 'start')) {
+      throw new ConfigError(join(path, 'children'), undefined, `at least one child with startAction "start" (the connection's startAction is ${startAction})`);
     }
     const cgwIndex = cgws.indexOf(peer);
     if (v.auth.credentials && !peer.trust) {
       throw new ConfigError(`customerGateways[${cgwIndex}].ca`, undefined,
         `the CA file that signs ${peer.name}'s certificate (required: ${path} authenticates with a certificate)`);
     }
-    checkConnectionFamilies(gw.publicAddresses, peer.address, v.localSubnets, v.remoteSubnets, path, `customerGateways[${cgwIndex}]`);
+    checkConnectionFamilies(gw.publicAddresses, peer.address, [], [], path, `customerGateways[${cgwIndex}]`);
+    children.forEach((c, k) => {
+      const at = v.children !== null ? join(join(path, 'children'), k) : path;
+      checkConnectionFamilies(gw.publicAddresses, null, c.localSubnets, c.remoteSubnets, at, `customerGateways[${cgwIndex}]`);
+    });
     connectionLocalIdentity(publicAddressesFacing(gw.publicAddresses, peer.address), v.ike.localId, join(path, 'ike.localId'), v.auth.credentials);
+    const routes = v.routes ?? [];
     return {
       name: v.name,
       /** Name of the customer gateway (also resolved in `peer`). */
       customerGateway: v.customerGateway,
       peer,
-      localSubnets: v.localSubnets,
-      remoteSubnets: v.remoteSubnets,
+      /** policy: the traffic selectors pick the tunnel; route: one 0.0.0.0/0 child, `routes` pick the tunnel */
+      mode: v.mode,
+      /**
+       * Every child's local subnets (route mode: gateway.vpcSubnets, what the VPC offers); what
+       * connection-wide checks and endpoint whitelists look at.
+       */
+      localSubnets: v.mode === 'route' ? gw.vpcSubnets : uniquePrefixes(children.flatMap((c) => c.localSubnets)),
+      /** Every prefix routed into this connection: all children's remote subnets, or `routes` in route mode. */
+      remoteSubnets: v.mode === 'route' ? routes : uniquePrefixes(children.flatMap((c) => c.remoteSubnets)),
+      /** The CHILD_SAs, in order (the first comes up in IKE_AUTH); one named after the connection unless `children` is given. */
+      children,
+      /** where each child came from in the file: `children` or the connection's own subnets (error paths) */
+      explicitChildren: v.children !== null,
+      routes,
       auth: v.auth,
       ike: v.ike,
       esp: v.esp,
@@ -457,17 +507,85 @@ export const VPN_CONNECTION = object({
   },
 });
 
+type ChildIn = Out<typeof VPN_CHILD>;
+type EspPolicy = Out<typeof ESP_POLICY>;
+
+/** One CHILD_SA of a loaded connection (route mode: localSubnets/remoteSubnets are empty, its TS are 0.0.0.0/0). */
+export interface VpnChildOut {
+  readonly name: string;
+  readonly localSubnets: readonly PrefixSpec[];
+  readonly remoteSubnets: readonly PrefixSpec[];
+  readonly esp: EspPolicy;
+  readonly startAction: 'start' | 'none';
+}
+
+/**
+ * The children a connection's fields describe: exactly one of localSubnets+remoteSubnets (one child
+ * named after the connection), children, or mode route with routes (one wide child).
+ */
+function connectionChildren(
+  v: { name: string; mode: (typeof CONNECTION_MODES)[number]; localSubnets: readonly PrefixSpec[] | null; remoteSubnets: readonly PrefixSpec[] | null;
+    children: readonly ChildIn[] | null; routes: readonly PrefixSpec[] | null; esp: EspPolicy },
+  path: string,
+): VpnChildOut[] {
+  if (v.mode === 'route') {
+    for (const f of ['localSubnets', 'remoteSubnets', 'children'] as const) {
+      if (v[f] !== null) {
+        throw new ConfigError(join(path, f), v[f]!.length ? describeField(v[f]!) : undefined,
+          'nothing: a route-based connection (mode route) negotiates 0.0.0.0/0 === 0.0.0.0/0; list the remote prefixes in routes');
+      }
+    }
+    if (!v.routes) throw new ConfigError(join(path, 'routes'), undefined, 'the customer-side prefixes routed into the tunnel (required with mode route)');
+    return [Object.freeze({ name: v.name, localSubnets: [], remoteSubnets: [], esp: v.esp, startAction: 'start' as const })];
+  }
+  if (v.routes !== null) {
+    throw new ConfigError(join(path, 'routes'), describeField(v.routes),
+      'nothing: routes belong to mode route; a policy-based connection routes its remoteSubnets');
+  }
+  if (v.children) {
+    for (const f of ['localSubnets', 'remoteSubnets'] as const) {
+      if (v[f] !== null) {
+        throw new ConfigError(join(path, f), describeField(v[f]!), 'nothing: the connection has children, each with its own localSubnets and remoteSubnets');
+      }
+    }
+    return v.children.map((c) => Object.freeze({
+      name: c.name, localSubnets: c.localSubnets, remoteSubnets: c.remoteSubnets, esp: c.esp ?? v.esp, startAction: c.startAction ?? 'start',
+    }));
+  }
+  if (!v.localSubnets) throw new ConfigError(join(path, 'localSubnets'), undefined, 'the cloud-side subnets (or children, or mode route with routes)');
+  if (!v.remoteSubnets) throw new ConfigError(join(path, 'remoteSubnets'), undefined, 'the customer-side subnets (or children, or mode route with routes)');
+  return [Object.freeze({ name: v.name, localSubnets: v.localSubnets, remoteSubnets: v.remoteSubnets, esp: v.esp, startAction: 'start' as const })];
+}
+
+function describeField(v: readonly (PrefixSpec | ChildIn)[]): string {
+  return v.map((x) => ('text' in x ? x.text : x.name)).join(',');
+}
+
+function uniquePrefixes(list: readonly PrefixSpec[]): readonly PrefixSpec[] {
+  const seen = new Set<string>();
+  return list.filter((p) => {
+    const k = prefixKey(p);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
 /** The same remote prefix on two connections would make the route (and the SPD) ambiguous. */
 function remoteSubnetsDistinct(conns: readonly Out<typeof VPN_CONNECTION>[]): void {
   const seen = new Map<string, string>();
   conns.forEach((c, i) => {
-    c.remoteSubnets.forEach((p, j) => {
+    // each remote prefix with the path it was written at: routes, a child's or the connection's remoteSubnets
+    const entries: { p: PrefixSpec; at: string; owner: string }[] = c.mode === 'route'
+      ? c.routes.map((p, j) => ({ p, at: `vpnConnections[${i}].routes[${j}]`, owner: `vpnConnections[${i}] (${c.name})` }))
+      : c.children.flatMap((ch, k) => ch.remoteSubnets.map((p, j) => c.explicitChildren
+        ? { p, at: `vpnConnections[${i}].children[${k}].remoteSubnets[${j}]`, owner: `vpnConnections[${i}].children[${k}] (${c.name}/${ch.name})` }
+        : { p, at: `vpnConnections[${i}].remoteSubnets[${j}]`, owner: `vpnConnections[${i}] (${c.name})` }));
+    for (const { p, at, owner } of entries) {
       const prev = seen.get(prefixKey(p));
-      if (prev !== undefined) {
-        throw new ConfigError(`vpnConnections[${i}].remoteSubnets[${j}]`, p.text, `a prefix no other connection routes (${prev} has it)`);
-      }
-      seen.set(prefixKey(p), `vpnConnections[${i}] (${c.name})`);
-    });
+      if (prev !== undefined) throw new ConfigError(at, p.text, `a prefix no other connection or child routes (${prev} has it)`);
+      seen.set(prefixKey(p), owner);
+    }
   });
 }
 

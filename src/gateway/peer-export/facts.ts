@@ -48,6 +48,14 @@ export interface ExportFacts {
   /** the customer's subnets (our remoteSubnets) and ours (our localSubnets), as prefixes */
   readonly peerSubnets: readonly string[];
   readonly ourSubnets: readonly string[];
+  /**
+   * The CHILD_SAs as the customer side configures them (its local_ts is our remote side): one named
+   * after the connection for localSubnets/remoteSubnets, one per `children` entry, or in route mode
+   * one with 0.0.0.0/0 on both sides (its routes then decide what enters the tunnel).
+   */
+  readonly children: readonly ExportChild[];
+  /** route mode: the customer side should not trap 0.0.0.0/0 (that would catch all its traffic) */
+  readonly routeBased: boolean;
   /** proposal lists in strongSwan syntax (normalised: no spaces, lower case) and parsed */
   readonly ikeProposals: string;
   readonly espProposals: string;
@@ -60,6 +68,14 @@ export interface ExportFacts {
   /** true: this gateway waits, the peer starts the tunnel; false: we initiate, the peer traps */
   readonly peerStarts: boolean;
   readonly auth: ExportAuth;
+}
+
+export interface ExportChild {
+  readonly name: string;
+  readonly peerSubnets: readonly string[];
+  readonly ourSubnets: readonly string[];
+  readonly espProposals: string;
+  readonly espLifetimeSec: number;
 }
 
 export function exportFacts(cfg: GatewayConfig, connection: string): ExportFacts {
@@ -85,6 +101,14 @@ export function exportFacts(cfg: GatewayConfig, connection: string): ExportFacts
     ourId,
     peerSubnets: conn.remoteSubnets.map((p) => p.text),
     ourSubnets: conn.localSubnets.map((p) => p.text),
+    routeBased: conn.mode === 'route',
+    children: conn.children.map((ch) => ({
+      name: conn.explicitChildren ? ch.name : conn.name,
+      peerSubnets: conn.mode === 'route' ? ['0.0.0.0/0'] : ch.remoteSubnets.map((p) => p.text),
+      ourSubnets: conn.mode === 'route' ? ['0.0.0.0/0'] : ch.localSubnets.map((p) => p.text),
+      espProposals: normaliseProposals(ch.esp.proposals),
+      espLifetimeSec: ch.esp.lifetimeSec,
+    })),
     ikeProposals: normaliseProposals(conn.ike.proposals),
     espProposals: normaliseProposals(conn.esp.proposals),
     parsedIke: conn.ike.parsedProposals,

@@ -55,16 +55,20 @@ export function swanctlText(f: ExportFacts): string {
   if (cert) L.push(`      cacerts = ${sec}-ca.pem`);
   L.push('    }');
   L.push('    children {');
-  L.push(`      ${sec} {`);
-  L.push(`        local_ts = ${f.peerSubnets.join(', ')}`);
-  L.push(`        remote_ts = ${f.ourSubnets.join(', ')}`);
-  L.push(`        esp_proposals = ${f.espProposals}`);
-  L.push(`        rekey_time = ${oneUnitDuration(f.espLifetimeSec)}`);
-  L.push(`        life_time = ${oneUnitDuration(f.espLifetimeSec + hardMarginSec(f.espLifetimeSec))}`);
-  L.push(`        start_action = ${f.peerStarts ? 'start' : 'trap'}`);
-  L.push(`        close_action = ${f.peerStarts ? 'start' : 'trap'}`);
-  if (f.dpdSec !== null) L.push(`        dpd_action = ${f.peerStarts ? 'restart' : 'trap'}`);
-  L.push('      }');
+  // a trapped 0.0.0.0/0 (route mode) would take all of the site's traffic before the tunnel is up
+  const waitAction = f.routeBased ? 'none' : 'trap';
+  for (const ch of f.children) {
+    L.push(`      ${ch.name.replace(/\./g, '_')} {`);
+    L.push(`        local_ts = ${ch.peerSubnets.join(', ')}`);
+    L.push(`        remote_ts = ${ch.ourSubnets.join(', ')}`);
+    L.push(`        esp_proposals = ${ch.espProposals}`);
+    L.push(`        rekey_time = ${oneUnitDuration(ch.espLifetimeSec)}`);
+    L.push(`        life_time = ${oneUnitDuration(ch.espLifetimeSec + hardMarginSec(ch.espLifetimeSec))}`);
+    L.push(`        start_action = ${f.peerStarts ? 'start' : waitAction}`);
+    L.push(`        close_action = ${f.peerStarts ? 'start' : waitAction}`);
+    if (f.dpdSec !== null) L.push(`        dpd_action = ${f.peerStarts ? 'restart' : f.routeBased ? 'clear' : 'trap'}`);
+    L.push('      }');
+  }
   L.push('    }');
   L.push('  }');
   L.push('}');

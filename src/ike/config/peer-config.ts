@@ -23,6 +23,17 @@ export interface ChildConfig {
    */
   readonly lifetimeBytes?: number;
   readonly lifetimePackets?: number;
+  /**
+   * start (or absent): when we initiate the IKE SA we create this child too, the first one in
+   * IKE_AUTH and the others with CREATE_CHILD_SA right after (RFC 7296 §1.3.1); none: only the
+   * peer creates it (we accept it as responder).
+   */
+  readonly startAction?: 'start' | 'none';
+  /**
+   * Route-based mode: the prefixes the shell routes into this child's outbound SA instead of its
+   * negotiated remote TS (which are 0.0.0.0/0 there). Absent: the remote TS are routed.
+   */
+  readonly routes?: readonly Prefix[];
 }
 
 export interface PeerConfig {

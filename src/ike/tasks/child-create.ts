@@ -27,7 +27,8 @@ export class ChildCreateTask implements IkeTask {
 
   private childCfg(): ChildConfig | undefined {
     const children = this.sa.cfg!.children;
-    return this.cfgName ? children.find((c) => c.name === this.cfgName) : children[0];
+    // the first child we start ourselves comes up in IKE_AUTH, the others follow with CREATE_CHILD_SA
+    return this.cfgName ? children.find((c) => c.name === this.cfgName) : children.find((c) => c.startAction !== 'none');
   }
 
   /* ... SA(ESP, SPI=our inbound) TSi TSr --> */

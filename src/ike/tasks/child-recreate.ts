@@ -1,5 +1,5 @@
 import { NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
-import type { IkeMessage, KePayload, NoncePayload, Payload, Proposal, SaPayload, TsPayload } from '../wire/types.js';
+import type { IkeMessage, KePayload, NoncePayload, Payload, Proposal, SaPayload, TrafficSelector, TsPayload } from '../wire/types.js';
 import { createKeyExchange, isSupportedDhGroup, type KeyExchange } from '../../crypto/dh.js';
 import { deriveChildKeys } from '../sa/keymat.js';
 import { dhGroupOf, isValidResponseProposal, proposalToString } from '../config/proposal.js';
@@ -13,15 +13,17 @@ import { copyProposal, copyTs, installChildSa } from './child-create.js';
 import { chooseEspProposal } from './child-rekey.js';
 import { MAX_KE_RETRIES, isDhOffered } from './rekey-retry.js';
 
-// A fresh CHILD_SA on an established IKE SA (RFC 7296 §1.3.1), both roles, for a connection whose
-// child is gone while the IKE SA lives: the peer answered our rekey with CHILD_SA_NOT_FOUND (it lost
-// the child, §2.25 / §3.10.1), so the child is built anew as strongSwan's child_create.c would:
+// A fresh CHILD_SA on an established IKE SA (RFC 7296 §1.3.1), both roles: a connection's second and
+// later children, or one whose child is gone while the IKE SA lives (the peer answered our rekey
+// with CHILD_SA_NOT_FOUND: it lost the child, §2.25 / §3.10.1), built as strongSwan's child_create.c would:
 //   CREATE_CHILD_SA SK { SA(ESP, our inbound SPI), Ni, [KEi], TSi, TSr } -->
 //                   <-- SK { SA, Nr, [KEr], TSi, TSr }
 // KEYMAT comes from SK_d and the exchange's own nonces (§2.17), with the DH secret when the ESP
-// proposal carries a group (PFS). As responder we accept such a request only for a child config
-// that has no installed CHILD_SA here (the peer replacing one it lost); an additional child beside
-// an installed one is answered NO_ADDITIONAL_SAS (§1.3) and the IKE SA stays.
+// proposal carries a group (PFS). The initiator also uses it for a connection's further children
+// right after IKE_AUTH (§1.3.1). As responder we pick the child config by traffic selectors (§2.9)
+// and accept a request only for one that has no installed CHILD_SA here (a further child, or the
+// peer replacing one it lost); TS that fit no child config are answered TS_UNACCEPTABLE, an
+// additional child beside an installed one NO_ADDITIONAL_SAS (§1.3); the IKE SA stays either way.
 
 export class ChildRecreateTask extends TaskBase implements IkeTask {
   readonly type = 'CHILD_CREATE';
@@ -40,8 +42,11 @@ export class ChildRecreateTask extends TaskBase implements IkeTask {
   private dhSecret: Buffer | null = null;
   private failData: Buffer = Buffer.alloc(0);
 
-  /** `cfg`: the child config to create (initiator); absent for the responder */
-  constructor(private readonly sa: IkeSa, private readonly now: () => number, private readonly cfg?: ChildConfig) {
+  /**
+   * `cfg`: the child config to create (initiator); absent for the responder. `additional`: a further
+   * child of a new IKE SA rather than one created anew (only the log line differs).
+   */
+  constructor(private readonly sa: IkeSa, private readonly now: () => number, private readonly cfg?: ChildConfig, private readonly additional = false) {
     super();
     if (cfg) this.group = dhGroupOf(cfg.espProposals[0]!);
   }
@@ -62,7 +67,7 @@ export class ChildRecreateTask extends TaskBase implements IkeTask {
     if (this.ke) out.push({ type: PayloadType.KE, group: this.group, data: this.ke.publicKey } as KePayload);
     out.push({ type: PayloadType.TSi, selectors: cfg.localTs.map((p) => prefixToTs(p)) } as TsPayload);
     out.push({ type: PayloadType.TSr, selectors: cfg.remoteTs.map((p) => prefixToTs(p)) } as TsPayload);
-    sa.log.info({}, `creating CHILD_SA ${cfg.name} anew${this.ke ? ` with PFS (DH group ${this.group})` : ''}`);
+    sa.log.info({}, `creating CHILD_SA ${cfg.name}${this.additional ? '' : ' anew'}${this.ke ? ` with PFS (DH group ${this.group})` : ''}`);
     return 'done';
   }
 
@@ -133,8 +138,19 @@ export class ChildRecreateTask extends TaskBase implements IkeTask {
     const tsr = findPayload(msg, PayloadType.TSr);
     if (!saP || !nonce || !tsi || !tsr) return this.refuse(NotifyType.INVALID_SYNTAX, 'CREATE_CHILD_SA request lacks SA, Ni or TS');
     if (nonce.nonce.length < 16 || nonce.nonce.length > 256) return this.refuse(NotifyType.INVALID_SYNTAX, 'bad nonce length');
-    const missing = (sa.cfg?.children ?? []).filter((c) => !sa.children.some((x) => x.cfg === c && (x.state === 'INSTALLED' || x.state === 'REKEYED')));
-    if (missing.length === 0) return this.refuse(NotifyType.NO_ADDITIONAL_SAS, 'the peer asks for an additional CHILD_SA; one per connection is supported');
+    // pick the child config by traffic selectors (RFC 7296 §2.9): one whose TS the proposal narrows
+    // to something non-empty; none fits: TS_UNACCEPTABLE
+    const configs = sa.cfg?.children ?? [];
+    const fits = configs.filter((c) => childFits(c, tsi.selectors, tsr.selectors));
+    if (fits.length === 0) {
+      return this.refuse(NotifyType.TS_UNACCEPTABLE,
+        `traffic selectors unacceptable in CREATE_CHILD_SA: peer proposed ${tsi.selectors.map(tsToString).join(',')} === ${tsr.selectors.map(tsToString).join(',')}; `
+          + `we allow ${configs.map((c) => `${c.name}: ${c.remoteTs.map((p) => tsToString(prefixToTs(p))).join(',')} === ${c.localTs.map((p) => tsToString(prefixToTs(p))).join(',')}`).join('; ')}`);
+    }
+    const missing = fits.filter((c) => !sa.children.some((x) => x.cfg === c && (x.state === 'INSTALLED' || x.state === 'REKEYED')));
+    if (missing.length === 0) {
+      return this.refuse(NotifyType.NO_ADDITIONAL_SAS, `the peer asks for an additional CHILD_SA beside the installed ${fits.map((c) => c.name).join(', ')}; one per child config is supported`);
+    }
     if (sa.rekeying) return this.refuse(NotifyType.TEMPORARY_FAILURE, 'we are rekeying the IKE SA');
     let sawProposal = false;
     for (const cfg of missing) {
@@ -202,7 +218,7 @@ export class ChildRecreateTask extends TaskBase implements IkeTask {
   private giveUp(why: string): TaskStatus {
     if (this.spiIn !== 0) this.sa.ctx.releaseChildSpi(this.spiIn);
     this.spiIn = 0;
-    this.sa.log.warn({}, `failed to create CHILD_SA ${this.cfg!.name} anew, keeping IKE_SA: ${why}`);
+    this.sa.log.warn({}, `failed to create CHILD_SA ${this.cfg!.name}${this.additional ? '' : ' anew'}, keeping IKE_SA: ${why}`);
     return 'done';
   }
 
@@ -212,4 +228,13 @@ export class ChildRecreateTask extends TaskBase implements IkeTask {
     this.sa.log.warn({}, `CREATE_CHILD_SA refused: ${reason}`);
     return 'done';
   }
+}
+
+/**
+ * True when the peer's proposed TSi/TSr (TSi is its side: our remote) narrow to something non-empty
+ * against a child config's selectors on both sides (RFC 7296 §2.9): the request is for that child.
+ */
+export function childFits(cfg: ChildConfig, tsi: readonly TrafficSelector[], tsr: readonly TrafficSelector[]): boolean {
+  return narrow(tsi as TrafficSelector[], cfg.remoteTs.map((p) => prefixToTs(p))).length > 0
+    && narrow(tsr as TrafficSelector[], cfg.localTs.map((p) => prefixToTs(p))).length > 0;
 }

@@ -34,15 +34,14 @@ ${withC2 ? conn('c2', 'cgw2', '10.12.0.0/16') : ''}
 function mirrored(cfg: GatewayConfig, name: string): PeerConfig {
   const i = cfg.vpnConnections.findIndex((c) => c.name === name);
   const mine = peerConfigFrom(cfg, cfg.vpnConnections[i]!, `vpnConnections[${i}]`);
-  const child = mine.children[0]!;
   return {
     ...mine, localAddrs: [mine.remoteAddr!], remoteAddr: GW, localId: mine.remoteId, remoteId: mine.localId, startAction: 'none',
-    children: [{ ...child, localTs: child.remoteTs, remoteTs: child.localTs }],
+    children: mine.children.map((child) => ({ ...child, localTs: child.remoteTs, remoteTs: child.localTs, routes: undefined })),
   };
 }
 
-function setUp() {
-  let cfg = config();
+function setUp(initial: GatewayConfig = config()) {
+  let cfg = initial;
   const sas = new Set<string>();
   const routes = new Map<string, number>();
   /** "direction:spi" → the origin the SA was installed with */
@@ -161,5 +160,48 @@ describe('IpsecController: the last error of a connection', () => {
     const up = ctrl.status().find((c) => c.name === 'c1')!;
     expect(up.state).toBe('ESTABLISHED');
     expect(up.lastError).toBeUndefined();
+  });
+});
+
+describe('IpsecController: several children and route-based connections', () => {
+  const yaml = (conns: string) => parseConfig(`
+gateway: { name: gw, dataDir: /tmp, publicAddresses: [${GW}], vpcSubnets: [10.2.0.0/16] }
+customerGateways:
+  - { name: cgw1, address: ${PEERS.c1} }
+  - { name: cgw2, address: ${PEERS.c2} }
+vpnConnections:
+${conns}
+`, '/tmp/ipsec-test.yaml');
+
+  it('each child\'s remote subnets route to its own outbound SA', () => {
+    const { ctrl, routes } = setUp(yaml(`
+  - name: c1
+    customerGateway: cgw1
+    auth: { psk: test-fixture-psk-c1 }
+    children:
+      - { name: app, localSubnets: [10.2.0.0/24], remoteSubnets: [10.11.0.0/24] }
+      - { name: db, localSubnets: [10.2.1.0/24], remoteSubnets: [10.11.1.0/24, 10.11.2.0/24] }
+  - { name: c2, customerGateway: cgw2, localSubnets: [10.2.0.0/16], remoteSubnets: [10.12.0.0/16], auth: { psk: test-fixture-psk-c2 } }
+`));
+    const c1 = ctrl.status().find((c) => c.name === 'c1')!;
+    expect(c1.children.map((c) => c.name)).toEqual(['app', 'db']);
+    const out = (n: string) => parseInt(c1.children.find((c) => c.name === n)!.spiOut, 16);
+    expect(routes.get('10.11.0.0/24')).toBe(out('app'));
+    expect(routes.get('10.11.1.0/24')).toBe(out('db'));
+    expect(routes.get('10.11.2.0/24')).toBe(out('db'));
+    expect(out('app')).not.toBe(out('db'));
+  });
+
+  it('mode route: the TS are 0.0.0.0/0 but only each connection\'s routes lead to its SA (the route table picks the tunnel)', () => {
+    const { ctrl, routes } = setUp(yaml(`
+  - { name: c1, customerGateway: cgw1, mode: route, routes: [10.11.0.0/16, 10.21.0.0/16], auth: { psk: test-fixture-psk-c1 } }
+  - { name: c2, customerGateway: cgw2, mode: route, routes: [10.12.0.0/16], auth: { psk: test-fixture-psk-c2 } }
+`));
+    const spiOut = (name: string) => parseInt(ctrl.status().find((c) => c.name === name)!.children[0]!.spiOut, 16);
+    expect(ctrl.status().find((c) => c.name === 'c1')!.children[0]!.remoteTs).toEqual(['0.0.0.0/0']);
+    expect([...routes.keys()].sort()).toEqual(['10.11.0.0/16', '10.12.0.0/16', '10.21.0.0/16']);
+    expect(routes.get('10.11.0.0/16')).toBe(spiOut('c1'));
+    expect(routes.get('10.21.0.0/16')).toBe(spiOut('c1'));
+    expect(routes.get('10.12.0.0/16')).toBe(spiOut('c2'));
   });
 });

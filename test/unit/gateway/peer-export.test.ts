@@ -141,6 +141,37 @@ secrets {
 `);
   });
 
+  it('children: one child section each, with its own subnets and ESP settings', () => {
+    const r = exportPeerConfig(config({
+      localSubnets: undefined, remoteSubnets: undefined,
+      children: [
+        { name: 'app', localSubnets: ['10.2.0.0/24'], remoteSubnets: ['10.1.0.0/24'] },
+        { name: 'db', localSubnets: ['10.2.1.0/24', '10.2.2.0/24'], remoteSubnets: ['10.1.1.0/24', '10.1.2.0/24'], esp: { proposals: 'aes256gcm16', lifetime: '30m' } },
+      ],
+    }), 'dc1-main', 'swanctl');
+    expect(r.text).toContain(`      app {
+        local_ts = 10.1.0.0/24
+        remote_ts = 10.2.0.0/24
+        esp_proposals = aes128gcm16
+        rekey_time = 1h
+`);
+    expect(r.text).toContain(`      db {
+        local_ts = 10.1.1.0/24, 10.1.2.0/24
+        remote_ts = 10.2.1.0/24, 10.2.2.0/24
+        esp_proposals = aes256gcm16
+        rekey_time = 30m
+`);
+  });
+
+  it('mode route: one child 0.0.0.0/0 === 0.0.0.0/0, never trapped on the customer side', () => {
+    const r = exportPeerConfig(config({ localSubnets: undefined, remoteSubnets: undefined, mode: 'route', routes: ['10.1.0.0/16'], startAction: 'start' }), 'dc1-main', 'swanctl');
+    expect(r.text).toContain(`      dc1-main {
+        local_ts = 0.0.0.0/0
+        remote_ts = 0.0.0.0/0
+`);
+    expect(r.text).toContain('        start_action = none\n        close_action = none\n');
+  });
+
   it('certificate authentication: certs and cacerts with the files to place, no secrets', () => {
     const cfg = config({ auth: { cert: 'gw.pem', key: 'gw.key' }, ike: { localId: 'fqdn:gw.example' } },
       { cgw: { id: 'fqdn:dc1.example', ca: 'ca.pem' } });
