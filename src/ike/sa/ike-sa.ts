@@ -133,7 +133,7 @@ export class IkeSa {
   rekeyAtMs = 0;
   expireAtMs = 0;
   rekeyRetryAtMs = 0;
-  /** our IKE rekey is queued or in flight (a peer's rekey gets TEMPORARY_FAILURE) */
+  /** our IKE rekey is queued or in flight (a peer's IKE rekey gets TEMPORARY_FAILURE until ours is on the wire, see rekeyInFlight) */
   rekeying = false;
   /** our CREATE_CHILD_SA rekeying this IKE SA is on the wire (a peer's IKE rekey now is a collision, RFC 7296 §2.8.1) */
   rekeyInFlight = false;

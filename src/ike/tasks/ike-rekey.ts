@@ -23,7 +23,9 @@ import { lowerNonce } from './child-rekey.js';
 // Initiator (buildRequest/processResponse): TEMPORARY_FAILURE (a collision, §2.25) and refusals keep
 // the IKE SA and retry later (rekey-retry.ts); INVALID_KE_PAYLOAD (§1.3) retries at once.
 // Responder (processRequest/buildResponse): a request while we rekey one of its children ourselves,
-// or while our own IKE rekey is queued but not sent yet, is answered TEMPORARY_FAILURE (§2.25).
+// while our own IKE rekey is queued but not sent yet, or a second one while a collision is pending,
+// is answered TEMPORARY_FAILURE (§2.25), as is one on an SA that is no longer ESTABLISHED (our own
+// rekey of it completed first, or it is being deleted).
 //
 // Simultaneous IKE SA rekeys (RFC 7296 §2.8.1, last part), as strongSwan's ike_rekey.c: when the
 // peer's request comes while ours is on the wire, both exchanges complete. The responder half
