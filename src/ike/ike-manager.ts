@@ -619,10 +619,10 @@ export class IkeManager {
   private rekeyHost(): IkeRekeyHost {
     return {
       newIkeSpi: () => this.newIkeSpi(),
-      adopt: (next) => {
+      adopt: (next, countAsRekey = true) => {
         this.wire(next);
         this.sas.set(next.ourSpi.toString('hex'), next);
-        if (next.cfg) this.countersOf(next.cfg.name).ikeRekeys++;
+        if (countAsRekey && next.cfg) this.countersOf(next.cfg.name).ikeRekeys++;
       },
     };
   }

@@ -6,7 +6,7 @@ import type { IkeAction } from '../../src/ike/sa/types.js';
 import type { IkeManager } from '../../src/ike/ike-manager.js';
 import { parseProposals } from '../../src/ike/config/proposal.js';
 import { ExchangeType } from '../../src/ike/wire/constants.js';
-import { IkeRekeyTask as IkeRekeyInitiator } from '../../src/ike/tasks/ike-rekey.js';
+import { IkeRekeyTask as IkeRekeyInitiator, type IkeRekeyHost } from '../../src/ike/tasks/ike-rekey.js';
 
 // vpcgw on both sides; A's lifetimes are the short ones, so A starts the rekeys.
 
@@ -172,7 +172,7 @@ describe('IKE SA rekey started by vpcgw at the configured IKE lifetime', () => {
     expect(p.a.status()[0]!.children).toHaveLength(1);
   });
 
-  it('collision: the peer rekeys the IKE SA while ours is in flight and gets TEMPORARY_FAILURE', () => {
+  it('collision: the peer rekeys the IKE SA while ours is in flight; both complete and the nonces decide (RFC 7296 §2.8.1)', () => {
     const { p, start } = pair({ espLifeA: 3600, ikeLifeA: 900 });
     p.now = start + 900_000;
     const actsA = p.a.tick(p.now);
@@ -180,7 +180,7 @@ describe('IKE SA rekey started by vpcgw at the configured IKE lifetime', () => {
     expect(req).toBeDefined();
     // the peer's own IKE rekey crosses ours: drive B's SA with the same initiator task
     const saB = sasOf(p.b)[0]!;
-    const host = { newIkeSpi: () => Buffer.from('a1a2a3a4a5a6a7a8', 'hex'), adopt: () => undefined };
+    const host = (p.b as unknown as { rekeyHost(): IkeRekeyHost }).rekeyHost();
     saB.rekeying = true;
     const actsB = saB.queueExchange(ExchangeType.CREATE_CHILD_SA, [new IkeRekeyInitiator(saB, host, () => p.now)], p.now);
     const sendB = actsB.filter((x) => x.kind === 'send');
@@ -189,9 +189,11 @@ describe('IKE SA rekey started by vpcgw at the configured IKE lifetime', () => {
     const respB = req.kind === 'send' ? p.b.receive(req.datagram, req.from, req.to, p.now) : [];
     p.run(respA, 'a');
     p.run(respB, 'b');
-    expect(p.logText('a')).toMatch(/IKE_SA rekey refused: we are rekeying the IKE SA ourselves \(collision\)/);
-    expect(p.logText('b')).toMatch(/TEMPORARY_FAILURE to our IKE rekey/);
-    // A's retry completes: one IKE SA on both sides, A the original initiator
+    expect(p.logText('a')).toMatch(/IKE_SA rekey collision: the peer rekeyed/);
+    expect(p.logText('a')).toMatch(/IKE_SA rekey collision (won|lost)/);
+    expect(p.logText('b')).toMatch(/IKE_SA rekey collision (won|lost)/);
+    // the DELETEs (one of them retransmitted after the other side's answer) settle: one IKE SA on
+    // both sides, the same one, with the child
     advance(p, p.now + 11_000);
     expect(p.a.status()).toHaveLength(1);
     expect(p.b.status()).toHaveLength(1);

@@ -47,6 +47,13 @@ export const REKEYED_INBOUND_GRACE_MS = 5000;
 /** A replaced IKE SA whose DELETE never comes is dropped locally after this long (it has no children). */
 export const REKEYED_IKE_SA_TIMEOUT_MS = 30_000;
 
+/** The peer's half of a simultaneous IKE SA rekey: the SA its exchange created and that exchange's Ni and Nr. */
+export interface IkeRekeyCollision {
+  readonly next: IkeSa;
+  readonly nonceI: Buffer;
+  readonly nonceR: Buffer;
+}
+
 export type IkeSaState = 'CREATED' | 'INIT_SENT' | 'INIT_RECEIVED' | 'AUTH_SENT' | 'ESTABLISHED' | 'REKEYED' | 'DELETING' | 'DEAD';
 
 interface Outstanding {
@@ -126,8 +133,15 @@ export class IkeSa {
   rekeyAtMs = 0;
   expireAtMs = 0;
   rekeyRetryAtMs = 0;
-  /** our IKE rekey is queued or in flight (a peer's rekey gets TEMPORARY_FAILURE) */
+  /** our IKE rekey is queued or in flight (a peer's IKE rekey gets TEMPORARY_FAILURE until ours is on the wire, see rekeyInFlight) */
   rekeying = false;
+  /** our CREATE_CHILD_SA rekeying this IKE SA is on the wire (a peer's IKE rekey now is a collision, RFC 7296 §2.8.1) */
+  rekeyInFlight = false;
+  /**
+   * Set while our IKE rekey is in flight and the peer rekeyed this IKE SA too (RFC 7296 §2.8.1): the
+   * SA the peer's exchange created and that exchange's nonces; our answer decides (ike-rekey.ts).
+   */
+  ikeCollision: IkeRekeyCollision | null = null;
   /** hard lifetime passed: our D(IKE) is queued */
   expiring = false;
 
@@ -328,6 +342,13 @@ export class IkeSa {
     if (msg.encrypted && (from.address !== this.remote.address || from.port !== this.remote.port || to.port !== this.local.port)) {
       this.remote = from;
       this.local = to;
+    }
+    if (!isResponse && this.ikeCollision && this.outstanding) {
+      // RFC 7296 §2.8.1: the peer settled a simultaneous IKE rekey before our answer came (its DELETE of
+      // this SA, when its exchange won). Taken from its retransmission once ours is answered, so the
+      // SA our exchange made can still be deleted properly if it is the redundant one.
+      this.log.debug({ mid }, 'request while our collided IKE rekey is unanswered: deferred to its retransmission');
+      return [];
     }
     this.currentRaw = datagram;
     if (isResponse) this.handleResponse(msg, now);

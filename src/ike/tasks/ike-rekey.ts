@@ -4,12 +4,13 @@ import { createKeyExchange, isSupportedDhGroup, type KeyExchange } from '../../c
 import { createPrf } from '../../crypto/prf.js';
 import { deriveRekeyedIkeKeys, ikeKeyLengths, skCryptoFor } from '../sa/keymat.js';
 import { dhGroupOf, isValidResponseProposal, proposalToString } from '../config/proposal.js';
-import { IkeSa, notify } from '../sa/ike-sa.js';
+import { IkeSa, notify, type IkeRekeyCollision } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
 import { chooseIkeProposal } from './ike-init.js';
 import { copyProposal } from './child-create.js';
 import { IkeDeleteTask } from './ike-delete.js';
 import { MAX_KE_RETRIES, REKEY_FAILED_RETRY_MS, isDhOffered, temporaryRetryMs } from './rekey-retry.js';
+import { lowerNonce } from './child-rekey.js';
 
 // Rekeying the IKE SA (RFC 7296 §1.3.2, §2.18), both roles, as strongSwan's ike_rekey.c:
 //   CREATE_CHILD_SA SK { SA(IKE, SPI = initiator's new SPI), Ni, KEi } -->
@@ -21,13 +22,32 @@ import { MAX_KE_RETRIES, REKEY_FAILED_RETRY_MS, isDhOffered, temporaryRetryMs } 
 //
 // Initiator (buildRequest/processResponse): TEMPORARY_FAILURE (a collision, §2.25) and refusals keep
 // the IKE SA and retry later (rekey-retry.ts); INVALID_KE_PAYLOAD (§1.3) retries at once.
-// Responder (processRequest/buildResponse): a request while we rekey the IKE SA or one of its
-// children ourselves is answered TEMPORARY_FAILURE (§2.25).
+// Responder (processRequest/buildResponse): a request while we rekey one of its children ourselves,
+// while our own IKE rekey is queued but not sent yet, or a second one while a collision is pending,
+// is answered TEMPORARY_FAILURE (§2.25), as is one on an SA that is no longer ESTABLISHED (our own
+// rekey of it completed first, or it is being deleted).
+//
+// Simultaneous IKE SA rekeys (RFC 7296 §2.8.1, last part), as strongSwan's ike_rekey.c: when the
+// peer's request comes while ours is on the wire, both exchanges complete. The responder half
+// builds the peer's new SA and keeps it aside (REKEYED, no children) with its nonces on the old SA
+// (IkeSa.ikeCollision). When our answer comes, the exchange holding the lowest of the four nonces
+// made the redundant SA, and the node that started that exchange deletes it:
+//   - the peer's exchange has the lowest nonce (we won): our new SA inherits the CHILD_SAs and we
+//     delete the old SA; the peer deletes its redundant SA (kept REKEYED here until then);
+//   - ours has it (we lost): the peer's SA inherits the CHILD_SAs, we delete our new SA, and the
+//     old one waits (REKEYED) for the peer's DELETE.
+// A peer that settled first sends its DELETE of the old SA before our answer is in: the old SA
+// takes it only from a retransmission after our answer (ike-sa.ts receive), so our redundant SA
+// can still be deleted on the wire rather than left to time out at the peer.
 
 /** What the manager lends the task: a fresh unique IKE SPI, and registering the new SA. */
 export interface IkeRekeyHost {
   newIkeSpi(): Buffer;
-  adopt(sa: IkeSa): void;
+  /**
+   * Indexes `sa` by its SPI and gives it the responder tasks (calling it again for the same SA is
+   * harmless); `countAsRekey` false for an SA that may turn out redundant in a collision.
+   */
+  adopt(sa: IkeSa, countAsRekey?: boolean): void;
 }
 
 export class IkeRekeyTask extends TaskBase implements IkeTask {
@@ -47,6 +67,8 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
   private keData: Buffer = Buffer.alloc(0);
   private keGroup = 0;
   private failData: Buffer = Buffer.alloc(0);
+  /** the peer's request came while our rekey of this IKE SA is on the wire (§2.8.1) */
+  private collided = false;
 
   /** The same task object serves either role: the IKE SA calls the initiator's or the responder's pair. */
   constructor(private readonly sa: IkeSa, private readonly host: IkeRekeyHost, private readonly now: () => number) {
@@ -73,6 +95,7 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
     out.push({ type: PayloadType.SA, proposals: this.offered } as SaPayload);
     out.push({ type: PayloadType.NONCE, nonce: this.nonceI } as NoncePayload);
     out.push({ type: PayloadType.KE, group: this.group, data: this.ke.publicKey } as KePayload);
+    sa.rekeyInFlight = true;
     sa.log.info({}, `rekeying IKE_SA ${sa.cfg?.name ?? ''}[${sa.id}]`);
     return 'done';
   }
@@ -81,7 +104,12 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
   processResponse(msg: IkeMessage): TaskStatus {
     const sa = this.sa;
     const now = this.now();
+    sa.rekeyInFlight = false;
     const invalidKe = findNotify(msg, NotifyType.INVALID_KE_PAYLOAD);
+    if (invalidKe && sa.ikeCollision) {
+      // the peer's rekey of this IKE SA went through meanwhile: it stands, ours is not retried
+      return this.giveUp(now, REKEY_FAILED_RETRY_MS, 'peer answered INVALID_KE_PAYLOAD to our IKE rekey', 'info');
+    }
     if (invalidKe) {
       const g = invalidKe.data.length >= 2 ? invalidKe.data.readUInt16BE(0) : 0;
       if (g !== this.group && isDhOffered(sa.cfg!.ikeProposals as Proposal[], g) && ++this.keRetries <= MAX_KE_RETRIES) {
@@ -133,16 +161,60 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
     next.natDetected = sa.natDetected;
     next.fragmentation = sa.fragmentation; // RFC 7383 §2.3: negotiated once, kept by the rekeyed SA
     sa.rekeying = false;
+    const collision = sa.ikeCollision;
+    if (collision) return this.resolveCollision(next, collision, nonceR, now);
     handOverToRekeyedSa(sa, next, this.host, now, 'rekeyed');
     sa.queueLater(ExchangeType.INFORMATIONAL, [new IkeDeleteTask(sa, this.now, 'rekeyed, old IKE SA deleted')]);
     return 'done';
   }
 
+  /**
+   * Initiator, our answer came and the peer rekeyed this IKE SA meanwhile (RFC 7296 §2.8.1): the
+   * exchange with the lowest of the four nonces created the redundant SA, and whoever started that
+   * exchange deletes it; the other side deletes the old SA.
+   */
+  private resolveCollision(ours: IkeSa, collision: IkeRekeyCollision, nonceR: Buffer, now: number): TaskStatus {
+    const sa = this.sa;
+    sa.ikeCollision = null;
+    const theirs = collision.next;
+    const name = sa.cfg?.name ?? '';
+    // a peer that lost has deleted its SA already: ours is the only one left
+    const won = theirs.state === 'DEAD'
+      || Buffer.compare(lowerNonce(this.nonceI, nonceR), lowerNonce(collision.nonceI, collision.nonceR)) > 0;
+    if (won) {
+      sa.log.info({ newIke: ours.id, redundant: theirs.id },
+        `IKE_SA rekey collision won: ${name}[${ours.id}] replaces [${sa.id}], the peer deletes its redundant [${theirs.id}]`);
+      if (theirs.state !== 'DEAD') theirs.rekeyedAtMs = now; // dropped after REKEYED_IKE_SA_TIMEOUT_MS if no DELETE comes
+      handOverToRekeyedSa(sa, ours, this.host, now, 'rekeyed');
+      sa.queueLater(ExchangeType.INFORMATIONAL, [new IkeDeleteTask(sa, this.now, 'rekeyed, old IKE SA deleted')]);
+      return 'done';
+    }
+    // lost: our SA is redundant and deleted on the wire; the peer's inherits the children and the
+    // peer deletes the old one
+    sa.log.info({ newIke: theirs.id, redundant: ours.id },
+      `IKE_SA rekey collision lost: deleting our redundant ${name}[${ours.id}]; the peer's [${theirs.id}] replaces [${sa.id}]`);
+    ours.state = 'REKEYED';
+    ours.rekeyedAtMs = now;
+    this.host.adopt(ours, false);
+    for (const a of ours.queueExchange(ExchangeType.INFORMATIONAL, [new IkeDeleteTask(ours, this.now, 'redundant IKE SA of a rekey collision deleted')], now)) sa.emit(a);
+    handOverToRekeyedSa(sa, theirs, this.host, now, 'rekeyed by the peer (collision)');
+    return 'done';
+  }
+
   /** Initiator: the rekey failed, the IKE SA stays; try again after `waitMs`. */
   private giveUp(now: number, waitMs: number, reason: string, level: 'info' | 'warn' = 'warn'): TaskStatus {
-    this.sa.rekeying = false;
-    this.sa.rekeyRetryAtMs = now + waitMs;
-    this.sa.log[level]({}, reason);
+    const sa = this.sa;
+    sa.rekeying = false;
+    const collision = sa.ikeCollision;
+    if (collision) {
+      // the peer's collided rekey completed: its SA replaces this one, whose DELETE the peer sends
+      sa.ikeCollision = null;
+      sa.log.info({}, `${reason}; the peer's collided rekey of it stands`);
+      if (collision.next.state !== 'DEAD' && sa.state === 'ESTABLISHED') handOverToRekeyedSa(sa, collision.next, this.host, now, 'rekeyed by the peer (collision)');
+      return 'done';
+    }
+    sa.rekeyRetryAtMs = now + waitMs;
+    sa.log[level]({}, reason);
     return 'done';
   }
 
@@ -156,8 +228,11 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
       // being deleted or already rekeyed: the peer retries later (§2.25)
       return this.refuse(NotifyType.TEMPORARY_FAILURE, `IKE SA is ${sa.state}`);
     }
-    if (sa.rekeying || sa.children.some((c) => c.rekeying)) {
-      // our own rekey (of the IKE SA or of a child) is under way: the peer retries later (§2.25)
+    // our own IKE rekey on the wire: both complete and the nonces decide (§2.8.1, resolveCollision)
+    this.collided = sa.rekeyInFlight && sa.ikeCollision === null;
+    if ((sa.rekeying && !this.collided) || sa.children.some((c) => c.rekeying)) {
+      // our own rekey (of a child, or of the IKE SA not sent yet, or the peer rekeys a second time
+      // while ours is in flight) is under way: the peer retries later (§2.25)
       return this.refuse(NotifyType.TEMPORARY_FAILURE, `we are rekeying ${sa.rekeying ? 'the IKE SA' : 'a CHILD_SA'} ourselves (collision)`);
     }
     if (!nonce || !ke) return this.refuse(NotifyType.INVALID_SYNTAX, 'IKE rekey request lacks Ni or KEi');
@@ -214,6 +289,18 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
     out.push({ type: PayloadType.SA, proposals: [{ ...next.proposal!, spi: Buffer.from(next.spiR) } as Proposal] } as SaPayload);
     out.push({ type: PayloadType.NONCE, nonce: next.nonceR } as NoncePayload);
     out.push({ type: PayloadType.KE, group: this.keGroup, data: this.keData } as KePayload);
+    if (this.collided) {
+      // RFC 7296 §2.8.1: our own rekey of this IKE SA is on the wire; our answer decides which new
+      // SA stays (resolveCollision). Until then the peer's is indexed (its DELETE may come) but idle.
+      const now = this.now();
+      next.state = 'REKEYED';
+      next.rekeyedAtMs = now;
+      sa.ikeCollision = { next, nonceI: next.nonceI, nonceR: next.nonceR };
+      this.host.adopt(next, false);
+      sa.log.info({ newIke: next.id }, `IKE_SA rekey collision: the peer rekeyed ${sa.cfg?.name ?? ''}[${sa.id}] while our rekey of it is in flight: `
+        + `answered with [${next.id}], the nonces decide which stays`);
+      return 'done';
+    }
     handOverToRekeyedSa(sa, next, this.host, this.now(), 'rekeyed by the peer');
     return 'done';
   }
