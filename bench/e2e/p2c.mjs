@@ -2,7 +2,9 @@
 // Point-to-cloud throughput: iperf3 TCP from an openvpn 2.6 client to a VPC host, through
 //   (a) our SSL VPN server (SslServer + real TUN, test/helpers/openvpn-runner.mjs over dist/), and
 //   (b) a stock `openvpn --server`,
-// both UDP with AES-256-GCM, in one run. Prints Mbit/s for each and the ratio (a)/(b).
+// both UDP with AES-256-GCM, in one run. Prints Mbit/s for each and the ratio (a)/(b), and the
+// server process's CPU time per GB carried (user + system from /proc/PID/stat over the iperf3 run,
+// divided by the bytes iperf3 received): the figure that says how lean each data path is.
 // The runner uses the native data plane (offload TUN; the OpenVPN data channel in C++) when the
 // addon has it; VPCGW_SSL_NATIVE=0 keeps the data channel in JS, VPCGW_DATAPLANE=ts uses the
 // TypeScript data plane (the line for vpcgw says which one ran).
@@ -120,21 +122,36 @@ async function connectClient(pki, tag) {
   return { p, cipher };
 }
 
-async function iperf(reps = 1) {
+// user + system CPU seconds of a process so far (/proc/PID/stat fields 14 and 15, in clock ticks)
+const CLK_TCK = 100;
+function cpuSec(pid) {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+async function iperf(serverPid, reps = 1) {
   const results = [];
   for (let i = 0; i < reps; i++) {
     const srv = spawnIn(NS.vpc, 'iperf3', ['-s', '-1', '-B', '10.2.0.10']);
     await waitFor(() => inNs(NS.vpc, 'ss', ['-ltn'], { allowFail: true }).stdout.includes('10.2.0.10:5201'), 5000, 'iperf3 server');
+    const cpu0 = cpuSec(serverPid);
     const r = inNs(NS.cli, 'iperf3', ['-c', '10.2.0.10', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
+    const cpu = cpuSec(serverPid) - cpu0;
     const j = JSON.parse(r.stdout);
     if (!j.end?.sum_received) {
       const routes = inNs(NS.cli, 'ip', ['route'], { allowFail: true }).stdout;
       throw new Error(`iperf3 failed: ${j.error ?? r.stdout.slice(0, 300)}\nclient routes:\n${routes}`);
     }
-    results.push(j.end.sum_received.bits_per_second / 1e6);
+    // CPU-seconds per GB: the server's CPU over the run by the bytes that crossed it
+    results.push({ mbit: j.end.sum_received.bits_per_second / 1e6, cpuPerGb: cpu / (j.end.sum_received.bytes / 1e9) });
     await stop(srv);
   }
-  results.sort((a, b) => a - b);
+  results.sort((a, b) => a.mbit - b.mbit);
   return results[Math.floor(results.length / 2)];
 }
 
@@ -158,7 +175,7 @@ async function runOurs(pki) {
     const channel = dp === 'native' && process.env.VPCGW_SSL_NATIVE !== '0' ? 'native data channel' : 'JS data channel';
     const c = await connectClient(pki, 'vpcgw');
     try {
-      return { mbit: await iperf(), cipher: `${c.cipher}, ${dp} data plane, ${channel}` };
+      return { ...(await iperf(srv.pid)), cipher: `${c.cipher}, ${dp} data plane, ${channel}` };
     } finally {
       await stop(c.p);
     }
@@ -175,7 +192,7 @@ async function runStock(pki) {
     await waitFor(() => srv.out.includes('Initialization Sequence Completed'), 15_000, 'stock openvpn server');
     const c = await connectClient(pki, 'stock');
     try {
-      return { mbit: await iperf(), cipher: c.cipher };
+      return { ...(await iperf(srv.pid)), cipher: c.cipher };
     } finally {
       await stop(c.p);
     }
@@ -197,18 +214,19 @@ try {
   const stockRuns = [];
   for (let r = 0; r < REPS; r++) {
     oursRuns.push(await runOurs(pki));
-    console.error(`[bench:p2c] run ${r + 1}/${REPS}: vpcgw ${oursRuns[r].mbit.toFixed(0)} Mbit/s`);
+    console.error(`[bench:p2c] run ${r + 1}/${REPS}: vpcgw ${oursRuns[r].mbit.toFixed(0)} Mbit/s, ${oursRuns[r].cpuPerGb.toFixed(2)} CPU-s/GB`);
     stockRuns.push(await runStock(pki));
-    console.error(`[bench:p2c] run ${r + 1}/${REPS}: openvpn server ${stockRuns[r].mbit.toFixed(0)} Mbit/s`);
+    console.error(`[bench:p2c] run ${r + 1}/${REPS}: openvpn server ${stockRuns[r].mbit.toFixed(0)} Mbit/s, ${stockRuns[r].cpuPerGb.toFixed(2)} CPU-s/GB`);
   }
-  const ours = { mbit: median(oursRuns.map((x) => x.mbit)), cipher: oursRuns[0].cipher };
-  const stock = { mbit: median(stockRuns.map((x) => x.mbit)), cipher: stockRuns[0].cipher };
+  const ours = { mbit: median(oursRuns.map((x) => x.mbit)), cpuPerGb: median(oursRuns.map((x) => x.cpuPerGb)), cipher: oursRuns[0].cipher };
+  const stock = { mbit: median(stockRuns.map((x) => x.mbit)), cpuPerGb: median(stockRuns.map((x) => x.cpuPerGb)), cipher: stockRuns[0].cipher };
   const fmtRuns = (xs) => xs.map((x) => x.mbit.toFixed(0)).join(', ');
   console.log(`p2c iperf3 TCP, ${SECONDS} s x ${REPS} interleaved (median), UDP:`);
   console.log(`  runs: vpcgw [${fmtRuns(oursRuns)}], openvpn server [${fmtRuns(stockRuns)}]`);
   console.log(`  openvpn client <-> vpcgw          ${ours.mbit.toFixed(1).padStart(8)} Mbit/s  (${ours.cipher})`);
   console.log(`  openvpn client <-> openvpn server ${stock.mbit.toFixed(1).padStart(8)} Mbit/s  (${stock.cipher})`);
   console.log(`  ratio vpcgw / openvpn             ${(ours.mbit / stock.mbit).toFixed(2).padStart(8)}x`);
+  console.log(`  server CPU per GB: vpcgw ${ours.cpuPerGb.toFixed(2)} s, openvpn server ${stock.cpuPerGb.toFixed(2)} s, ratio ${(ours.cpuPerGb / stock.cpuPerGb).toFixed(2)}x`);
 } catch (e) {
   console.error(`bench failed: ${e.message}`);
   process.exitCode = 1;
