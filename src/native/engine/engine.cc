@@ -22,7 +22,9 @@
 //   - SSL sockets (attachSsl) demux by first byte: data opcodes with a known peer-id from the
 //     session's own addr:port are decrypted in place and go to the TUN (pings are counted);
 //     everything else (control, unknown peer, a float) and OCC / client-to-client plaintext is
-//     copied for JS and announced by one SSL callback per batch.
+//     copied for JS and announced by one SSL callback per batch;
+//   - after a batch from an SSL socket wrote to the TUN, the TUN is read at once: the replies the
+//     kernel produced during that write (a local TCP receiver's ACKs) go out in the same wake-up.
 // Wildcard sockets (0.0.0.0 / ::; ../io/pktinfo.h): recvmmsg also reads each datagram's destination
 // address. Datagrams for JS record it per sender (the reply table JS-originated sends use), an SSL
 // session keeps the address its authenticated packets reach, an outbound SA sends from its local
@@ -726,6 +728,7 @@ VPCGW_PACKET_STEP void Engine::OnUdpReadable(Bind* b, int status) {
     b->poller.Rearm();
   }
   int errors = 0;
+  bool wroteTun = false;
   for (int round = 0; round < kMaxRoundsPerWake && !closed_; round++) {
     // the destination-address control messages only on wildcard binds (the slots are shared)
     uint8_t* ctrl = b->replies ? rxCtrl_.data() : nullptr;
@@ -761,10 +764,24 @@ VPCGW_PACKET_STEP void Engine::OnUdpReadable(Bind* b, int status) {
       else
         Inbound(b, uint32_t(j), m.msg_len);
     }
+    wroteTun |= tunOutCount_ > 0;
     FlushTunOut();
     DeliverJs();
     if (r < int(kReadBatch)) break;
   }
+  if (b->ssl && wroteTun) ReadTunAfterWrite();
+}
+
+// SSL VPN: a TUN write usually makes the TUN readable before write() returns. The kernel forwards
+// the packets in this thread's softirq (tun_get_user -> netif_rx), and a local TCP receiver answers
+// with its ACK there, which the route brings straight back into the TUN's queue. Reading it now
+// saves a separate poll wake-up (and an event-loop turn) per burst; when nothing is queued it costs
+// one read() that returns EAGAIN. Packets still queued later wake the TUN poll as before.
+VPCGW_PACKET_STEP void Engine::ReadTunAfterWrite() {
+  if (closed_ || tunFd_ < 0) return;
+  double before = st()[kTunRxPackets];
+  OnTunReadable(0);
+  if (st()[kTunRxPackets] != before) st()[kTunReadsAfterWrite] += 1;
 }
 
 VPCGW_PACKET_STEP void Engine::Inbound(Bind* b, uint32_t j, size_t len) {
