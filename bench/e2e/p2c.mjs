@@ -9,7 +9,11 @@
 // addon has it; VPCGW_SSL_NATIVE=0 keeps the data channel in JS, VPCGW_DATAPLANE=ts uses the
 // TypeScript data plane (the line for vpcgw says which one ran).
 //
-//   npm run bench:p2c [-- --seconds 8 --reps 3]
+// Beside them, the ESP path's figure for the same shape of traffic: a stock peer (strongSwan's charon
+// with kernel-libipsec, as bench/e2e/s2c.mjs pairing (a) runs it) sending iperf3 TCP through a vpcgw
+// gateway (`vpcgw start`, ESP aes128gcm16 in UDP 4500); the CPU per GB is the gateway's. --esp 0 skips it.
+//
+//   npm run bench:p2c [-- --seconds 8 --reps 3 --esp 1]
 //
 // Needs root, openvpn, iperf3, openssl. Everything runs in network namespaces created here and
 // deleted at the end (also on Ctrl-C); processes are stopped by PID.
@@ -27,6 +31,7 @@ const arg = (name, def) => {
 };
 const SECONDS = arg('seconds', 8);
 const REPS = arg('reps', 3);
+const ESP = arg('esp', 1) !== 0;
 
 const id = `ob${randomBytes(2).toString('hex')}`;
 const NS = { srv: `${id}-s`, cli: `${id}-c`, vpc: `${id}-v` };
@@ -201,6 +206,29 @@ async function runStock(pki) {
   }
 }
 
+// The ESP path under the same load: strongSwan (site) -> vpcgw (cloud), iperf3 TCP site-host ->
+// vpc-host; CPU per GB of the vpcgw process. Uses the s2c bench's topology (bench/e2e/lib.mjs).
+async function runEsp() {
+  const lib = await import('./lib.mjs');
+  const topo = await lib.createTopology();
+  const gws = [];
+  try {
+    const proposals = { ike: 'aes128gcm16-prfsha256-x25519', esp: 'aes128gcm16' };
+    gws.push(await lib.startVpcgw(topo, 'cloud', { ...proposals, initiate: false }));
+    gws.push(await lib.startStrongswan(topo, 'site', { ...proposals, initiate: true }));
+    await lib.waitForTunnel(topo, 20_000);
+    // the gateway's process: `ip netns exec` execs node, so it is the one whose command line names its config
+    const pid = Number(sh('pgrep', ['-f', `${join(topo.workDir, 'vpcgw-cloud', 'vpcgw.yaml')}`]).stdout.trim().split('\n')[0]);
+    const cpu0 = cpuSec(pid);
+    const mbit = await lib.iperf3Mbps(topo, SECONDS);
+    const cpu = cpuSec(pid) - cpu0;
+    return { mbit, cpuPerGb: cpu / ((mbit * 1e6 * SECONDS) / 8 / 1e9) };
+  } finally {
+    for (const g of gws) await g.stop();
+    await topo.destroy();
+  }
+}
+
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -212,11 +240,16 @@ try {
   // interleaved (ours, stock, ours, stock, ...) so both see the same machine load over time
   const oursRuns = [];
   const stockRuns = [];
+  const espRuns = [];
   for (let r = 0; r < REPS; r++) {
     oursRuns.push(await runOurs(pki));
     console.error(`[bench:p2c] run ${r + 1}/${REPS}: vpcgw ${oursRuns[r].mbit.toFixed(0)} Mbit/s, ${oursRuns[r].cpuPerGb.toFixed(2)} CPU-s/GB`);
     stockRuns.push(await runStock(pki));
     console.error(`[bench:p2c] run ${r + 1}/${REPS}: openvpn server ${stockRuns[r].mbit.toFixed(0)} Mbit/s, ${stockRuns[r].cpuPerGb.toFixed(2)} CPU-s/GB`);
+    if (ESP) {
+      espRuns.push(await runEsp());
+      console.error(`[bench:p2c] run ${r + 1}/${REPS}: ESP strongSwan -> vpcgw ${espRuns[r].mbit.toFixed(0)} Mbit/s, ${espRuns[r].cpuPerGb.toFixed(2)} CPU-s/GB`);
+    }
   }
   const ours = { mbit: median(oursRuns.map((x) => x.mbit)), cpuPerGb: median(oursRuns.map((x) => x.cpuPerGb)), cipher: oursRuns[0].cipher };
   const stock = { mbit: median(stockRuns.map((x) => x.mbit)), cpuPerGb: median(stockRuns.map((x) => x.cpuPerGb)), cipher: stockRuns[0].cipher };
@@ -227,6 +260,11 @@ try {
   console.log(`  openvpn client <-> openvpn server ${stock.mbit.toFixed(1).padStart(8)} Mbit/s  (${stock.cipher})`);
   console.log(`  ratio vpcgw / openvpn             ${(ours.mbit / stock.mbit).toFixed(2).padStart(8)}x`);
   console.log(`  server CPU per GB: vpcgw ${ours.cpuPerGb.toFixed(2)} s, openvpn server ${stock.cpuPerGb.toFixed(2)} s, ratio ${(ours.cpuPerGb / stock.cpuPerGb).toFixed(2)}x`);
+  console.log(`  CPU-s/GB runs: vpcgw [${oursRuns.map((x) => x.cpuPerGb.toFixed(2)).join(', ')}], openvpn server [${stockRuns.map((x) => x.cpuPerGb.toFixed(2)).join(', ')}]`);
+  if (ESP) {
+    const esp = median(espRuns.map((x) => x.cpuPerGb));
+    console.log(`  ESP path (strongSwan -> vpcgw gateway): ${median(espRuns.map((x) => x.mbit)).toFixed(1)} Mbit/s, ${esp.toFixed(2)} CPU-s/GB [${espRuns.map((x) => x.cpuPerGb.toFixed(2)).join(', ')}]; SSL / ESP ${(ours.cpuPerGb / esp).toFixed(2)}x`);
+  }
 } catch (e) {
   console.error(`bench failed: ${e.message}`);
   process.exitCode = 1;
