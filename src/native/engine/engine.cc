@@ -392,8 +392,25 @@ void Engine::Close() {
 // so calls between these functions are direct.
 #define VPCGW_PACKET_STEP __attribute__((always_inline)) inline
 
+// Packets JS queued (the SSL VPN's TCP sessions and JS data channels): with GRO, runs of one TCP
+// flow go to the TUN as one coalesced super-packet, as decrypted ESP and native SSL packets do in
+// FlushTunOut. The coalescer is idle here: FlushTunOut finishes its super-packet before returning
+// and calls no JS in between.
 void Engine::FlushJsTun() {
-  for (uint32_t i = 0; i < jsTunCount_; i++) WriteTunPacket(jsTun_.data() + size_t(i) * maxPacket_, jsTunLen_[i]);
+  if (!gro_ || tunFd_ < 0) {
+    for (uint32_t i = 0; i < jsTunCount_; i++) WriteTunPacket(jsTun_.data() + size_t(i) * maxPacket_, jsTunLen_[i]);
+    jsTunCount_ = 0;
+    return;
+  }
+  offload::Coalescer& c = *coalescer_;
+  for (uint32_t i = 0; i < jsTunCount_; i++) {
+    const uint8_t* p = jsTun_.data() + size_t(i) * maxPacket_;
+    uint32_t len = jsTunLen_[i];
+    if (c.Pending() && c.Append(p, len)) continue;
+    if (c.Pending()) WriteCoalesced();
+    if (!c.Start(p, len)) WriteTunPacket(p, len);
+  }
+  if (c.Pending()) WriteCoalesced();
   jsTunCount_ = 0;
 }
 
