@@ -13,7 +13,7 @@
 // with kernel-libipsec, as bench/e2e/s2c.mjs pairing (a) runs it) sending iperf3 TCP through a vpcgw
 // gateway (`vpcgw start`, ESP aes128gcm16 in UDP 4500); the CPU per GB is the gateway's. --esp 0 skips it.
 //
-//   npm run bench:p2c [-- --seconds 8 --reps 3 --esp 1]
+//   npm run bench:p2c [-- --seconds 8 --reps 3 --esp 1 --tcp 0]
 //
 // Needs root, openvpn, iperf3, openssl. Everything runs in network namespaces created here and
 // deleted at the end (also on Ctrl-C); processes are stopped by PID.
@@ -32,6 +32,8 @@ const arg = (name, def) => {
 const SECONDS = arg('seconds', 8);
 const REPS = arg('reps', 3);
 const ESP = arg('esp', 1) !== 0;
+// --tcp 1: the VPN over TCP (openvpn --proto tcp-client / tcp-server; vpcgw protocols [tcp]) instead of UDP
+const TCP = arg('tcp', 0) !== 0;
 
 const id = `ob${randomBytes(2).toString('hex')}`;
 const NS = { srv: `${id}-s`, cli: `${id}-c`, vpc: `${id}-v` };
@@ -119,7 +121,7 @@ let clientRuns = 0;
 async function connectClient(pki, tag) {
   // a fresh log per connection: the wait below looks for "Initialization Sequence Completed" in it
   const log = join(dir, `client-${tag}-${++clientRuns}.log`);
-  const p = spawnIn(NS.cli, 'openvpn', ['--client', '--dev', 'tun', '--proto', 'udp', '--remote', '10.99.1.1', '1194', '--nobind',
+  const p = spawnIn(NS.cli, 'openvpn', ['--client', '--dev', 'tun', '--proto', TCP ? 'tcp-client' : 'udp', '--remote', '10.99.1.1', '1194', '--nobind',
     '--ca', pki.ca, '--cert', pki.clientCert, '--key', pki.clientKey, '--remote-cert-tls', 'server', '--verb', '3', '--log', log]);
   const read = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
   await waitFor(() => read().includes('Initialization Sequence Completed'), 30_000, `openvpn client (${tag}) connected`);
@@ -169,7 +171,7 @@ async function runOurs(pki) {
   writeFileSync(cfg, JSON.stringify({
     logLevel: 'warn',
     tun: { name: `${id}t`, mtu: 1500, address: '10.8.0.1/24' },
-    server: { name: 'bench', protocols: ['udp'], port: 1194, listen: '0.0.0.0', clientCidr: '10.8.0.0/24', localSubnets: ['10.2.0.0/16'],
+    server: { name: 'bench', protocols: [TCP ? 'tcp' : 'udp'], port: 1194, listen: '0.0.0.0', clientCidr: '10.8.0.0/24', localSubnets: ['10.2.0.0/16'],
       dnsServers: [], dataCiphers: ['AES-256-GCM'], identity: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.ca },
       maxConnections: 10, clientToClient: false, renegSec: 0 },
   }));
@@ -177,7 +179,7 @@ async function runOurs(pki) {
   try {
     await waitFor(() => srv.out.includes('READY'), 15_000, 'vpcgw ssl runner');
     const dp = /DATAPLANE (\w+)/.exec(srv.out)?.[1] ?? '?';
-    const channel = dp === 'native' && process.env.VPCGW_SSL_NATIVE !== '0' ? 'native data channel' : 'JS data channel';
+    const channel = dp === 'native' && process.env.VPCGW_SSL_NATIVE !== '0' && !TCP ? 'native data channel' : 'JS data channel';
     const c = await connectClient(pki, 'vpcgw');
     try {
       return { ...(await iperf(srv.pid)), cipher: `${c.cipher}, ${dp} data plane, ${channel}` };
@@ -190,7 +192,7 @@ async function runOurs(pki) {
 }
 
 async function runStock(pki) {
-  const srv = spawnIn(NS.srv, 'openvpn', ['--server', '10.8.0.0', '255.255.255.0', '--dev', 'tun', '--proto', 'udp', '--port', '1194',
+  const srv = spawnIn(NS.srv, 'openvpn', ['--server', '10.8.0.0', '255.255.255.0', '--dev', 'tun', '--proto', TCP ? 'tcp-server' : 'udp', '--port', '1194',
     '--topology', 'subnet', '--ca', pki.ca, '--cert', pki.serverCert, '--key', pki.serverKey, '--dh', 'none',
     '--data-ciphers', 'AES-256-GCM', '--keepalive', '10', '60', '--push', 'route 10.2.0.0 255.255.0.0', '--verb', '3']);
   try {
@@ -254,7 +256,7 @@ try {
   const ours = { mbit: median(oursRuns.map((x) => x.mbit)), cpuPerGb: median(oursRuns.map((x) => x.cpuPerGb)), cipher: oursRuns[0].cipher };
   const stock = { mbit: median(stockRuns.map((x) => x.mbit)), cpuPerGb: median(stockRuns.map((x) => x.cpuPerGb)), cipher: stockRuns[0].cipher };
   const fmtRuns = (xs) => xs.map((x) => x.mbit.toFixed(0)).join(', ');
-  console.log(`p2c iperf3 TCP, ${SECONDS} s x ${REPS} interleaved (median), UDP:`);
+  console.log(`p2c iperf3 TCP, ${SECONDS} s x ${REPS} interleaved (median), VPN over ${TCP ? 'TCP' : 'UDP'}:`);
   console.log(`  runs: vpcgw [${fmtRuns(oursRuns)}], openvpn server [${fmtRuns(stockRuns)}]`);
   console.log(`  openvpn client <-> vpcgw          ${ours.mbit.toFixed(1).padStart(8)} Mbit/s  (${ours.cipher})`);
   console.log(`  openvpn client <-> openvpn server ${stock.mbit.toFixed(1).padStart(8)} Mbit/s  (${stock.cipher})`);
