@@ -70,8 +70,9 @@ export const NATIVE_DP_STAT = {
   sslDrops: 23,
   tunRxBytes: 24,
   tunTxBytes: 25,
+  tunReadsAfterWrite: 26,
 } as const;
-const STAT_DROPS = 26;
+const STAT_DROPS = 27;
 const STAT_COUNT = STAT_DROPS + DROP_REASON_COUNT;
 /** Length of the native stats array (NativeDataPlaneOptions.stats). */
 export const NATIVE_DP_STAT_COUNT = STAT_COUNT;

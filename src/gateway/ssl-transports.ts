@@ -1,8 +1,8 @@
 /**
  * Where the SSL VPN shell's JsDataPaths send their encrypted packets (DataTransport of
  * src/ssl/server/data-path.ts): a slot of the shared sendmmsg batch (NativeUdp/MemoryUdp), a
- * node:dgram datagram, or a TCP frame. Per packet: the batch slot is encrypted in place; dgram and
- * TCP need one buffer per packet because the socket keeps it until sent.
+ * node:dgram datagram, or a TCP frame. Per packet: the batch slot or the TCP staging buffer is
+ * encrypted in place; dgram needs one buffer per packet because the socket keeps it until sent.
  */
 import type { Socket as UdpSocket } from 'node:dgram';
 import type { Socket as TcpSocket } from 'node:net';
@@ -16,6 +16,8 @@ import type { SslServerCounters } from '../ssl/server/session-manager.js';
 // --- implementation choices ---
 /** TCP output queue above which data packets are dropped rather than buffered */
 export const TCP_MAX_QUEUED_BYTES = 4 * 1024 * 1024;
+/** bytes of one TCP session's staging buffer (frames of a batch are written to the socket at once) */
+export const TCP_STAGING_BYTES = 64 * 1024;
 /** outgoing data datagrams per sendmmsg batch */
 export const UDP_TX_BATCH = 64;
 export const UDP_TX_SLOT = 2048;
@@ -148,10 +150,24 @@ export class DgramTransport implements DataTransport {
   }
 }
 
-/** One TCP connection: each packet is written as a frame (2-byte length, then the packet). */
+/**
+ * One TCP connection: each packet is a frame (2-byte length, then the packet) in a staging buffer,
+ * and the frames of a batch go to the socket as ONE write at flush() (the end of the data plane's
+ * batch), or at the latest on the next tick (packets sent outside a batch, e.g. keepalive pings).
+ * The socket keeps views of what it was given until sent, so a full staging buffer is replaced,
+ * never reused: one allocation per TCP_STAGING_BYTES, none per packet.
+ */
 export class TcpTransport implements DataTransport {
-  readonly slotOff = TCP_LENGTH_SIZE;
-  private out: Buffer = Buffer.alloc(0);
+  slotOff = TCP_LENGTH_SIZE;
+  private buf: Buffer = Buffer.allocUnsafe(TCP_STAGING_BYTES);
+  /** [start, used): committed frames not yet handed to the socket */
+  private start = 0;
+  private used = 0;
+  private scheduled = false;
+  private readonly flushSoon = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
 
   constructor(
     private readonly sock: TcpSocket,
@@ -160,20 +176,34 @@ export class TcpTransport implements DataTransport {
   ) {}
 
   reserve(room: number): Buffer {
-    this.out = Buffer.allocUnsafe(TCP_LENGTH_SIZE + room);
-    return this.out;
+    if (this.used + TCP_LENGTH_SIZE + room > this.buf.length) {
+      this.flush();
+      this.buf = Buffer.allocUnsafe(Math.max(TCP_STAGING_BYTES, TCP_LENGTH_SIZE + room));
+      this.start = 0;
+      this.used = 0;
+    }
+    this.slotOff = this.used + TCP_LENGTH_SIZE;
+    return this.buf;
   }
 
   commit(n: number): void {
-    if (this.sock.writableLength > TCP_MAX_QUEUED_BYTES) {
+    if (this.sock.writableLength + (this.used - this.start) > TCP_MAX_QUEUED_BYTES) {
       this.counters.tcpBackpressureDrops++;
       return;
     }
-    writeTcpLength(this.out, 0, n);
-    this.sock.write(this.out.subarray(0, TCP_LENGTH_SIZE + n));
+    writeTcpLength(this.buf, this.used, n);
+    this.used += TCP_LENGTH_SIZE + n;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.flushSoon);
+    }
   }
 
-  flush(): void {}
+  flush(): void {
+    if (this.used === this.start) return;
+    if (!this.sock.destroyed) this.sock.write(this.buf.subarray(this.start, this.used));
+    this.start = this.used;
+  }
 
   setRemote(): void {}
 }

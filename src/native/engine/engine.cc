@@ -22,7 +22,9 @@
 //   - SSL sockets (attachSsl) demux by first byte: data opcodes with a known peer-id from the
 //     session's own addr:port are decrypted in place and go to the TUN (pings are counted);
 //     everything else (control, unknown peer, a float) and OCC / client-to-client plaintext is
-//     copied for JS and announced by one SSL callback per batch.
+//     copied for JS and announced by one SSL callback per batch;
+//   - after a batch from an SSL socket wrote to the TUN, the TUN is read at once: the replies the
+//     kernel produced during that write (a local TCP receiver's ACKs) go out in the same wake-up.
 // Wildcard sockets (0.0.0.0 / ::; ../io/pktinfo.h): recvmmsg also reads each datagram's destination
 // address. Datagrams for JS record it per sender (the reply table JS-originated sends use), an SSL
 // session keeps the address its authenticated packets reach, an outbound SA sends from its local
@@ -390,8 +392,25 @@ void Engine::Close() {
 // so calls between these functions are direct.
 #define VPCGW_PACKET_STEP __attribute__((always_inline)) inline
 
+// Packets JS queued (the SSL VPN's TCP sessions and JS data channels): with GRO, runs of one TCP
+// flow go to the TUN as one coalesced super-packet, as decrypted ESP and native SSL packets do in
+// FlushTunOut. The coalescer is idle here: FlushTunOut finishes its super-packet before returning
+// and calls no JS in between.
 void Engine::FlushJsTun() {
-  for (uint32_t i = 0; i < jsTunCount_; i++) WriteTunPacket(jsTun_.data() + size_t(i) * maxPacket_, jsTunLen_[i]);
+  if (!gro_ || tunFd_ < 0) {
+    for (uint32_t i = 0; i < jsTunCount_; i++) WriteTunPacket(jsTun_.data() + size_t(i) * maxPacket_, jsTunLen_[i]);
+    jsTunCount_ = 0;
+    return;
+  }
+  offload::Coalescer& c = *coalescer_;
+  for (uint32_t i = 0; i < jsTunCount_; i++) {
+    const uint8_t* p = jsTun_.data() + size_t(i) * maxPacket_;
+    uint32_t len = jsTunLen_[i];
+    if (c.Pending() && c.Append(p, len)) continue;
+    if (c.Pending()) WriteCoalesced();
+    if (!c.Start(p, len)) WriteTunPacket(p, len);
+  }
+  if (c.Pending()) WriteCoalesced();
   jsTunCount_ = 0;
 }
 
@@ -726,6 +745,7 @@ VPCGW_PACKET_STEP void Engine::OnUdpReadable(Bind* b, int status) {
     b->poller.Rearm();
   }
   int errors = 0;
+  bool wroteTun = false;
   for (int round = 0; round < kMaxRoundsPerWake && !closed_; round++) {
     // the destination-address control messages only on wildcard binds (the slots are shared)
     uint8_t* ctrl = b->replies ? rxCtrl_.data() : nullptr;
@@ -761,10 +781,24 @@ VPCGW_PACKET_STEP void Engine::OnUdpReadable(Bind* b, int status) {
       else
         Inbound(b, uint32_t(j), m.msg_len);
     }
+    wroteTun |= tunOutCount_ > 0;
     FlushTunOut();
     DeliverJs();
     if (r < int(kReadBatch)) break;
   }
+  if (b->ssl && wroteTun) ReadTunAfterWrite();
+}
+
+// SSL VPN: a TUN write usually makes the TUN readable before write() returns. The kernel forwards
+// the packets in this thread's softirq (tun_get_user -> netif_rx), and a local TCP receiver answers
+// with its ACK there, which the route brings straight back into the TUN's queue. Reading it now
+// saves a separate poll wake-up (and an event-loop turn) per burst; when nothing is queued it costs
+// one read() that returns EAGAIN. Packets still queued later wake the TUN poll as before.
+VPCGW_PACKET_STEP void Engine::ReadTunAfterWrite() {
+  if (closed_ || tunFd_ < 0) return;
+  double before = st()[kTunRxPackets];
+  OnTunReadable(0);
+  if (st()[kTunRxPackets] != before) st()[kTunReadsAfterWrite] += 1;
 }
 
 VPCGW_PACKET_STEP void Engine::Inbound(Bind* b, uint32_t j, size_t len) {

@@ -75,7 +75,8 @@ enum Stat {
   kSslDrops,      // SSL data packets dropped by a native session (per-session reasons in sslCounters)
   kTunRxBytes,    // IP bytes read from the TUN (a TSO super-packet counts as its segments)
   kTunTxBytes,    // IP bytes written to the TUN (a coalesced write counts as written)
-  kStatDrops = 26,  // 15 drop counters follow
+  kTunReadsAfterWrite,  // SSL: TUN reads right after a TUN write that found packets (no poll wake-up)
+  kStatDrops = 27,  // 15 drop counters follow
   kStatCount = kStatDrops + esp::kDropCount
 };
 
@@ -241,6 +242,7 @@ class Engine {
   void DeliverJs();
   void DrainErrors(int fd) { st()[kIcmpErrors] += DrainErrorQueue(fd); }
   void OnUdpReadable(Bind* b, int status);
+  void ReadTunAfterWrite();
   void Inbound(Bind* b, uint32_t j, size_t len);
   void ToControl(Bind* b, uint32_t j, const uint8_t* p, size_t len);
   void FlushTunOut();
