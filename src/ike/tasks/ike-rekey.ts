@@ -131,6 +131,9 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
     next.nonceR = nonceR;
     next.peerId = sa.peerId;
     next.natDetected = sa.natDetected;
+    next.natFaked = sa.natFaked;
+    next.peerBehindNat = sa.peerBehindNat;
+    next.weBehindNat = sa.weBehindNat;
     next.fragmentation = sa.fragmentation; // RFC 7383 §2.3: negotiated once, kept by the rekeyed SA
     sa.rekeying = false;
     handOverToRekeyedSa(sa, next, this.host, now, 'rekeyed');
@@ -196,6 +199,9 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
     next.nonceR = nonceR;
     next.peerId = sa.peerId;
     next.natDetected = sa.natDetected;
+    next.natFaked = sa.natFaked;
+    next.peerBehindNat = sa.peerBehindNat;
+    next.weBehindNat = sa.weBehindNat;
     next.fragmentation = sa.fragmentation; // RFC 7383 §2.3: negotiated once, kept by the rekeyed SA
     this.next = next;
     this.keData = kex.publicKey;
