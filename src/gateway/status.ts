@@ -30,6 +30,8 @@ export interface ConnectionStatus {
   ikeSa?: string;
   /** Why the connection is in its state (last error, "IKE not available"). */
   reason?: string;
+  /** NAT detection of the established IKE SA and what followed (RFC 7296 §2.23, RFC 3948) */
+  nat?: ConnectionNatStatus;
   children: ChildSaStatus[];
   /** when the current IKE SA was established (ISO 8601); only while it is */
   establishedAt?: string;
@@ -43,6 +45,20 @@ export interface ConnectionStatus {
   dpdFailures?: number;
   /** the last failed negotiation of the connection (cleared when its IKE SA comes up) */
   lastError?: ConnectionError;
+}
+
+/**
+ * `behindNat`: where NAT detection found a NAT (none, peer, local: us, both). A peer that forces UDP
+ * encapsulation (strongSwan's encap = yes, or its kernel-libipsec backend) fakes its hash and looks
+ * like `peer`. `udpEncap`: ESP in UDP 4500; `encapForced`: our own hash was faked for it;
+ * `peerMoves`: NAT rebindings followed; `keepalivesSent`: NAT-keepalives we sent (only while local).
+ */
+export interface ConnectionNatStatus {
+  behindNat: 'none' | 'peer' | 'local' | 'both';
+  udpEncap: boolean;
+  encapForced: boolean;
+  peerMoves: number;
+  keepalivesSent: number;
 }
 
 /**
@@ -215,6 +231,10 @@ export function formatStatus(st: GatewayStatus): string {
   for (const c of st.connections) {
     const extra = [c.peer && `peer ${c.peer}`, c.ikeSa && `ike ${c.ikeSa}`, c.reason].filter(Boolean).join(', ');
     out.push(`  ${c.name}: ${c.state}${extra ? ` (${extra})` : ''}`);
+    if (c.nat) {
+      const n = c.nat;
+      out.push(`    nat: behind ${n.behindNat}, esp ${n.udpEncap ? 'in udp 4500' : 'raw'}${n.encapForced ? ' (forced)' : ''}, peer moves ${n.peerMoves}, keepalives sent ${n.keepalivesSent}`);
+    }
     for (const ch of c.children) {
       out.push(`    child ${ch.spiIn}_i ${ch.spiOut}_o ${ch.state}: in ${bytes(ch.bytesIn)} / ${ch.packetsIn} pkts, out ${bytes(ch.bytesOut)} / ${ch.packetsOut} pkts`);
       if (ch.localTs && ch.remoteTs) out.push(`      ${ch.localTs.join(' ')} === ${ch.remoteTs.join(' ')}`);
