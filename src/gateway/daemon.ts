@@ -354,6 +354,8 @@ export class Gateway {
   /** sockets the data plane's queues 1..N-1 use (closed after the data plane) */
   private queueUdp: UdpBind[] = [];
   private dataPlane: DataPlane | null = null;
+  /** NAT-keepalives read by the daemon's own 4500 socket (without a data plane) */
+  private natKeepalivesIn = 0;
   private dataPlaneKind: DataPlaneKind | 'none' = 'none';
   private tunnels: TunnelController | null = null;
   private vpnServers: VpnServers | null = null;
@@ -845,6 +847,7 @@ export class Gateway {
         routes: [...this.routes],
         ike: this.opts.tunnels ? 'available' : 'not available',
         dataPlane: statusDataPlane(this.dataPlaneKind),
+        natKeepalivesReceived: (this.dataPlane?.stats().natKeepalives ?? 0) + this.natKeepalivesIn,
         ...(this.apiInfo ? { api: { ...this.apiInfo } } : {}),
       },
       ...(this.tunnels?.responderStatus ? { ikeResponder: this.tunnels.responderStatus() } : {}),
@@ -1030,7 +1033,10 @@ export class Gateway {
       let start = off;
       if (natt) {
         const kind = classifyNattDatagram(batch.buf, off, len);
-        if (kind === NATT_KEEPALIVE) continue;
+        if (kind === NATT_KEEPALIVE) {
+          this.natKeepalivesIn++; // RFC 3948 §2.3: counted, dropped
+          continue;
+        }
         if (kind === NATT_ESP) {
           this.droppedEsp++; // ESP without a data plane
           continue;

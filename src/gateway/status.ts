@@ -131,6 +131,8 @@ export interface GatewayInfo {
   routes: string[];
   ike: 'available' | 'not available';
   dataPlane: 'native' | 'typescript' | 'available' | 'not available';
+  /** NAT-keepalives (RFC 3948 §2.3) received on UDP 4500 since start: counted and dropped */
+  natKeepalivesReceived?: number;
   /** The HTTPS management API, when it runs: its base URL and the SHA-256 fingerprint of its certificate. */
   api?: { url: string; fingerprintSha256: string };
 }
@@ -219,7 +221,7 @@ export function formatStatus(st: GatewayStatus): string {
   out.push(`  public addresses: ${g.publicAddresses.join(', ') || '(none)'}    vpc subnets: ${g.vpcSubnets.join(', ') || '(none)'}`);
   out.push(`  tun ${g.tun.name} mtu ${g.tun.mtu}: rx ${g.tun.rxPackets} pkts / ${bytes(g.tun.rxBytes)}, tx ${g.tun.txPackets} pkts / ${bytes(g.tun.txBytes)}`);
   for (const u of g.udp) out.push(`  udp ${u.address}:${u.port}: rx ${u.rxPackets} pkts, tx ${u.txPackets} pkts, errors ${u.errors}`);
-  out.push(`  ike: ${g.ike}, data plane: ${g.dataPlane}`);
+  out.push(`  ike: ${g.ike}, data plane: ${g.dataPlane}${g.natKeepalivesReceived ? `, nat-keepalives received ${g.natKeepalivesReceived}` : ''}`);
   if (g.api) out.push(`  management api: ${g.api.url}/v1  (certificate sha256 ${g.api.fingerprintSha256})`);
   const r = st.ikeResponder;
   if (r) {
