@@ -370,8 +370,7 @@ export class IkeSa {
     if (via === 'IKE') this.local = to;
     if (!moved || this.state !== 'ESTABLISHED') return moved;
     this.peerMoves++;
-    this.log.info({ from: endpointToString(old), to: endpointToString(from), via },
-      `peer moved from ${endpointToString(old)} to ${endpointToString(from)} (NAT mapping changed)`);
+    this.log.info({ from: endpointToString(old), to: endpointToString(from), via }, 'peer moved: NAT mapping changed');
     this.actions.push({
       kind: 'peerMoved',
       connection: this.cfg?.name ?? '',

@@ -90,6 +90,7 @@ describe('gateway NAT plumbing', () => {
     const after = t.ctrl.status()[0]!;
     expect(after.peer).toBe(`${PEER}:45000`);
     expect(after.nat!.peerMoves).toBe(1);
-    expect(t.log.lines.some((l) => /peer moved from 192\.0\.2\.1:4500 to 192\.0\.2\.1:45000/.test(l.msg ?? ''))).toBe(true);
+    const moves = t.log.lines.filter((l) => l.msg === 'peer moved: NAT mapping changed');
+    expect(moves.map((l) => l.obj)).toMatchObject([{ from: `${PEER}:4500`, to: `${PEER}:45000`, via: 'ESP' }]);
   });
 });
