@@ -7,6 +7,9 @@ import type { PeerConfig } from '../../src/ike/config/peer-config.js';
 import { captureLogger } from '../../src/common/log.js';
 import { ExchangeType } from '../../src/ike/wire/constants.js';
 import { peerConfig } from './helpers.js';
+import { decodeMessage } from '../../src/ike/wire/message.js';
+import { NotifyType } from '../../src/ike/wire/constants.js';
+import { natdHash } from '../../src/ike/tasks/ike-natd.js';
 
 const A_PRIV = '10.0.0.2'; // the initiator, behind the NAT
 const NAT_PUB = '198.51.100.1'; // the NAT's public address
@@ -24,6 +27,8 @@ class NattedPeers {
   readonly actionsA: IkeAction[] = [];
   readonly actionsB: IkeAction[] = [];
   readonly wire: Wire[] = [];
+  /** rewrites what B sends before A reads it (a peer that behaves differently) */
+  rewriteToA: (datagram: Buffer) => Buffer = (d) => d;
   /** A's port → the NAT's public port (the mapping; change it to simulate a new mapping) */
   readonly natPort = new Map<number, number>([[500, 40500], [4500, 44500]]);
 
@@ -56,8 +61,9 @@ class NattedPeers {
             if (act.to.address !== NAT_PUB || !priv) continue;
             to = { address: A_PRIV, port: priv[0] };
           }
-          this.wire.push({ from: act.from, to: act.to, datagram: act.datagram });
-          queue.push({ actions: this.a.receive(act.datagram, act.from, to, this.now), origin: 'a' });
+          const datagram = this.rewriteToA(act.datagram);
+          this.wire.push({ from: act.from, to: act.to, datagram });
+          queue.push({ actions: this.a.receive(datagram, act.from, to, this.now), origin: 'a' });
         }
       }
     }
@@ -117,6 +123,26 @@ describe('NAT detection (RFC 7296 §2.23)', () => {
     expect(p.a.status()[0]!.nat).toMatchObject({ behindNat: 'peer', udpEncap: true, encapForced: false });
     expect(p.b.status()[0]!.remote).toBe(`${A_PRIV}:4500`);
     expect(p.logText('b')).toMatch(/no NAT detected; UDP encapsulation kept/);
+  });
+
+  it('encap off, no NAT, we initiate and the peer answers honestly: the IKE SA fails, naming the setting', () => {
+    const { a, b } = configs({ encapA: false, encapB: false });
+    const p = new NattedPeers(a, b, false);
+    // a responder with a raw ESP path: its NAT_DETECTION_SOURCE_IP is the honest hash of B:500
+    p.rewriteToA = (d) => {
+      if (d[18] !== ExchangeType.IKE_SA_INIT) return d;
+      const r = decodeMessage(d, null);
+      if (!r.ok) return d;
+      const src = r.msg.payloads.find((x) => x.type === 41 && (x as { notifyType: number }).notifyType === NotifyType.NAT_DETECTION_SOURCE_IP) as { data: Buffer } | undefined;
+      if (!src) return d;
+      const out = Buffer.from(d);
+      natdHash(r.msg.header.spiI, r.msg.header.spiR, { address: B_ADDR, port: 500 }).copy(out, out.indexOf(src.data));
+      return out;
+    };
+    p.run(p.a.initiate('a2b', p.now), 'a');
+    expect(p.a.status()).toHaveLength(0);
+    expect(p.of('a', 'ikeDown')[0]!.reason).toMatch(/no NAT between the peers and encap is off: ESP would be raw IP protocol 50.*set encap: true/);
+    expect(p.wire.some((w) => w.datagram[18] === ExchangeType.IKE_AUTH)).toBe(false);
   });
 });
 
