@@ -45,6 +45,7 @@ const BINARIES = [
   ['tcpdump', 'tcpdump'],
   ['tshark', 'tshark'],
   ['nft', 'nftables'],
+  ['conntrack', 'conntrack'],
   ['ip', 'iproute2'],
   ['ping', 'iputils-ping'],
   ['pgrep', 'procps'],

@@ -42,6 +42,7 @@ const FALLBACK_SUITES = [
   'test/interop/openvpn-daemon.test.ts',
   'test/interop/vpcep-site.test.ts',
   'test/interop/openvpn-groups.test.ts',
+  'test/interop/s2c-nat.test.ts',
 ];
 
 function vitest(label, vitestArgs, env) {

@@ -60,12 +60,17 @@ export interface SaCounters {
   seq: number;
 }
 
-export type SaEventKind = 'soft' | 'hard' | 'seq-exhausted';
+export type SaEventKind = 'soft' | 'hard' | 'seq-exhausted' | 'peer-moved';
 
 export interface SaEvent {
   spi: number;
   direction: 'in' | 'out';
   kind: SaEventKind;
+  /**
+   * 'peer-moved' only: the outer address:port an authenticated (ICV-verified) packet of this inbound
+   * SA came from, which is now the SA's peer endpoint (a NAT mapping changed, RFC 7296 §2.23)
+   */
+  remote?: Endpoint;
 }
 
 export interface DataPlaneStats {
@@ -99,6 +104,13 @@ export interface DataPlane {
   addRoute(prefix: Prefix, outSpi: number): void;
   removeRoute(prefix: Prefix): void;
   saCounters(spi: number, direction: 'in' | 'out'): SaCounters | undefined;
+  /**
+   * Moves an installed SA's outer peer endpoint (NAT rebinding, RFC 7296 §2.23): outbound, where its
+   * datagrams go from now on; inbound, the endpoint its packets are compared with ('peer-moved'
+   * events). Keys, sequence numbers and counters stay. false: no such SA, or another address family.
+   * Call it between batches (from a callback or the control path), like installSa.
+   */
+  setSaRemote(spi: number, direction: 'in' | 'out', remote: Endpoint): boolean;
   /** global drop counters by DropReason name (every name present) */
   dropCounters(): Record<string, number>;
   stats(): DataPlaneStats;
@@ -106,6 +118,11 @@ export interface DataPlane {
   onControl(cb: (pkt: Buffer, from: Endpoint, local: Endpoint) => void): void;
   /** sends an IKE message from the local 4500 socket, prepending the non-ESP marker (RFC 3948 §2.2) */
   sendControl(pkt: Buffer, to: Endpoint, local: Endpoint): boolean;
+  /**
+   * sends a NAT-keepalive (RFC 3948 §2.3: one 0xFF byte, no non-ESP marker) from the local 4500
+   * socket; false: not sent (no such socket, or the kernel refused)
+   */
+  sendNatKeepalive(to: Endpoint, local: Endpoint): boolean;
   onSaEvent(cb: (ev: SaEvent) => void): void;
   addSinkRoute(prefix: Prefix, sink: PacketSink): void;
   removeSinkRoute(prefix: Prefix): void;

@@ -52,6 +52,7 @@ export type WireSaParams = Omit<SaParams, 'encrKey' | 'integKey' | 'localTs' | '
 export type ToWorker =
   | { t: 'sa'; p: WireSaParams; seqCell?: BigUint64Array }
   | { t: 'rmSa'; spi: number; direction: 'in' | 'out' }
+  | { t: 'saRemote'; spi: number; direction: 'in' | 'out'; remote: Endpoint }
   | { t: 'route'; prefix: WirePrefix; spi: number }
   | { t: 'rmRoute'; prefix: WirePrefix }
   | { t: 'sinkRoute'; prefix: WirePrefix; sink: number }
@@ -194,6 +195,9 @@ function run(): void {
         case 'sa':
           dp.installSa(toSa(m.p), m.seqCell);
           installed.add(`${m.p.direction}:${m.p.spi >>> 0}`);
+          break;
+        case 'saRemote':
+          dp.setSaRemote(m.spi, m.direction, m.remote);
           break;
         case 'rmSa':
           dp.removeSa(m.spi, m.direction);

@@ -305,6 +305,18 @@ export class MultiQueueDataPlane implements DataPlane {
     for (let q = 1; q < this.queues; q++) this.post(q, { t: 'sa', p: wireSa(shared), seqCell: cell });
   }
 
+  setSaRemote(spi: number, direction: 'in' | 'out', remote: Endpoint): boolean {
+    if (this.closed) return false;
+    const sa = this.sas.get(`${direction}:${spi >>> 0}`);
+    if (!sa) return false;
+    let ok = true;
+    for (const q of sa.queues) {
+      if (q === 0) ok = this.main.setSaRemote(spi, direction, remote) && ok;
+      else this.post(q, { t: 'saRemote', spi: spi >>> 0, direction, remote: { family: remote.family, address: remote.address, port: remote.port } });
+    }
+    return ok;
+  }
+
   removeSa(spi: number, direction: 'in' | 'out'): void {
     if (this.closed) return;
     const key = `${direction}:${spi >>> 0}`;
@@ -429,6 +441,10 @@ export class MultiQueueDataPlane implements DataPlane {
     return this.closed ? false : this.main.sendControl(pkt, to, local);
   }
 
+  sendNatKeepalive(to: Endpoint, local: Endpoint): boolean {
+    return this.closed ? false : this.main.sendNatKeepalive(to, local);
+  }
+
   writeToTun(pkt: Buffer, off: number, len: number, origin?: number): void {
     if (!this.closed) this.main.writeToTun(pkt, off, len, origin);
   }
@@ -543,9 +559,13 @@ export class MultiQueueDataPlane implements DataPlane {
   }
 
   private deliverEvent(ev: SaEvent): void {
-    const k = `${ev.direction}:${ev.spi >>> 0}:${ev.kind}`;
-    if (this.firedEvents.has(k) || !this.sas.has(`${ev.direction}:${ev.spi >>> 0}`)) return;
-    this.firedEvents.add(k);
+    if (!this.sas.has(`${ev.direction}:${ev.spi >>> 0}`)) return;
+    // lifetime events fire once per SA whichever queue sees them; a peer move may happen again
+    if (ev.kind !== 'peer-moved') {
+      const k = `${ev.direction}:${ev.spi >>> 0}:${ev.kind}`;
+      if (this.firedEvents.has(k)) return;
+      this.firedEvents.add(k);
+    }
     callSaEventCallbacks(this.log, this.eventCbs, ev);
   }
 }

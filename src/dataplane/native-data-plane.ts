@@ -21,7 +21,12 @@ import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from '.
 import type { DataPathPolicy, PolicyCounters } from '../vpcep/policy.js';
 import { PolicyCounterReader, validatePolicyLimits } from './native-policy.js';
 import type { PacketSink } from '../common/packet-sink.js';
-import { logSaEvent, logSaInstalled, logSaRemoved, pushSaEvents } from './sa-log.js';
+import { logSaEvent, logSaInstalled, logSaRemoved, pushPeerMoved, pushSaEvents } from './sa-log.js';
+import { SA_EVENT_PEER_MOVED } from '../esp/esp-sa.js';
+import { NAT_KEEPALIVE_BYTE } from '../common/ipsec-udp.js';
+
+/** RFC 3948 §2.3: the one-byte NAT-keepalive payload */
+const NAT_KEEPALIVE = Buffer.from([NAT_KEEPALIVE_BYTE]);
 import { SinkTable } from './sink-table.js';
 
 /**
@@ -128,10 +133,13 @@ export interface NativeDataPlaneHandle {
   installSa(p: NativeSaParams): boolean;
   removeSa(spi: number, inbound: boolean): boolean;
   saCounters(spi: number, inbound: boolean, out: Float64Array): boolean;
+  /** family * 65536 + port with the address in addrOut (16 bytes), or -1: no such SA */
+  saRemote(spi: number, inbound: boolean, addrOut: Buffer): number;
+  setSaRemote(spi: number, inbound: boolean, family: number, addr: Buffer, port: number): boolean;
   addRoute(family: number, addr: Buffer, len: number, spi: number, sink: number): void;
   removeRoute(family: number, addr: Buffer, len: number, onlySink: boolean): boolean;
   lookupRoute(family: number, addr: Buffer): [number, number, number?] | null;
-  sendControl(bind: number, data: Uint8Array, family: number, addr: Buffer, port: number): boolean;
+  sendControl(bind: number, data: Uint8Array, family: number, addr: Buffer, port: number, marker?: boolean): boolean;
   /** false when not queued (closed, bad length, or dropped by the policy stage for `origin`) */
   writeTun(buf: Uint8Array, off: number, len: number, origin?: number): boolean;
   flushTun(): void;
@@ -428,6 +436,13 @@ export class NativeDataPlane implements DataPlane, SslOffload {
     logSaInstalled(this.log, p, old, bind);
   }
 
+  setSaRemote(spi: number, direction: 'in' | 'out', remote: Endpoint): boolean {
+    if (this.closed) return false;
+    const ip = parseIp(remote.address);
+    if (!ip) return false;
+    return this.h.setSaRemote(spi >>> 0, direction === 'in', ip.family, this.addr16(ip.bytes), remote.port);
+  }
+
   removeSa(spi: number, direction: 'in' | 'out'): void {
     if (this.closed) return;
     const c = this.saCounters(spi, direction);
@@ -510,6 +525,14 @@ export class NativeDataPlane implements DataPlane, SslOffload {
 
   onSaEvent(cb: (ev: SaEvent) => void): void {
     this.eventCbs.push(cb);
+  }
+
+  sendNatKeepalive(to: Endpoint, local: Endpoint): boolean {
+    if (this.closed) return false;
+    const i = bindIndexFor(this.binds, local.family, local.address, local.port);
+    const addr = parseIp(to.address);
+    if (i < 0 || !addr) return false;
+    return this.h.sendControl(i, NAT_KEEPALIVE, addr.family, this.addr16(addr.bytes), to.port, false);
   }
 
   sendControl(pkt: Buffer, to: Endpoint, local: Endpoint): boolean {
@@ -773,7 +796,16 @@ export class NativeDataPlane implements DataPlane, SslOffload {
     const m = this.events;
     for (let i = 0; i < n; i++) {
       const spi = m[i * EVENT_STRIDE]!;
-      pushSaEvents(list, spi, m[i * EVENT_STRIDE + 1] === 0 ? 'in' : 'out', m[i * EVENT_STRIDE + 2]!);
+      const bits = m[i * EVENT_STRIDE + 2]!;
+      pushSaEvents(list, spi, m[i * EVENT_STRIDE + 1] === 0 ? 'in' : 'out', bits);
+      if (bits & SA_EVENT_PEER_MOVED) {
+        // the engine already moved the inbound SA: read where to (rare path)
+        const fp = this.h.saRemote(spi, true, this.addrTmp);
+        const fam = fp >= 0 ? Math.floor(fp / 65536) : 0;
+        if (fam === 4 || fam === 6) {
+          pushPeerMoved(list, spi, { family: fam, address: bytesToIp(this.addrTmp.subarray(0, fam === 4 ? 4 : 16)), port: fp % 65536 });
+        }
+      }
     }
     for (const ev of list) {
       logSaEvent(this.log, ev);

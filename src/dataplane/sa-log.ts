@@ -1,6 +1,7 @@
 import type { Logger } from '../common/log.js';
 import { formatChildSpi } from '../common/spi.js';
 import { SA_EVENT_HARD, SA_EVENT_SEQ_EXHAUSTED, SA_EVENT_SOFT } from '../esp/esp-sa.js';
+import type { Endpoint } from '../common/endpoint.js';
 import type { SaEvent, SaParams } from './data-plane.js';
 
 /**
@@ -22,6 +23,7 @@ export function logSaRemoved(log: Logger, spi: number, direction: 'in' | 'out', 
 }
 
 export function logSaEvent(log: Logger, ev: SaEvent): void {
+  if (ev.kind === 'peer-moved') return; // the gateway logs the rebinding once, with the old and new endpoint
   log.info({ child: formatChildSpi(ev.spi), dir: ev.direction, kind: ev.kind }, 'ESP SA lifetime event');
 }
 
@@ -33,4 +35,9 @@ export function pushSaEvents(out: SaEvent[], spi: number, direction: 'in' | 'out
   if (bits & SA_EVENT_SOFT) out.push({ spi, direction, kind: 'soft' });
   if (bits & SA_EVENT_HARD) out.push({ spi, direction, kind: 'hard' });
   if (bits & SA_EVENT_SEQ_EXHAUSTED) out.push({ spi, direction, kind: 'seq-exhausted' });
+}
+
+/** Appends a 'peer-moved' event (SA_EVENT_PEER_MOVED): inbound SA `spi` now has peer `remote`. */
+export function pushPeerMoved(out: SaEvent[], spi: number, remote: Endpoint): void {
+  out.push({ spi, direction: 'in', kind: 'peer-moved', remote });
 }

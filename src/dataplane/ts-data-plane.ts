@@ -1,7 +1,7 @@
 import { PacketBatch } from '../common/batch.js';
 import type { Endpoint } from '../common/endpoint.js';
 import { bytesToIp, parseIp } from '../common/ip.js';
-import { classifyNattDatagram, NATT_IKE, NATT_KEEPALIVE, NON_ESP_MARKER_SIZE, writeNonEspMarker } from '../common/ipsec-udp.js';
+import { classifyNattDatagram, NAT_KEEPALIVE_BYTE, NATT_IKE, NATT_KEEPALIVE, NON_ESP_MARKER_SIZE, writeNonEspMarker } from '../common/ipsec-udp.js';
 import type { Prefix } from '../common/ip.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
@@ -21,7 +21,7 @@ import { dropsByName } from './drop-counters.js';
 import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from './data-plane.js';
 import type { EspSaConfig } from '../esp/esp-sa.js';
 import type { PacketSink } from '../common/packet-sink.js';
-import { logSaEvent, logSaInstalled, logSaRemoved, pushSaEvents } from './sa-log.js';
+import { logSaEvent, logSaInstalled, logSaRemoved, pushPeerMoved, pushSaEvents } from './sa-log.js';
 import { SinkTable } from './sink-table.js';
 import { PolicyStage } from '../vpcep/nat.js';
 import { POLICY_DROPS, POLICY_PASS } from '../vpcep/policy.js';
@@ -179,6 +179,12 @@ export class TsDataPlane implements DataPlane {
     logSaInstalled(this.log, p, old !== undefined, sa.ioIndex, transform.name);
   }
 
+  setSaRemote(spi: number, direction: 'in' | 'out', remote: Endpoint): boolean {
+    if (this.closed) return false;
+    const sa = this.sad.get(spi, direction);
+    return sa !== undefined && sa.setRemote(remote.address, remote.port);
+  }
+
   removeSa(spi: number, direction: 'in' | 'out'): void {
     const sa = this.sad.remove(spi, direction);
     if (sa) logSaRemoved(this.log, sa.spi, direction, sa);
@@ -226,6 +232,25 @@ export class TsDataPlane implements DataPlane {
 
   onSaEvent(cb: (ev: SaEvent) => void): void {
     this.eventCbs.push(cb);
+  }
+
+  sendNatKeepalive(to: Endpoint, local: Endpoint): boolean {
+    if (this.closed) return false;
+    const i = bindIndexFor(this.binds, local.family, local.address, local.port);
+    const addr = parseIp(to.address);
+    if (i < 0 || !addr) return false;
+    const b = this.ctlBatch;
+    b.count = 1;
+    b.off[0] = 0;
+    b.buf[0] = NAT_KEEPALIVE_BYTE; // RFC 3948 §2.3: one 0xFF byte, no non-ESP marker
+    b.len[0] = 1;
+    b.family[0] = addr.family;
+    b.addr.fill(0, 0, 16);
+    addr.bytes.copy(b.addr, 0);
+    b.port[0] = to.port;
+    const n = this.binds[i]!.send(b);
+    b.count = 0;
+    return n === 1;
   }
 
   sendControl(pkt: Buffer, to: Endpoint, local: Endpoint): boolean {
@@ -414,6 +439,8 @@ export class TsDataPlane implements DataPlane {
         continue;
       }
       this.st.espRxPackets++;
+      // authenticated: a datagram from another address:port moves the SA's peer (NAT rebinding)
+      if (sa.remoteDiffers(batch.addr, i * 16, batch.port[i]!)) this.peerMoved(sa, batch, i);
       // counted by the stage when dropped
       if (policy !== null && policy.inbound(buf, span.off, span.len, (sa as OriginEspSa).origin, now) !== POLICY_PASS) continue;
       this.appendTun(buf, span.off, span.len);
@@ -461,6 +488,16 @@ export class TsDataPlane implements DataPlane {
     const local: Endpoint = reached === null ? bound : { family: reached.includes(':') ? 6 : 4, address: reached, port: bound.port };
     this.pendingControl.push(new PendingControl(pkt, { family: fam, address: bytesToIp(addr), port: batch.port[i]! }, local));
     this.st.controlPackets++;
+  }
+
+  /** Rare path: the inbound SA takes the datagram's source as its peer; reported once (SaEvent 'peer-moved'). */
+  private peerMoved(sa: EspSa, batch: PacketBatch, i: number): void {
+    const fam = batch.family[i] === 6 ? 6 : 4;
+    if (fam !== sa.family) return;
+    const address = bytesToIp(batch.addr.subarray(i * 16, i * 16 + (fam === 4 ? 4 : 16)));
+    const port = batch.port[i]!;
+    sa.setRemote(address, port);
+    pushPeerMoved(this.pendingEvents, sa.spi, { family: fam, address, port });
   }
 
   private queueEvents(sa: EspSa, bits: number): void {

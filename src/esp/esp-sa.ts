@@ -20,6 +20,11 @@ export const NO_LIFETIME: SaLifetime = Object.freeze({ softBytes: 0, hardBytes: 
 export const SA_EVENT_SOFT = 1;
 export const SA_EVENT_HARD = 2;
 export const SA_EVENT_SEQ_EXHAUSTED = 4;
+/**
+ * An authenticated inbound packet came from another outer address/port than the SA's peer (a NAT
+ * mapping changed): the data plane moved the SA's peer endpoint and reports it once.
+ */
+export const SA_EVENT_PEER_MOVED = 8;
 
 /**
  * RFC 4303 §3.3.3: without ESN the last usable sequence number is 2^32 − 1; with ESN (§2.2.1) it is
@@ -81,8 +86,9 @@ export class EspSa {
   readonly family: Family;
   readonly localAddr: string;
   readonly localPort: number;
-  readonly remoteAddr: string;
-  readonly remotePort: number;
+  /** the peer's outer endpoint; moved by setRemote when its NAT mapping changes (RFC 7296 §2.23) */
+  remoteAddr: string;
+  remotePort: number;
   /** the remote address in network order, 16 bytes (IPv4 in the first 4), as PacketBatch.addr wants it */
   readonly remoteAddrBytes: Buffer;
   /** we always use ESP-in-UDP on 4500 for now (RFC 3948) */
@@ -126,6 +132,29 @@ export class EspSa {
     this.encapUdp = true;
     this.ioIndex = -1;
     this.id = formatChildSpi(this.spi);
+  }
+
+  /**
+   * Per packet, no allocation: whether `addr` (4 or 16 bytes at `off`, the family's length) and
+   * `port` differ from the peer endpoint this SA has.
+   */
+  remoteDiffers(addr: Uint8Array, off: number, port: number): boolean {
+    if (port !== this.remotePort) return true;
+    const n = this.family === 4 ? 4 : 16;
+    const mine = this.remoteAddrBytes;
+    for (let i = 0; i < n; i++) if (addr[off + i] !== mine[i]) return true;
+    return false;
+  }
+
+  /** Moves the peer endpoint (same family); false when `address` is not an address of it. */
+  setRemote(address: string, port: number): boolean {
+    const ip = parseIp(address);
+    if (!ip || ip.family !== this.family) return false;
+    this.remoteAddrBytes.fill(0);
+    ip.bytes.copy(this.remoteAddrBytes, 0);
+    this.remoteAddr = address;
+    this.remotePort = port;
+    return true;
   }
 
   /**

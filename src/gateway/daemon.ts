@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import type { Endpoint } from '../common/endpoint.js';
 import { IoError, VpnError } from '../common/errors.js';
 import { bytesToIp } from '../common/ip.js';
-import { classifyNattDatagram, IKE_NATT_PORT, IKE_PORT, NATT_ESP, NATT_KEEPALIVE, NON_ESP_MARKER_SIZE, withNonEspMarker } from '../common/ipsec-udp.js';
+import { classifyNattDatagram, IKE_NATT_PORT, IKE_PORT, NAT_KEEPALIVE_BYTE, NATT_ESP, NATT_KEEPALIVE, NON_ESP_MARKER_SIZE, withNonEspMarker } from '../common/ipsec-udp.js';
 import type { Logger } from '../common/log.js';
 import type { PacketBatch } from '../common/batch.js';
 import { TimerWheel } from '../common/timer-wheel.js';
@@ -59,6 +59,8 @@ export const GATEWAY_TICK_MS = 250;
 export const STATS_LOG_INTERVAL_MS = 60_000;
 const TIMER_TUNNELS = 'tunnels';
 const TIMER_STATS = 'stats';
+/** RFC 3948 §2.3: the one-byte NAT-keepalive payload */
+const NAT_KEEPALIVE = Buffer.from([NAT_KEEPALIVE_BYTE]);
 
 /**
  * What the daemon gives the tunnel controller (the IKE side, src/gateway/ipsec.ts): the frozen
@@ -76,6 +78,8 @@ export interface TunnelContext {
    * matches `local` or the kernel refused the datagram.
    */
   sendIke(message: Uint8Array, to: Endpoint, local: Endpoint): boolean;
+  /** Sends a NAT-keepalive (RFC 3948 §2.3) from `local` (port 4500) to `to`; false: not sent. */
+  sendNatKeepalive?(to: Endpoint, local: Endpoint): boolean;
   /** The policy origin inbound SAs of `connection` carry (SaParams.origin); absent: none. */
   originOf?(connection: string): number;
 }
@@ -350,6 +354,8 @@ export class Gateway {
   /** sockets the data plane's queues 1..N-1 use (closed after the data plane) */
   private queueUdp: UdpBind[] = [];
   private dataPlane: DataPlane | null = null;
+  /** NAT-keepalives read by the daemon's own 4500 socket (without a data plane) */
+  private natKeepalivesIn = 0;
   private dataPlaneKind: DataPlaneKind | 'none' = 'none';
   private tunnels: TunnelController | null = null;
   private vpnServers: VpnServers | null = null;
@@ -436,6 +442,7 @@ export class Gateway {
         log: this.log.child({ ike: 'manager' }),
         dataPlane: this.dataPlane,
         sendIke: (m, to, local) => this.sendIke(m, to, local),
+        sendNatKeepalive: (to, local) => this.sendNatKeepalive(to, local),
         originOf: (connection) => this.origins.connection(connection),
       };
       this.tunnels = this.opts.tunnels ? this.opts.tunnels(ctx) : new NoIkeController(ctx);
@@ -840,6 +847,7 @@ export class Gateway {
         routes: [...this.routes],
         ike: this.opts.tunnels ? 'available' : 'not available',
         dataPlane: statusDataPlane(this.dataPlaneKind),
+        natKeepalivesReceived: (this.dataPlane?.stats().natKeepalives ?? 0) + this.natKeepalivesIn,
         ...(this.apiInfo ? { api: { ...this.apiInfo } } : {}),
       },
       ...(this.tunnels?.responderStatus ? { ikeResponder: this.tunnels.responderStatus() } : {}),
@@ -1025,7 +1033,10 @@ export class Gateway {
       let start = off;
       if (natt) {
         const kind = classifyNattDatagram(batch.buf, off, len);
-        if (kind === NATT_KEEPALIVE) continue;
+        if (kind === NATT_KEEPALIVE) {
+          this.natKeepalivesIn++; // RFC 3948 §2.3: counted, dropped
+          continue;
+        }
         if (kind === NATT_ESP) {
           this.droppedEsp++; // ESP without a data plane
           continue;
@@ -1054,6 +1065,14 @@ export class Gateway {
     }
     const data = u.local.port === IKE_NATT_PORT ? withNonEspMarker(message) : message;
     return u.bind.sendTo(data, to.family, to.address, to.port);
+  }
+
+  private sendNatKeepalive(to: Endpoint, local: Endpoint): boolean {
+    const u = this.udp.find((x) => x.local.port === local.port && x.local.address === local.address)
+      ?? this.udp.find((x) => x.local.port === local.port && x.local.family === to.family);
+    if (!u || u.local.port !== IKE_NATT_PORT) return false;
+    if (this.dataPlane) return this.dataPlane.sendNatKeepalive(to, u.local);
+    return u.bind.sendTo(NAT_KEEPALIVE, to.family, to.address, to.port);
   }
 
   /** Runs `fn`; anything thrown is logged with where it happened, and the daemon carries on. */

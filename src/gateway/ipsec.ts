@@ -47,6 +47,11 @@ export class IpsecController implements TunnelController {
     // byte/packet limits (ChildSaParams.limits) crossed in the data plane: the IKE core rekeys the
     // child (soft) or deletes it (hard); the data plane logs each crossing itself
     ctx.dataPlane?.onSaEvent((ev) => {
+      // an ICV-verified ESP packet from a new address:port (NAT rebinding): the IKE SA and its children follow
+      if (ev.kind === 'peer-moved') {
+        if (ev.remote) this.exec(this.mgr.espPeerMoved(ev.spi, withFamily(ev.remote), this.now()));
+        return;
+      }
       this.exec(this.mgr.childLifetimeEvent(ev.spi, ev.direction, ev.kind, this.now()));
     });
   }
@@ -122,6 +127,7 @@ export class IpsecController implements TunnelController {
         state: mapState(sa),
         peer: sa.remote,
         ikeSa: sa.ikeId,
+        ...(sa.state === 'ESTABLISHED' ? { nat: { ...sa.nat } } : {}),
         ...(this.lastReason.get(cfg.name) && sa.state !== 'ESTABLISHED' ? { reason: this.lastReason.get(cfg.name)! } : {}),
         ...(up ? { establishedAt: new Date(sa.establishedAtMs).toISOString(), ikeSaAgeSec: Math.max(0, Math.floor((this.now() - sa.establishedAtMs) / 1000)) } : {}),
         ...counters,
@@ -184,12 +190,13 @@ export class IpsecController implements TunnelController {
     this.exec(this.mgr.tick(nowMs));
     const dp = this.ctx.dataPlane;
     this.exec(this.mgr.livenessCheck(nowMs, (spiIn) => dp?.saCounters(spiIn, 'in')?.packets ?? 0));
+    this.exec(this.mgr.natKeepalives(nowMs, (spiOut) => dp?.saCounters(spiOut, 'out')?.packets ?? 0));
   }
 
   nextDeadline(): number {
     // ESP traffic resets the DPD timer but is only seen when polled: check at least every second then
     const dpd = this.mgr.nextLivenessCheck();
-    let d = Math.min(this.mgr.nextDeadline(), dpd === Infinity ? Infinity : Math.min(dpd, this.now() + 1000));
+    let d = Math.min(this.mgr.nextDeadline(), dpd === Infinity ? Infinity : Math.min(dpd, this.now() + 1000), this.mgr.nextNatKeepalive());
     for (const l of this.lingering) d = Math.min(d, l.atMs);
     for (const t of this.traps.values()) if (t.hit) return this.now();
     return d;
@@ -209,6 +216,14 @@ export class IpsecController implements TunnelController {
           break;
         case 'activateChildSa':
           this.activateChild(a.spiOut);
+          break;
+        case 'natKeepalive':
+          if (!this.ctx.sendNatKeepalive?.(withFamily(a.to), withFamily(a.from))) {
+            this.ctx.log.debug({ to: formatEndpoint(a.to), from: formatEndpoint(a.from) }, 'NAT-keepalive not sent (no socket or kernel refused)');
+          }
+          break;
+        case 'peerMoved':
+          this.movePeer(withFamily(a.remote), a.spis);
           break;
         case 'deleteChildSa':
           this.removeChild(a.spiIn, a.spiOut, a.inboundGraceMs);
@@ -264,6 +279,17 @@ export class IpsecController implements TunnelController {
   private routesOf(p: ChildSaParams): readonly Prefix[] {
     const child = this.configs.find((c) => c.name === p.connection)?.children.find((c) => c.name === p.child);
     return child?.routes ?? p.remoteTs;
+  }
+
+  /** NAT rebinding: the CHILD_SAs' outer peer endpoint moves (both directions, keys and counters kept). */
+  private movePeer(remote: Endpoint, spis: readonly { spiIn: number; spiOut: number }[]): void {
+    const dp = this.ctx.dataPlane;
+    if (!dp) return;
+    const to = withFamily(remote);
+    for (const s of spis) {
+      dp.setSaRemote(s.spiOut, 'out', to);
+      dp.setSaRemote(s.spiIn, 'in', to);
+    }
   }
 
   /** Points the prefixes at an outbound SPI, taking them from whichever SPI had them (a rekey). */

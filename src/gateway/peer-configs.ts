@@ -56,6 +56,8 @@ export function peerConfigFrom(cfg: GatewayConfig, c: VpnConnectionConfig, path:
     dpdIntervalSec: c.dpd?.intervalSec ?? 0,
     dpdAction: c.dpd?.action ?? 'clear',
     dpdTimeoutSec: c.dpd?.timeoutSec ?? 0,
+    encap: c.ike.encap,
+    natKeepaliveSec: c.ike.natKeepaliveSec,
     children: Object.freeze(children),
   });
 }

@@ -32,6 +32,8 @@ export interface ConnectionStatus {
   ikeSa?: string;
   /** Why the connection is in its state (last error, "IKE not available"). */
   reason?: string;
+  /** NAT detection of the established IKE SA and what followed (RFC 7296 §2.23, RFC 3948) */
+  nat?: ConnectionNatStatus;
   children: ChildSaStatus[];
   /** when the current IKE SA was established (ISO 8601); only while it is */
   establishedAt?: string;
@@ -45,6 +47,20 @@ export interface ConnectionStatus {
   dpdFailures?: number;
   /** the last failed negotiation of the connection (cleared when its IKE SA comes up) */
   lastError?: ConnectionError;
+}
+
+/**
+ * `behindNat`: where NAT detection found a NAT (none, peer, local: us, both). A peer that forces UDP
+ * encapsulation (strongSwan's encap = yes, or its kernel-libipsec backend) fakes its hash and looks
+ * like `peer`. `udpEncap`: ESP in UDP 4500; `encapForced`: our own hash was faked for it;
+ * `peerMoves`: NAT rebindings followed; `keepalivesSent`: NAT-keepalives we sent (only while local).
+ */
+export interface ConnectionNatStatus {
+  behindNat: 'none' | 'peer' | 'local' | 'both';
+  udpEncap: boolean;
+  encapForced: boolean;
+  peerMoves: number;
+  keepalivesSent: number;
 }
 
 /**
@@ -117,6 +133,8 @@ export interface GatewayInfo {
   routes: string[];
   ike: 'available' | 'not available';
   dataPlane: 'native' | 'typescript' | 'available' | 'not available';
+  /** NAT-keepalives (RFC 3948 §2.3) received on UDP 4500 since start: counted and dropped */
+  natKeepalivesReceived?: number;
   /** The HTTPS management API, when it runs: its base URL and the SHA-256 fingerprint of its certificate. */
   api?: { url: string; fingerprintSha256: string };
 }
@@ -205,7 +223,7 @@ export function formatStatus(st: GatewayStatus): string {
   out.push(`  public addresses: ${g.publicAddresses.join(', ') || '(none)'}    vpc subnets: ${g.vpcSubnets.join(', ') || '(none)'}`);
   out.push(`  tun ${g.tun.name} mtu ${g.tun.mtu}: rx ${g.tun.rxPackets} pkts / ${bytes(g.tun.rxBytes)}, tx ${g.tun.txPackets} pkts / ${bytes(g.tun.txBytes)}`);
   for (const u of g.udp) out.push(`  udp ${u.address}:${u.port}: rx ${u.rxPackets} pkts, tx ${u.txPackets} pkts, errors ${u.errors}`);
-  out.push(`  ike: ${g.ike}, data plane: ${g.dataPlane}`);
+  out.push(`  ike: ${g.ike}, data plane: ${g.dataPlane}${g.natKeepalivesReceived ? `, nat-keepalives received ${g.natKeepalivesReceived}` : ''}`);
   if (g.api) out.push(`  management api: ${g.api.url}/v1  (certificate sha256 ${g.api.fingerprintSha256})`);
   const r = st.ikeResponder;
   if (r) {
@@ -217,6 +235,10 @@ export function formatStatus(st: GatewayStatus): string {
   for (const c of st.connections) {
     const extra = [c.peer && `peer ${c.peer}`, c.ikeSa && `ike ${c.ikeSa}`, c.reason].filter(Boolean).join(', ');
     out.push(`  ${c.name}: ${c.state}${extra ? ` (${extra})` : ''}`);
+    if (c.nat) {
+      const n = c.nat;
+      out.push(`    nat: behind ${n.behindNat}, esp ${n.udpEncap ? 'in udp 4500' : 'raw'}${n.encapForced ? ' (forced)' : ''}, peer moves ${n.peerMoves}, keepalives sent ${n.keepalivesSent}`);
+    }
     for (const ch of c.children) {
       out.push(`    child ${ch.spiIn}_i ${ch.spiOut}_o ${ch.state}: in ${bytes(ch.bytesIn)} / ${ch.packetsIn} pkts, out ${bytes(ch.bytesOut)} / ${ch.packetsOut} pkts`);
       if (ch.localTs && ch.remoteTs) out.push(`      ${ch.name ? `${ch.name}: ` : ''}${ch.localTs.join(' ')} === ${ch.remoteTs.join(' ')}`);

@@ -7,7 +7,7 @@ import { ExchangeType, HeaderFlag, NotifyType, PayloadType, ProtocolId } from '.
 import type { IkeMessage, Proposal } from './wire/types.js';
 import { peerOfferRefused } from './failure.js';
 import { decodeHeader, decodeMessage, encodeMessage } from './wire/message.js';
-import { DEFAULT_RETRANSMIT, type PeerConfig, type RetransmitConfig } from './config/peer-config.js';
+import { DEFAULT_RETRANSMIT, NAT_KEEPALIVE_DEFAULT_SEC, type PeerConfig, type RetransmitConfig } from './config/peer-config.js';
 import { IkeSa, notify, type IkeContext } from './sa/ike-sa.js';
 import { spiHex } from './sa/child-sa.js';
 import { type Endpoint, type IkeAction, endpointToString } from './sa/types.js';
@@ -69,6 +69,26 @@ export interface ChildStatus {
   installedAtMs: number;
 }
 
+/** Keepalive interval of an SA in ms: only established, behind a NAT we detected, with keepalives on; else 0. */
+function natKeepaliveMs(sa: IkeSa): number {
+  if (sa.state !== 'ESTABLISHED' || !sa.weBehindNat || !sa.cfg) return 0;
+  return (sa.cfg.natKeepaliveSec ?? NAT_KEEPALIVE_DEFAULT_SEC) * 1000;
+}
+
+/** What NAT detection found for an IKE SA and what followed from it (status). */
+export interface IkeSaNatStatus {
+  /** where RFC 7296 §2.23 detection found a NAT: none, the peer's side, ours (local) or both */
+  behindNat: 'none' | 'peer' | 'local' | 'both';
+  /** ESP goes in UDP 4500 (RFC 3948) */
+  udpEncap: boolean;
+  /** our NAT_DETECTION_SOURCE_IP was faked to force the encapsulation (encap on, or no raw ESP path) */
+  encapForced: boolean;
+  /** times the peer's endpoint moved (NAT rebinding) */
+  peerMoves: number;
+  /** NAT-keepalives we sent */
+  keepalivesSent: number;
+}
+
 export interface IkeSaStatus {
   connection: string;
   ikeId: string;
@@ -79,6 +99,7 @@ export interface IkeSaStatus {
   peerId: string | null;
   proposal: string | null;
   establishedAtMs: number;
+  nat: IkeSaNatStatus;
   children: ChildStatus[];
 }
 
@@ -330,6 +351,42 @@ export class IkeManager {
     return this.collect(out);
   }
 
+  /**
+   * NAT-keepalives (RFC 3948 §2.3, strongSwan's charon.keep_alive): while we are behind a NAT
+   * (detected, not forced), one goes to the peer's 4500 after the connection's natKeepaliveSec
+   * without ESP sent to it, so our NAT keeps its mapping. `espOutPackets(spiOut)` reads the data
+   * plane's outbound counter of a child.
+   */
+  natKeepalives(now: number, espOutPackets: (spiOut: number) => number): IkeAction[] {
+    this.clock = now;
+    const out: IkeAction[] = [];
+    for (const sa of this.sas.values()) {
+      const interval = natKeepaliveMs(sa);
+      if (interval <= 0) continue;
+      let esp = 0;
+      for (const c of sa.children) if (c.spiOut !== 0) esp += espOutPackets(c.spiOut);
+      if (esp !== sa.espOutSeen || sa.natKeepaliveAtMs === 0) {
+        sa.espOutSeen = esp;
+        sa.natKeepaliveAtMs = now + interval;
+        continue;
+      }
+      if (now < sa.natKeepaliveAtMs) continue;
+      sa.natKeepaliveAtMs = now + interval;
+      sa.natKeepalivesSent++;
+      out.push({ kind: 'natKeepalive', from: sa.local, to: sa.remote });
+    }
+    return out;
+  }
+
+  /** The earliest time natKeepalives may have work (Infinity when no SA needs keepalives). */
+  nextNatKeepalive(): number {
+    let d = Infinity;
+    for (const sa of this.sas.values()) {
+      if (natKeepaliveMs(sa) > 0) d = Math.min(d, sa.natKeepaliveAtMs);
+    }
+    return d;
+  }
+
   /** The earliest time livenessCheck may have work (Infinity when no SA uses DPD). */
   nextLivenessCheck(): number {
     let d = Infinity;
@@ -417,6 +474,19 @@ export class IkeManager {
     for (const sa of this.sas.values()) {
       const c = sa.children.find((x) => (direction === 'in' ? x.spiIn : x.spiOut) === spi);
       if (c) return this.collect(childVolumeReached(sa, c, kind, now, () => this.clock, this.rekeyHost()));
+    }
+    return [];
+  }
+
+  /**
+   * The data plane saw an ICV-verified ESP packet of inbound SA `spiIn` from `from`, another
+   * endpoint than the SA's peer (RFC 7296 §2.23, as strongSwan's libipsec and Linux XFRM's encap
+   * mapping change): the IKE SA that owns the child and its other children follow.
+   */
+  espPeerMoved(spiIn: number, from: Endpoint, now: number): IkeAction[] {
+    this.clock = now;
+    for (const sa of this.sas.values()) {
+      if (sa.children.some((c) => c.spiIn === spiIn)) return this.collect(sa.espPeerMoved(from, now));
     }
     return [];
   }
@@ -717,6 +787,13 @@ export class IkeManager {
       peerId: sa.peerId?.text ?? null,
       proposal: sa.proposal ? proposalToString(sa.proposal) : null,
       establishedAtMs: sa.establishedAtMs,
+      nat: {
+        behindNat: sa.peerBehindNat ? (sa.weBehindNat ? 'both' : 'peer') : (sa.weBehindNat ? 'local' : 'none'),
+        udpEncap: sa.natDetected,
+        encapForced: sa.natFaked,
+        peerMoves: sa.peerMoves,
+        keepalivesSent: sa.natKeepalivesSent,
+      },
       children: sa.children.map((c) => ({
         name: c.cfg.name,
         state: c.state,

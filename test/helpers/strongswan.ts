@@ -55,6 +55,11 @@ export interface StrongSwanConnConfig {
   logLevels?: Record<string, number>;
   /** Further `charon.<key> = <value>` settings, e.g. `{ cookie_threshold: 0 }`. */
   charonSettings?: Record<string, string | number>;
+  /**
+   * swanctl `encap` (default true: UDP encapsulation forced by a faked NAT detection hash). With
+   * false charon on kernel-libipsec still fakes its hash when it finds no NAT (the backend needs UDP).
+   */
+  encap?: boolean;
 }
 
 export interface ChildSaInfo {
@@ -140,7 +145,7 @@ connections {
         local_addrs = ${c.localAddr}
         remote_addrs = ${c.remoteAddr}
         proposals = ${c.ikeProposals}
-        encap = yes
+        encap = ${c.encap === false ? 'no' : 'yes'}
 ${opt('        ', 'dpd_delay', c.dpdDelay)}${opt('        ', 'rekey_time', c.ikeRekeyTime)}        local {
             auth = ${c.pubkey ? 'pubkey' : 'psk'}
             id = ${c.localId}

@@ -13,7 +13,7 @@ import { connectionLocalIdentity, remoteIdentity, REMOTE_ID_WHAT } from './ident
 import { checkConnectionFamilies, publicAddressesFacing } from './families.js';
 import { LocalCredentials, TrustAnchors } from './credentials.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../ike/init-guard.js';
-import { DEFAULT_RETRANSMIT, IKE_FRAGMENTATION_MODES } from '../../ike/config/peer-config.js';
+import { DEFAULT_RETRANSMIT, IKE_FRAGMENTATION_MODES, NAT_KEEPALIVE_DEFAULT_SEC } from '../../ike/config/peer-config.js';
 import { PASSWORD_HASH_FORMAT, parsePasswordHash } from '../users.js';
 
 /**
@@ -35,6 +35,7 @@ export const DEFAULT_MAX_CONNECTIONS = 100;
 export const MAX_DATA_PLANE_QUEUES = 16;
 // Lower bounds are below what cloud providers allow (IKE 60 s, ESP 30 s, DPD 10 s) so rekey tests can run fast.
 const IKE_LIFETIME_RANGE_SEC = [10, 7 * 86400] as const;
+const NAT_KEEPALIVE_MAX_SEC = 3600;
 const ESP_LIFETIME_RANGE_SEC = [10, 7 * 86400] as const;
 const DPD_INTERVAL_RANGE_SEC = [1, 3600] as const;
 const PSK_LENGTH_RANGE = [8, 128] as const;
@@ -343,9 +344,20 @@ export const IKE_POLICY = object({
     + 'yes: announced, and messages larger than 1200 bytes (certificate chains) go as fragments when the peer announced it too; '
     + 'accept: announced, but our messages go whole; no: not announced. The peer\'s fragments are always accepted. '
     + '(strongSwan\'s force applies to IKEv1 only.)'), 'yes'),
+  encap: withDefault(bool(), true, {
+    description: 'Force UDP encapsulation of ESP (strongSwan\'s encap = yes): our NAT detection hash is faked, so the peer always '
+      + 'sends ESP in UDP 4500. false: honest NAT detection (RFC 7296 §2.23), ESP in UDP when a NAT is found on the path. '
+      + 'vpcgw has no raw ESP (IP protocol 50) path: with false and no NAT found, it still keeps UDP encapsulation when it '
+      + 'answers (it fakes its hash then), and an IKE SA it initiated fails with a reason saying so.',
+  }),
+  natKeepalive: withDefault(duration(0, NAT_KEEPALIVE_MAX_SEC), formatDuration(NAT_KEEPALIVE_DEFAULT_SEC), {
+    description: 'While we are behind a NAT, a NAT-keepalive (one 0xFF byte, RFC 3948 §2.3) goes to the peer\'s port 4500 after '
+      + 'this long without sending to it (strongSwan\'s charon.keep_alive); 0: none.',
+  }),
 }, {
   finish: (v) => ({
     proposals: v.proposals.text, parsedProposals: v.proposals.parsed, lifetimeSec: v.lifetime, localId: v.localId, fragmentation: v.fragmentation,
+    encap: v.encap, natKeepaliveSec: v.natKeepalive,
   }),
 });
 

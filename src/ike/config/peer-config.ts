@@ -68,6 +68,17 @@ export interface PeerConfig {
   readonly dpdAction?: DpdAction;
   /** give up on a liveness check after this long (seconds); 0 or absent: the retransmission schedule */
   readonly dpdTimeoutSec?: number;
+  /**
+   * Force UDP encapsulation of ESP (strongSwan's `encap = yes`): our NAT_DETECTION_SOURCE_IP is
+   * faked so the peer always uses ESP in UDP 4500. false: honest NAT detection (RFC 7296 §2.23);
+   * absent: true. See src/ike/tasks/ike-natd.ts for what happens when no NAT is found.
+   */
+  readonly encap?: boolean;
+  /**
+   * Seconds between NAT-keepalives (RFC 3948 §2.3) sent while we are behind a NAT
+   * (strongSwan's charon.keep_alive); 0: none; absent: NAT_KEEPALIVE_DEFAULT_SEC.
+   */
+  readonly natKeepaliveSec?: number;
   readonly children: readonly ChildConfig[];
 }
 
@@ -88,6 +99,9 @@ export interface CertAuthConfig {
    */
   readonly signatureAuth: boolean;
 }
+
+/** strongSwan's charon.keep_alive default. */
+export const NAT_KEEPALIVE_DEFAULT_SEC = 20;
 
 export type DpdAction = 'clear' | 'restart' | 'none';
 

@@ -113,7 +113,21 @@ export class IkeSa {
   fragmentation = false;
   /** collects the peer's SKF fragments of one message at a time */
   private readonly reassembler = new FragmentReassembler();
+  /**
+   * RFC 7296 §2.23 NAT detection (src/ike/tasks/ike-natd.ts). natDetected: ESP goes in UDP 4500
+   * (a NAT was found on the path, or we faked one: natFaked); peerBehindNat / weBehindNat: what the
+   * peer's hashes said (a peer that forces encapsulation looks as if it were behind a NAT).
+   */
   natDetected = false;
+  natFaked = false;
+  peerBehindNat = false;
+  weBehindNat = false;
+  /** times the peer's endpoint moved once established (followPeer) */
+  peerMoves = 0;
+  /** NAT-keepalive bookkeeping (IkeManager.natKeepalives): next due time, ESP out count then, sent total */
+  natKeepaliveAtMs = 0;
+  espOutSeen = -1;
+  natKeepalivesSent = 0;
   /** the raw bytes of the message being processed (tasks need them for AUTH) */
   currentRaw: Buffer = Buffer.alloc(0);
   /** set by a responder task: destroy the SA once the response is out (e.g. peer deleted the IKE SA) */
@@ -338,11 +352,8 @@ export class IkeSa {
     }
     if (this.log.isLevelEnabled('debug')) this.log.debug({}, `received ${describeMessage(msg)}`);
     this.lastInboundMs = now;
-    // follow the peer's address/port from any authenticated message (NAT, port floating)
-    if (msg.encrypted && (from.address !== this.remote.address || from.port !== this.remote.port || to.port !== this.local.port)) {
-      this.remote = from;
-      this.local = to;
-    }
+    // an authenticated message: follow the peer's address/port (port floating, NAT rebinding)
+    if (msg.encrypted) this.followPeer(from, to, 'IKE');
     if (!isResponse && this.ikeCollision && this.outstanding) {
       // RFC 7296 §2.8.1: the peer settled a simultaneous IKE rekey before our answer came (its DELETE of
       // this SA, when its exchange won). Taken from its retransmission once ours is answered, so the
@@ -354,6 +365,48 @@ export class IkeSa {
     if (isResponse) this.handleResponse(msg, now);
     else this.handleRequest(datagram, msg, from, to, now);
     this.pump(now);
+    return this.drain();
+  }
+
+  /**
+   * Should be called after an authenticated packet of this SA (an IKE message that passed its
+   * integrity check, or an ICV-verified ESP packet of one of its children) came from `from` to `to`.
+   *
+   * RFC 7296 §2.23: a host not behind a NAT SHOULD send to the address and port of the last valid
+   * authenticated packet (the peer's NAT may drop and recreate its mapping); a host behind a NAT
+   * SHOULD NOT (that would open a DoS hole), so then only the float to port 4500 is followed. Once
+   * established, a move is logged once and every child's SAs follow (the peerMoved action).
+   * Returns whether the peer endpoint changed.
+   */
+  followPeer(from: Endpoint, to: Endpoint, via: 'IKE' | 'ESP'): boolean {
+    const moved = from.address !== this.remote.address || from.port !== this.remote.port;
+    const floated = to.port !== this.local.port;
+    if (!moved && !floated) return false;
+    if (moved && !floated && this.weBehindNat) {
+      this.log.debug({ from: endpointToString(from) }, 'authenticated packet from another endpoint ignored: we are behind a NAT (RFC 7296 §2.23)');
+      return false;
+    }
+    const old = this.remote;
+    this.remote = from;
+    if (via === 'IKE') this.local = to;
+    if (!moved || this.state !== 'ESTABLISHED') return moved;
+    this.peerMoves++;
+    this.log.info({ from: endpointToString(old), to: endpointToString(from), via }, 'peer moved: NAT mapping changed');
+    this.actions.push({
+      kind: 'peerMoved',
+      connection: this.cfg?.name ?? '',
+      ikeId: this.id,
+      remote: from,
+      spis: this.children.filter((c) => c.spiOut !== 0).map((c) => ({ spiIn: c.spiIn, spiOut: c.spiOut })),
+    });
+    return true;
+  }
+
+  /** ESP of child `spiIn` authenticated from a new endpoint (the data plane's 'peer-moved'). */
+  espPeerMoved(from: Endpoint, now: number): IkeAction[] {
+    if (this.state !== 'ESTABLISHED') return [];
+    this.activityMs = now;
+    this.followPeer(from, { ...this.local }, 'ESP');
     return this.drain();
   }
 

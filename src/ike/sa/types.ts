@@ -48,6 +48,13 @@ export type IkeAction =
   /** `inboundGraceMs`: keep the inbound SA that long (packets still in flight on a rekeyed SA) */
   | { kind: 'deleteChildSa'; connection: string; spiIn: number; spiOut: number; inboundGraceMs: number }
   | { kind: 'ikeUp'; connection: string; ikeId: string }
+  /**
+   * The peer's NAT mapping changed (RFC 7296 §2.23): an authenticated IKE or ESP packet came from
+   * `remote`. Every CHILD_SA of the IKE SA (both directions) must send to / expect it from now on.
+   */
+  /** RFC 3948 §2.3: a NAT-keepalive (one 0xFF byte, no non-ESP marker) from `from` (port 4500) to `to` */
+  | { kind: 'natKeepalive'; from: Endpoint; to: Endpoint }
+  | { kind: 'peerMoved'; connection: string; ikeId: string; remote: Endpoint; spis: readonly { spiIn: number; spiOut: number }[] }
   | { kind: 'ikeDown'; connection: string | null; ikeId: string; reason: string }
   /**
    * A negotiation of the connection failed (src/ike/failure.ts): what went wrong and the suggested

@@ -159,6 +159,9 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
     next.nonceR = nonceR;
     next.peerId = sa.peerId;
     next.natDetected = sa.natDetected;
+    next.natFaked = sa.natFaked;
+    next.peerBehindNat = sa.peerBehindNat;
+    next.weBehindNat = sa.weBehindNat;
     next.fragmentation = sa.fragmentation; // RFC 7383 §2.3: negotiated once, kept by the rekeyed SA
     sa.rekeying = false;
     const collision = sa.ikeCollision;
@@ -271,6 +274,9 @@ export class IkeRekeyTask extends TaskBase implements IkeTask {
     next.nonceR = nonceR;
     next.peerId = sa.peerId;
     next.natDetected = sa.natDetected;
+    next.natFaked = sa.natFaked;
+    next.peerBehindNat = sa.peerBehindNat;
+    next.weBehindNat = sa.weBehindNat;
     next.fragmentation = sa.fragmentation; // RFC 7383 §2.3: negotiated once, kept by the rekeyed SA
     this.next = next;
     this.keData = kex.publicKey;

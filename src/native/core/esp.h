@@ -40,6 +40,9 @@ enum Drop : int {
 constexpr int kEventSoft = 1;
 constexpr int kEventHard = 2;
 constexpr int kEventSeqExhausted = 4;
+// Not from the SA itself: the engine reports an authenticated packet from another outer
+// address:port than the SA's peer (a NAT mapping changed), once per move.
+constexpr int kEventPeerMoved = 8;
 
 // RFC 4303 §2
 constexpr size_t kHeaderSize = 8;

@@ -28,6 +28,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
                            InstanceMethod<&DataPlaneHandle::InstallSa>("installSa"),
                            InstanceMethod<&DataPlaneHandle::RemoveSa>("removeSa"),
                            InstanceMethod<&DataPlaneHandle::SaCounters>("saCounters"),
+                           InstanceMethod<&DataPlaneHandle::SaRemote>("saRemote"),
+                           InstanceMethod<&DataPlaneHandle::SetSaRemote>("setSaRemote"),
                            InstanceMethod<&DataPlaneHandle::AddRoute>("addRoute"),
                            InstanceMethod<&DataPlaneHandle::RemoveRoute>("removeRoute"),
                            InstanceMethod<&DataPlaneHandle::LookupRoute>("lookupRoute"),
@@ -209,6 +211,35 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     return Napi::Boolean::New(env, true);
   }
 
+  // saRemote(spi, inbound, addrOut(16)) -> family * 65536 + port, or -1 (no such SA)
+  Napi::Value SaRemote(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView r;
+    if (info.Length() < 3 || !GetRaw(env, info[2], &r) || r.bytes < 16) {
+      ThrowType(env, "saRemote(spi, inbound, addrOut)");
+      return env.Undefined();
+    }
+    const esp::Sa* sa = e_.FindSa(info[0].As<Napi::Number>().Uint32Value(), info[1].ToBoolean().Value());
+    if (!sa) return Napi::Number::New(env, -1);
+    memcpy(r.data, sa->remoteAddr, 16);
+    return Napi::Number::New(env, double(sa->remoteFamily) * 65536 + sa->remotePort);
+  }
+
+  // setSaRemote(spi, inbound, family, addr(16), port) -> boolean
+  Napi::Value SetSaRemote(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView a;
+    if (info.Length() < 5 || !GetRaw(env, info[3], &a) || a.bytes < 16) {
+      ThrowType(env, "setSaRemote(spi, inbound, family, addr, port)");
+      return env.Undefined();
+    }
+    if (e_.closed()) return Napi::Boolean::New(env, false);
+    bool ok = e_.SetSaRemote(info[0].As<Napi::Number>().Uint32Value(), info[1].ToBoolean().Value(),
+                             uint8_t(info[2].As<Napi::Number>().Uint32Value()), a.data,
+                             uint16_t(info[4].As<Napi::Number>().Uint32Value()));
+    return Napi::Boolean::New(env, ok);
+  }
+
   // addRoute(family, addr(16), prefixLen, spi, sink)
   Napi::Value AddRoute(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -265,7 +296,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
 
   // ------------------------------------------------------------------ JS -> wire / TUN
 
-  // sendControl(bind, data, family, addr(16), port) -> boolean; prepends the non-ESP marker
+  // sendControl(bind, data, family, addr(16), port, marker = true) -> boolean; prepends the non-ESP marker unless marker is false
   Napi::Value SendControl(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     RawView d, a;
@@ -273,9 +304,11 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       ThrowType(env, "sendControl(bind, data, family, addr, port)");
       return env.Undefined();
     }
+    // a sixth argument false: no non-ESP marker (a NAT-keepalive, RFC 3948 §2.3)
+    bool marker = info.Length() < 6 || info[5].ToBoolean().Value();
     return Napi::Boolean::New(
         env, e_.SendControl(info[0].As<Napi::Number>().Int32Value(), uint8_t(info[2].As<Napi::Number>().Uint32Value()),
-                            a.data, uint16_t(info[4].As<Napi::Number>().Uint32Value()), d.data, d.bytes));
+                            a.data, uint16_t(info[4].As<Napi::Number>().Uint32Value()), d.data, d.bytes, marker));
   }
 
   // writeTun(buf, off, len, origin?): queues a copy (after the policy stage's inbound check for

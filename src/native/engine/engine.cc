@@ -230,6 +230,24 @@ bool Engine::RemoveSa(uint32_t spi, bool inbound) {
   return true;
 }
 
+bool Engine::SetSaRemote(uint32_t spi, bool inbound, uint8_t family, const uint8_t* addr16, uint16_t port) {
+  auto& m = inbound ? inSas_ : outSas_;
+  auto it = m.find(spi);
+  if (it == m.end()) return false;
+  OutSa* o = it->second.get();
+  Sa* sa = o->sa.get();
+  if (sa->bindIndex < 0) return false;
+  sockaddr_storage to;
+  socklen_t len = MakeSockaddr(&to, binds_[sa->bindIndex]->sockFamily, family, addr16, port);
+  if (len == 0) return false;
+  o->to = to;
+  o->toLen = len;
+  sa->remoteFamily = family;
+  memcpy(sa->remoteAddr, addr16, 16);
+  sa->remotePort = port;
+  return true;
+}
+
 const Sa* Engine::FindSa(uint32_t spi, bool inbound) const {
   auto& m = inbound ? inSas_ : outSas_;
   auto it = m.find(spi);
@@ -256,7 +274,8 @@ const RouteTarget* Engine::LookupRoute(int family, const uint8_t* addr) const {
 
 // ------------------------------------------------------------------ JS -> wire / TUN
 
-bool Engine::SendControl(int bi, uint8_t family, const uint8_t* addr, uint16_t port, const uint8_t* data, size_t len) {
+bool Engine::SendControl(int bi, uint8_t family, const uint8_t* addr, uint16_t port, const uint8_t* data, size_t len,
+                         bool withMarker) {
   if (closed_ || bi < 0 || bi >= int(binds_.size())) return false;
   sockaddr_storage ss;
   socklen_t sl = MakeSockaddr(&ss, binds_[bi]->sockFamily, family, addr, port);
@@ -267,8 +286,8 @@ bool Engine::SendControl(int bi, uint8_t family, const uint8_t* addr, uint16_t p
   msghdr h{};
   h.msg_name = &ss;
   h.msg_namelen = sl;
-  h.msg_iov = iov;
-  h.msg_iovlen = 2;
+  h.msg_iov = withMarker ? iov : iov + 1;
+  h.msg_iovlen = withMarker ? 2 : 1;
   alignas(cmsghdr) uint8_t ctrl[kSrcCmsgSpace];
   LocalAddr src;
   if (binds_[bi]->replies && binds_[bi]->replies->Lookup(ss, &src)) {
@@ -719,6 +738,22 @@ VPCGW_PACKET_STEP void Engine::QueueEvent(Sa* sa, int bits) {
   evCount_++;
 }
 
+// Rare path: the inbound SA takes `from` as its peer, and JS hears of it once (kEventPeerMoved;
+// it reads the new endpoint with saRemote and moves the sibling SAs).
+void Engine::PeerMoved(OutSa* in, const sockaddr_storage& from) {
+  Sa* sa = in->sa.get();
+  uint8_t family = 0;
+  uint16_t port = 0;
+  uint8_t addr[16];
+  StoreEndpoint(&from, &family, addr, &port);
+  if (family == 0) return;
+  in->to = from;
+  sa->remoteFamily = family;
+  memcpy(sa->remoteAddr, addr, 16);
+  sa->remotePort = port;
+  QueueEvent(sa, esp::kEventPeerMoved);
+}
+
 // One JS callback for everything collected in this batch.
 void Engine::DeliverJs() {
   DeliverSsl();
@@ -830,6 +865,9 @@ VPCGW_PACKET_STEP void Engine::Inbound(Bind* b, uint32_t j, size_t len) {
     return;
   }
   st()[kEspRxPackets] += 1;
+  // authenticated: a datagram from another address:port moves the SA's peer (NAT rebinding)
+  if (__builtin_expect(it->second->toLen != 0 && !SameEndpoint(rxAddr_[j], it->second->to), 0))
+    PeerMoved(it->second.get(), rxAddr_[j]);
   if (__builtin_expect(policyIn_, 0) &&
       policy_.Inbound(base + span.off, span.len, it->second->origin, NowMs()) != policy::kPass)
     return;

@@ -177,6 +177,9 @@ class Engine {
   bool InstallSa(std::unique_ptr<OutSa> out);
   bool RemoveSa(uint32_t spi, bool inbound);
   const esp::Sa* FindSa(uint32_t spi, bool inbound) const;
+  // Moves an SA's peer endpoint (NAT rebinding); keys, sequence numbers and counters stay. Only
+  // between batches (JS calls). false: no such SA or the endpoint does not fit its socket.
+  bool SetSaRemote(uint32_t spi, bool inbound, uint8_t family, const uint8_t* addr16, uint16_t port);
 
   // Routes by inner destination (family 4 or 6; prefix checked by the caller).
   void SetRoute(int family, const uint8_t* addr, unsigned len, RouteTarget t);
@@ -185,7 +188,9 @@ class Engine {
   const RouteTarget* LookupRoute(int family, const uint8_t* addr) const;
 
   // JS -> wire / TUN
-  bool SendControl(int bind, uint8_t family, const uint8_t* addr, uint16_t port, const uint8_t* data, size_t len);
+  // `marker`: prepend the non-ESP marker (IKE); false sends `data` as it is (a NAT-keepalive).
+  bool SendControl(int bind, uint8_t family, const uint8_t* addr, uint16_t port, const uint8_t* data, size_t len,
+                   bool withMarker = true);
   // Queues a copy of one packet for the TUN (len already checked against maxPacket()), after the
   // policy stage's inbound check for `origin` (0: none); false when the stage dropped it.
   bool QueueTunWrite(const uint8_t* p, size_t len, uint32_t origin);
@@ -239,6 +244,7 @@ class Engine {
   void SendMsgs(int b, uint32_t k);
   void ToSink(int32_t sink, const uint8_t* p, size_t len);
   void QueueEvent(esp::Sa* sa, int bits);
+  void PeerMoved(OutSa* in, const sockaddr_storage& from);
   void DeliverJs();
   void DrainErrors(int fd) { st()[kIcmpErrors] += DrainErrorQueue(fd); }
   void OnUdpReadable(Bind* b, int status);

@@ -264,6 +264,27 @@ describe('MultiQueueDataPlane: 2 queues over a real TUN', () => {
     expect(dp.saCounters(0x55550001, 'out')).toBeUndefined();
   });
 
+  it('setSaRemote moves an outbound SA on every queue that holds it (NAT rebinding)', async () => {
+    const peer2 = NativeUdp.bind({ address: '127.0.0.1', port: 0 });
+    const moved: Buffer[] = [];
+    peer2.start((b) => {
+      for (let i = 0; i < b.count; i++) moved.push(Buffer.from(b.buf.subarray(b.off[i]!, b.off[i]! + b.len[i]!)));
+    });
+    try {
+      const before = dp.queueStats().map((q) => q.espTxPackets);
+      expect(dp.setSaRemote(SPI_OUT, 'out', { family: 4, address: '127.0.0.1', port: peer2.port })).toBe(true);
+      expect(dp.setSaRemote(0x77770001, 'out', { family: 4, address: '127.0.0.1', port: peer2.port })).toBe(false);
+      await new Promise((r) => setTimeout(r, 200)); // the worker applies it from its message queue
+      await sendFlows('10.214.2.8', 24, 4);
+      await until('96 ESP packets at the new endpoint', () => moved.filter((p) => p.readUInt32BE(0) === SPI_OUT).length >= 96, UNTIL_MS);
+      const after = dp.queueStats().map((q) => q.espTxPackets);
+      expect(after[0]! - before[0]!).toBeGreaterThan(0);
+      expect(after[1]! - before[1]!).toBeGreaterThan(0); // the worker's copy moved as well
+    } finally {
+      peer2.close();
+    }
+  });
+
   it('close() resolves once the worker has exited: the TUN disappears with its last queue fd', async () => {
     await dp.close();
     const r = spawnSync('ip', ['link', 'show', TUN_NAME], { encoding: 'utf8' });

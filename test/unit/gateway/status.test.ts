@@ -66,3 +66,18 @@ describe('last error and vpcgw diagnose', () => {
     expect(formatDiagnosis(diagnose({ ...down, state: 'ESTABLISHED' }))).toContain('children: 0 installed (no traffic passes)');
   });
 });
+
+describe('formatStatus: NAT line', () => {
+  it('prints what NAT detection found for an established connection, and nothing without it', () => {
+    const up: ConnectionStatus = {
+      name: 'dc1', state: 'ESTABLISHED', peer: '198.51.100.1:42017', ikeSa: '0011223344556677/8899aabbccddeeff', children: [],
+      nat: { behindNat: 'peer', udpEncap: true, encapForced: true, peerMoves: 1, keepalivesSent: 0 },
+    };
+    const lines = formatStatus(status({ connections: [up] })).split('\n');
+    const at = lines.findIndex((l) => l.startsWith('  dc1: ESTABLISHED'));
+    expect(lines[at]).toBe('  dc1: ESTABLISHED (peer 198.51.100.1:42017, ike 0011223344556677/8899aabbccddeeff)');
+    expect(lines[at + 1]).toBe('    nat: behind peer, esp in udp 4500 (forced), peer moves 1, keepalives sent 0');
+    const { nat: _nat, ...noNat } = up;
+    expect(formatStatus(status({ connections: [noNat] }))).not.toContain('nat:');
+  });
+});
