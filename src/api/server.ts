@@ -458,6 +458,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
 
   // server-sent events: the handler keeps the response (hijack) and the hub writes to it
   app.get('/v1/events', async (req, reply) => {
+    if (req.method === 'HEAD') return reply.code(200).type('text/event-stream; charset=utf-8').send();
     if (!events.hasRoom()) {
       throw new ApiHttpError(503, 'ERR_BUSY', `too many event streams open (at most ${events.limits.maxStreams}): poll instead, or retry later`, { 'retry-after': '5' });
     }
