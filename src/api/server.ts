@@ -191,8 +191,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
   // JSON only: anything else with a body is 415
   app.removeContentTypeParser('text/plain');
-  // the cookie parser and serializer (RFC 6265) the session routes use; it loads its codec here
-  await app.register(fastifyCookie);
+  // the cookie parser and serializer (RFC 6265) the session routes use; fastify loads it (and it its
+  // codec) during listen, so startup stays one synchronous run up to listen as before
+  void app.register(fastifyCookie);
 
   // ---- per request: auth, ids, one log line ----
 
