@@ -4,7 +4,7 @@
 // sessions expire (idle and absolute, on a fake clock), logout clears the cookie, failed logins are
 // counted and backed off per address, and nothing secret reaches the log.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ABSOLUTE_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../../../src/api/console-session.js';
+import { ABSOLUTE_TIMEOUT_MS, ConsoleSessions, IDLE_TIMEOUT_MS } from '../../../src/api/console-session.js';
 import { AuthBackoff } from '../../../src/ssl/server/auth-backoff.js';
 import { FAKE_TOKEN, FakeManagementService } from '../../helpers/fake-service.js';
 import { CGW, startHarness, type Harness, type Res } from './harness.js';
@@ -172,5 +172,30 @@ describe('failed logins', () => {
     const text = JSON.stringify(h.lines);
     for (const secret of [FAKE_TOKEN, ADMIN_PASSWORD, 'guess-0', cookie.split('=')[1]!, csrf]) expect(text).not.toContain(secret);
     expect(text).toContain('console login');
+  });
+});
+
+describe('ConsoleSessions (in memory, fake clock)', () => {
+  it('keeps at most maxSessions (least recently used dropped first), sweeps expired ones, tells listeners why', () => {
+    const s = new ConsoleSessions({ idleMs: 1000, absoluteMs: 5000, maxSessions: 3 });
+    const ended: string[] = [];
+    const stop = s.onEnd((key, reason) => ended.push(`${key.slice(0, 6)}:${reason}`));
+    const a = s.create('a', 0);
+    const b = s.create('b', 0);
+    const c = s.create('c', 0);
+    expect(s.touch(a.id, 10)?.user).toBe('a'); // a is now the most recently used
+    s.create('d', 20);
+    expect(s.size).toBe(3);
+    expect(s.touch(b.id, 30)).toBeNull(); // b was the least recently used
+    expect(ended).toEqual([`${b.session.key.slice(0, 6)}:evicted`]);
+    s.sweep(1015); // c idle since 0; a since 10: both past 1 s idle
+    expect(s.size).toBe(1);
+    expect(ended.slice(1).sort()).toEqual([`${a.session.key.slice(0, 6)}:expired`, `${c.session.key.slice(0, 6)}:expired`].sort());
+    expect(s.remove('not-a-session')).toBe(false);
+    stop();
+    expect(s.listenerCount).toBe(0);
+    // ids are 32 random bytes; only their hash is kept
+    expect(Buffer.from(a.id, 'base64url')).toHaveLength(32);
+    expect(a.session.key).not.toContain(a.id);
   });
 });
