@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { VpnError, IoError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { startApiServer } from '../api/server.js';
+import { AuthBackoff } from '../ssl/server/auth-backoff.js';
 import { Store } from '../store/store.js';
 import { loadConfigFile, readConfigDocument, type GatewayConfig } from './config/index.js';
 import type { ControlHandlers } from './control.js';
@@ -12,6 +13,7 @@ import { GatewayMetrics } from './metrics.js';
 import { issueServerClientCert, revokeClientCert } from './client-profile.js';
 import { exportPeerConfig } from './peer-export.js';
 import { GatewayService, type PlanStep } from './service.js';
+import { TRAFFIC_STEP_SEC } from './traffic-history.js';
 
 /**
  * One running gateway process as `vpcgw start` makes it: the resource store in the data dir, the
@@ -29,6 +31,8 @@ import { GatewayService, type PlanStep } from './service.js';
  */
 
 export const STORE_FILE = 'vpcgw.db';
+/** How often live states are compared for the event stream (GET /v1/events). */
+export const STATE_POLL_MS = 1000;
 
 export interface RunOptions {
   /** The start-up document. */
@@ -64,6 +68,14 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
   const store = Store.open(join(dataDir, STORE_FILE), { log: o.log });
   let gateway: Gateway | null = null;
   let api: { close(): Promise<void> } | null = null;
+  const timers: NodeJS.Timeout[] = [];
+  const guard = (what: string, fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      o.log.warn({ err, what }, 'console data: a periodic task failed');
+    }
+  };
   try {
     let metrics: GatewayMetrics | null = null;
     const service = new GatewayService({
@@ -100,12 +112,26 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
     const gw = gateway;
     metrics = new GatewayMetrics({ status: () => gw.status(), dropCounters: () => gw.dropCounters() });
     await gateway.start();
+    // the console's live data: traffic history samples, and state changes for the event stream
+    // (compared each second, so a page shows a change within 2 s; nothing is done while nobody listens)
+    service.sampleTraffic(Date.now());
+    timers.push(setInterval(() => guard('traffic sample', () => service.sampleTraffic(Date.now())), TRAFFIC_STEP_SEC * 1000));
+    timers.push(setInterval(() => guard('state poll', () => service.pollStates()), STATE_POLL_MS));
+    for (const t of timers) t.unref();
     let apiUrl: string | null = null;
     let apiFingerprint: string | null = null;
     const a = config.gateway.api;
     if (a.enabled) {
       const tls = loadOrCreateApiCertificate({ dataDir, certFile: a.cert ?? undefined, keyFile: a.key ?? undefined, hosts: [a.host], log: o.log });
-      const server = await startApiServer({ service, host: a.host, port: a.port, tls: { cert: tls.cert, key: tls.key }, log: o.log.child({ api: 'https' }) });
+      const server = await startApiServer({
+        service,
+        host: a.host,
+        port: a.port,
+        tls: { cert: tls.cert, key: tls.key },
+        log: o.log.child({ api: 'https' }),
+        // the web console's failed logins back off per address as the SSL VPN's password logins do
+        loginBackoff: new AuthBackoff(),
+      });
       api = server;
       apiUrl = `https://${server.address.includes(':') ? `[${server.address}]` : server.address}:${server.port}`;
       apiFingerprint = tls.fingerprintSha256;
@@ -119,12 +145,14 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
       apiFingerprint,
       plan,
       async stop() {
+        for (const t of timers) clearInterval(t);
         if (api) await api.close().catch(() => undefined);
         await gw.stop();
         store.close();
       },
     };
   } catch (e) {
+    for (const t of timers) clearInterval(t);
     if (api) await api.close().catch(() => undefined);
     if (gateway) await gateway.stop().catch(() => undefined);
     store.close();
@@ -142,6 +170,10 @@ export function controlHandlers(service: GatewayService): ControlHandlers {
   };
   return {
     'token.create': (p) => service.createToken(str(p, 'name', false) ?? 'cli'),
+    // `vpcgw admin`: the web console's password logins (the password travels only over this root-only socket)
+    'admin.add': (p) => service.addAdmin(str(p, 'name')!, str(p, 'password')!),
+    'admin.remove': (p) => service.removeAdmin(str(p, 'name')!),
+    'admin.list': () => ({ admins: service.listAdmins() }),
     'resource.list': (p) => service.list(str(p, 'kind')!, { limit: 2000, filters: (p as { filters?: Record<string, string> }).filters }),
     'resource.get': (p) => service.get(str(p, 'kind')!, str(p, 'id')!),
     'resource.create': (p) => service.create(str(p, 'kind')!, (p as { body?: unknown }).body),

@@ -1,7 +1,7 @@
 /**
  * The embedded store: one SQLite file in the data dir (better-sqlite3, synchronous) that holds the
  * gateway's resources (one row per config-file entry, spec as written, secrets included), the
- * management API's tokens and a small key/value table.
+ * management API's tokens, the web console's admins and a small key/value table.
  *
  * Durability and safety, set at every open:
  * - the file and its -wal/-shm companions are mode 0600 (they hold PSKs and keys). A file found with
@@ -91,6 +91,13 @@ export interface TokenInfo {
 }
 
 /** The stored decision on a VPC endpoint (src/store/migrations.ts, version 2). */
+/** A web console admin as listed (never the password hash). */
+export interface AdminInfo {
+  readonly name: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
 export interface EndpointApproval {
   readonly service: string;
   readonly state: 'PENDING_ACCEPTANCE' | 'ACCEPTED' | 'REJECTED';
@@ -338,10 +345,15 @@ export class Store {
 
   /** True when `token` is a live token; records its last use (at most once a minute). */
   verifyToken(token: string): boolean {
+    return this.tokenName(token) !== null;
+  }
+
+  /** The name of a live token (as verifyToken, recording its use), or null when it is not one. */
+  tokenName(token: string): string | null {
     this.checkOpen();
-    if (typeof token !== 'string' || token.length !== TOKEN_LENGTH || !token.startsWith(TOKEN_PREFIX)) return false;
-    const row = this.read(() => this.s.tokenByHash.get(sha256Hex(token))) as Pick<TokenRow, 'id' | 'last_used_at'> | undefined;
-    if (row === undefined) return false;
+    if (typeof token !== 'string' || token.length !== TOKEN_LENGTH || !token.startsWith(TOKEN_PREFIX)) return null;
+    const row = this.read(() => this.s.tokenByHash.get(sha256Hex(token))) as Pick<TokenRow, 'id' | 'name' | 'last_used_at'> | undefined;
+    if (row === undefined) return null;
     const nowMs = this.clock();
     if (row.last_used_at === null || nowMs - Date.parse(row.last_used_at) >= TOKEN_LAST_USED_INTERVAL_MS) {
       try {
@@ -351,7 +363,7 @@ export class Store {
         this.log.warn({ err, file: this.file, tokenId: row.id }, 'store: cannot record the last use of an API token');
       }
     }
-    return true;
+    return row.name;
   }
 
   /** Every token in creation order, without its hash. */
@@ -373,6 +385,46 @@ export class Store {
     } catch (e) {
       throw this.mapError(e, 'delete token');
     }
+  }
+
+  // ---- web console admins ----
+  // Statements prepared on first use: a store opened with an older schema (migration tests) has no table.
+
+  /** Adds admin `name` with a password hash (scrypt, made by the caller); ERR_CONFLICT when it exists. */
+  addAdmin(name: string, passwordHash: string): AdminInfo {
+    this.checkOpen();
+    checkText('name', name);
+    checkText('passwordHash', passwordHash);
+    const now = this.nowIso();
+    try {
+      this.listStatement(`INSERT INTO admins (name, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?)`).run(name, passwordHash, now, now);
+    } catch (e) {
+      throw this.mapError(e, 'add admin', () => new VpnError('ERR_CONFLICT', `an admin named "${name}" exists already`));
+    }
+    return { name, createdAt: now, updatedAt: now };
+  }
+
+  /** Deletes admin `name`; false if there was none. */
+  removeAdmin(name: string): boolean {
+    this.checkOpen();
+    try {
+      return this.listStatement(`DELETE FROM admins WHERE name = ?`).run(name).changes > 0;
+    } catch (e) {
+      throw this.mapError(e, 'remove admin');
+    }
+  }
+
+  /** Every admin by name, without the hash. */
+  listAdmins(): AdminInfo[] {
+    this.checkOpen();
+    const rows = this.read(() => this.listStatement(`SELECT name, created_at, updated_at FROM admins ORDER BY name`).all()) as { name: string; created_at: string; updated_at: string }[];
+    return rows.map((r) => ({ name: r.name, createdAt: r.created_at, updatedAt: r.updated_at }));
+  }
+
+  /** The stored password hash of admin `name` (to check a login against), or undefined. */
+  adminPasswordHash(name: string): string | undefined {
+    this.checkOpen();
+    return this.read(() => this.listStatement(`SELECT password_hash FROM admins WHERE name = ?`).pluck().get(name)) as string | undefined;
   }
 
   // ---- endpoint approvals ----
@@ -471,7 +523,7 @@ export class Store {
   private mapError(e: unknown, what: string, conflict?: () => VpnError): unknown {
     if (e instanceof VpnError) return e;
     if (e instanceof Database.SqliteError) {
-      if (conflict !== undefined && e.code === 'SQLITE_CONSTRAINT_UNIQUE') return conflict();
+      if (conflict !== undefined && (e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY')) return conflict();
       return new IoError(`store ${this.file}: ${what} failed (${e.code})`, e);
     }
     return e;
@@ -500,7 +552,7 @@ function prepareStatements(db: Database.Database) {
     count: db.prepare(`SELECT count(*) FROM resources WHERE kind = ?`).pluck(),
     seqOf: db.prepare(`SELECT seq FROM resources WHERE id = ? AND kind = ?`).pluck(),
     insertToken: db.prepare(`INSERT INTO api_tokens (id, name, token_sha256, created_at) VALUES (?, ?, ?, ?)`),
-    tokenByHash: db.prepare(`SELECT id, last_used_at FROM api_tokens WHERE token_sha256 = ?`),
+    tokenByHash: db.prepare(`SELECT id, name, last_used_at FROM api_tokens WHERE token_sha256 = ?`),
     touchToken: db.prepare(`UPDATE api_tokens SET last_used_at = ? WHERE id = ?`),
     listTokens: db.prepare(`SELECT id, name, created_at, last_used_at FROM api_tokens ORDER BY rowid`),
     deleteToken: db.prepare(`DELETE FROM api_tokens WHERE id = ?`),

@@ -43,6 +43,9 @@ describe('OpenAPI document', () => {
       for (const a of k.actions) expect(Object.keys(doc.paths[`/v1/${k.collection}/{idOrName}/${a.name}`])).toEqual([a.method.toLowerCase()]);
     }
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/healthz', '/metrics', '/v1/openapi.json']));
+    // the web console's routes
+    expect(Object.keys(doc.paths['/v1/console/session']).sort()).toEqual(['delete', 'get', 'post']);
+    for (const p of ['/v1/traffic', '/v1/traffic/summary', '/v1/events']) expect(Object.keys(doc.paths[p]), p).toEqual(['get']);
   });
 
   it('request schemas are the kinds\' schemas; responses add the read-only fields', () => {
@@ -58,9 +61,11 @@ describe('OpenAPI document', () => {
     expect(JSON.stringify(doc.components.schemas.VpnConnectionSpec.properties.auth)).toContain('"writeOnly":true');
   });
 
-  it('bearer auth everywhere except healthz and the document itself; errors and paging described', () => {
+  it('bearer or console session everywhere except healthz and the document itself; errors and paging described', () => {
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
-    expect(doc.security).toEqual([{ bearerAuth: [] }]);
+    expect(doc.security).toEqual([{ bearerAuth: [] }, { consoleSession: [] }]);
+    expect(doc.components.securitySchemes.consoleSession).toMatchObject({ type: 'apiKey', in: 'cookie', name: 'vpcgw_session' });
+    expect(doc.paths['/v1/console/session'].post.security).toEqual([]);
     expect(doc.paths['/healthz'].get.security).toEqual([]);
     expect(doc.paths['/v1/openapi.json'].get.security).toEqual([]);
     expect(doc.paths['/metrics'].get.security).toBeUndefined();
