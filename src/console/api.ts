@@ -4,6 +4,7 @@
  * X-CSRF-Token with the value that login (or GET /v1/console/session after a reload) returned, as
  * the server refuses cookie-authenticated writes without it.
  */
+import type { Schema } from './schema.js';
 
 /** An API refusal: the body `{ error_code, error_msg, request_id }` of src/api/server.ts. */
 export class ApiError extends Error {
@@ -130,7 +131,7 @@ export const trafficSummary = () => api<TrafficSummary>('GET', '/v1/traffic/summ
 
 /** The request-body schema of each kind, from /v1/openapi.json (fetched once). */
 let schemas: Promise<Record<string, Schema>> | null = null;
-export type Schema = { [k: string]: unknown };
+export type { Schema };
 export function kindSchemas(): Promise<Record<string, Schema>> {
   schemas ??= fetch('/v1/openapi.json', { credentials: 'same-origin' })
     .then((r) => (r.ok ? r.json() : Promise.reject(new ApiError(r.status, `HTTP_${r.status}`, 'cannot read /v1/openapi.json'))))

@@ -8,7 +8,8 @@
  * min/maxLength, minimum/maximum, format ipv4/ipv6/cidr); the server's checks stay the authority
  * (names unique, references exist), and its ConfigError, which names the field, is shown beside it.
  */
-import type { Schema } from './api.js';
+/** A JSON Schema object (one kind's request body, or a part of it). */
+export type Schema = { [k: string]: unknown };
 
 /** Field path ("ike.proposals", "localSubnets") → message. */
 export type FieldErrors = Record<string, string>;

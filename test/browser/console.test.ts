@@ -275,7 +275,7 @@ describe('the web console against vpcgw start', () => {
 
   it('at 390 px wide the pages fit (no sideways scrolling)', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const path of ['/', '/vpn-connections', '/vpn-connections/dc1-main', '/clients']) {
+    for (const path of ['/', '/clients', '/vpn-connections', '/vpn-connections/dc1-main']) {
       await page.goto(`${base}${path}`);
       await page.locator('main h1').first().waitFor();
       await page.waitForTimeout(300);
