@@ -117,7 +117,7 @@ export function bytes(n: unknown): string {
     x /= 1024;
     i++;
   }
-  return `${i ? x.toFixed(1) : x} ${u[i]}`;
+  return `${i ? x.toFixed(1) : Math.round(x)} ${u[i]}`;
 }
 
 export const rate = (n: unknown) => `${bytes(n)}/s`;

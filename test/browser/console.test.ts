@@ -10,7 +10,7 @@
 //    with; the client is listed on the online clients page;
 //  - a pending endpoint of an approval-required endpoint service is accepted from its service's page;
 //  - keyboard: a confirm dialog takes focus and closes on Escape; at 390 px wide nothing scrolls sideways;
-//  - logout ends the session.
+//  - logout ends the session; an admin added with `vpcgw admin add` signs in with a password.
 // Screenshots of each page go to test-artifacts/console/; VPCGW_DOC_SCREENSHOTS=1 also refreshes the
 // ones the README shows (docs/console/).
 import { spawnSync } from 'node:child_process';
@@ -29,6 +29,7 @@ import { Charon } from '../helpers/strongswan.js';
 // TEST FIXTURES ONLY: not real secrets.
 const PSK = 'test-fixture-psk-console-0123456789';
 const ALICE_PASSWORD = 'console-fixture-password';
+const ADMIN_PASSWORD = 'console-fixture-admin-password';
 
 const ARTIFACTS = join(REPO_ROOT, 'test-artifacts', 'console');
 const DOCS = join(REPO_ROOT, 'docs', 'console');
@@ -118,6 +119,8 @@ beforeAll(async () => {
   page = await ctx.newPage();
   page.setDefaultTimeout(10_000);
   page.on('pageerror', (e) => pageErrors.push(String(e)));
+  // the daemon's content security policy must not block anything the console does
+  page.on('console', (m) => m.type() === 'error' && /Content Security Policy/i.test(m.text()) && pageErrors.push(m.text()));
 }, 120_000);
 
 afterAll(async () => {
@@ -291,6 +294,21 @@ describe('the web console against vpcgw start', () => {
     await page.getByRole('textbox', { name: 'API token' }).waitFor();
     const status = await page.evaluate(async () => (await fetch('/v1/vpn-connections')).status);
     expect(status).toBe(401);
-    expect(pageErrors).toEqual([]);
   }, 20_000);
+
+  it('an admin added with `vpcgw admin add` signs in with a password; a wrong password is refused', async () => {
+    await topo.exec('cloudGw', process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), 'admin', 'add', 'ops', '--password-stdin', '--control', d!.controlPath], {
+      input: `${ADMIN_PASSWORD}\n`, timeoutMs: 30_000,
+    });
+    await page.getByRole('radio', { name: 'Admin user' }).check();
+    await page.getByLabel('User name').fill('ops');
+    await page.getByLabel('Password').fill('not-the-password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/refused/i);
+    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+    expect(await page.locator('.who').textContent()).toContain('ops');
+    expect(pageErrors).toEqual([]);
+  }, 30_000);
 });

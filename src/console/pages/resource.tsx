@@ -139,6 +139,7 @@ export function ListPage({ page }: { page: KindPage }) {
 function show(v: unknown): ComponentChildren {
   if (v === null || v === undefined) return '-';
   if (Array.isArray(v) && v.every((x) => typeof x !== 'object')) return v.join(', ') || '-';
+  if (typeof v === 'object' && Object.keys(v).length === 0) return <em>(write-only: not shown)</em>;
   if (typeof v === 'object') return <pre>{JSON.stringify(v, null, 2)}</pre>;
   return String(v);
 }
