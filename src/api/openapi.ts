@@ -108,6 +108,66 @@ function actionOperation(k: ResourceKind, a: ResourceAction): Obj {
   };
 }
 
+const CSRF_HEADER: Obj = {
+  name: 'X-CSRF-Token',
+  in: 'header',
+  required: false,
+  description: 'With the console session cookie (and no bearer token): the session\'s csrf value, required on every method other than GET and HEAD (else 403 ERR_FORBIDDEN).',
+  schema: { type: 'string' },
+};
+
+/** The web console's login session (src/api/console-session.ts). */
+function consolePaths(): Obj {
+  const session = jsonContent(ref('schemas', 'ConsoleSession'));
+  return {
+    '/v1/console/session': {
+      post: {
+        operationId: 'createConsoleSession',
+        tags: ['console'],
+        summary: 'Logs in to the web console with an API token or a local admin\'s password (`vpcgw admin add`).',
+        description: 'Sets the session cookie `vpcgw_session` (Path=/; Secure; HttpOnly; SameSite=Strict). Sessions end after 30 minutes idle or 12 hours. '
+          + 'Failed logins are 401; after 5 from one address within a minute that address is refused (429, Retry-After) for a minute.',
+        security: [],
+        requestBody: {
+          required: true,
+          content: jsonContent({
+            oneOf: [
+              { type: 'object', required: ['token'], additionalProperties: false, properties: { token: { type: 'string', writeOnly: true } } },
+              {
+                type: 'object',
+                required: ['username', 'password'],
+                additionalProperties: false,
+                properties: { username: { type: 'string' }, password: { type: 'string', writeOnly: true } },
+              },
+            ],
+          }),
+        },
+        responses: {
+          '200': { description: 'Logged in.', headers: { 'Set-Cookie': { description: 'The session cookie.', schema: { type: 'string' } } }, content: session },
+          '401': ERROR_RESPONSE,
+          '429': ERROR_RESPONSE,
+          default: ERROR_RESPONSE,
+        },
+      },
+      get: {
+        operationId: 'getConsoleSession',
+        tags: ['console'],
+        summary: 'The current console session (its CSRF token again, for a reloaded page); 401 without one.',
+        security: [{ consoleSession: [] }],
+        responses: { '200': { description: 'The session.', content: session }, '401': ERROR_RESPONSE, default: ERROR_RESPONSE },
+      },
+      delete: {
+        operationId: 'deleteConsoleSession',
+        tags: ['console'],
+        summary: 'Logs out: ends the session and clears the cookie.',
+        security: [{ consoleSession: [] }, {}],
+        parameters: [ref('parameters', 'CsrfToken')],
+        responses: { '204': { description: 'Logged out (also when there was no session).' }, '403': ERROR_RESPONSE, default: ERROR_RESPONSE },
+      },
+    },
+  };
+}
+
 /** The document for these kinds. */
 export function buildOpenApiDocument(kinds: readonly ResourceKind[]): Obj {
   const schemas: Obj = {
@@ -118,6 +178,15 @@ export function buildOpenApiDocument(kinds: readonly ResourceKind[]): Obj {
         error_code: { type: 'string', description: 'Stable code (ERR_NOT_FOUND, ERR_CONFIG, ERR_CONFLICT, ERR_UNAUTHORIZED, ...).' },
         error_msg: { type: 'string', description: 'What went wrong; wording may change, the code does not.' },
         request_id: { type: 'string', description: 'Also in the X-Request-Id header and the gateway log.' },
+      },
+    },
+    ConsoleSession: {
+      type: 'object',
+      required: ['user', 'csrf', 'expiresAt'],
+      properties: {
+        user: { type: 'string', description: 'Who logged in: the token\'s name or the admin\'s user name.' },
+        csrf: { type: 'string', description: 'Send as X-CSRF-Token on every request other than GET/HEAD made with the cookie.' },
+        expiresAt: { type: 'string', format: 'date-time', description: 'When the session ends unless used again (idle or absolute limit).' },
       },
     },
   };
@@ -151,6 +220,7 @@ export function buildOpenApiDocument(kinds: readonly ResourceKind[]): Obj {
         responses: { '200': { description: 'The OpenAPI 3.1 document.', content: jsonContent({ type: 'object' }) } },
       },
     },
+    ...consolePaths(),
   };
 
   for (const k of kinds) {
@@ -209,13 +279,22 @@ export function buildOpenApiDocument(kinds: readonly ResourceKind[]): Obj {
       version: API_VERSION,
       description: 'Resources are the entries of the config file\'s sections, with the same field names. Secrets are write-only.',
     },
-    security: [{ bearerAuth: [] }],
-    tags: [{ name: 'operations' }, ...kinds.map((k) => ({ name: k.collection }))],
+    security: [{ bearerAuth: [] }, { consoleSession: [] }],
+    tags: [{ name: 'operations' }, { name: 'console' }, ...kinds.map((k) => ({ name: k.collection }))],
     paths,
     components: {
       schemas,
-      securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'A token the gateway issued.' } },
+      securitySchemes: {
+        bearerAuth: { type: 'http', scheme: 'bearer', description: 'A token the gateway issued.' },
+        consoleSession: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'vpcgw_session',
+          description: 'The web console\'s session (POST /v1/console/session). Requests other than GET/HEAD made with it alone need X-CSRF-Token.',
+        },
+      },
       parameters: {
+        CsrfToken: CSRF_HEADER,
         IdOrName: { name: 'idOrName', in: 'path', required: true, description: 'The resource\'s id or name.', schema: { type: 'string' } },
         Limit: { name: 'limit', in: 'query', required: false, description: 'Page size.', schema: { type: 'integer', minimum: 1, maximum: MAX_PAGE_LIMIT, default: DEFAULT_PAGE_LIMIT } },
         Offset: { name: 'offset', in: 'query', required: false, description: 'Items to skip (not with marker).', schema: { type: 'integer', minimum: 0 } },

@@ -9,18 +9,30 @@
  *   POST   /v1/{collection}                            create (201 + Location); not for singletons
  *   GET|PUT|DELETE /v1/{collection}/{idOrName}         read, replace, delete (204); no DELETE for singletons
  *   GET|POST /v1/{collection}/{idOrName}/{action}      the kind's actions (JSON, or a text download)
+ *   POST|GET|DELETE /v1/console/session                the web console's login, session, logout (open)
+ *   GET    / and any other path outside /v1, /metrics   the web console's files (open; src/api/static.ts)
  *
- * Every other route needs `Authorization: Bearer <token>` (RFC 6750). Every response carries
+ * Every other route needs `Authorization: Bearer <token>` (RFC 6750) or the web console's session
+ * cookie (src/api/console-session.ts); with the cookie alone, a method other than GET/HEAD must
+ * carry the session's `X-CSRF-Token` (else 403 ERR_FORBIDDEN). Every response carries
  * `X-Request-Id`; every non-2xx body is `{ error_code, error_msg, request_id }` with the codes of
  * src/common/errors.ts. Known paths answer a method they do not serve with 405 and `Allow`
  * (RFC 9110 §15.5.6), unknown paths with 404.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fastifyCookie } from '@fastify/cookie';
 import { fastify, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { VpnError, type ErrorCode } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
+import {
+  ConsoleSessions, csrfMatches, SESSION_COOKIE, type ConsoleSession, type SessionTimeouts,
+} from './console-session.js';
 import { IdempotencyCache, type StoredResponse } from './idempotency.js';
+import { CONSOLE_SECURITY_HEADERS, ConsoleFiles, isConsolePath } from './static.js';
 import { buildOpenApiDocument, OPENAPI_PATH } from './openapi.js';
 import { parseActionQuery, parseListQuery } from './query.js';
 import type { ManagementService, ResourceAction, ResourceKind } from './service.js';
@@ -45,8 +57,38 @@ const STATUS_OF_CODE: Partial<Record<ErrorCode, number>> = {
   ERR_CONFLICT: 409,
   ERR_STATE: 409,
   ERR_UNAUTHORIZED: 401,
+  ERR_FORBIDDEN: 403,
   ERR_REQUEST_TOO_LARGE: 413,
+  ERR_RATE_LIMITED: 429,
+  ERR_BUSY: 503,
 };
+
+/** The console's login route: open (it checks a token or password itself). */
+export const CONSOLE_SESSION_PATH = '/v1/console/session';
+/** How often ended sessions are swept (their event streams close within this of the timeout). */
+const SESSION_SWEEP_MS = 30_000;
+
+/**
+ * Failed-login back-off per source address (src/ssl/server/auth-backoff.ts has the gateway's;
+ * src/gateway/run.ts passes one). The time comes in as an argument.
+ */
+export interface LoginBackoff {
+  blocked(source: string, nowMs: number): boolean;
+  /** Counts a failure; true when the source is now blocked. */
+  failure(source: string, nowMs: number): boolean;
+  success(source: string): void;
+  readonly limits: { readonly blockMs: number };
+}
+
+/** The bundle's default folder: dist/console of the package this file belongs to. */
+export function defaultConsoleDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, 'package.json'))) return join(dir, 'dist', 'console');
+    dir = dirname(dir);
+  }
+  return join(dirname(fileURLToPath(import.meta.url)), '..', 'console');
+}
 
 /** An error answered with a given HTTP status and extra headers (401, 405, 415, 503). */
 export class ApiHttpError extends VpnError {
@@ -64,13 +106,23 @@ export interface ApiServerOptions {
   /** PEM certificate (chain) and private key. */
   tls: { cert: string; key: string };
   log: Logger;
+  /** The web console's bundle (default: dist/console of this package; defaultConsoleDir). */
+  consoleDir?: string;
+  /** Failed console logins per source address; none: no back-off (src/gateway/run.ts passes one). */
+  loginBackoff?: LoginBackoff;
+  /** Console session timeouts (default: 30 min idle, 12 h absolute, 1000 sessions). */
+  sessionTimeouts?: SessionTimeouts;
+  /** Wall clock in ms (session expiry); default Date.now. */
+  nowMs?: () => number;
 }
 
 export interface ApiServer {
   readonly address: string;
   readonly port: number;
-  /** Requests refused for a missing or wrong bearer token since start. */
+  /** Requests refused for a missing or wrong bearer token (or session), and failed console logins, since start. */
   readonly authFailures: number;
+  /** The console's sessions (tests read their count and listeners). */
+  readonly sessions: ConsoleSessions;
   /** Stops listening and closes open connections. */
   close(): Promise<void>;
 }
@@ -89,6 +141,24 @@ function safeFilename(name: string): string {
 function pathOf(url: string): string {
   const q = url.indexOf('?');
   return q < 0 ? url : url.slice(0, q);
+}
+
+const SESSION_COOKIE_OPTIONS = { path: '/', secure: true, httpOnly: true, sameSite: 'strict' } as const;
+
+function sessionCookieOf(req: FastifyRequest): string | undefined {
+  const header = req.headers.cookie;
+  if (typeof header !== 'string') return undefined;
+  try {
+    return fastifyCookie.parse(header)[SESSION_COOKIE];
+  } catch {
+    return undefined;
+  }
+}
+
+/** The console session a request was authenticated with (none: a bearer token or an open path). */
+const sessionOfRequest = new WeakMap<FastifyRequest, ConsoleSession>();
+export function requestSession(req: FastifyRequest): ConsoleSession | undefined {
+  return sessionOfRequest.get(req);
 }
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer> {
@@ -114,28 +184,52 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
   // JSON only: anything else with a body is 415
   app.removeContentTypeParser('text/plain');
+  // the cookie parser and serializer (RFC 6265) the session routes use; it loads its codec here
+  await app.register(fastifyCookie);
 
   // ---- per request: auth, ids, one log line ----
 
   const PUBLIC = new Set(['/healthz', OPENAPI_PATH]);
+  const nowMs = opts.nowMs ?? Date.now;
+  const sessions = new ConsoleSessions(opts.sessionTimeouts);
+  const sweep = setInterval(() => sessions.sweep(nowMs()), SESSION_SWEEP_MS);
+  sweep.unref();
+  const files = new ConsoleFiles(opts.consoleDir ?? defaultConsoleDir());
+  const refuse = (req: FastifyRequest, reason: string): never => {
+    authFailures++;
+    // the token or cookie itself is never logged, only what was wrong with it
+    log.warn({ reqId: req.id, method: req.method, url: req.url, remote: req.ip, reason }, 'api: request without a valid bearer token or session refused');
+    throw new ApiHttpError(401, 'ERR_UNAUTHORIZED', 'a valid bearer token (Authorization: Bearer <token>) or console session is required', { 'www-authenticate': 'Bearer' });
+  };
   app.addHook('onRequest', async (req) => {
-    if ((req.method === 'GET' || req.method === 'HEAD') && PUBLIC.has(pathOf(req.url))) return;
+    const path = pathOf(req.url);
+    const read = req.method === 'GET' || req.method === 'HEAD';
+    if (read && (PUBLIC.has(path) || isConsolePath(path))) return;
+    if (path === CONSOLE_SESSION_PATH) return; // checks the token, password or cookie itself
     const header = req.headers.authorization;
-    const m = typeof header === 'string' ? /^Bearer +([^\s]+) *$/i.exec(header) : null;
-    let valid = false;
-    if (m) {
-      try {
-        valid = service.verifyToken(m[1]!);
-      } catch (err) {
-        log.error({ err, reqId: req.id }, 'api: token check failed');
+    if (header !== undefined) {
+      const m = typeof header === 'string' ? /^Bearer +([^\s]+) *$/i.exec(header) : null;
+      let valid = false;
+      if (m) {
+        try {
+          valid = service.verifyToken(m[1]!);
+        } catch (err) {
+          log.error({ err, reqId: req.id }, 'api: token check failed');
+        }
       }
+      if (!valid) refuse(req, 'invalid');
+      return;
     }
-    if (!valid) {
-      authFailures++;
-      // the token itself is never logged, only whether there was one
-      log.warn({ reqId: req.id, method: req.method, url: req.url, remote: req.ip, reason: header === undefined ? 'missing' : 'invalid' }, 'api: request without a valid bearer token refused');
-      throw new ApiHttpError(401, 'ERR_UNAUTHORIZED', 'a valid bearer token is required (Authorization: Bearer <token>)', { 'www-authenticate': 'Bearer' });
+    const cookie = sessionCookieOf(req);
+    if (cookie === undefined) return refuse(req, 'missing');
+    const s = sessions.touch(cookie, nowMs());
+    if (!s) return refuse(req, 'session');
+    // synchronizer token: a write made with the cookie alone must echo the session's CSRF token
+    if (!read && !csrfMatches(s, req.headers['x-csrf-token'])) {
+      log.warn({ reqId: req.id, method: req.method, url: req.url, remote: req.ip, user: s.user }, 'api: console request without its CSRF token refused');
+      throw new ApiHttpError(403, 'ERR_FORBIDDEN', 'a console session\'s request that changes something needs its X-CSRF-Token header');
     }
+    sessionOfRequest.set(req, s);
   });
   app.addHook('onSend', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -201,6 +295,80 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   route('/metrics', 'GET', async () => ({ status: 200, headers: { 'content-type': METRICS_TYPE }, body: await service.metrics() }));
 
   for (const kind of kinds) addKindRoutes(kind);
+  addConsoleSessionRoutes();
+
+  function sessionBody(s: ConsoleSession): Record<string, string> {
+    return { user: s.user, csrf: s.csrf, expiresAt: new Date(sessions.expiresAtMs(s)).toISOString() };
+  }
+
+  function addConsoleSessionRoutes(): void {
+    const backoff = opts.loginBackoff;
+    route(CONSOLE_SESSION_PATH, 'POST', async (req) => {
+      const now = nowMs();
+      const source = req.ip;
+      if (backoff?.blocked(source, now)) {
+        authFailures++;
+        log.warn({ reqId: req.id, remote: source }, 'api: console login refused: too many failed logins from this address');
+        throw new ApiHttpError(429, 'ERR_RATE_LIMITED', 'too many failed logins from this address: try again later', { 'retry-after': String(Math.ceil(backoff.limits.blockMs / 1000)) });
+      }
+      const b = req.body as Record<string, unknown> | null | undefined;
+      const body = b !== null && typeof b === 'object' && !Array.isArray(b) ? b : {};
+      let user: string | null = null;
+      let method: 'token' | 'password';
+      if (typeof body.token === 'string' && body.username === undefined && body.password === undefined) {
+        method = 'token';
+        try {
+          if (service.verifyToken(body.token)) user = service.tokenLabel?.(body.token) ?? 'api-token';
+        } catch (err) {
+          log.error({ err, reqId: req.id }, 'api: token check failed');
+        }
+      } else if (typeof body.username === 'string' && typeof body.password === 'string' && body.token === undefined) {
+        method = 'password';
+        if (service.verifyAdminPassword && body.username.length <= 64 && body.password.length <= 4096) {
+          try {
+            if (await service.verifyAdminPassword(body.username, body.password)) user = body.username;
+          } catch (err) {
+            log.error({ err, reqId: req.id }, 'api: admin password check failed');
+          }
+        }
+      } else {
+        throw new VpnError('ERR_BAD_REQUEST', 'the body must be {"token": "..."} or {"username": "...", "password": "..."}');
+      }
+      if (user === null) {
+        authFailures++;
+        const blocked = backoff?.failure(source, now) ?? false;
+        // never the token or the password; the user name of a password login is no secret
+        log.warn({ reqId: req.id, remote: source, method, ...(method === 'password' ? { user: body.username } : {}), blocked }, 'api: console login failed');
+        throw new ApiHttpError(401, 'ERR_UNAUTHORIZED', method === 'token' ? 'the token is not valid' : 'wrong user name or password');
+      }
+      backoff?.success(source);
+      const { id, session } = sessions.create(user, now);
+      log.info({ reqId: req.id, remote: source, method, user }, 'api: console login');
+      const maxAge = Math.max(0, Math.floor((session.createdMs + sessions.limits.absoluteMs - now) / 1000));
+      return ok(200, sessionBody(session), { 'set-cookie': fastifyCookie.serialize(SESSION_COOKIE, id, { ...SESSION_COOKIE_OPTIONS, maxAge }) });
+    });
+    route(CONSOLE_SESSION_PATH, 'GET', async (req) => {
+      const cookie = sessionCookieOf(req);
+      const s = cookie === undefined ? null : sessions.touch(cookie, nowMs());
+      if (!s) throw new ApiHttpError(401, 'ERR_UNAUTHORIZED', 'no console session: log in with POST /v1/console/session');
+      return ok(200, sessionBody(s));
+    });
+    route(CONSOLE_SESSION_PATH, 'DELETE', async (req) => {
+      const cookie = sessionCookieOf(req);
+      if (cookie !== undefined) {
+        const s = sessions.peek(cookie, nowMs());
+        // a logout needs no CSRF token when the session is already gone; with a live one it does
+        if (s && !csrfMatches(s, req.headers['x-csrf-token'])) {
+          throw new ApiHttpError(403, 'ERR_FORBIDDEN', 'logging out needs the session\'s X-CSRF-Token header');
+        }
+        if (s) {
+          sessions.remove(cookie);
+          log.info({ reqId: req.id, remote: req.ip, user: s.user }, 'api: console logout');
+        }
+      }
+      return ok(204, undefined, { 'set-cookie': fastifyCookie.serialize(SESSION_COOKIE, '', { ...SESSION_COOKIE_OPTIONS, maxAge: 0 }) });
+    });
+  }
 
   function addKindRoutes(k: ResourceKind): void {
     const base = `/v1/${k.collection}`;
@@ -246,7 +414,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
         if (!h) throw new ApiHttpError(405, 'ERR_BAD_REQUEST', `${req.method} is not allowed on ${pathOf(req.url)} (allowed: ${allow})`, { allow });
         const token = req.headers['x-client-token'];
         let r: StoredResponse;
-        if (method === 'POST' && token !== undefined) {
+        if (method === 'POST' && token !== undefined && url !== CONSOLE_SESSION_PATH) {
           if (typeof token !== 'string') throw new VpnError('ERR_BAD_REQUEST', 'X-Client-Token: given more than once');
           const out = await idempotency.run(token, method, req.url, req.body, () => h(req));
           r = out.response;
@@ -260,6 +428,15 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     });
   }
 
+  // the web console: any GET the routes above do not serve, outside /v1 and /metrics
+  app.get('/*', async (req, reply) => {
+    const path = pathOf(req.url);
+    if (!isConsolePath(path)) return sendError(reply, req, 404, 'ERR_NOT_FOUND', `no route ${req.method} ${path}`);
+    const f = await files.resolve(path);
+    reply.code(f.status).headers(CONSOLE_SECURITY_HEADERS).type(f.type);
+    return reply.send(f.body);
+  });
+
   await app.listen({ host: opts.host, port: opts.port });
   const addr = app.server.address() as AddressInfo;
   log.info({ address: addr.address, port: addr.port, kinds: kinds.map((k) => k.kind) }, 'api: listening (HTTPS)');
@@ -269,6 +446,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     get authFailures() {
       return authFailures;
     },
-    close: () => app.close(),
+    sessions,
+    close: () => {
+      clearInterval(sweep);
+      return app.close();
+    },
   };
 }

@@ -99,6 +99,13 @@ export interface ManagementService {
   action(kind: string, idOrName: string, action: string, query: Readonly<Record<string, string>>, body: unknown): Promise<ActionResult>;
   /** True when `token` is a valid bearer token (compared as a hash). */
   verifyToken(token: string): boolean;
+  /** The label (name) of a valid token, for the console's "logged in as"; null when not valid. */
+  tokenLabel?(token: string): string | null;
+  /**
+   * True when `username` is a local admin (`vpcgw admin add`) and `password` is theirs (checked
+   * against the stored scrypt hash). Never throws for a wrong name or password.
+   */
+  verifyAdminPassword?(username: string, password: string): Promise<boolean>;
   /** Prometheus text exposition format (version 0.0.4). */
   metrics(): Promise<string>;
   /** Liveness: the daemon runs and its store answers. */

@@ -28,6 +28,9 @@ export const ERROR_CODES = {
   ERR_CONFLICT: 'the change conflicts with another resource (a name in use, a reference to it)',
   ERR_UNAUTHORIZED: 'the API request carries no valid bearer token',
   ERR_STORE_VERSION: 'the store file was written by a newer vpcgw (a schema version this one does not know)',
+  ERR_FORBIDDEN: 'the request is authenticated but not allowed (a console session\'s write without its CSRF token)',
+  ERR_RATE_LIMITED: 'too many failed logins from this address: wait before trying again',
+  ERR_BUSY: 'the server is at a limit it keeps (for example concurrent event streams): try again later',
   // ---- protocols and crypto ----
   ERR_NEGOTIATION: 'IKE negotiation failed (NegotiationError carries the Notify to send)',
   ERR_SA: 'a security association cannot be installed or used',

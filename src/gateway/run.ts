@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { VpnError, IoError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { startApiServer } from '../api/server.js';
+import { AuthBackoff } from '../ssl/server/auth-backoff.js';
 import { Store } from '../store/store.js';
 import { loadConfigFile, readConfigDocument, type GatewayConfig } from './config/index.js';
 import type { ControlHandlers } from './control.js';
@@ -104,7 +105,15 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
     const a = config.gateway.api;
     if (a.enabled) {
       const tls = loadOrCreateApiCertificate({ dataDir, certFile: a.cert ?? undefined, keyFile: a.key ?? undefined, hosts: [a.host], log: o.log });
-      const server = await startApiServer({ service, host: a.host, port: a.port, tls: { cert: tls.cert, key: tls.key }, log: o.log.child({ api: 'https' }) });
+      const server = await startApiServer({
+        service,
+        host: a.host,
+        port: a.port,
+        tls: { cert: tls.cert, key: tls.key },
+        log: o.log.child({ api: 'https' }),
+        // the web console's failed logins back off per address as the SSL VPN's password logins do
+        loginBackoff: new AuthBackoff(),
+      });
       api = server;
       apiUrl = `https://${server.address.includes(':') ? `[${server.address}]` : server.address}:${server.port}`;
       apiFingerprint = tls.fingerprintSha256;

@@ -41,6 +41,8 @@ export interface ResourceStore {
   all(kind: string): StoredResource[];
   createToken(name: string): { id: string; token: string };
   verifyToken(token: string): boolean;
+  /** The name of a live token, null when it is not one. */
+  tokenName(token: string): string | null;
   /** VPC endpoint approval decisions by endpoint resource id (src/store/migrations.ts, version 2). */
   endpointApprovals(): Map<string, EndpointApproval>;
   setEndpointApproval(endpointId: string, service: string, state: EndpointState): EndpointApproval;
@@ -397,6 +399,10 @@ export class GatewayService implements ManagementService {
 
   verifyToken(token: string): boolean {
     return this.store.verifyToken(token);
+  }
+
+  tokenLabel(token: string): string | null {
+    return this.store.tokenName(token);
   }
 
   /** A new API token, printed once (only its hash is stored). */

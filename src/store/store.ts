@@ -338,10 +338,15 @@ export class Store {
 
   /** True when `token` is a live token; records its last use (at most once a minute). */
   verifyToken(token: string): boolean {
+    return this.tokenName(token) !== null;
+  }
+
+  /** The name of a live token (as verifyToken, recording its use), or null when it is not one. */
+  tokenName(token: string): string | null {
     this.checkOpen();
-    if (typeof token !== 'string' || token.length !== TOKEN_LENGTH || !token.startsWith(TOKEN_PREFIX)) return false;
-    const row = this.read(() => this.s.tokenByHash.get(sha256Hex(token))) as Pick<TokenRow, 'id' | 'last_used_at'> | undefined;
-    if (row === undefined) return false;
+    if (typeof token !== 'string' || token.length !== TOKEN_LENGTH || !token.startsWith(TOKEN_PREFIX)) return null;
+    const row = this.read(() => this.s.tokenByHash.get(sha256Hex(token))) as Pick<TokenRow, 'id' | 'name' | 'last_used_at'> | undefined;
+    if (row === undefined) return null;
     const nowMs = this.clock();
     if (row.last_used_at === null || nowMs - Date.parse(row.last_used_at) >= TOKEN_LAST_USED_INTERVAL_MS) {
       try {
@@ -351,7 +356,7 @@ export class Store {
         this.log.warn({ err, file: this.file, tokenId: row.id }, 'store: cannot record the last use of an API token');
       }
     }
-    return true;
+    return row.name;
   }
 
   /** Every token in creation order, without its hash. */
@@ -500,7 +505,7 @@ function prepareStatements(db: Database.Database) {
     count: db.prepare(`SELECT count(*) FROM resources WHERE kind = ?`).pluck(),
     seqOf: db.prepare(`SELECT seq FROM resources WHERE id = ? AND kind = ?`).pluck(),
     insertToken: db.prepare(`INSERT INTO api_tokens (id, name, token_sha256, created_at) VALUES (?, ?, ?, ?)`),
-    tokenByHash: db.prepare(`SELECT id, last_used_at FROM api_tokens WHERE token_sha256 = ?`),
+    tokenByHash: db.prepare(`SELECT id, name, last_used_at FROM api_tokens WHERE token_sha256 = ?`),
     touchToken: db.prepare(`UPDATE api_tokens SET last_used_at = ? WHERE id = ?`),
     listTokens: db.prepare(`SELECT id, name, created_at, last_used_at FROM api_tokens ORDER BY rowid`),
     deleteToken: db.prepare(`DELETE FROM api_tokens WHERE id = ?`),

@@ -2,7 +2,7 @@
 import { request } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { captureLogger, type CapturedLine } from '../../../src/common/log.js';
-import { startApiServer, type ApiServer } from '../../../src/api/server.js';
+import { startApiServer, type ApiServer, type ApiServerOptions } from '../../../src/api/server.js';
 import { generateApiCertificate } from '../../../src/gateway/api-tls.js';
 import { FAKE_TOKEN, FakeManagementService } from '../../helpers/fake-service.js';
 
@@ -35,10 +35,14 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(service = new FakeManagementService()): Promise<Harness> {
+/** `extra`: more server options (the console's folder, a login back-off, a clock). */
+export async function startHarness(
+  service = new FakeManagementService(),
+  extra: Partial<Omit<ApiServerOptions, 'service' | 'host' | 'port' | 'tls' | 'log'>> = {},
+): Promise<Harness> {
   const tls = testCertificate();
   const log = captureLogger();
-  const server = await startApiServer({ service, host: '127.0.0.1', port: 0, tls, log });
+  const server = await startApiServer({ service, host: '127.0.0.1', port: 0, tls, log, ...extra });
   const req = (method: string, path: string, o: ReqOptions = {}): Promise<Res> => new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...(o.headers ?? {}) };
     const token = o.token === undefined ? FAKE_TOKEN : o.token;

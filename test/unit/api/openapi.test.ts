@@ -58,9 +58,11 @@ describe('OpenAPI document', () => {
     expect(JSON.stringify(doc.components.schemas.VpnConnectionSpec.properties.auth)).toContain('"writeOnly":true');
   });
 
-  it('bearer auth everywhere except healthz and the document itself; errors and paging described', () => {
+  it('bearer or console session everywhere except healthz and the document itself; errors and paging described', () => {
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' });
-    expect(doc.security).toEqual([{ bearerAuth: [] }]);
+    expect(doc.security).toEqual([{ bearerAuth: [] }, { consoleSession: [] }]);
+    expect(doc.components.securitySchemes.consoleSession).toMatchObject({ type: 'apiKey', in: 'cookie', name: 'vpcgw_session' });
+    expect(doc.paths['/v1/console/session'].post.security).toEqual([]);
     expect(doc.paths['/healthz'].get.security).toEqual([]);
     expect(doc.paths['/v1/openapi.json'].get.security).toEqual([]);
     expect(doc.paths['/metrics'].get.security).toBeUndefined();
