@@ -283,7 +283,8 @@ export function SchemaForm(p: {
       const msg = err instanceof ApiError ? err.message : errorText(err);
       const field = fieldOfServerError(msg, paths(p.schema));
       if (field) {
-        setErrors({ [field]: msg });
+        // beside the field, the path it names is said by the field itself
+        setErrors({ [field]: msg.replace(/^config\s+\S+:\s*/, '') });
         focusFirstError();
       } else setFormErr(errorText(err));
     } finally {
