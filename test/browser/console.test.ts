@@ -7,7 +7,7 @@
 //    brings the tunnel up, the page turns ACTIVE with the SPIs strongSwan shows, and the traffic of a
 //    ping appears on the connection's chart;
 //  - a user added through the form downloads a profile that the real openvpn 2.6 client connects
-//    with; the client is listed on the online clients page;
+//    with; the client is listed on the online clients page, and Disconnect (confirmed) resets it;
 //  - a pending endpoint of an approval-required endpoint service is accepted from its service's page;
 //  - keyboard: a confirm dialog takes focus and closes on Escape; at 390 px wide nothing scrolls sideways;
 //  - logout ends the session; an admin added with `vpcgw admin add` signs in with a password.
@@ -248,6 +248,10 @@ describe('the web console against vpcgw start', () => {
     await nav('Online clients');
     await expect.poll(() => page.locator('td[data-label="User"]').allTextContents(), { timeout: 15_000 }).toContain('alice');
     await shot('clients', true);
+    // Disconnect asks first; the client is told RESTART and comes back by itself
+    await page.locator('tr', { hasText: 'alice' }).getByRole('button', { name: 'Disconnect' }).click();
+    await page.getByRole('dialog', { name: /Disconnect alice/ }).getByRole('button', { name: 'Disconnect' }).click();
+    await waitFor(async () => /server-pushed-connection-reset/.test(log()), { timeoutMs: 15_000, intervalMs: 250, what: 'openvpn told RESTART' });
   }, 90_000);
 
   it('a pending endpoint is accepted from its service\'s page', async () => {
