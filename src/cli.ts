@@ -70,6 +70,12 @@ commands:
   group add NAME [--description TEXT] [--control PATH]   create a user group (access policies allow groups)
   group remove NAME [--control PATH]       delete a user group (refused while users or policies name it)
   group list [--json] [--control PATH]     list the user groups
+  admin add NAME [--password-stdin] [--control PATH]
+                                           add a web console admin (password logins): the password is
+                                           read from stdin (asked for on a terminal), at least 8
+                                           characters, stored only as a scrypt hash
+  admin remove NAME [--control PATH]       delete a web console admin
+  admin list [--json] [--control PATH]     list the web console admins (never their passwords)
   token create [--name LABEL] [--control PATH]
                                            print a new API bearer token (alone on stdout; only its hash
                                            is stored)
@@ -264,6 +270,8 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
       }
       case 'apply':
         return await applyFile(p, io);
+      case 'admin':
+        return await adminCommand(p, io);
       case 'user':
         return await userCommand(p, io);
       case 'endpoint':
@@ -392,6 +400,81 @@ async function userCommand(p: Parsed, io: CliIo): Promise<number> {
     default:
       throw new CliError('user takes a subcommand: add, passwd, disable, enable, remove or list (see vpcgw --help)');
   }
+}
+
+/**
+ * `vpcgw admin ...`: the web console's local admins, kept in the store (admin.add / remove / list
+ * on the control socket). As for `user add`, the password comes from stdin, never argv; without
+ * --password-stdin on a terminal it is asked for (twice, not echoed).
+ */
+async function adminCommand(p: Parsed, io: CliIo): Promise<number> {
+  const [sub, name, ...rest] = p.positionals;
+  if (p.values['password-stdin'] && sub !== 'add') throw new CliError('--password-stdin goes with admin add (see vpcgw --help)');
+  const needName = (): string => {
+    if (!name || rest.length > 0) throw new CliError(`admin ${sub ?? ''} takes one argument: the admin's name (see vpcgw --help)`);
+    return name;
+  };
+  const path = controlPathFor(p, io);
+  switch (sub) {
+    case 'add': {
+      const n = needName();
+      let password: string;
+      if (p.values['password-stdin'] || io.stdin || !process.stdin.isTTY) {
+        const text = await (io.stdin ?? readStdin)();
+        password = text.split(/\r?\n/)[0] ?? '';
+      } else {
+        password = await askHidden('password: ');
+        if ((await askHidden('again: ')) !== password) throw new CliError('the two passwords differ');
+      }
+      if (password.length === 0) throw new CliError('no password given (vpcgw admin add NAME --password-stdin reads it from stdin)');
+      await controlCall(path, 'admin.add', { name: n, password });
+      io.stdout(`admin ${n}: added\n`);
+      return 0;
+    }
+    case 'remove': {
+      const n = needName();
+      await controlCall(path, 'admin.remove', { name: n });
+      io.stdout(`admin ${n}: removed\n`);
+      return 0;
+    }
+    case 'list': {
+      if (name !== undefined) throw new CliError('admin list takes no arguments (see vpcgw --help)');
+      const r = (await controlCall(path, 'admin.list', {})) as { admins: { name: string; createdAt: string }[] };
+      if (p.values.json) io.stdout(`${JSON.stringify(r.admins, null, 2)}\n`);
+      else io.stdout(r.admins.length ? r.admins.map((a) => `${a.name}  (added ${a.createdAt})\n`).join('') : 'no admins (vpcgw admin add NAME)\n');
+      return 0;
+    }
+    default:
+      throw new CliError('admin takes a subcommand: add, remove or list (see vpcgw --help)');
+  }
+}
+
+/** One line from the terminal without echoing it (a password). */
+function askHidden(prompt: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(prompt);
+    stdin.setRawMode(true);
+    stdin.resume();
+    let line = '';
+    const done = (err: Error | null): void => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(line);
+    };
+    const onData = (chunk: Buffer): void => {
+      for (const ch of chunk.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done(null);
+        if (ch === '\u0003') return done(new CliError('interrupted'));
+        if (ch === '\u007f' || ch === '\b') line = line.slice(0, -1);
+        else line += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
 }
 
 /** `vpcgw group ...`: the `user-group` resources over the control socket. */

@@ -150,6 +150,10 @@ export function controlHandlers(service: GatewayService): ControlHandlers {
   };
   return {
     'token.create': (p) => service.createToken(str(p, 'name', false) ?? 'cli'),
+    // `vpcgw admin`: the web console's password logins (the password travels only over this root-only socket)
+    'admin.add': (p) => service.addAdmin(str(p, 'name')!, str(p, 'password')!),
+    'admin.remove': (p) => service.removeAdmin(str(p, 'name')!),
+    'admin.list': () => ({ admins: service.listAdmins() }),
     'resource.list': (p) => service.list(str(p, 'kind')!, { limit: 2000, filters: (p as { filters?: Record<string, string> }).filters }),
     'resource.get': (p) => service.get(str(p, 'kind')!, str(p, 'id')!),
     'resource.create': (p) => service.create(str(p, 'kind')!, (p as { body?: unknown }).body),

@@ -11,8 +11,8 @@ import { canonicalEntry, withAbsolutePaths, withoutSecrets, withStoredSecrets } 
 import { clientConfig, clientProfile } from './client-profile.js';
 import { KINDS, LIST_SECTIONS, kindOfSection, type KindDef, type ListSection } from './resources.js';
 import type { GatewayStatus } from './status.js';
-import { hashPassword } from './users.js';
-import type { EndpointApproval, StoredResource } from '../store/store.js';
+import { checkPassword, hashPassword, PASSWORD_MAX } from './users.js';
+import type { AdminInfo, EndpointApproval, StoredResource } from '../store/store.js';
 import { ENDPOINT_STATES, initialEndpointState, type EndpointState } from './vpcep.js';
 
 /**
@@ -43,6 +43,11 @@ export interface ResourceStore {
   verifyToken(token: string): boolean;
   /** The name of a live token, null when it is not one. */
   tokenName(token: string): string | null;
+  /** Web console admins (src/store/migrations.ts, version 3): name and scrypt hash. */
+  addAdmin(name: string, passwordHash: string): AdminInfo;
+  removeAdmin(name: string): boolean;
+  listAdmins(): AdminInfo[];
+  adminPasswordHash(name: string): string | undefined;
   /** VPC endpoint approval decisions by endpoint resource id (src/store/migrations.ts, version 2). */
   endpointApprovals(): Map<string, EndpointApproval>;
   setEndpointApproval(endpointId: string, service: string, state: EndpointState): EndpointApproval;
@@ -405,6 +410,45 @@ export class GatewayService implements ManagementService {
     return this.store.tokenName(token);
   }
 
+  // ---- web console admins (password logins; `vpcgw admin`) ----
+
+  /** Adds a console admin; the password is stored only as its scrypt hash (as VPN users' are). */
+  async addAdmin(name: string, password: string): Promise<AdminInfo> {
+    if (typeof name !== 'string' || !ADMIN_NAME_RE.test(name)) {
+      throw new VpnError('ERR_BAD_REQUEST', `admin name ${JSON.stringify(name)} is not valid: 1-64 letters, digits, "_", "-", ".", "@"`);
+    }
+    if (typeof password !== 'string' || password.length < ADMIN_PASSWORD_MIN || password.length > PASSWORD_MAX) {
+      throw new VpnError('ERR_BAD_REQUEST', `the admin password must have ${ADMIN_PASSWORD_MIN} to ${PASSWORD_MAX} characters`);
+    }
+    if (this.store.adminPasswordHash(name) !== undefined) throw new VpnError('ERR_CONFLICT', `an admin named "${name}" exists already`);
+    const info = this.store.addAdmin(name, await hashPassword(password));
+    this.log.info({ admin: name }, 'console admin added');
+    return info;
+  }
+
+  removeAdmin(name: string): { removed: true } {
+    if (!this.store.removeAdmin(name)) throw new VpnError('ERR_NOT_FOUND', `no admin named "${String(name)}"`);
+    this.log.info({ admin: name }, 'console admin removed');
+    return { removed: true };
+  }
+
+  listAdmins(): AdminInfo[] {
+    return this.store.listAdmins();
+  }
+
+  /**
+   * True when `password` is admin `username`'s. An unknown name costs one scrypt as a known one
+   * does, so the time taken does not tell which names exist.
+   */
+  async verifyAdminPassword(username: string, password: string): Promise<boolean> {
+    const stored = typeof username === 'string' ? this.store.adminPasswordHash(username) : undefined;
+    if (stored === undefined) {
+      await checkPassword(password, (dummyHash ??= await hashPassword('vpcgw-no-such-admin')));
+      return false;
+    }
+    return checkPassword(password, stored);
+  }
+
   /** A new API token, printed once (only its hash is stored). */
   createToken(name: string): { id: string; token: string } {
     return this.store.createToken(name);
@@ -680,6 +724,13 @@ export class GatewayService implements ManagementService {
     return { ...spec, id: r.id, name: r.name, status, ...extra, created_at: r.createdAt, updated_at: r.updatedAt };
   }
 }
+
+/** Console admin names: as resource names, plus "@" (an e-mail address as a login). */
+const ADMIN_NAME_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
+/** The shortest admin password accepted (the console is reachable over the network). */
+export const ADMIN_PASSWORD_MIN = 8;
+/** A hash to check unknown admins' logins against (made once, on first use). */
+let dummyHash: string | undefined;
 
 /** Fields a view adds to the stored entry: filtering on them needs the live status. */
 const VIEW_FIELDS: ReadonlySet<string> = new Set([

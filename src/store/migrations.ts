@@ -82,6 +82,23 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    description: 'web console admins',
+    up: (db) => {
+      db.exec(`
+        -- Local admin users of the web console (\`vpcgw admin add\`), who log in with a password
+        -- instead of an API token. password_hash: the scrypt hash in the format of the SSL VPN users'
+        -- (src/gateway/users.ts, PASSWORD_HASH_FORMAT); the password itself is never stored.
+        CREATE TABLE admins (
+          name          TEXT PRIMARY KEY,
+          password_hash TEXT NOT NULL,
+          created_at    TEXT NOT NULL,
+          updated_at    TEXT NOT NULL
+        ) WITHOUT ROWID;
+      `);
+    },
+  },
 ];
 
 /** Throws unless versions are 1, 2, 3, ... in order (a list edited by hand is checked at open). */

@@ -1,7 +1,7 @@
 /**
  * The embedded store: one SQLite file in the data dir (better-sqlite3, synchronous) that holds the
  * gateway's resources (one row per config-file entry, spec as written, secrets included), the
- * management API's tokens and a small key/value table.
+ * management API's tokens, the web console's admins and a small key/value table.
  *
  * Durability and safety, set at every open:
  * - the file and its -wal/-shm companions are mode 0600 (they hold PSKs and keys). A file found with
@@ -91,6 +91,13 @@ export interface TokenInfo {
 }
 
 /** The stored decision on a VPC endpoint (src/store/migrations.ts, version 2). */
+/** A web console admin as listed (never the password hash). */
+export interface AdminInfo {
+  readonly name: string;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
 export interface EndpointApproval {
   readonly service: string;
   readonly state: 'PENDING_ACCEPTANCE' | 'ACCEPTED' | 'REJECTED';
@@ -380,6 +387,46 @@ export class Store {
     }
   }
 
+  // ---- web console admins ----
+  // Statements prepared on first use: a store opened with an older schema (migration tests) has no table.
+
+  /** Adds admin `name` with a password hash (scrypt, made by the caller); ERR_CONFLICT when it exists. */
+  addAdmin(name: string, passwordHash: string): AdminInfo {
+    this.checkOpen();
+    checkText('name', name);
+    checkText('passwordHash', passwordHash);
+    const now = this.nowIso();
+    try {
+      this.listStatement(`INSERT INTO admins (name, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?)`).run(name, passwordHash, now, now);
+    } catch (e) {
+      throw this.mapError(e, 'add admin', () => new VpnError('ERR_CONFLICT', `an admin named "${name}" exists already`));
+    }
+    return { name, createdAt: now, updatedAt: now };
+  }
+
+  /** Deletes admin `name`; false if there was none. */
+  removeAdmin(name: string): boolean {
+    this.checkOpen();
+    try {
+      return this.listStatement(`DELETE FROM admins WHERE name = ?`).run(name).changes > 0;
+    } catch (e) {
+      throw this.mapError(e, 'remove admin');
+    }
+  }
+
+  /** Every admin by name, without the hash. */
+  listAdmins(): AdminInfo[] {
+    this.checkOpen();
+    const rows = this.read(() => this.listStatement(`SELECT name, created_at, updated_at FROM admins ORDER BY name`).all()) as { name: string; created_at: string; updated_at: string }[];
+    return rows.map((r) => ({ name: r.name, createdAt: r.created_at, updatedAt: r.updated_at }));
+  }
+
+  /** The stored password hash of admin `name` (to check a login against), or undefined. */
+  adminPasswordHash(name: string): string | undefined {
+    this.checkOpen();
+    return this.read(() => this.listStatement(`SELECT password_hash FROM admins WHERE name = ?`).pluck().get(name)) as string | undefined;
+  }
+
   // ---- endpoint approvals ----
 
   /** Every stored approval decision, by endpoint resource id. */
@@ -476,7 +523,7 @@ export class Store {
   private mapError(e: unknown, what: string, conflict?: () => VpnError): unknown {
     if (e instanceof VpnError) return e;
     if (e instanceof Database.SqliteError) {
-      if (conflict !== undefined && e.code === 'SQLITE_CONSTRAINT_UNIQUE') return conflict();
+      if (conflict !== undefined && (e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY')) return conflict();
       return new IoError(`store ${this.file}: ${what} failed (${e.code})`, e);
     }
     return e;

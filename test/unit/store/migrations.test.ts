@@ -16,7 +16,7 @@ import { Store } from '../../../src/store/store.js';
 let dir: string;
 let file: string;
 /** The tables of the shipped schema. */
-const TABLES = ['api_tokens', 'endpoint_approvals', 'meta', 'resources'];
+const TABLES = ['admins', 'api_tokens', 'endpoint_approvals', 'meta', 'resources'];
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'vpcgw-store-mig-'));
@@ -166,5 +166,32 @@ describe('migrations', () => {
     const again = Store.open(file, { migrations: [...MIGRATIONS, V2] });
     expect(again.all('vpn-connection').map((r) => r.name)).toEqual(['a']);
     again.close();
+  });
+
+  it('version 3 (web console admins) upgrades a version 2 file: resources, tokens and approvals kept, admins usable', () => {
+    const v2 = Store.open(file, { migrations: MIGRATIONS.slice(0, 2) });
+    const r = v2.insert('vpn-connection', 'a', { customerGateway: 'dc1' });
+    const ep = v2.insert('vpc-endpoint', 'ep1', { service: 'svc' });
+    v2.setEndpointApproval(ep.id, 'svc', 'ACCEPTED');
+    const { token } = v2.createToken('ops');
+    v2.close();
+    expect(inspect()).toEqual({ version: 2, tables: ['api_tokens', 'endpoint_approvals', 'meta', 'resources'] });
+
+    const log = captureLogger();
+    const v3 = Store.open(file, { log });
+    expect(v3.schemaVersion).toBe(3);
+    expect(log.lines.some((l) => (l.obj as { schemaVersion?: number }).schemaVersion === 3)).toBe(true);
+    expect(v3.get(r.id)?.spec).toEqual({ customerGateway: 'dc1' });
+    expect(v3.endpointApprovals().get(ep.id)?.state).toBe('ACCEPTED');
+    expect(v3.tokenName(token)).toBe('ops');
+    expect(v3.listAdmins()).toEqual([]);
+    v3.addAdmin('root', '$scrypt$N=16384,r=8,p=1$c2FsdA==$aGFzaA==');
+    expect(v3.listAdmins().map((a) => a.name)).toEqual(['root']);
+    expect(v3.adminPasswordHash('root')).toMatch(/^\$scrypt\$/);
+    expect(() => v3.addAdmin('root', '$scrypt$x')).toThrow(/exists already/);
+    expect(v3.removeAdmin('root')).toBe(true);
+    expect(v3.removeAdmin('root')).toBe(false);
+    v3.close();
+    expect(inspect()).toEqual({ version: 3, tables: TABLES });
   });
 });
