@@ -304,6 +304,7 @@ describe('the web console against vpcgw start', () => {
     await topo.exec('cloudGw', process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), 'admin', 'add', 'ops', '--password-stdin', '--control', d!.controlPath], {
       input: `${ADMIN_PASSWORD}\n`, timeoutMs: 30_000,
     });
+    await page.goto(`${base}/`);
     await page.getByRole('radio', { name: 'Admin user' }).check();
     await page.getByLabel('User name').fill('ops');
     await page.getByLabel('Password').fill('not-the-password');
