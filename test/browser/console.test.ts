@@ -14,7 +14,7 @@
 // Screenshots of each page go to test-artifacts/console/; VPCGW_DOC_SCREENSHOTS=1 also refreshes the
 // ones the README shows (docs/console/).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,9 +61,27 @@ async function nav(label: string): Promise<void> {
   await page.getByRole('heading', { level: 1, name: label }).waitFor();
 }
 
+/** Newest modification time of the files under `dir` (0 when it does not exist). */
+function newest(dir: string, skip = ''): number {
+  if (!existsSync(dir)) return 0;
+  let t = 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (p === skip) continue;
+    const st = statSync(p);
+    t = Math.max(t, st.isDirectory() ? newest(p, skip) : st.mtimeMs);
+  }
+  return t;
+}
+
 beforeAll(async () => {
-  await ensureBuilt();
-  if (!existsSync(join(REPO_ROOT, 'dist', 'console', 'index.html'))) {
+  // `npm test` has just built both; a focused run rebuilds what its sources outdate
+  const src = join(REPO_ROOT, 'src');
+  const consoleSrc = join(src, 'console');
+  const cliJs = join(REPO_ROOT, 'dist', 'cli.js');
+  if (!existsSync(cliJs) || statSync(cliJs).mtimeMs < newest(src, consoleSrc)) await ensureBuilt();
+  const appJs = join(REPO_ROOT, 'dist', 'console', 'app.js');
+  if (!existsSync(appJs) || statSync(appJs).mtimeMs < newest(consoleSrc)) {
     const b = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'build-console.mjs')], { stdio: 'inherit' });
     if (b.status !== 0) throw new Error('npm run build:console failed');
   }
