@@ -126,7 +126,7 @@ function ConnectionDetail({ view }: DetailProps) {
           {ike && typeof ike === 'object' ? (
             <> IKE SA <code>{str(pick(ike, 'spis', 'spi', 'id'))}</code> {algorithms(ike)}, up {age(pick(ike, 'established_at', 'establishedAt'))}</>
           ) : ike ? <> IKE SA <code>{ike}</code></> : null}
-          {typeof view.established_at === 'string' && <> established {age(view.established_at)} ago</>}
+          {typeof pick(view, 'established_at', 'establishedAt') === 'string' && <> established {age(pick(view, 'established_at', 'establishedAt'))} ago</>}
         </p>
         <Table
           caption="CHILD_SAs"
