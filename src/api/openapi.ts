@@ -6,7 +6,7 @@
  */
 import { filterFields, PAGING_PARAMETERS } from './query.js';
 import {
-  DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, RESOURCE_STATUSES, type ResourceAction, type ResourceKind,
+  DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, RESOURCE_STATUSES, TRAFFIC_OBJECT_KINDS, type ResourceAction, type ResourceKind,
 } from './service.js';
 import { CLIENT_TOKEN_MAX_LENGTH, IDEMPOTENCY_WINDOW_MS } from './idempotency.js';
 
@@ -168,6 +168,80 @@ function consolePaths(): Obj {
   };
 }
 
+/** The console's live data: traffic history and the change event stream. */
+function livePaths(): Obj {
+  return {
+    '/v1/traffic': {
+      get: {
+        operationId: 'getTraffic',
+        tags: ['console'],
+        summary: 'Bytes per second in and out of one object over the last hour (at most 720 points, one per 5 s), from the gateway\'s own counters.',
+        parameters: [
+          { name: 'kind', in: 'query', required: true, description: 'What the object is.', schema: { type: 'string', enum: [...TRAFFIC_OBJECT_KINDS] } },
+          { name: 'name', in: 'query', required: true, description: 'Its name; for vpn-server-client `<server>/<user>`.', schema: { type: 'string', minLength: 1 } },
+          { name: 'since', in: 'query', required: false, description: 'Only points after this time (unix ms).', schema: { type: 'integer', minimum: 0 } },
+        ],
+        responses: {
+          '200': {
+            description: 'The points, oldest first: [unix ms, bytes/s in, bytes/s out].',
+            content: jsonContent({
+              type: 'object',
+              required: ['kind', 'name', 'stepSeconds', 'points'],
+              properties: {
+                kind: { type: 'string', enum: [...TRAFFIC_OBJECT_KINDS] },
+                name: { type: 'string' },
+                stepSeconds: { type: 'integer', const: 5 },
+                points: { type: 'array', maxItems: 720, items: { type: 'array', prefixItems: [{ type: 'integer' }, { type: 'number' }, { type: 'number' }], minItems: 3, maxItems: 3 } },
+              },
+            }),
+          },
+          '404': ERROR_RESPONSE,
+          default: ERROR_RESPONSE,
+        },
+      },
+    },
+    '/v1/traffic/summary': {
+      get: {
+        operationId: 'getTrafficSummary',
+        tags: ['console'],
+        summary: 'The overview\'s figures: tunnels up and down, clients online, throughput now (connections and clients, bytes/s).',
+        responses: {
+          '200': {
+            description: 'The figures.',
+            content: jsonContent({
+              type: 'object',
+              required: ['at', 'tunnelsUp', 'tunnelsDown', 'clientsOnline', 'inBytesPerSec', 'outBytesPerSec'],
+              properties: {
+                at: { type: 'integer', description: 'When the rates were sampled (unix ms).' },
+                tunnelsUp: { type: 'integer', minimum: 0 },
+                tunnelsDown: { type: 'integer', minimum: 0 },
+                clientsOnline: { type: 'integer', minimum: 0 },
+                inBytesPerSec: { type: 'number', minimum: 0 },
+                outBytesPerSec: { type: 'number', minimum: 0 },
+              },
+            }),
+          },
+          default: ERROR_RESPONSE,
+        },
+      },
+    },
+    '/v1/events': {
+      get: {
+        operationId: 'getEvents',
+        tags: ['console'],
+        summary: 'Server-sent events: `event: change` with data {"kind", "name"} when a resource is created, replaced or deleted, a connection\'s or '
+          + 'endpoint\'s state changes, or a client connects or leaves (kind vpn-server-client, name <server>/<user>, and kind vpn-server); '
+          + 'a `: keepalive` comment every 15 s. At most 32 streams at once (503 beyond). A stream opened with a console session ends with it.',
+        responses: {
+          '200': { description: 'The stream.', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+          '503': ERROR_RESPONSE,
+          default: ERROR_RESPONSE,
+        },
+      },
+    },
+  };
+}
+
 /** The document for these kinds. */
 export function buildOpenApiDocument(kinds: readonly ResourceKind[]): Obj {
   const schemas: Obj = {
@@ -221,6 +295,7 @@ export function buildOpenApiDocument(kinds: readonly ResourceKind[]): Obj {
       },
     },
     ...consolePaths(),
+    ...livePaths(),
   };
 
   for (const k of kinds) {

@@ -10,6 +10,8 @@
  *   GET|PUT|DELETE /v1/{collection}/{idOrName}         read, replace, delete (204); no DELETE for singletons
  *   GET|POST /v1/{collection}/{idOrName}/{action}      the kind's actions (JSON, or a text download)
  *   POST|GET|DELETE /v1/console/session                the web console's login, session, logout (open)
+ *   GET    /v1/traffic, /v1/traffic/summary            bytes/s history of an object, the overview's figures
+ *   GET    /v1/events                                  server-sent change events (src/api/events.ts)
  *   GET    / and any other path outside /v1, /metrics   the web console's files (open; src/api/static.ts)
  *
  * Every other route needs `Authorization: Bearer <token>` (RFC 6750) or the web console's session
@@ -31,11 +33,12 @@ import type { Logger } from '../common/log.js';
 import {
   ConsoleSessions, csrfMatches, SESSION_COOKIE, type ConsoleSession, type SessionTimeouts,
 } from './console-session.js';
+import { EventHub, KEEPALIVE_MS, MAX_STREAMS } from './events.js';
 import { IdempotencyCache, type StoredResponse } from './idempotency.js';
 import { CONSOLE_SECURITY_HEADERS, ConsoleFiles, isConsolePath } from './static.js';
 import { buildOpenApiDocument, OPENAPI_PATH } from './openapi.js';
 import { parseActionQuery, parseListQuery } from './query.js';
-import type { ManagementService, ResourceAction, ResourceKind } from './service.js';
+import { TRAFFIC_OBJECT_KINDS, type ManagementService, type ResourceAction, type ResourceKind, type TrafficObjectKind } from './service.js';
 
 /** Request bodies over this size are refused with 413 before they are read in full. */
 export const API_BODY_LIMIT_BYTES = 1024 * 1024;
@@ -114,6 +117,8 @@ export interface ApiServerOptions {
   sessionTimeouts?: SessionTimeouts;
   /** Wall clock in ms (session expiry); default Date.now. */
   nowMs?: () => number;
+  /** Event streams open at once (default MAX_STREAMS) and their keepalive interval (tests shorten it). */
+  eventLimits?: { maxStreams: number; keepaliveMs: number };
 }
 
 export interface ApiServer {
@@ -123,6 +128,8 @@ export interface ApiServer {
   readonly authFailures: number;
   /** The console's sessions (tests read their count and listeners). */
   readonly sessions: ConsoleSessions;
+  /** The open event streams (GET /v1/events). */
+  readonly events: EventHub;
   /** Stops listening and closes open connections. */
   close(): Promise<void>;
 }
@@ -195,6 +202,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   const sweep = setInterval(() => sessions.sweep(nowMs()), SESSION_SWEEP_MS);
   sweep.unref();
   const files = new ConsoleFiles(opts.consoleDir ?? defaultConsoleDir());
+  const events = new EventHub(service, sessions, opts.eventLimits ?? { maxStreams: MAX_STREAMS, keepaliveMs: KEEPALIVE_MS });
   const refuse = (req: FastifyRequest, reason: string): never => {
     authFailures++;
     // the token or cookie itself is never logged, only what was wrong with it
@@ -296,6 +304,26 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
 
   for (const kind of kinds) addKindRoutes(kind);
   addConsoleSessionRoutes();
+
+  route('/v1/traffic', 'GET', async (req) => {
+    if (!service.traffic) throw new VpnError('ERR_NOT_FOUND', 'this gateway keeps no traffic history');
+    const q = req.query as Record<string, unknown>;
+    const kind = q.kind;
+    if (typeof kind !== 'string' || !(TRAFFIC_OBJECT_KINDS as readonly string[]).includes(kind)) {
+      throw new VpnError('ERR_BAD_REQUEST', `kind ${JSON.stringify(kind ?? null)} is not valid: one of ${TRAFFIC_OBJECT_KINDS.join(', ')}`);
+    }
+    if (typeof q.name !== 'string' || q.name === '') throw new VpnError('ERR_BAD_REQUEST', 'name (the object\'s name; <server>/<user> for a client) is required');
+    let since: number | undefined;
+    if (q.since !== undefined) {
+      since = typeof q.since === 'string' && /^\d{1,16}$/.test(q.since) ? Number(q.since) : NaN;
+      if (!Number.isSafeInteger(since)) throw new VpnError('ERR_BAD_REQUEST', `since ${JSON.stringify(q.since)} is not valid: unix time in milliseconds`);
+    }
+    return ok(200, service.traffic(kind as TrafficObjectKind, q.name, since));
+  });
+  route('/v1/traffic/summary', 'GET', async () => {
+    if (!service.trafficSummary) throw new VpnError('ERR_NOT_FOUND', 'this gateway keeps no traffic history');
+    return ok(200, service.trafficSummary());
+  });
 
   function sessionBody(s: ConsoleSession): Record<string, string> {
     return { user: s.user, csrf: s.csrf, expiresAt: new Date(sessions.expiresAtMs(s)).toISOString() };
@@ -428,6 +456,16 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
     });
   }
 
+  // server-sent events: the handler keeps the response (hijack) and the hub writes to it
+  app.get('/v1/events', async (req, reply) => {
+    if (!events.hasRoom()) {
+      throw new ApiHttpError(503, 'ERR_BUSY', `too many event streams open (at most ${events.limits.maxStreams}): poll instead, or retry later`, { 'retry-after': '5' });
+    }
+    reply.hijack();
+    events.open(reply.raw, requestSession(req)?.key ?? null, { 'x-request-id': req.id });
+    log.debug({ reqId: req.id, streams: events.size }, 'api: event stream opened');
+  });
+
   // the web console: any GET the routes above do not serve, outside /v1 and /metrics
   app.get('/*', async (req, reply) => {
     const path = pathOf(req.url);
@@ -447,8 +485,10 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
       return authFailures;
     },
     sessions,
+    events,
     close: () => {
       clearInterval(sweep);
+      events.closeAll();
       return app.close();
     },
   };

@@ -73,6 +73,35 @@ export interface ListPage {
   readonly page_info: { readonly current_count: number; readonly next_marker: string | null };
 }
 
+/** What changed, for the event stream (GET /v1/events): the UI refetches the affected list. */
+export interface ChangeEvent {
+  /** A resource kind (`vpn-connection`), or `vpn-server-client` (a client connected or left). */
+  readonly kind: string;
+  /** The resource's name (`<server>/<user>` for a client). */
+  readonly name: string;
+}
+
+/** Traffic history objects (GET /v1/traffic?kind=...). */
+export const TRAFFIC_OBJECT_KINDS = ['vpn-connection', 'vpn-server-client', 'vpc-endpoint'] as const;
+export type TrafficObjectKind = (typeof TRAFFIC_OBJECT_KINDS)[number];
+
+export interface TrafficHistoryView {
+  readonly kind: TrafficObjectKind;
+  readonly name: string;
+  readonly stepSeconds: number;
+  /** [unix ms, bytes/s in, bytes/s out], oldest first */
+  readonly points: readonly (readonly [number, number, number])[];
+}
+
+export interface TrafficSummaryView {
+  readonly at: number;
+  readonly tunnelsUp: number;
+  readonly tunnelsDown: number;
+  readonly clientsOnline: number;
+  readonly inBytesPerSec: number;
+  readonly outBytesPerSec: number;
+}
+
 export interface ActionResult {
   /** JSON body, or a text download. */
   readonly json?: unknown;
@@ -106,6 +135,12 @@ export interface ManagementService {
    * against the stored scrypt hash). Never throws for a wrong name or password.
    */
   verifyAdminPassword?(username: string, password: string): Promise<boolean>;
+  /** Bytes/s in and out of one object over the last hour; ERR_NOT_FOUND for an unknown object. */
+  traffic?(kind: TrafficObjectKind, name: string, sinceMs?: number): TrafficHistoryView;
+  /** The overview's figures now. */
+  trafficSummary?(): TrafficSummaryView;
+  /** Calls `fn` for every change (resources written, states, clients); returns the unsubscribe function. */
+  subscribe?(fn: (e: ChangeEvent) => void): () => void;
   /** Prometheus text exposition format (version 0.0.4). */
   metrics(): Promise<string>;
   /** Liveness: the daemon runs and its store answers. */

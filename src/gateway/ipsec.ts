@@ -124,6 +124,7 @@ export class IpsecController implements TunnelController {
         ikeSa: sa.ikeId,
         ...(this.lastReason.get(cfg.name) && sa.state !== 'ESTABLISHED' ? { reason: this.lastReason.get(cfg.name)! } : {}),
         ...(up ? { establishedAt: new Date(sa.establishedAtMs).toISOString(), ikeSaAgeSec: Math.max(0, Math.floor((this.now() - sa.establishedAtMs) / 1000)) } : {}),
+        ...(sa.proposal ? { ikeProposal: sa.proposal } : {}),
         ...counters,
         ...lastError,
         children: sa.children.map((c) => {
@@ -141,6 +142,10 @@ export class IpsecController implements TunnelController {
             packetsOut: cout?.packets ?? 0,
             localTs: c.localTs,
             remoteTs: c.remoteTs,
+            ...(c.proposal ? { proposal: c.proposal } : {}),
+            ...(c.installedAtMs > 0
+              ? { installedAt: new Date(c.installedAtMs).toISOString(), ageSec: Math.max(0, Math.floor((this.now() - c.installedAtMs) / 1000)) }
+              : {}),
           };
         }),
       };

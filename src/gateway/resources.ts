@@ -23,6 +23,14 @@ const CONNECTION_ACTIONS: readonly ResourceAction[] = [
     query: { sa: { enum: ['child', 'ike'], description: 'What to rekey (default child).' } },
   },
   {
+    name: 'regenerate-psk',
+    method: 'POST',
+    produces: 'json',
+    description: 'Replace the connection\'s pre-shared key with a new random one and return it, this once: `{"psk": "..."}` '
+      + '(views never show a PSK). The change goes live at once; the customer gateway needs the new key too (peer-config has it). '
+      + '409 when the connection does not authenticate with a PSK.',
+  },
+  {
     name: 'peer-config',
     method: 'GET',
     produces: 'text/plain',

@@ -13,6 +13,7 @@ import { GatewayMetrics } from './metrics.js';
 import { issueServerClientCert, revokeClientCert } from './client-profile.js';
 import { exportPeerConfig } from './peer-export.js';
 import { GatewayService, type PlanStep } from './service.js';
+import { TRAFFIC_STEP_SEC } from './traffic-history.js';
 
 /**
  * One running gateway process as `vpcgw start` makes it: the resource store in the data dir, the
@@ -30,6 +31,8 @@ import { GatewayService, type PlanStep } from './service.js';
  */
 
 export const STORE_FILE = 'vpcgw.db';
+/** How often live states are compared for the event stream (GET /v1/events). */
+export const STATE_POLL_MS = 1000;
 
 export interface RunOptions {
   /** The start-up document. */
@@ -64,6 +67,14 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
   const store = Store.open(join(dataDir, STORE_FILE), { log: o.log });
   let gateway: Gateway | null = null;
   let api: { close(): Promise<void> } | null = null;
+  const timers: NodeJS.Timeout[] = [];
+  const guard = (what: string, fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      o.log.warn({ err, what }, 'console data: a periodic task failed');
+    }
+  };
   try {
     let metrics: GatewayMetrics | null = null;
     const service = new GatewayService({
@@ -100,6 +111,12 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
     const gw = gateway;
     metrics = new GatewayMetrics({ status: () => gw.status(), dropCounters: () => gw.dropCounters() });
     await gateway.start();
+    // the console's live data: traffic history samples, and state changes for the event stream
+    // (compared each second, so a page shows a change within 2 s; nothing is done while nobody listens)
+    service.sampleTraffic(Date.now());
+    timers.push(setInterval(() => guard('traffic sample', () => service.sampleTraffic(Date.now())), TRAFFIC_STEP_SEC * 1000));
+    timers.push(setInterval(() => guard('state poll', () => service.pollStates()), STATE_POLL_MS));
+    for (const t of timers) t.unref();
     let apiUrl: string | null = null;
     let apiFingerprint: string | null = null;
     const a = config.gateway.api;
@@ -127,12 +144,14 @@ export async function runGateway(o: RunOptions): Promise<RunningGateway> {
       apiFingerprint,
       plan,
       async stop() {
+        for (const t of timers) clearInterval(t);
         if (api) await api.close().catch(() => undefined);
         await gw.stop();
         store.close();
       },
     };
   } catch (e) {
+    for (const t of timers) clearInterval(t);
     if (api) await api.close().catch(() => undefined);
     if (gateway) await gateway.stop().catch(() => undefined);
     store.close();

@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import type {
-  ActionResult, ListPage, ListQuery, ManagementService, ResourceKind, ResourceStatus, ResourceView,
+  ActionResult, ChangeEvent, ListPage, ListQuery, ManagementService, ResourceKind, ResourceStatus, ResourceView,
+  TrafficHistoryView, TrafficObjectKind, TrafficSummaryView,
 } from '../api/service.js';
 import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../api/service.js';
 import { ConfigError, VpnError } from '../common/errors.js';
@@ -9,8 +10,10 @@ import { configFromDocument, type GatewayConfig } from './config/index.js';
 import { isPlainObject } from './config/field-table.js';
 import { canonicalEntry, withAbsolutePaths, withoutSecrets, withStoredSecrets } from './config/raw.js';
 import { clientConfig, clientProfile } from './client-profile.js';
+import { generatePsk } from './default-config.js';
 import { KINDS, LIST_SECTIONS, kindOfSection, type KindDef, type ListSection } from './resources.js';
 import type { GatewayStatus } from './status.js';
+import { TRAFFIC_STEP_SEC, TrafficHistory } from './traffic-history.js';
 import { checkPassword, hashPassword, PASSWORD_MAX } from './users.js';
 import type { AdminInfo, EndpointApproval, StoredResource } from '../store/store.js';
 import { ENDPOINT_STATES, initialEndpointState, type EndpointState } from './vpcep.js';
@@ -113,6 +116,12 @@ export class GatewayService implements ManagementService {
   private docCache: Document | null = null;
   /** resource id → why its last live change failed (status ERROR until the next change) */
   private readonly failed = new Map<string, string>();
+  /** Listeners of changes (the API's event streams). */
+  private readonly listeners = new Set<(e: ChangeEvent) => void>();
+  /** Live state per object at the last `pollStates` while someone listens (null: no baseline). */
+  private lastStates: Map<string, string> | null = null;
+  /** Bytes/s history of connections, clients and endpoints (`sampleTraffic` every TRAFFIC_STEP_SEC). */
+  readonly trafficHistory = new TrafficHistory();
 
   constructor(private readonly opts: ServiceOptions) {
     this.store = opts.store;
@@ -224,6 +233,7 @@ export class GatewayService implements ManagementService {
       });
       this.log.info({ kind: k.kind, name, id: row.id }, 'resource created');
       await this.goLive(cfg, [row.id]);
+      this.emit(k.kind, name);
       return this.view(k, row, this.statusContext());
     });
   }
@@ -259,6 +269,8 @@ export class GatewayService implements ManagementService {
       });
       this.log.info({ kind: k.kind, name, id: row.id }, 'resource updated');
       await this.goLive(cfg, [row.id]);
+      this.emit(k.kind, name);
+      if (name !== old.name) this.emit(k.kind, old.name);
       return this.view(k, row, this.statusContext());
     });
   }
@@ -277,6 +289,7 @@ export class GatewayService implements ManagementService {
       this.failed.delete(old.id);
       this.log.info({ kind: k.kind, name: old.name, id: old.id }, 'resource deleted');
       await this.goLive(cfg, []);
+      this.emit(k.kind, old.name);
     });
   }
 
@@ -314,6 +327,7 @@ export class GatewayService implements ManagementService {
       });
       this.log.info({ steps: plan.map((p) => `${p.op} ${p.kind} ${p.name}`) }, 'config document applied');
       await this.goLive(cfg, touched);
+      for (const step of plan) this.emit(step.kind, step.name);
       return { plan, applied: true };
     });
   }
@@ -364,6 +378,7 @@ export class GatewayService implements ManagementService {
       return clientConfig(this.config(), row.name, user, host !== undefined ? { host } : {});
     }
     if (k.kind === 'vpc-endpoint-service') return this.endpointServiceAction(row, action, body);
+    if (`${k.kind}/${action}` === 'vpn-connection/regenerate-psk') return this.regeneratePsk(row);
     const gw = this.requireGateway();
     const param = (name: string): string | undefined => {
       const b = isPlainObject(body) ? body[name] : undefined;
@@ -400,6 +415,115 @@ export class GatewayService implements ManagementService {
       }
     }
     throw new VpnError('ERR_NOT_FOUND', `action ${action} is not available here`);
+  }
+
+  /**
+   * A new random PSK for a connection that authenticates with one, stored and taken live like a
+   * PUT of `auth.psk`; the key is returned this once (views leave PSKs out).
+   */
+  private async regeneratePsk(row: StoredResource): Promise<ActionResult> {
+    const auth = (row.spec as { auth?: unknown }).auth;
+    if (!isPlainObject(auth) || typeof auth.psk !== 'string') {
+      throw new VpnError('ERR_STATE', `vpn connection "${row.name}" does not authenticate with a pre-shared key`);
+    }
+    const psk = generatePsk();
+    await this.replace('vpn-connection', row.id, { auth: { ...auth, psk } });
+    this.log.info({ kind: 'vpn-connection', name: row.name }, 'pre-shared key regenerated');
+    return { json: { psk } };
+  }
+
+  // ---- change notifications (GET /v1/events) ----
+
+  subscribe(fn: (e: ChangeEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => {
+      this.listeners.delete(fn);
+      if (this.listeners.size === 0) this.lastStates = null;
+    };
+  }
+
+  get listenerCount(): number {
+    return this.listeners.size;
+  }
+
+  private emit(kind: string, name: string): void {
+    for (const fn of [...this.listeners]) {
+      try {
+        fn({ kind, name });
+      } catch (err) {
+        this.log.warn({ err, kind, name }, 'a change listener failed');
+      }
+    }
+  }
+
+  /**
+   * Compares the live states with the previous call's and notifies what changed: a connection's
+   * state or CHILD_SAs, a VPN server's state or clients (and each client that came or went), an
+   * endpoint's state. The shell calls it every second; it costs nothing while nobody listens.
+   */
+  pollStates(): void {
+    if (this.listeners.size === 0) return;
+    const st = this.statusContext();
+    const now = new Map<string, string>();
+    for (const c of st?.connections ?? []) now.set(`vpn-connection\0${c.name}`, `${c.state}|${c.ikeSa ?? ''}|${c.children.map((x) => x.spiIn).join(',')}|${c.lastError?.at ?? ''}`);
+    for (const s of st?.vpnServers ?? []) {
+      now.set(`vpn-server\0${s.name}`, `${s.state}|${s.clients}`);
+      for (const x of s.sessions ?? []) now.set(`vpn-server-client\0${s.name}/${x.user}\0${x.id}`, x.state);
+    }
+    for (const e of st?.endpoints ?? []) now.set(`vpc-endpoint\0${e.name}`, e.state);
+    const before = this.lastStates;
+    this.lastStates = now;
+    if (!before) return;
+    const changed = new Set<string>();
+    for (const [k, v] of now) if (before.get(k) !== v) changed.add(k);
+    for (const k of before.keys()) if (!now.has(k)) changed.add(k);
+    for (const k of changed) {
+      const [kind, name] = k.split('\0') as [string, string];
+      this.emit(kind, name);
+    }
+  }
+
+  // ---- traffic history (GET /v1/traffic) ----
+
+  /** One sample of the data plane's counters into the history (the shell calls it every TRAFFIC_STEP_SEC). */
+  sampleTraffic(nowMs: number): void {
+    const st = this.statusContext();
+    if (st) this.trafficHistory.sample(st, nowMs);
+  }
+
+  traffic(kind: TrafficObjectKind, name: string, sinceMs?: number): TrafficHistoryView {
+    const found = this.trafficHistory.series(kind, name, sinceMs);
+    if (found) return found;
+    // a known object without samples (down, not sampled yet, a user not online): no points
+    const known = kind === 'vpn-server-client' ? this.knownClient(name) : this.store.getByName(kind, name) !== undefined;
+    if (!known) throw new VpnError('ERR_NOT_FOUND', `no ${kind} named "${name}"`);
+    return { kind, name, stepSeconds: TRAFFIC_STEP_SEC, points: [] };
+  }
+
+  /** `<server>/<user>`: the server exists and the user is one of its users, or holds a session. */
+  private knownClient(name: string): boolean {
+    const slash = name.indexOf('/');
+    if (slash <= 0) return false;
+    const server = name.slice(0, slash);
+    const user = name.slice(slash + 1);
+    if (!this.store.getByName('vpn-server', server)) return false;
+    if (this.store.getByName('user', user)) return true;
+    return this.statusContext()?.vpnServers.find((s) => s.name === server)?.sessions?.some((x) => x.user === user) ?? false;
+  }
+
+  trafficSummary(): TrafficSummaryView {
+    const st = this.statusContext();
+    const rates = this.trafficHistory.summary();
+    if (!st) return { ...rates, tunnelsUp: 0, tunnelsDown: this.store.all('vpn-connection').length, clientsOnline: 0 };
+    const up = st.connections.filter((c) => c.state === 'ESTABLISHED' && c.children.length > 0).length;
+    return {
+      at: rates.at || Date.now(),
+      tunnelsUp: up,
+      tunnelsDown: st.connections.length - up,
+      clientsOnline: st.vpnServers.reduce((n, s) => n + s.clients, 0),
+      inBytesPerSec: rates.inBytesPerSec,
+      outBytesPerSec: rates.outBytesPerSec,
+    };
   }
 
   verifyToken(token: string): boolean {
@@ -530,6 +654,8 @@ export class GatewayService implements ManagementService {
           this.log.error({ err }, 'stored endpoint decision could not be applied to the running gateway');
         }
       }
+      for (const e of eps) this.emit('vpc-endpoint', e.name);
+      this.emit('vpc-endpoint-service', row.name);
       const names = new Set(eps.map((e) => e.name));
       return { json: { connections: this.connectionsOf(row.name).filter((c) => names.has(c.endpoint_name as string)) } };
     });
@@ -696,6 +822,30 @@ export class GatewayService implements ManagementService {
       // ACTIVE only while the IKE SA is established with a child installed
       status = c && c.state === 'ESTABLISHED' && c.children.length > 0 ? 'ACTIVE' : 'DOWN';
       extra.ike_state = c?.state ?? 'DOWN';
+      // what the console's detail page shows: the IKE SA and its CHILD_SAs (never keys)
+      extra.ike_sa = c?.ikeSa
+        ? {
+          id: c.ikeSa,
+          peer: c.peer ?? null,
+          proposal: c.ikeProposal ?? null,
+          established_at: c.establishedAt ?? null,
+          age_sec: c.ikeSaAgeSec ?? null,
+        }
+        : null;
+      extra.sas = (c?.children ?? []).map((x) => ({
+        state: x.state,
+        spi_in: x.spiIn,
+        spi_out: x.spiOut,
+        proposal: x.proposal ?? null,
+        installed_at: x.installedAt ?? null,
+        age_sec: x.ageSec ?? null,
+        bytes_in: x.bytesIn,
+        bytes_out: x.bytesOut,
+        packets_in: x.packetsIn,
+        packets_out: x.packetsOut,
+        local_ts: x.localTs ?? [],
+        remote_ts: x.remoteTs ?? [],
+      }));
       if (c?.reason) extra.status_reason = c.reason;
       // why the last negotiation failed, so the API answers "why is my tunnel down" as status does
       if (c?.lastError) {
@@ -734,7 +884,7 @@ let dummyHash: string | undefined;
 
 /** Fields a view adds to the stored entry: filtering on them needs the live status. */
 const VIEW_FIELDS: ReadonlySet<string> = new Set([
-  'status', 'ike_state', 'status_reason', 'last_error', 'clients', 'created_at', 'updated_at', 'service_type', 'connections', 'ip', 'dns_names',
+  'status', 'ike_state', 'ike_sa', 'sas', 'status_reason', 'last_error', 'clients', 'created_at', 'updated_at', 'service_type', 'connections', 'ip', 'dns_names',
 ]);
 
 /**

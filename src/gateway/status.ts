@@ -19,6 +19,11 @@ export interface ChildSaStatus {
   packetsOut: number;
   localTs?: string[];
   remoteTs?: string[];
+  /** the negotiated algorithms, strongSwan's log format ("AES_GCM_16_128/NO_EXT_SEQ") */
+  proposal?: string;
+  /** when the CHILD_SA was installed (ISO 8601), and seconds since */
+  installedAt?: string;
+  ageSec?: number;
 }
 
 export interface ConnectionStatus {
@@ -35,6 +40,8 @@ export interface ConnectionStatus {
   establishedAt?: string;
   /** seconds since then */
   ikeSaAgeSec?: number;
+  /** the IKE SA's negotiated algorithms ("AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519") */
+  ikeProposal?: string;
   /** IKE SA rekeys since the gateway started (src/ike/ike-manager.ts IkeConnectionCounters) */
   ikeRekeys?: number;
   /** CHILD_SA rekeys since the gateway started */

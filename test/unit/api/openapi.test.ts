@@ -43,6 +43,9 @@ describe('OpenAPI document', () => {
       for (const a of k.actions) expect(Object.keys(doc.paths[`/v1/${k.collection}/{idOrName}/${a.name}`])).toEqual([a.method.toLowerCase()]);
     }
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/healthz', '/metrics', '/v1/openapi.json']));
+    // the web console's routes
+    expect(Object.keys(doc.paths['/v1/console/session']).sort()).toEqual(['delete', 'get', 'post']);
+    for (const p of ['/v1/traffic', '/v1/traffic/summary', '/v1/events']) expect(Object.keys(doc.paths[p]), p).toEqual(['get']);
   });
 
   it('request schemas are the kinds\' schemas; responses add the read-only fields', () => {
