@@ -1,6 +1,6 @@
 /** Shared pieces of the console's pages: dialogs, status badges, schema-driven forms, formatting. */
 import type { ComponentChildren, JSX } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import * as api from './api.js';
 import { ApiError, type Schema } from './api.js';
 import { bodyOf, fieldKind, fieldOfServerError, join, unwrap, validate, type FieldErrors, type FormValues } from './schema.js';
@@ -28,7 +28,7 @@ const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), selec
  */
 export function Dialog(p: { title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
   const ref = useRef<HTMLDivElement>(null);
-  useEffect(() => {
+  useLayoutEffect(() => {
     const before = document.activeElement as HTMLElement | null;
     const el = ref.current!;
     const first = el.querySelector<HTMLElement>('[autofocus]') ?? el.querySelector<HTMLElement>(FOCUSABLE) ?? el;

@@ -46,6 +46,8 @@ let openvpn: ManagedProcess | null = null;
 const pageErrors: string[] = [];
 /** Evaluated in the page (the test's tsconfig has no DOM types): is the focus inside the dialog? */
 const IN_DIALOG = `document.activeElement?.closest('[role="dialog"]') != null`;
+/** The innermost elements that stick out of the viewport on the right (for a failure message). */
+const WIDEST = `[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1 && ![...e.children].some((c) => c.getBoundingClientRect().right > document.documentElement.clientWidth + 1)).slice(0, 5).map((e) => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))`;
 
 async function shot(name: string, doc = false): Promise<void> {
   const file = join(ARTIFACTS, `${name}.png`);
@@ -290,7 +292,7 @@ describe('the web console against vpcgw start', () => {
     await page.keyboard.press('Enter');
     const dialog = page.getByRole('dialog', { name: /Terminate dc1-main/ });
     await dialog.waitFor();
-    expect(await page.evaluate<boolean>(IN_DIALOG)).toBe(true);
+    await expect.poll(() => page.evaluate<boolean>(IN_DIALOG)).toBe(true);
     for (let i = 0; i < 4; i++) await page.keyboard.press('Tab');
     expect(await page.evaluate<boolean>(IN_DIALOG)).toBe(true);
     await page.keyboard.press('Escape');
@@ -305,7 +307,8 @@ describe('the web console against vpcgw start', () => {
       await page.locator('main h1').first().waitFor();
       await page.waitForTimeout(300);
       const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - document.documentElement.clientWidth');
-      expect(overflow, path).toBeLessThanOrEqual(0);
+      const wide = overflow > 0 ? await page.evaluate<string[]>(WIDEST) : [];
+      expect(overflow, `${path}: ${wide.join(' | ')}`).toBeLessThanOrEqual(0);
     }
     await shot('mobile-connection', true);
     await page.setViewportSize({ width: 1280, height: 800 });

@@ -53,7 +53,7 @@ function ConnectionActions({ view, reload, notify }: DetailProps) {
   const up = view.status === 'ACTIVE';
   return (
     <>
-      <button type="button" disabled={busy} onClick={() => run('Initiating…', () => api.action('vpn-connections', view.name, 'initiate'))}>Initiate</button>
+      <button type="button" disabled={busy} onClick={() => run('Initiate sent: the state follows here.', () => api.action('vpn-connections', view.name, 'initiate'))}>Initiate</button>
       <button type="button" disabled={busy || !up} onClick={() => run('Rekeying the CHILD_SA.', () => api.action('vpn-connections', view.name, 'rekey', 'POST', { sa: 'child' }))}>Rekey</button>
       <button type="button" disabled={busy || !up} onClick={() => run('Rekeying the IKE SA.', () => api.action('vpn-connections', view.name, 'rekey', 'POST', { sa: 'ike' }))}>Rekey IKE</button>
       <button type="button" class="danger" disabled={busy} onClick={() => setConfirm('terminate')}>Terminate</button>
@@ -138,6 +138,7 @@ function ConnectionDetail({ view }: DetailProps) {
             { title: 'SPI in', cell: (r) => <code class="spi-in">{str(pick(r, 'spiIn', 'spi_in'))}</code> },
             { title: 'SPI out', cell: (r) => <code class="spi-out">{str(pick(r, 'spiOut', 'spi_out'))}</code> },
             { title: 'Algorithms', cell: (r) => algorithms(r) },
+            { title: 'Selectors', cell: (r) => `${str((pick(r, 'local_ts', 'localTs') as string[] | undefined)?.join(', '))} ⇄ ${str((pick(r, 'remote_ts', 'remoteTs') as string[] | undefined)?.join(', '))}` },
             { title: 'Age', cell: (r) => age(pick(r, 'established_at', 'establishedAt', 'installedAt', 'installed_at')) },
             { title: 'Bytes in', cell: (r) => bytes(pick(r, 'bytesIn', 'bytes_in')) },
             { title: 'Bytes out', cell: (r) => bytes(pick(r, 'bytesOut', 'bytes_out')) },
