@@ -165,7 +165,7 @@ describe('the web console against vpcgw start', () => {
     expect(cookie).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict' });
     await expect.poll(() => page.getByTestId('health').textContent()).toContain('healthy');
     await expect.poll(() => page.getByTestId('tunnels').textContent()).toMatch(/0 up/);
-    await shot('overview', true);
+    await shot('overview');
   }, 30_000);
 
   it('a customer gateway through the form: a bad address is shown beside its field before anything is sent', async () => {
@@ -234,6 +234,11 @@ describe('the web console against vpcgw start', () => {
     expect(p.received, p.output).toBeGreaterThan(15);
     // the gateway samples every 5 s and the chart refetches every 5 s
     await expect.poll(async () => Number(await page.locator('section.chart').getAttribute('data-total')), { timeout: 25_000, interval: 1000 }).toBeGreaterThan(0);
+    if (DOC_SHOTS) {
+      // a README picture with some history on the chart: half a minute of traffic
+      await ping(topo, 'siteHost', ADDR.vpcHost, { count: 150, intervalSec: 0.2, size: 1000 });
+      await page.waitForTimeout(6000);
+    }
     await shot('connection', true);
     await nav('Overview');
     await expect.poll(() => page.getByTestId('tunnels').textContent()).toMatch(/1 up/);
@@ -268,6 +273,10 @@ describe('the web console against vpcgw start', () => {
     await nav('Online clients');
     await expect.poll(() => page.locator('td[data-label="User"]').allTextContents(), { timeout: 15_000 }).toContain('alice');
     await shot('clients', true);
+    await nav('Overview');
+    await expect.poll(() => page.getByTestId('clients').textContent()).toMatch(/1/);
+    await shot('overview', true);
+    await nav('Online clients');
     // Disconnect asks first; the client is told RESTART and comes back by itself
     await page.locator('tr', { hasText: 'alice' }).getByRole('button', { name: 'Disconnect' }).click();
     await page.getByRole('dialog', { name: /Disconnect alice/ }).getByRole('button', { name: 'Disconnect' }).click();

@@ -391,6 +391,7 @@ export const PAGES: readonly KindPage[] = [
     editForm: { secret: ['auth.psk'], hide: ['auth'] },
     Actions: ConnectionActions,
     Detail: ConnectionDetail,
+    refreshMs: 5000,
     hideProps: ['last_error', 'child_sas', 'children', 'sas', 'ike_sa'],
   },
   {

@@ -37,6 +37,8 @@ export interface KindPage {
   Actions?: (p: DetailProps) => JSX.Element | null;
   /** Sections below the detail's properties. */
   Detail?: (p: DetailProps) => JSX.Element | null;
+  /** Refetch the detail this often (ms) for counters that change without a change event (bytes). */
+  refreshMs?: number;
   /** Fields of the view not shown in the properties list (shown by Detail). */
   hideProps?: readonly string[];
 }
@@ -157,7 +159,12 @@ export function DetailPage({ page, name }: { page: KindPage; name: string }) {
       setErr(null);
     }, (e: unknown) => setErr(errorText(e)));
   }, [page.collection, name]);
-  useEffect(reload, [reload]);
+  useEffect(() => {
+    reload();
+    if (!page.refreshMs) return undefined;
+    const t = setInterval(reload, page.refreshMs);
+    return () => clearInterval(t);
+  }, [reload]);
   useLive([page.kind, ...(page.alsoLive ?? [])], reload);
   if (!view) return <div><h1>{name}</h1>{err ? <p class="error" role="alert">{err}</p> : <p>Loading…</p>}</div>;
   const props = { view, reload, notify: setMsg };
