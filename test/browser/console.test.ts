@@ -9,7 +9,8 @@
 //  - a user added through the form downloads a profile that the real openvpn 2.6 client connects
 //    with; the client is listed on the online clients page, and Disconnect (confirmed) resets it;
 //  - a pending endpoint of an approval-required endpoint service is accepted from its service's page;
-//  - keyboard: a confirm dialog takes focus and closes on Escape; at 390 px wide nothing scrolls sideways;
+//  - keyboard: a confirm dialog takes focus and closes on Escape; Regenerate PSK shows the new key once;
+//    at 390 px wide nothing scrolls sideways;
 //  - logout ends the session; an admin added with `vpcgw admin add` signs in with a password.
 // Screenshots of each page go to test-artifacts/console/; VPCGW_DOC_SCREENSHOTS=1 also refreshes the
 // ones the README shows (docs/console/).
@@ -307,6 +308,19 @@ describe('the web console against vpcgw start', () => {
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
     expect((await d!.api('GET', '/v1/vpn-connections/dc1-main')).json).toMatchObject({ status: 'ACTIVE' });
+  }, 30_000);
+
+  it('Regenerate PSK (confirmed) shows the new key once; the peer config carries it, the API never returns it', async () => {
+    await page.getByRole('button', { name: 'Regenerate PSK' }).click();
+    await page.getByRole('dialog', { name: /Regenerate the PSK/ }).getByRole('button', { name: 'Regenerate' }).click();
+    const shown = page.getByRole('dialog', { name: 'New pre-shared key' }).getByLabel('Pre-shared key');
+    await expect.poll(() => shown.inputValue()).not.toBe('');
+    const psk = await shown.inputValue();
+    expect(psk).not.toBe(PSK);
+    await page.getByRole('button', { name: 'Done' }).click();
+    const peer = await d!.api('GET', '/v1/vpn-connections/dc1-main/peer-config');
+    expect(peer.body).toContain(psk);
+    expect(JSON.stringify((await d!.api('GET', '/v1/vpn-connections/dc1-main')).json)).not.toContain(psk);
   }, 30_000);
 
   it('at 390 px wide the pages fit (no sideways scrolling)', async () => {
