@@ -311,7 +311,7 @@ export function SchemaForm(p: {
 export function Table<T>(p: { rows: T[]; cols: { title: string; cell: (r: T) => ComponentChildren }[]; empty: string; rowKey: (r: T) => string; caption: string }) {
   if (!p.rows.length) return <p class="empty">{p.empty}</p>;
   return (
-    <table>
+    <table class="list">
       <caption class="sr-only">{p.caption}</caption>
       <thead>
         <tr>{p.cols.map((c) => <th key={c.title} scope="col">{c.title}</th>)}</tr>

@@ -392,7 +392,7 @@ export const PAGES: readonly KindPage[] = [
     Actions: ConnectionActions,
     Detail: ConnectionDetail,
     refreshMs: 5000,
-    hideProps: ['last_error', 'child_sas', 'children', 'sas', 'ike_sa'],
+    hideProps: ['last_error', 'child_sas', 'children', 'sas', 'ike_sa', 'ike_state', 'status_reason'],
   },
   {
     kind: 'vpn-server',

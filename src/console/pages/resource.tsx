@@ -182,7 +182,7 @@ export function DetailPage({ page, name }: { page: KindPage; name: string }) {
       </div>
       <Notice msg={msg} onDone={() => setMsg(null)} />
       {err && <p class="error" role="alert">{err}</p>}
-      {typeof view.status_reason === 'string' && view.status !== 'ACTIVE' && <p class="reason">{view.status_reason}</p>}
+      {typeof view.status_reason === 'string' && view.status !== 'ACTIVE' && !view.last_error && <p class="reason">{view.status_reason}</p>}
       {page.Detail && <page.Detail {...props} />}
       <section>
         <h2>Properties</h2>
