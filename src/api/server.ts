@@ -191,8 +191,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
   });
   // JSON only: anything else with a body is 415
   app.removeContentTypeParser('text/plain');
-  // the cookie parser and serializer (RFC 6265) the session routes use; it loads its codec here
-  await app.register(fastifyCookie);
+  // the cookie parser and serializer (RFC 6265) the session routes use; fastify loads it (and it its
+  // codec) during listen, so startup stays one synchronous run up to listen as before
+  void app.register(fastifyCookie);
 
   // ---- per request: auth, ids, one log line ----
 
@@ -458,6 +459,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServer>
 
   // server-sent events: the handler keeps the response (hijack) and the hub writes to it
   app.get('/v1/events', async (req, reply) => {
+    if (req.method === 'HEAD') return reply.code(200).type('text/event-stream; charset=utf-8').send();
     if (!events.hasRoom()) {
       throw new ApiHttpError(503, 'ERR_BUSY', `too many event streams open (at most ${events.limits.maxStreams}): poll instead, or retry later`, { 'retry-after': '5' });
     }

@@ -14,7 +14,11 @@ import type { LogLevel } from './config/types.js';
  * formats hide the same fields.
  */
 
-const SECRET_KEYS = ['psk', 'key', 'privateKey', 'password', 'secret', 'sharedSecret', 'authKey'];
+const SECRET_KEYS = [
+  'psk', 'key', 'privateKey', 'password', 'secret', 'sharedSecret', 'authKey',
+  // the management API and web console: bearer tokens, password hashes, session cookies, CSRF tokens
+  'token', 'passwordHash', 'cookie', 'csrf', 'authorization',
+];
 
 /** pino redact paths: each secret key at the top level and up to three levels deep. */
 export const REDACT_PATHS: readonly string[] = SECRET_KEYS.flatMap((k) => [k, `*.${k}`, `*.*.${k}`, `*.*.*.${k}`]);

@@ -168,6 +168,8 @@ describe('GET /v1/events', () => {
     expect(h.server.events.size).toBe(0);
     expect(svc.listenerCount).toBe(0);
     expect(h.server.sessions.listenerCount).toBe(sessionListeners);
+    expect((await h.req('HEAD', '/v1/events', { token })).status).toBe(200); // headers only, no stream kept
+    expect(h.server.events.size).toBe(0);
     const again = await openStream({ authorization: `Bearer ${token}` });
     expect(again.status).toBe(200);
     again.close();
