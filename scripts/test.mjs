@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: build, run every vitest suite (unit + exchange + interop) on the default (native) data
+// `npm test`: build (the daemon and the web console), run every vitest suite (unit + exchange + interop + browser) on the default (native) data
 // plane, then the interop suites (site-to-cloud, the openvpn client, VPC endpoints, access policies) again on the TypeScript fallback data
 // plane (VPCGW_DATAPLANE=ts), and print one closing line "N passed, N failed" summed over both runs,
 // so a run that executed nothing is visible. Extra arguments go to the first vitest run only; with
@@ -27,6 +27,13 @@ if (process.env.VPCGW_TEST_NO_BUILD !== '1') {
   const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
   if (build.status !== 0) {
     console.error('build failed');
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+  // the web console's bundle: test/browser drives it in chromium against `vpcgw start`
+  const consoleBuild = spawnSync(process.execPath, [new URL('./build-console.mjs', import.meta.url).pathname], { stdio: 'inherit' });
+  if (consoleBuild.status !== 0) {
+    console.error('console build failed');
     console.log('0 passed, 1 failed');
     process.exit(1);
   }

@@ -22,6 +22,7 @@ const MAY_IMPORT: Record<string, readonly string[] | null> = {
   store: ['common'],
   api: ['common'],
   gateway: null,
+  console: [], // the web console (browser code) reaches the gateway only through the HTTP API
   '.': null, // src/cli.ts
 };
 
