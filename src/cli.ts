@@ -4,20 +4,21 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { VpnError, type ErrorCode } from './common/errors.js';
-import { loadConfigFile } from './gateway/config/load.js';
+import type * as ConfigLoad from './gateway/config/load.js';
 import type { GatewayConfig } from './gateway/config/types.js';
 import { controlCall } from './gateway/control.js';
 import type { GatewayOptions } from './gateway/daemon.js';
-import { runGateway, type RunningGateway } from './gateway/run.js';
-import { ipsecController } from './gateway/ipsec.js';
-import { sslVpnServers } from './gateway/vpn-servers.js';
-import { CONTROL_SOCKET_NAME, defaultDataDir, ensureDefaultConfig, nextSteps } from './gateway/default-config.js';
-import { generateStaticKeyFile, generateTlsCryptV2ClientKeyFile, generateTlsCryptV2ServerKeyFile } from './gateway/pki.js';
-import { profileWithCertificate } from './gateway/client-profile.js';
-import { createRootLogger, resolveLogLevel } from './gateway/log.js';
+import type { RunningGateway } from './gateway/run.js';
+import { CONTROL_SOCKET_NAME, defaultDataDir } from './gateway/paths.js';
 import { diagnose, formatDiagnosis, formatStatus, type GatewayStatus } from './gateway/status.js';
 import type { PlanStep } from './gateway/service.js';
 import { PKI_IKE_COMMANDS, PKI_IKE_USAGE, pkiIkeCommand } from './gateway/pki-ike.js';
+
+// The daemon's code (run.ts: fastify, SQLite, the data plane), the config loader and the PKI are
+// imported where a command needs them, so commands that only talk to the control socket
+// (status, diagnose, ...) start in a fraction of the time.
+const loadConfig = async (...a: Parameters<typeof ConfigLoad.loadConfigFile>): Promise<GatewayConfig> =>
+  (await import('./gateway/config/load.js')).loadConfigFile(...a);
 
 /**
  * vpcgw: the command line. Every failure is one line on stderr ("vpcgw: ...") and exit code 1.
@@ -172,9 +173,9 @@ function parse(argv: string[]): Parsed {
 }
 
 /** The control socket: --control, else <dataDir of --config>/vpcgw.sock, else the default data dir's. */
-function controlPathFor(p: Parsed, io: CliIo): string {
+async function controlPathFor(p: Parsed, io: CliIo): Promise<string> {
   if (p.values.control) return resolve(io.cwd, p.values.control);
-  if (p.values.config) return join(loadConfigFile(resolve(io.cwd, p.values.config), { checkFiles: false }).gateway.dataDir, CONTROL_SOCKET_NAME);
+  if (p.values.config) return join((await loadConfig(resolve(io.cwd, p.values.config), { checkFiles: false })).gateway.dataDir, CONTROL_SOCKET_NAME);
   return join(defaultDataDir(io.env, io.cwd), CONTROL_SOCKET_NAME);
 }
 
@@ -202,21 +203,21 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
     switch (p.command) {
       case 'check-config': {
         expectArgs(p, 1, 'one argument: the config file');
-        const cfg = loadConfigFile(resolve(io.cwd, p.positionals[0]!));
+        const cfg = await loadConfig(resolve(io.cwd, p.positionals[0]!));
         const eps = cfg.endpointServices.length ? `, ${cfg.endpointServices.length} endpoint services, ${cfg.endpoints.length} endpoints` : '';
         io.stdout(`${cfg.source}: OK (${cfg.customerGateways.length} customer gateways, ${cfg.vpnConnections.length} VPN connections, ${cfg.vpnServers.length} VPN servers${eps})\n`);
         return 0;
       }
       case 'status': {
         expectArgs(p, 0, 'no arguments');
-        const st = (await controlCall(controlPathFor(p, io), 'status')) as GatewayStatus;
+        const st = (await controlCall(await controlPathFor(p, io), 'status')) as GatewayStatus;
         io.stdout(p.values.json ? `${JSON.stringify(st, null, 2)}\n` : `${formatStatus(st)}\n`);
         return 0;
       }
       case 'diagnose': {
         expectArgs(p, 1, 'one argument: the VPN connection name');
         const name = p.positionals[0]!;
-        const st = (await controlCall(controlPathFor(p, io), 'status')) as GatewayStatus;
+        const st = (await controlCall(await controlPathFor(p, io), 'status')) as GatewayStatus;
         const c = st.connections.find((x) => x.name === name);
         if (!c) {
           throw new VpnError('ERR_UNKNOWN_CONNECTION', `no VPN connection named "${name}" (configured: ${st.connections.map((x) => x.name).join(', ') || 'none'})`);
@@ -229,14 +230,14 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
       case 'terminate': {
         expectArgs(p, 1, 'one argument: the VPN connection name');
         const name = p.positionals[0]!;
-        const r = (await controlCall(controlPathFor(p, io), p.command, { name })) as { name: string; state: string };
+        const r = (await controlCall(await controlPathFor(p, io), p.command, { name })) as { name: string; state: string };
         io.stdout(p.values.json ? `${JSON.stringify(r)}\n` : `${r.name}: ${r.state}\n`);
         return 0;
       }
       case 'rekey': {
         expectArgs(p, 1, 'one argument: the VPN connection name');
         const name = p.positionals[0]!;
-        const r = (await controlCall(controlPathFor(p, io), 'rekey', { name, sa: p.values.ike ? 'ike' : 'child' })) as { name: string; sa: string; state: string };
+        const r = (await controlCall(await controlPathFor(p, io), 'rekey', { name, sa: p.values.ike ? 'ike' : 'child' })) as { name: string; sa: string; state: string };
         io.stdout(p.values.json ? `${JSON.stringify(r)}\n` : `${r.name}: ${r.sa === 'ike' ? 'IKE SA' : 'CHILD_SAs'} rekeying (${r.state})\n`);
         return 0;
       }
@@ -244,19 +245,19 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
         if (p.positionals.length === 1) return await disconnectUser(p, io, p.positionals[0]!);
         expectArgs(p, 2, 'the user name, or two arguments: the VPN server name and the client (id or user name)');
         const [server, client] = p.positionals as [string, string];
-        const r = (await controlCall(controlPathFor(p, io), 'disconnect', { server, client, halt: p.values.halt === true })) as { server: string; client: string; user: string };
+        const r = (await controlCall(await controlPathFor(p, io), 'disconnect', { server, client, halt: p.values.halt === true })) as { server: string; client: string; user: string };
         io.stdout(p.values.json ? `${JSON.stringify(r)}\n` : `${r.server}: client ${r.client}${r.user ? ` (${r.user})` : ''} disconnected\n`);
         return 0;
       }
       case 'pki':
         if (p.positionals[0] === 'issue-client') return await pkiIssueClient(p, io);
         if (p.positionals[0] === 'revoke-client') return await pkiRevokeClient(p, io);
-        return pki(p, io);
+        return await pki(p, io);
       case 'clients':
         return await clientsCommand(p, io);
       case 'client-config': {
         expectArgs(p, 1, 'one argument: the user name');
-        const path = controlPathFor(p, io);
+        const path = await controlPathFor(p, io);
         const query: Record<string, string> = { user: p.positionals[0]! };
         if (p.values.host !== undefined) query.host = p.values.host;
         const r = (await controlCall(path, 'resource.action', { kind: 'vpn-server', id: await serverFor(p, path), action: 'client-config', query })) as { text: string };
@@ -265,7 +266,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
       }
       case 'token': {
         if (p.positionals[0] !== 'create' || p.positionals.length !== 1) throw new CliError('token takes one subcommand: create (see vpcgw --help)');
-        const t = (await controlCall(controlPathFor(p, io), 'token.create', { name: p.values.name ?? 'cli' })) as { token: string };
+        const t = (await controlCall(await controlPathFor(p, io), 'token.create', { name: p.values.name ?? 'cli' })) as { token: string };
         io.stdout(`${t.token}\n`);
         return 0;
       }
@@ -282,7 +283,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
       case 'get': {
         if (p.positionals.length < 1 || p.positionals.length > 2) throw new CliError('get takes a kind and optionally a name or id (see vpcgw --help)');
         const [kind, id] = p.positionals as [string, string | undefined];
-        const path = controlPathFor(p, io);
+        const path = await controlPathFor(p, io);
         const r = id === undefined
           ? ((await controlCall(path, 'resource.list', { kind })) as { items: Record<string, unknown>[] }).items
           : await controlCall(path, 'resource.get', { kind, id });
@@ -292,13 +293,13 @@ export async function main(argv: string[], io: CliIo = defaultIo, gatewayOptions
       case 'delete': {
         expectArgs(p, 2, 'two arguments: the kind and the name or id');
         const [kind, id] = p.positionals as [string, string];
-        await controlCall(controlPathFor(p, io), 'resource.delete', { kind, id });
+        await controlCall(await controlPathFor(p, io), 'resource.delete', { kind, id });
         io.stdout(`${kind} ${id}: deleted\n`);
         return 0;
       }
       case 'peer-config': {
         expectArgs(p, 1, 'one argument: the VPN connection name');
-        const r = (await controlCall(controlPathFor(p, io), 'resource.action', {
+        const r = (await controlCall(await controlPathFor(p, io), 'resource.action', {
           kind: 'vpn-connection', id: p.positionals[0]!, action: 'peer-config', query: { format: p.values.format ?? 'swanctl' },
         })) as { text: string };
         io.stdout(r.text.endsWith('\n') ? r.text : `${r.text}\n`);
@@ -325,7 +326,7 @@ async function endpointCommand(p: Parsed, io: CliIo): Promise<number> {
   if ((sub !== 'accept' && sub !== 'reject') || !service || !endpoint || rest.length > 0) {
     throw new CliError('endpoint takes accept or reject, the endpoint service and the endpoint (see vpcgw --help)');
   }
-  const r = (await controlCall(controlPathFor(p, io), 'resource.action', {
+  const r = (await controlCall(await controlPathFor(p, io), 'resource.action', {
     kind: 'vpc-endpoint-service', id: service, action: 'connections/action', query: {},
     body: { action: sub === 'accept' ? 'receive' : 'reject', endpoints: [endpoint] },
   })) as { json: { connections: { endpoint_name: string; status: string }[] } };
@@ -357,7 +358,7 @@ async function userCommand(p: Parsed, io: CliIo): Promise<number> {
     if (first.length === 0) throw new CliError('no password on stdin');
     return first;
   };
-  const path = controlPathFor(p, io);
+  const path = await controlPathFor(p, io);
   switch (sub) {
     case 'add': {
       const n = needName();
@@ -415,7 +416,7 @@ async function adminCommand(p: Parsed, io: CliIo): Promise<number> {
     if (!name || rest.length > 0) throw new CliError(`admin ${sub ?? ''} takes one argument: the admin's name (see vpcgw --help)`);
     return name;
   };
-  const path = controlPathFor(p, io);
+  const path = await controlPathFor(p, io);
   switch (sub) {
     case 'add': {
       const n = needName();
@@ -486,7 +487,7 @@ async function groupCommand(p: Parsed, io: CliIo): Promise<number> {
     if (!name || rest.length > 0) throw new CliError(`group ${sub ?? ''} takes one argument: the group name (see vpcgw --help)`);
     return name;
   };
-  const path = controlPathFor(p, io);
+  const path = await controlPathFor(p, io);
   switch (sub) {
     case 'add': {
       const n = needName();
@@ -559,7 +560,7 @@ async function applyFile(p: Parsed, io: CliIo): Promise<number> {
   } catch (e) {
     throw new CliError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
   }
-  const path = controlPathFor(p, io);
+  const path = await controlPathFor(p, io);
   const dryRun = p.values['dry-run'] === true;
   // the plan first, always: a dry run of the same document
   const planned = (await controlCall(path, 'apply', { text, source: file, baseDir: dirname(file), dryRun: true })) as { plan: PlanStep[] };
@@ -595,7 +596,7 @@ async function serverNames(path: string): Promise<string[]> {
 /** `vpcgw clients [SERVER]`: the vpn-server `clients` action (GET /v1/vpn-servers/{id}/clients) of one or all servers. */
 async function clientsCommand(p: Parsed, io: CliIo): Promise<number> {
   if (p.positionals.length > 1) throw new CliError('clients takes at most one argument: the VPN server name (see vpcgw --help)');
-  const path = controlPathFor(p, io);
+  const path = await controlPathFor(p, io);
   const servers = p.positionals[0] !== undefined ? [p.positionals[0]] : await serverNames(path);
   const rows: ClientRow[] = [];
   for (const server of servers) {
@@ -636,7 +637,7 @@ async function pkiIssueClient(p: Parsed, io: CliIo): Promise<number> {
   const crt = join(dir, `${user}.crt`);
   const key = join(dir, `${user}.key`);
   for (const f of [crt, key]) if (existsSync(f)) throw new CliError(`${f} exists; not overwriting it`);
-  const path = controlPathFor(p, io);
+  const path = await controlPathFor(p, io);
   const r = (await controlCall(path, 'client.issue', { server: await serverFor(p, path), user })) as { cert: string; key: string };
   writeFileSync(key, r.key, { mode: 0o600, flag: 'wx' });
   writeFileSync(crt, r.cert, { mode: 0o600, flag: 'wx' });
@@ -647,7 +648,7 @@ async function pkiIssueClient(p: Parsed, io: CliIo): Promise<number> {
 /** `vpcgw pki revoke-client USER|SERIAL`: onto the server's CRL (the daemon writes it), the user's session ends. */
 async function pkiRevokeClient(p: Parsed, io: CliIo): Promise<number> {
   if (p.positionals.length !== 2) throw new CliError('pki revoke-client takes one argument: the user name or the certificate serial (see vpcgw --help)');
-  const path = controlPathFor(p, io);
+  const path = await controlPathFor(p, io);
   const r = (await controlCall(path, 'client.revoke', { server: await serverFor(p, path), target: p.positionals[1]! })) as {
     server: string; revoked: { serial: string; user: string }[]; crl: string; disconnected: string[];
   };
@@ -662,7 +663,8 @@ async function pkiRevokeClient(p: Parsed, io: CliIo): Promise<number> {
 }
 
 /** `vpcgw pki`: tls-crypt / tls-auth keys, and the client profile with the key inline. */
-function pki(p: Parsed, io: CliIo): number {
+async function pki(p: Parsed, io: CliIo): Promise<number> {
+  const { generateStaticKeyFile, generateTlsCryptV2ClientKeyFile, generateTlsCryptV2ServerKeyFile } = await import('./gateway/pki.js');
   const sub = p.positionals[0];
   if (sub === 'tls-crypt' || sub === 'tls-auth') {
     if (p.positionals.length !== 2) throw new CliError(`pki ${sub} takes one argument: the key file to write (see vpcgw --help)`);
@@ -686,7 +688,7 @@ function pki(p: Parsed, io: CliIo): number {
   if (sub === 'profile') {
     if (p.positionals.length !== 1) throw new CliError('pki profile takes no arguments (see vpcgw --help)');
     const configPath = p.values.config ? resolve(io.cwd, p.values.config) : join(defaultDataDir(io.env, io.cwd), 'vpcgw.yaml');
-    const cfg = loadConfigFile(configPath);
+    const cfg = await loadConfig(configPath);
     const dir = join(cfg.gateway.dataDir, 'pki');
     const server = cfg.vpnServers[0];
     if (!server) throw new CliError(`${configPath} has no vpnServers`);
@@ -694,6 +696,7 @@ function pki(p: Parsed, io: CliIo): number {
     // keep the host of the existing profile's "remote" line (the user may have set it)
     const old = existsSync(join(dir, 'client1.ovpn')) ? read('client1.ovpn') : '';
     const host = /^remote (\S+)/m.exec(old)?.[1] ?? '127.0.0.1';
+    const { profileWithCertificate } = await import('./gateway/client-profile.js');
     const profile = profileWithCertificate(cfg, server.name, { cert: read('client1.crt'), key: read('client1.key') }, { host }).text;
     writeFileSync(join(dir, 'client1.ovpn'), profile, { mode: 0o600 });
     io.stdout(`${join(dir, 'client1.ovpn')}: written${server.tlsCrypt ? ' (with tls-crypt)' : server.tlsAuth ? ' (with tls-auth)' : server.tlsCryptV2 ? ' (with a new tls-crypt-v2 client key)' : ''}\n`);
@@ -707,6 +710,13 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
   if (!io.isRoot()) {
     throw new CliError('start must run as root (it creates a TUN device, binds UDP 500/4500 and installs routes)', 'ERR_NOT_ROOT');
   }
+  const [{ runGateway }, { ipsecController }, { sslVpnServers }, { ensureDefaultConfig, nextSteps }, { createRootLogger, resolveLogLevel }] = await Promise.all([
+    import('./gateway/run.js'),
+    import('./gateway/ipsec.js'),
+    import('./gateway/vpn-servers.js'),
+    import('./gateway/default-config.js'),
+    import('./gateway/log.js'),
+  ]);
   let configPath: string;
   let created = false;
   if (p.values.config) {
@@ -716,7 +726,7 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
     configPath = d.path;
     created = d.created;
   }
-  const fileCfg: GatewayConfig = loadConfigFile(configPath);
+  const fileCfg: GatewayConfig = await loadConfig(configPath);
   const log = createRootLogger({ level: resolveLogLevel(fileCfg.gateway.logLevel, io.env), base: { gw: fileCfg.gateway.name } });
   const controlPath = p.values.control ? resolve(io.cwd, p.values.control) : join(fileCfg.gateway.dataDir, CONTROL_SOCKET_NAME);
   let running: RunningGateway;
@@ -785,7 +795,7 @@ if (isMain()) {
  * user has no session.
  */
 async function disconnectUser(p: Parsed, io: CliIo, user: string): Promise<number> {
-  const path = controlPathFor(p, io);
+  const path = await controlPathFor(p, io);
   const st = (await controlCall(path, 'status', {})) as { vpnServers?: { name: string; sessions?: { id: string; user: string }[] }[] };
   const done: { server: string; client: string; user: string }[] = [];
   for (const v of st.vpnServers ?? []) {

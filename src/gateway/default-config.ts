@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { IoError } from '../common/errors.js';
 import { parseIp, parsePrefix, prefixContains } from '../common/ip.js';
 import { profileWithCertificate } from './client-profile.js';
 import { loadConfigFile } from './config/load.js';
 import type { GatewayConfig } from './config/types.js';
 import { issueCertificate, validFor } from './pki.js';
+import { DEFAULT_CONFIG_NAME } from './paths.js';
 
 /**
  * `vpcgw start` with no --config: the data dir ($VPCGW_DATA_DIR, else ./var) holds vpcgw.yaml,
@@ -16,17 +17,10 @@ import { issueCertificate, validFor } from './pki.js';
  * generated PSK (the file is 0600; the PSK is never printed or logged).
  */
 
-export const DEFAULT_DATA_DIR = './var';
-export const DEFAULT_CONFIG_NAME = 'vpcgw.yaml';
-export const CONTROL_SOCKET_NAME = 'vpcgw.sock';
+export { CONTROL_SOCKET_NAME, DEFAULT_CONFIG_NAME, DEFAULT_DATA_DIR, defaultDataDir } from './paths.js';
 
 /** Candidate VPC subnets for the default, first one that does not clash with this host's addresses. */
 const VPC_SUBNET_CANDIDATES = ['10.2.0.0/16', '10.202.0.0/16', '172.31.0.0/16', '192.168.202.0/24'];
-
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, cwd: string = process.cwd()): string {
-  const fromEnv = env.VPCGW_DATA_DIR?.trim();
-  return resolve(cwd, fromEnv || DEFAULT_DATA_DIR);
-}
 
 /** A VPC subnet for the default config that none of this host's interface addresses fall in. */
 export function pickDefaultVpcSubnet(hostAddresses: readonly string[] = localAddresses()): string {
