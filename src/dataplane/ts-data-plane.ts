@@ -235,6 +235,19 @@ export class TsDataPlane implements DataPlane {
   }
 
   sendNatKeepalive(to: Endpoint, local: Endpoint): boolean {
+    // RFC 3948 §2.3: one 0xFF byte, no non-ESP marker
+    this.ctlBatch.buf[0] = NAT_KEEPALIVE_BYTE;
+    return this.sendOne(to, local, 1);
+  }
+
+  sendControl(pkt: Buffer, to: Endpoint, local: Endpoint): boolean {
+    if (pkt.length + NON_ESP_MARKER_SIZE > this.ctlBatch.slotSize) return false;
+    pkt.copy(this.ctlBatch.buf, writeNonEspMarker(this.ctlBatch.buf, 0));
+    return this.sendOne(to, local, pkt.length + NON_ESP_MARKER_SIZE);
+  }
+
+  /** Sends the first `len` bytes of the control batch's first slot from `local` to `to`. */
+  private sendOne(to: Endpoint, local: Endpoint, len: number): boolean {
     if (this.closed) return false;
     const i = bindIndexFor(this.binds, local.family, local.address, local.port);
     const addr = parseIp(to.address);
@@ -242,27 +255,7 @@ export class TsDataPlane implements DataPlane {
     const b = this.ctlBatch;
     b.count = 1;
     b.off[0] = 0;
-    b.buf[0] = NAT_KEEPALIVE_BYTE; // RFC 3948 §2.3: one 0xFF byte, no non-ESP marker
-    b.len[0] = 1;
-    b.family[0] = addr.family;
-    b.addr.fill(0, 0, 16);
-    addr.bytes.copy(b.addr, 0);
-    b.port[0] = to.port;
-    const n = this.binds[i]!.send(b);
-    b.count = 0;
-    return n === 1;
-  }
-
-  sendControl(pkt: Buffer, to: Endpoint, local: Endpoint): boolean {
-    if (this.closed) return false;
-    const i = bindIndexFor(this.binds, local.family, local.address, local.port);
-    const addr = parseIp(to.address);
-    if (i < 0 || !addr || pkt.length + NON_ESP_MARKER_SIZE > this.ctlBatch.slotSize) return false;
-    const b = this.ctlBatch;
-    b.count = 1;
-    b.off[0] = 0;
-    pkt.copy(b.buf, writeNonEspMarker(b.buf, 0));
-    b.len[0] = pkt.length + NON_ESP_MARKER_SIZE;
+    b.len[0] = len;
     b.family[0] = addr.family;
     b.addr.fill(0, 0, 16);
     addr.bytes.copy(b.addr, 0);
