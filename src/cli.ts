@@ -785,7 +785,9 @@ function isMain(): boolean {
 }
 
 if (isMain()) {
-  void main(process.argv.slice(2)).then((code) => process.exit(code));
+  // stdout into a pipe is written asynchronously: exit once everything queued has been written, or a
+  // large `status --json` (a thousand tunnels) would be cut short
+  void main(process.argv.slice(2)).then((code) => process.stdout.write('', () => process.exit(code)));
 }
 
 
