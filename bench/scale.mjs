@@ -43,7 +43,7 @@ const CHARON_PLUGINS = JSON.parse(readFileSync(new URL('../test/helpers/charon-p
 // BENCH FIXTURE ONLY: not a real password.
 const PASSWORD = 'bench-scale-fixture-password';
 
-const siteAddr = (i) => `198.18.${i >> 8}.${(i & 255) + 1}`;
+const siteAddr = (i) => `198.18.${(i + 1) >> 8}.${(i + 1) & 255}`;
 const siteNet = (i) => `10.${100 + (i >> 8)}.${i & 255}.0/24`;
 const siteHostAddr = (i) => `10.${100 + (i >> 8)}.${i & 255}.1`;
 const log = (...a) => console.error('bench:scale:', ...a);

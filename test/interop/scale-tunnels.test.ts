@@ -19,7 +19,7 @@ const PSK = 'scale-tunnels-fixture-psk-not-secret';
 const IKE = 'aes128gcm16-prfsha256-x25519';
 const ESP = 'aes128gcm16';
 
-const siteAddr = (i: number): string => `198.18.${i >> 8}.${(i & 255) + 1}`;
+const siteAddr = (i: number): string => `198.18.${(i + 1) >> 8}.${(i + 1) & 255}`;
 const siteNet = (i: number): string => `10.100.${i}.0/24`;
 const siteHostAddr = (i: number): string => `10.100.${i}.1`;
 
