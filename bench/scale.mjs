@@ -13,7 +13,10 @@
 //            check, plus two stock openvpn clients beside the load on each. Handshakes per second,
 //            the server's memory per client, echo replies and the aggregate data-channel rate.
 //
-//   npm run bench:scale [-- --tunnels 1000 --clients 500 --only tunnels,clients --json]
+//   sslcpu:  the SSL VPN server's CPU-seconds per GB carried beside the stock openvpn server's and
+//            the ESP path's, from bench/e2e/p2c.mjs (one openvpn client, iperf3, 2 × 6 s).
+//
+//   npm run bench:scale [-- --tunnels 1000 --clients 500 --only sslcpu,tunnels,clients --json]
 //
 // Needs root, strongSwan (charon + swanctl), openvpn and a built dist/ (npm run build). Namespaces
 // are created here and deleted at the end; every wait is bounded.
@@ -30,7 +33,7 @@ const { values: opt } = parseArgs({
     tunnels: { type: 'string', default: '1000' },
     clients: { type: 'string', default: '500' },
     concurrency: { type: 'string', default: '32' },
-    only: { type: 'string', default: 'tunnels,clients' },
+    only: { type: 'string', default: 'sslcpu,tunnels,clients' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -361,8 +364,19 @@ function round(x, d) {
 }
 const ratio = (a, b) => (b > 0 ? round(a / b, 2) : NaN);
 
+/** bench/e2e/p2c.mjs's summary: the server CPU-per-GB line and the ESP path's. */
+async function benchSslCpu() {
+  log('sslcpu: bench/e2e/p2c.mjs --seconds 6 --reps 2');
+  const r = await run(process.execPath, [join(REPO_ROOT, 'bench/e2e/p2c.mjs'), '--seconds', '6', '--reps', '2'], { timeoutMs: 400_000 });
+  const lines = r.stdout.split('\n').filter((l) => /CPU per GB|ESP path/.test(l)).map((l) => l.trim());
+  const m = /vpcgw ([\d.]+) s, openvpn server ([\d.]+) s/.exec(r.stdout);
+  const esp = /ESP path .*?, ([\d.]+) CPU-s\/GB/.exec(r.stdout);
+  return { vpcgwCpuPerGb: m ? Number(m[1]) : NaN, openvpnCpuPerGb: m ? Number(m[2]) : NaN, espCpuPerGb: esp ? Number(esp[1]) : NaN, lines };
+}
+
 const out = {};
 const started = performance.now();
+if (ONLY.has('sslcpu')) out.sslcpu = await benchSslCpu();
 if (ONLY.has('tunnels')) out.tunnels = await benchTunnels();
 if (ONLY.has('clients')) out.clients = await benchClients();
 out.seconds = round((performance.now() - started) / 1000, 0);
@@ -370,6 +384,12 @@ out.seconds = round((performance.now() - started) / 1000, 0);
 if (opt.json) {
   console.log(JSON.stringify(out));
 } else {
+  if (out.sslcpu) {
+    const c = out.sslcpu;
+    console.log(`\nSSL VPN data path, one openvpn 2.6 client, AES-256-GCM over UDP (server CPU-seconds per GB carried):`);
+    console.log(`  vpcgw ${c.vpcgwCpuPerGb}, openvpn server ${c.openvpnCpuPerGb}: ${ratio(c.vpcgwCpuPerGb, c.openvpnCpuPerGb)}x (target <= 0.33x); `
+      + `ESP path ${c.espCpuPerGb}: SSL/ESP ${ratio(c.vpcgwCpuPerGb, c.espCpuPerGb)}x (target <= 1.5x)`);
+  }
   if (out.tunnels) {
     const v = out.tunnels.vpcgw;
     const c = out.tunnels.charon;
