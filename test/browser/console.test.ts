@@ -193,15 +193,15 @@ describe('the web console against vpcgw start', () => {
     const dialog = page.getByRole('dialog');
     await dialog.getByLabel('name *').fill('dc1-main');
     await dialog.getByLabel('customerGateway *').fill('dc1');
-    await dialog.getByLabel('localSubnets *').fill(ADDR.vpcSubnet);
-    await dialog.getByLabel('remoteSubnets *').fill('10.2.5.0/24'); // inside the VPC: the gateway refuses it
+    await dialog.getByLabel('localSubnets', { exact: true }).fill(ADDR.vpcSubnet);
+    await dialog.getByLabel('remoteSubnets', { exact: true }).fill('10.2.5.0/24'); // inside the VPC: the gateway refuses it
     await dialog.getByLabel('psk').fill(PSK);
     await dialog.getByLabel('startAction').selectOption('none');
     await dialog.getByRole('button', { name: 'Create' }).click();
     const err = dialog.locator('.field-error[data-field="remoteSubnets"]');
     await expect.poll(() => err.textContent()).toMatch(/10\.2\.5\.0\/24.* not valid/);
     await shot('form-server-error');
-    await dialog.getByLabel('remoteSubnets *').fill(ADDR.siteSubnet);
+    await dialog.getByLabel('remoteSubnets', { exact: true }).fill(ADDR.siteSubnet);
     await dialog.getByRole('button', { name: 'Create' }).click();
     await page.getByRole('link', { name: 'dc1-main', exact: true }).waitFor();
     const v = (await d!.api('GET', '/v1/vpn-connections/dc1-main')).json as Record<string, unknown>;
