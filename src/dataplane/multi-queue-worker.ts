@@ -34,6 +34,7 @@ export interface WorkerInit {
   maxPacket: number | null;
   gso: boolean;
   gro: boolean;
+  rxModerationUs: number;
 }
 
 export interface WirePrefix {
@@ -172,6 +173,7 @@ function run(): void {
       stats: init.stats,
       gso: init.gso,
       gro: init.gro,
+      rxModerationUs: init.rxModerationUs,
       ...(init.maxPacket ? { maxPacket: init.maxPacket } : {}),
     });
   } catch (e) {

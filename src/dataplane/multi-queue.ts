@@ -17,6 +17,7 @@ import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from '.
 import { POLICY_DROPS } from '../vpcep/policy.js';
 import type { DataPathPolicy, EndpointCounters, PolicyCounters, PolicyDrop } from '../vpcep/policy.js';
 import { SinkTable } from './sink-table.js';
+import { DEFAULT_RX_MODERATION_US } from './moderation.js';
 import {
   loadNativeDataPlane,
   NATIVE_DP_STAT,
@@ -171,7 +172,7 @@ export class MultiQueueDataPlane implements DataPlane {
   readonly sslOffload = null;
   readonly queues: number;
   readonly tunName: string;
-  readonly offloads: { vnetHdr: boolean; gso: boolean; gro: boolean };
+  readonly offloads: { vnetHdr: boolean; gso: boolean; gro: boolean; rxModerationUs: number };
   private readonly log: Logger;
   private readonly main: NativeDataPlane;
   private readonly workers: QueueWorker[];
@@ -209,6 +210,7 @@ export class MultiQueueDataPlane implements DataPlane {
         maxPacket: opts.maxPacket ?? null,
         gso: opts.gso ?? true,
         gro: opts.gro ?? true,
+        rxModerationUs: opts.rxModerationUs ?? DEFAULT_RX_MODERATION_US,
       };
       const worker = new Worker(url!, { workerData: init, name: `vpcgw-dp-q${q}` });
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));

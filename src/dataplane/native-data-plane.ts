@@ -28,6 +28,7 @@ import { NAT_KEEPALIVE_BYTE } from '../common/ipsec-udp.js';
 /** RFC 3948 §2.3: the one-byte NAT-keepalive payload */
 const NAT_KEEPALIVE = Buffer.from([NAT_KEEPALIVE_BYTE]);
 import { SinkTable } from './sink-table.js';
+import { DEFAULT_RX_MODERATION_US } from './moderation.js';
 
 /**
  * The native data plane (src/native/engine + core/esp.cc + core/offload.cc): the whole packet path
@@ -76,8 +77,9 @@ export const NATIVE_DP_STAT = {
   tunRxBytes: 24,
   tunTxBytes: 25,
   tunReadsAfterWrite: 26,
+  rxModerations: 27,
 } as const;
-const STAT_DROPS = 27;
+const STAT_DROPS = 28;
 const STAT_COUNT = STAT_DROPS + DROP_REASON_COUNT;
 /** Length of the native stats array (NativeDataPlaneOptions.stats). */
 export const NATIVE_DP_STAT_COUNT = STAT_COUNT;
@@ -128,7 +130,7 @@ import type { SslDatagramHandler, SslKeyMaterial, SslOffload, SslSessionCounters
 export interface NativeDataPlaneHandle {
   attachTun(fd: number, vnetHdr: boolean, owns: boolean): void;
   attachUdp(fd: number): number;
-  setOptions(gso: boolean, gro: boolean): void;
+  setOptions(gso: boolean, gro: boolean, rxModerationUs: number): void;
   start(cb: (ctl: number, sink: number, events: number) => void): void;
   installSa(p: NativeSaParams): boolean;
   removeSa(spi: number, inbound: boolean): boolean;
@@ -334,6 +336,13 @@ export interface NativeDataPlaneOptions {
   /** GRO-style coalescing into the TUN; needs a vnet-header TUN (default true when it has one) */
   gro?: boolean;
   /**
+   * Receive moderation in µs (default DEFAULT_RX_MODERATION_US, 0 off): a UDP socket that stays busy
+   * is polled at most once per this period, so datagrams are read, coalesced and answered in
+   * batches (src/native/engine/engine.cc explains the trade: at most this much added latency, only
+   * while a socket is busy).
+   */
+  rxModerationUs?: number;
+  /**
    * The array native code counts into (NATIVE_DP_STAT_COUNT doubles); a SharedArrayBuffer view lets
    * another thread read a worker's counters (multi-queue). Default: a private one.
    */
@@ -385,7 +394,7 @@ export class NativeDataPlane implements DataPlane, SslOffload {
   private readonly policyReader = new PolicyCounterReader();
   private policyTimer: NodeJS.Timeout | null = null;
   readonly tunName: string;
-  readonly offloads: { vnetHdr: boolean; gso: boolean; gro: boolean };
+  readonly offloads: { vnetHdr: boolean; gso: boolean; gro: boolean; rxModerationUs: number };
 
   constructor(tun: NativeTunSource, binds: readonly FdUdpBind[], opts: NativeDataPlaneOptions = {}) {
     const addon = loadNativeDataPlane();
@@ -411,8 +420,9 @@ export class NativeDataPlane implements DataPlane, SslOffload {
     this.bindLocal = this.binds.map((b) => ({ family: b.family, address: b.address, port: b.port }));
     const gso = opts.gso ?? true;
     const gro = vnet && (opts.gro ?? true);
-    this.h.setOptions(gso, gro);
-    this.offloads = { vnetHdr: vnet, gso, gro };
+    const rxModerationUs = opts.rxModerationUs ?? DEFAULT_RX_MODERATION_US;
+    this.h.setOptions(gso, gro, rxModerationUs);
+    this.offloads = { vnetHdr: vnet, gso, gro, rxModerationUs };
     this.tunName = tun.name;
     this.flushTunSoon = () => {
       this.tunFlushScheduled = false;

@@ -64,6 +64,8 @@ export interface DataPlaneRequest {
   queues?: number;
   /** default: VPCGW_DATAPLANE */
   mode?: DataPlaneMode;
+  /** the native data plane's receive moderation (gateway.dataPlane.rxModerationUs; NativeDataPlaneOptions) */
+  rxModerationUs?: number;
   /**
    * undefined (default): choose as above; a factory: a plain TUN and that data plane; null: a plain
    * TUN and no data plane.
@@ -107,7 +109,7 @@ export function openDataPlaneTun(req: DataPlaneRequest): DataPlaneChoice {
   if (queues > 1) {
     try {
       const fds = req.tuns.openMultiQueueTun!(queues);
-      return new NativeChoice(new OffloadTunDevice(fds[0]!), fds.slice(1), log, null);
+      return new NativeChoice(new OffloadTunDevice(fds[0]!), fds.slice(1), log, null, req.rxModerationUs);
     } catch (e) {
       oneQueueReason = `cannot open a multi-queue TUN: ${(e as Error).message}`;
     }
@@ -118,7 +120,7 @@ export function openDataPlaneTun(req: DataPlaneRequest): DataPlaneChoice {
   } catch (e) {
     return ts(`cannot open an offload TUN: ${(e as Error).message}`);
   }
-  return new NativeChoice(tun instanceof OffloadTunDevice ? tun : new OffloadTunDevice(tun), [], log, oneQueueReason, queues);
+  return new NativeChoice(tun instanceof OffloadTunDevice ? tun : new OffloadTunDevice(tun), [], log, oneQueueReason, req.rxModerationUs, queues);
 }
 
 /** Why the native addon's data plane cannot be loaded, or null. */
@@ -247,6 +249,7 @@ class NativeChoice implements DataPlaneChoice {
     private queueTuns: readonly OffloadTun[],
     private readonly log: Logger,
     private oneQueueReason: string | null,
+    private readonly rxModerationUs: number | undefined,
     private readonly queuesAsked = queueTuns.length + 1,
   ) {
     this.reusePort = queueTuns.length > 0;
@@ -268,7 +271,7 @@ class NativeChoice implements DataPlaneChoice {
       }
     }
     if (!dp) {
-      const single = new NativeDataPlane(this.tun, fdBinds, { logger: this.log });
+      const single = new NativeDataPlane(this.tun, fdBinds, { logger: this.log, ...this.modOpt() });
       this.unowned = [];
       logNative(this.log, single, this.oneQueueReason, this.queuesAsked);
       dp = single;
@@ -305,12 +308,16 @@ class NativeChoice implements DataPlaneChoice {
     const tuns = [this.tun, ...this.queueTuns];
     this.queueTuns = [];
     try {
-      return await MultiQueueDataPlane.start({ tuns, binds: qBinds }, { logger: this.log });
+      return await MultiQueueDataPlane.start({ tuns, binds: qBinds }, { logger: this.log, ...this.modOpt() });
     } catch (e) {
       // queue 0's fd is still ours (it is the single-queue fallback): only workers' fds were closed
       this.unowned = [this.tun];
       throw e;
     }
+  }
+
+  private modOpt(): { rxModerationUs?: number } {
+    return this.rxModerationUs === undefined ? {} : { rxModerationUs: this.rxModerationUs };
   }
 
   private closeFds(list: readonly OffloadTun[]): void {

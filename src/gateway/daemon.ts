@@ -499,6 +499,7 @@ export class Gateway {
       // VPC endpoints keep their NAT flow table in one data-plane thread: "auto" is one queue then
       // (the loader refuses an explicit count above 1 with endpoints)
       queues: g.endpoints && g.dataPlane.queues === 'auto' ? 1 : resolveQueues(g.dataPlane.queues),
+      rxModerationUs: g.dataPlane.rxModerationUs,
       factory: this.opts.dataPlane,
       log: this.log,
     });

@@ -104,6 +104,9 @@ class Poller {
     return uv_poll_start(&handle_->poll, UV_READABLE, &Poller::OnPoll);
   }
 
+  // Stops readable polling until the next Rearm (the handle stays open).
+  int Pause() { return handle_ ? uv_poll_stop(&handle_->poll) : UV_EINVAL; }
+
   bool Active() const { return handle_ != nullptr; }
 
   // Stops polling and frees the handle later; `done(owner)` runs once libuv has released it.

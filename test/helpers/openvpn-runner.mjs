@@ -37,7 +37,8 @@ let nativeDp = null;
 if (mode === 'native') {
   const { openOffloadTun, NativeDataPlane } = await import(new URL('dataplane/native-data-plane.js', dist).href);
   const otun = openOffloadTun(cfg.tun.name, cfg.tun.mtu ?? 1500, true);
-  nativeDp = new NativeDataPlane(otun, [], { logger: log });
+  // cfg.rxModerationUs: gateway.dataPlane.rxModerationUs (absent: the data plane's default)
+  nativeDp = new NativeDataPlane(otun, [], { logger: log, ...(cfg.rxModerationUs === undefined ? {} : { rxModerationUs: cfg.rxModerationUs }) });
   tun = { name: otun.name, stats: () => nativeDp.nativeStats(), close: () => {} };
 } else {
   tun = LinuxTun.open({ name: cfg.tun.name, mtu: cfg.tun.mtu ?? 1500, log });

@@ -15,6 +15,7 @@ import { LocalCredentials, TrustAnchors } from './credentials.js';
 import { DEFAULT_HALF_OPEN_TIMEOUT_SEC, DEFAULT_INIT_LIMITS } from '../../ike/init-guard.js';
 import { DEFAULT_RETRANSMIT, IKE_FRAGMENTATION_MODES, NAT_KEEPALIVE_DEFAULT_SEC } from '../../ike/config/peer-config.js';
 import { PASSWORD_HASH_FORMAT, parsePasswordHash } from '../users.js';
+import { DEFAULT_RX_MODERATION_US, MAX_RX_MODERATION_US } from '../../dataplane/moderation.js';
 
 /**
  * The config file, one field table per section. Everything about a key (type, bounds, enum
@@ -116,6 +117,11 @@ export const DATA_PLANE = object({
     description: 'Queues of the native data plane: each is one TUN queue, one SO_REUSEPORT socket per 4500 address and one '
       + 'thread (the first is the main thread). "auto" picks the measured default (AUTO_QUEUES in src/dataplane/multi-queue.ts). '
       + 'The TypeScript fallback always runs one.',
+  }),
+  rxModerationUs: withDefault(int(0, MAX_RX_MODERATION_US), DEFAULT_RX_MODERATION_US, {
+    description: 'Receive moderation of the native data plane, in microseconds (0: off), as a NIC\'s rx-usecs: a UDP socket that '
+      + 'stays busy is read at most once per this period, so its datagrams are decrypted, coalesced into the TUN and answered in '
+      + 'batches. Costs at most this much latency, and only while a socket is busy (src/native/engine/engine.cc).',
   }),
 }, { description: 'The packet path.' });
 

@@ -114,9 +114,11 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     return Attach(env, info[0].As<Napi::Number>().Int32Value(), false);
   }
 
-  // setOptions(gso, gro): offload switches (gro needs a vnet-header TUN)
+  // setOptions(gso, gro, rxModerationUs): offload switches (gro needs a vnet-header TUN) and receive
+  // moderation (0 off; before start)
   Napi::Value SetOptions(const Napi::CallbackInfo& info) {
-    e_.SetOptions(info.Length() > 0 && info[0].ToBoolean().Value(), info.Length() > 1 && info[1].ToBoolean().Value());
+    uint32_t modUs = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : 0;
+    e_.SetOptions(info.Length() > 0 && info[0].ToBoolean().Value(), info.Length() > 1 && info[1].ToBoolean().Value(), modUs);
     return info.Env().Undefined();
   }
 

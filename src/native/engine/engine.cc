@@ -29,6 +29,14 @@
 // address. Datagrams for JS record it per sender (the reply table JS-originated sends use), an SSL
 // session keeps the address its authenticated packets reach, an outbound SA sends from its local
 // address; sendmmsg then carries one IP_PKTINFO control message per datagram (next to UDP_SEGMENT).
+// Receive moderation (as a NIC's rx-usecs or Linux's gro_flush_timeout): a stock OpenVPN client or
+// a libipsec peer sends each datagram with its own sendto(), so a socket that is read as soon as it
+// turns readable yields one or two datagrams per wake-up, and every wake-up pays for the poll, the
+// read, one short TUN write (a small GRO super-packet the receiver then ACKs on its own) and one
+// sendmmsg of those ACKs. When a wake-up drained a socket that also had datagrams in the previous
+// 4 x modUs, its polling pauses for modUs (a timerfd); the datagrams that queue meanwhile are then
+// read, coalesced and answered as one batch. An idle or slow socket is read at once, so only a
+// busy one adds latency, at most modUs.
 // Errors never stop a poll: POLLERR is counted, the socket error queue drained, the poll re-armed.
 // Policy stage (../core/policy.h, semantics in src/vpcep/policy.ts): every packet a tunnel hands to
 // the TUN (inbound step 2 and the SSL demux, and JS writeTun with an origin) passes its Inbound
@@ -41,6 +49,7 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -164,9 +173,10 @@ bool Engine::DetachSsl(int bi) {
   return true;
 }
 
-void Engine::SetOptions(bool gso, bool gro) {
+void Engine::SetOptions(bool gso, bool gro, uint32_t modUs) {
   gso_ = gso;
   gro_ = gro && vnet_;
+  if (!started_) modUs_ = std::min<uint32_t>(modUs, kMaxModerationUs);
 }
 
 int Engine::Start(napi_env env, Napi::Function cb) {
@@ -180,6 +190,16 @@ int Engine::Start(napi_env env, Napi::Function cb) {
     tunCtx_.index = -1;
     tunCtx_.fd = tunFd_;
     int rc = tunCtx_.poller.Start(loop, tunFd_, &tunCtx_, &Engine::OnPollThunk);
+    if (rc != 0) return rc;
+    polls_++;
+  }
+  if (modUs_ > 0) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0) return uv_translate_sys_error(errno);
+    modCtx_.owner = this;
+    modCtx_.index = kModIndex;
+    modCtx_.fd = fd;
+    int rc = modCtx_.poller.Start(loop, fd, &modCtx_, &Engine::OnPollThunk);
     if (rc != 0) return rc;
     polls_++;
   }
@@ -383,6 +403,10 @@ void Engine::Close() {
   closed_ = true;
   int pending = 0;
   if (tunCtx_.poller.Close(&Engine::OnPollClosed)) pending++;
+  if (modCtx_.poller.Close(&Engine::OnPollClosed)) pending++;
+  if (modCtx_.fd >= 0) close(modCtx_.fd);  // uv_close already removed it from epoll
+  modCtx_.fd = -1;
+  paused_.clear();
   for (auto& b : binds_)
     if (b->poller.Close(&Engine::OnPollClosed)) pending++;
   closing_ = pending;
@@ -461,7 +485,9 @@ void Engine::OnPollThunk(void* owner, int status, int events) {
   if (self->closed_) return;
   Napi::HandleScope scope(self->self_->Env());
   self->depth_++;
-  if (b->index < 0)
+  if (b->index == kModIndex)
+    self->OnModTimer();
+  else if (b->index < 0)
     self->OnTunReadable(status);
   else
     self->OnUdpReadable(b, status);
@@ -780,7 +806,7 @@ VPCGW_PACKET_STEP void Engine::OnUdpReadable(Bind* b, int status) {
     b->poller.Rearm();
   }
   int errors = 0;
-  bool wroteTun = false;
+  bool wroteTun = false, got = false, drained = false;
   for (int round = 0; round < kMaxRoundsPerWake && !closed_; round++) {
     // the destination-address control messages only on wildcard binds (the slots are shared)
     uint8_t* ctrl = b->replies ? rxCtrl_.data() : nullptr;
@@ -795,7 +821,10 @@ VPCGW_PACKET_STEP void Engine::OnUdpReadable(Bind* b, int status) {
     if (r < 0) {
       int e = errno;
       if (e == EINTR) continue;
-      if (e == EAGAIN || e == EWOULDBLOCK) break;
+      if (e == EAGAIN || e == EWOULDBLOCK) {
+        drained = true;
+        break;
+      }
       if (IsIcmpErrno(e) && ++errors <= 16) {
         st()[kIcmpErrors] += 1;
         DrainErrors(b->fd);
@@ -804,6 +833,7 @@ VPCGW_PACKET_STEP void Engine::OnUdpReadable(Bind* b, int status) {
       break;
     }
     st()[kUdpRxDatagrams] += r;
+    got |= r > 0;
     for (int j = 0; j < r && !closed_; j++) {
       const mmsghdr& m = rxMsgs_[j];
       if ((m.msg_hdr.msg_flags & MSG_TRUNC) || m.msg_len > maxPacket_ + kTailroom) {
@@ -819,9 +849,55 @@ VPCGW_PACKET_STEP void Engine::OnUdpReadable(Bind* b, int status) {
     wroteTun |= tunOutCount_ > 0;
     FlushTunOut();
     DeliverJs();
-    if (r < int(kReadBatch)) break;
+    if (r < int(kReadBatch)) {
+      drained = true;
+      break;
+    }
   }
   if (b->ssl && wroteTun) ReadTunAfterWrite();
+  if (modUs_ > 0 && got && drained) Moderate(b);
+}
+
+// Receive moderation (see the header comment): called after a wake-up that found datagrams and
+// emptied the socket.
+void Engine::Moderate(Bind* b) {
+  uint64_t now = uv_hrtime() / 1000;
+  uint64_t gap = now - b->lastDataUs;
+  b->lastDataUs = now;
+  if (gap > uint64_t(kModerationBusyFactor) * modUs_ || b->paused || b->fd < 0 || closed_) return;
+  if (b->poller.Pause() != 0) return;
+  b->paused = true;
+  paused_.push_back(b);
+  st()[kRxModerations] += 1;
+  if (modArmed_) return;
+  itimerspec t{};
+  t.it_value.tv_nsec = long(modUs_) * 1000;
+  if (timerfd_settime(modCtx_.fd, 0, &t, nullptr) == 0) {
+    modArmed_ = true;
+    return;
+  }
+  for (Bind* p : paused_) {  // no timer: never leave a socket unpolled
+    p->paused = false;
+    p->poller.Rearm();
+  }
+  paused_.clear();
+}
+
+// The moderation timer fired: poll the held sockets again and read what queued meanwhile (which
+// may hold them for another period while they stay busy).
+void Engine::OnModTimer() {
+  uint64_t expirations;
+  while (read(modCtx_.fd, &expirations, sizeof expirations) < 0 && errno == EINTR) {
+  }
+  modArmed_ = false;
+  resuming_.swap(paused_);
+  for (Bind* b : resuming_) {
+    b->paused = false;
+    if (b->fd < 0 || closed_) continue;  // detached meanwhile (DetachSsl closed its poller)
+    b->poller.Rearm();
+    OnUdpReadable(b, 0);
+  }
+  resuming_.clear();
 }
 
 // SSL VPN: a TUN write usually makes the TUN readable before write() returns. The kernel forwards

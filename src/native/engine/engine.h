@@ -36,6 +36,9 @@ namespace vpcgw {
 // Implementation choices
 constexpr uint32_t kReadBatch = 64;       // packets per TUN read round / UDP recvmmsg
 constexpr int kMaxRoundsPerWake = 8;      // then yield to other handles (level-triggered poll)
+constexpr uint32_t kMaxModerationUs = 10000;  // receive moderation: the longest hold SetOptions accepts
+constexpr uint32_t kModerationBusyFactor = 4; // a socket is busy when its datagrams came < 4 x modUs apart
+constexpr int kModIndex = -2;             // Bind::index of the moderation timer (the TUN's is -1)
 constexpr size_t kHeadroom = 64;          // >= ESP header + IV, >= vnet header
 constexpr size_t kTailroom = 64;          // >= ESP trailer + ICV
 constexpr uint32_t kMaxSegsPerRead = 64;  // TSO: 64 KiB / MSS
@@ -76,7 +79,8 @@ enum Stat {
   kTunRxBytes,    // IP bytes read from the TUN (a TSO super-packet counts as its segments)
   kTunTxBytes,    // IP bytes written to the TUN (a coalesced write counts as written)
   kTunReadsAfterWrite,  // SSL: TUN reads right after a TUN write that found packets (no poll wake-up)
-  kStatDrops = 27,  // 15 drop counters follow
+  kRxModerations,       // receive moderation: times a busy socket's polling was held for rxModerationUs
+  kStatDrops = 28,  // 15 drop counters follow
   kStatCount = kStatDrops + esp::kDropCount
 };
 
@@ -126,6 +130,8 @@ struct Bind {
   bool ssl = false;  // an SSL VPN socket (OpenVPN demux) rather than ESP-in-UDP / IKE
   std::shared_ptr<ReplySources> replies;  // a wildcard socket: replies carry their source (pktinfo.h)
   Poller poller;
+  uint64_t lastDataUs = 0;  // receive moderation: when a wake-up last found datagrams (uv_hrtime, µs)
+  bool paused = false;      // receive moderation: polling stopped until the moderation timer fires
 };
 
 // JS memory the engine writes into: counters, and what it hands to JS per batch.
@@ -168,7 +174,9 @@ class Engine {
   int AttachUdp(napi_env env, int fd, bool ssl, const char** syscall, int* err);
   // Stops polling an SSL socket (the caller closes it); sessions on it then drop kNoBind.
   bool DetachSsl(int bind);
-  void SetOptions(bool gso, bool gro);
+  // Offloads (gso: UDP_SEGMENT sends; gro: coalesced TUN writes) and receive moderation: after a
+  // wake-up that drained a busy UDP socket, its polling waits modUs µs (0: never) — see Moderate.
+  void SetOptions(bool gso, bool gro, uint32_t modUs);
   // Starts polling; cb(ctlCount, sinkCount, eventCount) announces each batch. 0 or a libuv error.
   int Start(napi_env env, Napi::Function cb);
   void Close();
@@ -249,6 +257,8 @@ class Engine {
   void DrainErrors(int fd) { st()[kIcmpErrors] += DrainErrorQueue(fd); }
   void OnUdpReadable(Bind* b, int status);
   void ReadTunAfterWrite();
+  void Moderate(Bind* b);
+  void OnModTimer();
   void Inbound(Bind* b, uint32_t j, size_t len);
   void ToControl(Bind* b, uint32_t j, const uint8_t* p, size_t len);
   void FlushTunOut();
@@ -271,6 +281,11 @@ class Engine {
   bool vnet_ = false;
   bool gso_ = false, gsoBroken_ = false, gro_ = false;
   Bind tunCtx_;
+  // Receive moderation (SetOptions' modUs): a timerfd polled as index -2, and the sockets it holds.
+  Bind modCtx_;
+  uint32_t modUs_ = 0;
+  bool modArmed_ = false;
+  std::vector<Bind*> paused_, resuming_;
   std::vector<std::unique_ptr<Bind>> binds_;
   bool started_ = false, closed_ = false;
   int polls_ = 0, closing_ = 0, depth_ = 0;
