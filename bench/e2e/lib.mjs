@@ -262,10 +262,10 @@ secrets {
 }
 
 /**
- * Starts vpcgw for `side` through its CLI; `initiate` sets startAction: start; `queues` (optional)
- * sets gateway.dataPlane.queues.
+ * Starts vpcgw for `side` through its CLI; `initiate` sets startAction: start; `queues` and
+ * `rxModerationUs` (optional) set gateway.dataPlane's fields.
  */
-export async function startVpcgw(topo, sideName, { ike, esp, initiate, queues }) {
+export async function startVpcgw(topo, sideName, { ike, esp, initiate, queues, rxModerationUs }) {
   if (!existsSync(VPCGW_CLI)) throw new Error(`${VPCGW_CLI} is missing: build the gateway first (npm run build)`);
   const side = SIDES[sideName];
   const dir = join(topo.workDir, `vpcgw-${sideName}`);
@@ -278,7 +278,10 @@ export async function startVpcgw(topo, sideName, { ike, esp, initiate, queues })
       publicAddresses: [side.local],
       vpcSubnets: [side.localTs],
       tun: { name: 'vpcgw0', mtu: 1400 },
-      ...(queues === undefined ? {} : { dataPlane: { queues } }),
+      dataPlane: {
+        ...(queues === undefined ? {} : { queues }),
+        ...(rxModerationUs === undefined ? {} : { rxModerationUs }),
+      },
     },
     customerGateways: [{ name: 'cgw1', address: side.remote, id: side.remote }],
     vpnConnections: [

@@ -13,7 +13,7 @@
 // with kernel-libipsec, as bench/e2e/s2c.mjs pairing (a) runs it) sending iperf3 TCP through a vpcgw
 // gateway (`vpcgw start`, ESP aes128gcm16 in UDP 4500); the CPU per GB is the gateway's. --esp 0 skips it.
 //
-//   npm run bench:p2c [-- --seconds 8 --reps 3 --esp 1 --tcp 0]
+//   npm run bench:p2c [-- --seconds 8 --reps 3 --esp 1 --tcp 0 --rxmod US --perf FILE]
 //
 // Needs root, openvpn, iperf3, openssl. Everything runs in network namespaces created here and
 // deleted at the end (also on Ctrl-C); processes are stopped by PID.
@@ -34,6 +34,10 @@ const REPS = arg('reps', 3);
 const ESP = arg('esp', 1) !== 0;
 // --tcp 1: the VPN over TCP (openvpn --proto tcp-client / tcp-server; vpcgw protocols [tcp]) instead of UDP
 const TCP = arg('tcp', 0) !== 0;
+// --rxmod US: gateway.dataPlane.rxModerationUs for both vpcgw runs (SSL and ESP); default: the gateway's default
+const RXMOD = (() => { const i = process.argv.indexOf('--rxmod'); return i > 0 ? Number(process.argv[i + 1]) : undefined; })();
+// --perf FILE: record the vpcgw server's profile (perf record -g) over its first iperf3 run
+const PERF = (() => { const i = process.argv.indexOf('--perf'); return i > 0 ? process.argv[i + 1] : undefined; })();
 
 const id = `ob${randomBytes(2).toString('hex')}`;
 const NS = { srv: `${id}-s`, cli: `${id}-c`, vpc: `${id}-v` };
@@ -141,14 +145,19 @@ function cpuSec(pid) {
   }
 }
 
-async function iperf(serverPid, reps = 1) {
+async function iperf(serverPid, reps = 1, perfFile = undefined) {
   const results = [];
   for (let i = 0; i < reps; i++) {
     const srv = spawnIn(NS.vpc, 'iperf3', ['-s', '-1', '-B', '10.2.0.10']);
     await waitFor(() => inNs(NS.vpc, 'ss', ['-ltn'], { allowFail: true }).stdout.includes('10.2.0.10:5201'), 5000, 'iperf3 server');
+    const perf = perfFile && i === 0 ? spawn('perf', process.env.PERF_STAT ? ['stat', '-o', perfFile, '-e', process.env.PERF_STAT, '-p', String(serverPid)] : ['record', '-g', '-o', perfFile, '-p', String(serverPid)], { stdio: 'ignore' }) : undefined;
     const cpu0 = cpuSec(serverPid);
     const r = inNs(NS.cli, 'iperf3', ['-c', '10.2.0.10', '-t', String(SECONDS), '-J'], { timeoutMs: (SECONDS + 20) * 1000 });
     const cpu = cpuSec(serverPid) - cpu0;
+    if (perf) {
+      perf.kill('SIGINT');
+      await new Promise((r) => perf.on('exit', r));
+    }
     const j = JSON.parse(r.stdout);
     if (!j.end?.sum_received) {
       const routes = inNs(NS.cli, 'ip', ['route'], { allowFail: true }).stdout;
@@ -170,6 +179,7 @@ async function runOurs(pki) {
   const cfg = join(dir, 'vpcgw.json');
   writeFileSync(cfg, JSON.stringify({
     logLevel: 'warn',
+    ...(RXMOD === undefined ? {} : { rxModerationUs: RXMOD }),
     tun: { name: `${id}t`, mtu: 1500, address: '10.8.0.1/24' },
     server: { name: 'bench', protocols: [TCP ? 'tcp' : 'udp'], port: 1194, listen: '0.0.0.0', clientCidr: '10.8.0.0/24', localSubnets: ['10.2.0.0/16'],
       dnsServers: [], dataCiphers: ['AES-256-GCM'], identity: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.ca },
@@ -182,7 +192,7 @@ async function runOurs(pki) {
     const channel = dp === 'native' && process.env.VPCGW_SSL_NATIVE !== '0' && !TCP ? 'native data channel' : 'JS data channel';
     const c = await connectClient(pki, 'vpcgw');
     try {
-      return { ...(await iperf(srv.pid)), cipher: `${c.cipher}, ${dp} data plane, ${channel}` };
+      return { ...(await iperf(srv.pid, 1, PERF)), cipher: `${c.cipher}, ${dp} data plane, ${channel}` };
     } finally {
       await stop(c.p);
     }
@@ -210,20 +220,27 @@ async function runStock(pki) {
 
 // The ESP path under the same load: strongSwan (site) -> vpcgw (cloud), iperf3 TCP site-host ->
 // vpc-host; CPU per GB of the vpcgw process. Uses the s2c bench's topology (bench/e2e/lib.mjs).
+let perfEspDone = false;
 async function runEsp() {
   const lib = await import('./lib.mjs');
   const topo = await lib.createTopology();
   const gws = [];
   try {
     const proposals = { ike: 'aes128gcm16-prfsha256-x25519', esp: 'aes128gcm16' };
-    gws.push(await lib.startVpcgw(topo, 'cloud', { ...proposals, initiate: false }));
+    gws.push(await lib.startVpcgw(topo, 'cloud', { ...proposals, initiate: false, rxModerationUs: RXMOD }));
     gws.push(await lib.startStrongswan(topo, 'site', { ...proposals, initiate: true }));
     await lib.waitForTunnel(topo, 20_000);
     // the gateway's process: `ip netns exec` execs node, so it is the one whose command line names its config
     const pid = Number(sh('pgrep', ['-f', `${join(topo.workDir, 'vpcgw-cloud', 'vpcgw.yaml')}`]).stdout.trim().split('\n')[0]);
+    const perf = PERF && !perfEspDone ? spawn('perf', process.env.PERF_STAT ? ['stat', '-o', `${PERF}.esp`, '-e', process.env.PERF_STAT, '-p', String(pid)] : ['record', '-g', '-o', `${PERF}.esp`, '-p', String(pid)], { stdio: 'ignore' }) : undefined;
+    perfEspDone = true;
     const cpu0 = cpuSec(pid);
     const mbit = await lib.iperf3Mbps(topo, SECONDS);
     const cpu = cpuSec(pid) - cpu0;
+    if (perf) {
+      perf.kill('SIGINT');
+      await new Promise((r) => perf.on('exit', r));
+    }
     return { mbit, cpuPerGb: cpu / ((mbit * 1e6 * SECONDS) / 8 / 1e9) };
   } finally {
     for (const g of gws) await g.stop();
@@ -256,7 +273,7 @@ try {
   const ours = { mbit: median(oursRuns.map((x) => x.mbit)), cpuPerGb: median(oursRuns.map((x) => x.cpuPerGb)), cipher: oursRuns[0].cipher };
   const stock = { mbit: median(stockRuns.map((x) => x.mbit)), cpuPerGb: median(stockRuns.map((x) => x.cpuPerGb)), cipher: stockRuns[0].cipher };
   const fmtRuns = (xs) => xs.map((x) => x.mbit.toFixed(0)).join(', ');
-  console.log(`p2c iperf3 TCP, ${SECONDS} s x ${REPS} interleaved (median), VPN over ${TCP ? 'TCP' : 'UDP'}:`);
+  console.log(`p2c iperf3 TCP, ${SECONDS} s x ${REPS} interleaved (median), VPN over ${TCP ? 'TCP' : 'UDP'}, vpcgw receive moderation ${RXMOD ?? 'default (200)'} µs:`);
   console.log(`  runs: vpcgw [${fmtRuns(oursRuns)}], openvpn server [${fmtRuns(stockRuns)}]`);
   console.log(`  openvpn client <-> vpcgw          ${ours.mbit.toFixed(1).padStart(8)} Mbit/s  (${ours.cipher})`);
   console.log(`  openvpn client <-> openvpn server ${stock.mbit.toFixed(1).padStart(8)} Mbit/s  (${stock.cipher})`);
