@@ -1,6 +1,6 @@
 import { NotifyType, PayloadType, ProtocolId } from '../wire/constants.js';
 import type { IkeMessage, KePayload, NoncePayload, Payload, Proposal, SaPayload, TrafficSelector, TsPayload } from '../wire/types.js';
-import { createKeyExchange, isSupportedDhGroup, type KeyExchange } from '../../crypto/dh.js';
+import { createKeyExchange, type KeyExchange } from '../../crypto/dh.js';
 import { deriveChildKeys } from '../sa/keymat.js';
 import { dhGroupOf, isValidResponseProposal, proposalToString } from '../config/proposal.js';
 import { narrow, prefixToTs, tsToString, tsWithin } from '../config/traffic-selector.js';
@@ -11,6 +11,7 @@ import { notify } from '../sa/ike-sa.js';
 import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, firstErrorNotify } from './task.js';
 import { copyProposal, copyTs, installChildSa } from './child-create.js';
 import { chooseEspProposal } from './child-rekey.js';
+import { ChildResponse } from './child-response.js';
 import { MAX_KE_RETRIES, isDhOffered } from './rekey-retry.js';
 
 // A fresh CHILD_SA on an established IKE SA (RFC 7296 §1.3.1), both roles: a connection's second and
@@ -35,11 +36,7 @@ export class ChildRecreateTask extends TaskBase implements IkeTask {
   private ke: KeyExchange | null = null;
   private offered: Proposal[] = [];
   // responder state
-  private child: ChildSa | null = null;
-  private nonceR: Buffer = Buffer.alloc(0);
-  private keData: Buffer | null = null;
-  private keGroup = 0;
-  private dhSecret: Buffer | null = null;
+  private response: ChildResponse | null = null;
   private failData: Buffer = Buffer.alloc(0);
 
   /**
@@ -165,24 +162,9 @@ export class ChildRecreateTask extends TaskBase implements IkeTask {
       const remoteTs = narrow(tsi.selectors, cfg.remoteTs.map((p) => prefixToTs(p)));
       const localTs = narrow(tsr.selectors, cfg.localTs.map((p) => prefixToTs(p)));
       if (remoteTs.length === 0 || localTs.length === 0) continue;
-      if (ke) {
-        if (!isSupportedDhGroup(ke.group)) return this.refuse(NotifyType.INVALID_SYNTAX, `unsupported DH group ${ke.group}`);
-        const kex = createKeyExchange(ke.group);
-        const secret = kex.computeSecret(ke.data);
-        if (!secret) return this.refuse(NotifyType.INVALID_SYNTAX, 'invalid KE data from peer');
-        this.dhSecret = secret;
-        this.keData = kex.publicKey;
-        this.keGroup = ke.group;
-      }
-      const chosen = copyProposal(choice.proposal);
-      const child = new ChildSa(cfg, sa.ctx.allocChildSpi());
-      child.spiOut = chosen.spi.readUInt32BE(0);
-      child.localTs = localTs;
-      child.remoteTs = remoteTs;
-      child.proposal = chosen;
-      this.child = child;
-      this.nonceI = Buffer.from(nonce.nonce);
-      this.nonceR = sa.randomNonce();
+      const r = ChildResponse.accept(sa, cfg, choice.proposal, localTs, remoteTs, nonce.nonce, ke);
+      if (typeof r === 'string') return this.refuse(NotifyType.INVALID_SYNTAX, r);
+      this.response = r;
       return 'done';
     }
     if (!sawProposal) {
@@ -200,17 +182,9 @@ export class ChildRecreateTask extends TaskBase implements IkeTask {
       out.push(notify(this.failNotify, this.failData));
       return 'done';
     }
-    const child = this.child!;
-    const p = child.proposal!;
-    out.push({ type: PayloadType.SA, proposals: [{ ...p, spi: spiToBuffer(child.spiIn) }] } as SaPayload);
-    out.push({ type: PayloadType.NONCE, nonce: this.nonceR } as NoncePayload);
-    if (this.keData) out.push({ type: PayloadType.KE, group: this.keGroup, data: this.keData } as KePayload);
-    out.push({ type: PayloadType.TSi, selectors: child.remoteTs } as TsPayload);
-    out.push({ type: PayloadType.TSr, selectors: child.localTs } as TsPayload);
-    // the peer sent the request: it is "I" for KEYMAT, our outbound keys are the second slice
-    const keys = deriveChildKeys(sa.prf!, sa.keys!.skD, this.nonceI, this.nonceR, this.dhSecret, p);
-    this.dhSecret?.fill(0);
-    installChildSa(sa, child, p, keys, false, this.now(), true);
+    const r = this.response!;
+    r.build(out);
+    installChildSa(sa, r.child, r.child.proposal!, r.keys(sa), false, this.now(), true);
     return 'done';
   }
 

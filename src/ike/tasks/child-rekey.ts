@@ -1,7 +1,7 @@
 import { formatChildSpi } from '../../common/spi.js';
 import { ExchangeType, NotifyType, PayloadType, ProtocolId, TransformType } from '../wire/constants.js';
 import type { IkeMessage, KePayload, NoncePayload, Payload, Proposal, SaPayload, TsPayload } from '../wire/types.js';
-import { createKeyExchange, isSupportedDhGroup, type KeyExchange } from '../../crypto/dh.js';
+import { createKeyExchange, type KeyExchange } from '../../crypto/dh.js';
 import { deriveChildKeys, type ChildKeys } from '../sa/keymat.js';
 import { dhGroupOf, isValidResponseProposal, proposalToString, selectProposal } from '../config/proposal.js';
 import { narrow, prefixToTs, tsToString, tsWithin } from '../config/traffic-selector.js';
@@ -12,6 +12,7 @@ import { type IkeTask, type TaskStatus, TaskBase, findNotify, findPayload, first
 import { copyProposal, copyTs, installChildSa } from './child-create.js';
 import { ChildDeleteTask } from './child-delete.js';
 import { ChildRecreateTask } from './child-recreate.js';
+import { ChildResponse } from './child-response.js';
 import { MAX_KE_RETRIES, REKEY_FAILED_RETRY_MS, isDhOffered, temporaryRetryMs } from './rekey-retry.js';
 
 // Rekeying a CHILD_SA (RFC 7296 §1.3.3, §2.8, §2.17), both roles, as strongSwan's child_rekey.c:
@@ -83,11 +84,7 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
   private offered: Proposal[] = [];
 
   // responder state
-  private child: ChildSa | null = null;
-  private nonceR: Buffer = Buffer.alloc(0);
-  private keData: Buffer | null = null;
-  private keGroup = 0;
-  private dhSecret: Buffer | null = null;
+  private response: ChildResponse | null = null;
   private failData: Buffer = Buffer.alloc(0);
   private failSpi: Buffer = Buffer.alloc(0);
   /** the peer's request came while our rekey of the same child is on the wire (§2.8.1) */
@@ -281,25 +278,10 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
     if (remoteTs.length === 0 || localTs.length === 0) {
       return this.refuse(NotifyType.TS_UNACCEPTABLE, `traffic selectors unacceptable in CHILD_SA rekey: peer proposed ${tsi.selectors.map(tsToString).join(',')} === ${tsr.selectors.map(tsToString).join(',')}`);
     }
-    if (ke) {
-      if (!isSupportedDhGroup(ke.group)) return this.refuse(NotifyType.INVALID_SYNTAX, `unsupported DH group ${ke.group}`);
-      const kex = createKeyExchange(ke.group);
-      const secret = kex.computeSecret(ke.data);
-      if (!secret) return this.refuse(NotifyType.INVALID_SYNTAX, 'invalid KE data from peer');
-      this.dhSecret = secret;
-      this.keData = kex.publicKey;
-      this.keGroup = ke.group;
-    }
-    const chosen = copyProposal(choice.proposal);
-    const child = new ChildSa(cfg, sa.ctx.allocChildSpi());
-    child.spiOut = chosen.spi.readUInt32BE(0);
-    child.localTs = localTs;
-    child.remoteTs = remoteTs;
-    child.proposal = chosen;
-    this.child = child;
+    const r = ChildResponse.accept(sa, cfg, choice.proposal, localTs, remoteTs, nonce.nonce, ke);
+    if (typeof r === 'string') return this.refuse(NotifyType.INVALID_SYNTAX, r);
+    this.response = r;
     this.old = old;
-    this.nonceI = Buffer.from(nonce.nonce);
-    this.nonceR = sa.randomNonce();
     return 'done';
   }
 
@@ -310,20 +292,15 @@ export class ChildRekeyTask extends TaskBase implements IkeTask {
       out.push(notify(this.failNotify, this.failData, this.failSpi.length ? ProtocolId.ESP : 0, this.failSpi));
       return 'done';
     }
-    const child = this.child!;
+    const r = this.response!;
+    const child = r.child;
     const old = this.old!;
     const p = child.proposal!;
-    out.push({ type: PayloadType.SA, proposals: [{ ...p, spi: spiToBuffer(child.spiIn) }] } as SaPayload);
-    out.push({ type: PayloadType.NONCE, nonce: this.nonceR } as NoncePayload);
-    if (this.keData) out.push({ type: PayloadType.KE, group: this.keGroup, data: this.keData } as KePayload);
-    out.push({ type: PayloadType.TSi, selectors: child.remoteTs } as TsPayload);
-    out.push({ type: PayloadType.TSr, selectors: child.localTs } as TsPayload);
-    // the peer sent the request: it is "I" for KEYMAT, our outbound keys are the second slice
-    const keys = deriveChildKeys(sa.prf!, sa.keys!.skD, this.nonceI, this.nonceR, this.dhSecret, p);
-    this.dhSecret?.fill(0);
+    r.build(out);
+    const keys = r.keys(sa);
     if (this.collided) {
       // RFC 7296 §2.8.1: our own rekey of this child is on the wire; our answer decides (resolveCollision)
-      old.collision = { child, nonceI: this.nonceI, nonceR: this.nonceR };
+      old.collision = { child, nonceI: r.nonceI, nonceR: r.nonceR };
       old.successor = child;
       installChildSa(sa, child, p, keys, false, this.now(), false);
       sa.ctx.onChildRekeyed?.(sa);
