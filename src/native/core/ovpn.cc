@@ -183,7 +183,7 @@ int Session::Unframe(uint8_t* buf, size_t off, size_t len, Span* span) {
   if (len == 0) return kCompressed;
   uint8_t b0 = buf[off];
   if (b0 == kNoCompress) {
-    if (comp_ == kCompNone) comp_ = kCompLzoStub;  // learned: the client frames (pitfall 11.4.1)
+    if (comp_ == kCompNone) comp_ = kCompLzoStub;  // learned: a client that frames (a compression stub such as `comp-lzo no`) expects framed packets back
     if (len < 2) return kCompressed;
     span->off = off + 1;
     span->len = len - 1;

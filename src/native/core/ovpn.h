@@ -8,10 +8,10 @@
 // src/ssl/wire/data-packet.ts, so native and TypeScript sessions interoperate and are tested against
 // each other (test/unit/dataplane/native-ovpn*.test.ts).
 //
-// P_DATA_V2 (reference/openvpn-protocol.md §6.1):
+// P_DATA_V2 (OpenVPN 2.6 src/openvpn/ssl_pkt.h and crypto.c, AEAD mode):
 //   | op<<3|kid (1) | peer-id (3) | packet-id (4) | tag (16) | ciphertext (>= 1) |
 //   nonce = packet-id || implicit IV (8); AAD = bytes 0..7.
-// P_DATA_V1 (§6.2): | op<<3|kid (1) | packet-id (4) | tag (16) | ciphertext |; AAD = packet-id.
+// P_DATA_V1 (the same without the peer-id): | op<<3|kid (1) | packet-id (4) | tag (16) | ciphertext |; AAD = packet-id.
 #pragma once
 
 #include <openssl/evp.h>
