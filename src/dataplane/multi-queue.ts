@@ -8,6 +8,7 @@ import { IoError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { DROP_REASON_NAMES } from '../esp/drop-reason.js';
+import { COMP_NONE } from '../ssl/data/compression.js';
 import { NativeUdp } from '../net/native-udp.js';
 import { statsByName } from '../native/loader.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
@@ -622,6 +623,12 @@ export class MultiQueueDataPlane implements DataPlane, SslOffload {
     for (const w of this.workers) {
       const o = w.ssl.get(peerId);
       if (!o) continue;
+      // a queue learned the client's compression framing from its packets (src/native/core/ovpn.cc,
+      // Unframe): every queue that encrypts for the session must frame the same way
+      if (o.compression !== c.compression && c.compression === COMP_NONE) {
+        this.setSslCompression(peerId, o.compression);
+        c.compression = o.compression;
+      }
       c.rxPackets += o.rxPackets;
       c.rxBytes += o.rxBytes;
       c.txPackets += o.txPackets;
