@@ -3,7 +3,8 @@
 // MultiQueueDataPlane over a real multi-queue TUN and loopback sockets, with openvpn clients played by
 // the TypeScript DataChannel: each session decrypted on the queue its peer-id names, one session's
 // outbound packets encrypted on both queues with every packet-id used once, floats reaching JS only
-// once authenticated (a replayed one does not), counters summed, rekey and removal on every queue.
+// once authenticated (a replayed one does not), counters summed, learned compression framing and
+// packet-id exhaustion shared, rekey and removal on every queue.
 // Needs root (TUN, routes) and the built worker (dist/).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSocket } from 'node:dgram';
@@ -238,6 +239,22 @@ describe('MultiQueueDataPlane: the SSL VPN data channel on 2 queues', () => {
     expect(dp.sslCounters(7)!.compression).toBe(COMP_LZO_STUB); // queue 0's own copy now frames too
     expect(dp.removeSslRoute(P(`${c.vaddr}/32`))).toBe(true);
     expect(dp.removeSslSession(7)).toBe(true);
+  });
+
+  it('the shared packet-id never wraps: past 2^32 - 1 every queue drops (packetIdExhausted)', async () => {
+    const c = clients[0]!;
+    const k = keys(randomBytes(144), 2);
+    expect(dp.setSslKey(c.peerId, { ...k.server, initialSendPacketId: 0xfffffffe })).toBe(true);
+    c.dc.installKey(k.client, Date.now());
+    await new Promise((r) => setTimeout(r, 100));
+    c.wire.length = 0;
+    const echo = icmpEcho(SERVER, c.vaddr, 2, 1);
+    expect(dp.sslSend(c.peerId, echo, 0, echo.length)).toBe(true);
+    expect(dp.sslSend(c.peerId, echo, 0, echo.length)).toBe(false);
+    await until('the last packet-id', () => c.wire.length === 1, UNTIL_MS);
+    expect(c.wire[0]!.readUInt32BE(4)).toBe(0xffffffff);
+    expect(dp.sslCounters(c.peerId)!.sendPacketId).toBe(0xffffffff);
+    expect(dp.sslCounters(c.peerId)!.drops.packetIdExhausted).toBe(1);
   });
 
   it('a rekey (new key-id) and a removal reach every queue', async () => {
