@@ -13,7 +13,7 @@
 // with kernel-libipsec, as bench/e2e/s2c.mjs pairing (a) runs it) sending iperf3 TCP through a vpcgw
 // gateway (`vpcgw start`, ESP aes128gcm16 in UDP 4500); the CPU per GB is the gateway's. --esp 0 skips it.
 //
-//   npm run bench:p2c [-- --seconds 8 --reps 3 --esp 1 --tcp 0 --rxmod US --perf FILE]
+//   npm run bench:p2c [-- --seconds 8 --reps 3 --esp 1 --tcp 0 --queues 1 --rxmod US --perf FILE]
 //
 // Needs root, openvpn, iperf3, openssl. Everything runs in network namespaces created here and
 // deleted at the end (also on Ctrl-C); processes are stopped by PID.
@@ -38,6 +38,9 @@ const TCP = arg('tcp', 0) !== 0;
 const RXMOD = (() => { const i = process.argv.indexOf('--rxmod'); return i > 0 ? Number(process.argv[i + 1]) : undefined; })();
 // --perf FILE: record the vpcgw server's profile (perf record -g) over its first iperf3 run
 const PERF = (() => { const i = process.argv.indexOf('--perf'); return i > 0 ? process.argv[i + 1] : undefined; })();
+// --queues N: our server on the multi-queue data plane with N queues (one client: its inbound data
+// stays on the queue its peer-id names; the TUN spreads the return flows)
+const QUEUES = arg('queues', 1);
 
 const id = `ob${randomBytes(2).toString('hex')}`;
 const NS = { srv: `${id}-s`, cli: `${id}-c`, vpc: `${id}-v` };
@@ -184,15 +187,17 @@ async function runOurs(pki) {
     server: { name: 'bench', protocols: [TCP ? 'tcp' : 'udp'], port: 1194, listen: '0.0.0.0', clientCidr: '10.8.0.0/24', localSubnets: ['10.2.0.0/16'],
       dnsServers: [], dataCiphers: ['AES-256-GCM'], identity: { cert: pki.serverCert, key: pki.serverKey, clientCa: pki.ca },
       maxConnections: 10, clientToClient: false, renegSec: 0 },
+    queues: QUEUES,
   }));
   const srv = spawnIn(NS.srv, process.execPath, [join(root, 'test/helpers/openvpn-runner.mjs'), cfg]);
   try {
     await waitFor(() => srv.out.includes('READY'), 15_000, 'vpcgw ssl runner');
-    const dp = /DATAPLANE (\w+)/.exec(srv.out)?.[1] ?? '?';
+    const dpLine = /DATAPLANE (\w+)( queues=\d+)?/.exec(srv.out);
+    const dp = dpLine?.[1] ?? '?';
     const channel = dp === 'native' && process.env.VPCGW_SSL_NATIVE !== '0' && !TCP ? 'native data channel' : 'JS data channel';
     const c = await connectClient(pki, 'vpcgw');
     try {
-      return { ...(await iperf(srv.pid, 1, PERF)), cipher: `${c.cipher}, ${dp} data plane, ${channel}` };
+      return { ...(await iperf(srv.pid, 1, PERF)), cipher: `${c.cipher}, ${dp} data plane${dpLine?.[2] ?? ''}, ${channel}` };
     } finally {
       await stop(c.p);
     }

@@ -210,6 +210,11 @@ export interface SslDatagramHandler {
  * (false / undefined).
  */
 export interface SslOffload {
+  /**
+   * The SSL socket must be bound with SO_REUSEPORT: attachSslUdp grows it into a group of one socket
+   * per data-plane queue (the multi-queue data plane). Absent or false: a plain socket.
+   */
+  readonly sslReusePort?: boolean;
   /** polls the bind from now on (not started; the caller keeps it and calls detachSslUdp before closing it); returns its index */
   attachSslUdp(bind: UdpBind & { readonly fd: number }, handler: SslDatagramHandler): number;
   detachSslUdp(bind: number): void;

@@ -4,6 +4,10 @@
  * by messages (SAs with copied keys, routes, sink routes, the policy, counter requests, close); the worker sends
  * back what its data plane hands to JavaScript (IKE packets, sink packets, SA events) and counters.
  * Packets cross threads only for sinks, one message per native batch.
+ * SSL VPN: the main thread gives each worker its member of the SSL socket's SO_REUSEPORT group
+ * (sslAttach) and a copy of every native session (keys with their shared packet-id cell); what the
+ * worker's engine hands to JS (an authenticated float, OCC and client-to-client plaintext) goes to
+ * the main thread's handler, one message per SSL batch.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Endpoint } from '../common/endpoint.js';
@@ -13,7 +17,7 @@ import type { Logger } from '../common/log.js';
 import type { PacketBatch } from '../common/batch.js';
 import type { UdpStats } from '../net/udp-bind.js';
 import type { PacketSink } from '../common/packet-sink.js';
-import type { SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type { SaCounters, SaEvent, SaParams, SslDatagramHandler, SslKeyMaterial, SslSessionCounters } from './data-plane.js';
 import type { DataPathPolicy, PolicyCounters } from '../vpcep/policy.js';
 import { NativeDataPlane } from './native-data-plane.js';
 import type { FdUdpBind, OffloadTun } from './native-data-plane.js';
@@ -50,6 +54,32 @@ export type WireSaParams = Omit<SaParams, 'encrKey' | 'integKey' | 'localTs' | '
   remoteTs: WirePrefix[];
 };
 
+/** SslSessionParams across threads (the prefix's bytes copied) */
+export interface WireSslSession {
+  bind: number;
+  remote: Endpoint;
+  compression: number;
+  clientPrefix: WirePrefix;
+  serverAddress: string;
+  origin: number;
+}
+
+export type WireSslKey = Omit<SslKeyMaterial, 'encKey' | 'encImplicitIv' | 'decKey' | 'decImplicitIv'> & {
+  encKey: Uint8Array;
+  encImplicitIv: Uint8Array;
+  decKey: Uint8Array;
+  decImplicitIv: Uint8Array;
+};
+
+/** One datagram or plaintext for the main thread's SslDatagramHandler (kind 0: datagram, 1: plaintext). */
+export interface WireSslItem {
+  kind: 0 | 1;
+  peerId: number;
+  off: number;
+  len: number;
+  from: Endpoint;
+}
+
 export type ToWorker =
   | { t: 'sa'; p: WireSaParams; seqCell?: BigUint64Array }
   | { t: 'rmSa'; spi: number; direction: 'in' | 'out' }
@@ -59,6 +89,18 @@ export type ToWorker =
   | { t: 'sinkRoute'; prefix: WirePrefix; sink: number }
   | { t: 'rmSinkRoute'; prefix: WirePrefix }
   | { t: 'policy'; p: DataPathPolicy }
+  | { t: 'sslAttach'; bind: number; sock: WireBind }
+  | { t: 'sslDetach'; bind: number }
+  | { t: 'sslSession'; peerId: number; p: WireSslSession }
+  | { t: 'sslRemote'; peerId: number; bind: number; remote: Endpoint }
+  | { t: 'sslVaddr'; peerId: number; address: string | null }
+  | { t: 'sslComp'; peerId: number; mode: number }
+  | { t: 'sslOrigin'; peerId: number; origin: number }
+  | { t: 'sslKey'; peerId: number; k: WireSslKey; pidCell?: BigUint64Array }
+  | { t: 'sslRetire'; peerId: number; keyId: number }
+  | { t: 'sslRemove'; peerId: number }
+  | { t: 'sslRoute'; prefix: WirePrefix; peerId: number }
+  | { t: 'rmSslRoute'; prefix: WirePrefix }
   | { t: 'counters' }
   | { t: 'close' };
 
@@ -70,7 +112,9 @@ export type FromWorker =
   | { t: 'ctl'; pkt: Uint8Array; from: Endpoint; local: Endpoint; bind: number }
   | { t: 'sink'; sink: number; buf: ArrayBuffer; lens: number[] }
   | { t: 'event'; ev: SaEvent }
-  | { t: 'counters'; sas: [string, SaCounters][]; policy: PolicyCounters }
+  | { t: 'counters'; sas: [string, SaCounters][]; policy: PolicyCounters; ssl: [number, SslSessionCounters][] }
+  | { t: 'ssl'; bind: number; buf: ArrayBuffer; items: WireSslItem[] }
+  | { t: 'sslDetached'; bind: number }
   | { t: 'log'; level: LogLevel; obj: unknown; msg: string | undefined };
 
 function toPrefix(w: WirePrefix): Prefix {
@@ -160,6 +204,51 @@ class ForwardingSink implements PacketSink {
   }
 }
 
+/** Collects what this queue's engine hands to the SSL handler; one message to the main thread per SSL batch. */
+class ForwardingSslHandler implements SslDatagramHandler {
+  private chunks: Buffer[] = [];
+  private used = 0;
+  private items: WireSslItem[] = [];
+
+  constructor(
+    private readonly bind: number,
+    private readonly post: (m: FromWorker, transfer: ArrayBuffer[]) => void,
+  ) {}
+
+  datagram(buf: Buffer, off: number, len: number, from: Endpoint): void {
+    this.add(0, 0, buf, off, len, from);
+  }
+
+  plaintext(peerId: number, buf: Buffer, off: number, len: number, from: Endpoint): void {
+    this.add(1, peerId, buf, off, len, from);
+  }
+
+  flush(): void {
+    if (this.items.length === 0) return;
+    const out = new ArrayBuffer(this.used);
+    const view = new Uint8Array(out);
+    let o = 0;
+    for (const c of this.chunks) {
+      view.set(c, o);
+      o += c.length;
+    }
+    this.post({ t: 'ssl', bind: this.bind, buf: out, items: this.items }, [out]);
+    this.chunks = [];
+    this.used = 0;
+    this.items = [];
+  }
+
+  private add(kind: 0 | 1, peerId: number, buf: Buffer, off: number, len: number, from: Endpoint): void {
+    this.chunks.push(Buffer.from(buf.subarray(off, off + len)));
+    this.items.push({ kind, peerId, off: this.used, len, from });
+    this.used += len;
+  }
+}
+
+function toSslKey(w: WireSslKey): SslKeyMaterial {
+  return { ...w, encKey: Buffer.from(w.encKey), encImplicitIv: Buffer.from(w.encImplicitIv), decKey: Buffer.from(w.decKey), decImplicitIv: Buffer.from(w.decImplicitIv) };
+}
+
 function run(): void {
   const port = parentPort;
   if (!port) return;
@@ -184,6 +273,10 @@ function run(): void {
   const maxPacket = Math.max(init.maxPacket ?? 0, init.tun.mtu, 1500);
   const sinks = new Map<number, ForwardingSink>();
   const installed = new Set<string>();
+  /** SSL sockets: the main thread's bind index -> this queue's */
+  const sslBinds = new Map<number, number>();
+  const sslPeers = new Set<number>();
+  const localBind = (mainBind: number): number => sslBinds.get(mainBind) ?? -1;
   dp.onControl((pkt, from, local) => {
     const bind = init.binds.findIndex((b) => b.address === local.address && b.port === local.port);
     const copy = new Uint8Array(pkt);
@@ -226,6 +319,50 @@ function run(): void {
         case 'policy':
           dp.setPolicy(m.p);
           break;
+        case 'sslAttach': {
+          dp.setSslFloatCheck(true);
+          sslBinds.set(m.bind, dp.attachSslUdp(fdBind(m.sock), new ForwardingSslHandler(m.bind, post)));
+          break;
+        }
+        case 'sslDetach': {
+          const b = sslBinds.get(m.bind);
+          if (b !== undefined) dp.detachSslUdp(b);
+          sslBinds.delete(m.bind);
+          post({ t: 'sslDetached', bind: m.bind });
+          break;
+        }
+        case 'sslSession':
+          sslPeers.add(m.peerId);
+          dp.installSslSession(m.peerId, { ...m.p, bind: localBind(m.p.bind), clientPrefix: toPrefix(m.p.clientPrefix) });
+          break;
+        case 'sslRemote':
+          dp.setSslRemote(m.peerId, localBind(m.bind), m.remote);
+          break;
+        case 'sslVaddr':
+          dp.setSslVirtualAddress(m.peerId, m.address);
+          break;
+        case 'sslComp':
+          dp.setSslCompression(m.peerId, m.mode);
+          break;
+        case 'sslOrigin':
+          dp.setSslOrigin(m.peerId, m.origin);
+          break;
+        case 'sslKey':
+          dp.setSslKey(m.peerId, toSslKey(m.k), m.pidCell);
+          break;
+        case 'sslRetire':
+          dp.retireSslKey(m.peerId, m.keyId);
+          break;
+        case 'sslRemove':
+          sslPeers.delete(m.peerId);
+          dp.removeSslSession(m.peerId);
+          break;
+        case 'sslRoute':
+          dp.addSslRoute(toPrefix(m.prefix), m.peerId);
+          break;
+        case 'rmSslRoute':
+          dp.removeSslRoute(toPrefix(m.prefix));
+          break;
         case 'counters': {
           const sas: [string, SaCounters][] = [];
           for (const key of installed) {
@@ -233,7 +370,12 @@ function run(): void {
             const c = dp.saCounters(Number(spi), dir);
             if (c) sas.push([key, c]);
           }
-          post({ t: 'counters', sas, policy: dp.policyCounters() });
+          const ssl: [number, SslSessionCounters][] = [];
+          for (const peerId of sslPeers) {
+            const c = dp.sslCounters(peerId);
+            if (c) ssl.push([peerId, c]);
+          }
+          post({ t: 'counters', sas, policy: dp.policyCounters(), ssl });
           break;
         }
         case 'close':

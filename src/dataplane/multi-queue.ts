@@ -8,12 +8,24 @@ import { IoError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { silentLogger } from '../common/log.js';
 import { DROP_REASON_NAMES } from '../esp/drop-reason.js';
+import { COMP_NONE } from '../ssl/data/compression.js';
 import { NativeUdp } from '../net/native-udp.js';
 import { statsByName } from '../native/loader.js';
 import { setLinkUp, setMtu } from '../tun/netcfg.js';
 import { callControlCallbacks, callSaEventCallbacks } from './callbacks.js';
 import type { ControlCallback, SaEventCallback } from './callbacks.js';
-import type { DataPlane, DataPlaneStats, SaCounters, SaEvent, SaParams } from './data-plane.js';
+import type {
+  DataPlane,
+  DataPlaneStats,
+  SaCounters,
+  SaEvent,
+  SaParams,
+  SslDatagramHandler,
+  SslKeyMaterial,
+  SslOffload,
+  SslSessionCounters,
+  SslSessionParams,
+} from './data-plane.js';
 import { POLICY_DROPS } from '../vpcep/policy.js';
 import type { DataPathPolicy, EndpointCounters, PolicyCounters, PolicyDrop } from '../vpcep/policy.js';
 import { SinkTable } from './sink-table.js';
@@ -26,7 +38,7 @@ import {
   NativeDataPlane,
 } from './native-data-plane.js';
 import type { FdUdpBind, NativeDataPlaneOptions, NativeTunSource, OffloadTun } from './native-data-plane.js';
-import type { FromWorker, ToWorker, WorkerInit, WireSaParams } from './multi-queue-worker.js';
+import type { FromWorker, ToWorker, WorkerInit, WireSaParams, WireSslItem, WireSslKey } from './multi-queue-worker.js';
 
 /**
  * The multi-core native data plane: one queue per core.
@@ -60,13 +72,24 @@ import type { FromWorker, ToWorker, WorkerInit, WireSaParams } from './multi-que
  *      and the two directions of one flow may be read on different queues (point 2), so endpoints
  *      work only with one queue: the gateway refuses `dataPlane.queues` > 1 when endpoints exist
  *      and resolves `auto` to 1. Its counters are summed (workers' as of their last report).
+ *   7. SSL VPN over UDP (DataPlane.sslOffload): the SSL server's UDP socket is member 0 of an
+ *      SO_REUSEPORT group with one socket per queue (attachSslUdp binds the others), steered by a
+ *      classic BPF program on the OpenVPN header (NativeUdp.steerByPeerId): P_DATA_V2 goes to queue
+ *      peer-id % N, everything else (control, P_DATA_V1, hard resets, short datagrams) to queue 0,
+ *      whose engine hands it to JS as with one queue. Every session is installed on every queue
+ *      (TUN packets to a client are read on any queue, point 2); only the queue a session is steered
+ *      to uses its replay window. Each key install gets a fresh packet-id cell in shared memory that
+ *      every queue sending with that key takes ids from (atomic add), so no packet-id, hence no AEAD
+ *      nonce, repeats under one key. A float (a session's packet from another address) reaches JS
+ *      from a worker only after that worker's session authenticated it and recorded its packet-id;
+ *      JS then decides with queue 0's copy. Per-session counters are summed over the queues
+ *      (workers' as of their last report); TCP sessions keep the JS data channel.
  */
 
 // Implementation choices
 /**
  * `queues: auto` resolves to this. Measured on the shared 2-core box (bench/dp-multiqueue.mjs, README):
- * one SA never spreads (1.0×), two SAs on different queues 1.2×; and the SSL VPN's native data
- * channel offload (DataPlane.sslOffload) exists only on a single-queue NativeDataPlane.
+ * one SA never spreads (1.0×), two SAs on different queues 1.2×.
  */
 export const AUTO_QUEUES = 1;
 export const MAX_QUEUES = 16;
@@ -146,6 +169,9 @@ interface QueueWorker {
   snapshot: Map<string, SaCounters>;
   /** its policy stage's counters as of its last report */
   policy: PolicyCounters | null;
+  /** its SSL sessions' counters as of its last report, by peer-id, and when that was (ms) */
+  ssl: Map<number, SslSessionCounters>;
+  sslAtMs: number;
   exited: Promise<void>;
 }
 
@@ -167,10 +193,21 @@ export function defaultWorkerUrl(): URL {
   throw new IoError('multi-queue data plane: no built worker script (run `npx tsc -p tsconfig.build.json`)');
 }
 
-export class MultiQueueDataPlane implements DataPlane {
-  /** no SSL offload here: the SSL VPN data channel runs in TypeScript */
-  readonly sslOffload = null;
+/** An attached SSL socket: its handler and the sockets of queues 1..N-1 (null once that queue let go). */
+interface SslGroup {
+  readonly handler: SslDatagramHandler;
+  readonly extra: (NativeUdp | null)[];
+}
+
+/** The SSL socket as attachSslUdp needs it: a NativeUdp that can steer its group. */
+type SteerableBind = FdUdpBind & { steerByPeerId?(groupSize: number): void };
+
+export class MultiQueueDataPlane implements DataPlane, SslOffload {
   readonly queues: number;
+  /** with more than one queue the SSL socket joins an SO_REUSEPORT group (point 7) */
+  readonly sslReusePort: boolean;
+  /** output of sslDecrypt (queue 0's) */
+  readonly sslSpan: Uint32Array;
   readonly tunName: string;
   readonly offloads: { vnetHdr: boolean; gso: boolean; gro: boolean; rxModerationUs: number };
   private readonly log: Logger;
@@ -188,6 +225,7 @@ export class MultiQueueDataPlane implements DataPlane {
   private refreshTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private closing: Promise<void> | null = null;
+  private readonly sslGroups = new Map<number, SslGroup>();
 
   /** Starts queue 0 here and one worker per further queue; resolves when every queue runs. */
   static async start(io: MultiQueueIo, opts: MultiQueueOptions = {}): Promise<MultiQueueDataPlane> {
@@ -214,7 +252,7 @@ export class MultiQueueDataPlane implements DataPlane {
       };
       const worker = new Worker(url!, { workerData: init, name: `vpcgw-dp-q${q}` });
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      workers.push({ worker, stats, snapshot: new Map(), policy: null, exited });
+      workers.push({ worker, stats, snapshot: new Map(), policy: null, ssl: new Map(), sslAtMs: 0, exited });
       started.push(
         new Promise<void>((resolve, reject) => {
           const timer = setTimeout(() => reject(new IoError(`data plane queue ${q}: worker did not start in ${WORKER_START_TIMEOUT_MS} ms`)), WORKER_START_TIMEOUT_MS);
@@ -264,6 +302,8 @@ export class MultiQueueDataPlane implements DataPlane {
     this.workers = workers;
     this.main = new NativeDataPlane(io.tuns[0]!, io.binds[0]!, { ...opts, logger: this.log.child({ queue: 0 }) });
     this.tunName = this.main.tunName;
+    this.sslReusePort = this.queues > 1;
+    this.sslSpan = this.main.sslSpan;
     this.offloads = this.main.offloads;
     this.bindLocal = io.binds[0]!.map((b) => ({ family: b.family, address: b.address, port: b.port }));
     this.main.onControl((pkt, from, local) => this.deliverControl(pkt, from, local));
@@ -464,6 +504,159 @@ export class MultiQueueDataPlane implements DataPlane {
     return sumPolicyCounters(all);
   }
 
+  // ---------------------------------------------------------------- SSL VPN (point 7)
+
+  get sslOffload(): SslOffload {
+    return this;
+  }
+
+  /**
+   * Queue 0 polls `bind` (member 0 of the group, bound with reusePort); queues 1..N-1 get sockets of
+   * their own on the same address and port, and the group is steered by peer-id. Throws IoError
+   * (having closed what it opened) when the group cannot be formed.
+   */
+  attachSslUdp(bind: FdUdpBind, handler: SslDatagramHandler): number {
+    if (this.closed) throw new IoError('attachSslUdp: the data plane is closed');
+    const extra: NativeUdp[] = [];
+    if (this.queues > 1) {
+      const first = bind as SteerableBind;
+      if (!first.steerByPeerId) throw new IoError('multi-queue data plane: the SSL VPN socket must be a NativeUdp bound with reusePort');
+      try {
+        for (let q = 1; q < this.queues; q++) extra.push(NativeUdp.bind({ address: bind.address, port: bind.port, reusePort: true, log: this.log }));
+        first.steerByPeerId(this.queues);
+      } catch (e) {
+        for (const u of extra) u.close();
+        throw e;
+      }
+    }
+    const idx = this.main.attachSslUdp(bind, handler);
+    this.sslGroups.set(idx, { handler, extra });
+    extra.forEach((u, i) => this.post(i + 1, { t: 'sslAttach', bind: idx, sock: { fd: u.fd, family: u.family, address: u.address, port: u.port } }));
+    return idx;
+  }
+
+  /** Queue 0 stops at once; each worker's socket is closed once that worker let go of it. */
+  detachSslUdp(bind: number): void {
+    this.main.detachSslUdp(bind);
+    if (!this.sslGroups.has(bind)) return;
+    if (this.closed) return; // close() closes the sockets after the workers exited
+    this.broadcast({ t: 'sslDetach', bind });
+  }
+
+  installSslSession(peerId: number, p: SslSessionParams): boolean {
+    if (this.closed) return false;
+    const ok = this.main.installSslSession(peerId, p);
+    for (const w of this.workers) w.ssl.delete(peerId);
+    this.broadcast({
+      t: 'sslSession',
+      peerId,
+      p: { bind: p.bind, remote: wireEndpoint(p.remote), compression: p.compression, clientPrefix: wirePrefix(p.clientPrefix), serverAddress: p.serverAddress, origin: p.origin ?? 0 },
+    });
+    return ok;
+  }
+
+  setSslRemote(peerId: number, bind: number, remote: Endpoint): boolean {
+    if (this.closed) return false;
+    this.broadcast({ t: 'sslRemote', peerId, bind, remote: wireEndpoint(remote) });
+    return this.main.setSslRemote(peerId, bind, remote);
+  }
+
+  setSslVirtualAddress(peerId: number, address: string | null): boolean {
+    if (this.closed) return false;
+    this.broadcast({ t: 'sslVaddr', peerId, address });
+    return this.main.setSslVirtualAddress(peerId, address);
+  }
+
+  setSslCompression(peerId: number, mode: number): boolean {
+    if (this.closed) return false;
+    this.broadcast({ t: 'sslComp', peerId, mode });
+    return this.main.setSslCompression(peerId, mode);
+  }
+
+  setSslOrigin(peerId: number, origin: number): boolean {
+    if (this.closed) return false;
+    this.broadcast({ t: 'sslOrigin', peerId, origin });
+    return this.main.setSslOrigin(peerId, origin);
+  }
+
+  /** Every queue gets the key with ONE new packet-id cell (starting at the key's initial packet-id). */
+  setSslKey(peerId: number, k: SslKeyMaterial): boolean {
+    if (this.closed) return false;
+    const cell = this.queues > 1 ? new BigUint64Array(new SharedArrayBuffer(8)) : undefined;
+    if (cell) cell[0] = BigInt(k.initialSendPacketId ?? 0);
+    const ok = this.main.setSslKey(peerId, k, cell);
+    if (ok) this.broadcast({ t: 'sslKey', peerId, k: wireSslKey(k), ...(cell ? { pidCell: cell } : {}) });
+    return ok;
+  }
+
+  retireSslKey(peerId: number, keyId: number): boolean {
+    if (this.closed) return false;
+    this.broadcast({ t: 'sslRetire', peerId, keyId });
+    return this.main.retireSslKey(peerId, keyId);
+  }
+
+  removeSslSession(peerId: number): boolean {
+    if (this.closed) return false;
+    this.broadcast({ t: 'sslRemove', peerId });
+    for (const w of this.workers) w.ssl.delete(peerId);
+    return this.main.removeSslSession(peerId);
+  }
+
+  addSslRoute(prefix: Prefix, peerId: number): void {
+    if (this.closed) return;
+    this.main.addSslRoute(prefix, peerId);
+    this.broadcast({ t: 'sslRoute', prefix: wirePrefix(prefix), peerId });
+  }
+
+  removeSslRoute(prefix: Prefix): boolean {
+    if (this.closed) return false;
+    this.broadcast({ t: 'rmSslRoute', prefix: wirePrefix(prefix) });
+    return this.main.removeSslRoute(prefix);
+  }
+
+  /**
+   * Queue 0's counters plus each worker's as of its last report (refreshCounters); the send key and
+   * its packet-id are exact (queue 0's view of the shared cell).
+   */
+  sslCounters(peerId: number): SslSessionCounters | undefined {
+    const c = this.main.sslCounters(peerId);
+    if (!c) return undefined;
+    const now = Date.now();
+    for (const w of this.workers) {
+      const o = w.ssl.get(peerId);
+      if (!o) continue;
+      // a queue learned the client's compression framing from its packets (src/native/core/ovpn.cc,
+      // Unframe): every queue that encrypts for the session must frame the same way
+      if (o.compression !== c.compression && c.compression === COMP_NONE) {
+        this.setSslCompression(peerId, o.compression);
+        c.compression = o.compression;
+      }
+      c.rxPackets += o.rxPackets;
+      c.rxBytes += o.rxBytes;
+      c.txPackets += o.txPackets;
+      c.txBytes += o.txBytes;
+      c.pingsIn += o.pingsIn;
+      c.pingsOut += o.pingsOut;
+      const age = Math.max(0, now - w.sslAtMs);
+      c.msSinceRx = minSince(c.msSinceRx, o.msSinceRx < 0 ? -1 : o.msSinceRx + age);
+      c.msSinceTx = minSince(c.msSinceTx, o.msSinceTx < 0 ? -1 : o.msSinceTx + age);
+      for (const [k, v] of Object.entries(o.drops)) c.drops[k] = (c.drops[k] ?? 0) + v;
+    }
+    return c;
+  }
+
+  sendSslPing(peerId: number): boolean {
+    return !this.closed && this.main.sendSslPing(peerId);
+  }
+
+  sslSend(peerId: number, buf: Buffer, off: number, len: number): boolean {
+    return !this.closed && this.main.sslSend(peerId, buf, off, len);
+  }
+
+  sslDecrypt(peerId: number, buf: Buffer, off: number, len: number): number {
+    return this.closed ? -1 : this.main.sslDecrypt(peerId, buf, off, len);
+  }
+
   /**
    * Stops every queue. Queue 0 stops at once; the returned promise resolves when every worker has
    * closed its data plane (and its TUN queue fd) and exited: only then may the caller close the UDP
@@ -473,6 +666,7 @@ export class MultiQueueDataPlane implements DataPlane {
     if (this.closing) return this.closing;
     this.closed = true;
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    const perQueue = this.queueStats();
     this.main.close();
     for (const r of this.pendingRefresh.splice(0)) r();
     this.closing = Promise.all(
@@ -488,7 +682,12 @@ export class MultiQueueDataPlane implements DataPlane {
         }
       }),
     ).then(() => {
-      this.log.info({ sas: this.sas.size }, 'multi-queue data plane closed');
+      for (const g of this.sslGroups.values()) g.extra.forEach((u, i) => (u?.close(), (g.extra[i] = null)));
+      this.sslGroups.clear();
+      // how the SSL VPN's native data channel spread over the queues
+      const sslRx = perQueue.map((q) => q.sslRxPackets);
+      const sslTx = perQueue.map((q) => q.sslTxPackets);
+      this.log.info({ sas: this.sas.size, sslRxPackets: sslRx, sslTxPackets: sslTx }, 'multi-queue data plane closed');
       this.sas.clear();
     });
     return this.closing;
@@ -544,10 +743,25 @@ export class MultiQueueDataPlane implements DataPlane {
       case 'counters':
         w.snapshot = new Map(m.sas);
         w.policy = m.policy;
+        w.ssl = new Map(m.ssl);
+        w.sslAtMs = Date.now();
         if (this.refreshWaiting > 0 && --this.refreshWaiting === 0) {
           for (const r of this.pendingRefresh.splice(0)) r();
         }
         break;
+      case 'ssl':
+        this.deliverSsl(m.bind, Buffer.from(m.buf), m.items);
+        break;
+      case 'sslDetached': {
+        const g = this.sslGroups.get(m.bind);
+        const q = this.workers.indexOf(w);
+        if (g && q >= 0) {
+          g.extra[q]?.close();
+          g.extra[q] = null;
+          if (g.extra.every((u) => u === null)) this.sslGroups.delete(m.bind);
+        }
+        break;
+      }
       case 'log':
         qlog[m.level](m.obj, m.msg);
         break;
@@ -558,6 +772,25 @@ export class MultiQueueDataPlane implements DataPlane {
 
   private deliverControl(pkt: Buffer, from: Endpoint, local: Endpoint): void {
     callControlCallbacks(this.log, this.controlCbs, pkt, from, local);
+  }
+
+  /** What a worker's engine handed to the SSL handler (floats it authenticated, OCC, client-to-client). */
+  private deliverSsl(bind: number, buf: Buffer, items: readonly WireSslItem[]): void {
+    const h = this.sslGroups.get(bind)?.handler;
+    if (!h) return;
+    for (const it of items) {
+      try {
+        if (it.kind === 0) h.datagram(buf, it.off, it.len, it.from);
+        else h.plaintext(it.peerId, buf, it.off, it.len, it.from);
+      } catch (err) {
+        this.log.error({ err }, 'SSL datagram handler failed');
+      }
+    }
+    try {
+      h.flush();
+    } catch (err) {
+      this.log.error({ err }, 'SSL datagram handler flush failed');
+    }
   }
 
   private deliverEvent(ev: SaEvent): void {
@@ -628,4 +861,25 @@ function wireSa(p: SaParams): WireSaParams {
     localTs: p.localTs.map(wirePrefix),
     remoteTs: p.remoteTs.map(wirePrefix),
   };
+}
+
+function wireEndpoint(e: Endpoint): Endpoint {
+  return { family: e.family, address: e.address, port: e.port };
+}
+
+function wireSslKey(k: SslKeyMaterial): WireSslKey {
+  return {
+    ...k,
+    encKey: new Uint8Array(k.encKey),
+    encImplicitIv: new Uint8Array(k.encImplicitIv),
+    decKey: new Uint8Array(k.decKey),
+    decImplicitIv: new Uint8Array(k.decImplicitIv),
+  };
+}
+
+/** The more recent of two "ms since" values (-1: never). */
+function minSince(a: number, b: number): number {
+  if (a < 0) return b;
+  if (b < 0) return a;
+  return Math.min(a, b);
 }

@@ -155,7 +155,9 @@ export interface NativeDataPlaneHandle {
   updateSslSession(peerId: number, what: 'vaddr', addr: Buffer | null): boolean;
   updateSslSession(peerId: number, what: 'comp', mode: number): boolean;
   updateSslSession(peerId: number, what: 'origin', origin: number): boolean;
-  setSslKey(peerId: number, keyId: number, cipher: number, encKey: Buffer, encIv: Buffer, decKey: Buffer, decIv: Buffer, initialSendPacketId?: number): boolean;
+  setSslKey(peerId: number, keyId: number, cipher: number, encKey: Buffer, encIv: Buffer, decKey: Buffer, decIv: Buffer, initialSendPacketId?: number, pidCell?: BigUint64Array): boolean;
+  /** multi-queue worker queues: floats reach JS only once authenticated here (Engine::SetSslFloatCheck) */
+  setSslFloatCheck?(on: boolean): void;
   retireSslKey(peerId: number, keyId: number): boolean;
   removeSslSession(peerId: number): boolean;
   addSslRoute(family: number, addr: Buffer, len: number, peerId: number): void;
@@ -682,10 +684,22 @@ export class NativeDataPlane implements DataPlane, SslOffload {
     return !this.closed && this.h.updateSslSession(peerId, 'comp', mode);
   }
 
-  /** Installs a key state (becomes the send key at once; the other slot stays as lame duck). */
-  setSslKey(peerId: number, k: SslKeyMaterial): boolean {
+  /**
+   * Installs a key state (becomes the send key at once; the other slot stays as lame duck).
+   * `pidCell`: the key's packet-id counter shared with other queues (multi-queue.ts), holding the
+   * last packet-id sent; each packet takes the next one by an atomic add.
+   */
+  setSslKey(peerId: number, k: SslKeyMaterial, pidCell?: BigUint64Array): boolean {
     if (this.closed) return false;
-    return this.h.setSslKey(peerId, k.keyId, ovpnCipherId(k.cipher), k.encKey, k.encImplicitIv, k.decKey, k.decImplicitIv, k.initialSendPacketId ?? 0);
+    return this.h.setSslKey(peerId, k.keyId, ovpnCipherId(k.cipher), k.encKey, k.encImplicitIv, k.decKey, k.decImplicitIv, k.initialSendPacketId ?? 0, pidCell);
+  }
+
+  /**
+   * A worker queue of the multi-queue data plane hands a session's float to JS only after its own
+   * copy of the session authenticated it and recorded its packet-id (JS then decides with queue 0's copy).
+   */
+  setSslFloatCheck(on: boolean): void {
+    if (!this.closed) this.h.setSslFloatCheck?.(on);
   }
 
   retireSslKey(peerId: number, keyId: number): boolean {

@@ -530,9 +530,6 @@ export class Gateway {
     this.dataPlane = started.dataPlane;
     this.dataPlaneKind = started.kind;
     this.queueUdp.push(...started.extraBinds);
-    if (started.kind === 'multi-queue' && this.config.vpnServers.length > 0) {
-      this.log.warn({ queues: this.config.gateway.dataPlane.queues }, 'SSL VPN data channel runs in JavaScript with gateway.dataPlane.queues > 1 (native only with one queue)');
-    }
     this.dataPlane?.onControl((msg, from, local) => this.guard('ike', () => {
       this.tunnels?.receiveIke(msg, from, local);
       this.scheduleTunnels();

@@ -97,7 +97,7 @@ export const sslVpnServers: VpnServersFactory = ({ config, log, dataPlane, liveC
       config: { ...sslServerConfigFrom(withEndpointPushes(v, liveConfig ? liveConfig() : config)), peerIds: { first: blockFor(v.name) * PEER_ID_BLOCK, count: PEER_ID_BLOCK } },
       log: log.child({ vpnServer: v.name }),
       tunnel: dataPlane,
-      udpBind: (address, port) => NativeUdp.bind({ address, port, log }),
+      udpBind: (address, port) => NativeUdp.bind({ address, port, log, reusePort: dataPlane.sslOffload?.sslReusePort ?? false }),
       authenticator,
       admit: (user) => userRefusal(users(), v.name, user),
       staticAddresses: staticAddressesOf(users(), v.name),

@@ -92,6 +92,8 @@ export interface NativeUdpHandle {
   close(): void;
   /** SO_ATTACH_REUSEPORT_CBPF: the group member is (first 4 payload bytes) % groupSize (ESP SPI) */
   steerBySpi?(groupSize: number): void;
+  /** SO_ATTACH_REUSEPORT_CBPF: P_DATA_V2 to member (peer-id % groupSize), every other datagram to 0 */
+  steerByPeerId?(groupSize: number): void;
 }
 
 export interface NativeAddon {

@@ -125,6 +125,23 @@ export class NativeUdp implements UdpBind {
     }
   }
 
+  /**
+   * Steers this socket's SO_REUSEPORT group by OpenVPN peer-id (the SSL VPN's UDP socket on the
+   * multi-queue data plane): P_DATA_V2 (opcode 9) goes to member (peer-id % groupSize), where the
+   * peer-id is bytes 1..3; control packets, P_DATA_V1 and datagrams shorter than 4 bytes go to
+   * member 0. Members are numbered in bind order. Throws IoError when the kernel or the addon cannot.
+   */
+  steerByPeerId(groupSize: number): void {
+    const where = fmtEndpoint(this.address, this.port);
+    if (!this.handle.steerByPeerId) throw new IoError(`UDP ${where}: the native addon cannot steer by peer-id (rebuild it)`);
+    try {
+      this.handle.steerByPeerId(groupSize);
+    } catch (e) {
+      const why = isNativeErrnoError(e) ? `${e.syscall}: ${e.message}` : String(e);
+      throw new IoError(`UDP ${where}: cannot steer the SO_REUSEPORT group by peer-id: ${why}`, e);
+    }
+  }
+
   start(onBatch: (batch: PacketBatch) => void): void {
     if (this.closed) throw new IoError(`UDP ${fmtEndpoint(this.address, this.port)}: start after close`);
     if (this.onBatch) throw new IoError(`UDP ${fmtEndpoint(this.address, this.port)}: already started`);

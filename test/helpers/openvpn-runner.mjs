@@ -34,7 +34,15 @@ const log = pino({ level: cfg.logLevel ?? 'info', base: undefined, redact: ['*.k
 const mode = process.env.VPCGW_RUNNER_MINI === '1' ? 'mini' : await pickDataPlane();
 let tun;
 let nativeDp = null;
-if (mode === 'native') {
+// cfg.queues > 1: the multi-queue data plane (one TUN queue and one SSL socket per queue, sessions
+// steered by peer-id; src/dataplane/multi-queue.ts)
+const queues = mode === 'native' ? Math.max(1, Number(cfg.queues ?? 1)) : 1;
+if (mode === 'native' && queues > 1) {
+  const { openMultiQueueTun, MultiQueueDataPlane } = await import(new URL('dataplane/multi-queue.js', dist).href);
+  const tuns = openMultiQueueTun(cfg.tun.name, cfg.tun.mtu ?? 1500, queues, true);
+  nativeDp = await MultiQueueDataPlane.start({ tuns, binds: tuns.map(() => []) }, { logger: log, ...(cfg.rxModerationUs === undefined ? {} : { rxModerationUs: cfg.rxModerationUs }) });
+  tun = { name: tuns[0].name, stats: () => nativeDp.nativeStats(), close: () => {} };
+} else if (mode === 'native') {
   const { openOffloadTun, NativeDataPlane } = await import(new URL('dataplane/native-data-plane.js', dist).href);
   const otun = openOffloadTun(cfg.tun.name, cfg.tun.mtu ?? 1500, true);
   // cfg.rxModerationUs: gateway.dataPlane.rxModerationUs (absent: the data plane's default)
@@ -45,7 +53,7 @@ if (mode === 'native') {
 }
 addAddress(tun.name, cfg.tun.address);
 setIpForwarding(true);
-process.stdout.write(`DATAPLANE ${mode}\n`);
+process.stdout.write(`DATAPLANE ${mode}${queues > 1 ? ` queues=${queues}` : ''}\n`);
 
 async function pickDataPlane() {
   if (process.env.VPCGW_DATAPLANE === 'ts') return 'ts';
@@ -144,7 +152,7 @@ const config = Object.freeze({
 let udpBind;
 if (process.env.VPCGW_RUNNER_DGRAM !== '1') {
   const { NativeUdp } = await import(new URL('net/native-udp.js', dist).href);
-  udpBind = (address, port) => NativeUdp.bind({ address, port, log });
+  udpBind = (address, port) => NativeUdp.bind({ address, port, log, reusePort: tunnel.sslOffload?.sslReusePort ?? false });
 }
 const server = new SslServer({ config, log, tunnel, udpBind });
 await server.start();
@@ -158,7 +166,7 @@ process.on('SIGTERM', async () => {
   if (stopping) return;
   stopping = true;
   await server.stop();
-  nativeDp?.close();
+  await nativeDp?.close();
   tun.close();
   process.exit(0);
 });

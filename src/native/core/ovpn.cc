@@ -5,7 +5,8 @@
 //   2. key slot by key-id; replay check (no state change)
 //   3. nonce = packet-id || implicit IV; AAD = header (V2) / packet-id (V1); open in place
 //   4. record the packet-id; undo the compression stub; ping / OCC / IP
-// Outbound (Encrypt): send key, next packet-id (never wraps), framing and header written in place
+// Outbound (Encrypt): send key, next packet-id (never wraps; one atomic cell when several data-plane
+// queues send with the key), framing and header written in place
 // around the payload, seal in place with the reused context.
 #include "ovpn.h"
 
@@ -108,7 +109,23 @@ void Session::FreeSlot(Slot& s) {
   if (s.enc) EVP_CIPHER_CTX_free(s.enc);  // cleanses the key schedule
   if (s.dec) EVP_CIPHER_CTX_free(s.dec);
   s.enc = s.dec = nullptr;
+  s.pidCell = nullptr;
   s.used = false;
+}
+
+uint64_t Session::NextPid(Slot& s) {
+  if (!s.pidCell) return s.sendPid >= kPacketIdMax ? uint64_t(kPacketIdMax) + 1 : ++s.sendPid;
+  uint64_t v = __atomic_add_fetch(s.pidCell, 1, __ATOMIC_RELAXED);
+  if (v <= kPacketIdMax) s.sendPid = uint32_t(v);
+  return v;
+}
+
+uint32_t Session::sendPacketId() const {
+  if (send_ < 0) return 0;
+  const Slot& s = slots_[send_];
+  if (!s.pidCell) return s.sendPid;
+  uint64_t v = __atomic_load_n(s.pidCell, __ATOMIC_RELAXED);
+  return v > kPacketIdMax ? kPacketIdMax : uint32_t(v);
 }
 
 bool Session::InstallKey(const KeyConfig& k, const char** err) {
@@ -143,6 +160,7 @@ bool Session::InstallKey(const KeyConfig& k, const char** err) {
   s.used = true;
   s.keyId = k.keyId;
   s.sendPid = k.initialSendPacketId;
+  s.pidCell = k.pidCell;
   s.enc = enc;
   s.dec = dec;
   memcpy(s.encIv, k.encIv, kImplicitIv);
@@ -165,7 +183,7 @@ int Session::Unframe(uint8_t* buf, size_t off, size_t len, Span* span) {
   if (len == 0) return kCompressed;
   uint8_t b0 = buf[off];
   if (b0 == kNoCompress) {
-    if (comp_ == kCompNone) comp_ = kCompLzoStub;  // learned: the client frames (pitfall 11.4.1)
+    if (comp_ == kCompNone) comp_ = kCompLzoStub;  // learned: a client that frames (a compression stub such as `comp-lzo no`) expects framed packets back
     if (len < 2) return kCompressed;
     span->off = off + 1;
     span->len = len - 1;
@@ -247,7 +265,7 @@ int Session::Decrypt(uint8_t* buf, size_t off, size_t len, double nowMs, Span* s
 int Session::Encrypt(uint8_t* buf, size_t off, size_t len, size_t limit, double nowMs, bool ping, Span* span) {
   if (send_ < 0) return Drop(kNoKey);
   Slot& s = slots_[send_];
-  if (s.sendPid >= kPacketIdMax) return Drop(kPacketIdExhausted);
+  if (!s.pidCell && s.sendPid >= kPacketIdMax) return Drop(kPacketIdExhausted);
   if (len == 0 || off < kV2Overhead + kCompMaxOverhead || off + len + 1 > limit) return Drop(kTooBig);
   // compression stub framing, in place (compression.ts writeFramed)
   size_t dataOff = off, dataLen = len;
@@ -265,7 +283,13 @@ int Session::Encrypt(uint8_t* buf, size_t off, size_t len, size_t limit, double 
     buf[dataOff + 1] = kAlgV2Uncompressed;
     dataLen += 2;
   }
-  uint32_t pid = ++s.sendPid;
+  // taken after the checks above, so a dropped packet never uses up a shared packet-id
+  uint64_t next = NextPid(s);
+  if (next > kPacketIdMax) {
+    if (comp_ == kCompSwapStub) buf[off] = b0;  // leave the payload as it was
+    return Drop(kPacketIdExhausted);
+  }
+  uint32_t pid = uint32_t(next);
   uint8_t* h = buf + dataOff - kV2Overhead;
   h[0] = uint8_t((kOpDataV2 << kOpShift) | (s.keyId & kKeyIdMask));
   h[1] = uint8_t(peerId_ >> 16);

@@ -8,10 +8,10 @@
 // src/ssl/wire/data-packet.ts, so native and TypeScript sessions interoperate and are tested against
 // each other (test/unit/dataplane/native-ovpn*.test.ts).
 //
-// P_DATA_V2 (reference/openvpn-protocol.md §6.1):
+// P_DATA_V2 (OpenVPN 2.6 src/openvpn/ssl_pkt.h and crypto.c, AEAD mode):
 //   | op<<3|kid (1) | peer-id (3) | packet-id (4) | tag (16) | ciphertext (>= 1) |
 //   nonce = packet-id || implicit IV (8); AAD = bytes 0..7.
-// P_DATA_V1 (§6.2): | op<<3|kid (1) | packet-id (4) | tag (16) | ciphertext |; AAD = packet-id.
+// P_DATA_V1 (the same without the peer-id): | op<<3|kid (1) | packet-id (4) | tag (16) | ciphertext |; AAD = packet-id.
 #pragma once
 
 #include <openssl/evp.h>
@@ -105,6 +105,10 @@ struct KeyConfig {
   size_t decKeyLen = 0;
   const uint8_t* decIv = nullptr;
   uint32_t initialSendPacketId = 0;
+  // Several engines (multi-queue data plane) sending with one key share its packet-id through this
+  // 8-aligned cell of shared memory (atomic add): never two packets with the same packet-id, hence
+  // the same AEAD nonce, under one key. Null: the slot counts alone (sendPid).
+  uint64_t* pidCell = nullptr;
 };
 
 struct Counters {
@@ -143,7 +147,13 @@ class Session {
   int compression() const { return comp_; }
   void setCompression(int c) { comp_ = (c >= kCompNone && c <= kCompSwapStub) ? c : kCompNone; }
   int sendKeyId() const { return send_ >= 0 ? slots_[send_].keyId : -1; }
-  uint32_t sendPacketId() const { return send_ >= 0 ? slots_[send_].sendPid : 0; }
+  uint32_t sendPacketId() const;
+  // The slot (0 or 1) holding the key state with this key-id, or -1.
+  int SlotOf(int keyId) const {
+    for (int i = 0; i < 2; i++)
+      if (slots_[i].used && slots_[i].keyId == keyId) return i;
+    return -1;
+  }
   bool HasSendKey() const { return send_ >= 0; }
   int Drop(int r) {
     counters.drops[r] += 1;
@@ -159,6 +169,7 @@ class Session {
     bool used = false;
     int keyId = 0;
     uint32_t sendPid = 0;
+    uint64_t* pidCell = nullptr;  // KeyConfig::pidCell
     EVP_CIPHER_CTX* enc = nullptr;
     EVP_CIPHER_CTX* dec = nullptr;
     uint8_t encIv[kImplicitIv] = {0};
@@ -166,6 +177,8 @@ class Session {
     ReplayWindow replay;
   };
   void FreeSlot(Slot& s);
+  // The next packet-id to send with slot s (the shared cell's when it has one); > kPacketIdMax: exhausted.
+  uint64_t NextPid(Slot& s);
   int Unframe(uint8_t* buf, size_t off, size_t len, Span* span);
 
   uint32_t peerId_;

@@ -51,6 +51,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
                            InstanceMethod<&DataPlaneHandle::SslCounters>("sslCounters"),
                            InstanceMethod<&DataPlaneHandle::SslSend>("sslSend"),
                            InstanceMethod<&DataPlaneHandle::SslDecrypt>("sslDecrypt"),
+                           InstanceMethod<&DataPlaneHandle::SetSslFloatCheck>("setSslFloatCheck"),
                            InstanceMethod<&DataPlaneHandle::SetPolicy>("setPolicy"),
                            InstanceMethod<&DataPlaneHandle::PolicyCounters>("policyCounters"),
                            InstanceMethod<&DataPlaneHandle::ExpirePolicy>("expirePolicy"),
@@ -459,7 +460,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     return env.Undefined();
   }
 
-  // setSslKey(peerId, keyId, cipher, encKey, encIv, decKey, decIv, initialSendPacketId?) -> boolean
+  // setSslKey(peerId, keyId, cipher, encKey, encIv, decKey, decIv, initialSendPacketId?, pidCell?) -> boolean
   // (false: no session)
   Napi::Value SetSslKey(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -482,12 +483,28 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     k.decKeyLen = dk.bytes;
     k.decIv = di.data;
     if (info.Length() > 7 && info[7].IsNumber()) k.initialSendPacketId = info[7].As<Napi::Number>().Uint32Value();
+    // multi-queue: the key's packet-id cell shared with the other queues (a BigUint64Array view)
+    RawView cv;
+    bool hasCell = info.Length() > 8 && info[8].IsObject() && GetRaw(env, info[8], &cv) && cv.bytes >= 8 &&
+                   (reinterpret_cast<uintptr_t>(cv.data) & 7) == 0;
+    if (hasCell) k.pidCell = reinterpret_cast<uint64_t*>(cv.data);
     const char* err = nullptr;
     if (!p->s->InstallKey(k, &err)) {
       Napi::Error::New(env, std::string("setSslKey: ") + err).ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    int slot = p->s->SlotOf(k.keyId);
+    if (slot >= 0) {
+      if (hasCell) p->pidRefs[slot] = Napi::Persistent(info[8].As<Napi::Object>());
+      else p->pidRefs[slot].Reset();
+    }
     return Napi::Boolean::New(env, true);
+  }
+
+  // setSslFloatCheck(on): see Engine::SetSslFloatCheck (multi-queue worker queues)
+  Napi::Value SetSslFloatCheck(const Napi::CallbackInfo& info) {
+    e_.SetSslFloatCheck(info.Length() > 0 && info[0].ToBoolean().Value());
+    return info.Env().Undefined();
   }
 
   // retireSslKey(peerId, keyId) -> boolean

@@ -1063,6 +1063,10 @@ VPCGW_PACKET_STEP void Engine::InboundSsl(Bind* b, uint32_t j, size_t len) {
   }
   // control packets, unknown peer-ids and packets from another endpoint (a float: JS decides)
   if (!peer || peer->bind != b->index || !SameEndpoint(peer->to, from)) {
+    if (__builtin_expect(sslFloatCheck_, 0) && peer) {
+      InboundSslFloat(b, j, len, peer);
+      return;
+    }
     ToSslJs(b, j, p, len, ovpn::kPeerIdUnset, kSslDatagram);
     return;
   }
@@ -1107,6 +1111,28 @@ VPCGW_PACKET_STEP void Engine::InboundSsl(Bind* b, uint32_t j, size_t len) {
   TunOut& t = tunOut_[tunOutCount_++];
   t.data = base + span.off;
   t.len = uint32_t(span.len);
+}
+
+// A known session's data packet from another endpoint, with the float check on (SetSslFloatCheck):
+// the datagram goes to JS as received only when it authenticates and is no replay here.
+void Engine::InboundSslFloat(Bind* b, uint32_t j, size_t len, SslPeer* peer) {
+  uint8_t* base = rx_.data() + size_t(j) * slot_;
+  if (len > sslFloat_.size()) {
+    DropCount(esp::kNoRoom);
+    return;
+  }
+  memcpy(sslFloat_.data(), base + kHeadroom, len);
+  ovpn::Span span;
+  if (peer->s->Decrypt(base, kHeadroom, len, NowMs(), &span) > ovpn::kOcc) {
+    st()[kSslDrops] += 1;
+    return;
+  }
+  ToSslJs(b, j, sslFloat_.data(), len, ovpn::kPeerIdUnset, kSslDatagram);
+}
+
+void Engine::SetSslFloatCheck(bool on) {
+  sslFloatCheck_ = on;
+  if (on) sslFloat_.resize(slot_);
 }
 
 // The destination address of rx slot j (family 0 unless the bind reads them).

@@ -221,6 +221,10 @@ class Engine {
   void SetSslCallback(Napi::Function cb);
   // Encrypts one payload for a session and sends it at once (JS-originated packets and pings).
   bool SslSend(SslPeer* p, const uint8_t* data, size_t len, bool ping);
+  // Multi-queue: a session's data packet from another endpoint (a float) reaches JS only once this
+  // queue's session authenticated it and its replay window recorded it, since JS decides with
+  // another queue's copy of the session (whose window never saw the session's steered packets).
+  void SetSslFloatCheck(bool on);
   double NowMs() const { return loop_ ? double(uv_now(loop_)) : 0; }
 
   // Test seam (test/fuzz/fuzz_inbound.cc): runs the inbound demux of one datagram from `from` to
@@ -265,6 +269,7 @@ class Engine {
   void WriteCoalesced();
   void OutboundSsl(uint32_t slot, size_t len, uint32_t peerId);
   void InboundSsl(Bind* b, uint32_t j, size_t len);
+  void InboundSslFloat(Bind* b, uint32_t j, size_t len, SslPeer* peer);
   void ToSslJs(Bind* b, uint32_t j, const uint8_t* p, size_t len, uint32_t peerId, uint32_t kind);
   void DeliverSsl();
 
@@ -298,6 +303,8 @@ class Engine {
   Napi::FunctionReference sslCb_;
   uv_loop_t* loop_ = nullptr;
   std::vector<uint8_t> sslTx_;
+  bool sslFloatCheck_ = false;
+  std::vector<uint8_t> sslFloat_;  // the float's datagram as received (decryption is in place)
   RouteTable routes4_, routes6_;
   policy::Stage policy_;
   bool policyIn_ = false, policyOut_ = false;  // the stage has inbound / outbound work

@@ -17,6 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <napi.h>
+
 #include "../core/ovpn.h"
 #include "../io/pktinfo.h"
 
@@ -35,6 +37,9 @@ struct SslPeer {
   uint8_t clientLen = 0;
   uint8_t serverAddr[4] = {0};   // ...except the server's own tunnel address
   uint32_t origin = 0;           // what its decrypted packets carry into the policy stage (0: none)
+  // multi-queue: per key slot, the SharedArrayBuffer view holding that key's shared packet-id cell
+  // (ovpn::KeyConfig::pidCell), kept alive while the slot may use it
+  Napi::ObjectReference pidRefs[2];
 };
 
 // Same address family, address and port (per packet: inline).

@@ -74,6 +74,7 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
                            InstanceMethod<&UdpHandle::SendTo>("sendTo"),
                            InstanceMethod<&UdpHandle::Close>("close"),
                            InstanceMethod<&UdpHandle::SteerBySpi>("steerBySpi"),
+                           InstanceMethod<&UdpHandle::SteerByPeerId>("steerByPeerId"),
                        });
   }
 
@@ -171,6 +172,39 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
         {BPF_LD | BPF_W | BPF_ABS, 0, 0, 0},  // A = payload[0..3] (data starts after the UDP header)
         {BPF_ALU | BPF_MOD | BPF_K, 0, 0, n},  // A = A % n
         {BPF_RET | BPF_A, 0, 0, 0},            // member index
+    };
+    sock_fprog prog = {static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+    if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) {
+      ThrowErrno(env, "setsockopt(SO_ATTACH_REUSEPORT_CBPF)", errno);
+    }
+    return env.Undefined();
+  }
+
+  // steerByPeerId(groupSize): the OpenVPN twin of steerBySpi for the SSL VPN's UDP group. P_DATA_V2
+  // (opcode 9 in the top 5 bits of byte 0) goes to member (peer-id % groupSize), the peer-id being
+  // bytes 1..3; everything else (control, P_DATA_V1, hard resets) to member 0. A datagram shorter
+  // than 4 bytes fails the word load, which ends the program with 0: member 0 as well.
+  Napi::Value SteerByPeerId(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber() || fd_ < 0) {
+      ThrowType(env, "steerByPeerId(groupSize) on an open socket");
+      return env.Undefined();
+    }
+    uint32_t n = info[0].As<Napi::Number>().Uint32Value();
+    if (n < 1 || n > 256) {
+      ThrowType(env, "steerByPeerId: groupSize 1..256");
+      return env.Undefined();
+    }
+    sock_filter code[] = {
+        {BPF_LD | BPF_W | BPF_ABS, 0, 0, 0},         // A = payload[0..3] (0 when shorter: member 0)
+        {BPF_MISC | BPF_TAX, 0, 0, 0},               // X = A
+        {BPF_ALU | BPF_RSH | BPF_K, 0, 0, 27},       // A = opcode (byte 0 >> 3)
+        {BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 9},        // P_DATA_V2?
+        {BPF_RET | BPF_K, 0, 0, 0},                  // no: member 0
+        {BPF_MISC | BPF_TXA, 0, 0, 0},               // A = X
+        {BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xffffff},  // A = peer-id
+        {BPF_ALU | BPF_MOD | BPF_K, 0, 0, n},         // A = peer-id % n
+        {BPF_RET | BPF_A, 0, 0, 0},                   // member index
     };
     sock_fprog prog = {static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
     if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) {
