@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, spawnProcess, waitFor, type ManagedProcess, type RunResult } from './proc.js';
+import type { TestPki } from './pki.js';
 
 export const LAB = Object.freeze({
   gwForClient: ['10.99.1.1', '10.99.2.1'] as const,
@@ -292,6 +293,48 @@ export async function iperf3(lab: Lab, fromNs: string, serverNs: string, to: str
   } finally {
     await srv.stop('SIGTERM', 3000);
   }
+}
+
+/** The test PKI's CA and server certificate and key, written into the lab dir; their paths. */
+export function writeServerPki(lab: Lab, pki: TestPki): { ca: string; cert: string; key: string } {
+  return {
+    ca: writePem(lab, 'ca.crt', pki.ca.cert),
+    cert: writePem(lab, 'server.crt', pki.server.cert),
+    key: writePem(lab, 'server.key', pki.server.key),
+  };
+}
+
+export interface LabServerOptions {
+  name?: string;
+  protocols?: readonly ('udp' | 'tcp')[];
+  port?: number;
+  clientCidr?: string;
+  localSubnets?: readonly string[];
+  auth?: 'cert' | 'password' | 'cert+password';
+  /** the CA clients' certificates must chain to (default: with cert auth) */
+  clientCa?: boolean;
+  /** further `key: value` lines of the entry */
+  extra?: readonly string[];
+}
+
+/**
+ * One `vpnServers:` list entry (YAML, two-space indented) for the lab: by default the server "p2c" on
+ * UDP 1194 with the lab's client CIDR and VPC subnet, certificate auth against the lab's CA.
+ */
+export function labServerYaml(files: { ca: string; cert: string; key: string }, o: LabServerOptions = {}): string {
+  const auth = o.auth ?? 'cert';
+  const lines = [
+    `  - name: ${o.name ?? 'p2c'}`,
+    `    protocols: [${(o.protocols ?? ['udp']).join(', ')}]`,
+    `    port: ${o.port ?? 1194}`,
+    `    clientCidr: ${o.clientCidr ?? LAB.clientCidr}`,
+    `    localSubnets: [${(o.localSubnets ?? [LAB.vpcSubnet]).join(', ')}]`,
+    `    auth: { type: ${auth} }`,
+    `    serverCert: { cert: ${files.cert}, key: ${files.key} }`,
+    ...(o.clientCa ?? auth !== 'password' ? [`    clientCa: ${files.ca}`] : []),
+    ...(o.extra ?? []).map((l) => `    ${l}`),
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 /** The lab's `gateway:` section for `vpcgw start` (its TUN named after the lab), as YAML. */

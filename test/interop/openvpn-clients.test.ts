@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, createLab, ensureBuilt, labGatewayYaml, pingOk, startClient, startLabDaemon, writePem, type Lab } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, createLab, ensureBuilt, labGatewayYaml, labServerYaml, pingOk, startClient, startLabDaemon, writePem, writeServerPki, type Lab } from '../helpers/openvpn.js';
 import { waitFor, type ManagedProcess } from '../helpers/proc.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -32,20 +32,11 @@ beforeAll(async () => {
   pki = makeTestPki();
   lab = await createLab();
   // the CA key beside the CA certificate, as in the default PKI (pki/ca.crt, pki/ca.key)
-  ca = writePem(lab, 'ca.crt', pki.ca.cert);
+  const files = writeServerPki(lab, pki);
+  ca = files.ca;
   writePem(lab, 'ca.key', pki.ca.key);
-  const cert = writePem(lab, 'server.crt', pki.server.cert);
-  const key = writePem(lab, 'server.key', pki.server.key);
   ({ daemon, control } = await startLabDaemon(lab, `${labGatewayYaml(lab, 'p2c-clients')}vpnServers:
-  - name: p2c
-    protocols: [udp]
-    port: 1194
-    clientCidr: ${LAB.clientCidr}
-    localSubnets: [${LAB.vpcSubnet}]
-    auth: { type: cert }
-    serverCert: { cert: ${cert}, key: ${key} }
-    clientCa: ${ca}
-`));
+${labServerYaml(files)}`));
 }, 240_000);
 
 afterAll(async () => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/gateway/users.js';
 import { makeTestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, OpenVpnClient, createLab, ensureBuilt, labGatewayYaml, pingOk, startLabDaemon, writePem, type Lab } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, OpenVpnClient, createLab, ensureBuilt, labGatewayYaml, labServerYaml, pingOk, startLabDaemon, writePem, writeServerPki, type Lab } from '../helpers/openvpn.js';
 import { type ManagedProcess } from '../helpers/proc.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -85,28 +85,13 @@ beforeAll(async () => {
   // a second VPC subnet behind the same host
   await lab.exec(lab.ns.vpc, 'ip', ['addr', 'add', `${SECOND_HOST}/32`, 'dev', 'lo']);
   await lab.exec(lab.ns.gw, 'ip', ['route', 'add', SECOND_SUBNET, 'via', LAB.vpcHost]);
-  ca = writePem(lab, 'ca.crt', pki.ca.cert);
-  const cert = writePem(lab, 'server.crt', pki.server.cert);
-  const key = writePem(lab, 'server.key', pki.server.key);
+  const files = writeServerPki(lab, pki);
+  ca = files.ca;
   const hash = await hashPassword(PASSWORD);
   const gw = labGatewayYaml(lab, 'p2c-groups').replace(`vpcSubnets: [${LAB.vpcSubnet}]`, `vpcSubnets: [${LAB.vpcSubnet}, ${SECOND_SUBNET}]`);
+  const subnets = [LAB.vpcSubnet, SECOND_SUBNET];
   configYaml = `${gw}vpnServers:
-  - name: p2c
-    protocols: [udp]
-    port: 1194
-    clientCidr: ${LAB.clientCidr}
-    localSubnets: [${LAB.vpcSubnet}, ${SECOND_SUBNET}]
-    auth: { type: password }
-    serverCert: { cert: ${cert}, key: ${key} }
-  - name: strict
-    protocols: [udp]
-    port: ${DENY_PORT}
-    clientCidr: ${DENY_CIDR}
-    localSubnets: [${LAB.vpcSubnet}, ${SECOND_SUBNET}]
-    auth: { type: password }
-    serverCert: { cert: ${cert}, key: ${key} }
-    defaultAccess: deny
-userGroups:
+${labServerYaml(files, { localSubnets: subnets, auth: 'password' })}${labServerYaml(files, { name: 'strict', port: DENY_PORT, clientCidr: DENY_CIDR, localSubnets: subnets, auth: 'password', extra: ['defaultAccess: deny'] })}userGroups:
   - { name: eng, description: engineers }
 users:
   - { name: alice, passwordHash: "${hash}", groups: [eng] }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/gateway/users.js';
 import { makeTestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, OpenVpnClient, createLab, ensureBuilt, labGatewayYaml, startLabDaemon, writePem, type Lab } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, OpenVpnClient, createLab, ensureBuilt, labGatewayYaml, labServerYaml, startLabDaemon, writePem, writeServerPki, type Lab } from '../helpers/openvpn.js';
 import { waitFor, type ManagedProcess } from '../helpers/proc.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -30,22 +30,12 @@ beforeAll(async () => {
   await ensureBuilt();
   const pki = makeTestPki();
   lab = await createLab();
-  ca = writePem(lab, 'ca.crt', pki.ca.cert);
-  const cert = writePem(lab, 'server.crt', pki.server.cert);
-  const key = writePem(lab, 'server.key', pki.server.key);
+  const files = writeServerPki(lab, pki);
+  ca = files.ca;
   const hash = await hashPassword(PASSWORD);
   const users = Array.from({ length: CLIENTS }, (_, i) => `  - { name: ${userOf(i)}, passwordHash: "${hash}" }`).join('\n');
   ({ daemon, control } = await startLabDaemon(lab, `${labGatewayYaml(lab, 'p2c-many')}vpnServers:
-  - name: p2c
-    protocols: [udp]
-    port: 1194
-    clientCidr: ${LAB.clientCidr}
-    localSubnets: [${LAB.vpcSubnet}]
-    auth: { type: password }
-    serverCert: { cert: ${cert}, key: ${key} }
-    maxConnections: 64
-    limits: { maxHalfOpen: 64, maxHalfOpenPerSource: 32 }
-users:
+${labServerYaml(files, { auth: 'password', extra: ['maxConnections: 64', 'limits: { maxHalfOpen: 64, maxHalfOpenPerSource: 32 }'] })}users:
 ${users}
 `));
 }, 240_000);

@@ -6,7 +6,7 @@
 // it logs when it stops show data decrypted and encrypted in C++ on both queues.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, createLab, ensureBuilt, iperf3, labGatewayYaml, pingOk, startClient, startLabDaemon, writePem, type Lab, type OpenVpnClient } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, createLab, ensureBuilt, iperf3, labGatewayYaml, labServerYaml, pingOk, startClient, startLabDaemon, writePem, writeServerPki, type Lab, type OpenVpnClient } from '../helpers/openvpn.js';
 import { waitFor, type ManagedProcess } from '../helpers/proc.js';
 import { join } from 'node:path';
 
@@ -35,20 +35,9 @@ beforeAll(async () => {
   await ensureBuilt();
   pki = makeTestPki();
   lab = await createLab();
-  const ca = writePem(lab, 'ca.crt', pki.ca.cert);
-  const cert = writePem(lab, 'server.crt', pki.server.cert);
-  const key = writePem(lab, 'server.key', pki.server.key);
   ({ daemon, control } = await startLabDaemon(lab, `${labGatewayYaml(lab, 'p2c-mq')}  dataPlane: { queues: 2 }
 vpnServers:
-  - name: p2c
-    protocols: [udp]
-    port: 1194
-    clientCidr: ${LAB.clientCidr}
-    localSubnets: [${LAB.vpcSubnet}]
-    auth: { type: cert }
-    serverCert: { cert: ${cert}, key: ${key} }
-    clientCa: ${ca}
-`));
+${labServerYaml(writeServerPki(lab, pki))}`));
 }, 240_000);
 
 afterAll(async () => {

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { hashPassword } from '../../src/gateway/users.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, OpenVpnClient, createLab, labGatewayYaml, startLabDaemon, ensureBuilt, pingOk, writePem, type Lab } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, OpenVpnClient, createLab, labGatewayYaml, labServerYaml, startLabDaemon, ensureBuilt, pingOk, writePem, writeServerPki, type Lab } from '../helpers/openvpn.js';
 import { waitFor, type ManagedProcess } from '../helpers/proc.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -69,28 +69,12 @@ beforeAll(async () => {
   await ensureBuilt();
   pki = makeTestPki();
   lab = await createLab();
-  ca = writePem(lab, 'ca.crt', pki.ca.cert);
-  const cert = writePem(lab, 'server.crt', pki.server.cert);
-  const key = writePem(lab, 'server.key', pki.server.key);
+  const files = writeServerPki(lab, pki);
+  ca = files.ca;
   control = join(lab.dir, 'vpcgw.sock');
   const aliceHash = await hashPassword(ALICE_PW);
     ({ daemon, control } = await startLabDaemon(lab, `${labGatewayYaml(lab, 'p2c-password')}vpnServers:
-  - name: pw
-    protocols: [udp, tcp]
-    port: 1194
-    clientCidr: ${LAB.clientCidr}
-    localSubnets: [${LAB.vpcSubnet}]
-    auth: { type: password }
-    serverCert: { cert: ${cert}, key: ${key} }
-  - name: cp
-    protocols: [udp]
-    port: ${CERT_PW_PORT}
-    clientCidr: ${CERT_PW_CIDR}
-    localSubnets: [${LAB.vpcSubnet}]
-    auth: { type: cert+password }
-    serverCert: { cert: ${cert}, key: ${key} }
-    clientCa: ${ca}
-userGroups:
+${labServerYaml(files, { name: 'pw', protocols: ['udp', 'tcp'], auth: 'password' })}${labServerYaml(files, { name: 'cp', port: CERT_PW_PORT, clientCidr: CERT_PW_CIDR, auth: 'cert+password' })}userGroups:
   - { name: eng }
 users:
   - { name: alice, passwordHash: "${aliceHash}", groups: [eng] }

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, createLab, labGatewayYaml, startLabDaemon, ensureBuilt, pingOk, startClient, writePem, type Lab, type OpenVpnClient } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, createLab, labGatewayYaml, labServerYaml, startLabDaemon, ensureBuilt, pingOk, startClient, writePem, writeServerPki, type Lab, type OpenVpnClient } from '../helpers/openvpn.js';
 import { waitFor, type ManagedProcess } from '../helpers/proc.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -47,24 +47,12 @@ beforeAll(async () => {
   await ensureBuilt();
   pki = makeTestPki();
   lab = await createLab();
-  ca = writePem(lab, 'ca.crt', pki.ca.cert);
-  const cert = writePem(lab, 'server.crt', pki.server.cert);
-  const key = writePem(lab, 'server.key', pki.server.key);
+  const files = writeServerPki(lab, pki);
+  ca = files.ca;
   control = join(lab.dir, 'vpcgw.sock');
   // no tun.address: the gateway's address in the pool must come from the vpn server itself
     ({ daemon, control } = await startLabDaemon(lab, `${labGatewayYaml(lab, 'pool-test', { tunAddress: false })}vpnServers:
-  - name: p2c
-    protocols: [udp]
-    port: 1194
-    listen: 0.0.0.0
-    clientCidr: ${LAB.clientCidr}
-    localSubnets: [${LAB.vpcSubnet}]
-    auth: { type: cert }
-    serverCert: { cert: ${cert}, key: ${key} }
-    clientCa: ${ca}
-    maxConnections: 1
-    renegSeconds: ${RENEG_SEC}
-`));
+${labServerYaml(files, { extra: ['listen: 0.0.0.0', 'maxConnections: 1', `renegSeconds: ${RENEG_SEC}`] })}`));
 }, 240_000);
 
 afterAll(async () => {

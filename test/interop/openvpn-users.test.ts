@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/gateway/users.js';
 import { makeTestPki, type TestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, OpenVpnClient, createLab, ensureBuilt, labGatewayYaml, pingOk, startLabDaemon, writePem, type Lab } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, OpenVpnClient, createLab, ensureBuilt, labGatewayYaml, labServerYaml, pingOk, startLabDaemon, writePem, writeServerPki, type Lab } from '../helpers/openvpn.js';
 import { waitFor, type ManagedProcess } from '../helpers/proc.js';
 
 const CLI = join(REPO_ROOT, 'dist/cli.js');
@@ -65,28 +65,11 @@ beforeAll(async () => {
   await ensureBuilt();
   pki = makeTestPki();
   lab = await createLab();
-  ca = writePem(lab, 'ca.crt', pki.ca.cert);
-  const cert = writePem(lab, 'server.crt', pki.server.cert);
-  const key = writePem(lab, 'server.key', pki.server.key);
+  const files = writeServerPki(lab, pki);
+  ca = files.ca;
   const hash = await hashPassword(PASSWORD);
   ({ daemon, control } = await startLabDaemon(lab, `${labGatewayYaml(lab, 'p2c-users')}vpnServers:
-  - name: p2c
-    protocols: [udp]
-    port: 1194
-    clientCidr: ${LAB.clientCidr}
-    localSubnets: [${LAB.vpcSubnet}]
-    auth: { type: password }
-    serverCert: { cert: ${cert}, key: ${key} }
-    clientCa: ${ca}
-  - name: one
-    protocols: [udp]
-    port: ${REFUSE_PORT}
-    clientCidr: ${REFUSE_CIDR}
-    localSubnets: [${LAB.vpcSubnet}]
-    auth: { type: password }
-    serverCert: { cert: ${cert}, key: ${key} }
-    onExtraSession: refuse
-users:
+${labServerYaml(files, { auth: 'password', clientCa: true })}${labServerYaml(files, { name: 'one', port: REFUSE_PORT, clientCidr: REFUSE_CIDR, auth: 'password', extra: ['onExtraSession: refuse'] })}users:
   - { name: bob, passwordHash: "${hash}", servers: [p2c], staticAddress: ${STATIC_BOB} }
   - { name: carol, passwordHash: "${hash}", servers: [one] }
   - { name: dave, passwordHash: "${hash}" }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/gateway/users.js';
 import { makeTestPki } from '../helpers/pki.js';
-import { LAB, REPO_ROOT, OpenVpnClient, createLab, ensureBuilt, labGatewayYaml, pingOk, startLabDaemon, writePem, type Lab } from '../helpers/openvpn.js';
+import { LAB, REPO_ROOT, OpenVpnClient, createLab, ensureBuilt, labGatewayYaml, labServerYaml, pingOk, startLabDaemon, writePem, writeServerPki, type Lab } from '../helpers/openvpn.js';
 import { bundleLoadTool } from '../helpers/ovpn-load-bundle.js';
 import type { LoadResult } from '../helpers/ovpn-load.js';
 import { waitFor, type ManagedProcess } from '../helpers/proc.js';
@@ -33,22 +33,12 @@ beforeAll(async () => {
   const pki = makeTestPki();
   lab = await createLab();
   tool = await bundleLoadTool(join(lab.dir, 'ovpn-load.mjs'));
-  ca = writePem(lab, 'ca.crt', pki.ca.cert);
-  const cert = writePem(lab, 'server.crt', pki.server.cert);
-  const key = writePem(lab, 'server.key', pki.server.key);
+  const files = writeServerPki(lab, pki);
+  ca = files.ca;
   const hash = await hashPassword(PASSWORD);
   const users = Array.from({ length: LOAD_CLIENTS + REAL_CLIENTS }, (_, i) => `  - { name: ${userOf(i)}, passwordHash: "${hash}" }`).join('\n');
   ({ daemon, control } = await startLabDaemon(lab, `${labGatewayYaml(lab, 'p2c-scale')}vpnServers:
-  - name: p2c
-    protocols: [udp]
-    port: 1194
-    clientCidr: 10.8.0.0/23
-    localSubnets: [${LAB.vpcSubnet}]
-    auth: { type: password }
-    serverCert: { cert: ${cert}, key: ${key} }
-    maxConnections: 200
-    limits: { maxHalfOpen: 64, maxHalfOpenPerSource: 64 }
-users:
+${labServerYaml(files, { clientCidr: '10.8.0.0/23', auth: 'password', extra: ['maxConnections: 200', 'limits: { maxHalfOpen: 64, maxHalfOpenPerSource: 64 }'] })}users:
 ${users}
 `));
 }, 240_000);
