@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "../napi-util.h"
@@ -158,26 +159,15 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
   // member 0. Without it the kernel hashes the 4-tuple, and a replayed packet with another source
   // port would reach a queue whose replay window never saw it.
   Napi::Value SteerBySpi(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber() || fd_ < 0) {
-      ThrowType(env, "steerBySpi(groupSize) on an open socket");
-      return env.Undefined();
-    }
-    uint32_t n = info[0].As<Napi::Number>().Uint32Value();
-    if (n < 1 || n > 256) {
-      ThrowType(env, "steerBySpi: groupSize 1..256");
-      return env.Undefined();
-    }
+    uint32_t n = 0;
+    if (!SteeringGroupSize(info, "steerBySpi", &n)) return info.Env().Undefined();
     sock_filter code[] = {
         {BPF_LD | BPF_W | BPF_ABS, 0, 0, 0},  // A = payload[0..3] (data starts after the UDP header)
         {BPF_ALU | BPF_MOD | BPF_K, 0, 0, n},  // A = A % n
         {BPF_RET | BPF_A, 0, 0, 0},            // member index
     };
-    sock_fprog prog = {static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
-    if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) {
-      ThrowErrno(env, "setsockopt(SO_ATTACH_REUSEPORT_CBPF)", errno);
-    }
-    return env.Undefined();
+    AttachSteering(info.Env(), code, sizeof code / sizeof code[0]);
+    return info.Env().Undefined();
   }
 
   // steerByPeerId(groupSize): the OpenVPN twin of steerBySpi for the SSL VPN's UDP group. P_DATA_V2
@@ -185,16 +175,8 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
   // bytes 1..3; everything else (control, P_DATA_V1, hard resets) to member 0. A datagram shorter
   // than 4 bytes fails the word load, which ends the program with 0: member 0 as well.
   Napi::Value SteerByPeerId(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsNumber() || fd_ < 0) {
-      ThrowType(env, "steerByPeerId(groupSize) on an open socket");
-      return env.Undefined();
-    }
-    uint32_t n = info[0].As<Napi::Number>().Uint32Value();
-    if (n < 1 || n > 256) {
-      ThrowType(env, "steerByPeerId: groupSize 1..256");
-      return env.Undefined();
-    }
+    uint32_t n = 0;
+    if (!SteeringGroupSize(info, "steerByPeerId", &n)) return info.Env().Undefined();
     sock_filter code[] = {
         {BPF_LD | BPF_W | BPF_ABS, 0, 0, 0},         // A = payload[0..3] (0 when shorter: member 0)
         {BPF_MISC | BPF_TAX, 0, 0, 0},               // X = A
@@ -206,11 +188,27 @@ class UdpHandle : public Napi::ObjectWrap<UdpHandle> {
         {BPF_ALU | BPF_MOD | BPF_K, 0, 0, n},         // A = peer-id % n
         {BPF_RET | BPF_A, 0, 0, 0},                   // member index
     };
-    sock_fprog prog = {static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+    AttachSteering(info.Env(), code, sizeof code / sizeof code[0]);
+    return info.Env().Undefined();
+  }
+
+  // The group size argument of a steering method (1..256 members), or false with a TypeError thrown.
+  bool SteeringGroupSize(const Napi::CallbackInfo& info, const char* method, uint32_t* n) {
+    uint32_t v = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+    if (fd_ < 0 || v < 1 || v > 256) {
+      ThrowType(info.Env(), (std::string(method) + "(groupSize 1..256) on an open socket").c_str());
+      return false;
+    }
+    *n = v;
+    return true;
+  }
+
+  // Attaches a classic BPF program as this socket's SO_REUSEPORT group's member selector.
+  void AttachSteering(Napi::Env env, sock_filter* code, size_t count) {
+    sock_fprog prog = {static_cast<unsigned short>(count), code};
     if (setsockopt(fd_, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) {
       ThrowErrno(env, "setsockopt(SO_ATTACH_REUSEPORT_CBPF)", errno);
     }
-    return env.Undefined();
   }
 
   // start(buf, off, len, family, addr, port, capacity, slotSize, headroom, readMax, cb,
