@@ -169,6 +169,7 @@ export interface NativeDataPlaneHandle {
   sslTcpBind(stream: number, peerId: number): boolean;
   sslTcpChunk(stream: number, buf: Uint8Array, off: number, len: number, list: Uint32Array, spill: Buffer): number;
   sslTcpClose(stream: number): boolean;
+  sslTcpFlush(): void;
   // the policy stage (src/native/core/policy.h); absent from addons built before it
   setPolicy?(p: DataPathPolicy): void;
   /** fills `out` when large enough (layout in src/native/engine/parse-policy.h); returns the doubles needed */
@@ -754,6 +755,10 @@ export class NativeDataPlane implements DataPlane, SslOffload {
   sslTcpChunk(stream: number, buf: Buffer, off: number, len: number): number {
     if (this.closed) return -1;
     return this.h.sslTcpChunk(stream, buf, off, len, this.sslTcpList, this.sslTcpSpill);
+  }
+
+  flushSslTcp(): void {
+    if (!this.closed) this.h.sslTcpFlush();
   }
 
   private onSsl(n: number): void {

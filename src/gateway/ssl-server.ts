@@ -121,6 +121,9 @@ export class SslServer {
   /** the offload's index of our UDP socket (-1: not attached) */
   private sslBind = -1;
   private readonly conns = new Map<number, TcpConn>();
+  /** chunks of native TCP streams whose data packets wait in the data plane for flushNativeTcp */
+  private readonly tcpHeld: Buffer[] = [];
+  private tcpFlushScheduled = false;
   private nextConn = 0;
   udpPort = 0;
   tcpPort = 0;
@@ -525,6 +528,12 @@ export class SslServer {
    */
   private onNativeTcpChunk(conn: number, c: TcpConn, chunk: Buffer): void {
     const off = this.offload!;
+    // the chunk's data packets stay queued in place until the flush at the end of this turn
+    this.tcpHeld.push(chunk);
+    if (!this.tcpFlushScheduled) {
+      this.tcpFlushScheduled = true;
+      setImmediate(this.flushNativeTcp);
+    }
     const list = off.sslTcpList!;
     const end = chunk.length;
     const now = this.clock();
@@ -558,6 +567,13 @@ export class SslServer {
       pos = next;
     }
   }
+
+  /** Writes the data packets of this turn's native TCP reads to the TUN, then lets their chunks go. */
+  private readonly flushNativeTcp = (): void => {
+    this.tcpFlushScheduled = false;
+    this.offload?.flushSslTcp?.();
+    this.tcpHeld.length = 0;
+  };
 
   /** The stream carried an impossible length: count it and close the connection (as OpenVPN does). */
   private tcpBroken(c: TcpConn, reason: string | null): void {

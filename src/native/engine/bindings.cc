@@ -56,6 +56,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
                            InstanceMethod<&DataPlaneHandle::SslTcpBind>("sslTcpBind"),
                            InstanceMethod<&DataPlaneHandle::SslTcpChunk>("sslTcpChunk"),
                            InstanceMethod<&DataPlaneHandle::SslTcpClose>("sslTcpClose"),
+                           InstanceMethod<&DataPlaneHandle::SslTcpFlush>("sslTcpFlush"),
                            InstanceMethod<&DataPlaneHandle::SetPolicy>("setPolicy"),
                            InstanceMethod<&DataPlaneHandle::PolicyCounters>("policyCounters"),
                            InstanceMethod<&DataPlaneHandle::ExpirePolicy>("expirePolicy"),
@@ -673,15 +674,27 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     uint32_t cap = uint32_t((l.bytes / 4 - kTcpListHead) / kTcpItemStride);
     TcpStream& t = *it->second;
     int n = e_.SslTcpChunk(&t.d, t.peerId, b.data, size_t(off) + len, &pos, reinterpret_cast<uint32_t*>(l.data), cap,
-                           sp.data, sp.bytes);
+                           sp.data, sp.bytes, &t.asmQueued);
     return Napi::Number::New(env, n);
   }
 
-  // sslTcpClose(stream) -> boolean: forgets the stream's framing state
+  // sslTcpClose(stream) -> boolean: forgets the stream's framing state (after writing out the TUN
+  // queue, which may point into its assembly buffers)
   Napi::Value SslTcpClose(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsNumber()) return Napi::Boolean::New(env, false);
-    return Napi::Boolean::New(env, tcp_.erase(info[0].As<Napi::Number>().Uint32Value()) > 0);
+    auto it = tcp_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == tcp_.end()) return Napi::Boolean::New(env, false);
+    if (it->second->asmQueued && !e_.closed()) e_.FlushSslTcp();
+    tcp_.erase(it);
+    return Napi::Boolean::New(env, true);
+  }
+
+  // sslTcpFlush(): writes the data packets sslTcpChunk queued to the TUN (the chunks they lie in may
+  // be released afterwards)
+  Napi::Value SslTcpFlush(const Napi::CallbackInfo& info) {
+    if (!e_.closed()) e_.FlushSslTcp();
+    return info.Env().Undefined();
   }
 
   // ------------------------------------------------------------------ policy stage
@@ -729,6 +742,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     explicit TcpStream(size_t maxFrame) : d(maxFrame) {}
     ovpn::TcpDeframer d;
     uint32_t peerId = 0xffffffffu;  // none yet (above any 24-bit peer-id)
+    bool asmQueued = false;         // a packet in d's assembly buffer is queued for the TUN
   };
 
   Engine e_;

@@ -1086,9 +1086,16 @@ VPCGW_PACKET_STEP void Engine::DeliverSsl() {
 //     session), is decrypted in place and checked as InboundSsl checks a datagram (inner source,
 //     client-to-client, policy stage), then queued for the TUN;
 //  3. everything else is listed for JS in stream order, so the TLS control channel keeps its order;
-//  4. the queued packets go to the TUN in one batch (GRO-coalesced as FlushTunOut does for UDP).
+//  4. the queued packets stay queued (pointing into the chunks, which JS keeps alive) until JS calls
+//     FlushSslTcp once per event-loop turn, so the reads of one turn go to the TUN in one batch
+//     (GRO-coalesced as FlushTunOut does for UDP; a full queue is written out at once).
 int Engine::SslTcpChunk(ovpn::TcpDeframer* d, uint32_t peerId, uint8_t* chunk, size_t n, size_t* pos, uint32_t* list,
-                        uint32_t listCap, uint8_t* spill, size_t spillCap) {
+                        uint32_t listCap, uint8_t* spill, size_t spillCap, bool* asmQueued) {
+  // a packet this stream assembled is still queued: its buffer is reused by the second crossing
+  // packet from now (ovpn-tcp.h), so write the queue out before parsing on
+  if (*asmQueued && tcpOutCount_ > 0) FlushSslTcp();
+  *asmQueued = false;
+  if (tcpOut_.empty()) tcpOut_.resize(kReadBatch);
   SslPeer* peer = peerId <= ovpn::kPeerIdUnset ? ssl_.Find(peerId) : nullptr;
   const double now = NowMs();
   uint32_t count = 0;
@@ -1146,10 +1153,11 @@ int Engine::SslTcpChunk(ovpn::TcpDeframer* d, uint32_t peerId, uint8_t* chunk, s
           if (__builtin_expect(policyIn_, 0) &&
               policy_.Inbound(f + span.off, span.len, peer->origin, now) != policy::kPass)
             continue;
-          if (tunOutCount_ == kReadBatch) FlushTunOut();
-          TunOut& t = tunOut_[tunOutCount_++];
+          if (tcpOutCount_ == tcpOut_.size()) FlushSslTcp();
+          TunOut& t = tcpOut_[tcpOutCount_++];
           t.data = f + span.off;
           t.len = uint32_t(span.len);
+          if (!inChunk) *asmQueued = true;
           continue;
         }
       }
@@ -1172,10 +1180,29 @@ int Engine::SslTcpChunk(ovpn::TcpDeframer* d, uint32_t peerId, uint8_t* chunk, s
     m[2] = kind;
     count++;
   }
-  FlushTunOut();
   list[0] = uint32_t(*pos);
   list[1] = broken;
   return int(count);
+}
+
+// SslTcpChunk's queue to the TUN, as FlushTunOut writes the UDP paths' (a queue of its own: it
+// lives across calls from JS, while FlushTunOut's is empty between poll rounds).
+void Engine::FlushSslTcp() {
+  uint32_t n = tcpOutCount_;
+  tcpOutCount_ = 0;
+  if (tunFd_ < 0) return;
+  if (!gro_) {
+    for (uint32_t i = 0; i < n; i++) WriteTunPacket(tcpOut_[i].data, tcpOut_[i].len);
+    return;
+  }
+  offload::Coalescer& c = *coalescer_;
+  for (uint32_t i = 0; i < n; i++) {
+    const TunOut& t = tcpOut_[i];
+    if (c.Pending() && c.Append(t.data, t.len)) continue;
+    if (c.Pending()) WriteCoalesced();
+    if (!c.Start(t.data, t.len)) WriteTunPacket(t.data, t.len);
+  }
+  if (c.Pending()) WriteCoalesced();
 }
 
 void Engine::OnPollClosed(void* owner) {

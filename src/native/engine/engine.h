@@ -222,13 +222,17 @@ class Engine {
   double NowMs() const { return loop_ ? double(uv_now(loop_)) : 0; }
   // OpenVPN over TCP: one chunk a session's socket delivered, chunk[*pos, n), parsed with the
   // stream's deframer. Data packets of session `peerId` (absent: none yet) are decrypted in place
-  // and written to the TUN as one batch; every other packet (control channel, other opcodes) and
-  // the plaintext JS decides on (OCC, client-to-client) is listed in `list` in stream order (a
-  // packet that crossed chunks is copied into `spill`, at most one per chunk). Stops early when
-  // the list is full (*pos: where to resume). Returns the number of entries; list[1] = 1 when the
-  // stream carried a zero or over-long length (after the listed packets; the connection must close).
+  // and queued for the TUN (in place: the caller keeps `chunk` alive until FlushSslTcp; the
+  // stream's `asmQueued` tracks a queued packet in the deframer's assembly buffer); every other
+  // packet (control channel, other opcodes) and the plaintext JS decides on (OCC,
+  // client-to-client) is listed in `list` in stream order (a packet that crossed chunks is copied
+  // into `spill`, at most one per chunk). Stops early when the list is full (*pos: where to
+  // resume). Returns the number of entries; list[1] = 1 when the stream carried a zero or over-long
+  // length (after the listed packets; the connection must close).
   int SslTcpChunk(ovpn::TcpDeframer* d, uint32_t peerId, uint8_t* chunk, size_t n, size_t* pos, uint32_t* list,
-                  uint32_t listCap, uint8_t* spill, size_t spillCap);
+                  uint32_t listCap, uint8_t* spill, size_t spillCap, bool* asmQueued);
+  // Writes what SslTcpChunk queued to the TUN (one GRO-coalesced batch); JS calls it once per turn.
+  void FlushSslTcp();
 
   // Test seam (test/fuzz/fuzz_inbound.cc): runs the inbound demux of one datagram from `from` to
   // `local` as if bind `bind` had received it (Inbound or InboundSsl), then ends the batch. For
@@ -316,6 +320,8 @@ class Engine {
   std::vector<uint8_t> rxCtrl_;  // per rx slot: the destination-address control message (wildcard binds)
   std::vector<TunOut> tunOut_;
   uint32_t tunOutCount_ = 0;
+  std::vector<TunOut> tcpOut_;  // SslTcpChunk's queue to the TUN (until FlushSslTcp)
+  uint32_t tcpOutCount_ = 0;
   std::vector<uint8_t> jsTun_;
   std::vector<uint32_t> jsTunLen_;
   uint32_t jsTunCount_ = 0;

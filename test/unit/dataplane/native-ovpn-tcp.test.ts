@@ -15,7 +15,7 @@ import { DataChannel, type DataKeyMaterial } from '../../../src/ssl/data/data-ch
 import { COMP_NONE } from '../../../src/ssl/data/compression.js';
 import { OCC_EXIT_PAYLOAD } from '../../../src/ssl/data/special.js';
 import { P } from '../esp/packets.js';
-import { icmpEcho } from '../../helpers/native-lab.js';
+import { icmpEcho, until } from '../../helpers/native-lab.js';
 
 const POOL = '10.216.0.0/24';
 const SERVER = '10.216.0.1';
@@ -38,6 +38,8 @@ let tun: LinuxTun;
 let dp: NativeDataPlane;
 const clientDc = new DataChannel({ peerId: PEER_ID }, Date.now());
 let nextStream = 1;
+/** the kernel's echo replies to the client (the client's /32 routed to a sink): ICMP id << 16 | sequence */
+const replies: number[] = [];
 
 /** a P_CONTROL_V1-looking packet (opcode 4) of `len` bytes, filled with `fill` */
 function control(len: number, fill: number): Buffer {
@@ -87,10 +89,14 @@ function feed(stream: number, chunks: Buffer[]): { listed: Listed[]; broken: boo
         const src = (kind & SSL_TCP_SPILL) !== 0 ? dp.sslTcpSpill : c;
         listed.push({ pkt: Buffer.from(src.subarray(list[k]!, list[k]! + list[k + 1]!)), plain: (kind & SSL_TCP_PLAIN) !== 0, spill: (kind & SSL_TCP_SPILL) !== 0 });
       }
-      if (list[1] === 1) return { listed, broken: true, calls };
+      if (list[1] === 1) {
+        dp.flushSslTcp();
+        return { listed, broken: true, calls };
+      }
       pos = list[0]!;
     }
   }
+  dp.flushSslTcp(); // the shell does it once per event-loop turn
   return { listed, broken: false, calls };
 }
 
@@ -120,6 +126,12 @@ beforeAll(() => {
   expect(dp.setSslKey(PEER_ID, key('server'))).toBe(true);
   expect(dp.setSslVirtualAddress(PEER_ID, CLIENT)).toBe(true);
   clientDc.installKey(key('client'), Date.now());
+  dp.addSinkRoute(P(`${CLIENT}/32`), {
+    push: (buf, off, len) => {
+      if (len >= 28 && buf[off + 9] === 1 && buf[off + 20] === 0) replies.push(buf.readUInt16BE(off + 24) * 0x10000 + buf.readUInt16BE(off + 26));
+    },
+    flush: () => {},
+  });
 });
 
 afterAll(() => {
@@ -163,6 +175,30 @@ describe('native OpenVPN TCP stream (sslTcpChunk)', () => {
     expect(r.listed.map((l) => l.pkt)).toEqual([a, b]);
     expect(r.listed.every((l) => l.spill)).toBe(true);
     expect(rx()).toBe(before + 1);
+  });
+
+  it('data packets stay queued until the flush, then reach the TUN in one batch; a packet assembled across chunks survives two more crossing packets before the flush', async () => {
+    const s = open(true);
+    const list = dp.sslTcpList;
+    const tunBefore = dp.nativeStats().tunTxPackets;
+    const rxBefore = rx();
+    // three data packets, each cut in two across chunks, fed without a flush in between
+    const pkts = [1, 2, 3].map((i) => framed(data(icmpEcho(CLIENT, SERVER, 0x7a, i))));
+    const stream = Buffer.concat(pkts);
+    const cuts = [5, pkts[0]!.length + 7, pkts[0]!.length + pkts[1]!.length + 9, stream.length];
+    let at = 0;
+    for (const c of cuts) {
+      const chunk = Buffer.from(stream.subarray(at, c));
+      expect(dp.sslTcpChunk(s, chunk, 0, chunk.length)).toBe(0);
+      expect(list[0]).toBe(chunk.length);
+      at = c;
+    }
+    expect(rx()).toBe(rxBefore + 3);
+    dp.flushSslTcp();
+    expect(dp.nativeStats().tunTxPackets).toBe(tunBefore + 3);
+    expect(dp.nativeStats().tunWriteErrors).toBe(0);
+    // the kernel answers all three: each reached it intact
+    await until('three echo replies', () => [1, 2, 3].every((i) => replies.includes(0x7a0000 + i)));
   });
 
   it('data packets of one chunk reach the TUN in one batch', () => {
