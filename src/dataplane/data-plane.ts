@@ -243,9 +243,10 @@ export interface SslOffload {
   /**
    * Feeds one chunk read from a stream's socket, buf[off, off+len): the session's data packets are
    * decrypted in place and queued for the TUN until `flushSslTcp` (keep the chunk until then; call
-   * it once per event-loop turn, so the reads of a turn reach the TUN as one batch); the rest is listed in `sslTcpList` (layout: SSL_TCP_* below) for the shell, in stream order.
-   * Returns the entries listed, or -1 (no such stream); call again from `sslTcpList[0]` while it is
-   * below off+len (the list was full).
+   * it once per event-loop turn, so the reads of a turn reach the TUN as one batch); the rest is
+   * listed in `sslTcpList` (layout: SSL_TCP_* below) for the shell, in stream order. Returns the
+   * entries listed, or -1 (no such stream); call again from `sslTcpList[0]` while it is below
+   * off+len (the list was full).
    */
   sslTcpChunk?(stream: number, buf: Buffer, off: number, len: number): number;
   flushSslTcp?(): void;

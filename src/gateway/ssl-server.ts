@@ -541,7 +541,9 @@ export class SslServer {
     while (pos < end && !c.dead) {
       const n = off.sslTcpChunk!(conn, chunk, pos, end - pos);
       if (n < 0) {
-        this.tcpBroken(c, 'no native stream');
+        // the data plane closed under the connection (shutdown): nothing can carry it any more
+        c.dead = true;
+        c.sock.destroy();
         return;
       }
       const next = list[0]!;
