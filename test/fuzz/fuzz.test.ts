@@ -49,6 +49,13 @@ describe('fuzzing the native decap and demux paths under ASan/UBSan', () => {
     expect(executed(r.out), r.out.slice(-2000)).toBeGreaterThan(10_000);
   }, 300_000);
 
+  it('the engine\'s OpenVPN-over-TCP entry (framing, in-place decryption, the TUN queue held across chunks) survives hostile streams', () => {
+    const r = fuzz('run-tcp-engine.sh');
+    expect(r.status, r.out.slice(-4000)).toBe(0);
+    expect(r.out).not.toMatch(/ERROR: AddressSanitizer|runtime error:/);
+    expect(executed(r.out), r.out.slice(-2000)).toBeGreaterThan(10_000);
+  }, 300_000);
+
   it('the policy stage (ACLs, VPC endpoint NAT, ICMP errors, setPolicy with live flows) survives hostile input and keeps checksums valid', () => {
     const r = fuzz('run-policy.sh');
     expect(r.status, r.out.slice(-4000)).toBe(0);
