@@ -17,6 +17,7 @@
         "src/native/core/esp.cc",
         "src/native/core/offload.cc",
         "src/native/core/ovpn.cc",
+        "src/native/core/ovpn-tcp.cc",
         "src/native/core/policy.cc",
         "src/native/engine/engine.cc",
         "src/native/engine/ssl-peers.cc",

@@ -235,4 +235,36 @@ export interface SslOffload {
   sslSend(peerId: number, buf: Buffer, off: number, len: number): boolean;
   sslDecrypt(peerId: number, buf: Buffer, off: number, len: number): number;
   readonly sslSpan: Uint32Array;
+  /**
+   * OpenVPN over TCP (optional while a backend lacks it): the stream framing and the data packets of
+   * a TCP session in native code. `openSslTcp(stream)` starts a stream (the shell's connection id;
+   * false: unavailable; `maxFrame`, default 65535: longer packets break the stream), `bindSslTcp`
+   * names the session whose data packets it carries (installed with installSslSession, bind -1),
+   * `closeSslTcp` forgets it.
+   */
+  openSslTcp?(stream: number, maxFrame?: number): boolean;
+  bindSslTcp?(stream: number, peerId: number): boolean;
+  closeSslTcp?(stream: number): void;
+  /**
+   * Feeds one chunk read from a stream's socket, buf[off, off+len): the session's data packets are
+   * decrypted in place and queued for the TUN until `flushSslTcp` (keep the chunk until then; call
+   * it once per event-loop turn, so the reads of a turn reach the TUN as one batch); the rest is
+   * listed in `sslTcpList` (layout: SSL_TCP_* below) for the shell, in stream order. Returns the
+   * entries listed, or -1 (no such stream); call again from `sslTcpList[0]` while it is below
+   * off+len (the list was full).
+   */
+  sslTcpChunk?(stream: number, buf: Buffer, off: number, len: number): number;
+  flushSslTcp?(): void;
+  readonly sslTcpList?: Uint32Array;
+  /** where entries with SSL_TCP_SPILL lie (valid until the next sslTcpChunk) */
+  readonly sslTcpSpill?: Buffer;
 }
+
+// sslTcpList layout: [0] where parsing stopped, [1] 1 = a zero or over-long length broke the stream,
+// then per entry off, len, kind (mirrors kTcpListHead and kTcpItem* in src/native/engine/engine.h)
+export const SSL_TCP_HEAD = 2;
+export const SSL_TCP_STRIDE = 3;
+/** kind bit: the session's decrypted payload JS decides on (OCC, client-to-client); else a raw packet */
+export const SSL_TCP_PLAIN = 1;
+/** kind bit: the bytes lie in sslTcpSpill (the packet crossed chunks), else in the chunk */
+export const SSL_TCP_SPILL = 2;

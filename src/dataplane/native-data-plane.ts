@@ -125,6 +125,10 @@ export const OVPN_CIPHER_IDS: Readonly<Record<string, number>> = Object.freeze({
 // The SSL offload's types live with its interface (data-plane.ts); re-exported for existing importers.
 export type { SslDatagramHandler, SslKeyMaterial, SslSessionCounters, SslSessionParams } from './data-plane.js';
 import type { SslDatagramHandler, SslKeyMaterial, SslOffload, SslSessionCounters, SslSessionParams } from './data-plane.js';
+import { SSL_TCP_HEAD, SSL_TCP_STRIDE } from './data-plane.js';
+import { TCP_MAX_FRAME } from '../ssl/wire/tcp-framing.js';
+/** entries per sslTcpChunk call (a 64 KiB read of small packets takes a few calls) */
+const SSL_TCP_ENTRIES = 1024;
 
 /** The part of the addon this module uses (declared here: src/native/loader.ts types the I/O handles). */
 export interface NativeDataPlaneHandle {
@@ -165,6 +169,11 @@ export interface NativeDataPlaneHandle {
   sslCounters(peerId: number, out: Float64Array): boolean;
   sslSend(peerId: number, buf: Uint8Array, off: number, len: number, ping: boolean): boolean;
   sslDecrypt(peerId: number, buf: Uint8Array, off: number, len: number, span: Uint32Array): number;
+  sslTcpOpen(stream: number, maxFrame?: number): boolean;
+  sslTcpBind(stream: number, peerId: number): boolean;
+  sslTcpChunk(stream: number, buf: Uint8Array, off: number, len: number, list: Uint32Array, spill: Buffer): number;
+  sslTcpClose(stream: number): boolean;
+  sslTcpFlush(): void;
   // the policy stage (src/native/core/policy.h); absent from addons built before it
   setPolicy?(p: DataPathPolicy): void;
   /** fills `out` when large enough (layout in src/native/engine/parse-policy.h); returns the doubles needed */
@@ -391,6 +400,9 @@ export class NativeDataPlane implements DataPlane, SslOffload {
   private readonly sslSrvTmp = Buffer.alloc(4);
   /** output of `sslDecrypt` for OVPN_IP / OVPN_OCC: the payload is at buf[sslOutOff, sslOutOff+sslOutLen) */
   readonly sslSpan = new Uint32Array(2);
+  /** sslTcpChunk's output (layout: SSL_TCP_* in data-plane.ts) */
+  readonly sslTcpList = new Uint32Array(SSL_TCP_HEAD + SSL_TCP_ENTRIES * SSL_TCP_STRIDE);
+  readonly sslTcpSpill = Buffer.alloc(TCP_MAX_FRAME);
   private readonly flushTunSoon: () => void;
   // policy stage: counters read through one growing Float64Array; idle flows expired by a timer
   private readonly policyReader = new PolicyCounterReader();
@@ -749,6 +761,28 @@ export class NativeDataPlane implements DataPlane, SslOffload {
   sslDecrypt(peerId: number, buf: Buffer, off: number, len: number): number {
     if (this.closed) return -1;
     return this.h.sslDecrypt(peerId, buf, off, len, this.sslSpan);
+  }
+
+  /** OpenVPN over TCP: a stream whose framing and data packets run natively (see SslOffload) */
+  openSslTcp(stream: number, maxFrame?: number): boolean {
+    return !this.closed && typeof this.h.sslTcpOpen === 'function' && this.h.sslTcpOpen(stream, maxFrame);
+  }
+
+  bindSslTcp(stream: number, peerId: number): boolean {
+    return !this.closed && this.h.sslTcpBind(stream, peerId);
+  }
+
+  closeSslTcp(stream: number): void {
+    if (!this.closed) this.h.sslTcpClose(stream);
+  }
+
+  sslTcpChunk(stream: number, buf: Buffer, off: number, len: number): number {
+    if (this.closed) return -1;
+    return this.h.sslTcpChunk(stream, buf, off, len, this.sslTcpList, this.sslTcpSpill);
+  }
+
+  flushSslTcp(): void {
+    if (!this.closed) this.h.sslTcpFlush();
   }
 
   private onSsl(n: number): void {

@@ -146,3 +146,84 @@ export class OffloadDataPath implements SslDataPath {
     this.offload.removeSslSession(this.peerId);
   }
 }
+
+/**
+ * A TCP session on the native data plane: inbound, the stream's frames are split and the session's
+ * data packets decrypted to the TUN in C++ (SslOffload.sslTcpChunk, one call per socket read, driven
+ * by src/gateway/ssl-server.ts); outbound, the client's /32 is routed to a JsDataPath whose frames the
+ * TcpTransport writes as one chunk per data-plane batch. Both directions get every key state: the
+ * native session holds the receive side (replay window), the TypeScript channel the send side
+ * (packet-ids, keepalive pings, the renegotiation threshold).
+ */
+export class TcpOffloadDataPath implements SslDataPath {
+  private readonly rx: OffloadDataPath;
+
+  constructor(
+    private readonly offload: SslOffload,
+    readonly peerId: number,
+    private readonly tx: SslDataPath,
+    nowMs: number,
+  ) {
+    this.rx = new OffloadDataPath(offload, peerId, -1, nowMs);
+  }
+
+  get outOff(): number {
+    return this.rx.outOff;
+  }
+
+  get outLen(): number {
+    return this.rx.outLen;
+  }
+
+  installKey(k: DataKeyMaterial, compression: CompressionMode | typeof KEEP_COMPRESSION, nowMs: number): void {
+    this.rx.installKey(k, compression);
+    this.tx.installKey(k, compression, nowMs);
+  }
+
+  retireKey(keyId: number): void {
+    this.rx.retireKey(keyId);
+    this.tx.retireKey(keyId);
+  }
+
+  setOrigin(origin: number): void {
+    this.rx.setOrigin(origin);
+  }
+
+  attach(prefix: Prefix, address: string): void {
+    this.offload.setSslVirtualAddress(this.peerId, address); // the inner source check of inbound packets
+    this.tx.attach(prefix, address); // the route: a sink of the data plane, encrypted in TypeScript
+  }
+
+  /** one TCP connection per session: its remote never changes */
+  setRemote(): void {}
+
+  decrypt(buf: Buffer, off: number, len: number): number {
+    return this.rx.decrypt(buf, off, len);
+  }
+
+  send(buf: Buffer, off: number, len: number, nowMs: number): void {
+    this.tx.send(buf, off, len, nowMs);
+  }
+
+  tick(nowMs: number, pingSec: number): number {
+    // pings and renegotiation follow the sending side; traffic seen, the native receiving side
+    return this.tx.tick(nowMs, pingSec) | (this.rx.tick(nowMs, 0) & TICK_RX_SEEN);
+  }
+
+  countDrop(code: number): void {
+    this.rx.countDrop(code);
+  }
+
+  stats(): DataPathStats {
+    const i = this.rx.stats();
+    const o = this.tx.stats();
+    const drops = { ...o.drops };
+    for (const [k, v] of Object.entries(i.drops)) drops[k] = (drops[k] ?? 0) + v;
+    return { cipher: o.cipher, bytesIn: i.bytesIn, bytesOut: o.bytesOut, packetsIn: i.packetsIn, packetsOut: o.packetsOut, drops };
+  }
+
+  close(): void {
+    this.tx.close();
+    this.rx.close();
+  }
+}

@@ -9,9 +9,13 @@
  * (DataPlane.sslOffload, the native data plane) the UDP socket is polled by the data plane, and UDP
  * sessions get an OffloadDataPath: their data packets are decrypted and encrypted in C++ and never
  * reach JavaScript; the shell still sees control packets, unknown peer-ids and floats (as datagrams)
- * and OCC / client-to-client plaintext. TCP sessions, and every session without the offload, get a
- * JsDataPath (the TypeScript DataChannel) whose encrypted packets leave through the transports
- * below: a slot of one sendmmsg batch (NativeUdp/MemoryUdp), a node:dgram datagram, or a TCP frame.
+ * and OCC / client-to-client plaintext. With the offload a TCP connection's stream is parsed in
+ * C++ as well (one sslTcpChunk call per socket read): its session's data packets go to the TUN
+ * there, and the shell gets the control frames and plaintext back per chunk, in stream order; its
+ * outbound packets are encrypted by a JsDataPath (TcpOffloadDataPath). Every session without the
+ * offload gets a JsDataPath (the TypeScript DataChannel) whose encrypted packets leave through the
+ * transports below: a slot of one sendmmsg batch (NativeUdp/MemoryUdp), a node:dgram datagram, or a
+ * TCP frame.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
@@ -19,9 +23,9 @@ import { VpnError } from '../common/errors.js';
 import type { Logger } from '../common/log.js';
 import { bytesToIp, type Prefix } from '../common/ip.js';
 import type { PacketBatch } from '../common/batch.js';
-import type { SslOffload } from '../dataplane/data-plane.js';
+import { SSL_TCP_HEAD, SSL_TCP_PLAIN, SSL_TCP_SPILL, SSL_TCP_STRIDE, type SslOffload } from '../dataplane/data-plane.js';
 import { AddressPool } from './pools.js';
-import { OffloadDataPath } from './ssl-offload-path.js';
+import { OffloadDataPath, TcpOffloadDataPath } from './ssl-offload-path.js';
 import { COMP_NONE } from '../ssl/data/compression.js';
 import { TcpDeframer, frameForTcp } from '../ssl/wire/tcp-framing.js';
 import { TICK_MS, type SslServerConfig } from '../ssl/server/config.js';
@@ -117,6 +121,9 @@ export class SslServer {
   /** the offload's index of our UDP socket (-1: not attached) */
   private sslBind = -1;
   private readonly conns = new Map<number, TcpConn>();
+  /** chunks of native TCP streams whose data packets wait in the data plane for flushNativeTcp */
+  private readonly tcpHeld: Buffer[] = [];
+  private tcpFlushScheduled = false;
   private nextConn = 0;
   udpPort = 0;
   tcpPort = 0;
@@ -372,7 +379,7 @@ export class SslServer {
             if (!c) break;
             if (a.abort) {
               c.dead = true;
-              c.deframer.fail('refused');
+              c.deframer?.fail('refused');
               c.sock.destroy();
             } else {
               c.sock.end();
@@ -439,8 +446,25 @@ export class SslServer {
       this.log.warn({ peer: `${s.remoteAddr}:${s.remotePort}`, peerId: s.peerId }, 'native data channel refused the client address; using the JS data channel');
     }
     let t: DataTransport;
-    if (s.protocol === 'tcp') t = new TcpTransport(this.conns.get(s.conn)!.sock, this.core.counters, this.clock);
-    else if (this.bind) t = new BatchUdpTransport(this.tx, remote, this.clock);
+    if (s.protocol === 'tcp') {
+      const c = this.conns.get(s.conn)!;
+      const js = new JsDataPath(s.peerId, now, new TcpTransport(c.sock, this.core.counters, this.clock), this.tunnel);
+      if (!c.native || !off) return js;
+      // the stream's data packets are decrypted natively (no UDP socket: installSslSession says the
+      // remote is unusable for sending, which a TCP session never does through the offload)
+      off.installSslSession(s.peerId, {
+        bind: -1,
+        remote,
+        compression: COMP_NONE,
+        clientPrefix: this.pool.prefix,
+        serverAddress: this.pool.serverAddress,
+        origin: 0,
+      });
+      off.bindSslTcp!(s.conn, s.peerId);
+      c.peerId = s.peerId;
+      return new TcpOffloadDataPath(off, s.peerId, js, now);
+    }
+    if (this.bind) t = new BatchUdpTransport(this.tx, remote, this.clock);
     else t = new DgramTransport(() => this.udp, remote, this.clock);
     return new JsDataPath(s.peerId, now, t, this.tunnel);
   }
@@ -466,33 +490,113 @@ export class SslServer {
     const addr = sock.remoteAddress ?? '?';
     const port = sock.remotePort ?? 0;
     const conn = this.nextConn++;
-    const c = new TcpConn(sock);
+    const off = this.offload;
+    // with the data plane's TCP support the stream framing and data packets stay in C++ from the
+    // first byte; the control channel's frames come back per chunk (onNativeTcpChunk)
+    const native = off !== null && off.openSslTcp !== undefined && off.sslTcpChunk !== undefined && off.openSslTcp(conn);
+    const c = new TcpConn(sock, addr, port, native);
     this.conns.set(conn, c);
-    c.deframer = new TcpDeframer((buf, off, len) => {
-      if (c.dead) return;
-      this.exec(this.core.receiveFrame(conn, addr, port, buf, off, len, this.clock()));
-    });
-    sock.on('data', (chunk: Buffer) => {
-      if (!c.deframer.push(chunk) && !c.dead) {
-        c.dead = true;
-        this.counters.garbageDrops++;
-        this.log.debug({ peer: `${addr}:${port}`, reason: c.deframer.failed }, 'tcp stream broken');
-        sock.destroy();
-      }
-    });
+    if (native) {
+      sock.on('data', (chunk: Buffer) => {
+        if (!c.dead) this.onNativeTcpChunk(conn, c, chunk);
+      });
+    } else {
+      const deframer = new TcpDeframer((buf, o, len) => {
+        if (c.dead) return;
+        this.exec(this.core.receiveFrame(conn, addr, port, buf, o, len, this.clock()));
+      });
+      c.deframer = deframer;
+      sock.on('data', (chunk: Buffer) => {
+        if (!deframer.push(chunk) && !c.dead) this.tcpBroken(c, deframer.failed);
+      });
+    }
     sock.on('error', (err) => this.log.debug({ peer: `${addr}:${port}`, err }, 'tcp socket error'));
     sock.on('close', () => {
       this.conns.delete(conn);
       c.dead = true;
+      if (native) off!.closeSslTcp?.(conn);
       this.exec(this.core.connectionClosed(conn, this.clock()));
     });
     // the core caps connections (total, per source) and times out those without a valid first frame
     this.exec(this.core.connectionOpened(conn, addr, port, this.clock()));
   }
+
+  /**
+   * One chunk of a native TCP stream: the session's data packets went to the TUN inside
+   * sslTcpChunk; what it listed (control frames, other opcodes, OCC and client-to-client plaintext)
+   * goes to the session manager here, in stream order.
+   */
+  private onNativeTcpChunk(conn: number, c: TcpConn, chunk: Buffer): void {
+    const off = this.offload!;
+    // the chunk's data packets stay queued in place until the flush at the end of this turn
+    this.tcpHeld.push(chunk);
+    if (!this.tcpFlushScheduled) {
+      this.tcpFlushScheduled = true;
+      setImmediate(this.flushNativeTcp);
+    }
+    const list = off.sslTcpList!;
+    const end = chunk.length;
+    const now = this.clock();
+    let pos = 0;
+    while (pos < end && !c.dead) {
+      const n = off.sslTcpChunk!(conn, chunk, pos, end - pos);
+      if (n < 0) {
+        // the data plane closed under the connection (shutdown): nothing can carry it any more
+        c.dead = true;
+        c.sock.destroy();
+        return;
+      }
+      const next = list[0]!;
+      const broken = list[1] === 1;
+      for (let i = 0; i < n && !c.dead; i++) {
+        const k = SSL_TCP_HEAD + i * SSL_TCP_STRIDE;
+        const kind = list[k + 2]!;
+        let buf = chunk;
+        let o = list[k]!;
+        const len = list[k + 1]!;
+        if ((kind & SSL_TCP_SPILL) !== 0) {
+          // a packet that crossed chunks (at most one per chunk): a copy the core may keep
+          buf = Buffer.from(off.sslTcpSpill!.subarray(o, o + len));
+          o = 0;
+        }
+        if ((kind & SSL_TCP_PLAIN) !== 0) this.exec(this.core.receivePlaintext(c.peerId, buf, o, len, now));
+        else this.exec(this.core.receiveFrame(conn, c.addr, c.port, buf, o, len, now));
+      }
+      if (broken) {
+        if (!c.dead) this.tcpBroken(c, 'bad frame length');
+        return;
+      }
+      pos = next;
+    }
+  }
+
+  /** Writes the data packets of this turn's native TCP reads to the TUN, then lets their chunks go. */
+  private readonly flushNativeTcp = (): void => {
+    this.tcpFlushScheduled = false;
+    this.offload?.flushSslTcp?.();
+    this.tcpHeld.length = 0;
+  };
+
+  /** The stream carried an impossible length: count it and close the connection (as OpenVPN does). */
+  private tcpBroken(c: TcpConn, reason: string | null): void {
+    c.dead = true;
+    this.counters.garbageDrops++;
+    this.log.debug({ peer: `${c.addr}:${c.port}`, reason }, 'tcp stream broken');
+    c.sock.destroy();
+  }
 }
 
 class TcpConn {
   dead = false;
-  deframer!: TcpDeframer;
-  constructor(readonly sock: TcpSocket) {}
+  /** the session whose data packets the native stream carries (-1: none yet) */
+  peerId = -1;
+  /** the JavaScript stream parser (streams not in the data plane) */
+  deframer: TcpDeframer | null = null;
+  constructor(
+    readonly sock: TcpSocket,
+    readonly addr: string,
+    readonly port: number,
+    /** the stream runs in the data plane (SslOffload.sslTcpChunk), else in TcpDeframer */
+    readonly native: boolean,
+  ) {}
 }

@@ -1,7 +1,7 @@
 // Coverage-guided fuzzing of the native decapsulation entry points (ESP + TSO/GRO code, the
-// OpenVPN data channel, the policy stage, and the data-plane engine's inbound demux) under
-// AddressSanitizer and UBSan, bounded in time. The ESP run first replays the TypeScript encoder's
-// differential vectors as seeds (an ASan pass over valid traffic).
+// OpenVPN data channel and its TCP stream framing, the policy stage, and the data-plane engine's
+// inbound demux) under AddressSanitizer and UBSan, bounded in time. The ESP run first replays the
+// TypeScript encoder's differential vectors as seeds (an ASan pass over valid traffic).
 // Needs clang++ and libssl-dev (.ci/run installs them).
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -37,6 +37,20 @@ describe('fuzzing the native decap and demux paths under ASan/UBSan', () => {
 
   it('the OpenVPN data channel survives hostile input', () => {
     const r = fuzz('run-ovpn.sh');
+    expect(r.status, r.out.slice(-4000)).toBe(0);
+    expect(r.out).not.toMatch(/ERROR: AddressSanitizer|runtime error:/);
+    expect(executed(r.out), r.out.slice(-2000)).toBeGreaterThan(10_000);
+  }, 300_000);
+
+  it('the OpenVPN TCP stream framing parser gives the packets of the whole-stream definition however the stream is cut', () => {
+    const r = fuzz('run-ovpn-tcp.sh');
+    expect(r.status, r.out.slice(-4000)).toBe(0);
+    expect(r.out).not.toMatch(/ERROR: AddressSanitizer|runtime error:/);
+    expect(executed(r.out), r.out.slice(-2000)).toBeGreaterThan(10_000);
+  }, 300_000);
+
+  it('the engine\'s OpenVPN-over-TCP entry (framing, in-place decryption, the TUN queue held across chunks) survives hostile streams', () => {
+    const r = fuzz('run-tcp-engine.sh');
     expect(r.status, r.out.slice(-4000)).toBe(0);
     expect(r.out).not.toMatch(/ERROR: AddressSanitizer|runtime error:/);
     expect(executed(r.out), r.out.slice(-2000)).toBeGreaterThan(10_000);

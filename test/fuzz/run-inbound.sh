@@ -15,6 +15,7 @@ clang++ -g -O1 -std=c++17 -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
   -Wall -Wextra -Wno-unused-parameter -DNAPI_VERSION=8 -DNODE_ADDON_API_DISABLE_CPP_EXCEPTIONS \
   -I"$NAPI_DIR" -I"$NODE_INC" \
   test/fuzz/fuzz_inbound.cc test/fuzz/fuzz_napi_stubs.cc src/native/engine/engine.cc src/native/engine/ssl-peers.cc \
-  src/native/core/esp.cc src/native/core/ovpn.cc src/native/core/offload.cc src/native/core/policy.cc -lcrypto -o "$OUT/fuzz_inbound"
+  src/native/core/esp.cc src/native/core/ovpn.cc src/native/core/ovpn-tcp.cc src/native/core/offload.cc src/native/core/policy.cc \
+  -lcrypto -o "$OUT/fuzz_inbound"
 echo "== fuzzing for ${SECS}s"
 "$OUT/fuzz_inbound" -artifact_prefix="$OUT/" -max_total_time="$SECS" -max_len=4097 -timeout=5 -rss_limit_mb=1024 -print_final_stats=1 "$OUT/corpus"

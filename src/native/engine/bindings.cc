@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "../core/ovpn.h"
 #include "../napi-util.h"
@@ -52,6 +53,11 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
                            InstanceMethod<&DataPlaneHandle::SslSend>("sslSend"),
                            InstanceMethod<&DataPlaneHandle::SslDecrypt>("sslDecrypt"),
                            InstanceMethod<&DataPlaneHandle::SetSslFloatCheck>("setSslFloatCheck"),
+                           InstanceMethod<&DataPlaneHandle::SslTcpOpen>("sslTcpOpen"),
+                           InstanceMethod<&DataPlaneHandle::SslTcpBind>("sslTcpBind"),
+                           InstanceMethod<&DataPlaneHandle::SslTcpChunk>("sslTcpChunk"),
+                           InstanceMethod<&DataPlaneHandle::SslTcpClose>("sslTcpClose"),
+                           InstanceMethod<&DataPlaneHandle::SslTcpFlush>("sslTcpFlush"),
                            InstanceMethod<&DataPlaneHandle::SetPolicy>("setPolicy"),
                            InstanceMethod<&DataPlaneHandle::PolicyCounters>("policyCounters"),
                            InstanceMethod<&DataPlaneHandle::ExpirePolicy>("expirePolicy"),
@@ -636,6 +642,80 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     return Napi::Number::New(env, r);
   }
 
+  // ------------------------------------------------------------------ SSL VPN over TCP
+
+  // sslTcpOpen(stream, maxFrame?) -> boolean: a new TCP stream (the shell's connection id), no
+  // session yet; longer packets (default 65535, what the length can say) break the stream
+  Napi::Value SslTcpOpen(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      ThrowType(env, "sslTcpOpen(stream)");
+      return env.Undefined();
+    }
+    if (e_.closed()) return Napi::Boolean::New(env, false);
+    size_t maxFrame = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : ovpn::kTcpMaxFrame;
+    tcp_[info[0].As<Napi::Number>().Uint32Value()] = std::make_unique<TcpStream>(maxFrame);
+    return Napi::Boolean::New(env, true);
+  }
+
+  // sslTcpBind(stream, peerId) -> boolean: the stream's data packets belong to that session
+  Napi::Value SslTcpBind(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+      ThrowType(env, "sslTcpBind(stream, peerId)");
+      return env.Undefined();
+    }
+    auto it = tcp_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == tcp_.end()) return Napi::Boolean::New(env, false);
+    it->second->peerId = info[1].As<Napi::Number>().Uint32Value();
+    return Napi::Boolean::New(env, true);
+  }
+
+  // sslTcpChunk(stream, buf, off, len, list: Uint32Array, spill: Buffer) -> entries listed, or -1
+  // (no such stream, or closed). One call per socket read; see Engine::SslTcpChunk.
+  Napi::Value SslTcpChunk(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RawView b, l, sp;
+    if (info.Length() < 6 || !info[0].IsNumber() || !GetRaw(env, info[1], &b) || !GetRaw(env, info[4], &l) ||
+        l.bytes < (kTcpListHead + kTcpItemStride) * 4 || !GetRaw(env, info[5], &sp)) {
+      ThrowType(env, "sslTcpChunk(stream, buf, off, len, list, spill)");
+      return env.Undefined();
+    }
+    auto it = tcp_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == tcp_.end() || e_.closed()) return Napi::Number::New(env, -1);
+    uint32_t off = info[2].As<Napi::Number>().Uint32Value();
+    uint32_t len = info[3].As<Napi::Number>().Uint32Value();
+    if (uint64_t(off) + len > b.bytes) {
+      ThrowType(env, "sslTcpChunk: off/len outside buf");
+      return env.Undefined();
+    }
+    size_t pos = off;
+    uint32_t cap = uint32_t((l.bytes / 4 - kTcpListHead) / kTcpItemStride);
+    TcpStream& t = *it->second;
+    int n = e_.SslTcpChunk(&t.d, t.peerId, b.data, size_t(off) + len, &pos, reinterpret_cast<uint32_t*>(l.data), cap,
+                           sp.data, sp.bytes, &t.asmQueued);
+    return Napi::Number::New(env, n);
+  }
+
+  // sslTcpClose(stream) -> boolean: forgets the stream's framing state (after writing out the TUN
+  // queue, which may point into its assembly buffers)
+  Napi::Value SslTcpClose(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) return Napi::Boolean::New(env, false);
+    auto it = tcp_.find(info[0].As<Napi::Number>().Uint32Value());
+    if (it == tcp_.end()) return Napi::Boolean::New(env, false);
+    if (it->second->asmQueued && !e_.closed()) e_.FlushSslTcp();
+    tcp_.erase(it);
+    return Napi::Boolean::New(env, true);
+  }
+
+  // sslTcpFlush(): writes the data packets sslTcpChunk queued to the TUN (the chunks they lie in may
+  // be released afterwards)
+  Napi::Value SslTcpFlush(const Napi::CallbackInfo& info) {
+    if (!e_.closed()) e_.FlushSslTcp();
+    return info.Env().Undefined();
+  }
+
   // ------------------------------------------------------------------ policy stage
 
   // setPolicy(DataPathPolicy of src/vpcep/policy.ts): replaces the stage's rules
@@ -676,7 +756,16 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     return info.Env().Undefined();
   }
 
+  // One TCP connection's framing state and the session its data packets belong to.
+  struct TcpStream {
+    explicit TcpStream(size_t maxFrame) : d(maxFrame) {}
+    ovpn::TcpDeframer d;
+    uint32_t peerId = 0xffffffffu;  // none yet (above any 24-bit peer-id)
+    bool asmQueued = false;         // a packet in d's assembly buffer is queued for the TUN
+  };
+
   Engine e_;
+  std::unordered_map<uint32_t, std::unique_ptr<TcpStream>> tcp_;
 };
 
 }  // namespace

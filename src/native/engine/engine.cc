@@ -1181,6 +1181,132 @@ VPCGW_PACKET_STEP void Engine::DeliverSsl() {
   CallFromLoop(self_->Env(), async_, self_->Value(), sslCb_.Value(), n);
 }
 
+// OpenVPN over TCP, one chunk of one session's stream (called from JS once per socket read):
+//  1. the deframer (../core/ovpn-tcp.h) splits the chunk into packets, in place where they lie
+//     wholly inside it;
+//  2. P_DATA_V2 carrying the session's peer-id, or P_DATA_V1 (no peer-id; the connection is the
+//     session), is decrypted in place and checked as InboundSsl checks a datagram (inner source,
+//     client-to-client, policy stage), then queued for the TUN;
+//  3. everything else is listed for JS in stream order, so the TLS control channel keeps its order;
+//  4. the queued packets stay queued (pointing into the chunks, which JS keeps alive) until JS calls
+//     FlushSslTcp once per event-loop turn, so the reads of one turn go to the TUN in one batch
+//     (GRO-coalesced as FlushTunOut does for UDP; a full queue is written out at once).
+int Engine::SslTcpChunk(ovpn::TcpDeframer* d, uint32_t peerId, uint8_t* chunk, size_t n, size_t* pos, uint32_t* list,
+                        uint32_t listCap, uint8_t* spill, size_t spillCap, bool* asmQueued) {
+  // a packet this stream assembled is still queued: its buffer is reused by the second crossing
+  // packet from now (ovpn-tcp.h), so write the queue out before parsing on
+  if (*asmQueued && tcpOutCount_ > 0) FlushSslTcp();
+  *asmQueued = false;
+  if (tcpOut_.empty()) tcpOut_.resize(kReadBatch);
+  SslPeer* peer = peerId <= ovpn::kPeerIdUnset ? ssl_.Find(peerId) : nullptr;
+  const double now = NowMs();
+  uint32_t count = 0;
+  size_t spillUsed = 0;
+  uint32_t broken = 0;
+  while (count < listCap) {
+    uint8_t* f;
+    size_t len;
+    const double copied = d->copiedFrames();
+    int r = d->Next(chunk, n, pos, &f, &len);
+    if (r == ovpn::kTcpNeedMore) break;
+    if (r == ovpn::kTcpBadLength) {
+      broken = 1;
+      break;
+    }
+    const bool inChunk = d->copiedFrames() == copied;
+    uint8_t op = f[0] >> ovpn::kOpShift;
+    bool mine = peer != nullptr &&
+                ((op == ovpn::kOpDataV2 && len >= 4 && ((uint32_t(f[1]) << 16) | (uint32_t(f[2]) << 8) | f[3]) == peerId) ||
+                 op == ovpn::kOpDataV1);
+    const uint8_t* out = f;
+    size_t outLen = len;
+    uint32_t kind = 0;
+    if (mine) {
+      if (len > maxPacket_ + kTailroom) {  // what a datagram this long would be (truncated) on UDP
+        peer->s->Drop(ovpn::kTooBig);
+        st()[kSslDrops] += 1;
+        continue;
+      }
+      ovpn::Span span;
+      int dr = peer->s->Decrypt(f, 0, len, now, &span);
+      if (dr > ovpn::kOcc) {
+        st()[kSslDrops] += 1;
+        continue;
+      }
+      st()[kSslRxPackets] += 1;
+      if (dr == ovpn::kPing) continue;
+      const uint8_t* ip = f + span.off;
+      out = ip;
+      outLen = span.len;
+      kind = kTcpItemPlain;
+      if (dr == ovpn::kIp) {
+        if (span.len < 20 || (ip[0] >> 4) != 4) {
+          peer->s->Drop(ovpn::kNotIpv4);
+          st()[kSslDrops] += 1;
+          continue;
+        }
+        if (!peer->hasVaddr || memcmp(ip + 12, peer->vaddr, 4) != 0) {
+          peer->s->Drop(ovpn::kBadSource);
+          st()[kSslDrops] += 1;
+          continue;
+        }
+        bool toClient = InPrefix4(ip + 16, peer->clientNet, peer->clientLen) && memcmp(ip + 16, peer->serverAddr, 4) != 0;
+        if (!toClient) {  // else client-to-client: listed for JS's policy
+          if (__builtin_expect(policyIn_, 0) &&
+              policy_.Inbound(f + span.off, span.len, peer->origin, now) != policy::kPass)
+            continue;
+          if (tcpOutCount_ == tcpOut_.size()) FlushSslTcp();
+          TunOut& t = tcpOut_[tcpOutCount_++];
+          t.data = f + span.off;
+          t.len = uint32_t(span.len);
+          if (!inChunk) *asmQueued = true;
+          continue;
+        }
+      }
+    }
+    // for JS: in place in the chunk, or a copy in the spill buffer (a packet that crossed chunks)
+    uint32_t* m = list + kTcpListHead + size_t(count) * kTcpItemStride;
+    if (inChunk) {
+      m[0] = uint32_t(out - chunk);
+    } else {
+      if (outLen > spillCap - spillUsed) {
+        DropCount(esp::kNoRoom);
+        continue;
+      }
+      memcpy(spill + spillUsed, out, outLen);
+      m[0] = uint32_t(spillUsed);
+      spillUsed += outLen;
+      kind |= kTcpItemSpill;
+    }
+    m[1] = uint32_t(outLen);
+    m[2] = kind;
+    count++;
+  }
+  list[0] = uint32_t(*pos);
+  list[1] = broken;
+  return int(count);
+}
+
+// SslTcpChunk's queue to the TUN, as FlushTunOut writes the UDP paths' (a queue of its own: it
+// lives across calls from JS, while FlushTunOut's is empty between poll rounds).
+void Engine::FlushSslTcp() {
+  uint32_t n = tcpOutCount_;
+  tcpOutCount_ = 0;
+  if (tunFd_ < 0) return;
+  if (!gro_) {
+    for (uint32_t i = 0; i < n; i++) WriteTunPacket(tcpOut_[i].data, tcpOut_[i].len);
+    return;
+  }
+  offload::Coalescer& c = *coalescer_;
+  for (uint32_t i = 0; i < n; i++) {
+    const TunOut& t = tcpOut_[i];
+    if (c.Pending() && c.Append(t.data, t.len)) continue;
+    if (c.Pending()) WriteCoalesced();
+    if (!c.Start(t.data, t.len)) WriteTunPacket(t.data, t.len);
+  }
+  if (c.Pending()) WriteCoalesced();
+}
+
 void Engine::OnPollClosed(void* owner) {
   Bind* b = static_cast<Bind*>(owner);
   Engine* self = b->owner;

@@ -20,6 +20,7 @@
 
 #include "../core/esp.h"
 #include "../core/offload.h"
+#include "../core/ovpn-tcp.h"
 #include "../core/policy.h"
 #include "../core/sockaddr.h"
 #include "../io/pktinfo.h"
@@ -93,6 +94,11 @@ constexpr uint32_t kSslStride = 7;    // off, len, bind, family, port, peer-id, 
 constexpr uint32_t kSslDatagram = 0;  // a raw datagram JS handles (control, unknown peer, float)
 constexpr uint32_t kSslPlaintext = 1; // decrypted payload of a session JS decides on (OCC, client-to-client)
 constexpr uint32_t kSslCounterHead = 12;
+// SslTcpChunk's list for JS: a header, then one entry per packet JS handles, in stream order
+constexpr uint32_t kTcpListHead = 2;    // [0]: where parsing stopped (offset into the chunk), [1]: 1 = stream broken
+constexpr uint32_t kTcpItemStride = 3;  // off, len, kind
+constexpr uint32_t kTcpItemPlain = 1;   // kind bit: decrypted payload of the session (OCC, client-to-client); else a raw packet
+constexpr uint32_t kTcpItemSpill = 2;   // kind bit: the bytes are in the spill buffer (the packet crossed chunks), else in the chunk
 
 // An installed SA (either direction) and, outbound, the peer's socket address.
 struct OutSa {
@@ -226,6 +232,19 @@ class Engine {
   // another queue's copy of the session (whose window never saw the session's steered packets).
   void SetSslFloatCheck(bool on);
   double NowMs() const { return loop_ ? double(uv_now(loop_)) : 0; }
+  // OpenVPN over TCP: one chunk a session's socket delivered, chunk[*pos, n), parsed with the
+  // stream's deframer. Data packets of session `peerId` (absent: none yet) are decrypted in place
+  // and queued for the TUN (in place: the caller keeps `chunk` alive until FlushSslTcp; the
+  // stream's `asmQueued` tracks a queued packet in the deframer's assembly buffer); every other
+  // packet (control channel, other opcodes) and the plaintext JS decides on (OCC,
+  // client-to-client) is listed in `list` in stream order (a packet that crossed chunks is copied
+  // into `spill`, at most one per chunk). Stops early when the list is full (*pos: where to
+  // resume). Returns the number of entries; list[1] = 1 when the stream carried a zero or over-long
+  // length (after the listed packets; the connection must close).
+  int SslTcpChunk(ovpn::TcpDeframer* d, uint32_t peerId, uint8_t* chunk, size_t n, size_t* pos, uint32_t* list,
+                  uint32_t listCap, uint8_t* spill, size_t spillCap, bool* asmQueued);
+  // Writes what SslTcpChunk queued to the TUN (one GRO-coalesced batch); JS calls it once per turn.
+  void FlushSslTcp();
 
   // Test seam (test/fuzz/fuzz_inbound.cc): runs the inbound demux of one datagram from `from` to
   // `local` as if bind `bind` had received it (Inbound or InboundSsl), then ends the batch. For
@@ -323,6 +342,8 @@ class Engine {
   std::vector<uint8_t> rxCtrl_;  // per rx slot: the destination-address control message (wildcard binds)
   std::vector<TunOut> tunOut_;
   uint32_t tunOutCount_ = 0;
+  std::vector<TunOut> tcpOut_;  // SslTcpChunk's queue to the TUN (until FlushSslTcp)
+  uint32_t tcpOutCount_ = 0;
   std::vector<uint8_t> jsTun_;
   std::vector<uint32_t> jsTunLen_;
   uint32_t jsTunCount_ = 0;

@@ -10,7 +10,8 @@
  * `push(chunk)`; each complete frame is handed to `onFrame(buf, off, len)`. A frame wholly inside one
  * chunk is delivered as a view of that chunk (no copy); only a frame that crosses chunk boundaries is
  * copied, into a buffer of its own. Views alias the caller's chunk: copy before keeping one if the caller
- * reuses its chunks (node:net does not).
+ * reuses its chunks (node:net does not). On the native data plane the shell runs the C++ twin of
+ * this parser instead (src/native/core/ovpn-tcp.cc, through SslOffload.sslTcpChunk).
  */
 import { VpnError } from '../../common/errors.js';
 

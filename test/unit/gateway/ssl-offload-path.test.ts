@@ -1,13 +1,14 @@
-// OffloadDataPath against a recording SslOffload: what it installs in the data plane, how it maps the
-// offload's decrypt results, and the per-tick facts it derives from the offload's counters.
+// OffloadDataPath (and TcpOffloadDataPath) against a recording SslOffload: what it installs in the
+// data plane, how it maps the offload's decrypt results, and the per-tick facts it derives from the
+// offload's counters.
 import { describe, expect, it } from 'vitest';
 import { parsePrefix, type Prefix } from '../../../src/common/ip.js';
 import type { SslOffload, SslSessionCounters } from '../../../src/dataplane/data-plane.js';
-import { OffloadDataPath } from '../../../src/gateway/ssl-offload-path.js';
+import { OffloadDataPath, TcpOffloadDataPath } from '../../../src/gateway/ssl-offload-path.js';
 import { DATA_IP, DATA_OCC_EXIT, DATA_PING, DROP_NO_KEY, DROP_OCC_OTHER, DROP_REPLAY, PACKET_ID_RENEG_THRESHOLD } from '../../../src/ssl/data/data-channel.js';
 import { COMP_STUB_V2 } from '../../../src/ssl/data/compression.js';
 import { OCC_EXIT_PAYLOAD } from '../../../src/ssl/data/special.js';
-import { KEEP_COMPRESSION, TICK_RENEGOTIATE, TICK_RX_SEEN, TICK_SEND_FAILED } from '../../../src/ssl/server/data-path.js';
+import { KEEP_COMPRESSION, TICK_RENEGOTIATE, TICK_RX_SEEN, TICK_SEND_FAILED, type DataPathStats, type SslDataPath } from '../../../src/ssl/server/data-path.js';
 
 class RecordingOffload implements SslOffload {
   readonly calls: string[] = [];
@@ -133,5 +134,89 @@ describe('OffloadDataPath', () => {
     expect(p.tick(22_000, 10)).toBe(TICK_SEND_FAILED);
     o.counters = counters({ rxPackets: 3, txPackets: 2, sendPacketId: PACKET_ID_RENEG_THRESHOLD });
     expect(p.tick(22_100, 10)).toBe(TICK_RENEGOTIATE);
+  });
+});
+
+/** the TypeScript sending side of a TCP session, recorded */
+class RecordingTx implements SslDataPath {
+  readonly calls: string[] = [];
+  outOff = 0;
+  outLen = 0;
+  tickResult = 0;
+  installKey(k: { keyId: number }, comp: number): void {
+    this.calls.push(`key ${k.keyId} ${comp}`);
+  }
+  retireKey(keyId: number): void {
+    this.calls.push(`retire ${keyId}`);
+  }
+  attach(p: Prefix, a: string): void {
+    this.calls.push(`attach ${p.len} ${a}`);
+  }
+  setRemote(): void {
+    this.calls.push('remote');
+  }
+  decrypt(): number {
+    this.calls.push('decrypt');
+    return DATA_IP;
+  }
+  send(_b: Buffer, _o: number, len: number): void {
+    this.calls.push(`send ${len}`);
+  }
+  tick(_now: number, pingSec: number): number {
+    this.calls.push(`tick ${pingSec}`);
+    return this.tickResult;
+  }
+  countDrop(): void {}
+  stats(): DataPathStats {
+    return { cipher: 'AES-256-GCM', bytesIn: 0, bytesOut: 500, packetsIn: 0, packetsOut: 5, drops: { tooBig: 1 } };
+  }
+  close(): void {
+    this.calls.push('close');
+  }
+}
+
+describe('TcpOffloadDataPath (a TCP session: native receive side, TypeScript send side)', () => {
+  const key = { keyId: 1, cipher: 'AES-256-GCM', encKey: Buffer.alloc(32), encImplicitIv: Buffer.alloc(8), decKey: Buffer.alloc(32), decImplicitIv: Buffer.alloc(8) };
+
+  it('keys go to both sides, the inner source to the offload, the route to the sending side (no SSL route)', () => {
+    const off = new RecordingOffload();
+    const tx = new RecordingTx();
+    const p = new TcpOffloadDataPath(off, 5, tx, 0);
+    p.installKey(key, COMP_STUB_V2, 10);
+    p.attach(parsePrefix('10.8.0.6/32')!, '10.8.0.6');
+    p.setRemote();
+    p.retireKey(1);
+    p.close();
+    expect(off.calls).toEqual(['key 5 1', `comp 5 ${COMP_STUB_V2}`, 'vaddr 5 10.8.0.6', 'retire 5 1', 'remove 5']);
+    expect(tx.calls).toEqual([`key 1 ${COMP_STUB_V2}`, 'attach 32 10.8.0.6', 'retire 1', 'close']);
+  });
+
+  it('decrypt uses the native session; send the TypeScript one', () => {
+    const off = new RecordingOffload();
+    const tx = new RecordingTx();
+    const p = new TcpOffloadDataPath(off, 5, tx, 0);
+    off.decryptResult = DATA_PING;
+    expect(p.decrypt(Buffer.alloc(40), 2, 30)).toBe(DATA_PING);
+    p.send(Buffer.alloc(100), 0, 100, 1);
+    expect(tx.calls).toEqual(['send 100']);
+  });
+
+  it('tick: pings and renegotiation from the sending side, traffic seen from the native counters', () => {
+    const off = new RecordingOffload();
+    const tx = new RecordingTx();
+    const p = new TcpOffloadDataPath(off, 5, tx, 0);
+    off.counters = counters({ rxPackets: 3, sendPacketId: PACKET_ID_RENEG_THRESHOLD }); // the native send side is unused
+    expect(p.tick(1000, 10)).toBe(TICK_RX_SEEN);
+    expect(off.calls).not.toContain('ping 5');
+    expect(tx.calls).toEqual(['tick 10']);
+    tx.tickResult = TICK_RENEGOTIATE;
+    expect(p.tick(2000, 10)).toBe(TICK_RENEGOTIATE);
+  });
+
+  it('stats: in from the native session, out from the TypeScript one, drops merged', () => {
+    const off = new RecordingOffload();
+    const p = new TcpOffloadDataPath(off, 5, new RecordingTx(), 0);
+    off.counters = counters({ rxPackets: 4, rxBytes: 4000, pingsIn: 1, drops: { replay: 2, tooBig: 1 } });
+    expect(p.stats()).toEqual({ cipher: 'AES-256-GCM', bytesIn: 4000, bytesOut: 500, packetsIn: 3, packetsOut: 5, drops: { replay: 2, tooBig: 2 } });
   });
 });
