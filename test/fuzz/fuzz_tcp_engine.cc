@@ -88,7 +88,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   int fd = open("/dev/null", O_WRONLY);
   if (fd < 0) __builtin_trap();
   gEngine->AttachTun(fd, true, true);
-  gEngine->SetOptions(false, true);
+  gEngine->SetOptions(false, true, 0);
   auto p = std::make_unique<SslPeer>();
   p->s.reset(MakeSession(true));
   p->hasVaddr = true;
