@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../helpers/openvpn.js';
 
-const SECONDS = '12';
+const SECONDS = '8';
 
 function fuzz(script: string): { status: number | null; out: string } {
   const r = spawnSync('sh', [join(REPO_ROOT, 'test/fuzz', script), SECONDS], {
