@@ -18,7 +18,8 @@
 //      super-packets carrying a virtio_net_hdr; then one JS callback.
 // SSL VPN (OpenVPN data channel, ../core/ovpn.cc) as a second framing on the same machinery:
 //   - a route may name an SSL session (by peer-id): step 3 encrypts P_DATA_V2 in place instead,
-//     and step 4 sends it from the session's SSL socket (GSO runs per session);
+//     and step 4 sends it from the session's SSL socket (GSO runs per session); a TCP session's
+//     packets are framed into its output buffer instead, which step 4 hands to JS (DeliverTcpOut);
 //   - SSL sockets (attachSsl) demux by first byte: data opcodes with a known peer-id from the
 //     session's own addr:port are decrypted in place and go to the TUN (pings are counted);
 //     everything else (control, unknown peer, a float) and OCC / client-to-client plaintext is
