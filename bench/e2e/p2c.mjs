@@ -194,7 +194,7 @@ async function runOurs(pki) {
     await waitFor(() => srv.out.includes('READY'), 15_000, 'vpcgw ssl runner');
     const dpLine = /DATAPLANE (\w+)( queues=\d+)?/.exec(srv.out);
     const dp = dpLine?.[1] ?? '?';
-    const channel = dp === 'native' && process.env.VPCGW_SSL_NATIVE !== '0' && !TCP ? 'native data channel' : 'JS data channel';
+    const channel = dp === 'native' && process.env.VPCGW_SSL_NATIVE !== '0' ? 'native data channel' : 'JS data channel';
     const c = await connectClient(pki, 'vpcgw');
     try {
       return { ...(await iperf(srv.pid, 1, PERF)), cipher: `${c.cipher}, ${dp} data plane${dpLine?.[2] ?? ''}, ${channel}` };

@@ -255,10 +255,23 @@ export interface SslOffload {
    */
   sslTcpChunk?(stream: number, buf: Buffer, off: number, len: number): number;
   flushSslTcp?(): void;
+  /**
+   * OpenVPN over TCP, the send side (optional while a backend lacks it): with a writer, the session
+   * (installed with bind -1 and bound to a stream with bindSslTcp) encrypts what its route carries,
+   * `sslSend` payloads and keepalive pings natively, one packet-id sequence per key; the frames
+   * (2-byte length, then the packet) of each data-plane batch reach `write` in one call, and those
+   * of an `sslSend` / `sendSslPing` call before it returns, so nothing is pending between calls and
+   * control packets written to the same socket keep their order. null stops it; false: unavailable
+   * (no such session, or the backend cannot).
+   */
+  setSslTcpWriter?(peerId: number, write: SslTcpWriter | null): boolean;
   readonly sslTcpList?: Uint32Array;
   /** where entries with SSL_TCP_SPILL lie (valid until the next sslTcpChunk) */
   readonly sslTcpSpill?: Buffer;
 }
+
+/** One TCP session's framed, encrypted packets of one batch (a Buffer the socket may keep) and how many frames it holds. */
+export type SslTcpWriter = (buf: Buffer, frames: number) => void;
 
 // sslTcpList layout: [0] where parsing stopped, [1] 1 = a zero or over-long length broke the stream,
 // then per entry off, len, kind (mirrors kTcpListHead and kTcpItem* in src/native/engine/engine.h)

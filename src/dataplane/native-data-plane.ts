@@ -124,7 +124,7 @@ export const OVPN_CIPHER_IDS: Readonly<Record<string, number>> = Object.freeze({
 
 // The SSL offload's types live with its interface (data-plane.ts); re-exported for existing importers.
 export type { SslDatagramHandler, SslKeyMaterial, SslSessionCounters, SslSessionParams } from './data-plane.js';
-import type { SslDatagramHandler, SslKeyMaterial, SslOffload, SslSessionCounters, SslSessionParams } from './data-plane.js';
+import type { SslDatagramHandler, SslKeyMaterial, SslOffload, SslSessionCounters, SslSessionParams, SslTcpWriter } from './data-plane.js';
 import { SSL_TCP_HEAD, SSL_TCP_STRIDE } from './data-plane.js';
 import { TCP_MAX_FRAME } from '../ssl/wire/tcp-framing.js';
 /** entries per sslTcpChunk call (a 64 KiB read of small packets takes a few calls) */
@@ -174,6 +174,9 @@ export interface NativeDataPlaneHandle {
   sslTcpChunk(stream: number, buf: Uint8Array, off: number, len: number, list: Uint32Array, spill: Buffer): number;
   sslTcpClose(stream: number): boolean;
   sslTcpFlush(): void;
+  /** absent from addons built before the native TCP send side */
+  setSslTcpOutput?(cb: (list: (number | Buffer)[]) => void): void;
+  sslTcpOutput?(peerId: number, on: boolean): boolean;
   // the policy stage (src/native/core/policy.h); absent from addons built before it
   setPolicy?(p: DataPathPolicy): void;
   /** fills `out` when large enough (layout in src/native/engine/parse-policy.h); returns the doubles needed */
@@ -403,6 +406,9 @@ export class NativeDataPlane implements DataPlane, SslOffload {
   /** sslTcpChunk's output (layout: SSL_TCP_* in data-plane.ts) */
   readonly sslTcpList = new Uint32Array(SSL_TCP_HEAD + SSL_TCP_ENTRIES * SSL_TCP_STRIDE);
   readonly sslTcpSpill = Buffer.alloc(TCP_MAX_FRAME);
+  /** TCP sessions whose send side is native: their writers by peer-id (setSslTcpWriter) */
+  private readonly tcpWriters = new Map<number, SslTcpWriter>();
+  private tcpOutputSet = false;
   private readonly flushTunSoon: () => void;
   // policy stage: counters read through one growing Float64Array; idle flows expired by a timer
   private readonly policyReader = new PolicyCounterReader();
@@ -719,6 +725,7 @@ export class NativeDataPlane implements DataPlane, SslOffload {
   }
 
   removeSslSession(peerId: number): boolean {
+    this.tcpWriters.delete(peerId);
     return !this.closed && this.h.removeSslSession(peerId);
   }
 
@@ -783,6 +790,33 @@ export class NativeDataPlane implements DataPlane, SslOffload {
 
   flushSslTcp(): void {
     if (!this.closed) this.h.sslTcpFlush();
+  }
+
+  /** OpenVPN over TCP, the send side in C++ (see SslOffload.setSslTcpWriter) */
+  setSslTcpWriter(peerId: number, write: SslTcpWriter | null): boolean {
+    const h = this.h;
+    if (this.closed || !h.setSslTcpOutput || !h.sslTcpOutput) return false;
+    if (!this.tcpOutputSet) {
+      h.setSslTcpOutput((list) => this.onTcpOutput(list));
+      this.tcpOutputSet = true;
+    }
+    if (!h.sslTcpOutput(peerId, write !== null)) return false;
+    if (write) this.tcpWriters.set(peerId, write);
+    else this.tcpWriters.delete(peerId);
+    return true;
+  }
+
+  /** one batch of native TCP output: [peerId, Buffer, frames, ...] */
+  private onTcpOutput(list: (number | Buffer)[]): void {
+    for (let i = 0; i + 2 < list.length; i += 3) {
+      const w = this.tcpWriters.get(list[i] as number);
+      if (!w) continue;
+      try {
+        w(list[i + 1] as Buffer, list[i + 2] as number);
+      } catch (err) {
+        this.log.warn({ err, peerId: list[i] }, 'ssl tcp writer failed');
+      }
+    }
   }
 
   private onSsl(n: number): void {

@@ -148,7 +148,24 @@ export class OffloadDataPath implements SslDataPath {
 }
 
 /**
- * A TCP session on the native data plane: inbound, the stream's frames are split and the session's
+ * A TCP session whose data channel runs wholly in the native data plane: inbound, the stream's
+ * frames are split and the session's data packets decrypted to the TUN in C++ (SslOffload.sslTcpChunk,
+ * driven by src/gateway/ssl-server.ts); outbound, the client's /32 is an SSL route of the data plane,
+ * whose packets (and `send` payloads, keepalive pings) are encrypted by the same native session and
+ * framed for the stream there (SslOffload.setSslTcpWriter); the shell writes each batch's frames with
+ * one socket write. One TCP connection per session: its remote never changes.
+ */
+export class NativeTcpDataPath extends OffloadDataPath {
+  constructor(offload: SslOffload, peerId: number, nowMs: number) {
+    super(offload, peerId, -1, nowMs);
+  }
+
+  override setRemote(): void {}
+}
+
+/**
+ * A TCP session on a data plane that parses the stream natively but cannot encrypt for it (no
+ * SslOffload.setSslTcpWriter): inbound, the stream's frames are split and the session's
  * data packets decrypted to the TUN in C++ (SslOffload.sslTcpChunk, one call per socket read, driven
  * by src/gateway/ssl-server.ts); outbound, the client's /32 is routed to a JsDataPath whose frames the
  * TcpTransport writes as one chunk per data-plane batch. Both directions get every key state: the

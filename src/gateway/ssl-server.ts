@@ -12,7 +12,9 @@
  * and OCC / client-to-client plaintext. With the offload a TCP connection's stream is parsed in
  * C++ as well (one sslTcpChunk call per socket read): its session's data packets go to the TUN
  * there, and the shell gets the control frames and plaintext back per chunk, in stream order; its
- * outbound packets are encrypted by a JsDataPath (TcpOffloadDataPath). Every session without the
+ * outbound packets are encrypted and framed in C++ too (NativeTcpDataPath), and the shell writes each
+ * batch's frames with one socket write (tcpBatchWriter; a data plane that cannot frame leaves that
+ * to a JsDataPath, TcpOffloadDataPath). Every session without the
  * offload gets a JsDataPath (the TypeScript DataChannel) whose encrypted packets leave through the
  * transports below: a slot of one sendmmsg batch (NativeUdp/MemoryUdp), a node:dgram datagram, or a
  * TCP frame.
@@ -25,7 +27,7 @@ import { bytesToIp, type Prefix } from '../common/ip.js';
 import type { PacketBatch } from '../common/batch.js';
 import { SSL_TCP_HEAD, SSL_TCP_PLAIN, SSL_TCP_SPILL, SSL_TCP_STRIDE, type SslOffload } from '../dataplane/data-plane.js';
 import { AddressPool } from './pools.js';
-import { OffloadDataPath, TcpOffloadDataPath } from './ssl-offload-path.js';
+import { NativeTcpDataPath, OffloadDataPath, TcpOffloadDataPath } from './ssl-offload-path.js';
 import { COMP_NONE } from '../ssl/data/compression.js';
 import { TcpDeframer, frameForTcp } from '../ssl/wire/tcp-framing.js';
 import { TICK_MS, type SslServerConfig } from '../ssl/server/config.js';
@@ -41,7 +43,7 @@ import {
 import { SslSessionManager, type SslClientStatus, type SslServerCounters } from '../ssl/server/session-manager.js';
 import type { SslServerAction } from '../ssl/server/actions.js';
 import type { Authenticator } from '../ssl/server/authenticator.js';
-import { BatchUdpTransport, DgramTransport, TcpTransport, UdpTx, type BatchUdp } from './ssl-transports.js';
+import { BatchUdpTransport, DgramTransport, TcpTransport, UdpTx, tcpBatchWriter, type BatchUdp } from './ssl-transports.js';
 
 export {
   TICK_MS,
@@ -448,8 +450,8 @@ export class SslServer {
     let t: DataTransport;
     if (s.protocol === 'tcp') {
       const c = this.conns.get(s.conn)!;
-      const js = new JsDataPath(s.peerId, now, new TcpTransport(c.sock, this.core.counters, this.clock), this.tunnel);
-      if (!c.native || !off) return js;
+      const js = (): JsDataPath => new JsDataPath(s.peerId, now, new TcpTransport(c.sock, this.core.counters, this.clock), this.tunnel);
+      if (!c.native || !off) return js();
       // the stream's data packets are decrypted natively (no UDP socket: installSslSession says the
       // remote is unusable for sending, which a TCP session never does through the offload)
       off.installSslSession(s.peerId, {
@@ -462,7 +464,9 @@ export class SslServer {
       });
       off.bindSslTcp!(s.conn, s.peerId);
       c.peerId = s.peerId;
-      return new TcpOffloadDataPath(off, s.peerId, js, now);
+      // the send side too when the data plane can frame for the stream; else the JsDataPath sends
+      if (off.setSslTcpWriter?.(s.peerId, tcpBatchWriter(c.sock, this.core.counters))) return new NativeTcpDataPath(off, s.peerId, now);
+      return new TcpOffloadDataPath(off, s.peerId, js(), now);
     }
     if (this.bind) t = new BatchUdpTransport(this.tx, remote, this.clock);
     else t = new DgramTransport(() => this.udp, remote, this.clock);

@@ -8,6 +8,7 @@ import type { Socket as UdpSocket } from 'node:dgram';
 import type { Socket as TcpSocket } from 'node:net';
 import { PacketBatch } from '../common/batch.js';
 import { parseIp } from '../common/ip.js';
+import type { SslTcpWriter } from '../dataplane/data-plane.js';
 import type { UdpBind } from '../net/udp-bind.js';
 import { TCP_LENGTH_SIZE, writeTcpLength } from '../ssl/wire/tcp-framing.js';
 import type { DataTransport, SslEndpoint } from '../ssl/server/data-path.js';
@@ -206,4 +207,21 @@ export class TcpTransport implements DataTransport {
   }
 
   setRemote(): void {}
+}
+
+/**
+ * The socket side of a TCP session whose packets the native data plane encrypts and frames
+ * (SslOffload.setSslTcpWriter): each batch's frames arrive as one Buffer of their own, written with
+ * one socket write. TcpTransport's rule holds: above TCP_MAX_QUEUED_BYTES of queued output the
+ * batch is dropped and its frames counted, rather than buffered without bound.
+ */
+export function tcpBatchWriter(sock: TcpSocket, counters: SslServerCounters): SslTcpWriter {
+  return (buf: Buffer, frames: number): void => {
+    if (sock.destroyed) return;
+    if (sock.writableLength + buf.length > TCP_MAX_QUEUED_BYTES) {
+      counters.tcpBackpressureDrops += frames;
+      return;
+    }
+    sock.write(buf);
+  };
 }

@@ -58,6 +58,8 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
                            InstanceMethod<&DataPlaneHandle::SslTcpChunk>("sslTcpChunk"),
                            InstanceMethod<&DataPlaneHandle::SslTcpClose>("sslTcpClose"),
                            InstanceMethod<&DataPlaneHandle::SslTcpFlush>("sslTcpFlush"),
+                           InstanceMethod<&DataPlaneHandle::SetSslTcpOutput>("setSslTcpOutput"),
+                           InstanceMethod<&DataPlaneHandle::SslTcpOutput>("sslTcpOutput"),
                            InstanceMethod<&DataPlaneHandle::SetPolicy>("setPolicy"),
                            InstanceMethod<&DataPlaneHandle::PolicyCounters>("policyCounters"),
                            InstanceMethod<&DataPlaneHandle::ExpirePolicy>("expirePolicy"),
@@ -617,7 +619,9 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
       p->s->Drop(ovpn::kTooBig);
       return Napi::Boolean::New(env, false);
     }
-    return Napi::Boolean::New(env, e_.SslSend(p, b.data + off, len, ping));
+    bool ok = e_.SslSend(p, b.data + off, len, ping);
+    if (e_.tcpOutPending()) e_.DeliverTcpOut(false);  // a TCP session: its frame goes to JS now
+    return Napi::Boolean::New(env, ok);
   }
 
   // sslDecrypt(peerId, buf, off, len, span: Uint32Array(2)) -> ovpn::Result (-1: no session); in
@@ -697,6 +701,31 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
     return Napi::Number::New(env, n);
   }
 
+  // setSslTcpOutput(cb): cb([peerId, Buffer, frames, ...]) receives each batch's output of the
+  // sessions sslTcpOutput turned on (see Engine::DeliverTcpOut)
+  Napi::Value SetSslTcpOutput(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsFunction()) {
+      ThrowType(env, "setSslTcpOutput(cb)");
+      return env.Undefined();
+    }
+    e_.SetSslTcpOutput(info[0].As<Napi::Function>());
+    hasTcpOutput_ = true;
+    return env.Undefined();
+  }
+
+  // sslTcpOutput(peerId, on) -> boolean: the session's send side is native and framed for its TCP
+  // stream (on), or back to its UDP socket (false: no such session, or no output callback yet)
+  Napi::Value SslTcpOutput(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber()) {
+      ThrowType(env, "sslTcpOutput(peerId, on)");
+      return env.Undefined();
+    }
+    if (!hasTcpOutput_ || e_.closed()) return Napi::Boolean::New(env, false);
+    return Napi::Boolean::New(env, e_.SetSslTcp(info[0].As<Napi::Number>().Uint32Value(), info[1].ToBoolean().Value()));
+  }
+
   // sslTcpClose(stream) -> boolean: forgets the stream's framing state (after writing out the TUN
   // queue, which may point into its assembly buffers)
   Napi::Value SslTcpClose(const Napi::CallbackInfo& info) {
@@ -766,6 +795,7 @@ class DataPlaneHandle : public Napi::ObjectWrap<DataPlaneHandle> {
 
   Engine e_;
   std::unordered_map<uint32_t, std::unique_ptr<TcpStream>> tcp_;
+  bool hasTcpOutput_ = false;
 };
 
 }  // namespace

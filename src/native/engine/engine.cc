@@ -18,7 +18,8 @@
 //      super-packets carrying a virtio_net_hdr; then one JS callback.
 // SSL VPN (OpenVPN data channel, ../core/ovpn.cc) as a second framing on the same machinery:
 //   - a route may name an SSL session (by peer-id): step 3 encrypts P_DATA_V2 in place instead,
-//     and step 4 sends it from the session's SSL socket (GSO runs per session);
+//     and step 4 sends it from the session's SSL socket (GSO runs per session); a TCP session's
+//     packets are framed into its output buffer instead, which step 4 hands to JS (DeliverTcpOut);
 //   - SSL sockets (attachSsl) demux by first byte: data opcodes with a known peer-id from the
 //     session's own addr:port are decrypted in place and go to the TUN (pings are counted);
 //     everything else (control, unknown peer, a float) and OCC / client-to-client plaintext is
@@ -361,6 +362,18 @@ void Engine::SetSslCallback(Napi::Function cb) {
 }
 
 bool Engine::SslSend(SslPeer* p, const uint8_t* data, size_t len, bool ping) {
+  if (p->tcp) {
+    // the caller (bindings.cc) hands the framed packet to JS right after (DeliverTcpOut)
+    uint8_t* slot = sslTx_.data();
+    memcpy(slot + kHeadroom, data, len);
+    ovpn::Span span;
+    if (p->s->Encrypt(slot, kHeadroom, len, kHeadroom + maxPacket_ + kTailroom, NowMs(), ping, &span) != ovpn::kIp) {
+      st()[kSslDrops] += 1;
+      return false;
+    }
+    AppendTcpFrame(p, slot + span.off, span.len);
+    return true;
+  }
   if (p->bind < 0 || binds_[p->bind]->fd < 0) {
     p->s->Drop(ovpn::kNoBind);
     return false;
@@ -416,6 +429,8 @@ void Engine::Close() {
   outSas_.clear();
   routes4_.Clear();
   routes6_.Clear();
+  for (SslPeer* p : tcpPending_) p->tcpQueued = false;
+  tcpPending_.clear();
   ssl_.Clear(depth_ > 0);
   sslCount_ = 0;
   jsTunCount_ = 0;
@@ -651,6 +666,7 @@ VPCGW_PACKET_STEP void Engine::FlushTx() {
   }
   txCount_ = 0;
   txUsed_ = 0;
+  if (__builtin_expect(!tcpPending_.empty(), 0)) DeliverTcpOut(true);
 }
 
 void Engine::SendBind(int b) {
@@ -1019,11 +1035,22 @@ VPCGW_PACKET_STEP void Engine::WriteCoalesced() {
   }
 }
 
-// TUN -> an SSL session: P_DATA_V2 in place in the tx slot, queued for the session's socket.
+// TUN -> an SSL session: P_DATA_V2 in place in the tx slot, queued for the session's socket (UDP)
+// or framed into the session's output for JS (TCP).
 VPCGW_PACKET_STEP void Engine::OutboundSsl(uint32_t slot, size_t len, uint32_t peerId) {
   SslPeer* p = ssl_.Find(peerId);
   if (!p) {
     DropCount(esp::kNoSa);
+    return;
+  }
+  if (p->tcp) {
+    ovpn::Span span;
+    if (len > maxPacket_ || p->s->Encrypt(TxSlot(slot), kHeadroom, len, slot_, NowMs(), false, &span) != ovpn::kIp) {
+      if (len > maxPacket_) p->s->Drop(ovpn::kTooBig);
+      st()[kSslDrops] += 1;
+      return;
+    }
+    AppendTcpFrame(p, TxSlot(slot) + span.off, span.len);
     return;
   }
   if (p->bind < 0 || binds_[p->bind]->fd < 0) {
@@ -1305,6 +1332,74 @@ void Engine::FlushSslTcp() {
     if (!c.Start(t.data, t.len)) WriteTunPacket(t.data, t.len);
   }
   if (c.Pending()) WriteCoalesced();
+}
+
+// OpenVPN over TCP, the send side (OpenVPN's socket.c frames each packet with its 16-bit length on
+// a TCP link, as the receive side parses it in ../core/ovpn-tcp.h):
+//  1. OutboundSsl (TUN packets routed to the session) and SslSend (JS payloads, keepalive pings)
+//     encrypt with the session's ovpn::Session, as for UDP, so the packet-ids of a key form one
+//     sequence whichever way a packet came;
+//  2. AppendTcpFrame writes length + packet into the session's output buffer (native memory, reused);
+//  3. DeliverTcpOut, at the end of the batch (FlushTx) or of the JS call, copies each session's
+//     output into one Buffer and hands all of them to JS in one callback; JS writes each with one
+//     socket.write. Between engine calls no output is pending, so control packets JS writes to the
+//     same socket keep their order relative to data packets.
+bool Engine::SetSslTcp(uint32_t peerId, bool on) {
+  SslPeer* p = ssl_.Find(peerId);
+  if (!p) return false;
+  p->tcp = on;
+  return true;
+}
+
+VPCGW_PACKET_STEP void Engine::AppendTcpFrame(SslPeer* p, const uint8_t* pkt, size_t len) {
+  size_t used = p->tcpQueued ? p->tcpLen : 0;
+  size_t end = used + ovpn::kTcpLengthSize + len;
+  if (end > kTcpOutMaxBytes || tcpOutCb_.IsEmpty()) {
+    p->s->Drop(ovpn::kNoBind);
+    st()[kSslDrops] += 1;
+    return;
+  }
+  if (!p->tcpQueued) {
+    p->tcpQueued = true;
+    p->tcpFrames = 0;
+    tcpPending_.push_back(p);
+  }
+  if (end > p->tcpOut.size()) p->tcpOut.resize(std::max(end, std::min(kTcpOutMaxBytes, p->tcpOut.size() * 2)));
+  uint8_t* o = p->tcpOut.data() + used;
+  o[0] = uint8_t(len >> 8);
+  o[1] = uint8_t(len);
+  memcpy(o + ovpn::kTcpLengthSize, pkt, len);
+  p->tcpLen = end;
+  p->tcpFrames++;
+  st()[kSslTxPackets] += 1;
+}
+
+void Engine::DeliverTcpOut(bool inLoop) {
+  if (tcpPending_.empty()) return;
+  if (closed_ || tcpOutCb_.IsEmpty()) {
+    for (SslPeer* p : tcpPending_) p->tcpQueued = false;
+    tcpPending_.clear();
+    return;
+  }
+  napi_env env = self_->Env();
+  Napi::HandleScope scope(env);
+  Napi::Array list = Napi::Array::New(env, tcpPending_.size() * 3);
+  uint32_t i = 0;
+  for (SslPeer* p : tcpPending_) {
+    p->tcpQueued = false;
+    list.Set(i++, Napi::Number::New(env, p->s->peerId()));
+    list.Set(i++, Napi::Buffer<uint8_t>::Copy(env, p->tcpOut.data(), p->tcpLen));
+    list.Set(i++, Napi::Number::New(env, p->tcpFrames));
+  }
+  tcpPending_.clear();  // before JS runs: it may send again (SslSend) or remove sessions
+  st()[kJsCallbacks] += 1;
+  napi_value argv[1] = {list};
+  if (inLoop) {
+    CallFromLoop(env, async_, self_->Value(), tcpOutCb_.Value(), 1, argv);
+  } else {
+    napi_value result;
+    napi_call_function(env, self_->Value(), tcpOutCb_.Value(), 1, argv, &result);  // an exception propagates to the JS caller
+  }
 }
 
 void Engine::OnPollClosed(void* owner) {

@@ -50,6 +50,7 @@ constexpr size_t kSuperPacket = 65535 + offload::kVnetHdrSize;
 constexpr uint32_t kJsTunSlots = 64;
 constexpr size_t kNonEspMarker = 4;
 constexpr uint8_t kNatKeepalive = 0xff;
+constexpr size_t kTcpOutMaxBytes = 4 << 20;  // one TCP session's framed output per batch; more is dropped
 
 // Indices into the stats Float64Array (mirrored in src/dataplane/native-data-plane.ts).
 enum Stat {
@@ -245,6 +246,15 @@ class Engine {
                   uint32_t listCap, uint8_t* spill, size_t spillCap, bool* asmQueued);
   // Writes what SslTcpChunk queued to the TUN (one GRO-coalesced batch); JS calls it once per turn.
   void FlushSslTcp();
+  // OpenVPN over TCP, the send side: cb(list) receives, once per batch, [peerId, Buffer, frames, ...]
+  // with each TCP session's framed, encrypted packets (a copy JS may keep). Set before SetSslTcp.
+  void SetSslTcpOutput(Napi::Function cb) { tcpOutCb_ = Napi::Persistent(cb); }
+  // Marks a session as a TCP one: its routed packets and SslSend payloads are encrypted and framed
+  // into its output (OutboundSslTcp) instead of being sent on a UDP socket.
+  bool SetSslTcp(uint32_t peerId, bool on);
+  // Hands the pending TCP output to JS (inLoop: called from a poll callback, else from a JS call).
+  void DeliverTcpOut(bool inLoop);
+  bool tcpOutPending() const { return !tcpPending_.empty(); }
 
   // Test seam (test/fuzz/fuzz_inbound.cc): runs the inbound demux of one datagram from `from` to
   // `local` as if bind `bind` had received it (Inbound or InboundSsl), then ends the batch. For
@@ -287,6 +297,7 @@ class Engine {
   void FlushTunOut();
   void WriteCoalesced();
   void OutboundSsl(uint32_t slot, size_t len, uint32_t peerId);
+  void AppendTcpFrame(SslPeer* p, const uint8_t* pkt, size_t len);
   void InboundSsl(Bind* b, uint32_t j, size_t len);
   void InboundSslFloat(Bind* b, uint32_t j, size_t len, SslPeer* peer);
   void ToSslJs(Bind* b, uint32_t j, const uint8_t* p, size_t len, uint32_t peerId, uint32_t kind);
@@ -343,6 +354,8 @@ class Engine {
   std::vector<TunOut> tunOut_;
   uint32_t tunOutCount_ = 0;
   std::vector<TunOut> tcpOut_;  // SslTcpChunk's queue to the TUN (until FlushSslTcp)
+  std::vector<SslPeer*> tcpPending_;  // TCP sessions with framed output for JS (DeliverTcpOut)
+  Napi::FunctionReference tcpOutCb_;
   uint32_t tcpOutCount_ = 0;
   std::vector<uint8_t> jsTun_;
   std::vector<uint32_t> jsTunLen_;

@@ -40,6 +40,13 @@ struct SslPeer {
   // multi-queue: per key slot, the SharedArrayBuffer view holding that key's shared packet-id cell
   // (ovpn::KeyConfig::pidCell), kept alive while the slot may use it
   Napi::ObjectReference pidRefs[2];
+  // OpenVPN over TCP (Engine::SetSslTcp): the session's data packets are framed into tcpOut (2-byte
+  // big-endian length, then the packet) and handed to JS once per batch instead of being sent
+  bool tcp = false;
+  bool tcpQueued = false;       // listed in the engine's pending-output list
+  uint32_t tcpFrames = 0;       // frames in tcpOut[0, tcpLen)
+  size_t tcpLen = 0;
+  std::vector<uint8_t> tcpOut;  // grows to the largest batch once, then is reused
 };
 
 // Same address family, address and port (per packet: inline).

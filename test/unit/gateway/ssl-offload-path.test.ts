@@ -1,10 +1,10 @@
-// OffloadDataPath (and TcpOffloadDataPath) against a recording SslOffload: what it installs in the
+// OffloadDataPath (and NativeTcpDataPath, TcpOffloadDataPath) against a recording SslOffload: what it installs in the
 // data plane, how it maps the offload's decrypt results, and the per-tick facts it derives from the
 // offload's counters.
 import { describe, expect, it } from 'vitest';
 import { parsePrefix, type Prefix } from '../../../src/common/ip.js';
 import type { SslOffload, SslSessionCounters } from '../../../src/dataplane/data-plane.js';
-import { OffloadDataPath, TcpOffloadDataPath } from '../../../src/gateway/ssl-offload-path.js';
+import { NativeTcpDataPath, OffloadDataPath, TcpOffloadDataPath } from '../../../src/gateway/ssl-offload-path.js';
 import { DATA_IP, DATA_OCC_EXIT, DATA_PING, DROP_NO_KEY, DROP_OCC_OTHER, DROP_REPLAY, PACKET_ID_RENEG_THRESHOLD } from '../../../src/ssl/data/data-channel.js';
 import { COMP_STUB_V2 } from '../../../src/ssl/data/compression.js';
 import { OCC_EXIT_PAYLOAD } from '../../../src/ssl/data/special.js';
@@ -218,5 +218,20 @@ describe('TcpOffloadDataPath (a TCP session: native receive side, TypeScript sen
     const p = new TcpOffloadDataPath(off, 5, new RecordingTx(), 0);
     off.counters = counters({ rxPackets: 4, rxBytes: 4000, pingsIn: 1, drops: { replay: 2, tooBig: 1 } });
     expect(p.stats()).toEqual({ cipher: 'AES-256-GCM', bytesIn: 4000, bytesOut: 500, packetsIn: 3, packetsOut: 5, drops: { replay: 2, tooBig: 2 } });
+  });
+});
+
+describe('NativeTcpDataPath (a TCP session wholly in the native data plane)', () => {
+  it('keys, address and the SSL route go to the offload; no remote (one connection per session); send and pings are native', () => {
+    const o = new RecordingOffload();
+    const p = new NativeTcpDataPath(o, 6, 0);
+    p.installKey(KEY, COMP_STUB_V2);
+    p.attach(parsePrefix('10.8.0.7/32')!, '10.8.0.7');
+    p.setRemote();
+    p.send(Buffer.alloc(80), 0, 80);
+    o.counters = counters({ rxPackets: 1 });
+    expect(p.tick(20_000, 10)).toBe(TICK_RX_SEEN);
+    p.close();
+    expect(o.calls).toEqual([`key 6 1`, `comp 6 ${COMP_STUB_V2}`, 'vaddr 6 10.8.0.7', 'route 32 6', 'send 6 80', 'ping 6', 'unroute 32', 'remove 6']);
   });
 });

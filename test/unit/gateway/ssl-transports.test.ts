@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Socket } from 'node:net';
-import { TCP_MAX_QUEUED_BYTES, TCP_STAGING_BYTES, TcpTransport } from '../../../src/gateway/ssl-transports.js';
+import { TCP_MAX_QUEUED_BYTES, TCP_STAGING_BYTES, TcpTransport, tcpBatchWriter } from '../../../src/gateway/ssl-transports.js';
 import type { SslServerCounters } from '../../../src/ssl/server/session-manager.js';
 
 /** A socket stand-in that records each write (as a copy) and how much it still holds. */
@@ -86,5 +86,32 @@ describe('TcpTransport', () => {
     send(Buffer.from([1]));
     t.flush();
     expect(sock.writes).toHaveLength(0);
+  });
+});
+
+describe('tcpBatchWriter (frames the native data plane encrypted)', () => {
+  it('one batch is one socket write of the Buffer as given', () => {
+    const sock = new FakeSocket();
+    const counters = { tcpBackpressureDrops: 0 } as SslServerCounters;
+    const w = tcpBatchWriter(sock as unknown as Socket, counters);
+    const batch = Buffer.from([0, 2, 9, 9, 0, 1, 7]);
+    w(batch, 2);
+    expect(sock.writes).toEqual([batch]);
+    expect(counters.tcpBackpressureDrops).toBe(0);
+  });
+
+  it('over TCP_MAX_QUEUED_BYTES queued on the socket the batch is dropped and its frames counted; a destroyed socket gets nothing', () => {
+    const sock = new FakeSocket();
+    const counters = { tcpBackpressureDrops: 0 } as SslServerCounters;
+    const w = tcpBatchWriter(sock as unknown as Socket, counters);
+    sock.writableLength = TCP_MAX_QUEUED_BYTES - 3;
+    w(Buffer.alloc(4), 2);
+    expect(sock.writes).toHaveLength(0);
+    expect(counters.tcpBackpressureDrops).toBe(2);
+    sock.writableLength = 0;
+    sock.destroyed = true;
+    w(Buffer.alloc(4), 1);
+    expect(sock.writes).toHaveLength(0);
+    expect(counters.tcpBackpressureDrops).toBe(2);
   });
 });
