@@ -22,7 +22,8 @@
 #include <memory>
 #include <vector>
 
-#include "../../src/native/engine/engine.h"
+#define VPCGW_FUZZ_ENGINE
+#include "harness.h"
 
 using namespace vpcgw;
 
@@ -32,23 +33,12 @@ constexpr uint32_t kSpi1 = 0x00001001, kSpi2 = 0x00002002;
 constexpr uint32_t kPeer1 = 1, kPeer2 = 0x000203;
 constexpr uint32_t kMaxPacket = 1500;
 
-std::vector<double> gStats(kStatCount);
-std::vector<uint8_t> gCtlBuf(64 * 1024), gCtlAddr(64 * kCtlAddrStride), gSinkBuf(16 * kMaxPacket), gSslBuf(64 * 1024),
-    gSslAddr(64 * 16);
-std::vector<uint32_t> gCtlMeta(64 * kCtlStride), gSinkMeta(16 * kSinkStride), gEvents(64 * kEventStride),
-    gSslMeta(64 * kSslStride);
-
+fuzz::EngineBuffers gBufs(64, 64 * 1024, kMaxPacket);
 Engine* gEngine = nullptr;
 int gEspBind = -1, gSslBind = -1;
 esp::Sa* gSealer = nullptr;  // outbound twin of SA 1 (same keys): seals valid ESP
 ovpn::Session* gClient[2] = {nullptr, nullptr};  // client twins of sessions 1 and 2
-uint8_t gKeyA[64], gKeyB[64], gIvA[8], gIvB[8];
-
-template <typename T>
-void PinVec(Pinned<T>* p, std::vector<T>& v) {
-  p->ptr = v.data();
-  p->count = v.size();
-}
+fuzz::OvpnKeys gKeys;
 
 esp::Prefix Any4() {
   esp::Prefix p;
@@ -81,19 +71,7 @@ esp::Sa* MakeSa(uint32_t spi, bool inbound) {
 }
 
 ovpn::Session* MakeSession(uint32_t peerId, bool server) {
-  ovpn::Session* s = new ovpn::Session(peerId);
-  ovpn::KeyConfig k;
-  k.keyId = 0;
-  k.cipher = ovpn::kAes128Gcm;
-  k.encKey = server ? gKeyA : gKeyB;
-  k.encKeyLen = 64;
-  k.encIv = server ? gIvA : gIvB;
-  k.decKey = server ? gKeyB : gKeyA;
-  k.decKeyLen = 64;
-  k.decIv = server ? gIvB : gIvA;
-  const char* err = nullptr;
-  if (!s->InstallKey(k, &err)) __builtin_trap();
-  return s;
+  return fuzz::MakeOvpnSession(gKeys, peerId, ovpn::kAes128Gcm, server);
 }
 
 sockaddr_storage V4(const char* a, uint16_t port) {
@@ -122,21 +100,8 @@ void InstallPeer(uint32_t peerId, const char* addr, uint16_t port, const char* v
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  for (size_t i = 0; i < 64; i++) gKeyA[i] = uint8_t(i * 3 + 1), gKeyB[i] = uint8_t(i * 5 + 2);
-  for (size_t i = 0; i < 8; i++) gIvA[i] = uint8_t(i + 9), gIvB[i] = uint8_t(i + 17);
-  gEngine = new Engine(nullptr);
-  JsBuffers& js = gEngine->js();
-  PinVec(&js.stats, gStats);
-  PinVec(&js.ctlBuf, gCtlBuf);
-  PinVec(&js.ctlMeta, gCtlMeta);
-  PinVec(&js.ctlAddr, gCtlAddr);
-  PinVec(&js.sinkBuf, gSinkBuf);
-  PinVec(&js.sinkMeta, gSinkMeta);
-  PinVec(&js.events, gEvents);
-  PinVec(&js.sslBuf, gSslBuf);
-  PinVec(&js.sslMeta, gSslMeta);
-  PinVec(&js.sslAddr, gSslAddr);
-  if (!gEngine->Configure(kMaxPacket)) __builtin_trap();
+  gKeys.Fill();
+  gEngine = fuzz::NewEngine(&gBufs, kMaxPacket);
   gEspBind = gEngine->AddTestBind(false, AF_INET);
   gSslBind = gEngine->AddTestBind(true, AF_INET);
   for (uint32_t spi : {kSpi1, kSpi2}) {

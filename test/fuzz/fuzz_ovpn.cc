@@ -13,29 +13,15 @@
 #include <cstring>
 #include <vector>
 
-#include "../../src/native/core/ovpn.h"
+#include "harness.h"
 
 using namespace vpcgw;
 
 namespace {
 
-uint8_t gKeyA[64], gKeyB[64], gIvA[8], gIvB[8];
+fuzz::OvpnKeys gKeys;
 
-ovpn::Session* Make(int cipher, bool server) {
-  ovpn::Session* s = new ovpn::Session(0x123456);
-  ovpn::KeyConfig k;
-  k.keyId = 0;
-  k.cipher = cipher;
-  k.encKey = server ? gKeyA : gKeyB;
-  k.encKeyLen = 64;
-  k.encIv = server ? gIvA : gIvB;
-  k.decKey = server ? gKeyB : gKeyA;
-  k.decKeyLen = 64;
-  k.decIv = server ? gIvB : gIvA;
-  const char* err = nullptr;
-  if (!s->InstallKey(k, &err)) __builtin_trap();
-  return s;
-}
+ovpn::Session* Make(int cipher, bool server) { return fuzz::MakeOvpnSession(gKeys, 0x123456, cipher, server); }
 
 // [cipher 1..3] -> server (receiver) and client (sender) sessions, kept across runs (replay state too)
 ovpn::Session* gServer[4];
@@ -46,8 +32,7 @@ void Init() {
   static bool done = false;
   if (done) return;
   done = true;
-  for (int i = 0; i < 64; i++) gKeyA[i] = uint8_t(3 + i * 5), gKeyB[i] = uint8_t(7 + i * 11);
-  for (int i = 0; i < 8; i++) gIvA[i] = uint8_t(i * 9), gIvB[i] = uint8_t(200 - i);
+  gKeys.Fill();
   for (int c = 1; c <= 3; c++) {
     gServer[c] = Make(c, true);
     gClient[c] = Make(c, false);

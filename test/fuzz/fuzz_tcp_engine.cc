@@ -20,7 +20,8 @@
 #include <memory>
 #include <vector>
 
-#include "../../src/native/engine/engine.h"
+#define VPCGW_FUZZ_ENGINE
+#include "harness.h"
 
 using namespace vpcgw;
 
@@ -29,37 +30,12 @@ namespace {
 constexpr uint32_t kPeer = 0x000102;
 constexpr uint32_t kMaxPacket = 1500;
 
-std::vector<double> gStats(kStatCount);
-std::vector<uint8_t> gCtlBuf(4096), gCtlAddr(16 * kCtlAddrStride), gSinkBuf(16 * kMaxPacket), gSslBuf(4096),
-    gSslAddr(16 * 16);
-std::vector<uint32_t> gCtlMeta(16 * kCtlStride), gSinkMeta(16 * kSinkStride), gEvents(16 * kEventStride),
-    gSslMeta(16 * kSslStride);
-
+fuzz::EngineBuffers gBufs(16, 4096, kMaxPacket);
 Engine* gEngine = nullptr;
 ovpn::Session* gClient = nullptr;
-uint8_t gKeyA[64], gKeyB[64], gIvA[8], gIvB[8];
+fuzz::OvpnKeys gKeys;
 
-template <typename T>
-void PinVec(Pinned<T>* p, std::vector<T>& v) {
-  p->ptr = v.data();
-  p->count = v.size();
-}
-
-ovpn::Session* MakeSession(bool server) {
-  ovpn::Session* s = new ovpn::Session(kPeer);
-  ovpn::KeyConfig k;
-  k.keyId = 0;
-  k.cipher = ovpn::kAes128Gcm;
-  k.encKey = server ? gKeyA : gKeyB;
-  k.encKeyLen = 64;
-  k.encIv = server ? gIvA : gIvB;
-  k.decKey = server ? gKeyB : gKeyA;
-  k.decKeyLen = 64;
-  k.decIv = server ? gIvB : gIvA;
-  const char* err = nullptr;
-  if (!s->InstallKey(k, &err)) __builtin_trap();
-  return s;
-}
+ovpn::Session* MakeSession(bool server) { return fuzz::MakeOvpnSession(gKeys, kPeer, ovpn::kAes128Gcm, server); }
 
 void Frame(std::vector<uint8_t>* s, const uint8_t* p, size_t n) {
   s->push_back(uint8_t(n >> 8));
@@ -70,21 +46,8 @@ void Frame(std::vector<uint8_t>* s, const uint8_t* p, size_t n) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  for (size_t i = 0; i < 64; i++) gKeyA[i] = uint8_t(i * 3 + 1), gKeyB[i] = uint8_t(i * 5 + 2);
-  for (size_t i = 0; i < 8; i++) gIvA[i] = uint8_t(i + 9), gIvB[i] = uint8_t(i + 17);
-  gEngine = new Engine(nullptr);
-  JsBuffers& js = gEngine->js();
-  PinVec(&js.stats, gStats);
-  PinVec(&js.ctlBuf, gCtlBuf);
-  PinVec(&js.ctlMeta, gCtlMeta);
-  PinVec(&js.ctlAddr, gCtlAddr);
-  PinVec(&js.sinkBuf, gSinkBuf);
-  PinVec(&js.sinkMeta, gSinkMeta);
-  PinVec(&js.events, gEvents);
-  PinVec(&js.sslBuf, gSslBuf);
-  PinVec(&js.sslMeta, gSslMeta);
-  PinVec(&js.sslAddr, gSslAddr);
-  if (!gEngine->Configure(kMaxPacket)) __builtin_trap();
+  gKeys.Fill();
+  gEngine = fuzz::NewEngine(&gBufs, kMaxPacket);
   int fd = open("/dev/null", O_WRONLY);
   if (fd < 0) __builtin_trap();
   gEngine->AttachTun(fd, true, true);

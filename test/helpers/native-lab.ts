@@ -1,6 +1,23 @@
 // Small helpers for the native-code tests that run over a real TUN and loopback sockets
 // (test/unit/dataplane/native-*.test.ts, test/unit/net/native-udp.test.ts, test/unit/tun/linux-tun.test.ts).
+import { randomBytes } from 'node:crypto';
 import { parseIp } from '../../src/common/ip.js';
+import type { DataKeyMaterial } from '../../src/ssl/data/data-channel.js';
+
+/**
+ * Random AES-256-GCM data-channel keys (key-id 0) for a server session and its client twin: what one
+ * encrypts the other decrypts. Returns the key material of either side.
+ */
+export function mirroredDataKeys(): (side: 'server' | 'client') => DataKeyMaterial {
+  const seed = randomBytes(144);
+  const a = seed.subarray(0, 64);
+  const b = seed.subarray(64, 128);
+  const ivA = seed.subarray(128, 136);
+  const ivB = seed.subarray(136, 144);
+  return (side) => side === 'server'
+    ? { keyId: 0, cipher: 'AES-256-GCM', encKey: a, encImplicitIv: ivA, decKey: b, decImplicitIv: ivB }
+    : { keyId: 0, cipher: 'AES-256-GCM', encKey: b, encImplicitIv: ivB, decKey: a, decImplicitIv: ivA };
+}
 
 /** Polls `cond` every 5 ms; rejects with "timed out waiting for <what>" once `ms` have passed. */
 export async function until(what: string, cond: () => boolean, ms = 3000): Promise<void> {

@@ -995,24 +995,27 @@ VPCGW_PACKET_STEP void Engine::ToControl(Bind* b, uint32_t j, const uint8_t* p, 
 }
 
 VPCGW_PACKET_STEP void Engine::FlushTunOut() {
-  if (tunFd_ < 0) {
-    tunOutCount_ = 0;
-    return;
-  }
+  uint32_t n = tunOutCount_;
+  tunOutCount_ = 0;
+  WriteTunQueue(tunOut_.data(), n);
+}
+
+// Writes queued packets to the TUN: one write each, or with GRO runs of one TCP flow coalesced
+// into super-packets.
+void Engine::WriteTunQueue(const TunOut* q, uint32_t n) {
+  if (tunFd_ < 0) return;
   if (!gro_) {
-    for (uint32_t i = 0; i < tunOutCount_; i++) WriteTunPacket(tunOut_[i].data, tunOut_[i].len);
-    tunOutCount_ = 0;
+    for (uint32_t i = 0; i < n; i++) WriteTunPacket(q[i].data, q[i].len);
     return;
   }
   offload::Coalescer& c = *coalescer_;
-  for (uint32_t i = 0; i < tunOutCount_; i++) {
-    const TunOut& t = tunOut_[i];
+  for (uint32_t i = 0; i < n; i++) {
+    const TunOut& t = q[i];
     if (c.Pending() && c.Append(t.data, t.len)) continue;
     if (c.Pending()) WriteCoalesced();
     if (!c.Start(t.data, t.len)) WriteTunPacket(t.data, t.len);
   }
   if (c.Pending()) WriteCoalesced();
-  tunOutCount_ = 0;
 }
 
 VPCGW_PACKET_STEP void Engine::WriteCoalesced() {
@@ -1319,19 +1322,7 @@ int Engine::SslTcpChunk(ovpn::TcpDeframer* d, uint32_t peerId, uint8_t* chunk, s
 void Engine::FlushSslTcp() {
   uint32_t n = tcpOutCount_;
   tcpOutCount_ = 0;
-  if (tunFd_ < 0) return;
-  if (!gro_) {
-    for (uint32_t i = 0; i < n; i++) WriteTunPacket(tcpOut_[i].data, tcpOut_[i].len);
-    return;
-  }
-  offload::Coalescer& c = *coalescer_;
-  for (uint32_t i = 0; i < n; i++) {
-    const TunOut& t = tcpOut_[i];
-    if (c.Pending() && c.Append(t.data, t.len)) continue;
-    if (c.Pending()) WriteCoalesced();
-    if (!c.Start(t.data, t.len)) WriteTunPacket(t.data, t.len);
-  }
-  if (c.Pending()) WriteCoalesced();
+  WriteTunQueue(tcpOut_.data(), n);
 }
 
 // OpenVPN over TCP, the send side (OpenVPN's socket.c frames each packet with its 16-bit length on

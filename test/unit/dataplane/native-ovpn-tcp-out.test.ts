@@ -11,26 +11,16 @@ import { captureLogger } from '../../../src/common/log.js';
 import { NativeDataPlane } from '../../../src/dataplane/native-data-plane.js';
 import { LinuxTun } from '../../../src/tun/linux-tun.js';
 import { addAddress } from '../../../src/tun/netcfg.js';
-import { DATA_IP, DATA_PING, DataChannel, type DataKeyMaterial } from '../../../src/ssl/data/data-channel.js';
+import { DATA_IP, DATA_PING, DataChannel } from '../../../src/ssl/data/data-channel.js';
 import { COMP_NONE } from '../../../src/ssl/data/compression.js';
 import { P } from '../esp/packets.js';
-import { icmpEcho, until } from '../../helpers/native-lab.js';
+import { icmpEcho, mirroredDataKeys, until } from '../../helpers/native-lab.js';
 
 const POOL = '10.217.0.0/24';
 const SERVER = '10.217.0.1';
 const CLIENT = '10.217.0.2';
 const PEER_ID = 11;
-const SEED = randomBytes(144);
-
-function key(side: 'server' | 'client'): DataKeyMaterial {
-  const a = SEED.subarray(0, 64);
-  const b = SEED.subarray(64, 128);
-  const ivA = SEED.subarray(128, 136);
-  const ivB = SEED.subarray(136, 144);
-  return side === 'server'
-    ? { keyId: 0, cipher: 'AES-256-GCM', encKey: a, encImplicitIv: ivA, decKey: b, decImplicitIv: ivB }
-    : { keyId: 0, cipher: 'AES-256-GCM', encKey: b, encImplicitIv: ivB, decKey: a, decImplicitIv: ivA };
-}
+const key = mirroredDataKeys();
 
 let tun: LinuxTun;
 let dp: NativeDataPlane;

@@ -13,11 +13,11 @@ import type { SslDatagramHandler } from '../../../src/dataplane/native-data-plan
 import { NativeUdp } from '../../../src/net/native-udp.js';
 import { LinuxTun } from '../../../src/tun/linux-tun.js';
 import { addAddress, addRoute } from '../../../src/tun/netcfg.js';
-import { DataChannel, DATA_IP, type DataKeyMaterial } from '../../../src/ssl/data/data-channel.js';
+import { DataChannel, DATA_IP } from '../../../src/ssl/data/data-channel.js';
 import { COMP_NONE } from '../../../src/ssl/data/compression.js';
 import { DEFAULT_POLICY_LIMITS, ip4ToNumber, type DataPathPolicy } from '../../../src/vpcep/policy.js';
 import { P } from '../esp/packets.js';
-import { until } from '../../helpers/native-lab.js';
+import { mirroredDataKeys, until } from '../../helpers/native-lab.js';
 import { checksumsValid, tupleOf, udp4 } from '../native/core/policy-packets.js';
 
 const POOL = '10.218.0.0/24';
@@ -28,17 +28,7 @@ const EP = '10.218.4.10';
 const PEER_ID = 9;
 const ORIGIN = 11;
 const OTHER_ORIGIN = 12;
-const SEED = randomBytes(144);
-
-function key(side: 'server' | 'client'): DataKeyMaterial {
-  const a = SEED.subarray(0, 64);
-  const b = SEED.subarray(64, 128);
-  const ivA = SEED.subarray(128, 136);
-  const ivB = SEED.subarray(136, 144);
-  return side === 'server'
-    ? { keyId: 0, cipher: 'AES-256-GCM', encKey: a, encImplicitIv: ivA, decKey: b, decImplicitIv: ivB }
-    : { keyId: 0, cipher: 'AES-256-GCM', encKey: b, encImplicitIv: ivB, decKey: a, decImplicitIv: ivA };
-}
+const key = mirroredDataKeys();
 
 let tun: LinuxTun;
 let ssl: NativeUdp;
