@@ -1078,6 +1078,24 @@ VPCGW_PACKET_STEP void Engine::OutboundSsl(uint32_t slot, size_t len, uint32_t p
   e.src = &p->src;
 }
 
+// Where a session's decrypted IP packet goes (both transports): dropped and counted (not IPv4 — we
+// push no IPv6, so the client's router solicitations end here — or not from the client's virtual
+// address), to another client of the pool (JS applies client-to-client policy), or to the TUN.
+VPCGW_PACKET_STEP int Engine::SslInnerTarget(SslPeer* peer, const uint8_t* ip, size_t len) {
+  if (len < 20 || (ip[0] >> 4) != 4) {
+    peer->s->Drop(ovpn::kNotIpv4);
+    st()[kSslDrops] += 1;
+    return kInnerDrop;
+  }
+  if (!peer->hasVaddr || memcmp(ip + 12, peer->vaddr, 4) != 0) {
+    peer->s->Drop(ovpn::kBadSource);
+    st()[kSslDrops] += 1;
+    return kInnerDrop;
+  }
+  if (InPrefix4(ip + 16, peer->clientNet, peer->clientLen) && memcmp(ip + 16, peer->serverAddr, 4) != 0) return kInnerClient;
+  return kInnerTun;
+}
+
 // SSL socket -> data opcodes of known sessions decrypted in place (to the TUN), the rest to JS.
 VPCGW_PACKET_STEP void Engine::InboundSsl(Bind* b, uint32_t j, size_t len) {
   uint8_t* base = rx_.data() + size_t(j) * slot_;
@@ -1121,17 +1139,9 @@ VPCGW_PACKET_STEP void Engine::InboundSsl(Bind* b, uint32_t j, size_t len) {
     return;
   }
   const uint8_t* ip = base + span.off;
-  if (span.len < 20 || (ip[0] >> 4) != 4) {
-    peer->s->Drop(ovpn::kNotIpv4);  // we push no IPv6: the client's router solicitations end here
-    st()[kSslDrops] += 1;
-    return;
-  }
-  if (!peer->hasVaddr || memcmp(ip + 12, peer->vaddr, 4) != 0) {
-    peer->s->Drop(ovpn::kBadSource);
-    st()[kSslDrops] += 1;
-    return;
-  }
-  if (InPrefix4(ip + 16, peer->clientNet, peer->clientLen) && memcmp(ip + 16, peer->serverAddr, 4) != 0) {
+  int to = SslInnerTarget(peer, ip, span.len);
+  if (to == kInnerDrop) return;
+  if (to == kInnerClient) {
     ToSslJs(b, j, ip, span.len, peer->s->peerId(), kSslPlaintext);  // client-to-client: JS policy
     return;
   }
@@ -1270,18 +1280,9 @@ int Engine::SslTcpChunk(ovpn::TcpDeframer* d, uint32_t peerId, uint8_t* chunk, s
       outLen = span.len;
       kind = kTcpItemPlain;
       if (dr == ovpn::kIp) {
-        if (span.len < 20 || (ip[0] >> 4) != 4) {
-          peer->s->Drop(ovpn::kNotIpv4);
-          st()[kSslDrops] += 1;
-          continue;
-        }
-        if (!peer->hasVaddr || memcmp(ip + 12, peer->vaddr, 4) != 0) {
-          peer->s->Drop(ovpn::kBadSource);
-          st()[kSslDrops] += 1;
-          continue;
-        }
-        bool toClient = InPrefix4(ip + 16, peer->clientNet, peer->clientLen) && memcmp(ip + 16, peer->serverAddr, 4) != 0;
-        if (!toClient) {  // else client-to-client: listed for JS's policy
+        int to = SslInnerTarget(peer, ip, span.len);
+        if (to == kInnerDrop) continue;
+        if (to == kInnerTun) {  // else client-to-client: listed for JS's policy
           if (__builtin_expect(policyIn_, 0) &&
               policy_.Inbound(f + span.off, span.len, peer->origin, now) != policy::kPass)
             continue;

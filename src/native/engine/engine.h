@@ -295,6 +295,8 @@ class Engine {
   void Inbound(Bind* b, uint32_t j, size_t len);
   void ToControl(Bind* b, uint32_t j, const uint8_t* p, size_t len);
   void FlushTunOut();
+  enum InnerTarget { kInnerDrop, kInnerClient, kInnerTun };
+  int SslInnerTarget(SslPeer* peer, const uint8_t* ip, size_t len);
   void WriteTunQueue(const TunOut* q, uint32_t n);
   void WriteCoalesced();
   void OutboundSsl(uint32_t slot, size_t len, uint32_t peerId);
