@@ -729,6 +729,15 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
   const fileCfg: GatewayConfig = await loadConfig(configPath);
   const log = createRootLogger({ level: resolveLogLevel(fileCfg.gateway.logLevel, io.env), base: { gw: fileCfg.gateway.name } });
   const controlPath = p.values.control ? resolve(io.cwd, p.values.control) : join(fileCfg.gateway.dataDir, CONTROL_SOCKET_NAME);
+  // A signal during startup (the control socket may already answer) must not kill the process
+  // before it can undo what it set up: it is remembered, and the gateway stops once it has started.
+  let earlySignal: NodeJS.Signals | null = null;
+  const onEarlySignal = (sig: NodeJS.Signals): void => {
+    if (earlySignal === null) log.info({ signal: sig }, 'stopping once started');
+    earlySignal = sig;
+  };
+  process.on('SIGTERM', onEarlySignal);
+  process.on('SIGINT', onEarlySignal);
   let running: RunningGateway;
   try {
     running = await runGateway({
@@ -743,6 +752,9 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
     const code = e instanceof VpnError ? e.code : 'ERR_START';
     log.error({ code, err: oneLine(e) }, 'gateway failed to start');
     throw new CliError(`cannot start: ${oneLine(e)}`, 'ERR_START');
+  } finally {
+    process.off('SIGTERM', onEarlySignal);
+    process.off('SIGINT', onEarlySignal);
   }
   const gw = running;
   const config = running.config;
@@ -768,6 +780,7 @@ async function start(p: Parsed, io: CliIo, gatewayOptions: Partial<GatewayOption
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    if (earlySignal !== null) onSignal(earlySignal);
     // the shell's last line of defence: a bug in one SA must not take the whole gateway down
     process.on('uncaughtException', (e) => log.error({ err: oneLine(e), stack: e.stack }, 'uncaught exception (continuing)'));
     process.on('unhandledRejection', (e) => log.error({ err: oneLine(e) }, 'unhandled rejection (continuing)'));
